@@ -1,0 +1,64 @@
+"""The MQTT broker: listeners, sessions, routing, and its plug points."""
+
+from __future__ import annotations
+
+from ._broker import Broker, BrokerStats, ReservedTopicHandler
+from ._events import (
+    AllPrincipalsChanged,
+    AuthorizationDenied,
+    ClientConnected,
+    ClientDisconnected,
+    ConnectRefused,
+    DisconnectReason,
+    Event,
+    EventBus,
+    InProcessBus,
+    PrincipalChanged,
+    Subscribed,
+    Unsubscribed,
+)
+from ._limits import BrokerLimits
+from ._listener import ListenerConfig, bound_port, start_listener
+from ._plugs import (
+    AcceptVerifiedCertificates,
+    Action,
+    AllowAll,
+    AuthenticationError,
+    Authenticator,
+    Authorizer,
+    Principal,
+    SessionPermissions,
+)
+from ._session import Message, Session
+
+__all__ = [
+    "AcceptVerifiedCertificates",
+    "Action",
+    "AllPrincipalsChanged",
+    "AllowAll",
+    "AuthenticationError",
+    "Authenticator",
+    "AuthorizationDenied",
+    "Authorizer",
+    "Broker",
+    "BrokerLimits",
+    "BrokerStats",
+    "ClientConnected",
+    "ClientDisconnected",
+    "ConnectRefused",
+    "DisconnectReason",
+    "Event",
+    "EventBus",
+    "InProcessBus",
+    "ListenerConfig",
+    "Message",
+    "Principal",
+    "PrincipalChanged",
+    "ReservedTopicHandler",
+    "Session",
+    "SessionPermissions",
+    "Subscribed",
+    "Unsubscribed",
+    "bound_port",
+    "start_listener",
+]

@@ -1,0 +1,290 @@
+"""The asyncio side of one MQTT network connection.
+
+Theory of operation
+-------------------
+:class:`MQTTConnection` is an ``asyncio.Protocol``: bytes from the transport go into the
+sans-IO :class:`bastion.mqtt.ServerConnection`, which returns validated packets; replies are
+encoded by it and written back. Everything with policy or shared state (sessions, routing,
+authorization) is the :class:`~bastion.broker.Broker`'s business; this class only translates.
+
+CONNECT needs the authenticator and authorizer, which may await. While that runs, reading
+is paused and any packet already decoded behind the CONNECT waits in ``_backlog``; it is
+processed, in order, right after the CONNACK.
+
+Writes are coalesced: everything written during one event-loop step is joined and handed
+to the transport once (``_flush``), which saves a syscall per message under fan-out.
+
+Timers: one for the CONNECT deadline; then one keep-alive timer per connection, re-armed
+lazily from the time of the last complete packet (a client trickling single bytes does not
+keep itself alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import TYPE_CHECKING
+
+from ..mqtt import (
+    MQTT_5,
+    Connack,
+    Connect,
+    ConnectionState,
+    Disconnect,
+    Packet,
+    ReasonCode,
+    RemoteProtocolError,
+    ServerConnection,
+    ServerLimits,
+    encode,
+)
+from ._events import DisconnectReason
+from ._plugs import Principal
+
+if TYPE_CHECKING:
+    from ._broker import Broker
+    from ._session import Message, Session
+
+log = logging.getLogger("bastion.broker")
+
+
+class MQTTConnection(asyncio.Protocol):
+    """One client connection. Created by the listener for every accepted socket."""
+
+    def __init__(self, broker: Broker, listener_name: str, limits: ServerLimits) -> None:
+        self.broker = broker
+        self.listener_name = listener_name
+        self.proto = ServerConnection(limits)
+        self.transport: asyncio.Transport | None = None
+        self.principal: Principal | None = None
+        self.session: Session | None = None
+        self.client_id = ""
+        self.protocol_version = 4
+        self.client_receive_maximum = 65535
+        self.closed = False
+        self.connacked = False
+        self.disconnect_reason = DisconnectReason.CONNECTION_LOST
+        self.client_initiated = False
+        self.publish_will = True
+        self._connecting = False
+        self._backlog: list[Packet] = []
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._keep_alive_timeout = 0.0
+        self._last_packet = 0.0
+        self._loop = asyncio.get_running_loop()
+        self.paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        ip, port = str(peer[0]), int(peer[1])
+        ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            der = ssl_object.getpeercert(binary_form=True)
+            if not der:  # cannot happen with CERT_REQUIRED; refuse rather than trust
+                self.abort(DisconnectReason.AUTH_ERROR)
+                return
+            self.principal = Principal.from_certificate(der, ip, port)
+        else:
+            self.principal = Principal("", b"", ip, port)
+        self._timer = self._loop.call_later(self.broker.limits.connect_timeout,
+                                            self._connect_deadline)
+        self.broker.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            packets = self.proto.receive_data(data)
+        except RemoteProtocolError as exc:
+            self._protocol_violation(exc)
+            return
+        if not packets:
+            return
+        self._last_packet = self._loop.time()
+        if self._connecting:
+            self._backlog.extend(packets)
+            return
+        self._dispatch(packets)
+
+    def _dispatch(self, packets: list[Packet]) -> None:
+        broker = self.broker
+        for index, packet in enumerate(packets):
+            if self.closed:
+                return
+            if isinstance(packet, Connect):
+                self._connecting = True
+                self._backlog.extend(packets[index + 1:])
+                self.transport.pause_reading()  # type: ignore[union-attr]
+                broker.spawn(self._handle_connect(packet))
+                return
+            try:
+                broker.handle_packet(self, packet)
+            except RemoteProtocolError as exc:
+                self._protocol_violation(exc)
+                return
+
+    async def _handle_connect(self, connect: Connect) -> None:
+        self.protocol_version = connect.protocol_version
+        self.client_id = connect.client_id
+        try:
+            accepted = await self.broker.handle_connect(self, connect)
+        except Exception:
+            log.exception("CONNECT handling failed for client %r", connect.client_id)
+            self.refuse(connect, ReasonCode.UNSPECIFIED_ERROR, DisconnectReason.SERVER_ERROR)
+            return
+        if not accepted or self.closed:
+            return
+        self._connecting = False
+        self.client_receive_maximum = self.proto.client_receive_maximum
+        keep_alive = self.proto.keep_alive
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if keep_alive:
+            self._keep_alive_timeout = keep_alive * 1.5
+            self._last_packet = self._loop.time()
+            self._timer = self._loop.call_later(self._keep_alive_timeout, self._keep_alive_check)
+        backlog, self._backlog = self._backlog, []
+        if backlog:
+            self._dispatch(backlog)
+        if not self.closed:
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.broker.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _connect_deadline(self) -> None:
+        self._timer = None
+        if self.proto.state is ConnectionState.AWAITING_CONNECT and not self.closed:
+            log.info("closing %s: no CONNECT within %.0f s", self.peer, 
+                     self.broker.limits.connect_timeout)
+            self.abort(DisconnectReason.CLIENT_ERROR)
+
+    def _keep_alive_check(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        idle = self._loop.time() - self._last_packet
+        if idle >= self._keep_alive_timeout:
+            log.info("client %r: keep-alive timeout (%.1f s idle)", self.client_id, idle)
+            self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, DisconnectReason.MQTT_KEEP_ALIVE_TIMEOUT)
+            return
+        self._timer = self._loop.call_later(self._keep_alive_timeout - idle,
+                                            self._keep_alive_check)
+
+    # -- writing -------------------------------------------------------------------------
+
+    @property
+    def peer(self) -> str:
+        p = self.principal
+        return f"{p.source_ip}:{p.source_port}" if p else "?"
+
+    def write(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def write_qos0(self, message: Message, retain: bool, subscription_ids: tuple[int, ...]) -> bool:
+        """Queue a QoS 0 delivery; False (dropped) when the client is not keeping up."""
+        if self.closed:
+            return False
+        transport = self.transport
+        if self.paused and transport is not None and (
+            transport.get_write_buffer_size() > self.broker.limits.max_write_buffer_bytes
+        ):
+            return False
+        data = message.encode_for(self.protocol_version, 0, retain, None, subscription_ids)
+        if data is None:
+            return False
+        self.write(data)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out or self.transport is None or self.closed:
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.transport.write(data)
+
+    def send_packet(self, packet: Packet) -> None:
+        """Encode ``packet`` through the protocol state and write it."""
+        if self.closed:
+            return
+        self.write(self.proto.send(packet))
+
+    # -- closing -------------------------------------------------------------------------
+
+    def refuse(self, connect: Connect, code: ReasonCode, reason: DisconnectReason) -> None:
+        """Answer a CONNECT with an error CONNACK and close."""
+        if self.closed:
+            return
+        self.publish_will = False
+        self.disconnect_reason = reason
+        try:
+            connack = self.proto.connack_for(connect, session_present=False, reason_code=code)
+            self.write(self.proto.send(connack))
+        except Exception:  # the state machine may already be closed
+            log.debug("could not send refusing CONNACK", exc_info=True)
+        self._close_transport()
+
+    def close(self, code: ReasonCode, reason: DisconnectReason, *, will: bool = True) -> None:
+        """Server-initiated close: MQTT 5 clients get a DISCONNECT with ``code`` first."""
+        if self.closed:
+            return
+        self.disconnect_reason = reason
+        self.publish_will = will
+        if self.protocol_version == MQTT_5 and self.connacked:
+            # Encoded directly: the protocol state may already be closed by a violation.
+            self.write(encode(Disconnect(code), MQTT_5))
+        self._close_transport()
+
+    def abort(self, reason: DisconnectReason) -> None:
+        self.disconnect_reason = reason
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self.closed:
+            return
+        self._flush()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _protocol_violation(self, exc: RemoteProtocolError) -> None:
+        log.info("closing %s (client %r): protocol violation: %s [%s]", self.peer,
+                 self.client_id, exc, exc.reason_code.name)
+        state = self.proto.state
+        if state is ConnectionState.AWAITING_CONNECT or self._connecting:
+            if exc.reason_code is ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
+                # MQTT 5 answers 0x84 with a v5 CONNACK; older clients get return code 1.
+                version = getattr(exc, "protocol_version", None)
+                refusal = Connack(reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION)
+                self.write(encode(refusal, MQTT_5 if version == MQTT_5 else 4))
+            self.abort(DisconnectReason.CLIENT_ERROR)
+            return
+        self.close(exc.reason_code, DisconnectReason.CLIENT_ERROR)

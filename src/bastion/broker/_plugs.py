@@ -1,0 +1,109 @@
+"""Plug points of the broker, filled by later layers (registry, policy, reserved topics).
+
+The broker only knows these small protocols. In the foundation the authenticator accepts
+any certificate that chained to a trusted CA during the TLS handshake, and the authorizer
+allows everything; the registry and policy packages replace both without touching the
+broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from ..mqtt import Connect, ReasonCode
+
+
+class Action(str, Enum):
+    """Data-plane actions, named as AWS IoT policies name them."""
+
+    CONNECT = "iot:Connect"
+    PUBLISH = "iot:Publish"
+    RETAIN_PUBLISH = "iot:RetainPublish"
+    SUBSCRIBE = "iot:Subscribe"
+    RECEIVE = "iot:Receive"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is on the other end of a connection, as proven by the TLS handshake.
+
+    ``certificate_id`` is the lowercase hex SHA-256 of the client certificate's DER (the
+    AWS IoT certificate id); ``certificate_der`` the certificate itself (empty for a
+    plaintext listener, where ``certificate_id`` is ``""``).
+    """
+
+    certificate_id: str
+    certificate_der: bytes
+    source_ip: str
+    source_port: int
+    chain_der: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_certificate(
+        cls, der: bytes, source_ip: str, source_port: int, chain_der: tuple[bytes, ...] = ()
+    ) -> Principal:
+        return cls(hashlib.sha256(der).hexdigest(), der, source_ip, source_port, chain_der)
+
+
+class AuthenticationError(Exception):
+    """The principal may not connect; ``reason_code`` goes into the CONNACK.
+
+    :param message: for the log; never sent to the client.
+    """
+
+    def __init__(self, message: str, reason_code: ReasonCode = ReasonCode.NOT_AUTHORIZED) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class Authenticator(Protocol):
+    """Turns a verified TLS peer into a principal, or refuses it."""
+
+    def authenticate(self, principal: Principal, connect: Connect) -> Awaitable[Principal]:
+        """Return the (possibly enriched) principal.
+
+        :raises AuthenticationError: the certificate is unknown, inactive, revoked, …
+        """
+        ...
+
+
+class SessionPermissions(Protocol):
+    """Authorization bound to one session (principal + client id), decided in memory."""
+
+    def check(self, action: Action, resource: str) -> bool:
+        """Whether ``action`` on ``resource`` (a topic, filter or client id) is allowed."""
+        ...
+
+
+class Authorizer(Protocol):
+    """Resolves what a principal may do; called once per CONNECT and after security events."""
+
+    def bind(self, principal: Principal, client_id: str) -> Awaitable[SessionPermissions]:
+        ...
+
+
+class AcceptVerifiedCertificates:
+    """Foundation authenticator: TLS already verified the chain against trusted CAs."""
+
+    async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
+        if not principal.certificate_der and principal.certificate_id == "":
+            return principal  # plaintext listener, explicitly enabled by configuration
+        return principal
+
+
+class _AllowAll:
+    def check(self, action: Action, resource: str) -> bool:
+        return True
+
+
+class AllowAll:
+    """Foundation authorizer: every action is allowed."""
+
+    _permissions = _AllowAll()
+
+    async def bind(self, principal: Principal, client_id: str) -> SessionPermissions:
+        return self._permissions

@@ -1,0 +1,7 @@
+"""The ``bastion`` command line."""
+
+from __future__ import annotations
+
+from ._app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,146 @@
+"""``bastion`` commands: init, serve, device create."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..config import ConfigError, load_config, with_overrides
+from ..datadir import DataDir, default_data_dir, init_data_dir, issue_device_files
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
+device_app = typer.Typer(no_args_is_help=True, help="Device identities.")
+app.add_typer(device_app, name="device")
+console = Console()
+err = Console(stderr=True)
+
+DataDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="BASTION_DATA_DIR", show_default="./bastion-data",
+                 help="Data directory (also BASTION_DATA_DIR)."),
+]
+
+
+def _data_dir(path: Path | None) -> Path:
+    return (path or default_data_dir()).resolve()
+
+
+def _open_or_init(path: Path) -> DataDir:
+    datadir = DataDir(path)
+    if not datadir.exists():
+        console.print(f"Initialising data directory [bold]{path}[/]")
+        datadir = init_data_dir(path)
+    return datadir
+
+
+@app.command()
+def init(
+    data_dir: DataDirOption = None,
+    san: Annotated[list[str], typer.Option("--san", help="Extra server name or IP (repeatable).")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Replace an existing data directory's keys.")] = False,
+) -> None:
+    """Create the data directory: root CA, server certificate, config."""
+    path = _data_dir(data_dir)
+    if DataDir(path).exists() and not force:
+        err.print(f"[red]{path} is already initialised[/] (use --force to replace its keys)")
+        raise typer.Exit(1)
+    datadir = init_data_dir(path, extra_names=san, force=force)
+    console.print(f"Initialised [bold]{datadir.path}[/]")
+    console.print(f"  device root CA: {datadir.ca_cert_path}")
+    console.print(f"  server certificate: {datadir.server_cert_path}")
+    console.print(f"  config: {datadir.config_path}")
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOption = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind the MQTT listeners.")] = None,
+    mqtt_port: Annotated[Optional[int], typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
+    alpn_port: Annotated[Optional[int], typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
+    log_level: Annotated[Optional[str], typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
+) -> None:
+    """Run the broker (initialises the data directory when missing)."""
+    from ..app import App, run
+
+    path = _data_dir(data_dir)
+    datadir = _open_or_init(path)
+    try:
+        config = load_config(datadir.config_path)
+    except ConfigError as exc:
+        err.print(f"[red]bad configuration:[/] {exc}")
+        raise typer.Exit(2) from None
+    config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port)
+    level = (log_level or config.log.level).upper()
+    level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(running: App) -> None:
+        shown = "localhost" if config.mqtt.host in ("0.0.0.0", "::", "") else config.mqtt.host
+        print(f"Bastion {__version__} serving from {datadir.path}", flush=True)
+        for listener in running.listeners:
+            scheme = "mqtts" if listener.tls else "mqtt"
+            print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
+        port = running.port()
+        devices = datadir.path / "devices"
+        cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",
+               str(devices / "root-ca.pem"), "--cert", str(devices / "my-device.cert.pem"),
+               "--key", str(devices / "my-device.key.pem"), "-i", "my-device",
+               "-t", "my-device/hello", "-m", "hello", "-q", "1"]
+        print("Connect a device:", flush=True)
+        print(f"  bastion device create my-device --data-dir {shlex.quote(str(datadir.path))}"
+              f" --out {shlex.quote(str(devices))}", flush=True)
+        print("  " + shlex.join(cmd), flush=True)
+        print("Stop with Ctrl-C.", flush=True)
+
+    try:
+        run(config, datadir, ready)
+    except OSError as exc:
+        err.print(f"[red]cannot listen:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@device_app.command("create")
+def device_create(
+    name: Annotated[str, typer.Argument(help="Device (thing) name; also its client id.")],
+    data_dir: DataDirOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the files.")] = None,
+    port: Annotated[int, typer.Option(help="Broker port shown in the example command.")] = 8883,
+    host: Annotated[str, typer.Option(help="Broker host shown in the example command.")] = "localhost",
+) -> None:
+    """Issue a device key and certificate from the Bastion CA."""
+    path = _data_dir(data_dir)
+    datadir = _open_or_init(path)
+    out_dir = (out or Path.cwd()).resolve()
+    try:
+        files = issue_device_files(datadir, name, out_dir)
+    except (ValueError, FileExistsError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"Device [bold]{name}[/] — certificate id {files.certificate_id}")
+    console.print(f"  certificate: {files.cert_path}")
+    console.print(f"  private key: {files.key_path}")
+    console.print(f"  server CA:   {files.root_ca_path}")
+    cmd = ["mosquitto_pub", "-h", host, "-p", str(port), "--cafile", str(files.root_ca_path),
+           "--cert", str(files.cert_path), "--key", str(files.key_path), "-i", name,
+           "-t", f"{name}/hello", "-m", "hello", "-q", "1"]
+    console.print("Publish as this device:")
+    print("  " + shlex.join(cmd), flush=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,83 @@
+"""Bastion's configuration: ``config.toml`` in the data directory, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .broker import BrokerLimits
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or holds an unknown key or a wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class MQTTConfig:
+    host: str = "0.0.0.0"
+    port: int = 8883
+    alpn_port: int = 0        # a second TLS listener (e.g. 443) for SDKs sending ALPN
+    plaintext_port: int = 0   # 0: no plaintext listener; only for an explicit opt-in
+    plaintext_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    mqtt: MQTTConfig = field(default_factory=MQTTConfig)
+    limits: BrokerLimits = field(default_factory=BrokerLimits)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {"mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig}
+
+
+def _section(name: str, cls: type[Any], values: object) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {name}.{key}")
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise ConfigError(
+                f"{name}.{key} must be {expected.__name__}, not {type(value).__name__}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Path) -> Config:
+    """Read ``path``; a missing file means all defaults.
+
+    :raises ConfigError: unreadable TOML, unknown section or key, or a wrong value type.
+    """
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    parts: dict[str, Any] = {}
+    for name, values in data.items():
+        cls = _SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"{path}: unknown section [{name}]")
+        parts[name] = _section(name, cls, values)
+    return Config(**parts)
+
+
+def with_overrides(config: Config, **mqtt: Any) -> Config:
+    """Apply CLI overrides for the [mqtt] section (``None`` values are ignored)."""
+    changes = {k: v for k, v in mqtt.items() if v is not None}
+    return replace(config, mqtt=replace(config.mqtt, **changes)) if changes else config

@@ -1,0 +1,1 @@
+"""Test support: a Bastion running in a background thread, and real MQTT clients for it."""
