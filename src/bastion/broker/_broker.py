@@ -32,11 +32,14 @@ from typing import Any, Protocol
 
 from ..mqtt import (
     MQTT_5,
-    Connack,
+    NO_PROPERTIES,
+    Auth,
     Connect,
     Disconnect,
+    Packet,
     Pingreq,
     Pingresp,
+    Properties,
     Puback,
     Pubcomp,
     Publish,
@@ -49,10 +52,6 @@ from ..mqtt import (
     Subscribe,
     Unsuback,
     Unsubscribe,
-    Auth,
-    Packet,
-    Properties,
-    NO_PROPERTIES,
     Will,
     parse_shared_subscription,
     validate_topic_filter,
@@ -71,6 +70,7 @@ from ._events import (
     Subscribed,
     Unsubscribed,
 )
+from ._lifecycle import LifecycleEvents
 from ._limits import BrokerLimits
 from ._plugs import (
     AcceptVerifiedCertificates,
@@ -133,6 +133,7 @@ class Broker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self.bus.subscribe(PrincipalChanged, self._on_principal_changed)  # type: ignore[arg-type]
+        self.lifecycle = LifecycleEvents(self.bus, self.publish)
         self.bus.subscribe(AllPrincipalsChanged, self._on_all_changed)  # type: ignore[arg-type]
 
     # -- task and connection bookkeeping ------------------------------------------------
@@ -398,9 +399,10 @@ class Broker:
             raise RemoteProtocolError("payload exceeds the limit", ReasonCode.PACKET_TOO_LARGE)
         if not self._topic_within_limits(topic):
             raise RemoteProtocolError("topic exceeds the limits", ReasonCode.TOPIC_NAME_INVALID)
-        if qos == 2 and packet.packet_id in session.inbound_qos2:
+        pid = packet.packet_id or 0  # the codec guarantees an id when qos > 0
+        if qos == 2 and pid in session.inbound_qos2:
             # Retransmission of a QoS 2 message we already accepted: acknowledge only.
-            conn.send_packet(Pubrec(packet.packet_id))  # type: ignore[arg-type]
+            conn.send_packet(Pubrec(pid))
             return
         allowed = session.allowed(Action.PUBLISH, topic) and (
             not packet.retain or session.allowed(Action.RETAIN_PUBLISH, topic))
@@ -413,9 +415,9 @@ class Broker:
                 conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR)
                 return
             if qos == 1:
-                conn.send_packet(Puback(packet.packet_id, ReasonCode.NOT_AUTHORIZED))  # type: ignore[arg-type]
+                conn.send_packet(Puback(pid, ReasonCode.NOT_AUTHORIZED))
             elif qos == 2:
-                conn.send_packet(Pubrec(packet.packet_id, ReasonCode.NOT_AUTHORIZED))  # type: ignore[arg-type]
+                conn.send_packet(Pubrec(pid, ReasonCode.NOT_AUTHORIZED))
             return
         props = packet.properties
         message = Message(topic, packet.payload, qos, packet.retain,
@@ -425,12 +427,12 @@ class Broker:
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            conn.send_packet(Puback(packet.packet_id, code))  # type: ignore[arg-type]
+            conn.send_packet(Puback(pid, code))
         elif qos == 2:
-            session.inbound_qos2.add(packet.packet_id)  # type: ignore[arg-type]
+            session.inbound_qos2.add(pid)
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            conn.send_packet(Pubrec(packet.packet_id, code))  # type: ignore[arg-type]
+            conn.send_packet(Pubrec(pid, code))
 
     def _denied(self, session: Session, action: Action, resource: str) -> None:
         self.stats.authorization_denied += 1
@@ -485,7 +487,7 @@ class Broker:
             if not session.allowed(Action.RECEIVE, topic):
                 self._denied(session, Action.RECEIVE, topic)
                 continue
-            qos = message.qos if message.qos < sub_qos else sub_qos
+            qos = min(sub_qos, message.qos)
             session.deliver(message, qos, message.retain and rap, tuple(sub_ids))
         return True
 
@@ -497,7 +499,7 @@ class Broker:
         if not session.allowed(Action.RECEIVE, topic):
             self._denied(session, Action.RECEIVE, topic)
             return
-        qos = message.qos if message.qos < opts.qos else opts.qos
+        qos = min(opts.qos, message.qos)
         sub_ids = (opts.subscription_id,) if opts.subscription_id else ()
         session.deliver(message, qos, message.retain and opts.retain_as_published, sub_ids)
 

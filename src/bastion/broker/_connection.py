@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from ..mqtt import (
     MQTT_5,
-    Connack,
     Connect,
     ConnectionState,
     Disconnect,
@@ -80,8 +79,8 @@ class MQTTConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's SSL transport is not an asyncio.Transport subclass, but has its API.
+        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("", 0)
         ip, port = str(peer[0]), int(peer[1])
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
@@ -278,13 +277,9 @@ class MQTTConnection(asyncio.Protocol):
     def _protocol_violation(self, exc: RemoteProtocolError) -> None:
         log.info("closing %s (client %r): protocol violation: %s [%s]", self.peer,
                  self.client_id, exc, exc.reason_code.name)
-        state = self.proto.state
-        if state is ConnectionState.AWAITING_CONNECT or self._connecting:
-            if exc.reason_code is ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
-                # MQTT 5 answers 0x84 with a v5 CONNACK; older clients get return code 1.
-                version = getattr(exc, "protocol_version", None)
-                refusal = Connack(reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION)
-                self.write(encode(refusal, MQTT_5 if version == MQTT_5 else 4))
-            self.abort(DisconnectReason.CLIENT_ERROR)
-            return
-        self.close(exc.reason_code, DisconnectReason.CLIENT_ERROR)
+        self.broker.stats.protocol_errors += 1
+        # The protocol state knows what the peer may still be told: a refusing CONNACK,
+        # an MQTT 5 DISCONNECT with the reason code, or nothing (3.1.1).
+        self.write(self.proto.error_response(exc))
+        self.disconnect_reason = DisconnectReason.CLIENT_ERROR
+        self._close_transport()

@@ -50,13 +50,11 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
     def factory() -> MQTTConnection:
         return MQTTConnection(broker, config.name, limits)
 
-    kwargs: dict[str, object] = {}
-    if config.tls is not None:
-        kwargs["ssl"] = config.tls
-        kwargs["ssl_handshake_timeout"] = broker.limits.tls_handshake_timeout
     server = await loop.create_server(
         factory, config.host, config.port, reuse_address=True, backlog=4096,
-        **kwargs,  # type: ignore[arg-type]
+        ssl=config.tls,
+        ssl_handshake_timeout=(
+            broker.limits.tls_handshake_timeout if config.tls is not None else None),
     )
     for sock in server.sockets:
         if sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -46,8 +46,16 @@ class Message:
     ``expires_at`` is a ``time.monotonic()`` deadline (MQTT 5 message expiry) or ``None``.
     """
 
-    __slots__ = ("topic", "payload", "qos", "retain", "properties", "origin", "expires_at",
-                 "_encoded")
+    __slots__ = (
+        "_encoded",
+        "expires_at",
+        "origin",
+        "payload",
+        "properties",
+        "qos",
+        "retain",
+        "topic",
+    )
 
     def __init__(
         self,
@@ -123,7 +131,7 @@ class SubscriptionOptions:
 class Outgoing:
     """An in-flight outbound QoS 1/2 message. ``released`` once PUBREC arrived (QoS 2)."""
 
-    __slots__ = ("message", "qos", "retain", "subscription_ids", "released", "sent_at")
+    __slots__ = ("message", "qos", "released", "retain", "sent_at", "subscription_ids")
 
     def __init__(self, message: Message, qos: int, retain: bool,
                  subscription_ids: tuple[int, ...]) -> None:
@@ -142,7 +150,7 @@ class Session:
                  max_queued: int) -> None:
         self.client_id = client_id
         self.principal = principal
-        self.session_id = uuid.uuid4().hex
+        self.session_id = str(uuid.uuid4())
         self.subscriptions: dict[str, SubscriptionOptions] = {}
         self.expiry_interval = 0
         self.connection: MQTTConnection | None = None

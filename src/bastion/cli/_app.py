@@ -6,7 +6,7 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,11 +19,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
 device_app = typer.Typer(no_args_is_help=True, help="Device identities.")
 app.add_typer(device_app, name="device")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDirOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", envvar="BASTION_DATA_DIR", show_default="./bastion-data",
                  help="Data directory (also BASTION_DATA_DIR)."),
 ]
@@ -62,10 +62,10 @@ def init(
 @app.command()
 def serve(
     data_dir: DataDirOption = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to bind the MQTT listeners.")] = None,
-    mqtt_port: Annotated[Optional[int], typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
-    alpn_port: Annotated[Optional[int], typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
-    log_level: Annotated[Optional[str], typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind the MQTT listeners.")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
+    alpn_port: Annotated[int | None, typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
 ) -> None:
     """Run the broker (initialises the data directory when missing)."""
     from ..app import App, run
@@ -112,7 +112,7 @@ def serve(
 def device_create(
     name: Annotated[str, typer.Argument(help="Device (thing) name; also its client id.")],
     data_dir: DataDirOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Where to write the files.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the files.")] = None,
     port: Annotated[int, typer.Option(help="Broker port shown in the example command.")] = 8883,
     host: Annotated[str, typer.Option(help="Broker host shown in the example command.")] = "localhost",
 ) -> None:

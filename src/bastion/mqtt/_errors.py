@@ -53,9 +53,9 @@ class LocalProtocolError(MQTTError):
 class UnsupportedProtocolVersionError(RemoteProtocolError):
     """A CONNECT asks for a protocol level we do not speak (reason code 0x84).
 
-    The connection is still answered before it is closed: MQTT 5 with a CONNACK carrying
-    0x84, MQTT 3.1/3.1.1 with return code 1. ``protocol_version`` is the level the client
-    asked for, so the caller can pick the CONNACK format.
+    The connection is still answered before it is closed, with a CONNACK refusing the
+    protocol level (``ServerConnection.error_response`` builds it). ``protocol_version`` is
+    the level the client asked for.
 
     :param message: a human-readable description for logs.
     :param protocol_version: the protocol level byte of the CONNECT.

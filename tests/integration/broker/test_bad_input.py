@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 
 import pytest
 
 from bastion.mqtt import (
-    MQTT_5,
     MQTT_3_1_1,
+    MQTT_5,
     Connect,
     Publish,
     ReasonCode,
@@ -19,7 +18,7 @@ from bastion.mqtt import (
     decode,
     encode,
 )
-from support.clients import HOST, V311, Client, read_until_closed, tls_socket
+from support.clients import HOST, Client, read_until_closed, tls_socket
 
 
 def connect_bytes(client_id: str, version: int = MQTT_3_1_1) -> bytes:
@@ -53,7 +52,7 @@ BAD_FIRST_PACKETS = [
     pytest.param(encode(Publish("a/b", b"x"), MQTT_3_1_1), id="publish-before-connect"),
     pytest.param(b"\x10\x05\x00\x04MQT", id="truncated-protocol-name"),
     pytest.param(b"\x10\xff\xff\xff\xff\x7f", id="remaining-length-over-4-bytes"),
-    pytest.param(b"\x30", id="half-a-fixed-header-then-close"),
+    pytest.param(b"\x30", id="half-a-fixed-header-then-silence"),
     pytest.param(b"\x10\x0c\x00\x04MQTT\x04\x03\x00\x1e\x00\x00", id="reserved-connect-flag"),
 ]
 
@@ -63,8 +62,6 @@ def test_bad_first_packet_closes_that_connection(bastion, device, bystander, dat
     sock = tls_socket(device, bastion.port, ca=device.ca)
     with sock:
         sock.sendall(data)
-        if data == b"\x30":
-            sock.shutdown(socket.SHUT_WR)
         # Nothing but (at most) a refusing CONNACK comes back, then the close.
         assert len(read_until_closed(sock)) <= 4
 

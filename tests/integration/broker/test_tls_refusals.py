@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+import warnings
 
 import pytest
 
-from bastion.pki import cert_to_pem, create_root_ca, issue_device_certificate, private_key_to_pem
 from bastion.datadir import load_ca
-from support.clients import DeviceFiles, Client, tls_socket
 from bastion.mqtt import MQTT_3_1_1, Connect, encode
+from bastion.pki import cert_to_pem, create_root_ca, issue_device_certificate, private_key_to_pem
+from support.clients import Client, DeviceFiles, tls_socket
 
 
 def _write(tmp_path, name, cert, key, ca_path):
@@ -49,24 +50,41 @@ def test_certificate_from_unknown_ca_is_refused(bastion, ca_path, tmp_path):
 
 def test_expired_certificate_is_refused(bastion, datadir, ca_path, tmp_path):
     ca_cert, ca_key = load_ca(datadir)
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     cert, key = issue_device_certificate(ca_cert, ca_key, common_name="old",
                                          not_before=past, valid_days=1)
     _refused(bastion, _write(tmp_path, "old", cert, key, ca_path), ca_path)
 
 
-def test_tls_1_1_is_refused(bastion, device):
+def _versioned_context(device, version):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(str(device.ca))
     context.load_cert_chain(str(device.cert), str(device.key))
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():  # offering TLS 1.1 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = version
+        context.maximum_version = version
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let our side really offer TLS 1.1
+    return context
+
+
+@pytest.mark.parametrize("version,accepted", [
+    (ssl.TLSVersion.TLSv1_1, False),
+    (ssl.TLSVersion.TLSv1_2, True),   # control: the same client, one version up, works
+    (ssl.TLSVersion.TLSv1_3, True),
+])
+def test_tls_version_floor_is_1_2(bastion, device, version, accepted):
     import socket
 
+    context = _versioned_context(device, version)
     with socket.create_connection(("127.0.0.1", bastion.port), timeout=5) as raw:
-        with pytest.raises((ssl.SSLError, ConnectionResetError)):
-            context.wrap_socket(raw, server_hostname="127.0.0.1").close()
+        if accepted:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(encode(Connect(f"tls-{version.name}"), MQTT_3_1_1))
+                assert tls.recv(4) == b"\x20\x02\x00\x00"
+        else:
+            with pytest.raises(ssl.SSLError):
+                context.wrap_socket(raw, server_hostname="127.0.0.1").close()
 
 
 def test_valid_device_is_accepted_as_control(bastion, device):

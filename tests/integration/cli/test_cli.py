@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 BASTION = [sys.executable, "-m", "bastion"]
 
 
