@@ -197,6 +197,11 @@ class MQTTConnection(asyncio.Protocol):
         p = self.principal
         return f"{p.source_ip}:{p.source_port}" if p else "?"
 
+    def fits(self, data: bytes) -> bool:
+        """Whether ``data`` respects the client's MQTT 5 Maximum Packet Size."""
+        limit = self.proto.client_maximum_packet_size
+        return limit is None or len(data) <= limit
+
     def write(self, data: bytes) -> None:
         if self.closed or not data:
             return
@@ -215,7 +220,7 @@ class MQTTConnection(asyncio.Protocol):
         ):
             return False
         data = message.encode_for(self.protocol_version, 0, retain, None, subscription_ids)
-        if data is None:
+        if data is None or not self.fits(data):  # expired, or larger than the client takes
             return False
         self.write(data)
         return True

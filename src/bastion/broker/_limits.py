@@ -24,5 +24,4 @@ class BrokerLimits:
     default_session_expiry: int = 3_600       # 3.1.1 persistent sessions: AWS's 1 hour
     connect_timeout: float = 10.0             # TCP+TLS up to the CONNECT packet
     tls_handshake_timeout: float = 10.0
-    retry_interval: float = 20.0              # resend unacknowledged QoS>0 on a live session
     maximum_qos: int = 2

@@ -221,7 +221,10 @@ class Session:
                   subscription_ids: tuple[int, ...]) -> None:
         pid = self._allocate_id()
         data = message.encode_for(conn.protocol_version, qos, retain, pid, subscription_ids)
-        if data is None:  # expired while queued
+        if data is None or not conn.fits(data):
+            # Expired while queued, or larger than the client's Maximum Packet Size: the
+            # spec has the server discard it as if it had been delivered.
+            self.dropped += 1
             return
         out = Outgoing(message, qos, retain, subscription_ids)
         out.sent_at = time.monotonic()

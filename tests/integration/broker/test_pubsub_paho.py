@@ -194,3 +194,53 @@ def test_mqtt5_no_local_and_subscription_identifier(bastion, make_device):
     client.expect_none()
     client.disconnect()
     other.disconnect()
+
+
+def test_mqtt5_session_expires_after_its_interval(bastion, make_device):
+    dev = make_device()
+    first = Client(dev, bastion.port, version=V5, client_id="short-lived", clean=False,
+                   session_expiry=1).connect()
+    first.subscribe("expiring/#", 1)
+    first.disconnect()
+    wait_for(lambda: bastion.call(lambda: "short-lived" not in bastion.app.broker.sessions),
+             5, "session expiry")
+    again = Client(dev, bastion.port, version=V5, client_id="short-lived", clean=False,
+                   session_expiry=1).connect()
+    assert again.session_present is False
+    again.disconnect()
+
+
+def test_mqtt5_will_delay_publishes_after_the_delay(bastion, make_device):
+    import time
+
+    watcher = Client(make_device(), bastion.port, version=V5).connect()
+    watcher.subscribe("delayed2/#", 1)
+    dying = Client(make_device(), bastion.port, version=V5, clean=False, session_expiry=60,
+                   will=("delayed2/w", b"late", 1, False), will_delay=1).connect()
+    dying.kill()
+    killed = time.monotonic()
+    (message,) = watcher.expect(1, timeout=5)
+    assert message.payload == b"late"
+    assert time.monotonic() - killed >= 0.9
+    watcher.disconnect()
+
+
+def test_mqtt5_message_larger_than_client_maximum_packet_size_is_not_sent(bastion, make_device):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    small = Client(make_device(), bastion.port, version=V5)
+    props = Properties(PacketTypes.CONNECT)
+    props.MaximumPacketSize = 200
+    small.paho.connect("127.0.0.1", bastion.port, properties=props)
+    small.paho.loop_start()
+    assert small.connected.wait(5)
+    small.subscribe("sized/#", 0)
+    pub = Client(make_device(), bastion.port, version=V5).connect()
+    pub.publish("sized/big", b"x" * 500, qos=1)
+    pub.publish("sized/small", b"y", qos=1)
+    (message,) = small.expect(1)
+    assert message.topic == "sized/small"
+    small.expect_none()
+    small.disconnect()
+    pub.disconnect()
