@@ -11,7 +11,8 @@ import pytest
 
 from bastion.broker import BrokerLimits
 from bastion.config import Config, MQTTConfig
-from bastion.datadir import DataDir, init_data_dir, issue_device_files
+from bastion.controlplane import ControlPlane, open_control_plane, provision_device
+from bastion.datadir import DataDir, init_data_dir
 from support.clients import DeviceFiles
 from support.running import RunningBastion
 
@@ -26,16 +27,37 @@ def datadir(tmp_path_factory: pytest.TempPathFactory) -> DataDir:
 
 _names = itertools.count(1)
 
+# Broker-behaviour tests are about MQTT, not authorization: their devices get this policy.
+OPEN_POLICY = "bastion-test-open"
+OPEN_DOCUMENT = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
+)
+
 
 @pytest.fixture(scope="session")
-def make_device(datadir: DataDir, tmp_path_factory: pytest.TempPathFactory
+def plane(datadir: DataDir) -> Iterator[ControlPlane]:
+    """The registry of the session's data directory, seen from the test thread. Changes
+    made here do not notify a running broker: use ``bastion.app.plane`` for those."""
+    control = open_control_plane(Config(), datadir)
+    control.policies.create_policy(OPEN_POLICY, OPEN_DOCUMENT)
+    yield control
+    control.close()
+
+
+@pytest.fixture(scope="session")
+def make_device(datadir: DataDir, plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
                 ) -> Callable[..., DeviceFiles]:
+    """Register a device (thing + ACTIVE certificate + policy) and write its files.
+
+    ``policy=None`` attaches the least-privilege device policy of ``bastion device create``.
+    """
     out = tmp_path_factory.mktemp("devices")
 
-    def make(name: str | None = None) -> DeviceFiles:
+    def make(name: str | None = None, *, policy: str | None = OPEN_POLICY) -> DeviceFiles:
         name = name or f"device-{next(_names)}"
-        files = issue_device_files(datadir, name, out)
-        return DeviceFiles(name, files.cert_path, files.key_path, files.root_ca_path)
+        files = provision_device(plane, datadir, name, out, policy_name=policy)
+        return DeviceFiles(name, files.cert_path, files.key_path, files.root_ca_path,
+                           files.certificate_id, files.certificate_arn)
 
     return make
 

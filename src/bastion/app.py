@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from .broker import Broker, ListenerConfig, bound_port, start_listener
 from .config import Config
+from .controlplane import ControlPlane, open_control_plane
 from .datadir import DataDir, server_ssl_context_for
+from .enforcement import RegistryGate, SecurityEventBridge
+from .registry import (
+    CaCertificateRegistered,
+    CaCertificateStatus,
+    CaCertificateStatusChanged,
+)
 
 log = logging.getLogger("bastion")
 
@@ -38,14 +45,69 @@ class App:
         self.listeners: list[BoundListener] = []
         self._servers: list[asyncio.Server] = []
         self._tls: ssl.SSLContext | None = None
+        self._plane: ControlPlane | None = None
+        self._bridge: SecurityEventBridge | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def plane(self) -> ControlPlane:
+        """The control-plane services (registry, identity, policies) of this instance.
+        Changes made through them reach live sessions at once."""
+        if self._plane is None:
+            raise RuntimeError("the app is not started")
+        return self._plane
+
+    def _registry_event(self, event: object) -> None:
+        """The registry's event sink (any thread): live sessions, then the TLS trust."""
+        if self._bridge is not None:
+            self._bridge.publish(event)
+        if self._loop is not None and isinstance(
+                event, (CaCertificateRegistered, CaCertificateStatusChanged)):
+            self._loop.call_soon_threadsafe(self._trust_changed, event)
+
+    def _trust_changed(self, event: CaCertificateRegistered | CaCertificateStatusChanged
+                       ) -> None:
+        status = event.status if isinstance(event, CaCertificateRegistered) else event.new
+        if status is CaCertificateStatus.ACTIVE:
+            self.broker.spawn(self._trust_ca(event.ca_certificate_id))
+
+    async def _trust_ca(self, ca_certificate_id: str) -> None:
+        """Add a newly ACTIVE CA to the live TLS context (new handshakes see it at once).
+        A CA that later leaves ACTIVE stays in the TLS store, but its devices are refused
+        at CONNECT and dropped live: the registry is the authority, TLS only a first gate."""
+        record = await asyncio.to_thread(self.plane.identity.describe_ca_certificate,
+                                         ca_certificate_id)
+        if self._tls is not None and record.status is CaCertificateStatus.ACTIVE:
+            self._tls.load_verify_locations(cadata=record.certificate_pem)
+            log.info("now trusting CA %s for device certificates", ca_certificate_id)
+
+    async def _active_ca_pems(self) -> list[str]:
+        def collect() -> list[str]:
+            pems: list[str] = []
+            token: str | None = None
+            while True:
+                page, token = self.plane.identity.list_ca_certificates(next_token=token)
+                pems.extend(r.certificate_pem for r in page
+                            if r.status is CaCertificateStatus.ACTIVE)
+                if not token:
+                    return pems
+        return await asyncio.to_thread(collect)
 
     async def start(self) -> None:
-        """Bind every configured listener.
+        """Open the control plane, plug it into the broker, bind every listener.
 
         :raises OSError: a port is in use.
         """
         mqtt = self.config.mqtt
-        self._tls = server_ssl_context_for(self.datadir)
+        self._loop = asyncio.get_running_loop()
+        self._plane = await asyncio.to_thread(open_control_plane, self.config, self.datadir,
+                                              self._registry_event)
+        gate = RegistryGate(self._plane.identity, self._plane.account)
+        self.broker.authenticator = gate
+        self.broker.authorizer = gate
+        self._bridge = SecurityEventBridge(self.broker, gate, self._loop)
+        self._tls = server_ssl_context_for(self.datadir,
+                                           extra_trusted_ca_pems=await self._active_ca_pems())
         wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
         if mqtt.alpn_port:
             wanted.append(ListenerConfig("mqtts-alpn", mqtt.host, mqtt.alpn_port, self._tls))
@@ -77,6 +139,8 @@ class App:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        if self._plane is not None:
+            self._plane.close()
 
 
 def run(config: Config, datadir: DataDir, on_ready: Callable[[App], None]) -> None:

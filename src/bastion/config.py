@@ -29,13 +29,31 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    database_url: str = ""    # empty: SQLite file bastion.db in the data directory
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """The AWS region and account id Bastion answers as (they appear in every ARN)."""
+
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
     limits: BrokerLimits = field(default_factory=BrokerLimits)
     log: LogConfig = field(default_factory=LogConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    account: AccountConfig = field(default_factory=AccountConfig)
 
 
-_SECTIONS: dict[str, type[Any]] = {"mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig}
+_SECTIONS: dict[str, type[Any]] = {
+    "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
+    "account": AccountConfig,
+}
 
 
 def _section(name: str, cls: type[Any], values: object) -> Any:

@@ -28,6 +28,8 @@ class DeviceFiles:
     cert: Path
     key: Path
     ca: Path
+    certificate_id: str = ""
+    certificate_arn: str = ""
 
 
 def wait_for(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,6 +132,7 @@ class Broker:
         self.stats = BrokerStats()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._drained: asyncio.Event | None = None
         self.bus.subscribe(PrincipalChanged, self._on_principal_changed)  # type: ignore[arg-type]
         self.lifecycle = LifecycleEvents(self.bus, self.publish)
         self.bus.subscribe(AllPrincipalsChanged, self._on_all_changed)  # type: ignore[arg-type]
@@ -150,6 +151,8 @@ class Broker:
 
     def connection_closed(self, conn: MQTTConnection) -> None:
         self.connections.discard(conn)
+        if not self.connections and self._drained is not None:
+            self._drained.set()
         session = conn.session
         if session is None or session.connection is not conn:
             return
@@ -583,40 +586,66 @@ class Broker:
 
     # -- security events ----------------------------------------------------------------
 
-    def sessions_of(self, certificate_id: str) -> Iterable[Session]:
+    def sessions_of(self, certificate_id: str) -> list[Session]:
         return [s for s in self.sessions.values()
                 if s.principal.certificate_id == certificate_id]
 
+    def drop_sessions(self, selector: Callable[[Session], bool], reason: str) -> int:
+        """Close at once every session ``selector`` picks, and forget it.
+
+        Used when a certificate or its CA stops being ACTIVE: the connection closes
+        (MQTT 5: DISCONNECT 0x87), no will is sent for an identity we no longer trust,
+        and the session with its queued messages is discarded. Returns the count.
+        """
+        dropped = 0
+        for session in [s for s in self.sessions.values() if selector(s)]:
+            dropped += 1
+            session.set_permissions(None)
+            conn = session.connection
+            if conn is not None:
+                log.info("client %r: dropped (%s)", session.client_id, reason)
+                conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR, will=False)
+                self.connection_closed_now(conn)
+            self._discard_session(session)
+        return dropped
+
+    def reauthorize_sessions(self, selector: Callable[[Session], bool]) -> int:
+        """Re-bind the permissions of every session ``selector`` picks (in the background;
+        until the new permissions arrive the old ones apply). Returns the count."""
+        picked = [s for s in self.sessions.values() if selector(s)]
+        for session in picked:
+            self.spawn(self._rebind(session))
+        return len(picked)
+
     def _on_principal_changed(self, event: PrincipalChanged) -> None:
-        for session in self.sessions_of(event.certificate_id):
-            if event.drop:
-                conn = session.connection
-                session.set_permissions(None)
-                if conn is not None:
-                    log.info("client %r: dropped (%s)", session.client_id, event.reason)
-                    conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR)
-                    self.connection_closed_now(conn)
-                self._discard_session(session)
-            else:
-                self.spawn(self._rebind(session))
+        certificate_id = event.certificate_id
+
+        def of_certificate(session: Session) -> bool:
+            return session.principal.certificate_id == certificate_id
+
+        if event.drop:
+            self.drop_sessions(of_certificate, event.reason)
+        else:
+            self.reauthorize_sessions(of_certificate)
 
     def _on_all_changed(self, event: AllPrincipalsChanged) -> None:
-        for session in list(self.sessions.values()):
-            self.spawn(self._rebind(session))
+        self.reauthorize_sessions(lambda session: True)
 
     async def _rebind(self, session: Session) -> None:
         try:
             permissions = await self.authorizer.bind(session.principal, session.client_id)
         except AuthenticationError as exc:
-            conn = session.connection
-            session.set_permissions(None)
-            if conn is not None:
-                log.info("client %r: dropped after re-check (%s)", session.client_id, exc)
-                conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR)
+            if self.sessions.get(session.client_id) is session:
+                self.drop_sessions(lambda s: s is session, f"re-check failed: {exc}")
+            return
+        except Exception:
+            log.exception("re-authorizing client %r failed; closing it", session.client_id)
+            self.drop_sessions(lambda s: s is session, "re-check error")
             return
         session.set_permissions(permissions)
         conn = session.connection
         if conn is not None and not permissions.check(Action.CONNECT, session.client_id):
+            log.info("client %r: iot:Connect no longer allowed", session.client_id)
             conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR)
 
     # -- shutdown -----------------------------------------------------------------------
@@ -636,6 +665,20 @@ class Broker:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # Give the closing handshakes a moment, then cut whatever is left.
+        if not await self._all_closed(1.0):
+            for conn in list(self.connections):
+                conn.abort_transport()
+            await self._all_closed(1.0)
+
+    async def _all_closed(self, timeout: float) -> bool:
+        if self.connections:
+            self._drained = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
 
 
 def _message_properties(props: Properties) -> Properties:

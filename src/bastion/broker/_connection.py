@@ -271,6 +271,12 @@ class MQTTConnection(asyncio.Protocol):
         self.disconnect_reason = reason
         self._close_transport()
 
+    def abort_transport(self) -> None:
+        """Drop the connection without a closing handshake (shutdown of the broker)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def _close_transport(self) -> None:
         if self.closed:
             return

@@ -13,7 +13,9 @@ from rich.console import Console
 
 from .. import __version__
 from ..config import ConfigError, load_config, with_overrides
-from ..datadir import DataDir, default_data_dir, init_data_dir, issue_device_files
+from ..controlplane import open_control_plane, provision_device
+from ..datadir import DataDir, default_data_dir, init_data_dir
+from ..registry import RegistryError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
@@ -115,20 +117,35 @@ def device_create(
     out: Annotated[Path | None, typer.Option(help="Where to write the files.")] = None,
     port: Annotated[int, typer.Option(help="Broker port shown in the example command.")] = 8883,
     host: Annotated[str, typer.Option(help="Broker host shown in the example command.")] = "localhost",
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files for this device.")] = False,
 ) -> None:
-    """Issue a device key and certificate from the Bastion CA."""
+    """Register a device: thing, certificate from the Bastion CA, least-privilege policy."""
     path = _data_dir(data_dir)
     datadir = _open_or_init(path)
     out_dir = (out or Path.cwd()).resolve()
     try:
-        files = issue_device_files(datadir, name, out_dir)
+        config = load_config(datadir.config_path)
+    except ConfigError as exc:
+        err.print(f"[red]bad configuration:[/] {exc}")
+        raise typer.Exit(2) from None
+    plane = open_control_plane(config, datadir)
+    try:
+        files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite)
     except (ValueError, FileExistsError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    console.print(f"Device [bold]{name}[/] — certificate id {files.certificate_id}")
+    except RegistryError as exc:
+        err.print(f"[red]{exc.aws_error}: {exc}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        plane.close()
+    console.print(f"Device [bold]{name}[/] registered: thing {files.thing_name}, "
+                  f"certificate {files.certificate_id} (ACTIVE), policy {files.policy_name}")
     console.print(f"  certificate: {files.cert_path}")
     console.print(f"  private key: {files.key_path}")
     console.print(f"  server CA:   {files.root_ca_path}")
+    console.print(f"It may connect only with client id [bold]{name}[/] and use topics under "
+                  f"{name}/… and $aws/things/{name}/….")
     cmd = ["mosquitto_pub", "-h", host, "-p", str(port), "--cafile", str(files.root_ca_path),
            "--cert", str(files.cert_path), "--key", str(files.key_path), "-i", name,
            "-t", f"{name}/hello", "-m", "hello", "-q", "1"]

@@ -77,9 +77,18 @@ def test_serve_and_connect_with_mosquitto_tools(tmp_path):
                              timeout=10)
         assert pub.returncode == 0, pub.stderr
         sub = subprocess.run(["mosquitto_sub", *tls, "-t", "sensor-1/hello", "-C", "1",
-                              "-W", "5", "-i", "sensor-1-reader"], capture_output=True,
+                              "-W", "5", "-i", "sensor-1"], capture_output=True,
                              text=True, timeout=10)
         assert sub.stdout.strip() == "hi", sub.stderr
+        # Least privilege: another client id, or another device's topics, are refused.
+        other_id = subprocess.run(["mosquitto_sub", *tls, "-t", "sensor-1/hello", "-C", "1",
+                                   "-W", "5", "-i", "not-sensor-1"], capture_output=True,
+                                  text=True, timeout=10)
+        assert other_id.returncode != 0 and "not authori" in other_id.stderr
+        other_topic = subprocess.run(["mosquitto_pub", *tls, "-q", "1", "-t", "sensor-2/x",
+                                      "-m", "no", "-i", "sensor-1"], capture_output=True,
+                                     text=True, timeout=10)
+        assert other_topic.returncode != 0
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -1,0 +1,151 @@
+"""The control plane's services over one store: what the API, the CLI and the broker's
+enforcement share. Built by the composition root (:mod:`bastion.app`) and by CLI commands
+that work on the data directory directly."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from .config import Config
+from .datadir import DataDir
+from .pki import generate_private_key, private_key_to_pem, write_file_atomically
+from .registry import (
+    CertificateAuthority,
+    IdentityService,
+    PolicyService,
+    RegistryConfig,
+    RegistryService,
+    ResourceNotFoundError,
+)
+from .store import Store
+
+EventSink = Callable[[object], None]
+
+DEVICE_POLICY_NAME = "bastion-device-least-privilege"
+_DEVICE_NAME = re.compile(r"[A-Za-z0-9_:-]{1,64}")
+
+
+def device_policy_document(config: RegistryConfig) -> str:
+    """The least-privilege policy ``bastion device create`` attaches.
+
+    A device may connect only with its thing name as client id, and only while that thing
+    is attached to its certificate; it may publish, receive and subscribe only under
+    ``<thingName>/…`` and its own ``$aws/things/<thingName>/…`` (shadow, jobs, defender).
+    One policy serves every device: the policy variables do the per-device part.
+    """
+    arn = f"arn:aws:iot:{config.region}:{config.account_id}"
+    thing = "${iot:Connection.Thing.ThingName}"
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect",
+             "Resource": f"{arn}:client/{thing}",
+             "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
+            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
+             "Resource": [f"{arn}:topic/{thing}/*", f"{arn}:topic/$aws/things/{thing}/*"]},
+            {"Effect": "Allow", "Action": "iot:Subscribe",
+             "Resource": [f"{arn}:topicfilter/{thing}/*",
+                          f"{arn}:topicfilter/$aws/things/{thing}/*"]},
+        ],
+    }, indent=2)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlane:
+    store: Store
+    account: RegistryConfig
+    registry: RegistryService
+    identity: IdentityService
+    policies: PolicyService
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def database_url(config: Config, datadir: DataDir) -> str:
+    return config.store.database_url or f"sqlite:///{datadir.db_path}"
+
+
+def open_control_plane(config: Config, datadir: DataDir,
+                       publish: EventSink | None = None) -> ControlPlane:
+    """Open the store (migrating it) and build the services; Bastion's own CA is
+    registered as an ACTIVE CA certificate on first use.
+
+    :raises bastion.store.StoreError: the database cannot be opened or migrated.
+    """
+    account = RegistryConfig(config.account.region, config.account.account_id)
+    store = Store.open(database_url(config, datadir))
+    authority = CertificateAuthority.from_datadir(datadir)
+    registry = RegistryService(store, config=account, publish=publish)
+    identity = IdentityService(store, authority=authority, config=account, publish=publish)
+    policies = PolicyService(store, config=account, publish=publish)
+    identity.ensure_authority_registered()
+    return ControlPlane(store, account, registry, identity, policies)
+
+
+def ensure_device_policy(plane: ControlPlane) -> str:
+    """Create the shared least-privilege device policy when missing; returns its name."""
+    try:
+        plane.policies.get_policy(DEVICE_POLICY_NAME)
+    except ResourceNotFoundError:
+        plane.policies.create_policy(DEVICE_POLICY_NAME, device_policy_document(plane.account))
+    return DEVICE_POLICY_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedDevice:
+    thing_name: str
+    certificate_id: str
+    certificate_arn: str
+    policy_name: str
+    cert_path: Path
+    key_path: Path
+    root_ca_path: Path
+
+
+def provision_device(plane: ControlPlane, datadir: DataDir, name: str, out_dir: Path, *,
+                     overwrite: bool = False, policy_name: str | None = None
+                     ) -> ProvisionedDevice:
+    """Register a device end to end: the thing, a certificate from Bastion's CA for a key
+    made here (written only to ``out_dir``, mode 0600), the thing attached to the
+    certificate, and a policy attached to the certificate: ``policy_name`` when given (it
+    must exist), else the shared least-privilege device policy.
+
+    :raises ValueError: ``name`` is not a valid thing name for a certificate CN.
+    :raises FileExistsError: the device's files exist and ``overwrite`` is false.
+    :raises bastion.registry.RegistryError: the registry refused a step.
+    """
+    if not _DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device name {name!r} must be 1-64 characters of "
+                         "A-Z a-z 0-9 _ - : (a thing name that also fits a certificate CN)")
+    cert_path = out_dir / f"{name}.cert.pem"
+    key_path = out_dir / f"{name}.key.pem"
+    root_ca_path = out_dir / "root-ca.pem"
+    if not overwrite:
+        for existing in (cert_path, key_path):
+            if existing.exists():
+                raise FileExistsError(f"{existing} exists (use --overwrite to replace it)")
+    key = generate_private_key("ec")
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+           .sign(key, hashes.SHA256()))
+    plane.registry.create_thing(name)
+    record = plane.identity.create_certificate_from_csr(
+        csr.public_bytes(serialization.Encoding.PEM).decode(), set_as_active=True)
+    plane.registry.attach_thing_principal(name, record.certificate_arn)
+    policy = policy_name or ensure_device_policy(plane)
+    plane.policies.attach_policy(policy, record.certificate_arn)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_file_atomically(key_path, private_key_to_pem(key), mode=0o600)
+    write_file_atomically(cert_path, record.certificate_pem.encode(), mode=0o644)
+    write_file_atomically(root_ca_path, datadir.ca_cert_path.read_bytes(), mode=0o644)
+    return ProvisionedDevice(name, record.certificate_id, record.certificate_arn, policy,
+                             cert_path, key_path, root_ca_path)

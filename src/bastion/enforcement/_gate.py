@@ -1,0 +1,131 @@
+"""The registry- and policy-backed authenticator/authorizer of the broker.
+
+Theory of operation
+-------------------
+On CONNECT the broker calls :meth:`RegistryGate.bind` with the TLS-verified principal and
+the client id. The gate reads the principal's record from the registry (one read
+transaction, in a worker thread so the event loop never blocks on the database): the
+certificate must be registered and ACTIVE, and its CA — when it was registered through
+one — ACTIVE too. The effective policies (attached to the certificate, and inherited
+through the thing groups of the thing named by the client id) are compiled once per
+distinct set of (policy, version) and cached; the compiled set is then bound to this
+connection's context (client id, thing, certificate fields, source IP), which resolves
+every policy variable and condition once. Per-message checks are then pure in-memory
+regex matches, cached per session by the broker.
+
+When the registry changes, :class:`~bastion.enforcement.SecurityEventBridge` asks the
+broker to drop or re-bind the affected sessions, which calls ``bind`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from ..broker import Action, AuthenticationError, Principal
+from ..mqtt import Connect, ReasonCode
+from ..policy import BoundPolicySet, CompiledPolicySet, bind, compile_policy_set
+from ..registry import (
+    CaCertificateStatus,
+    CertificateStatus,
+    IdentityService,
+    PrincipalRecord,
+    RegistryConfig,
+)
+from ._context import request_context
+
+log = logging.getLogger("bastion.enforcement")
+
+_RESOURCE_TYPE = {
+    Action.CONNECT: "client",
+    Action.PUBLISH: "topic",
+    Action.RETAIN_PUBLISH: "topic",
+    Action.RECEIVE: "topic",
+    Action.SUBSCRIBE: "topicfilter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GatePermissions:
+    """Permissions of one session: the bound policy set plus what selects the session
+    when the registry changes (certificate, CA, thing, policy names)."""
+
+    certificate_id: str
+    ca_certificate_id: str | None
+    thing_name: str | None
+    policy_names: frozenset[str]
+    bound: BoundPolicySet
+    arn_prefix: str
+
+    def check(self, action: Action, resource: str) -> bool:
+        arn = f"{self.arn_prefix}{_RESOURCE_TYPE[action]}/{resource}"
+        return self.bound.is_allowed(action.value, arn)
+
+
+class RegistryGate:
+    """Authenticator and authorizer for the broker, backed by the registry."""
+
+    def __init__(self, identity: IdentityService, config: RegistryConfig,
+                 *, compiled_cache_size: int = 1024) -> None:
+        self._identity = identity
+        self._config = config
+        self._arn_prefix = f"arn:aws:iot:{config.region}:{config.account_id}:"
+        self._compiled: OrderedDict[tuple[tuple[str, str], ...], CompiledPolicySet] = (
+            OrderedDict())
+        self._cache_size = compiled_cache_size
+
+    async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
+        if not principal.certificate_der:
+            raise AuthenticationError("no client certificate", ReasonCode.NOT_AUTHORIZED)
+        return principal
+
+    async def bind(self, principal: Principal, client_id: str) -> GatePermissions:
+        """Resolve, check and bind the permissions of ``principal`` as ``client_id``.
+
+        :raises AuthenticationError: the certificate is unknown, not ACTIVE, or its CA is
+            not ACTIVE.
+        """
+        record = await asyncio.to_thread(
+            self._identity.resolve_principal, principal.certificate_id, client_id=client_id)
+        if record is None:
+            raise AuthenticationError(
+                f"certificate {principal.certificate_id} is not registered")
+        if record.status is not CertificateStatus.ACTIVE:
+            raise AuthenticationError(
+                f"certificate {principal.certificate_id} is {record.status.value}")
+        if record.ca_certificate_id is not None and record.ca_status is not None and (
+                record.ca_status is not CaCertificateStatus.ACTIVE):
+            raise AuthenticationError(
+                f"CA {record.ca_certificate_id} is {record.ca_status.value}")
+        certificate = x509.load_der_x509_certificate(principal.certificate_der)
+        context = request_context(self._config, record, certificate, client_id=client_id,
+                                  source_ip=principal.source_ip)
+        return GatePermissions(
+            certificate_id=record.certificate_id,
+            ca_certificate_id=record.ca_certificate_id,
+            thing_name=record.thing.thing_name if record.thing else None,
+            policy_names=frozenset(p.policy_name for p in record.policies),
+            bound=bind(self._compile(record), context),
+            arn_prefix=self._arn_prefix,
+        )
+
+    def _compile(self, record: PrincipalRecord) -> CompiledPolicySet:
+        key = tuple((p.policy_name, p.version_id) for p in record.policies)
+        compiled = self._compiled.get(key)
+        if compiled is not None:
+            self._compiled.move_to_end(key)
+            return compiled
+        compiled = compile_policy_set(p.parse() for p in record.policies)
+        self._compiled[key] = compiled
+        if len(self._compiled) > self._cache_size:
+            self._compiled.popitem(last=False)
+        return compiled
+
+    def forget_policy(self, policy_name: str) -> None:
+        """Drop compiled sets that contain ``policy_name`` (a version was replaced)."""
+        for key in [k for k in self._compiled if any(name == policy_name for name, _ in k)]:
+            del self._compiled[key]

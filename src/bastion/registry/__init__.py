@@ -1,0 +1,137 @@
+"""The registry: things, groups, certificates, CAs and policies, with AWS IoT's rules.
+
+Domain services — business rules and AWS error semantics, no I/O framework:
+
+* :class:`RegistryService` — things, thing types, thing groups, membership, thing
+  principals;
+* :class:`IdentityService` — certificates (create, issue from CSR, register, update,
+  delete), CA certificates and the registration code, and
+  :meth:`IdentityService.resolve_principal` for the broker;
+* :class:`PolicyService` — policies, versions, attachments, effective policies.
+
+Each service is built from a :class:`~bastion.store.Store`, a :class:`RegistryConfig`
+(region and account of the ARNs), a ``publish`` sink for the domain events of
+:mod:`._events` (called after each commit) and an optional clock. Refused requests raise
+a :class:`RegistryError` subclass carrying ``aws_error`` and ``http_status``.
+"""
+
+from __future__ import annotations
+
+from ._authority import CertificateAuthority
+from ._certificate_states import TRANSITIONS as CERTIFICATE_STATUS_TRANSITIONS
+from ._config import RegistryConfig
+from ._errors import (
+    CertificateStateError,
+    CertificateValidationError,
+    DeleteConflictError,
+    InvalidRequestError,
+    InvalidStateTransitionError,
+    LimitExceededError,
+    MalformedPolicyDocumentError,
+    RegistrationCodeValidationError,
+    RegistryError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    VersionConflictError,
+    VersionsLimitExceededError,
+)
+from ._events import (
+    CaCertificateDeleted,
+    CaCertificateRegistered,
+    CaCertificateStatusChanged,
+    CertificateDeleted,
+    CertificateRegistered,
+    CertificateStatusChanged,
+    PolicyAttachmentChanged,
+    PolicyDefaultVersionChanged,
+    PolicyDeleted,
+    ThingDeleted,
+    ThingGroupDeleted,
+    ThingGroupMembershipChanged,
+    ThingPrincipalChanged,
+    ThingUpdated,
+)
+from ._identity import IdentityService
+from ._model import (
+    AutoRegistrationStatus,
+    CaCertificateRecord,
+    CaCertificateStatus,
+    CertificateMode,
+    CertificateRecord,
+    CertificateStatus,
+    EffectivePolicy,
+    GroupNameAndArn,
+    KeyPair,
+    KeysAndCertificate,
+    Page,
+    Policy,
+    PolicySummary,
+    PolicyVersion,
+    PrincipalRecord,
+    RegistrationConfig,
+    Thing,
+    ThingGroup,
+    ThingType,
+    Validity,
+)
+from ._policies import PolicyService
+from ._registry import RegistryService
+from ._service import Clock, EventSink
+
+__all__ = [
+    "CERTIFICATE_STATUS_TRANSITIONS",
+    "AutoRegistrationStatus",
+    "CaCertificateDeleted",
+    "CaCertificateRecord",
+    "CaCertificateRegistered",
+    "CaCertificateStatus",
+    "CaCertificateStatusChanged",
+    "CertificateAuthority",
+    "CertificateDeleted",
+    "CertificateMode",
+    "CertificateRecord",
+    "CertificateRegistered",
+    "CertificateStateError",
+    "CertificateStatus",
+    "CertificateStatusChanged",
+    "CertificateValidationError",
+    "Clock",
+    "DeleteConflictError",
+    "EffectivePolicy",
+    "EventSink",
+    "GroupNameAndArn",
+    "IdentityService",
+    "InvalidRequestError",
+    "InvalidStateTransitionError",
+    "KeyPair",
+    "KeysAndCertificate",
+    "LimitExceededError",
+    "MalformedPolicyDocumentError",
+    "Page",
+    "Policy",
+    "PolicyAttachmentChanged",
+    "PolicyDefaultVersionChanged",
+    "PolicyDeleted",
+    "PolicyService",
+    "PolicySummary",
+    "PolicyVersion",
+    "PrincipalRecord",
+    "RegistrationCodeValidationError",
+    "RegistrationConfig",
+    "RegistryConfig",
+    "RegistryError",
+    "RegistryService",
+    "ResourceAlreadyExistsError",
+    "ResourceNotFoundError",
+    "Thing",
+    "ThingDeleted",
+    "ThingGroup",
+    "ThingGroupDeleted",
+    "ThingGroupMembershipChanged",
+    "ThingPrincipalChanged",
+    "ThingType",
+    "ThingUpdated",
+    "Validity",
+    "VersionConflictError",
+    "VersionsLimitExceededError",
+]

@@ -1,0 +1,176 @@
+"""The store: an engine, its migrations, and units of work.
+
+Theory of operation: :meth:`Store.open` creates the engine and brings the schema to the
+newest migration (Alembic ``upgrade head``, run in-process with the migrations shipped in
+this package). PostgreSQL serialises concurrent upgrades with an advisory lock; SQLite's
+``BEGIN IMMEDIATE`` does the same. Every read or write then happens inside
+:meth:`Store.transaction`, which yields a :class:`UnitOfWork`: the repositories, all bound
+to one connection and one transaction, committed when the block ends normally and rolled
+back when it raises.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Self
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL
+
+from ._engine import READONLY_OPTION, create_store_engine
+from ._errors import StoreError
+from ._groups import ThingGroupRepository
+from ._identity import CaCertificateRepository, CertificateRepository
+from ._policies import PolicyRepository
+from ._settings import SealedSecretRepository, SettingsRepository
+from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
+
+MIGRATIONS: Final = "bastion.store:migrations"
+_MIGRATION_LOCK_ID: Final = 0x42A57104  # pg_advisory_xact_lock key of schema upgrades
+
+
+class UnitOfWork:
+    """The repositories of one transaction. Build it with :meth:`Store.transaction`."""
+
+    __slots__ = (
+        "ca_certificates",
+        "certificates",
+        "connection",
+        "policies",
+        "secrets",
+        "settings",
+        "thing_groups",
+        "thing_principals",
+        "thing_types",
+        "things",
+    )
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.connection: Final = connection
+        self.thing_types: Final = ThingTypeRepository(connection)
+        self.things: Final = ThingRepository(connection)
+        self.thing_groups: Final = ThingGroupRepository(connection)
+        self.thing_principals: Final = ThingPrincipalRepository(connection)
+        self.certificates: Final = CertificateRepository(connection)
+        self.ca_certificates: Final = CaCertificateRepository(connection)
+        self.policies: Final = PolicyRepository(connection)
+        self.settings: Final = SettingsRepository(connection)
+        self.secrets: Final = SealedSecretRepository(connection)
+
+
+class Store:
+    """Bastion's database. Thread-safe: each transaction takes its own pooled connection.
+
+    :param engine: an engine made by :func:`create_store_engine`; prefer :meth:`open`.
+    """
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: sa.Engine) -> None:
+        if not isinstance(engine, sa.Engine):
+            raise TypeError(f"engine must be a SQLAlchemy Engine, not {type(engine).__name__}")
+        self._engine = engine
+
+    def __repr__(self) -> str:
+        return f"<Store {self._engine.url.render_as_string(hide_password=True)}>"
+
+    @classmethod
+    def open(cls, url: str | URL, *, migrate: bool = True, **engine_options: Any) -> Store:
+        """Connect to ``url`` and (by default) upgrade its schema to the newest version.
+
+        :param url: ``sqlite:///path`` or ``postgresql+psycopg://…``.
+        :param migrate: run the migrations; with ``False`` the schema must already be
+            current (see :meth:`is_current`).
+        :raises StoreError: unsupported URL.
+        :raises sqlalchemy.exc.OperationalError: the database cannot be reached or opened.
+        """
+        store = cls(create_store_engine(url, **engine_options))
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    @classmethod
+    def for_sqlite_file(cls, path: str | os.PathLike[str], *, migrate: bool = True) -> Store:
+        """Open (creating it if needed) the SQLite database at ``path``, e.g. a data
+        directory's ``db_path``."""
+        return cls.open(URL.create("sqlite", database=str(Path(path))), migrate=migrate)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    @property
+    def dialect_name(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (the newest by default).
+
+        :raises StoreError: the database holds a revision this code does not know (it was
+            upgraded by a newer Bastion).
+        """
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID})
+            current = MigrationContext.configure(conn).get_current_revision()
+            script = ScriptDirectory.from_config(_alembic_config())
+            if current is not None and script.get_revision(current) is None:  # pragma: no cover
+                raise StoreError(f"database schema revision {current!r} is newer than this code")
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision of the database (``None`` before the first migration)."""
+        with self._engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def is_current(self) -> bool:
+        """Whether the schema is at the newest revision of this code."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        return self.current_revision() == head
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+
+        :param readonly: the block only reads. On SQLite this starts a deferred
+            transaction, which does not take the write lock.
+        """
+        with self._engine.connect() as conn:
+            if readonly:
+                conn.execution_options(**{READONLY_OPTION: True})
+            with conn.begin():
+                yield UnitOfWork(conn)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    return config
