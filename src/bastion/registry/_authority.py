@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from bastion.datadir import DataDir, load_ca
 from bastion.pki import Keystore, PrivateKey, certificate_id
@@ -20,7 +21,8 @@ from bastion.pki import Keystore, PrivateKey, certificate_id
 class CertificateAuthority:
     """A CA certificate and its private key, used to issue device certificates.
 
-    :raises TypeError: ``certificate`` is not an :class:`x509.Certificate`.
+    :raises TypeError: ``certificate`` is not an :class:`x509.Certificate`, or
+        ``private_key`` not an EC or RSA private key.
     :raises ValueError: ``private_key`` is not the key of ``certificate``.
     """
 
@@ -30,6 +32,8 @@ class CertificateAuthority:
     def __post_init__(self) -> None:
         if not isinstance(self.certificate, x509.Certificate):
             raise TypeError("certificate must be an x509.Certificate")
+        if not isinstance(self.private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise TypeError("private_key must be an EC or RSA private key")
         if self.private_key.public_key() != self.certificate.public_key():
             raise ValueError("private_key is not the key of certificate")
 

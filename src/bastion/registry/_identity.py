@@ -14,14 +14,8 @@ certificate id (lowercase hex SHA-256 of the DER):
   which must be ``ACTIVE``;
 * RegisterCertificateWithoutCA — ``SNI_ONLY`` mode, no CA involved.
 
-Bastion's own CA is itself registered as a CA certificate (``ACTIVE``) the first time it
-issues something, or at start-up through :meth:`IdentityService.ensure_authority_registered`,
-so that "is the issuing CA active?" is one rule for every certificate. Deactivating it
-stops every certificate it issued from connecting.
-
-CA registration proves possession of the CA key the AWS way: the caller fetches the
-registration code, has the CA sign a *verification certificate* whose subject CN is that
-code, and submits both.
+CA certificates and the registration code are handled by the base class,
+:class:`._ca_certificates.CaOperations`.
 
 :meth:`IdentityService.resolve_principal` is what the broker calls on CONNECT; see
 :class:`~bastion.registry.PrincipalRecord`.
@@ -29,57 +23,41 @@ code, and submits both.
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bastion.pki import PublicKey, cert_to_pem, certificate_id, issue_device_certificate
-from bastion.store import (
-    CaCertificateRow,
-    CertificateRow,
-    ConflictError,
-    PolicyTarget,
-    Store,
-    UnitOfWork,
-)
+from bastion.store import CaCertificateRow, CertificateRow, ConflictError, PolicyTarget, UnitOfWork
 
 from ._authority import CertificateAuthority
+from ._ca_certificates import CaOperations, parse_enum
 from ._certificate_states import (
     DELETABLE_STATUSES,
     REGISTRATION_STATUSES,
     SETTABLE_STATUSES,
     may_transition,
 )
-from ._config import CERT, RegistryConfig
+from ._config import CERT
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
     DeleteConflictError,
     InvalidRequestError,
-    LimitExceededError,
-    RegistrationCodeValidationError,
-    RegistryError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )
 from ._events import (
-    CaCertificateDeleted,
-    CaCertificateRegistered,
-    CaCertificateStatusChanged,
     CertificateDeleted,
     CertificateRegistered,
     CertificateStatusChanged,
     PolicyAttachmentChanged,
 )
 from ._model import (
-    AutoRegistrationStatus,
-    CaCertificateRecord,
     CaCertificateStatus,
     CertificateMode,
     CertificateRecord,
@@ -88,17 +66,13 @@ from ._model import (
     KeysAndCertificate,
     Page,
     PrincipalRecord,
-    RegistrationConfig,
     Validity,
 )
 from ._names import check_certificate_id, check_page_size
-from ._service import Clock, EventSink, ServiceBase
 from ._x509 import (
     check_certificate,
     check_public_key,
-    check_validity,
     common_name,
-    is_ca,
     is_signed_by,
     load_certificate,
     load_csr,
@@ -112,243 +86,18 @@ ISSUED_NOT_AFTER: Final = datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC)
 """notAfter of issued certificates (as AWS IoT does)."""
 
 GENERATED_RSA_BITS: Final = 2048
-MAX_CAS_PER_SUBJECT: Final = 10
-REGISTRATION_CODE_KEY: Final = "registration_code"
 
 
-class IdentityService(ServiceBase):
-    """Certificates and CA certificates.
+class IdentityService(CaOperations):
+    """Device certificates, CA certificates, the registration code, and principal
+    resolution.
 
-    :param authority: Bastion's CA, needed to issue certificates (CreateKeysAndCertificate,
-        CreateCertificateFromCsr); without it those operations fail.
-    Other parameters: see :class:`ServiceBase`.
+    ``IdentityService(store, authority=..., config=..., publish=..., clock=...)``:
+    ``authority`` (Bastion's CA, e.g. :meth:`CertificateAuthority.from_datadir`) is needed
+    to issue certificates; the other parameters are those of every registry service.
     """
 
-    __slots__ = ("_authority",)
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        authority: CertificateAuthority | None = None,
-        config: RegistryConfig | None = None,
-        publish: EventSink | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(store, config=config, publish=publish, clock=clock)
-        if authority is not None and not isinstance(authority, CertificateAuthority):
-            raise TypeError("authority must be a CertificateAuthority")
-        self._authority = authority
-
-    # -- registration code ----------------------------------------------------------
-
-    def get_registration_code(self) -> str:
-        """GetRegistrationCode: the 64-hex code to put in verification certificates;
-        created on first use and stable until deleted."""
-        now = self._now()
-        with self._change() as (uow, _events):
-            code = uow.settings.get(REGISTRATION_CODE_KEY)
-            if code is None:
-                code = secrets.token_hex(32)
-                uow.settings.put(REGISTRATION_CODE_KEY, code, now)
-        return code
-
-    def delete_registration_code(self) -> None:
-        """DeleteRegistrationCode: the next GetRegistrationCode makes a new one."""
-        with self._change() as (uow, _events):
-            uow.settings.delete(REGISTRATION_CODE_KEY)
-
-    # -- CA certificates ------------------------------------------------------------
-
-    def register_ca_certificate(
-        self,
-        ca_certificate: str,
-        verification_certificate: str | None = None,
-        *,
-        set_as_active: bool = False,
-        allow_auto_registration: bool = False,
-        certificate_mode: CertificateMode | str = CertificateMode.DEFAULT,
-        registration_config: RegistrationConfig | None = None,
-    ) -> CaCertificateRecord:
-        """RegisterCACertificate.
-
-        In ``DEFAULT`` mode the verification certificate must have the registration code
-        as its subject CN and be signed by the CA's key; ``SNI_ONLY`` needs none.
-
-        :raises CertificateValidationError: a certificate is malformed, expired, weak, the
-            CA certificate is not a CA, or the verification certificate is not signed by it.
-        :raises RegistrationCodeValidationError: the verification certificate's CN is not
-            the current registration code (or there is none).
-        :raises InvalidRequestError: ``DEFAULT`` mode without a verification certificate,
-            or a bad mode.
-        :raises ResourceAlreadyExistsError: the CA is already registered.
-        :raises LimitExceededError: 10 CAs with the same subject are already registered.
-        """
-        mode = _enum(CertificateMode, certificate_mode, "certificateMode")
-        if registration_config is not None and not isinstance(
-            registration_config, RegistrationConfig
-        ):
-            raise TypeError("registration_config must be a RegistrationConfig")
-        now = self._now()
-        ca = load_certificate(ca_certificate, "CA certificate", CertificateValidationError)
-        if not is_ca(ca):
-            raise CertificateValidationError(
-                "The CA certificate is not a CA certificate (basicConstraints CA:TRUE missing)"
-            )
-        check_certificate(ca, now, "CA certificate", CertificateValidationError)
-        verification = None
-        if mode is CertificateMode.DEFAULT:
-            if verification_certificate is None:
-                raise InvalidRequestError(
-                    "A verification certificate is required to register a CA in DEFAULT mode"
-                )
-            verification = load_certificate(
-                verification_certificate, "verification certificate", CertificateValidationError
-            )
-        status = CaCertificateStatus.ACTIVE if set_as_active else CaCertificateStatus.INACTIVE
-        row = CaCertificateRow(
-            ca_certificate_id=certificate_id(ca),
-            status=status,
-            auto_registration_status=(
-                AutoRegistrationStatus.ENABLE
-                if allow_auto_registration
-                else AutoRegistrationStatus.DISABLE
-            ),
-            certificate_mode=mode,
-            certificate_pem=cert_to_pem(ca).decode("ascii"),
-            subject_hash=name_hash(ca.subject),
-            owned_by=self._config.account_id,
-            customer_version=1,
-            generation_id=str(uuid.uuid4()),
-            not_before=ca.not_valid_before_utc,
-            not_after=ca.not_valid_after_utc,
-            registration_config=_registration_config(registration_config),
-            creation_date=now,
-            last_modified_date=now,
-        )
-        with self._change() as (uow, events):
-            if verification is not None:
-                self._check_verification(uow, ca, verification, now)
-            existing = uow.ca_certificates.get(row.ca_certificate_id)
-            if existing is not None:
-                raise ResourceAlreadyExistsError(
-                    "The CA certificate is already registered",
-                    resource_id=row.ca_certificate_id,
-                    resource_arn=self._ca_certificate(existing).certificate_arn,
-                )
-            if len(uow.ca_certificates.with_subject(row.subject_hash)) >= MAX_CAS_PER_SUBJECT:
-                raise LimitExceededError(
-                    f"At most {MAX_CAS_PER_SUBJECT} CA certificates with the same subject "
-                    "can be registered"
-                )
-            self._insert_ca(uow, row)
-            events.append(CaCertificateRegistered(row.ca_certificate_id, status))
-        return self._ca_certificate(row)
-
-    def ensure_authority_registered(self) -> CaCertificateRecord:
-        """Register Bastion's own CA as an ``ACTIVE`` CA certificate unless it already is
-        (in whatever status an operator has since given it).
-
-        :raises RegistryError: no authority was configured.
-        """
-        now = self._now()
-        with self._change() as (uow, events):
-            row = self._authority_row(uow, now, events)
-        return self._ca_certificate(row)
-
-    def describe_ca_certificate(self, certificate_id: str) -> CaCertificateRecord:
-        """DescribeCACertificate.
-
-        :raises ResourceNotFoundError: no such CA certificate.
-        """
-        ident = check_certificate_id(certificate_id)
-        with self._read() as uow:
-            return self._ca_certificate(_require_ca(uow, ident))
-
-    def list_ca_certificates(
-        self,
-        *,
-        ascending_order: bool = False,
-        max_results: int | None = None,
-        next_token: str | None = None,
-    ) -> Page[CaCertificateRecord]:
-        """ListCACertificates, by creation date (newest first unless ``ascending_order``).
-
-        :raises InvalidRequestError: bad ``max_results`` or ``next_token``.
-        """
-        limit = check_page_size(max_results)
-        with self._read() as uow, self._page_token():
-            rows, token = uow.ca_certificates.list_page(
-                ascending=ascending_order, limit=limit, token=next_token
-            )
-        return [self._ca_certificate(row) for row in rows], token
-
-    def update_ca_certificate(
-        self,
-        certificate_id: str,
-        *,
-        new_status: CaCertificateStatus | str | None = None,
-        new_auto_registration_status: AutoRegistrationStatus | str | None = None,
-        registration_config: RegistrationConfig | None = None,
-        remove_auto_registration: bool = False,
-    ) -> None:
-        """UpdateCACertificate: status, auto-registration flag, registration config.
-
-        :raises ResourceNotFoundError: no such CA certificate.
-        :raises InvalidRequestError: an unknown status value.
-        """
-        ident = check_certificate_id(certificate_id)
-        status = None if new_status is None else _enum(CaCertificateStatus, new_status, "newStatus")
-        auto = (
-            None
-            if new_auto_registration_status is None
-            else _enum(
-                AutoRegistrationStatus,
-                new_auto_registration_status,
-                "newAutoRegistrationStatus",
-            )
-        )
-        if registration_config is not None and not isinstance(
-            registration_config, RegistrationConfig
-        ):
-            raise TypeError("registration_config must be a RegistrationConfig")
-        now = self._now()
-        with self._change() as (uow, events):
-            current = _require_ca(uow, ident, for_update=True)
-            old_status = CaCertificateStatus(current.status)
-            config: Mapping[str, Any] | None = current.registration_config
-            if registration_config is not None:
-                config = _registration_config(registration_config)
-            if remove_auto_registration:
-                config = None
-            uow.ca_certificates.update(
-                ident,
-                status=status or old_status,
-                auto_registration_status=auto or current.auto_registration_status,
-                registration_config=config,
-                now=now,
-            )
-            if status is not None and status is not old_status:
-                events.append(CaCertificateStatusChanged(ident, old_status, status))
-
-    def delete_ca_certificate(self, certificate_id: str) -> None:
-        """DeleteCACertificate.
-
-        :raises ResourceNotFoundError: no such CA certificate.
-        :raises CertificateStateError: the CA is ``ACTIVE``.
-        :raises InvalidRequestError: it is Bastion's own CA.
-        """
-        ident = check_certificate_id(certificate_id)
-        with self._change() as (uow, events):
-            current = _require_ca(uow, ident, for_update=True)
-            if current.status == CaCertificateStatus.ACTIVE:
-                raise CertificateStateError(
-                    "The CA certificate must be deactivated (INACTIVE) before it is deleted"
-                )
-            if self._authority is not None and ident == self._authority.certificate_id:
-                raise InvalidRequestError("Bastion's own CA certificate cannot be deleted")
-            uow.ca_certificates.delete(ident)
-            events.append(CaCertificateDeleted(ident))
+    __slots__ = ()
 
     # -- device certificates: creation ----------------------------------------------
 
@@ -515,7 +264,7 @@ class IdentityService(ServiceBase):
         :raises CertificateStateError: the transition is not allowed (e.g. from REVOKED).
         """
         ident = check_certificate_id(certificate_id)
-        status = _enum(CertificateStatus, new_status, "newStatus")
+        status = parse_enum(CertificateStatus, new_status, "newStatus")
         if status not in SETTABLE_STATUSES:
             raise InvalidRequestError(
                 f"newStatus {status} cannot be set; use ACTIVE, INACTIVE or REVOKED"
@@ -610,10 +359,7 @@ class IdentityService(ServiceBase):
 
     # -- internals ------------------------------------------------------------------
 
-    def _require_authority(self) -> CertificateAuthority:
-        if self._authority is None:
-            raise RegistryError("Bastion has no certificate authority configured")
-        return self._authority
+    # -- internals ------------------------------------------------------------------
 
     def _issue(
         self, authority: CertificateAuthority, name: str, public_key: PublicKey
@@ -638,52 +384,6 @@ class IdentityService(ServiceBase):
             self._insert_certificate(uow, row)
             events.append(CertificateRegistered(row.certificate_id, status))
         return self._certificate(row)
-
-    def _authority_row(
-        self, uow: UnitOfWork, now: datetime, events: list[object]
-    ) -> CaCertificateRow:
-        authority = self._require_authority()
-        existing = uow.ca_certificates.get(authority.certificate_id)
-        if existing is not None:
-            return existing
-        cert = authority.certificate
-        row = CaCertificateRow(
-            ca_certificate_id=authority.certificate_id,
-            status=CaCertificateStatus.ACTIVE,
-            auto_registration_status=AutoRegistrationStatus.DISABLE,
-            certificate_mode=CertificateMode.DEFAULT,
-            certificate_pem=cert_to_pem(cert).decode("ascii"),
-            subject_hash=name_hash(cert.subject),
-            owned_by=self._config.account_id,
-            customer_version=1,
-            generation_id=str(uuid.uuid4()),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            registration_config=None,
-            creation_date=now,
-            last_modified_date=now,
-        )
-        self._insert_ca(uow, row)
-        events.append(CaCertificateRegistered(row.ca_certificate_id, CaCertificateStatus.ACTIVE))
-        return row
-
-    def _check_verification(
-        self, uow: UnitOfWork, ca: x509.Certificate, verification: x509.Certificate, now: datetime
-    ) -> None:
-        code = uow.settings.get(REGISTRATION_CODE_KEY)
-        if code is None:
-            raise RegistrationCodeValidationError(
-                "There is no registration code; call GetRegistrationCode first"
-            )
-        if common_name(verification.subject) != code:
-            raise RegistrationCodeValidationError(
-                "The verification certificate's common name is not the registration code"
-            )
-        if not is_signed_by(verification, ca):
-            raise CertificateValidationError(
-                "The verification certificate is not signed by the CA certificate's key"
-            )
-        check_validity(verification, now, "verification certificate", CertificateValidationError)
 
     def _issuing_ca(
         self, uow: UnitOfWork, cert: x509.Certificate, given: x509.Certificate | None
@@ -753,14 +453,6 @@ class IdentityService(ServiceBase):
                 resource_arn=arn,
             ) from None
 
-    def _insert_ca(self, uow: UnitOfWork, row: CaCertificateRow) -> None:
-        try:
-            uow.ca_certificates.insert(row)
-        except ConflictError:
-            raise ResourceAlreadyExistsError(
-                "The CA certificate is already registered", resource_id=row.ca_certificate_id
-            ) from None
-
 
 def _require_certificate(
     uow: UnitOfWork, ident: str, *, for_update: bool = False
@@ -771,47 +463,14 @@ def _require_certificate(
     return row
 
 
-def _require_ca(uow: UnitOfWork, ident: str, *, for_update: bool = False) -> CaCertificateRow:
-    row = uow.ca_certificates.get(ident, for_update=for_update)
-    if row is None:
-        raise ResourceNotFoundError(f"The CA certificate {ident} does not exist")
-    return row
-
-
 def _load_pem(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode("ascii"))
-
-
-_E = TypeVar("_E", CertificateStatus, CaCertificateStatus, AutoRegistrationStatus, CertificateMode)
-
-
-def _enum(kind: type[_E], value: object, what: str) -> _E:
-    if isinstance(value, kind):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a {kind.__name__} or str, not {type(value).__name__}")
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise InvalidRequestError(f"{what} {value!r} is not one of {allowed}") from None
 
 
 def _registration_status(status: CertificateStatus | str | None) -> CertificateStatus:
     if status is None:
         return CertificateStatus.INACTIVE
-    value = _enum(CertificateStatus, status, "status")
+    value = parse_enum(CertificateStatus, status, "status")
     if value not in REGISTRATION_STATUSES:
         raise InvalidRequestError(f"A certificate cannot be registered with status {value}")
     return value
-
-
-def _registration_config(config: RegistrationConfig | None) -> dict[str, str] | None:
-    if config is None:
-        return None
-    values = {
-        "templateBody": config.template_body,
-        "roleArn": config.role_arn,
-        "templateName": config.template_name,
-    }
-    return {key: value for key, value in values.items() if value is not None}

@@ -34,8 +34,10 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 def create_store_engine(url: str | URL, **engine_options: Any) -> Engine:
     """Create an engine for ``url`` with Bastion's per-backend settings.
 
-    :param url: ``sqlite:///path/to/bastion.db`` (``sqlite://`` for in-memory) or
+    :param url: ``sqlite:///path/to/bastion.db`` or
         ``postgresql+psycopg://user@host:port/db`` (``postgresql://`` is accepted).
+        ``sqlite://`` is an in-memory database on one shared connection: for tests and
+        tools, not for concurrent use.
     :param engine_options: passed to :func:`sqlalchemy.create_engine`.
     :raises StoreError: the URL names another database or driver.
     :raises sqlalchemy.exc.ArgumentError: the URL does not parse.

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ._pages import keyset_page
 from ._rows import CaCertificateRow, CertificateRow
 from ._schema import ca_certificates, certificates
-from ._sql import count, execute_write
+from ._sql import execute_write
 
 
 class CertificateRepository:
@@ -147,15 +147,6 @@ class CaCertificateRepository:
             ca_certificates.delete().where(ca_certificates.c.ca_certificate_id == ca_certificate_id)
         )
         return result.rowcount == 1
-
-    def count_certificates(self, ca_certificate_id: str) -> int:
-        """How many device certificates are registered under this CA."""
-        return count(
-            self._conn,
-            sa.select(certificates.c.certificate_id).where(
-                certificates.c.ca_certificate_id == ca_certificate_id
-            ),
-        )
 
     def list_page(
         self, *, ascending: bool, limit: int, token: str | None

@@ -22,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL
 
 from ._engine import READONLY_OPTION, create_store_engine
@@ -137,9 +138,14 @@ class Store:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_ID})
             current = MigrationContext.configure(conn).get_current_revision()
-            script = ScriptDirectory.from_config(_alembic_config())
-            if current is not None and script.get_revision(current) is None:  # pragma: no cover
-                raise StoreError(f"database schema revision {current!r} is newer than this code")
+            if current is not None:
+                try:
+                    ScriptDirectory.from_config(_alembic_config()).get_revision(current)
+                except CommandError:
+                    raise StoreError(
+                        f"the database schema is at revision {current!r}, which this version "
+                        "of Bastion does not know (was it upgraded by a newer one?)"
+                    ) from None
             config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, revision)

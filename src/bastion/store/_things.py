@@ -161,7 +161,6 @@ class ThingRepository:
         attribute_name: str | None = None,
         attribute_value: str | None = None,
         prefix_match: bool = False,
-        names: sa.Select[Any] | None = None,
         limit: int,
         token: str | None,
     ) -> tuple[list[ThingRow], str | None]:
@@ -169,13 +168,10 @@ class ThingRepository:
 
         :param attribute_name: only things with this *searchable* attribute ...
         :param attribute_value: ... with this value (a prefix when ``prefix_match``).
-        :param names: only things whose name this one-column select returns.
         """
         stmt = sa.select(things)
         if thing_type_name is not None:
             stmt = stmt.where(things.c.thing_type_name == thing_type_name)
-        if names is not None:
-            stmt = stmt.where(things.c.name.in_(names))
         if attribute_name is not None or attribute_value is not None:
             match = sa.select(thing_attributes.c.thing_name).where(
                 thing_attributes.c.thing_name == things.c.name, thing_attributes.c.searchable

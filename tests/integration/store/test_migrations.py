@@ -94,3 +94,13 @@ def test_plain_postgresql_urls_use_psycopg() -> None:
         assert engine.url.drivername == "postgresql+psycopg"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_schema_from_a_newer_bastion_is_refused(fresh_database_url: Callable[[str], str],
+                                                  backend: str) -> None:
+    url = fresh_database_url(backend)
+    with Store.open(url) as store, store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="9999"):
+        Store.open(url)
