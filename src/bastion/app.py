@@ -17,7 +17,7 @@ from .broker import Broker, ListenerConfig, bound_port, start_listener
 from .config import Config
 from .controlplane import ControlPlane, open_control_plane
 from .datadir import DataDir, server_ssl_context_for
-from .enforcement import RegistryGate, SecurityEventBridge
+from .enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from .registry import (
     CaCertificateRegistered,
     CaCertificateStatus,
@@ -48,6 +48,7 @@ class App:
         self._plane: ControlPlane | None = None
         self._bridge: SecurityEventBridge | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.journal: ConnectionJournal | None = None
 
     @property
     def plane(self) -> ControlPlane:
@@ -106,6 +107,8 @@ class App:
         self.broker.authenticator = gate
         self.broker.authorizer = gate
         self._bridge = SecurityEventBridge(self.broker, gate, self._loop)
+        self.journal = ConnectionJournal(self._plane.store, self.broker.bus)
+        await self.journal.start()
         self._tls = server_ssl_context_for(self.datadir,
                                            extra_trusted_ca_pems=await self._active_ca_pems())
         wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
@@ -139,6 +142,8 @@ class App:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
+        if self.journal is not None:
+            await self.journal.stop()
         if self._plane is not None:
             self._plane.close()
 

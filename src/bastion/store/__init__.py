@@ -18,6 +18,7 @@ Only this package knows SQL. Services open a unit of work and use its repositori
 
 from __future__ import annotations
 
+from ._connections import ConnectionJournalRepository, ConnectionSessionRow
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
 from ._groups import ThingGroupRepository
@@ -46,6 +47,8 @@ __all__ = [
     "CaCertificateRow",
     "CertificateRepository",
     "CertificateRow",
+    "ConnectionJournalRepository",
+    "ConnectionSessionRow",
     "ConflictError",
     "InvalidPageTokenError",
     "Page",

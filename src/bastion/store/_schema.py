@@ -222,3 +222,21 @@ sealed_secrets = sa.Table(
     sa.Column("sealed", sa.LargeBinary(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
+
+connection_sessions = sa.Table(
+    "connection_sessions",
+    metadata,
+    # One row per network connection: written at CONNECT, closed at disconnect. A
+    # persistent session keeps its session_id across connections.
+    sa.Column("connection_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column("session_id", sa.String(UUID_LENGTH), nullable=False),
+    sa.Column("client_id", name_type(), nullable=False),
+    sa.Column("certificate_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=False),
+    sa.Column("node", name_type(), nullable=False),
+    sa.Column("connected_at", UtcDateTime(), nullable=False),
+    sa.Column("disconnected_at", UtcDateTime(), nullable=True),
+    sa.Column("disconnect_reason", sa.String(64), nullable=True),
+    sa.Index("ix_connection_sessions_certificate", "certificate_id", "connected_at"),
+    sa.Index("ix_connection_sessions_client", "client_id", "connected_at"),
+)

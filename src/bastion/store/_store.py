@@ -30,6 +30,7 @@ from ._errors import StoreError
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._policies import PolicyRepository
+from ._connections import ConnectionJournalRepository
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 
@@ -44,6 +45,7 @@ class UnitOfWork:
         "ca_certificates",
         "certificates",
         "connection",
+        "connections",
         "policies",
         "secrets",
         "settings",
@@ -64,6 +66,7 @@ class UnitOfWork:
         self.policies: Final = PolicyRepository(connection)
         self.settings: Final = SettingsRepository(connection)
         self.secrets: Final = SealedSecretRepository(connection)
+        self.connections: Final = ConnectionJournalRepository(connection)
 
 
 class Store:

@@ -245,12 +245,24 @@ def test_lifecycle_events_have_aws_fields(bastion, make_device):
     watcher.disconnect()
 
 
-def test_shared_certificate_is_allowed(bastion, make_device):
+def test_shared_certificate_is_allowed_but_recorded(bastion, make_device, caplog):
     device = make_device()
     first = Client(device, bastion.port, version=V5, client_id="shared-a").connect()
     second = Client(device, bastion.port, version=V5, client_id="shared-b").connect()
     assert not first.disconnected.is_set() and not second.disconnected.is_set()
-    wait_for(lambda: len(bastion.call(
-        lambda: bastion.app.broker.sessions_of(device.certificate_id))) == 2, 2, "2 sessions")
     first.disconnect()
     second.disconnect()
+    journal = bastion.app.journal
+    assert journal.shared_certificates_seen >= 1
+    assert any("in use by 2 client ids" in r.getMessage() for r in caplog.records)
+
+    def rows():
+        bastion.run(journal.flush())
+        with bastion.app.plane.store.transaction() as uow:
+            return uow.connections.of_certificate(device.certificate_id)
+
+    wait_for(lambda: len(rows()) == 2 and all(r.disconnected_at for r in rows()), 5,
+             "both connections journaled and closed")
+    a, b = rows()
+    assert {a.client_id, b.client_id} == {"shared-a", "shared-b"}
+    assert b.connected_at < a.disconnected_at  # they overlapped in time

@@ -1,0 +1,127 @@
+"""The connection journal: every session's certificate, client id, address and lifetime,
+written to the store in batches off the event loop.
+
+AWS IoT allows one certificate to be used by several client ids at once and flags it in
+the audit (DEVICE_CERTIFICATE_SHARED_CHECK); Bastion does the same. The journal is what
+the audit reads; in addition, a certificate seen on two live client ids at once is logged
+as a warning here the moment it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import defaultdict
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..broker import ClientConnected, ClientDisconnected, EventBus
+from ..store import ConnectionSessionRow, Store
+
+log = logging.getLogger("bastion.enforcement")
+
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    connection_id: str
+    when: datetime
+    reason: str
+
+
+class ConnectionJournal:
+    """Consumes the broker's connect/disconnect events (on the loop) and persists them."""
+
+    def __init__(self, store: Store, bus: EventBus, *, node: str | None = None,
+                 flush_interval: float = 0.5) -> None:
+        self._store = store
+        self.node = node or socket.gethostname()
+        self._interval = flush_interval
+        self._pending: list[ConnectionSessionRow | _Closed] = []
+        self._open: dict[tuple[str, str], str] = {}  # (client id, session id) → connection
+        self._live: defaultdict[str, set[str]] = defaultdict(set)
+        self.shared_certificates_seen = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._unsubscribe = [
+            bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
+            bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
+        ]
+
+    async def start(self) -> None:
+        """Close sessions a previous run of this node left open, then start flushing."""
+        def recover() -> None:
+            with self._store.transaction() as uow:
+                uow.connections.close_all_open(self.node, datetime.now(UTC), "SERVER_ERROR")
+        await asyncio.to_thread(recover)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+    def _connected(self, event: ClientConnected) -> None:
+        live = self._live[event.certificate_id]
+        live.add(event.client_id)
+        if len(live) > 1:
+            self.shared_certificates_seen += 1
+            log.warning("certificate %s is in use by %d client ids at once: %s",
+                        event.certificate_id, len(live), ", ".join(sorted(live)))
+        connection_id = str(uuid.uuid4())
+        self._open[(event.client_id, event.session_id)] = connection_id
+        self._pending.append(ConnectionSessionRow(
+            connection_id, event.session_id, event.client_id, event.certificate_id,
+            event.source_ip, self.node, datetime.fromtimestamp(event.timestamp, UTC), None,
+            None))
+        self._wake.set()
+
+    def _disconnected(self, event: ClientDisconnected) -> None:
+        live = self._live.get(event.certificate_id)
+        if live is not None:
+            live.discard(event.client_id)
+            if not live:
+                del self._live[event.certificate_id]
+        connection_id = self._open.pop((event.client_id, event.session_id), None)
+        if connection_id is not None:
+            self._pending.append(_Closed(connection_id,
+                                         datetime.fromtimestamp(event.timestamp, UTC),
+                                         event.reason.value))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the connection journal failed; will retry")
+            await asyncio.sleep(self._interval)  # batch what arrives meanwhile
+
+    async def flush(self) -> None:
+        """Write everything pending (in a worker thread)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except BaseException:
+            self._pending[:0] = batch  # keep them for the next attempt
+            raise
+
+    def _write(self, batch: list[ConnectionSessionRow | _Closed]) -> None:
+        with self._store.transaction() as uow:
+            for item in batch:
+                if isinstance(item, _Closed):
+                    uow.connections.closed(item.connection_id, item.when, item.reason)
+                else:
+                    uow.connections.opened(item)

@@ -1,0 +1,70 @@
+"""The connection journal (table ``connection_sessions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ._schema import connection_sessions as t
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSessionRow:
+    connection_id: str
+    session_id: str
+    client_id: str
+    certificate_id: str
+    source_ip: str
+    node: str
+    connected_at: datetime
+    disconnected_at: datetime | None
+    disconnect_reason: str | None
+
+
+class ConnectionJournalRepository:
+    """Connections as they open and close; read back by the audit."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def opened(self, row: ConnectionSessionRow) -> None:
+        self._conn.execute(t.insert().values(
+            connection_id=row.connection_id, session_id=row.session_id, client_id=row.client_id,
+            certificate_id=row.certificate_id, source_ip=row.source_ip, node=row.node,
+            connected_at=row.connected_at, disconnected_at=row.disconnected_at,
+            disconnect_reason=row.disconnect_reason))
+
+    def closed(self, connection_id: str, when: datetime, reason: str) -> bool:
+        result = self._conn.execute(
+            t.update().where(t.c.connection_id == connection_id,
+                             t.c.disconnected_at.is_(None))
+            .values(disconnected_at=when, disconnect_reason=reason))
+        return result.rowcount == 1
+
+    def close_all_open(self, node: str, when: datetime, reason: str) -> int:
+        """Mark this node's sessions closed (on start-up after a crash, or shutdown)."""
+        result = self._conn.execute(
+            t.update().where(t.c.node == node, t.c.disconnected_at.is_(None))
+            .values(disconnected_at=when, disconnect_reason=reason))
+        return int(result.rowcount)
+
+    def of_certificate(self, certificate_id: str, *, since: datetime | None = None
+                       ) -> list[ConnectionSessionRow]:
+        stmt = sa.select(t).where(t.c.certificate_id == certificate_id)
+        if since is not None:
+            stmt = stmt.where(sa.or_(t.c.disconnected_at.is_(None),
+                                     t.c.disconnected_at >= since))
+        return [ConnectionSessionRow(**row._mapping)
+                for row in self._conn.execute(stmt.order_by(t.c.connected_at))]
+
+    def between(self, since: datetime, until: datetime) -> list[ConnectionSessionRow]:
+        """Sessions that overlap ``[since, until]``, by connection time."""
+        stmt = (sa.select(t)
+                .where(t.c.connected_at <= until,
+                       sa.or_(t.c.disconnected_at.is_(None), t.c.disconnected_at >= since))
+                .order_by(t.c.connected_at))
+        return [ConnectionSessionRow(**row._mapping) for row in self._conn.execute(stmt)]
