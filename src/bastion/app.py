@@ -69,7 +69,8 @@ class App:
     def _trust_changed(self, event: CaCertificateRegistered | CaCertificateStatusChanged
                        ) -> None:
         status = event.status if isinstance(event, CaCertificateRegistered) else event.new
-        if status is CaCertificateStatus.ACTIVE:
+        # Before start() finishes, every ACTIVE CA is collected by _active_ca_pems anyway.
+        if status is CaCertificateStatus.ACTIVE and self._tls is not None:
             self.broker.spawn(self._trust_ca(event.ca_certificate_id))
 
     async def _trust_ca(self, ca_certificate_id: str) -> None:

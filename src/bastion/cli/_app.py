@@ -84,6 +84,7 @@ def serve(
     level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     def ready(running: App) -> None:
         shown = "localhost" if config.mqtt.host in ("0.0.0.0", "::", "") else config.mqtt.host
