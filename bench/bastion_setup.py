@@ -1,0 +1,85 @@
+"""Provision the benchmark's device in a Bastion data directory (run as a script).
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --out OUTDIR
+
+``bastion device create`` attaches the least-privilege device policy, which lets a
+certificate connect only with its thing name as client id. The load generator shares one
+certificate among many connections with distinct client ids, so this script registers
+the device with a bench policy instead, the counterpart of the private Mosquitto's ACL
+file (``brokers.py``):
+
+* connect with any client id starting ``bench-``;
+* publish, receive and subscribe under ``bench/`` and under ``things/<client id>/``.
+
+It writes the same files as ``bastion device create`` (``bench-device.cert.pem``,
+``bench-device.key.pem``, ``root-ca.pem``) and exits 0, or prints why it could not
+and exits 1. It runs in its own process so that the bench itself never imports
+``bastion``: only this setup step depends on Bastion's control-plane API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEVICE = "bench-device"
+POLICY = "bastion-bench"
+
+
+def bench_policy(region: str, account_id: str) -> str:
+    """The bench policy document (AWS IoT policy language)."""
+    arn = f"arn:aws:iot:{region}:{account_id}"
+    client = "${iot:ClientId}"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/bench-*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [f"{arn}:topic/bench/*", f"{arn}:topic/things/{client}/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [
+                        f"{arn}:topicfilter/bench/*",
+                        f"{arn}:topicfilter/things/{client}/*",
+                    ],
+                },
+            ],
+        }
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        from bastion.config import load_config
+        from bastion.controlplane import open_control_plane, provision_device
+        from bastion.datadir import DataDir
+    except ImportError as exc:
+        print(f"Bastion's control-plane API is not what this script expects: {exc}")
+        return 1
+    datadir = DataDir(args.data_dir)
+    config = load_config(datadir.config_path)
+    plane = open_control_plane(config, datadir)
+    try:
+        plane.policies.create_policy(
+            POLICY, bench_policy(plane.account.region, plane.account.account_id)
+        )
+        device = provision_device(plane, datadir, DEVICE, args.out, policy_name=POLICY)
+    finally:
+        plane.close()
+    print(f"{DEVICE}: certificate {device.certificate_id}, policy {device.policy_name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,646 @@
+"""``make bench``: Bastion against Mosquitto, like for like, on this machine.
+
+    .venv/bin/python bench/run.py [--quick] [--only SCENARIO[,SCENARIO...]]
+                                  [--connections N] [--duration S] [--rate MSG_PER_S]
+                                  [--brokers bastion,mosquitto,system] [--repeat N]
+
+Every scenario runs against three brokers, each started fresh for that scenario and
+stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
+ACL file, so it authorizes every publish as Bastion does), and, as a reference only, the
+machine's own Mosquitto on 127.0.0.1:1883 over plain TCP. Results go to stdout as a
+plain table and to ``bench/results/latest.json``; ``bench/README.md`` explains how to
+read them. Exit status: 0 if every requested measurement was taken, 1 if some failed
+(the rest are still reported), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import math
+import platform
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import brokers
+import loadgen
+import procstat
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.json"
+
+SCENARIOS = {
+    "ceiling": "the load generator's own ceiling (no broker)",
+    "idle": "broker memory per idle connection",
+    "qos0": "QoS 0 fan-in: publishers -> 1 subscriber on bench/#",
+    "qos1": "QoS 1 fan-in, 100 in flight per publisher",
+    "connect": "connects per second (handshake + CONNECT/CONNACK + DISCONNECT)",
+    "latency": "publish -> deliver latency at a fixed offered load",
+}
+BROKERS = ("bastion", "mosquitto", "system")
+HEADLINE = {
+    "qos0": "delivered_per_s",
+    "qos1": "delivered_per_s",
+    "idle": "bytes_per_connection",
+    "connect": "connects_per_s",
+    "latency": "p99_ms",
+}
+"""The figure by which repeated runs are ranked (the median run is kept)."""
+OTHER_LOAD_LIMIT = 0.25
+"""Cores used by unrelated processes above which a run is flagged as disturbed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What to run and how long; everything the command line can change."""
+
+    quick: bool
+    scenarios: tuple[str, ...]
+    brokers: tuple[str, ...]
+    warmup: float
+    duration: float
+    connections: int
+    rate: float
+    latency_qos: int
+    publishers: int
+    publisher_procs: int
+    connect_concurrency: int
+    connect_procs: int
+    ceiling_duration: float
+    repeat: int
+    output: Path
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    """:raises SystemExit: on a bad command line (argparse prints why)."""
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="Benchmark Bastion against Mosquitto over mutual TLS.",
+        epilog="Scenarios: " + "; ".join(f"{k} = {v}" for k, v in SCENARIOS.items()),
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short windows and few connections (< 2 min)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SCENARIO",
+        help=f"run only these scenarios (comma-separated or repeated): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--brokers",
+        default=",".join(BROKERS),
+        help=f"which brokers to measure, comma-separated (default: {','.join(BROKERS)})",
+    )
+    parser.add_argument(
+        "--connections", type=int, help="idle connections to open (default 2000; quick 500)"
+    )
+    parser.add_argument(
+        "--duration", type=float, help="measured seconds per run (default 5; quick 1.5)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, help="seconds before measuring (default 1; quick 0.5)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=5000, help="offered msg/s in the latency run (5000)"
+    )
+    parser.add_argument(
+        "--latency-qos", type=int, choices=(0, 1), default=1, help="QoS of the latency run (1)"
+    )
+    parser.add_argument("--publishers", type=int, default=10, help="publishing connections (10)")
+    parser.add_argument(
+        "--publisher-procs", type=int, default=1, help="processes the publishers share (1)"
+    )
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=16, help="clients connecting at once (16)"
+    )
+    parser.add_argument(
+        "--connect-procs", type=int, default=2, help="processes the connecting clients share (2)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per scenario and broker; the median is kept (1)"
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
+    args = parser.parse_args(argv)
+
+    scenarios = _choices(args.only, SCENARIOS, parser, "--only") if args.only else tuple(SCENARIOS)
+    chosen_brokers = _choices([args.brokers], BROKERS, parser, "--brokers")
+    quick = args.quick
+    duration = args.duration if args.duration is not None else (1.5 if quick else 5.0)
+    if duration <= 0 or (args.connections is not None and args.connections < 10):
+        parser.error("--duration must be positive and --connections at least 10")
+    return Settings(
+        quick=quick,
+        scenarios=scenarios,
+        brokers=chosen_brokers,
+        warmup=args.warmup if args.warmup is not None else (0.5 if quick else 1.0),
+        duration=duration,
+        connections=args.connections or (500 if quick else 2000),
+        rate=args.rate,
+        latency_qos=args.latency_qos,
+        publishers=args.publishers,
+        publisher_procs=max(1, min(args.publisher_procs, args.publishers)),
+        connect_concurrency=args.connect_concurrency,
+        connect_procs=max(1, args.connect_procs),
+        ceiling_duration=min(duration, 1.0 if quick else 3.0),
+        repeat=max(1, args.repeat),
+        output=args.output,
+    )
+
+
+def _choices(
+    values: list[str], allowed: Any, parser: argparse.ArgumentParser, flag: str
+) -> tuple[str, ...]:
+    picked = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    unknown = [v for v in picked if v not in allowed]
+    if unknown or not picked:
+        parser.error(f"{flag}: unknown {unknown or 'empty'}; choose from {', '.join(allowed)}")
+    return tuple(v for v in allowed if v in picked)  # canonical order
+
+
+# ------------------------------------------------------------------ brokers
+
+
+class Broker(Protocol):
+    label: str
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def start(self) -> loadgen.Endpoint: ...
+
+    def stop(self) -> None: ...
+
+    def log_tail(self) -> str: ...
+
+
+@dataclass
+class Bench:
+    """Everything one bench run holds: settings, brokers, results, errors."""
+
+    settings: Settings
+    workdir: Path
+    pki: brokers.BenchPki | None = None
+    brokers: dict[str, Broker] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    ceiling: dict[str, Any] | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    load_at_start: tuple[float, float, float] = field(default_factory=procstat.load_average)
+
+    def prepare(self) -> None:
+        """Create the bench CA and the brokers; a broker that cannot be set up is reported
+        and left out, the others still run."""
+        self.pki = brokers.BenchPki.create(self.workdir / "pki")
+        self.versions["bench_certificates"] = brokers.describe_certificate(
+            self.pki.client.cert_file
+        )
+        if "bastion" in self.settings.brokers:
+            try:
+                install = brokers.BastionInstall.create(self.workdir)
+            except (brokers.BrokerError, OSError, subprocess.TimeoutExpired) as exc:
+                self._unavailable("bastion", f"setup failed: {exc}")
+            else:
+                self.brokers["bastion"] = brokers.BastionBroker(install, self.workdir)
+                self.versions["bastion_certificates"] = install.server_key_type
+                self.versions["bastion_provisioning"] = install.provisioning
+                if not install.provisioning.startswith("bench/"):
+                    self.warnings.append(f"bastion: registered by {install.provisioning}")
+        if "mosquitto" in self.settings.brokers:
+            mosquitto = brokers.MosquittoBroker(self.pki, self.workdir)
+            self.brokers["mosquitto"] = mosquitto
+            self.versions["mosquitto"] = mosquitto.version
+        if "system" in self.settings.brokers:
+            self.brokers["system"] = brokers.SystemMosquitto()
+
+    def _unavailable(self, key: str, reason: str) -> None:
+        self.unavailable[key] = reason
+        # The system Mosquitto is only a reference: its absence is not a failure.
+        (self.warnings if key == "system" else self.errors).append(f"{key}: {reason}")
+        _banner(
+            f"{self.brokers[key].label if key in self.brokers else key} IS NOT MEASURED", reason
+        )
+
+    def run(self, scenario: str, measure: Callable[[loadgen.Endpoint, int | None], Any]) -> None:
+        """Run one scenario against every available broker, ``--repeat`` times each, with
+        a fresh broker process every time; keep the run with the median headline figure."""
+        print(f"\n== {scenario}: {SCENARIOS[scenario]}", flush=True)
+        results = self.details.setdefault(scenario, {})
+        for key, broker in self.brokers.items():
+            runs = []
+            for _ in range(self.settings.repeat):
+                outcome = self._run_once(scenario, key, broker, measure)
+                if "error" in outcome:
+                    results[key] = outcome
+                    break
+                runs.append(outcome)
+            else:
+                headline = HEADLINE[scenario]
+                runs.sort(key=lambda r: r[headline])
+                results[key] = {**runs[len(runs) // 2], "runs": [r[headline] for r in runs]}
+
+    def _run_once(
+        self,
+        scenario: str,
+        key: str,
+        broker: Broker,
+        measure: Callable[[loadgen.Endpoint, int | None], Any],
+    ) -> dict[str, Any]:
+        if key in self.unavailable:
+            return {"error": self.unavailable[key]}
+        try:
+            endpoint = broker.start()
+        except brokers.BrokerError as exc:
+            self._unavailable(key, f"did not start: {exc}")
+            return {"error": f"did not start: {exc}"}
+        began = time.monotonic()
+        try:
+            result: dict[str, Any] = asdict(measure(endpoint, broker.pid))
+        except loadgen.LoadError as exc:
+            broker.stop()
+            log = broker.log_tail()
+            error = f"{exc}\nbroker log (last lines):\n{log}" if log.strip() else str(exc)
+            self.errors.append(f"{scenario} on {broker.label}: {error}")
+            print(f"   {broker.label:<18} FAILED: {_first_line(str(exc))}", flush=True)
+            return {"error": error}
+        finally:
+            broker.stop()
+        note = ""
+        if result.get("other_cores", 0.0) > OTHER_LOAD_LIMIT:
+            note = f"  DISTURBED: other processes used {result['other_cores']:.2f} cores"
+            self.warnings.append(f"{scenario} on {broker.label}:{note.split(':', 1)[1]}")
+        print(
+            f"   {broker.label:<18} {_progress(scenario, result)}"
+            f"  ({time.monotonic() - began:.1f} s){note}",
+            flush=True,
+        )
+        return result
+
+
+def _banner(title: str, text: str) -> None:
+    rule = "!" * 78
+    print(f"\n{rule}\n!! {title}\n{rule}\n{text.rstrip()}\n{rule}", flush=True)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "?"
+
+
+def _progress(scenario: str, r: dict[str, Any]) -> str:
+    cores = f"broker {_num(r.get('broker_cores'), 2)} cores, generator {_num(r.get('generator_cores'), 2)}"
+    if scenario in ("qos0", "qos1"):
+        lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
+        return f"{_num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
+    if scenario == "idle":
+        return (
+            f"{_num(r['bytes_per_connection'] / 1024, 1)} KiB/connection over "
+            f"{r['measured_connections']} connections ({r['failed']} failed)"
+        )
+    if scenario == "connect":
+        return f"{_num(r['connects_per_s'])} connects/s ({r['failed']} failed), {cores}"
+    if scenario == "latency":
+        return (
+            f"p50 {_num(r['p50_ms'], 2)} ms, p99 {_num(r['p99_ms'], 2)} ms over "
+            f"{r['samples']} messages, {_num(r['delivered_per_s'])} msg/s delivered, {cores}"
+        )
+    return ""
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+def run_all(bench: Bench) -> None:
+    s = bench.settings
+    if "ceiling" in s.scenarios:
+        print("\n== ceiling: " + SCENARIOS["ceiling"], flush=True)
+        assert bench.pki is not None
+        try:
+            figures = loadgen.ceiling(
+                bench.pki.server,
+                bench.pki.client,
+                publishers=s.publishers,
+                processes=s.publisher_procs,
+                warmup=min(s.warmup, 0.5),
+                duration=s.ceiling_duration,
+            )
+        except loadgen.LoadError as exc:
+            bench.errors.append(f"ceiling: {exc}")
+            print(f"   FAILED: {exc}")
+        else:
+            bench.ceiling = {k: asdict(v) for k, v in figures.items()}
+            for name, fig in figures.items():
+                note = ""
+                if fig.other_cores > OTHER_LOAD_LIMIT:
+                    note = f"  DISTURBED: other processes used {fig.other_cores:.2f} cores"
+                    bench.warnings.append(f"ceiling {name}:{note.split(':', 1)[1]}")
+                print(
+                    f"   {name:<15} {_num(fig.msgs_per_s):>10} msg/s, generator "
+                    f"{fig.generator_cores:.2f} cores: {fig.generator_us_per_msg:.2f} us/msg, "
+                    f"~{_num(1e6 / fig.generator_us_per_msg)} msg/s per core{note}",
+                    flush=True,
+                )
+    # Idle memory goes first: the system Mosquitto is never restarted, and its heap, once
+    # grown by the throughput runs, would absorb new connections without growing RSS.
+    if "idle" in s.scenarios:
+        bench.run("idle", lambda ep, pid: _idle(ep, pid, s.connections))
+    if "qos0" in s.scenarios:
+        bench.run(
+            "qos0",
+            lambda ep, pid: loadgen.fan_in(
+                ep,
+                qos=0,
+                publishers=s.publishers,
+                processes=s.publisher_procs,
+                broker_pid=pid,
+                warmup=s.warmup,
+                duration=s.duration,
+            ),
+        )
+    if "qos1" in s.scenarios:
+        bench.run(
+            "qos1",
+            lambda ep, pid: loadgen.fan_in(
+                ep,
+                qos=1,
+                publishers=s.publishers,
+                processes=s.publisher_procs,
+                broker_pid=pid,
+                warmup=s.warmup,
+                duration=s.duration,
+            ),
+        )
+    if "connect" in s.scenarios:
+        bench.run(
+            "connect",
+            lambda ep, pid: loadgen.connect_rate(
+                ep,
+                concurrency=s.connect_concurrency,
+                processes=s.connect_procs,
+                broker_pid=pid,
+                warmup=s.warmup,
+                duration=s.duration,
+            ),
+        )
+    if "latency" in s.scenarios:
+        bench.run(
+            "latency",
+            lambda ep, pid: loadgen.latency(
+                ep,
+                rate=s.rate,
+                qos=s.latency_qos,
+                publishers=s.publishers,
+                processes=s.publisher_procs,
+                broker_pid=pid,
+                warmup=s.warmup,
+                duration=s.duration,
+            ),
+        )
+
+
+def _idle(endpoint: loadgen.Endpoint, pid: int | None, connections: int) -> loadgen.IdleResult:
+    if pid is None:
+        raise loadgen.LoadError("the broker's pid is unknown, so its memory cannot be read")
+    return loadgen.idle_memory(endpoint, connections=connections, broker_pid=pid)
+
+
+# ------------------------------------------------------------------ report
+
+
+def _get(bench: Bench, scenario: str, broker: str, key: str) -> float | None:
+    value = bench.details.get(scenario, {}).get(broker, {}).get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def summary(bench: Bench) -> dict[str, Any]:
+    """The flat figures of ``latest.json``; ``None`` where a figure was not measured."""
+
+    def g(scenario: str, broker: str, key: str) -> float | None:
+        return _get(bench, scenario, broker, key)
+
+    out: dict[str, Any] = {}
+    for scenario in ("qos0", "qos1"):
+        b, m = (
+            g(scenario, "bastion", "delivered_per_s"),
+            g(scenario, "mosquitto", "delivered_per_s"),
+        )
+        out[f"{scenario}_mtls_ratio"] = _ratio(b, m)
+        out[f"{scenario}_mtls_bastion_msgs"] = b
+        out[f"{scenario}_mtls_mosquitto_msgs"] = m
+        out[f"{scenario}_tcp_system_mosquitto_msgs"] = g(scenario, "system", "delivered_per_s")
+        out[f"{scenario}_mtls_bastion_broker_us_per_msg"] = g(
+            scenario, "bastion", "broker_us_per_msg"
+        )
+        out[f"{scenario}_mtls_mosquitto_broker_us_per_msg"] = g(
+            scenario, "mosquitto", "broker_us_per_msg"
+        )
+    b, m = (
+        g("idle", "bastion", "bytes_per_connection"),
+        g("idle", "mosquitto", "bytes_per_connection"),
+    )
+    out["idle_mtls_mem_ratio"] = _ratio(b, m)
+    out["idle_mtls_bastion_bytes"] = b
+    out["idle_mtls_mosquitto_bytes"] = m
+    out["idle_tcp_system_mosquitto_bytes"] = g("idle", "system", "bytes_per_connection")
+    b, m = g("connect", "bastion", "connects_per_s"), g("connect", "mosquitto", "connects_per_s")
+    out["mtls_connect_ratio"] = _ratio(b, m)
+    out["mtls_connect_bastion_per_s"] = b
+    out["mtls_connect_mosquitto_per_s"] = m
+    out["tcp_connect_system_mosquitto_per_s"] = g("connect", "system", "connects_per_s")
+    out["mtls_connect_bastion_broker_ms"] = g("connect", "bastion", "broker_ms_per_connect")
+    out["mtls_connect_mosquitto_broker_ms"] = g("connect", "mosquitto", "broker_ms_per_connect")
+    for q in ("p50", "p99"):
+        b, m = g("latency", "bastion", f"{q}_ms"), g("latency", "mosquitto", f"{q}_ms")
+        out[f"{q}_latency_ms"] = b
+        out[f"{q}_latency_ms_mosquitto"] = m
+        out[f"{q}_latency_ms_system_mosquitto"] = g("latency", "system", f"{q}_ms")
+        out[f"{q}_latency_ratio"] = _ratio(b, m)
+    out["latency_offered_msgs"] = bench.settings.rate
+    out["latency_qos"] = bench.settings.latency_qos
+    return out
+
+
+def machine(bench: Bench) -> dict[str, Any]:
+    info = procstat.machine_info()
+    info["python"] = platform.python_version()
+    info["openssl"] = ssl.OPENSSL_VERSION
+    for package in ("uvloop", "bastion-iot"):
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = None
+    try:
+        info["git_commit"] = subprocess.run(
+            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None
+    info["load_average_at_start"] = bench.load_at_start
+    info["load_average_at_end"] = procstat.load_average()
+    info.update(bench.versions)
+    return info
+
+
+def write_json(bench: Bench, figures: dict[str, Any], interrupted: bool) -> Path:
+    s = bench.settings
+    document = {
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "complete": not bench.errors and not bench.warnings and not interrupted,
+        **figures,
+        "generator_ceiling": bench.ceiling,
+        "machine": machine(bench),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
+        "details": bench.details,
+        "errors": bench.errors,
+        "warnings": bench.warnings,
+    }
+    s.output.parent.mkdir(parents=True, exist_ok=True)
+    s.output.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
+    return s.output
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+_TABLE = (
+    # label, scenario, result key, digits, scale
+    ("QoS 0 fan-in {publishers}->1, msg/s", "qos0", "delivered_per_s", 0, 1.0),
+    ("  broker CPU per message, us", "qos0", "broker_us_per_msg", 2, 1.0),
+    ("QoS 1 fan-in {publishers}->1, msg/s", "qos1", "delivered_per_s", 0, 1.0),
+    ("  broker CPU per message, us", "qos1", "broker_us_per_msg", 2, 1.0),
+    ("Idle connection, KiB RSS (lower=better)", "idle", "bytes_per_connection", 1, 1 / 1024),
+    ("Connects/s, {connect_concurrency} at once", "connect", "connects_per_s", 0, 1.0),
+    ("  broker CPU per connect, ms", "connect", "broker_ms_per_connect", 2, 1.0),
+    ("Latency p50 ms, {rate:,.0f}/s QoS {latency_qos}", "latency", "p50_ms", 2, 1.0),
+    ("Latency p99 ms (lower=better)", "latency", "p99_ms", 2, 1.0),
+)
+
+
+def print_table(bench: Bench) -> None:
+    """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio."""
+    s = bench.settings
+    header = f"{'':<40} {'Bastion':>12} {'Mosquitto mTLS':>15} {'ratio':>7} {'sys Mosq. TCP':>14}"
+    rule = "-" * len(header)
+    print("\n" + "=" * len(header))
+    print(
+        f"Bastion vs Mosquitto {bench.versions.get('mosquitto', '?')} over mutual TLS, loopback, "
+        f"{procstat.machine_info()['cpus']} cores, {'quick' if s.quick else 'full'} run"
+    )
+    print(header)
+    print(rule)
+    for label, scenario, key, digits, scale in _TABLE:
+        if scenario not in s.scenarios:
+            continue
+        values = {
+            broker: None if (v := _get(bench, scenario, broker, key)) is None else v * scale
+            for broker in BROKERS
+        }
+        cells = {
+            broker: _cell(bench, scenario, broker, values[broker], digits) for broker in BROKERS
+        }
+        ratio = _ratio(values["bastion"], values["mosquitto"])
+        print(
+            f"{label.format(**asdict(s)):<40} {cells['bastion']:>12} {cells['mosquitto']:>15} "
+            f"{_num(ratio, 2):>7} {cells['system']:>14}"
+        )
+    if bench.ceiling:
+        c = {k: _num(1e6 / v["generator_us_per_msg"]) for k, v in bench.ceiling.items()}
+        print(rule)
+        print(
+            f"Generator, msg/s per core: publish QoS 0 {c['publish_qos0']}, QoS 1 "
+            f"{c['publish_qos1']}; subscribe QoS 0 {c['subscribe_qos0']}, QoS 1 {c['subscribe_qos1']}"
+        )
+    print("=" * len(header))
+    print("ratio = Bastion / Mosquitto mTLS. sys Mosq. TCP = the machine's Mosquitto on :1883,")
+    print("plain TCP, default limits: a reference, not like for like. '!' = failed, see below.")
+    if bench.warnings:
+        print("\nWarnings (figures disturbed by other work on the machine; rerun when it is idle):")
+        for warning in bench.warnings:
+            print("  - " + warning)
+    if bench.errors:
+        print("\nErrors:")
+        for error in bench.errors:
+            print("  - " + error.strip().replace("\n", "\n    "))
+
+
+def _cell(bench: Bench, scenario: str, broker: str, value: float | None, digits: int) -> str:
+    entry = bench.details.get(scenario, {}).get(broker)
+    if entry is None:
+        return "-"
+    if "error" in entry:
+        return "!"
+    return _num(value, digits)
+
+
+# ------------------------------------------------------------------ main
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    # Ctrl-C and SIGTERM both unwind through the finally blocks that stop brokers and
+    # workers (SIGINT may arrive ignored when started in the background).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    fd_limit = loadgen.raise_fd_limit()
+    if settings.connections + 200 > fd_limit:
+        print(
+            f"warning: RLIMIT_NOFILE is {fd_limit}; --connections {settings.connections} may fail"
+        )
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
+    bench = Bench(settings, workdir)
+    interrupted = False
+    try:
+        bench.prepare()
+        run_all(bench)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: brokers and workers stopped; partial results follow", flush=True)
+    finally:
+        for broker in bench.brokers.values():
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures = summary(bench)
+    print_table(bench)
+    path = write_json(bench, figures, interrupted)
+    print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
+    if interrupted:
+        return 130
+    return 1 if bench.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
