@@ -157,6 +157,8 @@ class Broker:
         if session is None or session.connection is not conn:
             return
         session.connection = None
+        if session.holding:
+            session.release_all()  # an offline session holds nobody back
         loop = asyncio.get_running_loop()
         now = time.time()
         self.bus.publish(ClientDisconnected(
@@ -465,11 +467,14 @@ class Broker:
             return False
         sessions = self.sessions
         origin = message.origin
+        publisher = sender.connection if sender is not None else None
         if len(matches) == 1:
             client_id, opts = matches[0]
             session = sessions.get(client_id)
             if session is not None:
                 self._deliver(session, message, opts, origin)
+                if publisher is not None and session.congested():
+                    session.hold(publisher)
             return True
         merged: dict[str, tuple[int, bool, list[int]]] = {}
         for client_id, opts in matches:

@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ..mqtt import (
     MQTT_5,
+    Publish,
     Connect,
     ConnectionState,
     Disconnect,
@@ -75,6 +77,11 @@ class MQTTConnection(asyncio.Protocol):
         self._last_packet = 0.0
         self._loop = asyncio.get_running_loop()
         self.paused = False
+        # Flow control (see Session): while held, PUBLISH packets wait here.
+        self.holds = 0
+        self._reading_paused = False
+        self._held: deque[Publish] = deque()
+        self.held_dropped = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -117,6 +124,9 @@ class MQTTConnection(asyncio.Protocol):
         for index, packet in enumerate(packets):
             if self.closed:
                 return
+            if (self.holds or self._held) and isinstance(packet, Publish):
+                self._hold_back(packet)
+                continue
             if isinstance(packet, Connect):
                 self._connecting = True
                 self._backlog.extend(packets[index + 1:])
@@ -168,6 +178,49 @@ class MQTTConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        session = self.session
+        if session is not None and session.holding:
+            session.release_if_drained()
+
+    # -- flow control --------------------------------------------------------------------
+
+    def hold(self) -> None:
+        """A congested subscriber holds this publisher back (counted per subscriber)."""
+        self.holds += 1
+
+    def release(self) -> None:
+        self.holds -= 1
+        if self.holds == 0 and not self.closed:
+            if self._reading_paused:
+                self._reading_paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            if self._held:
+                self._loop.call_soon(self._drain_held)
+
+    def _hold_back(self, packet: Publish) -> None:
+        held = self._held
+        held.append(packet)
+        if len(held) < self.broker.limits.max_inflight_messages or self._reading_paused:
+            return
+        session = self.session
+        if session is not None and not session.inflight:
+            # Plenty held and nothing of ours awaits this client's acknowledgements: stop
+            # reading (TCP pushes back on the publisher). A client we await acks from is
+            # never paused, so two congested clients cannot wait on each other.
+            self._reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        elif packet.qos == 0 and len(held) >= self.broker.limits.max_queued_messages:
+            held.pop()
+            self.held_dropped += 1  # at most once: QoS 0 may be dropped under pressure
+
+    def _drain_held(self) -> None:
+        held = self._held
+        while held and not self.holds and not self.closed:
+            try:
+                self.broker.handle_packet(self, held.popleft())
+            except RemoteProtocolError as exc:
+                self._protocol_violation(exc)
+                return
 
     # -- timers --------------------------------------------------------------------------
 

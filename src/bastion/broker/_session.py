@@ -164,6 +164,10 @@ class Session:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.dropped = 0
+        # Flow control: publishers held back while this session is congested.
+        self.holding: set[MQTTConnection] = set()
+        self.high_water = max(1, max_inflight)
+        self.low_water = max(0, max_inflight // 4)
         self._next_id = 1
         self._decisions: dict[tuple[Action, str], bool] = {}
 
@@ -241,6 +245,40 @@ class Session:
         while queue and len(self.inflight) < window:
             message, qos, retain, sub_ids = queue.popleft()
             self._send_new(conn, message, qos, retain, sub_ids)
+        if self.holding:
+            self.release_if_drained()
+
+    # -- flow control --------------------------------------------------------------------
+    #
+    # A live subscriber that cannot keep up (its queue behind the in-flight window is past
+    # the high-water mark, or its socket's write buffer is full) holds back the
+    # connections publishing to it: they keep reading and acknowledging, but their next
+    # PUBLISH packets wait unprocessed (and unacknowledged, so QoS 1/2 publishers slow
+    # down to the subscriber's pace) until the subscriber drains below the low-water
+    # mark. Nothing is lost and memory stays bounded; acknowledgements are never held, so
+    # two clients publishing to each other cannot deadlock. An offline session never
+    # holds anyone back: its queue is bounded by ``max_queued`` and drops beyond.
+
+    def congested(self) -> bool:
+        conn = self.connection
+        return conn is not None and (len(self.queue) >= self.high_water or conn.paused)
+
+    def hold(self, publisher: MQTTConnection) -> None:
+        if publisher is self.connection or publisher in self.holding:
+            return
+        self.holding.add(publisher)
+        publisher.hold()
+
+    def release_if_drained(self) -> None:
+        conn = self.connection
+        if conn is not None and (len(self.queue) > self.low_water or conn.paused):
+            return
+        self.release_all()
+
+    def release_all(self) -> None:
+        holding, self.holding = self.holding, set()
+        for publisher in holding:
+            publisher.release()
 
     def acknowledge(self, packet_id: int) -> bool:
         """PUBACK or PUBCOMP from the client: the delivery is complete."""
