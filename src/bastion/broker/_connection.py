@@ -79,7 +79,6 @@ class MQTTConnection(asyncio.Protocol):
         self.paused = False
         # Flow control (see Session): while held, PUBLISH packets wait here.
         self.holds = 0
-        self._reading_paused = False
         self._held: deque[Publish] = deque()
         self.held_dropped = 0
 
@@ -178,9 +177,6 @@ class MQTTConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        session = self.session
-        if session is not None and session.holding:
-            session.release_if_drained()
 
     # -- flow control --------------------------------------------------------------------
 
@@ -190,28 +186,18 @@ class MQTTConnection(asyncio.Protocol):
 
     def release(self) -> None:
         self.holds -= 1
-        if self.holds == 0 and not self.closed:
-            if self._reading_paused:
-                self._reading_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
-            if self._held:
-                self._loop.call_soon(self._drain_held)
+        if self.holds == 0 and self._held and not self.closed:
+            self._loop.call_soon(self._drain_held)
 
     def _hold_back(self, packet: Publish) -> None:
-        held = self._held
-        held.append(packet)
-        if len(held) < self.broker.limits.max_inflight_messages or self._reading_paused:
+        # Reading never stops (a paused socket could deadlock with a client that publishes
+        # and subscribes from one thread): QoS 1/2 publishers slow down because their
+        # acknowledgements wait; what a client sends past the cap is dropped and counted
+        # (QoS 0 is at most once; a QoS 1/2 message dropped here was never acknowledged).
+        if len(self._held) >= self.broker.limits.max_queued_messages:
+            self.held_dropped += 1
             return
-        session = self.session
-        if session is not None and not session.inflight:
-            # Plenty held and nothing of ours awaits this client's acknowledgements: stop
-            # reading (TCP pushes back on the publisher). A client we await acks from is
-            # never paused, so two congested clients cannot wait on each other.
-            self._reading_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
-        elif packet.qos == 0 and len(held) >= self.broker.limits.max_queued_messages:
-            held.pop()
-            self.held_dropped += 1  # at most once: QoS 0 may be dropped under pressure
+        self._held.append(packet)
 
     def _drain_held(self) -> None:
         held = self._held

@@ -250,18 +250,18 @@ class Session:
 
     # -- flow control --------------------------------------------------------------------
     #
-    # A live subscriber that cannot keep up (its queue behind the in-flight window is past
-    # the high-water mark, or its socket's write buffer is full) holds back the
-    # connections publishing to it: they keep reading and acknowledging, but their next
+    # A live subscriber that cannot keep up (its QoS 1/2 queue behind the in-flight window
+    # is past the high-water mark) holds back the connections publishing to it: they keep reading and acknowledging, but their next
     # PUBLISH packets wait unprocessed (and unacknowledged, so QoS 1/2 publishers slow
     # down to the subscriber's pace) until the subscriber drains below the low-water
     # mark. Nothing is lost and memory stays bounded; acknowledgements are never held, so
     # two clients publishing to each other cannot deadlock. An offline session never
-    # holds anyone back: its queue is bounded by ``max_queued`` and drops beyond.
+    # holds anyone back: its queue is bounded by ``max_queued`` and drops beyond. QoS 0
+    # never holds anyone: a subscriber whose socket buffer is full loses QoS 0 messages
+    # (at most once), exactly as MQTT allows.
 
     def congested(self) -> bool:
-        conn = self.connection
-        return conn is not None and (len(self.queue) >= self.high_water or conn.paused)
+        return self.connection is not None and len(self.queue) >= self.high_water
 
     def hold(self, publisher: MQTTConnection) -> None:
         if publisher is self.connection or publisher in self.holding:
@@ -270,8 +270,7 @@ class Session:
         publisher.hold()
 
     def release_if_drained(self) -> None:
-        conn = self.connection
-        if conn is not None and (len(self.queue) > self.low_water or conn.paused):
+        if self.connection is not None and len(self.queue) > self.low_water:
             return
         self.release_all()
 
