@@ -38,7 +38,7 @@ from ._context import RequestContext
 from ._errors import MalformedPolicyError
 from ._match import arn_match, atoms, glob_match
 from ._model import Condition, SetQualifier
-from ._variables import Part, literal_text, lookup, substitute, tokenize
+from ._variables import Part, Token, Variable, literal_text, lookup, substitute, tokenize
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _EPOCH = re.compile(r"-?\d+")
@@ -262,6 +262,73 @@ def check_value(base_operator: str, value: str, path: str) -> None:
         )
 
 
+class CompiledCondition:
+    """A condition with its policy values tokenized — and, when they hold no variables,
+    prepared for its operator — once, ahead of evaluation. Evaluation only depends on the
+    request context; see the module docs for the rules."""
+
+    __slots__ = ("_condition", "_operator", "_prepared", "_tokens")
+
+    def __init__(self, condition: Condition, *, variables: bool) -> None:
+        """:param variables: whether policy values may contain variables (document version)."""
+        self._condition = condition
+        self._operator = (
+            None if condition.base_operator == _NULL else _OPERATORS[condition.base_operator]
+        )
+        self._tokens: tuple[tuple[Token, ...], ...] = ()
+        self._prepared: tuple[Any, ...] | None = None
+        operator = self._operator
+        if operator is None:  # Null
+            return
+        self._tokens = tuple(
+            tokenize(value, variables=variables, wildcards=operator.wildcards)
+            for value in condition.values
+        )
+        if not any(isinstance(t, Variable) for tokens in self._tokens for t in tokens):
+            self._prepared = tuple(
+                operator.prepare(tuple(t for t in tokens if not isinstance(t, Variable)))
+                for tokens in self._tokens
+            )
+
+    def evaluate(self, context: RequestContext) -> tuple[bool, frozenset[str]]:
+        """:returns: whether the condition holds in ``context``, and the context keys /
+        variables it found missing."""
+        condition = self._condition
+        found = lookup(condition.key, context)
+        request_values: Sequence[str] = found[0] if found is not None else ()
+        operator = self._operator
+        if operator is None:  # Null
+            present = bool(request_values)
+            return any((v.lower() == "true") != present for v in condition.values), frozenset()
+        missing: set[str] = set()
+        if not request_values:
+            missing.add(condition.key)
+            if condition.if_exists or condition.qualifier is SetQualifier.FOR_ALL_VALUES:
+                return True, frozenset(missing)
+            if condition.qualifier is SetQualifier.FOR_ANY_VALUE:
+                return False, frozenset(missing)
+            return operator.negated, frozenset(missing)
+        prepared = self._prepared
+        if prepared is None:
+            prepared_values = []
+            for tokens in self._tokens:
+                parts, absent = substitute(tokens, context)
+                missing |= absent
+                prepared_values.append(operator.prepare(parts))
+            prepared = tuple(prepared_values)
+        per_value = [
+            any(operator.compare(r, p) for p in prepared) != operator.negated
+            for r in request_values
+        ]
+        if condition.qualifier is SetQualifier.FOR_ANY_VALUE:
+            holds = any(per_value)
+        elif condition.qualifier is SetQualifier.FOR_ALL_VALUES:
+            holds = all(per_value)
+        else:
+            holds = all(per_value) if operator.negated else any(per_value)
+        return holds, frozenset(missing)
+
+
 def evaluate_condition(
     condition: Condition, context: RequestContext, *, variables: bool
 ) -> tuple[bool, frozenset[str]]:
@@ -270,37 +337,7 @@ def evaluate_condition(
     :param variables: whether policy values may contain variables (document version).
     :returns: whether it holds, and the context keys / variables it found missing.
     """
-    found = lookup(condition.key, context)
-    request_values: Sequence[str] = found[0] if found is not None else ()
-    if condition.base_operator == _NULL:
-        present = bool(request_values)
-        return any((v.lower() == "true") != present for v in condition.values), frozenset()
-    operator = _OPERATORS[condition.base_operator]
-    missing: set[str] = set()
-    if not request_values:
-        missing.add(condition.key)
-        if condition.if_exists or condition.qualifier is SetQualifier.FOR_ALL_VALUES:
-            return True, frozenset(missing)
-        if condition.qualifier is SetQualifier.FOR_ANY_VALUE:
-            return False, frozenset(missing)
-        return operator.negated, frozenset(missing)
-    prepared = []
-    for value in condition.values:
-        parts, absent = substitute(
-            tokenize(value, variables=variables, wildcards=operator.wildcards), context
-        )
-        missing |= absent
-        prepared.append(operator.prepare(parts))
-    per_value = [
-        any(operator.compare(r, p) for p in prepared) != operator.negated for r in request_values
-    ]
-    if condition.qualifier is SetQualifier.FOR_ANY_VALUE:
-        holds = any(per_value)
-    elif condition.qualifier is SetQualifier.FOR_ALL_VALUES:
-        holds = all(per_value)
-    else:
-        holds = all(per_value) if operator.negated else any(per_value)
-    return holds, frozenset(missing)
+    return CompiledCondition(condition, variables=variables).evaluate(context)
 
 
 def evaluate_conditions(
@@ -309,10 +346,19 @@ def evaluate_conditions(
     """Evaluate all conditions of a statement (AND). Every condition is evaluated — there is
     no short-circuit — so the set of missing context values is complete and deterministic.
     """
+    return evaluate_compiled(
+        [CompiledCondition(c, variables=variables) for c in conditions], context
+    )
+
+
+def evaluate_compiled(
+    conditions: Sequence[CompiledCondition], context: RequestContext
+) -> tuple[bool, frozenset[str]]:
+    """:func:`evaluate_conditions` for conditions compiled ahead of time."""
     holds = True
     missing: frozenset[str] = frozenset()
     for condition in conditions:
-        result, absent = evaluate_condition(condition, context, variables=variables)
+        result, absent = condition.evaluate(context)
         holds = holds and result
         missing |= absent
     return holds, missing

@@ -34,8 +34,8 @@ matchers of :mod:`._match`: it is the reference, written to be read. The broker 
 fast path of :mod:`._compile`: :func:`compile_policy_set` once per policy set, :func:`bind`
 once per connection (variables substituted and conditions evaluated once, since they only
 depend on the context), then ``BoundPolicySet.is_allowed`` / ``decide`` per topic, which
-only runs precompiled regular expressions. Property tests check that both agree on random
-policies and requests. Passing a :class:`CompiledPolicySet` to :func:`evaluate` uses the
+only runs prepared string tests (:mod:`._resources`). Property tests check that both agree
+on random policies and requests. Passing a :class:`CompiledPolicySet` to :func:`evaluate` uses the
 fast path.
 """
 

@@ -2,8 +2,8 @@
 
 These are the straightforward, obviously-correct implementations used by
 :func:`bastion.policy.evaluate` and by condition operators. The compiled fast path
-(:mod:`._compile`) translates the same patterns into regular expressions; property tests
-check that the two agree.
+(:mod:`._resources`) turns the same patterns into string tests or regular expressions;
+property tests check that they agree.
 
 Pattern semantics (AWS IoT): ``*`` matches any run of characters, **including** ``/``;
 ``?`` matches exactly one character; MQTT ``+`` and ``#`` are ordinary characters. In an ARN

@@ -122,7 +122,10 @@ def variable_names(tokens: Sequence[Token]) -> tuple[str, ...]:
 
 def substitution_value(name: str, context: RequestContext) -> str | None:
     """The text ``${name}`` is replaced with, or ``None`` when it stays unsubstituted."""
-    found = lookup(name, context)
+    return _substitutable(lookup(name, context))
+
+
+def _substitutable(found: tuple[tuple[str, ...], bool] | None) -> str | None:
     if found is None:
         return None
     values, multi = found
@@ -134,10 +137,22 @@ def substitution_value(name: str, context: RequestContext) -> str | None:
     return value
 
 
+def substitution(variable: Variable, context: RequestContext) -> tuple[str, bool]:
+    """What ``variable`` becomes in ``context``.
+
+    :returns: the literal text that replaces it (its value, or its own ``${…}`` text when it
+        stays unsubstituted), and whether the context has no value for it (a missing context
+        value).
+    """
+    found = lookup(variable.name, context)
+    value = _substitutable(found)
+    return (variable.raw if value is None else value), found is None
+
+
 def substitute(
     tokens: Sequence[Token], context: RequestContext
 ) -> tuple[tuple[Part, ...], frozenset[str]]:
-    """Resolve the variables of ``tokens`` against ``context``.
+    """Resolve the variables of ``tokens`` against ``context`` (see :func:`substitution`).
 
     :returns: the parts (variables replaced by :class:`Value`) and the names of variables the
         context has no value for (missing context values).
@@ -146,13 +161,10 @@ def substitute(
     missing: set[str] = set()
     for token in tokens:
         if isinstance(token, Variable):
-            value = substitution_value(token.name, context)
-            if value is None:
-                if lookup(token.name, context) is None:
-                    missing.add(token.name)
-                parts.append(Value(token.raw))
-            else:
-                parts.append(Value(value))
+            text, absent = substitution(token, context)
+            if absent:
+                missing.add(token.name)
+            parts.append(Value(text))
         else:
             parts.append(token)
     return tuple(parts), frozenset(missing)
