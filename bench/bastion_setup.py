@@ -11,6 +11,11 @@ file (``brokers.py``):
 * connect with any client id starting ``bench-``;
 * publish, receive and subscribe under ``bench/`` and under ``things/<client id>/``.
 
+With ``BASTION_BENCH_POLICY=open`` in the environment the device gets a one-statement
+allow-all policy instead (``iot:*`` on ``*``): comparing the two runs shows what policy
+evaluation costs on the message path (a per-session cache makes it one dict lookup per
+new topic after the first).
+
 It writes the same files as ``bastion device create`` (``bench-device.cert.pem``,
 ``bench-device.key.pem``, ``root-ca.pem``) and exits 0, or prints why it could not
 and exits 1. It runs in its own process so that the bench itself never imports
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,6 +61,12 @@ def bench_policy(region: str, account_id: str) -> str:
     )
 
 
+def open_policy() -> str:
+    """Allow everything: the baseline for measuring what the bench policy costs."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -71,9 +83,9 @@ def main() -> int:
     config = load_config(datadir.config_path)
     plane = open_control_plane(config, datadir)
     try:
-        plane.policies.create_policy(
-            POLICY, bench_policy(plane.account.region, plane.account.account_id)
-        )
+        document = (open_policy() if os.environ.get("BASTION_BENCH_POLICY") == "open"
+                    else bench_policy(plane.account.region, plane.account.account_id))
+        plane.policies.create_policy(POLICY, document)
         device = provision_device(plane, datadir, DEVICE, args.out, policy_name=POLICY)
     finally:
         plane.close()
