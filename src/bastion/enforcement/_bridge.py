@@ -93,6 +93,7 @@ class SecurityEventBridge:
 
     def apply(self, event: object) -> None:
         """Apply one registry event (on the broker's loop)."""
+        self._gate.invalidate()
         broker = self._broker
         if isinstance(event, CertificateStatusChanged):
             if event.new is not CertificateStatus.ACTIVE:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -70,13 +71,26 @@ class RegistryGate:
     """Authenticator and authorizer for the broker, backed by the registry."""
 
     def __init__(self, identity: IdentityService, config: RegistryConfig,
-                 *, compiled_cache_size: int = 1024) -> None:
+                 *, compiled_cache_size: int = 1024, record_cache_size: int = 100_000,
+                 record_ttl: float = 30.0) -> None:
         self._identity = identity
         self._config = config
         self._arn_prefix = f"arn:aws:iot:{config.region}:{config.account_id}:"
         self._compiled: OrderedDict[tuple[tuple[str, str], ...], CompiledPolicySet] = (
             OrderedDict())
         self._cache_size = compiled_cache_size
+        # Records of ACTIVE certificates by (certificate, client id): a reconnect costs no
+        # database read. Any registry change in this process clears the cache
+        # (``invalidate``), the generation keeps a read that raced with a change from
+        # being cached, and entries expire after ``record_ttl`` seconds so a change made
+        # by another process (e.g. the CLI on the same database) is seen soon. Unknown
+        # or inactive certificates are never cached: a device registered a moment ago
+        # can connect at once.
+        self._records: OrderedDict[tuple[str, str], tuple[float, PrincipalRecord]] = (
+            OrderedDict())
+        self._record_ttl = record_ttl
+        self._records_size = record_cache_size
+        self._generation = 0
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
         if not principal.certificate_der:
@@ -89,8 +103,7 @@ class RegistryGate:
         :raises AuthenticationError: the certificate is unknown, not ACTIVE, or its CA is
             not ACTIVE.
         """
-        record = await asyncio.to_thread(
-            self._identity.resolve_principal, principal.certificate_id, client_id=client_id)
+        record = await self._record(principal.certificate_id, client_id)
         if record is None:
             raise AuthenticationError(
                 f"certificate {principal.certificate_id} is not registered")
@@ -112,6 +125,29 @@ class RegistryGate:
             bound=bind(self._compile(record), context),
             arn_prefix=self._arn_prefix,
         )
+
+    def invalidate(self) -> None:
+        """Forget every cached principal record (the registry changed)."""
+        self._generation += 1
+        self._records.clear()
+
+    async def _record(self, certificate_id: str, client_id: str) -> PrincipalRecord | None:
+        key = (certificate_id, client_id)
+        records = self._records
+        now = time.monotonic()
+        cached = records.get(key)
+        if cached is not None and cached[0] > now:
+            records.move_to_end(key)
+            return cached[1]
+        generation = self._generation
+        record = await asyncio.to_thread(
+            self._identity.resolve_principal, certificate_id, client_id=client_id)
+        if (record is not None and record.status is CertificateStatus.ACTIVE
+                and generation == self._generation):
+            records[key] = (now + self._record_ttl, record)
+            if len(records) > self._records_size:
+                records.popitem(last=False)
+        return record
 
     def _compile(self, record: PrincipalRecord) -> CompiledPolicySet:
         key = tuple((p.policy_name, p.version_id) for p in record.policies)

@@ -72,10 +72,10 @@ class ConnectionJournal:
     def _connected(self, event: ClientConnected) -> None:
         live = self._live[event.certificate_id]
         live.add(event.client_id)
-        if len(live) > 1:
+        if len(live) == 2:  # once per episode of sharing, not on every further connect
             self.shared_certificates_seen += 1
-            log.warning("certificate %s is in use by %d client ids at once: %s",
-                        event.certificate_id, len(live), ", ".join(sorted(live)))
+            log.warning("certificate %s is in use by several client ids at once: %s",
+                        event.certificate_id, ", ".join(sorted(live)))
         connection_id = str(uuid.uuid4())
         self._open[(event.client_id, event.session_id)] = connection_id
         self._pending.append(ConnectionSessionRow(

@@ -254,7 +254,8 @@ def test_shared_certificate_is_allowed_but_recorded(bastion, make_device, caplog
     second.disconnect()
     journal = bastion.app.journal
     assert journal.shared_certificates_seen >= 1
-    assert any("in use by 2 client ids" in r.getMessage() for r in caplog.records)
+    assert any("in use by several client ids at once: shared-a, shared-b" in r.getMessage()
+               for r in caplog.records)
 
     def rows():
         bastion.run(journal.flush())
