@@ -397,6 +397,8 @@ class Broker:
 
     def _on_publish(self, conn: MQTTConnection, session: Session, packet: Publish) -> None:
         self.stats.messages_in += 1
+        session.messages_sent += 1
+        session.bytes_sent += len(packet.payload)
         topic = packet.topic
         qos = packet.qos
         limits = self.limits
@@ -441,6 +443,7 @@ class Broker:
 
     def _denied(self, session: Session, action: Action, resource: str) -> None:
         self.stats.authorization_denied += 1
+        session.authorization_failures += 1
         log.info("client %r: %s denied on %r", session.client_id, action.value, resource)
         self.bus.publish(AuthorizationDenied(session.client_id,
                                              session.principal.certificate_id,

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 from ..mqtt import (
     MQTT_5,
-    Publish,
     Connect,
     ConnectionState,
     Disconnect,
     Packet,
+    Publish,
     ReasonCode,
     RemoteProtocolError,
     ServerConnection,

@@ -164,6 +164,13 @@ class Session:
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.dropped = 0
+        # Traffic counters, plain integers sampled by Detect each interval (cloud-side
+        # metrics aws:num-messages-sent/-received, aws:message-byte-size,
+        # aws:num-authorization-failures). "Sent" is from the device's point of view.
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.messages_received = 0
+        self.authorization_failures = 0
         # Flow control: publishers held back while this session is congested.
         self.holding: set[MQTTConnection] = set()
         self.high_water = max(1, max_inflight)
@@ -209,6 +216,7 @@ class Session:
                 subscription_ids: tuple[int, ...] = ()) -> None:
         """Send or queue one delivery of ``message`` at ``qos`` (already downgraded)."""
         conn = self.connection
+        self.messages_received += 1
         if qos == 0:
             if conn is None or not conn.write_qos0(message, retain, subscription_ids):
                 self.dropped += 1
