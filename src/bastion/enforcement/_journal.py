@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections import defaultdict
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,6 +45,8 @@ class ConnectionJournal:
         self.shared_certificates_seen = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._writing = asyncio.Lock()
         self._unsubscribe = [
             bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
             bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
@@ -59,15 +61,17 @@ class ConnectionJournal:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop listening, let the writer finish its batch, write what is left."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self._stopping.set()
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        await self.flush()
+            await self._task  # never cancelled mid-write: a write in a thread can't be
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("writing the connection journal at shutdown failed")
 
     def _connected(self, event: ClientConnected) -> None:
         live = self._live[event.certificate_id]
@@ -98,25 +102,29 @@ class ConnectionJournal:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
             except Exception:
                 log.exception("writing the connection journal failed; will retry")
-            await asyncio.sleep(self._interval)  # batch what arrives meanwhile
+            try:  # gather what arrives meanwhile into one batch; stop ends the wait
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            except TimeoutError:
+                pass
 
     async def flush(self) -> None:
-        """Write everything pending (in a worker thread)."""
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except BaseException:
-            self._pending[:0] = batch  # keep them for the next attempt
-            raise
+        """Write everything pending (in a worker thread), one batch at a time."""
+        async with self._writing:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception:
+                self._pending[:0] = batch  # the transaction rolled back: keep them
+                raise
 
     def _write(self, batch: list[ConnectionSessionRow | _Closed]) -> None:
         with self._store.transaction() as uow:
