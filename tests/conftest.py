@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bastion.broker import BrokerLimits
-from bastion.config import Config, MQTTConfig
+from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.controlplane import ControlPlane, open_control_plane, provision_device
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import DeviceFiles
@@ -67,10 +67,11 @@ def device(make_device: Callable[..., DeviceFiles]) -> DeviceFiles:
     return make_device()
 
 
-def start_bastion(datadir: DataDir, limits: BrokerLimits = TEST_LIMITS, **mqtt: object
-                  ) -> RunningBastion:
+def start_bastion(datadir: DataDir, limits: BrokerLimits = TEST_LIMITS,
+                  api: ApiConfig | None = None, **mqtt: object) -> RunningBastion:
+    """A running Bastion on free ports. The REST API is off unless ``api`` is given."""
     config = Config(mqtt=dataclasses.replace(MQTTConfig(host="127.0.0.1", port=0), **mqtt),
-                    limits=limits)
+                    limits=limits, api=api or ApiConfig(enabled=False))
     return RunningBastion(config, datadir).start()
 
 

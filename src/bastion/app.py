@@ -10,19 +10,27 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from ._defender_root import DefenderRuntime  # [defender audit]
+from .access import AccessKeyService
+from .api import ApiServer, CredentialSource, TrailSink
 from .broker import Broker, ListenerConfig, bound_port, start_listener
 from .config import Config
 from .controlplane import ControlPlane, open_control_plane
 from .datadir import DataDir, server_ssl_context_for
+from .defender.audit import Clock  # [defender audit]
 from .enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
+from .provisioning import HttpHookClient, ProvisioningService
 from .registry import (
     CaCertificateRegistered,
     CaCertificateStatus,
     CaCertificateStatusChanged,
 )
+from .reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
+from .trail import Trail
 
 log = logging.getLogger("bastion")
 
@@ -49,6 +57,19 @@ class App:
         self._bridge: SecurityEventBridge | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.journal: ConnectionJournal | None = None
+        self._jobs: JobsTopics | None = None  # [jobs]
+        self.provisioning: ProvisioningService | None = None  # [provisioning]
+        # -- [defender audit] audit, mitigation, alerts; tests may set the clock and the
+        # wait between alert attempts before start() --
+        self.defender: DefenderRuntime | None = None
+        self.audit_clock: Clock | None = None
+        self.alert_sleep: Callable[[float], Awaitable[None]] | None = None
+        # -- end [defender audit] --
+        # -- [api] the REST API (bastion.api); set the two plug points before start() --
+        self.api: ApiServer | None = None
+        self.api_credentials: CredentialSource | None = None
+        self.api_trail: TrailSink | None = None
+        # -- end [api] --
 
     @property
     def plane(self) -> ControlPlane:
@@ -62,6 +83,8 @@ class App:
         """The registry's event sink (any thread): live sessions, then the TLS trust."""
         if self._bridge is not None:
             self._bridge.publish(event)
+        if self._jobs is not None:  # [jobs] continuous jobs follow group membership
+            self._jobs.registry_event(event)
         if self._loop is not None and isinstance(
                 event, (CaCertificateRegistered, CaCertificateStatusChanged)):
             self._loop.call_soon_threadsafe(self._trust_changed, event)
@@ -108,8 +131,28 @@ class App:
         self.broker.authenticator = gate
         self.broker.authorizer = gate
         self._bridge = SecurityEventBridge(self.broker, gate, self._loop)
+        # reserved topics
+        self.broker.reserved_handlers.append(ShadowTopics(self.broker, self._plane.store))
+        self._jobs = JobsTopics(self.broker, self._plane.store, self._plane.registry)
+        self.broker.reserved_handlers.append(self._jobs)
+        # [provisioning] fleet provisioning topics; JITP/JITR on a first connection
+        provisioning = self.config.provisioning
+        self.provisioning = ProvisioningService(
+            self._plane.store, registry=self._plane.registry, identity=self._plane.identity,
+            policies=self._plane.policies, config=self._plane.account,
+            hook_client=HttpHookClient(cafile=provisioning.hook_cafile or None),
+            hook_timeout=provisioning.hook_timeout,
+            claim_lifetime=timedelta(seconds=provisioning.claim_lifetime))
+        self.broker.reserved_handlers.append(ProvisioningTopics(self.broker, self.provisioning))
+        gate.first_sight = FirstConnectionRegistration(self.broker, self.provisioning)
         self.journal = ConnectionJournal(self._plane.store, self.broker.bus)
         await self.journal.start()
+        # -- [defender audit] --
+        self.defender = DefenderRuntime(self.config, self.datadir, self._plane, self.broker,
+                                        clock=self.audit_clock, alert_sleep=self.alert_sleep,
+                                        api=lambda: self.api)
+        await self.defender.start()
+        # -- end [defender audit] --
         self._tls = server_ssl_context_for(self.datadir,
                                            extra_trusted_ca_pems=await self._active_ca_pems())
         wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
@@ -126,9 +169,33 @@ class App:
                 self._servers.append(server)
                 self.listeners.append(BoundListener(listener.name, listener.host,
                                                     bound_port(server), listener.tls is not None))
+            # -- [api] the REST API, in this loop --
+            if self.config.api.enabled:
+                # Access keys and the hash-chained trail live in the store; tests may plug
+                # in their own before start().
+                if self.api_credentials is None:
+                    self.api_credentials = AccessKeyService(self._plane.store,
+                                                            self.datadir.open_keystore())
+                if self.api_trail is None:
+                    self.api_trail = Trail(self._plane.store)
+                self.api = ApiServer(self.config.api, plane=self._plane, broker=self.broker,
+                                     datadir=self.datadir, credentials=self.api_credentials,
+                                     trail=self.api_trail, publish=self._registry_event)
+                await self.api.start()
+            # -- end [api] --
         except BaseException:
             await self.stop()
             raise
+
+    @property
+    def api_port(self) -> int:
+        """The bound port of the REST API.
+
+        :raises RuntimeError: the API is not running.
+        """
+        if self.api is None:
+            raise RuntimeError("the API is not running")
+        return self.api.port
 
     def port(self, name: str = "mqtts") -> int:
         for listener in self.listeners:
@@ -137,6 +204,8 @@ class App:
         raise KeyError(name)
 
     async def stop(self) -> None:
+        if self.api is not None:  # [api]
+            await self.api.stop()
         for server in self._servers:
             server.close()
         await self.broker.close()
@@ -145,6 +214,10 @@ class App:
         self._servers.clear()
         if self.journal is not None:
             await self.journal.stop()
+        if self.provisioning is not None:  # [provisioning]
+            self.provisioning.close()
+        if self.defender is not None:  # [defender audit]
+            await self.defender.stop()
         if self._plane is not None:
             self._plane.close()
 

@@ -41,6 +41,51 @@ class AccountConfig:
     account_id: str = "123456789012"
 
 
+# -- [api]: the AWS-compatible REST API (bastion.api) ---------------------------------
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The REST front door for boto3 / the aws CLI (``iot``, ``iot-data``, ``iot-jobs-data``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8443          # 0: any free port (printed at start)
+    plaintext: bool = False   # plain HTTP: only with a loopback host
+    public_host: str = ""     # DescribeEndpoint's answer; empty: the host the client used
+    emulator: bool = False    # any SigV4 key accepted, POST /_bastion/reset; loopback only
+# -- end [api] -------------------------------------------------------------------------
+
+
+# -- [provisioning]: fleet provisioning, JITP/JITR (bastion.provisioning) --------------
+@dataclass(frozen=True, slots=True)
+class ProvisioningConfig:
+    """Zero-touch provisioning."""
+
+    hook_timeout: float = 5.0   # seconds a pre-provisioning hook has to answer (then: deny)
+    hook_cafile: str = ""       # CA bundle for https:// hooks; empty: the system's
+    claim_lifetime: int = 300   # seconds a CreateProvisioningClaim certificate is valid
+# -- end [provisioning] ----------------------------------------------------------------
+
+
+# -- [audit] [alerts]: Device Defender audit and alert delivery -------------------------
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Device Defender audit (bastion.defender.audit)."""
+
+    enabled: bool = True
+    weak_keys_dir: str = ""        # compromised-key lists; empty: <data dir>/audit/weak-keys
+    crl_refresh_minutes: int = 60  # CRL sources are fetched again at least this often
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """Alert delivery (bastion.alerts): attempts per alert and the backoff between them."""
+
+    attempts: int = 5
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 300.0
+# -- end [audit] [alerts] ---------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -48,11 +93,17 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     account: AccountConfig = field(default_factory=AccountConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)  # [audit]
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # [alerts]
 
 
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
-    "account": AccountConfig,
+    "account": AccountConfig, "api": ApiConfig,
+    "provisioning": ProvisioningConfig,
+    "audit": AuditConfig, "alerts": AlertsConfig,  # [audit] [alerts]
 }
 
 

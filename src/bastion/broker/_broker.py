@@ -462,6 +462,7 @@ class Broker:
                     return True
         if message.retain:
             if message.payload:
+                message.received_at = time.time()
                 self.retained.set(topic, message)
             else:
                 self.retained.delete(topic)

@@ -50,6 +50,7 @@ class Message:
         "_encoded",
         "expires_at",
         "origin",
+        "received_at",
         "payload",
         "properties",
         "qos",
@@ -74,6 +75,7 @@ class Message:
         self.properties = properties
         self.origin = origin
         self.expires_at = expires_at
+        self.received_at = 0.0  # epoch seconds; set for retained messages when stored
         self._encoded: dict[tuple[int, int, bool], bytes] = {}
 
     def encoded(self, version: int, qos: int, retain: bool) -> bytes:

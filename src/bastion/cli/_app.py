@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from .. import __version__
-from ..config import ConfigError, load_config, with_overrides
+from ..config import Config, ConfigError, load_config, with_overrides
 from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
+from ._admin import access_app, create_first_admin_key
+from ._operator import device_create_many, operator_app
+from ._trail import trail_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
 device_app = typer.Typer(no_args_is_help=True, help="Device identities.")
 app.add_typer(device_app, name="device")
+app.add_typer(access_app)  # bastion admin …, bastion aws-profile
+app.add_typer(trail_app, name="trail")
+app.add_typer(operator_app)  # bastion things|certs|policies …, bastion test-authorization
+device_app.command("create-many")(device_create_many)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -59,6 +67,9 @@ def init(
     console.print(f"  device root CA: {datadir.ca_cert_path}")
     console.print(f"  server certificate: {datadir.server_cert_path}")
     console.print(f"  config: {datadir.config_path}")
+    # -- access keys (bastion.access): the first admin key, printed once --------------
+    create_first_admin_key(datadir)
+    # -- end access keys ---------------------------------------------------------------
 
 
 @app.command()
@@ -68,8 +79,14 @@ def serve(
     mqtt_port: Annotated[int | None, typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
     alpn_port: Annotated[int | None, typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
+    # -- [api] --
+    api_host: Annotated[str | None, typer.Option(help="Address of the REST API (default 127.0.0.1).")] = None,
+    api_port: Annotated[int | None, typer.Option(help="REST API port (0 = any free; default 8443).")] = None,
+    api_plaintext: Annotated[bool, typer.Option("--api-plaintext", help="Serve the REST API over plain HTTP (loopback only).")] = False,
+    emulator: Annotated[bool, typer.Option("--emulator", help="Emulator mode for tests: any SigV4 key is accepted, POST /_bastion/reset wipes all state (loopback only).")] = False,
+    # -- end [api] --
 ) -> None:
-    """Run the broker (initialises the data directory when missing)."""
+    """Run the broker and the REST API (initialises the data directory when missing)."""
     from ..app import App, run
 
     path = _data_dir(data_dir)
@@ -80,6 +97,8 @@ def serve(
         err.print(f"[red]bad configuration:[/] {exc}")
         raise typer.Exit(2) from None
     config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port)
+    config = _api_overrides(config, host=api_host, port=api_port,  # [api]
+                            plaintext=api_plaintext, emulator=emulator)
     level = (log_level or config.log.level).upper()
     level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
@@ -92,6 +111,8 @@ def serve(
         for listener in running.listeners:
             scheme = "mqtts" if listener.tls else "mqtt"
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
+        if running.api is not None:  # [api]
+            print(f"  {'api':<15} {running.api.url}", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
         cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",
@@ -109,6 +130,32 @@ def serve(
     except OSError as exc:
         err.print(f"[red]cannot listen:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+# -- [api] ----------------------------------------------------------------------------
+def _api_overrides(config: Config, *, host: str | None, port: int | None, plaintext: bool,
+                   emulator: bool) -> Config:
+    """Apply the serve command's API flags; refuse unsafe combinations (exit 2)."""
+    from ..api import ApiConfigError, check_api_config
+
+    api = config.api
+    changes: dict[str, Any] = {}
+    if host is not None:
+        changes["host"] = host
+    if port is not None:
+        changes["port"] = port
+    if plaintext:
+        changes["plaintext"] = True
+    if emulator:
+        changes["emulator"] = True
+    api = dataclasses.replace(api, **changes)
+    try:
+        check_api_config(api)
+    except ApiConfigError as exc:
+        err.print(f"[red]bad API settings:[/] {exc}")
+        raise typer.Exit(2) from None
+    return dataclasses.replace(config, api=api)
+# -- end [api] ----------------------------------------------------------------------------
 
 
 @device_app.command("create")

@@ -39,8 +39,7 @@ def _name_values(name: x509.Name) -> dict[str, list[str]]:
 
 
 def _alternative_names(cert: x509.Certificate,
-                       extension: type[x509.SubjectAlternativeName]
-                       | type[x509.IssuerAlternativeName]) -> dict[str, list[str]]:
+                       extension: type[x509.SubjectAlternativeName | x509.IssuerAlternativeName]) -> dict[str, list[str]]:
     try:
         names = cert.extensions.get_extension_for_class(extension).value
     except x509.ExtensionNotFound:

@@ -15,6 +15,11 @@ regex matches, cached per session by the broker.
 
 When the registry changes, :class:`~bastion.enforcement.SecurityEventBridge` asks the
 broker to drop or re-bind the affected sessions, which calls ``bind`` again.
+
+JITP/JITR: when the certificate is unknown (or still ``PENDING_ACTIVATION``) and a
+:attr:`RegistryGate.first_sight` plug is set, the gate awaits it — it may register the
+certificate (and, with a JITP template, provision and activate it) — and then resolves
+the principal again; the usual rules decide what follows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -40,6 +46,10 @@ from ..registry import (
 from ._context import request_context
 
 log = logging.getLogger("bastion.enforcement")
+
+FirstSight = Callable[[Principal], Awaitable[None]]
+"""JITP/JITR plug: called for a certificate the registry does not know or that is still
+``PENDING_ACTIVATION`` (see :class:`bastion.reserved.FirstConnectionRegistration`)."""
 
 _RESOURCE_TYPE = {
     Action.CONNECT: "client",
@@ -91,6 +101,7 @@ class RegistryGate:
         self._record_ttl = record_ttl
         self._records_size = record_cache_size
         self._generation = 0
+        self.first_sight: FirstSight | None = None  # [provisioning] JITP / JITR
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
         if not principal.certificate_der:
@@ -104,6 +115,12 @@ class RegistryGate:
             not ACTIVE.
         """
         record = await self._record(principal.certificate_id, client_id)
+        # -- [provisioning] JITP / JITR: a certificate seen for the first time ----------
+        if self.first_sight is not None and (
+                record is None or record.status is CertificateStatus.PENDING_ACTIVATION):
+            await self.first_sight(principal)
+            record = await self._record(principal.certificate_id, client_id)
+        # -- end [provisioning] ---------------------------------------------------------
         if record is None:
             raise AuthenticationError(
                 f"certificate {principal.certificate_id} is not registered")

@@ -58,6 +58,8 @@ from ._events import (
     PolicyAttachmentChanged,
 )
 from ._model import (
+    AutoRegistrationStatus,
+    CaCertificateRecord,
     CaCertificateStatus,
     CertificateMode,
     CertificateRecord,
@@ -357,24 +359,129 @@ class IdentityService(CaOperations):
             policies=policies,
         )
 
+    # -- [provisioning] entry points of fleet provisioning, claims, JITP and JITR -----
+    # (bastion.provisioning). They differ from the public operations above only in the
+    # status a certificate starts in, and in the lifetime of issued claim certificates.
+
+    def issue_keys_and_certificate(
+        self,
+        *,
+        status: CertificateStatus,
+        not_after: datetime | None = None,
+        common_name: str = ISSUED_COMMON_NAME,
+    ) -> KeysAndCertificate:
+        """CreateKeysAndCertificate with a given initial status (fleet provisioning issues
+        ``PENDING_ACTIVATION`` certificates) and, for claim certificates, an early
+        ``not_after``.
+
+        :raises InvalidRequestError: ``status`` is not ACTIVE, INACTIVE or
+            PENDING_ACTIVATION.
+        :raises RegistryError: no authority is configured (InternalFailureException).
+        """
+        _check_issued_status(status)
+        authority = self._require_authority()
+        key = rsa.generate_private_key(public_exponent=65537, key_size=GENERATED_RSA_BITS)
+        cert = self._issue(authority, common_name, key.public_key(),
+                           not_after or ISSUED_NOT_AFTER)
+        record = self._store_issued(cert, status)
+        return KeysAndCertificate(
+            certificate_arn=record.certificate_arn,
+            certificate_id=record.certificate_id,
+            certificate_pem=record.certificate_pem,
+            key_pair=KeyPair(
+                public_key=key.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode("ascii"),
+                private_key=key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                ).decode("ascii"),
+            ),
+        )
+
+    def issue_certificate_from_csr(
+        self, certificate_signing_request: str, *, status: CertificateStatus
+    ) -> CertificateRecord:
+        """CreateCertificateFromCsr with a given initial status (fleet provisioning issues
+        ``PENDING_ACTIVATION`` certificates).
+
+        :raises InvalidRequestError: the CSR is refused (see
+            :meth:`create_certificate_from_csr`), or a bad ``status``.
+        :raises RegistryError: no authority is configured (InternalFailureException).
+        """
+        _check_issued_status(status)
+        csr = load_csr(certificate_signing_request, InvalidRequestError)
+        authority = self._require_authority()
+        name = common_name(csr.subject)
+        if not name or not name.strip() or len(name) > 64:
+            name = ISSUED_COMMON_NAME
+        public_key = check_public_key(
+            csr.public_key(), "certificate signing request", InvalidRequestError
+        )
+        return self._store_issued(self._issue(authority, name, public_key), status)
+
+    def auto_register_certificate(
+        self, certificate_pem: str
+    ) -> tuple[CertificateRecord, CaCertificateRecord]:
+        """Register, ``PENDING_ACTIVATION``, a certificate presented on a first connection
+        (JITR and JITP): it must be signed by a registered ``ACTIVE`` CA whose
+        auto-registration is enabled. Returns the certificate and that CA.
+
+        :raises CertificateValidationError: malformed, expired, weak, or not signed by a
+            registered CA.
+        :raises CertificateStateError: the CA is not ACTIVE, or its auto-registration is
+            disabled.
+        :raises ResourceAlreadyExistsError: the certificate is already registered.
+        """
+        now = self._now()
+        cert = load_certificate(certificate_pem, "certificate", CertificateValidationError)
+        check_certificate(cert, now, "certificate", CertificateValidationError)
+        status = CertificateStatus.PENDING_ACTIVATION
+        with self._change() as (uow, events):
+            ca_row = self._issuing_ca(uow, cert, None)
+            if ca_row.auto_registration_status != AutoRegistrationStatus.ENABLE:
+                raise CertificateStateError(
+                    f"Auto-registration is disabled for CA {ca_row.ca_certificate_id}"
+                )
+            row = self._certificate_row(
+                cert, status, ca_row.ca_certificate_id, CertificateMode(ca_row.certificate_mode), now
+            )
+            self._insert_certificate(uow, row)
+            events.append(CertificateRegistered(row.certificate_id, status))
+        return self._certificate(row), self._ca_certificate(ca_row)
+
+    # -- end [provisioning] ---------------------------------------------------------
+
     # -- internals ------------------------------------------------------------------
 
     # -- internals ------------------------------------------------------------------
 
     def _issue(
-        self, authority: CertificateAuthority, name: str, public_key: PublicKey
+        self,
+        authority: CertificateAuthority,
+        name: str,
+        public_key: PublicKey,
+        not_after: datetime = ISSUED_NOT_AFTER,
     ) -> x509.Certificate:
         cert, _ = issue_device_certificate(
             authority.certificate,
             authority.private_key,
             common_name=name,
             public_key=public_key,
-            not_after=ISSUED_NOT_AFTER,
+            not_after=not_after,
         )
         return cert
 
-    def _store_issued(self, cert: x509.Certificate, set_as_active: bool) -> CertificateRecord:
-        status = CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE
+    def _store_issued(
+        self, cert: x509.Certificate, set_as_active: bool | CertificateStatus
+    ) -> CertificateRecord:
+        if isinstance(set_as_active, CertificateStatus):
+            status = set_as_active
+        else:
+            status = CertificateStatus.ACTIVE if set_as_active else CertificateStatus.INACTIVE
         now = self._now()
         with self._change() as (uow, events):
             ca_row = self._authority_row(uow, now, events)
@@ -474,3 +581,13 @@ def _registration_status(status: CertificateStatus | str | None) -> CertificateS
     if value not in REGISTRATION_STATUSES:
         raise InvalidRequestError(f"A certificate cannot be registered with status {value}")
     return value
+
+
+_ISSUED_STATUSES: Final = frozenset(
+    {CertificateStatus.ACTIVE, CertificateStatus.INACTIVE, CertificateStatus.PENDING_ACTIVATION}
+)
+
+
+def _check_issued_status(status: CertificateStatus) -> None:  # [provisioning]
+    if not isinstance(status, CertificateStatus) or status not in _ISSUED_STATUSES:
+        raise InvalidRequestError(f"A certificate cannot be issued with status {status}")

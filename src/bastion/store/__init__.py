@@ -10,7 +10,8 @@ Only this package knows SQL. Services open a unit of work and use its repositori
   :meth:`Store.transaction` yielding a :class:`UnitOfWork`.
 * Repositories, one per aggregate: things, thing types, thing groups (hierarchy and
   membership), thing principals, certificates, CA certificates, policies (versions and
-  attachments), settings, sealed secrets.
+  attachments), settings, sealed secrets, the connection journal, API access keys, and
+  the append-only trail (no update or delete).
 * Rows: frozen values read and written by the repositories (no ARNs; services add them).
 * Pagination: listings return ``(rows, next_token)`` with opaque, stable tokens;
   :class:`InvalidPageTokenError` for a token that is not one of ours.
@@ -18,13 +19,47 @@ Only this package knows SQL. Services open a unit of work and use its repositori
 
 from __future__ import annotations
 
+from ._access_keys import AccessKeyRepository, AccessKeyRow
+from ._alerts import AlertTargetRepository, AlertTargetRow, DeadLetterRepository, DeadLetterRow
+from ._audit import (
+    AuditConfigurationRow,
+    AuditFindingRow,
+    AuditFleetReader,
+    AuditMitigationExecutionRow,
+    AuditMitigationRepository,
+    AuditMitigationTaskRow,
+    AuditRepository,
+    AuditSuppressionRow,
+    AuditTaskRow,
+    CrlRepository,
+    CrlRow,
+    MitigationActionRepository,
+    MitigationActionRow,
+    ScheduledAuditRow,
+)
 from ._connections import ConnectionJournalRepository, ConnectionSessionRow
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
+from ._jobs import (
+    JobExecutionRepository,
+    JobExecutionRow,
+    JobRepository,
+    JobRow,
+    JobTargetRow,
+    JobTemplateRepository,
+    JobTemplateRow,
+)
 from ._pages import Page, page_of_sorted
 from ._policies import PolicyRepository
+from ._provisioning import (
+    OwnershipTokenRow,
+    ProvisioningClaimRow,
+    ProvisioningRepository,
+    ProvisioningTemplateRow,
+    TemplateVersionRow,
+)
 from ._rows import (
     AttachedPolicy,
     CaCertificateRow,
@@ -38,28 +73,64 @@ from ._rows import (
 )
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
+from ._shadows import ShadowRepository, ShadowRow
 from ._store import Store, UnitOfWork
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
+from ._trail import TrailHead, TrailRecordRow, TrailRepository
 
 __all__ = [
+    "AccessKeyRepository",
+    "AccessKeyRow",
+    "AlertTargetRepository",
+    "AlertTargetRow",
     "AttachedPolicy",
+    "AuditConfigurationRow",
+    "AuditFindingRow",
+    "AuditFleetReader",
+    "AuditMitigationExecutionRow",
+    "AuditMitigationRepository",
+    "AuditMitigationTaskRow",
+    "AuditRepository",
+    "AuditSuppressionRow",
+    "AuditTaskRow",
     "CaCertificateRepository",
     "CaCertificateRow",
     "CertificateRepository",
     "CertificateRow",
+    "ConflictError",
     "ConnectionJournalRepository",
     "ConnectionSessionRow",
-    "ConflictError",
+    "CrlRepository",
+    "CrlRow",
+    "DeadLetterRepository",
+    "DeadLetterRow",
     "InvalidPageTokenError",
+    "JobExecutionRepository",
+    "JobExecutionRow",
+    "JobRepository",
+    "JobRow",
+    "JobTargetRow",
+    "JobTemplateRepository",
+    "JobTemplateRow",
+    "MitigationActionRepository",
+    "MitigationActionRow",
+    "OwnershipTokenRow",
     "Page",
     "PolicyRepository",
     "PolicyRow",
     "PolicyTarget",
     "PolicyVersionRow",
+    "ProvisioningClaimRow",
+    "ProvisioningRepository",
+    "ProvisioningTemplateRow",
+    "ScheduledAuditRow",
     "SealedSecretRepository",
     "SettingsRepository",
+    "ShadowRepository",
+    "ShadowRow",
     "Store",
     "StoreError",
+    "TemplateVersionRow",
     "ThingGroupRepository",
     "ThingGroupRow",
     "ThingPrincipalRepository",
@@ -67,6 +138,9 @@ __all__ = [
     "ThingRow",
     "ThingTypeRepository",
     "ThingTypeRow",
+    "TrailHead",
+    "TrailRecordRow",
+    "TrailRepository",
     "UnitOfWork",
     "create_store_engine",
     "metadata",

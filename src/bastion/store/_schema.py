@@ -240,3 +240,393 @@ connection_sessions = sa.Table(
     sa.Index("ix_connection_sessions_certificate", "certificate_id", "connected_at"),
     sa.Index("ix_connection_sessions_client", "client_id", "connected_at"),
 )
+
+# -- access keys and the trail (migration 0003) ---------------------------------------
+
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(20), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("description", sa.String(256), nullable=False),
+    # Opaque bytes from Keystore.seal; the secret access key is never stored in clear.
+    sa.Column("sealed_secret", sa.LargeBinary(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+trail_records = sa.Table(
+    "trail_records",
+    metadata,
+    sa.Column("sequence", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("time", UtcDateTime(), nullable=False, index=True),
+    sa.Column("access_key_id", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=True),
+    sa.Column("source_ip", sa.String(64), nullable=False),
+    sa.Column("service", sa.String(64), nullable=False),
+    sa.Column("operation", sa.String(128), nullable=False),
+    sa.Column("parameters", sa.Text(), nullable=False),  # canonical JSON, redacted
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("error_code", sa.String(128), nullable=True),
+    sa.Column("http_status", sa.Integer(), nullable=False),
+    # Unique: two records can never claim the same predecessor (no fork of the chain).
+    sa.Column("previous_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+trail_head = sa.Table(
+    "trail_head",
+    metadata,
+    sa.Column("chain", sa.String(16), primary_key=True),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# -- jobs, job executions, job templates (migration 0005) -----------------------------
+
+JOB_ID_LENGTH = 64
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("job_id", name_type(JOB_ID_LENGTH), primary_key=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("document", sa.Text(), nullable=True),
+    sa.Column("document_source", sa.String(1350), nullable=True),
+    sa.Column("target_selection", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("force_canceled", sa.Boolean(), nullable=False),
+    sa.Column("reason_code", sa.String(128), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    # The configurations as AWS spells them (camelCase JSON objects), or NULL.
+    sa.Column("presigned_url_config", sa.JSON(), nullable=True),
+    sa.Column("rollout_config", sa.JSON(), nullable=True),
+    sa.Column("abort_config", sa.JSON(), nullable=True),
+    sa.Column("in_progress_timeout_minutes", sa.BigInteger(), nullable=True),
+    sa.Column("template_id", name_type(JOB_ID_LENGTH), nullable=True),
+    # Rollout: the current one-minute window and how many executions it released.
+    sa.Column("rollout_window_start", UtcDateTime(), nullable=True),
+    sa.Column("rollout_window_count", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+)
+
+job_targets = sa.Table(
+    "job_targets",
+    metadata,
+    sa.Column(
+        "job_id",
+        name_type(JOB_ID_LENGTH),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # ("thing", name) or ("thinggroup", name); no foreign key: a target may be deleted
+    # while the job that names it lives on.
+    sa.Column("target_type", sa.String(16), primary_key=True),
+    sa.Column("target_name", name_type(), primary_key=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Index("ix_job_targets_target", "target_type", "target_name"),
+)
+
+job_executions = sa.Table(
+    "job_executions",
+    metadata,
+    sa.Column(
+        "job_id",
+        name_type(JOB_ID_LENGTH),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "thing_name",
+        name_type(),
+        sa.ForeignKey("things.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("execution_number", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("force_canceled", sa.Boolean(), nullable=False),
+    sa.Column("status_details", sa.JSON(), nullable=False),
+    sa.Column("queued_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+    sa.Column("version_number", sa.BigInteger(), nullable=False),
+    sa.Column("step_deadline", UtcDateTime(), nullable=True, index=True),
+    sa.Column("in_progress_deadline", UtcDateTime(), nullable=True, index=True),
+    sa.Index("ix_job_executions_thing", "thing_name", "status"),
+)
+
+job_rollout_queue = sa.Table(
+    "job_rollout_queue",
+    metadata,
+    # Targets resolved but not yet released to their devices (rollout rate).
+    sa.Column(
+        "job_id",
+        name_type(JOB_ID_LENGTH),
+        sa.ForeignKey("jobs.job_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "thing_name",
+        name_type(),
+        sa.ForeignKey("things.name", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    sa.Column("position", sa.BigInteger(), nullable=False),
+    sa.Index("ix_job_rollout_queue_order", "job_id", "position"),
+)
+
+job_templates = sa.Table(
+    "job_templates",
+    metadata,
+    sa.Column("template_id", name_type(JOB_ID_LENGTH), primary_key=True),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("document", sa.Text(), nullable=True),
+    sa.Column("document_source", sa.String(1350), nullable=True),
+    sa.Column("presigned_url_config", sa.JSON(), nullable=True),
+    sa.Column("rollout_config", sa.JSON(), nullable=True),
+    sa.Column("abort_config", sa.JSON(), nullable=True),
+    sa.Column("in_progress_timeout_minutes", sa.BigInteger(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# -- provisioning templates, ownership tokens, claims (migration 0006) ----------------
+
+TEMPLATE_NAME_LENGTH = 36
+
+provisioning_templates = sa.Table(
+    "provisioning_templates",
+    metadata,
+    sa.Column("name", name_type(TEMPLATE_NAME_LENGTH), primary_key=True),
+    sa.Column("template_id", sa.String(UUID_LENGTH), nullable=False, unique=True),
+    sa.Column("template_type", sa.String(32), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("provisioning_role_arn", sa.String(2048), nullable=False),
+    # {"targetArn": ..., "payloadVersion": ...} as AWS spells it, or NULL.
+    sa.Column("pre_provisioning_hook", sa.JSON(), nullable=True),
+    sa.Column("tags", sa.JSON(), nullable=False),
+    sa.Column("default_version_id", sa.Integer(), nullable=False),
+    # Version ids are never reused, even after a version is deleted.
+    sa.Column("last_version_id", sa.Integer(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+provisioning_template_versions = sa.Table(
+    "provisioning_template_versions",
+    metadata,
+    sa.Column(
+        "template_name",
+        name_type(TEMPLATE_NAME_LENGTH),
+        sa.ForeignKey("provisioning_templates.name", ondelete="CASCADE",
+                      name="fk_provisioning_template_versions_template"),
+        primary_key=True,
+    ),
+    sa.Column("version_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("template_body", sa.Text(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+provisioning_ownership_tokens = sa.Table(
+    "provisioning_ownership_tokens",
+    metadata,
+    # SHA-256 of the token; the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("certificate_id", sa.String(ID_LENGTH), nullable=False, index=True),
+    sa.Column("claim_certificate_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+)
+
+provisioning_claims = sa.Table(
+    "provisioning_claims",
+    metadata,
+    # Temporary claim certificates made by CreateProvisioningClaim.
+    sa.Column("certificate_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("template_name", name_type(TEMPLATE_NAME_LENGTH), nullable=False, index=True),
+    sa.Column("expiration", UtcDateTime(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+# -- defender audit, mitigation actions and alert targets (migration 0007) -------------
+
+audit_account_configuration = sa.Table(
+    "audit_account_configuration",
+    metadata,
+    # One row ("account"): the role, the notification targets and every check's settings.
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("role_arn", sa.String(2048), nullable=True),
+    sa.Column("notification_targets", sa.JSON(), nullable=False),
+    sa.Column("check_configurations", sa.JSON(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+audit_tasks = sa.Table(
+    "audit_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(40), primary_key=True),
+    sa.Column("task_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("end_time", UtcDateTime(), nullable=True),
+    sa.Column("scheduled_audit_name", name_type(), nullable=True),
+    sa.Column("check_names", sa.JSON(), nullable=False),
+    # checkName -> AuditCheckDetails, updated as each check finishes.
+    sa.Column("check_details", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_tasks_start_time_task_id", "start_time", "task_id"),
+)
+
+audit_findings = sa.Table(
+    "audit_findings",
+    metadata,
+    sa.Column("finding_id", sa.String(128), primary_key=True),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("check_name", sa.String(128), nullable=False),
+    sa.Column("task_start_time", UtcDateTime(), nullable=False),
+    sa.Column("finding_time", UtcDateTime(), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    # SHA-256 (hex) of the canonical JSON of the resource identifier: filters, suppressions.
+    sa.Column("resource_key", sa.String(64), nullable=False),
+    sa.Column("non_compliant_resource", sa.JSON(), nullable=False),
+    sa.Column("related_resources", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("reason_code", sa.String(128), nullable=False),
+    sa.Column("is_suppressed", sa.Boolean(), nullable=False),
+    sa.Index("ix_audit_findings_task_id_finding_id", "task_id", "finding_id"),
+    sa.Index("ix_audit_findings_check_name_finding_time", "check_name", "finding_time"),
+    sa.Index("ix_audit_findings_resource_key", "resource_key"),
+)
+
+audit_scheduled_audits = sa.Table(
+    "audit_scheduled_audits",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("frequency", sa.String(16), nullable=False),
+    sa.Column("day_of_week", sa.String(3), nullable=True),
+    sa.Column("day_of_month", sa.String(4), nullable=True),
+    sa.Column("check_names", sa.JSON(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+    sa.Column("last_run_time", UtcDateTime(), nullable=True),
+    sa.Column("next_run_time", UtcDateTime(), nullable=False, index=True),
+)
+
+audit_suppressions = sa.Table(
+    "audit_suppressions",
+    metadata,
+    sa.Column("check_name", sa.String(128), primary_key=True),
+    sa.Column("resource_key", sa.String(64), primary_key=True),
+    sa.Column("resource_identifier", sa.JSON(), nullable=False),
+    sa.Column("expiration_date", UtcDateTime(), nullable=True),
+    sa.Column("suppress_indefinitely", sa.Boolean(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+audit_mitigation_tasks = sa.Table(
+    "audit_mitigation_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("end_time", UtcDateTime(), nullable=True),
+    sa.Column("target", sa.JSON(), nullable=False),
+    sa.Column("actions_mapping", sa.JSON(), nullable=False),
+    sa.Column("client_request_token", sa.String(64), nullable=True),
+    sa.Index("ix_audit_mitigation_tasks_start_time_task_id", "start_time", "task_id"),
+)
+
+audit_mitigation_executions = sa.Table(
+    "audit_mitigation_executions",
+    metadata,
+    sa.Column("task_id", sa.String(128), primary_key=True),
+    sa.Column("finding_id", sa.String(128), primary_key=True),
+    sa.Column("action_name", name_type(), primary_key=True),
+    sa.Column("action_id", sa.String(36), nullable=False),
+    sa.Column("check_name", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("end_time", UtcDateTime(), nullable=True),
+    sa.Column("error_code", sa.String(128), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Index("ix_audit_mitigation_executions_finding_id", "finding_id"),
+)
+
+audit_crls = sa.Table(
+    "audit_crls",
+    metadata,
+    # One CRL source per issuing CA (id: SHA-256 of the issuer certificate's DER).
+    sa.Column("issuer_certificate_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("issuer_certificate_pem", sa.Text(), nullable=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("crl_der", sa.LargeBinary(), nullable=True),
+    sa.Column("this_update", UtcDateTime(), nullable=True),
+    sa.Column("next_update", UtcDateTime(), nullable=True),
+    sa.Column("fetched_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+mitigation_actions = sa.Table(
+    "mitigation_actions",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("action_id", sa.String(UUID_LENGTH), nullable=False, unique=True),
+    sa.Column("action_type", sa.String(64), nullable=False),
+    sa.Column("role_arn", sa.String(2048), nullable=False),
+    sa.Column("params", sa.JSON(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+alert_targets = sa.Table(
+    "alert_targets",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("config", sa.JSON(), nullable=False),
+    # Opaque bytes from Keystore.seal (webhook HMAC key, SMTP password); never in clear.
+    sa.Column("sealed_secret", sa.LargeBinary(), nullable=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+alert_dead_letters = sa.Table(
+    "alert_dead_letters",
+    metadata,
+    sa.Column("letter_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column("target_name", name_type(), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=False),
+    sa.Column("first_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
+
+# -- device shadows (migration 0004) --------------------------------------------------
+
+shadows = sa.Table(
+    "shadows",
+    metadata,
+    # No foreign key to things: as in AWS IoT, a shadow is keyed by a thing *name* and
+    # outlives the thing (deleting a thing does not delete its shadows).
+    sa.Column("thing_name", name_type(), primary_key=True),
+    sa.Column("shadow_name", name_type(64), primary_key=True),  # "" = the classic shadow
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    # JSON text of {"desired": …, "reported": …} and of its metadata tree; both NULL for
+    # a deleted shadow, whose row is kept (a tombstone) so the version sequence continues.
+    sa.Column("state", sa.Text(), nullable=True),
+    sa.Column("state_metadata", sa.Text(), nullable=True),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)

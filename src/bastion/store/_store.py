@@ -25,14 +25,27 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL
 
+from ._access_keys import AccessKeyRepository
+from ._alerts import AlertTargetRepository, DeadLetterRepository
+from ._audit import (
+    AuditFleetReader,
+    AuditMitigationRepository,
+    AuditRepository,
+    CrlRepository,
+    MitigationActionRepository,
+)
+from ._connections import ConnectionJournalRepository
 from ._engine import READONLY_OPTION, create_store_engine
 from ._errors import StoreError
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
+from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._policies import PolicyRepository
-from ._connections import ConnectionJournalRepository
+from ._provisioning import ProvisioningRepository
 from ._settings import SealedSecretRepository, SettingsRepository
+from ._shadows import ShadowRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
+from ._trail import TrailRepository
 
 MIGRATIONS: Final = "bastion.store:migrations"
 _MIGRATION_LOCK_ID: Final = 0x42A57104  # pg_advisory_xact_lock key of schema upgrades
@@ -42,17 +55,31 @@ class UnitOfWork:
     """The repositories of one transaction. Build it with :meth:`Store.transaction`."""
 
     __slots__ = (
+        "access_keys",
+        "alert_dead_letters",
+        "alert_targets",
+        "audit",
+        "audit_crls",
+        "audit_fleet",
+        "audit_mitigation",
         "ca_certificates",
         "certificates",
         "connection",
         "connections",
+        "job_executions",
+        "job_templates",
+        "jobs",
+        "mitigation_actions",
         "policies",
+        "provisioning",
         "secrets",
         "settings",
+        "shadows",
         "thing_groups",
         "thing_principals",
         "thing_types",
         "things",
+        "trail",
     )
 
     def __init__(self, connection: sa.Connection) -> None:
@@ -66,7 +93,22 @@ class UnitOfWork:
         self.policies: Final = PolicyRepository(connection)
         self.settings: Final = SettingsRepository(connection)
         self.secrets: Final = SealedSecretRepository(connection)
+        self.provisioning: Final = ProvisioningRepository(connection)
         self.connections: Final = ConnectionJournalRepository(connection)
+        self.jobs: Final = JobRepository(connection)
+        self.job_executions: Final = JobExecutionRepository(connection)
+        self.job_templates: Final = JobTemplateRepository(connection)
+        self.access_keys: Final = AccessKeyRepository(connection)
+        self.trail: Final = TrailRepository(connection)
+        # defender audit and alerts
+        self.audit: Final = AuditRepository(connection)
+        self.audit_mitigation: Final = AuditMitigationRepository(connection)
+        self.audit_crls: Final = CrlRepository(connection)
+        self.audit_fleet: Final = AuditFleetReader(connection)
+        self.mitigation_actions: Final = MitigationActionRepository(connection)
+        self.alert_targets: Final = AlertTargetRepository(connection)
+        self.alert_dead_letters: Final = DeadLetterRepository(connection)
+        self.shadows: Final = ShadowRepository(connection)
 
 
 class Store:

@@ -50,7 +50,7 @@ def test_serve_and_connect_with_mosquitto_tools(tmp_path):
     data = tmp_path / "data"
     out = tmp_path / "devices"
     proc = subprocess.Popen([*BASTION, "serve", "--data-dir", str(data), "--mqtt-port", "0",
-                             "--host", "127.0.0.1"],
+                             "--host", "127.0.0.1", "--api-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = None
@@ -64,6 +64,7 @@ def test_serve_and_connect_with_mosquitto_tools(tmp_path):
             if line.startswith("Stop with"):
                 break
         assert port, "".join(lines)
+        assert any(re.search(r"api\s+https://127\.0\.0\.1:\d+", line) for line in lines), lines
         assert any("mosquitto_pub" in line for line in lines)
         created = run("device", "create", "sensor-1", "--data-dir", str(data),
                       "--out", str(out), "--port", str(port))

@@ -1,0 +1,29 @@
+"""Access keys of the control-plane API: who may call it, and with which role.
+
+* :class:`Role` — ``admin`` (everything), ``operator`` (everything but access-key and
+  user management), ``auditor`` (read-only). The API's authorizer decides what each role
+  may call; this package only names them.
+* :class:`AccessKeyService` — creates AWS-shaped access keys (``AKIA…`` id and a
+  40-character secret), stores the secret sealed under the installation's master key
+  (never in clear), and answers :meth:`AccessKeyService.lookup` for SigV4 verification
+  (it implements the API's ``CredentialSource``).
+* :class:`AccessKey` — what a listing shows (no secret), :class:`AccessKeyStatus`.
+* :class:`AccessError` and subclasses: refused requests, carrying ``aws_error`` and
+  ``http_status``.
+"""
+
+from __future__ import annotations
+
+from ._errors import AccessError, AccessKeyNotFoundError, LastAdminKeyError
+from ._model import AccessKey, AccessKeyStatus, Role
+from ._service import AccessKeyService
+
+__all__ = [
+    "AccessError",
+    "AccessKey",
+    "AccessKeyNotFoundError",
+    "AccessKeyService",
+    "AccessKeyStatus",
+    "LastAdminKeyError",
+    "Role",
+]

@@ -1,0 +1,350 @@
+"""The API as an ASGI application: one request, start to finish.
+
+Theory of operation
+-------------------
+For every HTTP request:
+
+1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413).
+2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
+   scope's *service* picks the served service (``iot`` / ``iotdata`` /
+   ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
+   signature checks out.
+3. **Route** — method and path → operation of that service (:mod:`._models`). A routing
+   failure is held back until the caller is authenticated: unauthenticated callers learn
+   nothing about routes.
+4. **Authenticate** — normal mode: look the access key up in the
+   :class:`~._auth.CredentialSource`, check the clock (±5 min) and the signature.
+   Emulator mode: any key is accepted as an ``admin`` caller and the signature is not
+   verified (there is no secret to verify it with); the region of the scope names the
+   ARNs.
+5. **Authorize** — :func:`~._auth.role_allows`; a refusal is ``403
+   AccessDeniedException``.
+6. **Bind and validate** the input with the operation's model (:mod:`._binding`).
+7. **Handle** — the handler registered for the operation (:mod:`._handlers`), in a worker
+   thread unless it must run on the broker's loop; an operation without one answers
+   ``NotImplementedException`` naming it.
+8. **Serialize** the result with the output shape (:mod:`._serialize`); registry
+   refusals become their AWS error.
+9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
+
+``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from bastion.registry import RegistryConfig, RegistryError, ResourceAlreadyExistsError
+
+from ._auth import (
+    ADMIN_SERVICE,
+    OUTCOME_ALLOWED,
+    OUTCOME_DENIED,
+    OUTCOME_ERROR,
+    Caller,
+    CredentialSource,
+    Role,
+    TrailSink,
+    role_allows,
+)
+from ._binding import bind_input, parse_query
+from ._context import Gateway, OperationContext, ServiceDirectory
+from ._errors import ApiError, access_denied, internal_failure, not_implemented
+from ._handlers import TABLE, HandlerTable
+from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
+from ._reset import reset_emulator
+from ._serialize import JSON_CONTENT_TYPE, Response, serialize_error, serialize_output
+from ._sigv4 import (
+    HttpRequest,
+    SigV4Authorization,
+    check_clock,
+    invalid,
+    parse_authorization,
+    unrecognized_client,
+    verify_signature,
+)
+
+log = logging.getLogger("bastion.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+EventSink = Callable[[object], None]
+Clock = Callable[[], datetime]
+
+MAX_BODY_BYTES: Final = 2 * 1024 * 1024
+RESET_PATH: Final = "/_bastion/reset"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Call:
+    """What the trail learns about one request, filled in as the pipeline advances."""
+
+    source_ip: str
+    access_key_id: str = ""
+    caller: Caller | None = None
+    service: str = ""
+    operation: str = ""
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    outcome: str = OUTCOME_DENIED
+
+
+class ApiApplication:
+    """The ASGI callable.
+
+    :param credentials: the access keys (normal mode); ``None`` refuses every request
+        until keys are configured.
+    :param trail: where every call is recorded.
+    :param emulator: accept any SigV4 credentials (see the module docstring).
+    :param account_id: the account id of callers (the ARNs' account).
+    :param publish: the registry's event sink (used by the emulator reset).
+    :param clock: the current time, for the signature's clock check.
+    """
+
+    def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
+                 credentials: CredentialSource | None, trail: TrailSink, emulator: bool,
+                 account_id: str, publish: EventSink | None = None,
+                 table: HandlerTable = TABLE, catalog: Catalog | None = None,
+                 clock: Clock = utc_now, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self._gateway = gateway
+        self._services = services
+        self._credentials = credentials
+        self._trail = trail
+        self._emulator = emulator
+        self._account_id = account_id
+        self._publish = publish
+        self._table = table
+        self._catalog = catalog or load_catalog()
+        self._clock = clock
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            body, too_large = await _read_body(receive, self._max_body)
+        except _Disconnected:
+            return
+        headers = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
+                        for name, value in scope.get("headers", ()))
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        request = HttpRequest(
+            method=scope["method"].upper(),
+            raw_path=raw_path.decode("latin-1").split("?", 1)[0],
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+        )
+        client = scope.get("client")
+        source_ip = str(client[0]) if client else ""
+        if too_large:
+            response = serialize_error(ApiError(
+                "RequestEntityTooLargeException", 413,
+                f"The request body exceeds {self._max_body} bytes"))
+        else:
+            response = await self.handle(request, source_ip)
+        await _send_response(send, response, str(uuid.uuid4()))
+
+    async def handle(self, request: HttpRequest, source_ip: str) -> Response:
+        """Answer one request (steps 2-9 of the theory of operation)."""
+        call = _Call(source_ip)
+        try:
+            response = await self._pipeline(request, call)
+            call.outcome = OUTCOME_ALLOWED
+            error_code = None
+        except ApiError as error:
+            response = serialize_error(error)
+            error_code = error.code
+        except RegistryError as error:
+            refused = _registry_error(error)
+            response = serialize_error(refused)
+            error_code = refused.code
+        except Exception:
+            log.exception("%s %s: internal error in %s:%s", request.method,
+                          request.raw_path, call.service, call.operation)
+            failure = internal_failure()
+            response = serialize_error(failure)
+            error_code = failure.code
+        log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
+                  error_code or "")
+        await self._record(call, error_code, response.status)
+        return response
+
+    async def _pipeline(self, request: HttpRequest, call: _Call) -> Response:
+        if request.raw_path == RESET_PATH:
+            return await self._reset(request, call)
+        auth = parse_authorization(request)
+        call.access_key_id = auth.credential.access_key_id
+        service = self._catalog.by_signing_name(auth.credential.service)
+        if service is None:
+            names = ", ".join(f"'{name}'" for name in self._catalog.signing_names)
+            raise invalid(f"Credential should be scoped to correct service: one of {names}.")
+        call.service = service.name
+        query = parse_query(request.raw_query)
+        match: RouteMatch | None = None
+        route_error: ApiError | None = None
+        try:
+            match = service.router.match(request.method, request.raw_path, query)
+            call.operation = match.operation.name
+        except ApiError as error:
+            route_error = error
+        caller = await self._authenticate(request, auth, call.source_ip)
+        call.caller = caller
+        call.outcome = OUTCOME_ERROR
+        if route_error is not None or match is None:
+            raise route_error or internal_failure()
+        operation = match.operation
+        allowed = role_allows(caller.role, service.name, operation.name)
+        spec = self._table.get(service.name, operation.name)
+        if not allowed or spec is None:
+            # Refused before validation; the trail still gets what could be bound.
+            try:
+                call.parameters = bind_input(operation, match.labels, query, request.header,
+                                             request.body, validate=False)
+            except ApiError:
+                pass
+            if not allowed:
+                call.outcome = OUTCOME_DENIED
+                raise access_denied(
+                    f"User: {caller.access_key_id} (role {caller.role.value}) is not "
+                    f"authorized to perform: iot:{operation.name}")
+            raise not_implemented(service.name, operation.name)
+        params = bind_input(operation, match.labels, query, request.header, request.body)
+        call.parameters = params
+        host_header = request.header("host") or ""
+        host = _host_without_port(host_header)
+        if spec.on_loop:
+            context = OperationContext(caller, self._services.default, self._gateway, host,
+                                       host_header)
+            result = spec.handler(context, params)
+        else:
+            def run() -> Mapping[str, Any]:
+                services = self._services.for_region(caller.region)
+                context = OperationContext(caller, services, self._gateway, host, host_header)
+                return spec.handler(context, params)
+            result = await asyncio.to_thread(run)
+        return serialize_output(operation, result)
+
+    async def _authenticate(self, request: HttpRequest, auth: SigV4Authorization,
+                            source_ip: str) -> Caller:
+        credential = auth.credential
+        if self._emulator:
+            try:
+                RegistryConfig(credential.region, self._account_id)
+            except ValueError:
+                raise invalid("Credential should be scoped to a valid region.") from None
+            return Caller(credential.access_key_id, Role.ADMIN, source_ip, credential.region,
+                          self._account_id, emulated=True)
+        source = self._credentials
+        if source is None:
+            raise unrecognized_client()
+        found = await asyncio.to_thread(source.lookup, credential.access_key_id)
+        if found is None:
+            raise unrecognized_client()
+        secret, role = found[0], Role(found[1])  # any str enum with Role's values
+        check_clock(auth, self._clock())
+        verify_signature(request, auth, secret)
+        return Caller(credential.access_key_id, role, source_ip, credential.region,
+                      self._account_id, emulated=False)
+
+    async def _reset(self, request: HttpRequest, call: _Call) -> Response:
+        if not self._emulator:
+            raise ApiError("UnknownOperationException", 404,
+                           f"{RESET_PATH} exists only in emulator mode")
+        call.service, call.operation = ADMIN_SERVICE, "ResetEmulator"
+        call.outcome = OUTCOME_ERROR
+        if request.method != "POST":
+            raise ApiError("MethodNotAllowedException", 405, f"Use POST {RESET_PATH}")
+        await reset_emulator(self._gateway, self._publish)
+        log.info("emulator state reset")
+        return Response(200, (("content-type", JSON_CONTENT_TYPE),), b"{}")
+
+    async def _record(self, call: _Call, error_code: str | None, status: int) -> None:
+        try:
+            await asyncio.to_thread(
+                self._trail.record, caller=call.caller, access_key_id=call.access_key_id,
+                source_ip=call.source_ip, service=call.service, operation=call.operation,
+                parameters=call.parameters, outcome=call.outcome, error_code=error_code,
+                http_status=status)
+        except Exception:
+            log.exception("the trail refused a record of %s:%s", call.service, call.operation)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def service(self, name: str) -> ServiceApi:
+        return self._catalog.services[name]
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _registry_error(error: RegistryError) -> ApiError:
+    extra: dict[str, str] = {}
+    if isinstance(error, ResourceAlreadyExistsError):
+        if error.resource_id is not None:
+            extra["resourceId"] = error.resource_id
+        if error.resource_arn is not None:
+            extra["resourceArn"] = error.resource_arn
+    return ApiError(error.aws_error, error.http_status, error.message, extra)
+
+
+def _host_without_port(host_header: str) -> str:
+    host = host_header.strip()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[:end + 1] if end > 0 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+async def _send_response(send: Send, response: Response, request_id: str) -> None:
+    headers = [(b"x-amzn-requestid", request_id.encode("ascii")),
+               (b"content-length", str(len(response.body)).encode("ascii"))]
+    headers.extend((name.encode("latin-1"), value.encode("latin-1"))
+                   for name, value in response.headers)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

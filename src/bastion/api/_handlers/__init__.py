@@ -1,0 +1,20 @@
+"""Operation handlers, one module per domain, all registered in :data:`TABLE`."""
+
+from __future__ import annotations
+
+from . import (
+    audit,  # [defender audit]
+    certificates,
+    data,
+    groups,
+    jobs,
+    policies,
+    provisioning,
+    shadow,
+    system,
+    things,
+)
+from ._table import TABLE, Handler, HandlerSpec, HandlerTable
+
+__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates", "data",
+           "groups", "jobs", "policies", "provisioning", "shadow", "system", "things"]

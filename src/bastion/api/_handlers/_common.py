@@ -1,0 +1,48 @@
+"""Small pieces the handler modules share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.registry import RegistryConfig
+
+from .._errors import invalid_request
+from ._table import Params
+
+
+def refuse_unsupported(params: Params, *names: str) -> None:
+    """Refuse parameters Bastion cannot honour rather than silently dropping them.
+
+    :raises ApiError: 400 InvalidRequestException naming the first one given.
+    """
+    for name in names:
+        value = params.get(name)
+        if value not in (None, [], {}, False):
+            raise invalid_request(f"{name} is not supported by Bastion yet")
+
+
+def name_from(params: Params, name_key: str, arn_key: str, account: RegistryConfig,
+              resource_type: str) -> str:
+    """A resource name given either by name or by ARN (AddThingToThingGroup style).
+
+    :raises ApiError: InvalidRequestException when neither is given, or the ARN is not a
+        ``resource_type`` ARN; ResourceNotFoundException for another account or region
+        (raised by the registry as a RegistryError).
+    """
+    name = params.get(name_key)
+    if isinstance(name, str):
+        return name
+    arn = params.get(arn_key)
+    if isinstance(arn, str):
+        _, ident = account.parse_arn(arn, frozenset({resource_type}))
+        return ident
+    raise invalid_request(f"Specify {name_key} or {arn_key}")
+
+
+def page(items_key: str, items: list[Any], token: str | None,
+         token_key: str = "nextToken") -> dict[str, Any]:
+    """A list operation's result."""
+    result: dict[str, Any] = {items_key: items}
+    if token:
+        result[token_key] = token
+    return result

@@ -1,0 +1,177 @@
+"""Provisioning templates, their versions and CreateProvisioningClaim (``iot``).
+
+The handlers call the :class:`~bastion.provisioning.ProvisioningService` that serves the
+fleet provisioning topics (found on the broker,
+:func:`~bastion.reserved.provisioning_service_of`), so a template created here is used by
+devices at once. A :class:`~bastion.provisioning.ProvisioningError` becomes its AWS error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from bastion.provisioning import (
+    ProvisioningError,
+    ProvisioningService,
+    ProvisioningTemplateSummary,
+    ResourceAlreadyExistsError,
+    TemplateVersion,
+)
+from bastion.reserved import provisioning_service_of
+
+from .._context import OperationContext
+from .._errors import ApiError
+from ._common import page
+from ._table import TABLE, Handler, Params, Result
+
+IOT = "iot"
+
+
+def _service(ctx: OperationContext) -> ProvisioningService:
+    service = provisioning_service_of(ctx.gateway.broker)
+    if service is None:
+        raise ApiError("ServiceUnavailableException", 503,
+                       "The provisioning service is not running")
+    return service
+
+
+def _operation(operation: str) -> Callable[[Handler], Handler]:
+    """Register ``operation``, answering a ProvisioningError with its AWS error."""
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(ctx: OperationContext, params: Params) -> Result:
+            try:
+                return handler(ctx, params)
+            except ProvisioningError as error:
+                code, status = error.wire()
+                extra: dict[str, str] = {}
+                if isinstance(error, ResourceAlreadyExistsError):
+                    if error.resource_id is not None:
+                        extra["resourceId"] = error.resource_id
+                    if error.resource_arn is not None:
+                        extra["resourceArn"] = error.resource_arn
+                raise ApiError(code, status, error.message, extra) from None
+        return TABLE.register(IOT, operation)(run)
+    return decorate
+
+
+def _summary(item: ProvisioningTemplateSummary) -> dict[str, Any]:
+    result: dict[str, Any] = {"templateArn": item.template_arn,
+                              "templateName": item.template_name,
+                              "creationDate": item.creation_date,
+                              "lastModifiedDate": item.last_modified_date,
+                              "enabled": item.enabled, "type": item.template_type.value}
+    if item.description is not None:
+        result["description"] = item.description
+    return result
+
+
+def _version(item: TemplateVersion) -> dict[str, Any]:
+    result: dict[str, Any] = {"versionId": item.version_id, "creationDate": item.creation_date,
+                              "isDefaultVersion": item.is_default_version}
+    if item.template_body is not None:
+        result["templateBody"] = item.template_body
+    return result
+
+
+# -- templates ----------------------------------------------------------------------------
+
+
+@_operation("CreateProvisioningTemplate")
+def create_provisioning_template(ctx: OperationContext, params: Params) -> Result:
+    template = _service(ctx).create_provisioning_template(
+        params["templateName"], params["templateBody"],
+        provisioning_role_arn=params.get("provisioningRoleArn"),
+        description=params.get("description"), enabled=params.get("enabled", False),
+        pre_provisioning_hook=params.get("preProvisioningHook"),
+        template_type=params.get("type") or "FLEET_PROVISIONING", tags=params.get("tags"))
+    return {"templateArn": template.template_arn, "templateName": template.template_name,
+            "defaultVersionId": template.default_version_id}
+
+
+@_operation("DescribeProvisioningTemplate")
+def describe_provisioning_template(ctx: OperationContext, params: Params) -> Result:
+    template = _service(ctx).describe_provisioning_template(params["templateName"])
+    result: dict[str, Any] = {
+        "templateArn": template.template_arn, "templateName": template.template_name,
+        "creationDate": template.creation_date, "lastModifiedDate": template.last_modified_date,
+        "defaultVersionId": template.default_version_id, "templateBody": template.template_body,
+        "enabled": template.enabled, "provisioningRoleArn": template.provisioning_role_arn,
+        "type": template.template_type.value,
+    }
+    if template.description is not None:
+        result["description"] = template.description
+    if template.pre_provisioning_hook is not None:
+        result["preProvisioningHook"] = template.pre_provisioning_hook.as_aws()
+    return result
+
+
+@_operation("ListProvisioningTemplates")
+def list_provisioning_templates(ctx: OperationContext, params: Params) -> Result:
+    items, token = _service(ctx).list_provisioning_templates(
+        max_results=params.get("maxResults"), next_token=params.get("nextToken"))
+    return page("templates", [_summary(item) for item in items], token)
+
+
+@_operation("UpdateProvisioningTemplate")
+def update_provisioning_template(ctx: OperationContext, params: Params) -> Result:
+    _service(ctx).update_provisioning_template(
+        params["templateName"], description=params.get("description"),
+        enabled=params.get("enabled"), default_version_id=params.get("defaultVersionId"),
+        provisioning_role_arn=params.get("provisioningRoleArn"),
+        pre_provisioning_hook=params.get("preProvisioningHook"),
+        remove_pre_provisioning_hook=bool(params.get("removePreProvisioningHook")))
+    return {}
+
+
+@_operation("DeleteProvisioningTemplate")
+def delete_provisioning_template(ctx: OperationContext, params: Params) -> Result:
+    _service(ctx).delete_provisioning_template(params["templateName"])
+    return {}
+
+
+# -- versions -----------------------------------------------------------------------------
+
+
+@_operation("CreateProvisioningTemplateVersion")
+def create_provisioning_template_version(ctx: OperationContext, params: Params) -> Result:
+    version = _service(ctx).create_provisioning_template_version(
+        params["templateName"], params["templateBody"],
+        set_as_default=bool(params.get("setAsDefault")))
+    return {"templateArn": version.template_arn, "templateName": version.template_name,
+            "versionId": version.version_id, "isDefaultVersion": version.is_default_version}
+
+
+@_operation("DescribeProvisioningTemplateVersion")
+def describe_provisioning_template_version(ctx: OperationContext, params: Params) -> Result:
+    return _version(_service(ctx).describe_provisioning_template_version(
+        params["templateName"], params["versionId"]))
+
+
+@_operation("ListProvisioningTemplateVersions")
+def list_provisioning_template_versions(ctx: OperationContext, params: Params) -> Result:
+    items, token = _service(ctx).list_provisioning_template_versions(
+        params["templateName"], max_results=params.get("maxResults"),
+        next_token=params.get("nextToken"))
+    return page("versions", [_version(item) for item in items], token)
+
+
+@_operation("DeleteProvisioningTemplateVersion")
+def delete_provisioning_template_version(ctx: OperationContext, params: Params) -> Result:
+    _service(ctx).delete_provisioning_template_version(params["templateName"],
+                                                       params["versionId"])
+    return {}
+
+
+# -- trusted user -------------------------------------------------------------------------
+
+
+@_operation("CreateProvisioningClaim")
+def create_provisioning_claim(ctx: OperationContext, params: Params) -> Result:
+    claim = _service(ctx).create_provisioning_claim(params["templateName"])
+    return {"certificateId": claim.certificate_id, "certificatePem": claim.certificate_pem,
+            "keyPair": {"PublicKey": claim.key_pair.public_key,
+                        "PrivateKey": claim.key_pair.private_key},
+            "expiration": claim.expiration}

@@ -1,0 +1,79 @@
+"""Device shadows over HTTPS (``iot-data``): GetThingShadow, UpdateThingShadow,
+DeleteThingShadow, ListNamedShadowsForThing.
+
+The handlers call the same :class:`~bastion.shadow.ShadowService` as the broker's
+``$aws/things/…/shadow`` topics (:func:`bastion.reserved.shadow_service_of`), so the
+rules and the documents are the same through both doors, and an update or delete made
+here is announced to MQTT subscribers (``/update/accepted``, ``/update/delta``,
+``/update/documents``, ``/delete/accepted``) as AWS does. The request and response
+bodies are the shadow documents themselves (blob payloads). Refusals carry AWS's status
+and message: 400 ``InvalidRequestException``, 404 ``ResourceNotFoundException`` (``No
+shadow exists with name: '…'``), 409 ``ConflictException`` (``Version conflict``), 413
+``RequestEntityTooLargeException``, 415 ``UnsupportedDocumentEncodingException``.
+
+They run in a worker thread (the service reads and writes the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bastion.reserved import shadow_service_of
+from bastion.shadow import ShadowError, ShadowService
+
+from .._context import OperationContext
+from .._errors import ApiError
+from ._table import TABLE, Params, Result
+
+_T = TypeVar("_T")
+
+
+def _service(ctx: OperationContext) -> ShadowService:
+    service = shadow_service_of(ctx.gateway.broker)
+    if service is None:
+        raise ApiError("ServiceUnavailableException", 503,
+                       "The Device Shadow service is not running")
+    return service
+
+
+def _call(call: Callable[[], _T]) -> _T:
+    try:
+        return call()
+    except ShadowError as error:
+        raise ApiError(error.aws_error, error.code, error.message) from None
+
+
+@TABLE.register("iot-data", "GetThingShadow")
+def get_thing_shadow(ctx: OperationContext, params: Params) -> Result:
+    service = _service(ctx)
+    reply = _call(lambda: service.get(params["thingName"], params.get("shadowName")))
+    return {"payload": reply.payload}
+
+
+@TABLE.register("iot-data", "UpdateThingShadow")
+def update_thing_shadow(ctx: OperationContext, params: Params) -> Result:
+    service = _service(ctx)
+    payload = params.get("payload") or b""
+    updated = _call(lambda: service.update(params["thingName"], params.get("shadowName"),
+                                           payload))
+    return {"payload": updated.accepted}
+
+
+@TABLE.register("iot-data", "DeleteThingShadow")
+def delete_thing_shadow(ctx: OperationContext, params: Params) -> Result:
+    service = _service(ctx)
+    deleted = _call(lambda: service.delete(params["thingName"], params.get("shadowName")))
+    return {"payload": deleted.accepted}
+
+
+@TABLE.register("iot-data", "ListNamedShadowsForThing")
+def list_named_shadows_for_thing(ctx: OperationContext, params: Params) -> Result:
+    service = _service(ctx)
+    found = _call(lambda: service.list_named_shadows(
+        params["thingName"], page_size=params.get("pageSize"),
+        next_token=params.get("nextToken")))
+    result: dict[str, Any] = {"results": list(found.results), "timestamp": found.timestamp}
+    if found.next_token:
+        result["nextToken"] = found.next_token
+    return result

@@ -1,0 +1,249 @@
+"""Serving the API: uvicorn inside Bastion's own event loop.
+
+:class:`ApiServer` binds its socket itself (so ``port=0`` works and a busy port is a
+plain :class:`OSError`), then runs ``uvicorn.Server.serve`` as a task of the running
+loop, with uvicorn's signal handling disabled (the process owner — ``bastion serve`` —
+handles signals). HTTPS uses the data directory's server certificate (TLS 1.2+, the key
+decrypted with the installation's master key). Plain HTTP, and emulator mode, are only
+allowed on a loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Generator
+from typing import Final
+
+import uvicorn
+
+from bastion.broker import Broker
+from bastion.config import ApiConfig
+from bastion.controlplane import ControlPlane
+from bastion.datadir import DataDir
+
+from ._app import ApiApplication
+from ._auth import CredentialSource, LogTrail, TrailSink
+from ._context import Gateway, ServiceDirectory
+from ._logging_options import LoggingOptions
+
+log = logging.getLogger("bastion.api")
+
+EventSink = Callable[[object], None]
+
+TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!SHA1:!AESCCM"
+STARTUP_TIMEOUT: Final = 10.0
+SHUTDOWN_TIMEOUT: Final = 5.0
+
+
+class ApiConfigError(ValueError):
+    """The ``[api]`` configuration is unsafe or inconsistent (e.g. plaintext on a public
+    address)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_config(config: ApiConfig) -> None:
+    """:raises ApiConfigError: plaintext or emulator mode on a non-loopback host, or a
+    port out of range."""
+    if not 0 <= config.port <= 65535:
+        raise ApiConfigError(f"api port {config.port} is out of range")
+    if config.plaintext and not is_loopback(config.host):
+        raise ApiConfigError(
+            f"plain HTTP is only allowed on a loopback address, not {config.host!r}; "
+            "drop --api-plaintext or bind the API to 127.0.0.1")
+    if config.emulator and not is_loopback(config.host):
+        raise ApiConfigError(
+            f"emulator mode is only allowed on a loopback address, not {config.host!r}")
+
+
+def server_ssl_context(datadir: DataDir) -> ssl.SSLContext:
+    """The API's HTTPS context: the data directory's server certificate, TLS 1.2+.
+
+    :raises bastion.pki.KeystoreError: the master key is missing or malformed.
+    :raises ssl.SSLError: the key cannot be decrypted or does not match.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.set_ciphers(TLS12_CIPHERS)
+    context.set_alpn_protocols(["http/1.1"])
+    password = datadir.open_keystore().private_key_password
+    context.load_cert_chain(datadir.server_cert_path, datadir.server_key_path,
+                            password=password)
+    return context
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: Bastion owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        return
+
+
+class ApiServer:
+    """The REST API of a running Bastion.
+
+    :param config: the ``[api]`` section.
+    :param plane: the control plane (registry services, store).
+    :param broker: the MQTT broker (iot-data).
+    :param datadir: the data directory (server certificate, CA for emulator mode).
+    :param credentials: the access keys; ``None`` refuses every request (normal mode).
+    :param trail: where every call is recorded (default: the log).
+    :param publish: the registry's event sink, for services made in emulator mode.
+    :raises ApiConfigError: see :func:`check_api_config`.
+    """
+
+    def __init__(self, config: ApiConfig, *, plane: ControlPlane, broker: Broker,
+                 datadir: DataDir, credentials: CredentialSource | None = None,
+                 trail: TrailSink | None = None, publish: EventSink | None = None) -> None:
+        check_api_config(config)
+        self.config = config
+        self._plane = plane
+        self._broker = broker
+        self._datadir = datadir
+        self._credentials = credentials
+        self._trail: TrailSink = trail if trail is not None else LogTrail()
+        self._publish = publish
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+        self.application: ApiApplication | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        :raises RuntimeError: not started.
+        """
+        if self._port is None:
+            raise RuntimeError("the API server is not started")
+        return self._port
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.config.plaintext else "https"
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{shown}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and serve.
+
+        :raises OSError: the address is in use or cannot be bound.
+        :raises RuntimeError: uvicorn did not start in time.
+        """
+        config = self.config
+        loop = asyncio.get_running_loop()
+        plane = self._plane
+        if config.emulator:
+            log.warning("API emulator mode: any SigV4 credentials are accepted on %s",
+                        config.host)
+        elif self._credentials is None:
+            log.warning("API has no access keys configured: every request is refused")
+        options = LoggingOptions(plane.store)
+        await asyncio.to_thread(options.load)
+        gateway = Gateway(self._broker, loop, plane, self._datadir, config, options)
+        services = ServiceDirectory(plane, per_region=config.emulator,
+                                    datadir=self._datadir, publish=self._publish)
+        self.application = ApiApplication(
+            gateway=gateway, services=services, credentials=self._credentials,
+            trail=self._trail, emulator=config.emulator, account_id=plane.account.account_id,
+            publish=self._publish)
+        tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
+                                                                   self._datadir)
+        if config.plaintext:
+            log.warning("API serving plain HTTP on %s (loopback only)", config.host)
+        sock = _bind(config.host, config.port)
+        self._socket = sock
+        self._port = int(sock.getsockname()[1])
+        try:
+            uv_config = uvicorn.Config(
+                self.application, interface="asgi3", http="h11", ws="none", lifespan="off",
+                log_config=None, log_level="warning", access_log=False, proxy_headers=False,
+                server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT))
+            uv_config.load()
+            uv_config.ssl = tls
+            server = _Server(uv_config)
+            self._server = server
+            task = loop.create_task(server.serve(sockets=[sock]), name="bastion-api")
+            self._task = task
+            deadline = loop.time() + STARTUP_TIMEOUT
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the API server stopped while starting")
+                if loop.time() > deadline:
+                    raise RuntimeError("the API server did not start in time")
+                await asyncio.sleep(0.005)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("API listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop serving (in-flight requests get a few seconds to finish)."""
+        server, task = self._server, self._task
+        if server is not None and task is not None:
+            server.should_exit = True
+            # Let in-flight requests finish, then cut idle keep-alive connections at once
+            # (a TLS close would otherwise wait for each client's close_notify).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SHUTDOWN_TIMEOUT
+            while server.server_state.tasks and loop.time() < deadline and not task.done():
+                await asyncio.sleep(0.01)
+            server.force_exit = True
+            for connection in list(server.server_state.connections):
+                abort = getattr(getattr(connection, "transport", None), "abort", None)
+                if callable(abort):  # asyncio's or uvloop's (TLS) transport
+                    abort()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_TIMEOUT + 1)
+            except TimeoutError:
+                server.force_exit = True
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            except Exception:
+                log.exception("API server failed")
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self._server = self._task = None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

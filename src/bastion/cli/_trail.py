@@ -1,0 +1,130 @@
+"""``bastion trail verify|export``: check and read the hash-chained trail of API calls."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..trail import VerifyResult, export, record_from_json, verify, verify_chain
+from ._admin import DataDirOption, console, err, open_local
+
+trail_app = typer.Typer(no_args_is_help=True,
+                        help="The hash-chained trail of control-plane calls.")
+
+_ANCHOR = re.compile(r"(\d+):([0-9a-fA-F]{64})")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time or date; without an offset it is UTC.
+
+    :raises typer.BadParameter: not ISO 8601.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time (e.g. 2025-01-31 or 2025-01-31T12:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment
+
+
+def _anchors(values: list[str]) -> dict[int, str]:
+    anchors: dict[int, str] = {}
+    for value in values:
+        match = _ANCHOR.fullmatch(value.strip())
+        if not match:
+            raise typer.BadParameter(f"{value!r} is not SEQUENCE:SHA256HEX", param_hint="--anchor")
+        anchors[int(match.group(1))] = match.group(2).lower()
+    return anchors
+
+
+def _report(result: VerifyResult, what: str) -> None:
+    if result.ok:
+        console.print(f"[green]{what} intact[/]: {result.checked} records checked.")
+        if result.last_sequence:
+            print(f"Last record: {result.last_sequence}:{result.last_hash}", flush=True)
+            print("  Note it down elsewhere: `bastion trail verify --anchor "
+                  f"{result.last_sequence}:{result.last_hash}` later proves the chain up to "
+                  "here was not rewritten.", flush=True)
+        return
+    where = ("" if result.first_broken_sequence is None
+             else f" at record {result.first_broken_sequence}")
+    err.print(f"[red bold]{what} BROKEN{where}[/]: {result.reason}")
+    err.print(f"{result.checked} records before it are intact.")
+    raise typer.Exit(1)
+
+
+def _verify_file(path: Path, anchors: dict[int, str]) -> VerifyResult | None:
+    records = []
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    records.append(record_from_json(json.loads(line)))
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        err.print(f"[red]cannot read {path}[/] (line {number}): {exc}")
+        raise typer.Exit(2) from None
+    if not records:
+        return None
+    first = records[0]
+    return verify_chain(records, start_sequence=first.sequence - 1,
+                        start_hash=first.previous_hash, anchors=anchors)
+
+
+@trail_app.command("verify")
+def verify_command(
+    data_dir: DataDirOption = None,
+    anchor: Annotated[list[str], typer.Option(
+        "--anchor", help="SEQUENCE:HASH noted from an earlier run; must still hold "
+                         "(repeatable).")] = [],  # noqa: B006
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="Verify a JSON-lines export instead of the database (a window of "
+                       "the chain is checked for internal consistency).")] = None,
+) -> None:
+    """Prove the trail intact (exit 0), or name the first broken record (exit 1)."""
+    anchors = _anchors(anchor)
+    if file is not None:
+        result = _verify_file(file, anchors)
+        if result is None:
+            console.print(f"{file} holds no records.")
+            return
+        _report(result, f"Export {file}")
+        return
+    with open_local(data_dir) as local:
+        result = verify(local.store, anchors=anchors)
+    _report(result, "Trail")
+
+
+@trail_app.command("export")
+def export_command(
+    since: Annotated[str | None, typer.Option(
+        help="Records at or after this ISO 8601 time (UTC unless an offset is given).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Records before this time.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")
+                   ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write trail records as JSON lines (one record per line, in sequence order)."""
+    start = None if since is None else parse_time(since)
+    end = None if until is None else parse_time(until)
+    with open_local(data_dir) as local:
+        target = sys.stdout if out is None else out.open("w", encoding="utf-8")
+        count = 0
+        try:
+            for record in export(local.store, start, end):
+                target.write(json.dumps(record, separators=(",", ":")) + "\n")
+                count += 1
+            target.flush()
+        finally:
+            if out is not None:
+                target.close()
+    if out is not None:
+        err.print(f"{count} records written to {out}")

@@ -1,0 +1,102 @@
+"""Jobs: remote operations sent to devices, with AWS IoT Jobs' rules and wire semantics.
+
+* :class:`JobService` — jobs (targets, snapshot or continuous, rollout rate, abort
+  criteria, timeouts), their executions and the state machine devices drive, job
+  templates; the same calls serve the MQTT door (``$aws/things/<thing>/jobs/…``, see
+  :mod:`bastion.reserved.jobs`) and the REST door (``iot``, ``iot-jobs-data``).
+* :class:`JobScheduler` — the background task: timers, rollout, continuous targets.
+* Events (after each commit): :class:`JobExecutionsChanged`,
+  :class:`NextJobExecutionChanged` — what ``…/jobs/notify`` and ``…/jobs/notify-next``
+  carry.
+* Errors: :class:`JobsError` and its subclasses carry the REST error code, HTTP status
+  and MQTT rejection code.
+"""
+
+from __future__ import annotations
+
+from ._configs import (
+    abort_from_json,
+    abort_to_json,
+    presigned_to_json,
+    rollout_from_json,
+    rollout_to_json,
+    timeout_to_json,
+)
+from ._errors import (
+    ConflictError,
+    InvalidRequestError,
+    InvalidStateTransitionError,
+    JobsError,
+    LimitExceededError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    VersionMismatchError,
+)
+from ._events import JobExecutionsChanged, NextJobExecutionChanged
+from ._model import (
+    AbortConfig,
+    AbortCriterion,
+    ExecutionStatus,
+    ExecutionUpdate,
+    ExponentialRate,
+    FailureType,
+    Job,
+    JobExecution,
+    JobExecutionState,
+    JobProcessDetails,
+    JobStatus,
+    JobTemplate,
+    PendingExecutions,
+    PresignedUrlConfig,
+    RolloutConfig,
+    TargetSelection,
+)
+from ._rollout import abort_criterion_met, release, rollout_rate
+from ._scheduler import JobScheduler
+from ._service import JobService
+from ._states import DEVICE_STATUSES, TRANSITIONS, Actor, allowed, check_transition
+
+__all__ = [
+    "DEVICE_STATUSES",
+    "TRANSITIONS",
+    "AbortConfig",
+    "AbortCriterion",
+    "Actor",
+    "ConflictError",
+    "ExecutionStatus",
+    "ExecutionUpdate",
+    "ExponentialRate",
+    "FailureType",
+    "InvalidRequestError",
+    "InvalidStateTransitionError",
+    "Job",
+    "JobExecution",
+    "JobExecutionState",
+    "JobExecutionsChanged",
+    "JobProcessDetails",
+    "JobScheduler",
+    "JobService",
+    "JobStatus",
+    "JobTemplate",
+    "JobsError",
+    "LimitExceededError",
+    "NextJobExecutionChanged",
+    "PendingExecutions",
+    "PresignedUrlConfig",
+    "ResourceAlreadyExistsError",
+    "ResourceNotFoundError",
+    "RolloutConfig",
+    "TargetSelection",
+    "VersionMismatchError",
+    "abort_criterion_met",
+    "abort_from_json",
+    "abort_to_json",
+    "allowed",
+    "check_transition",
+    "presigned_to_json",
+    "release",
+    "rollout_from_json",
+    "rollout_rate",
+    "rollout_to_json",
+    "timeout_to_json",
+]

@@ -1,0 +1,205 @@
+"""The trail record and its hash: what is chained, and how it is encoded.
+
+Theory of operation: a record's ``hash`` is the lowercase hex SHA-256 of the canonical
+JSON encoding of an object holding the record-format version ``"v": 1``, every field of
+the record (``parameters`` as its stored canonical JSON *text*) and ``previous_hash``,
+the hash of the record before it (64 zeros for the first). Canonical JSON here means
+:func:`json.dumps` with sorted keys, no whitespace and ASCII-only output (non-ASCII
+characters as ``\\uXXXX``), so anyone can recompute a hash from an exported record with
+any JSON library that can reproduce that encoding. Times are UTC with millisecond
+precision, written ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+
+Editing any field of a record changes its hash; recomputing the hash to hide the edit
+breaks the next record's ``previous_hash``; deleting or reordering records breaks the
+sequence numbering or the links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+GENESIS_HASH: Final = "0" * 64
+"""The ``previous_hash`` of the first record."""
+
+RECORD_FORMAT_VERSION: Final = 1
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRecord:
+    """One control-plane call, as chained.
+
+    :ivar sequence: 1 for the first record, then +1 per record, without gaps.
+    :ivar time: when it was recorded (UTC, millisecond precision).
+    :ivar access_key_id: the access key the request named (may be empty or bogus for a
+        request that failed authentication).
+    :ivar role: the caller's role, ``None`` when authentication failed.
+    :ivar parameters: canonical JSON text of the redacted request parameters.
+    :ivar outcome: ``allowed``, ``denied`` or ``error``.
+    :ivar previous_hash: the hash of the record before (:data:`GENESIS_HASH` for the first).
+    :ivar hash: SHA-256 over all of the above (see the module docstring).
+    """
+
+    sequence: int
+    time: datetime
+    access_key_id: str
+    role: str | None
+    source_ip: str
+    service: str
+    operation: str
+    parameters: str
+    outcome: str
+    error_code: str | None
+    http_status: int
+    previous_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The exported form: the fields, ``time`` as text and ``parameters`` parsed."""
+        return {
+            "sequence": self.sequence,
+            "time": format_time(self.time),
+            "access_key_id": self.access_key_id,
+            "role": self.role,
+            "source_ip": self.source_ip,
+            "service": self.service,
+            "operation": self.operation,
+            "parameters": _parsed(self.parameters),
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "http_status": self.http_status,
+            "previous_hash": self.previous_hash,
+            "hash": self.hash,
+        }
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:  # not ours: the row was edited; export it as found
+        return {"[UNPARSEABLE]": text}
+
+
+def canonical_json(value: object) -> str:
+    """The canonical JSON text of ``value`` (sorted keys, compact, ASCII).
+
+    :raises TypeError: ``value`` holds something JSON cannot encode.
+    :raises ValueError: ``value`` holds NaN or an infinity, or a reference cycle.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def format_time(moment: datetime) -> str:
+    """``moment`` in UTC as ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+
+    :raises ValueError: ``moment`` is naive.
+    """
+    if moment.utcoffset() is None:
+        raise ValueError("trail times must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def truncate_to_millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def compute_hash(
+    *,
+    sequence: int,
+    time: datetime,
+    access_key_id: str,
+    role: str | None,
+    source_ip: str,
+    service: str,
+    operation: str,
+    parameters: str,
+    outcome: str,
+    error_code: str | None,
+    http_status: int,
+    previous_hash: str,
+) -> str:
+    """The hash of a record with these fields (see the module docstring)."""
+    body = canonical_json({
+        "v": RECORD_FORMAT_VERSION,
+        "sequence": sequence,
+        "time": format_time(time),
+        "access_key_id": access_key_id,
+        "role": role,
+        "source_ip": source_ip,
+        "service": service,
+        "operation": operation,
+        "parameters": parameters,
+        "outcome": outcome,
+        "error_code": error_code,
+        "http_status": http_status,
+        "previous_hash": previous_hash,
+    })
+    return hashlib.sha256(body.encode("ascii")).hexdigest()
+
+
+def expected_hash(record: TrailRecord) -> str:
+    """The hash ``record`` should carry, recomputed from its other fields."""
+    return compute_hash(
+        sequence=record.sequence,
+        time=record.time,
+        access_key_id=record.access_key_id,
+        role=record.role,
+        source_ip=record.source_ip,
+        service=record.service,
+        operation=record.operation,
+        parameters=record.parameters,
+        outcome=record.outcome,
+        error_code=record.error_code,
+        http_status=record.http_status,
+        previous_hash=record.previous_hash,
+    )
+
+
+def record_from_json(data: Mapping[str, Any]) -> TrailRecord:
+    """Rebuild a record from its exported form (:meth:`TrailRecord.to_json`).
+
+    :raises ValueError: a field is missing or has the wrong type.
+    """
+    try:
+        time_text = data["time"]
+        if not isinstance(time_text, str) or not time_text.endswith("Z"):
+            raise ValueError(f"bad time {time_text!r}")
+        moment = datetime.fromisoformat(time_text)
+        record = TrailRecord(
+            sequence=_typed(data["sequence"], int, "sequence"),
+            time=moment,
+            access_key_id=_typed(data["access_key_id"], str, "access_key_id"),
+            role=_optional(data["role"], "role"),
+            source_ip=_typed(data["source_ip"], str, "source_ip"),
+            service=_typed(data["service"], str, "service"),
+            operation=_typed(data["operation"], str, "operation"),
+            parameters=canonical_json(data["parameters"]),
+            outcome=_typed(data["outcome"], str, "outcome"),
+            error_code=_optional(data["error_code"], "error_code"),
+            http_status=_typed(data["http_status"], int, "http_status"),
+            previous_hash=_typed(data["previous_hash"], str, "previous_hash"),
+            hash=_typed(data["hash"], str, "hash"),
+        )
+    except KeyError as missing:
+        raise ValueError(f"record lacks field {missing}") from None
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    return record
+
+
+def _typed(value: object, kind: type[_T], name: str) -> _T:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{name} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _optional(value: object, name: str) -> str | None:
+    return None if value is None else _typed(value, str, name)

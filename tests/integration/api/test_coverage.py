@@ -1,0 +1,68 @@
+"""Every operation of the three models either has a handler or answers, through boto3,
+``NotImplementedException`` naming it: the API never pretends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from botocore.model import ListShape, Shape, StringShape, StructureShape
+
+from bastion.api import SERVICE_NAMES, implemented_operations, load_catalog
+
+from .conftest import ApiBastion
+
+
+def sample(shape: Shape) -> Any:
+    """The smallest value botocore's client-side validation accepts for ``shape``."""
+    kind = shape.type_name
+    low = shape.metadata.get("min")
+    if isinstance(shape, StructureShape):
+        names = list(shape.required_members)
+        if shape.is_tagged_union and not names:
+            names = list(shape.members)[:1]
+        return {name: sample(shape.members[name]) for name in names}
+    if isinstance(shape, ListShape):
+        return [sample(shape.member) for _ in range(int(low or 0))]
+    if kind == "map":
+        return {}
+    if isinstance(shape, StringShape):
+        return shape.enum[0] if shape.enum else "a" * max(int(low or 1), 1)
+    if kind in ("integer", "long"):
+        return int(low if low is not None else 1)
+    if kind in ("double", "float"):
+        return float(low if low is not None else 1)
+    if kind == "boolean":
+        return True
+    if kind == "timestamp":
+        return datetime.now(UTC)
+    if kind == "blob":
+        return b"x"
+    return None
+
+
+def test_every_operation_is_handled_or_refused_by_name(api_bastion: ApiBastion) -> None:
+    catalog = load_catalog()
+    summary = []
+    for service in SERVICE_NAMES:
+        api = catalog.services[service]
+        client = api_bastion.client(service)
+        implemented = implemented_operations(service)
+        names = api.operation_names
+        assert implemented <= set(names), implemented - set(names)
+        for name in names:
+            if name in implemented:
+                continue
+            operation = api.operation(name)
+            params = sample(operation.input_shape) if operation.input_shape else {}
+            try:
+                client._make_api_call(name, params)
+            except ClientError as error:
+                assert error.response["Error"]["Code"] == "NotImplementedException", name
+                assert error.response["Error"]["Message"] == \
+                    f"{service}:{name} is not implemented by Bastion"
+            else:
+                raise AssertionError(f"{service}:{name} answered without a handler")
+        summary.append(f"{service} {len(implemented)}/{len(names)}")
+    print("implemented operations:", ", ".join(summary))

@@ -1,0 +1,59 @@
+"""The audit on both database backends, with the fixture fleet of
+:mod:`support.audit_fleet`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bastion.defender.audit import (
+    AuditService,
+    CrlRegistry,
+    StoredLoggingOptions,
+    WeakKeyLists,
+)
+from bastion.store import Store
+from support.audit_fleet import ACCOUNT, NOW, Fleet
+from support.databases import _pg_schemas, _session_store, fresh_database_url, store
+
+__all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
+
+
+class ManualTime:
+    """A clock the test sets."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def inline(job: Callable[[], None]) -> None:
+    """An executor that runs the job at once (the task is finished when start returns)."""
+    job()
+
+
+@pytest.fixture
+def clock() -> ManualTime:
+    return ManualTime()
+
+
+def audit_service(store: Store, fleet: Fleet | None, clock: ManualTime, *,
+                  notifier: object = None) -> AuditService:
+    crls = CrlRegistry(store, clock=clock)
+    if fleet is not None:
+        for issuer, path in fleet.crl_files.items():
+            crls.register(str(path), ca_certificate_id=issuer)
+    lists = WeakKeyLists.from_directory(fleet.weak_key_dir) if fleet else WeakKeyLists()
+    return AuditService(store, account=ACCOUNT, crls=crls, logging=StoredLoggingOptions(store),
+                        key_lists=lists, notifier=notifier,  # type: ignore[arg-type]
+                        executor=inline, clock=clock)
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
