@@ -11,6 +11,7 @@ REST API's audit handlers find them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -125,7 +126,7 @@ class DefenderRuntime:
         detach_services(self._broker)
         if self.scheduler is not None:
             await self.scheduler.stop()
-        if self.audit is not None:
-            self.audit.close()
+        if self.audit is not None:  # waits for the check running now, in a thread
+            await asyncio.to_thread(self.audit.close)
         if self.alerts is not None:
             await self.alerts.stop()

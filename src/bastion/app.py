@@ -12,9 +12,10 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ._defender_root import DefenderRuntime  # [defender audit]
+from ._detect_root import DetectRuntime  # [detect]
 from .access import AccessKeyService
 from .api import ApiServer, CredentialSource, TrailSink
 from .broker import Broker, ListenerConfig, bound_port, start_listener
@@ -23,6 +24,7 @@ from .controlplane import ControlPlane, open_control_plane
 from .datadir import DataDir, server_ssl_context_for
 from .defender.audit import Clock  # [defender audit]
 from .enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
+from .files import FileService  # [files]
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import (
     CaCertificateRegistered,
@@ -58,6 +60,9 @@ class App:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.journal: ConnectionJournal | None = None
         self._jobs: JobsTopics | None = None  # [jobs]
+        # [files] uploaded files and presigned URLs; tests may set the clock before start()
+        self.files: FileService | None = None
+        self.files_clock: Callable[[], datetime] | None = None
         self.provisioning: ProvisioningService | None = None  # [provisioning]
         # -- [defender audit] audit, mitigation, alerts; tests may set the clock and the
         # wait between alert attempts before start() --
@@ -65,6 +70,10 @@ class App:
         self.audit_clock: Clock | None = None
         self.alert_sleep: Callable[[float], Awaitable[None]] | None = None
         # -- end [defender audit] --
+        # -- [detect] Device Defender detect; tests may set the clock (epoch seconds) --
+        self.detect: DetectRuntime | None = None
+        self.detect_clock: Callable[[], float] | None = None
+        # -- end [detect] --
         # -- [api] the REST API (bastion.api); set the two plug points before start() --
         self.api: ApiServer | None = None
         self.api_credentials: CredentialSource | None = None
@@ -85,6 +94,8 @@ class App:
             self._bridge.publish(event)
         if self._jobs is not None:  # [jobs] continuous jobs follow group membership
             self._jobs.registry_event(event)
+        if self.detect is not None:  # [detect] profile targets follow group membership
+            self.detect.registry_event(event)
         if self._loop is not None and isinstance(
                 event, (CaCertificateRegistered, CaCertificateStatusChanged)):
             self._loop.call_soon_threadsafe(self._trust_changed, event)
@@ -133,7 +144,9 @@ class App:
         self._bridge = SecurityEventBridge(self.broker, gate, self._loop)
         # reserved topics
         self.broker.reserved_handlers.append(ShadowTopics(self.broker, self._plane.store))
-        self._jobs = JobsTopics(self.broker, self._plane.store, self._plane.registry)
+        self.files = await asyncio.to_thread(self._open_files)  # [files]
+        self._jobs = JobsTopics(self.broker, self._plane.store, self._plane.registry,
+                                documents=self.files)
         self.broker.reserved_handlers.append(self._jobs)
         # [provisioning] fleet provisioning topics; JITP/JITR on a first connection
         provisioning = self.config.provisioning
@@ -153,6 +166,15 @@ class App:
                                         api=lambda: self.api)
         await self.defender.start()
         # -- end [defender audit] --
+        # -- [detect] --
+        if self.config.detect.enabled:
+            defender = self.defender
+            self.detect = DetectRuntime(
+                self._plane, self.broker, interval=self.config.detect.interval,
+                clock=self.detect_clock, alerts=lambda: defender.alerts,
+                invalidate_after=self.config.detect.invalidate_after)
+            await self.detect.start()
+        # -- end [detect] --
         self._tls = server_ssl_context_for(self.datadir,
                                            extra_trusted_ca_pems=await self._active_ca_pems())
         wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
@@ -180,12 +202,21 @@ class App:
                     self.api_trail = Trail(self._plane.store)
                 self.api = ApiServer(self.config.api, plane=self._plane, broker=self.broker,
                                      datadir=self.datadir, credentials=self.api_credentials,
-                                     trail=self.api_trail, publish=self._registry_event)
+                                     trail=self.api_trail, publish=self._registry_event,
+                                     files=self.files)
                 await self.api.start()
+                self.files.base_url = self.api.public_url  # [files] presigned URLs name it
             # -- end [api] --
         except BaseException:
             await self.stop()
             raise
+
+    def _open_files(self) -> FileService:  # [files]
+        """The file service, its URL-signing key loaded (created on the first start)."""
+        files = FileService.from_datadir(self.plane.store, self.datadir,
+                                         clock=self.files_clock)
+        files.signer()
+        return files
 
     @property
     def api_port(self) -> int:
@@ -216,6 +247,8 @@ class App:
             await self.journal.stop()
         if self.provisioning is not None:  # [provisioning]
             self.provisioning.close()
+        if self.detect is not None:  # [detect]
+            await self.detect.stop()
         if self.defender is not None:  # [defender audit]
             await self.defender.stop()
         if self._plane is not None:

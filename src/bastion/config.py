@@ -86,6 +86,18 @@ class AlertsConfig:
 # -- end [audit] [alerts] ---------------------------------------------------------------
 
 
+# -- [detect]: Device Defender detect ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DetectConfig:
+    """Device Defender detect (bastion.defender.detect)."""
+
+    enabled: bool = True
+    interval: float = 300.0             # seconds between evaluations (and the minimum
+    #                                     period between a thing's metrics reports)
+    invalidate_after: float = 172800.0  # a silent device's alarms become alarm-invalidated
+# -- end [detect] -----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -97,6 +109,7 @@ class Config:
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)  # [audit]
     alerts: AlertsConfig = field(default_factory=AlertsConfig)  # [alerts]
+    detect: DetectConfig = field(default_factory=DetectConfig)  # [detect]
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -104,6 +117,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "account": AccountConfig, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,  # [audit] [alerts]
+    "detect": DetectConfig,  # [detect]
 }
 
 

@@ -28,6 +28,11 @@ For every HTTP request:
 9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
+
+``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…`` serves a file
+uploaded to Bastion without SigV4: the URL's signature is the authorization
+(:mod:`bastion.files`); 403 for a missing, bad or expired signature, 404 for an unknown
+file, 404 for every such path when the file service is not plugged in.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bastion.files import FILES_PATH, FilesError, FileService
 from bastion.registry import RegistryConfig, RegistryError, ResourceAlreadyExistsError
 
 from ._auth import (
@@ -110,13 +116,15 @@ class ApiApplication:
     :param account_id: the account id of callers (the ARNs' account).
     :param publish: the registry's event sink (used by the emulator reset).
     :param clock: the current time, for the signature's clock check.
+    :param files: serves ``/_bastion/files/…`` (``None``: those paths are 404).
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
                  credentials: CredentialSource | None, trail: TrailSink, emulator: bool,
                  account_id: str, publish: EventSink | None = None,
                  table: HandlerTable = TABLE, catalog: Catalog | None = None,
-                 clock: Clock = utc_now, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 clock: Clock = utc_now, max_body_bytes: int = MAX_BODY_BYTES,
+                 files: FileService | None = None) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -128,6 +136,7 @@ class ApiApplication:
         self._catalog = catalog or load_catalog()
         self._clock = clock
         self._max_body = max_body_bytes
+        self._files = files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -187,6 +196,8 @@ class ApiApplication:
     async def _pipeline(self, request: HttpRequest, call: _Call) -> Response:
         if request.raw_path == RESET_PATH:
             return await self._reset(request, call)
+        if request.raw_path.startswith(FILES_PATH):
+            return await self._download(request, call)
         auth = parse_authorization(request)
         call.access_key_id = auth.credential.access_key_id
         service = self._catalog.by_signing_name(auth.credential.service)
@@ -272,6 +283,27 @@ class ApiApplication:
         await reset_emulator(self._gateway, self._publish)
         log.info("emulator state reset")
         return Response(200, (("content-type", JSON_CONTENT_TYPE),), b"{}")
+
+    async def _download(self, request: HttpRequest, call: _Call) -> Response:
+        """``GET /_bastion/files/<name>`` with a presigned URL (see the module docstring)."""
+        call.service, call.operation = ADMIN_SERVICE, "DownloadFile"
+        call.parameters = {"path": request.raw_path}
+        call.outcome = OUTCOME_ERROR
+        files = self._files
+        if files is None:
+            raise ApiError("ResourceNotFoundException", 404, "No files are served here")
+        if request.method != "GET":
+            raise ApiError("MethodNotAllowedException", 405, "Use GET with a presigned URL")
+        try:
+            row, data = await asyncio.to_thread(files.download, request.raw_path,
+                                                request.raw_query)
+        except FilesError as error:
+            if error.http_status == 403:
+                call.outcome = OUTCOME_DENIED
+            raise ApiError(error.code, error.http_status, error.message) from None
+        headers = (("content-type", "application/octet-stream"),
+                   ("x-bastion-sha256", row.sha256))
+        return Response(200, headers, data)
 
     async def _record(self, call: _Call, error_code: str | None, status: int) -> None:
         try:

@@ -25,6 +25,7 @@ from bastion.broker import Broker
 from bastion.config import ApiConfig
 from bastion.controlplane import ControlPlane
 from bastion.datadir import DataDir
+from bastion.files import FileService
 
 from ._app import ApiApplication
 from ._auth import CredentialSource, LogTrail, TrailSink
@@ -107,12 +108,14 @@ class ApiServer:
     :param credentials: the access keys; ``None`` refuses every request (normal mode).
     :param trail: where every call is recorded (default: the log).
     :param publish: the registry's event sink, for services made in emulator mode.
+    :param files: serves presigned downloads of uploaded files (``/_bastion/files/…``).
     :raises ApiConfigError: see :func:`check_api_config`.
     """
 
     def __init__(self, config: ApiConfig, *, plane: ControlPlane, broker: Broker,
                  datadir: DataDir, credentials: CredentialSource | None = None,
-                 trail: TrailSink | None = None, publish: EventSink | None = None) -> None:
+                 trail: TrailSink | None = None, publish: EventSink | None = None,
+                 files: FileService | None = None) -> None:
         check_api_config(config)
         self.config = config
         self._plane = plane
@@ -121,6 +124,7 @@ class ApiServer:
         self._credentials = credentials
         self._trail: TrailSink = trail if trail is not None else LogTrail()
         self._publish = publish
+        self._files = files
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -147,6 +151,19 @@ class ApiServer:
         shown = f"[{host}]" if ":" in host else host
         return f"{self.scheme}://{shown}:{self.port}"
 
+    @property
+    def public_url(self) -> str:
+        """The URL devices and clients should use: ``public_host`` if configured, else the
+        bound host (``localhost`` for a wildcard address).
+
+        :raises RuntimeError: not started.
+        """
+        host = self.config.public_host or self.config.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "localhost"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{shown}:{self.port}"
+
     async def start(self) -> None:
         """Bind and serve.
 
@@ -169,7 +186,7 @@ class ApiServer:
         self.application = ApiApplication(
             gateway=gateway, services=services, credentials=self._credentials,
             trail=self._trail, emulator=config.emulator, account_id=plane.account.account_id,
-            publish=self._publish)
+            publish=self._publish, files=self._files)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:

@@ -18,6 +18,8 @@ from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
+from ._defender import alerts_app, audit_app  # [defender audit]
+from ._files import files_app  # [files]
 from ._operator import device_create_many, operator_app
 from ._trail import trail_app
 
@@ -29,6 +31,9 @@ app.add_typer(access_app)  # bastion admin …, bastion aws-profile
 app.add_typer(trail_app, name="trail")
 app.add_typer(operator_app)  # bastion things|certs|policies …, bastion test-authorization
 device_app.command("create-many")(device_create_many)
+app.add_typer(alerts_app, name="alerts")  # [defender audit] bastion alerts …
+app.add_typer(audit_app, name="audit")  # [defender audit] bastion audit crl …
+app.add_typer(files_app, name="files")  # [files] bastion files upload …
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -85,6 +90,7 @@ def serve(
     api_plaintext: Annotated[bool, typer.Option("--api-plaintext", help="Serve the REST API over plain HTTP (loopback only).")] = False,
     emulator: Annotated[bool, typer.Option("--emulator", help="Emulator mode for tests: any SigV4 key is accepted, POST /_bastion/reset wipes all state (loopback only).")] = False,
     # -- end [api] --
+    detect_interval: Annotated[float | None, typer.Option("--detect-interval", min=1.0, help="Seconds between Device Defender detect evaluations (default 300; also lowers the minimum period between device metrics reports).")] = None,  # [detect]
 ) -> None:
     """Run the broker and the REST API (initialises the data directory when missing)."""
     from ..app import App, run
@@ -99,6 +105,11 @@ def serve(
     config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port)
     config = _api_overrides(config, host=api_host, port=api_port,  # [api]
                             plaintext=api_plaintext, emulator=emulator)
+    if detect_interval is not None:  # [detect]
+        import dataclasses
+
+        config = dataclasses.replace(
+            config, detect=dataclasses.replace(config.detect, interval=detect_interval))
     level = (log_level or config.log.level).upper()
     level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,

@@ -8,6 +8,8 @@
 * Events (after each commit): :class:`JobExecutionsChanged`,
   :class:`NextJobExecutionChanged` — what ``…/jobs/notify`` and ``…/jobs/notify-next``
   carry.
+* :class:`JobDocumentSource` — the plug point for ``documentSource`` and presigned-URL
+  placeholders (Bastion plugs in :class:`bastion.files.FileService`).
 * Errors: :class:`JobsError` and its subclasses carry the REST error code, HTTP status
   and MQTT rejection code.
 """
@@ -22,6 +24,7 @@ from ._configs import (
     rollout_to_json,
     timeout_to_json,
 )
+from ._documents import DEFAULT_PRESIGNED_EXPIRY, JobDocumentSource
 from ._errors import (
     ConflictError,
     InvalidRequestError,
@@ -57,6 +60,7 @@ from ._service import JobService
 from ._states import DEVICE_STATUSES, TRANSITIONS, Actor, allowed, check_transition
 
 __all__ = [
+    "DEFAULT_PRESIGNED_EXPIRY",
     "DEVICE_STATUSES",
     "TRANSITIONS",
     "AbortConfig",
@@ -70,6 +74,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidStateTransitionError",
     "Job",
+    "JobDocumentSource",
     "JobExecution",
     "JobExecutionState",
     "JobExecutionsChanged",

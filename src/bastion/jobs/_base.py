@@ -35,6 +35,7 @@ from bastion.store import (
 )
 
 from . import _configs as configs
+from ._documents import DEFAULT_PRESIGNED_EXPIRY, JobDocumentSource
 from ._errors import InvalidRequestError, ResourceNotFoundError
 from ._events import MAX_LISTED, JobExecutionsChanged, NextJobExecutionChanged
 from ._model import (
@@ -247,13 +248,16 @@ class ServiceBase:
     :param registry: the registry service (its config names the ARNs).
     :param clock: returns the current time, timezone-aware; tests pass a fake one.
     :param publish_event: receives each domain event after its transaction commits.
+    :param documents: where ``documentSource`` documents and the files of presigned-URL
+        placeholders are kept; ``None``: inline documents only, placeholders untouched.
     :raises TypeError: wrong argument types.
     """
 
-    __slots__ = ("_clock", "_config", "_publish", "_registry", "_store")
+    __slots__ = ("_clock", "_config", "_documents", "_publish", "_registry", "_store")
 
     def __init__(self, store: Store, registry: RegistryService, clock: Clock | None = None,
-                 publish_event: EventSink | None = None) -> None:
+                 publish_event: EventSink | None = None, *,
+                 documents: JobDocumentSource | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if not isinstance(registry, RegistryService):
@@ -267,6 +271,7 @@ class ServiceBase:
         self._config: RegistryConfig = registry.config
         self._clock: Clock = clock or utc_now
         self._publish: EventSink = publish_event or _discard
+        self._documents = documents
 
     @property
     def config(self) -> RegistryConfig:
@@ -347,8 +352,21 @@ class ServiceBase:
         return sorted(uow.job_executions.of_thing(thing_name, PENDING), key=pending_order)
 
     def _document_of(self, uow: UnitOfWork, job_id: str) -> str | None:
+        """The document of ``job_id`` as a device gets it (see :meth:`_device_document`)."""
         row = uow.jobs.get(job_id)
-        return None if row is None else row.document
+        return None if row is None else self._device_document(row)
+
+    def _device_document(self, row: JobRow) -> str | None:
+        """The job's document as a device gets it: presigned-URL placeholders replaced by
+        URLs valid ``presignedUrlConfig.expiresInSec`` (default 3600) from now."""
+        document = row.document
+        if document is None or self._documents is None:
+            return document
+        config = configs.presigned_from_json(row.presigned_url_config)
+        expires = DEFAULT_PRESIGNED_EXPIRY
+        if config is not None and config.expires_in_sec is not None:
+            expires = config.expires_in_sec
+        return self._documents.presign_document(document, expires)
 
     # -- rows → values ---------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Rules (AWS IoT developer guide, API reference):
 
 * a job id is ``[a-zA-Z0-9_-]{1,64}``; the document a JSON object of at most 32 KB, given
-  inline or taken from a job template;
+  inline, read from ``documentSource`` (a file uploaded to Bastion, see
+  :class:`~bastion.jobs.JobDocumentSource`) or taken from a job template; its
+  presigned-URL placeholders must designate uploaded files;
 * targets are thing and thing group ARNs of this account and region (a group stands for
   its members and its descendants' members); a SNAPSHOT job runs on the things targeted at
   creation and completes when all its executions are final; a CONTINUOUS job also runs on
@@ -76,13 +78,6 @@ def _target_selection(value: object) -> TargetSelection:
         raise InvalidRequestError("targetSelection must be SNAPSHOT or CONTINUOUS") from None
 
 
-def _no_document_source(value: object) -> None:
-    if value is not None:
-        raise InvalidRequestError(
-            "documentSource is not supported by Bastion yet: pass the job document inline "
-            "(document) or through a job template")
-
-
 class ControlOperations(ExecutionLifecycle):
     __slots__ = ()
 
@@ -111,7 +106,7 @@ class ControlOperations(ExecutionLifecycle):
         :raises ResourceAlreadyExistsError: a job with this id exists.
         """
         job_id = check_job_id(job_id)
-        _no_document_source(document_source)
+        document = self._from_source(document, document_source)
         selection = _target_selection(target_selection)
         description = check_text(description, "description")
         template: JobTemplateRow | None = None
@@ -144,7 +139,7 @@ class ControlOperations(ExecutionLifecycle):
             things = self._resolve(uow, parsed)
             row = JobRow(
                 job_id=job_id, description=description, document=document,
-                document_source=None, target_selection=selection.value,
+                document_source=document_source, target_selection=selection.value,
                 status=JobStatus.IN_PROGRESS.value, force_canceled=False, reason_code=None,
                 comment=None, presigned_url_config=configs.presigned_to_json(presigned),
                 rollout_config=configs.rollout_to_json(rollout),
@@ -396,7 +391,9 @@ class ControlOperations(ExecutionLifecycle):
         :raises ConflictError: a template with this id exists.
         """
         template_id = check_job_id(job_template_id, "jobTemplateId")
-        _no_document_source(document_source)
+        if job_arn is not None and document_source is not None:
+            raise InvalidRequestError("Give either jobArn or documentSource, not both")
+        document = self._from_source(document, document_source)
         text = check_text(description, "description")
         if text is None:
             raise InvalidRequestError("A job template needs a description")
@@ -406,6 +403,8 @@ class ControlOperations(ExecutionLifecycle):
         rollout = configs.rollout_from_json(rollout_config)
         abort = configs.abort_from_json(abort_config)
         timeout = configs.timeout_from_json(timeout_config)
+        if document is not None:
+            document = self._document(document)
         with self._change() as change:
             uow = change.uow
             if job_arn is not None:
@@ -413,7 +412,7 @@ class ControlOperations(ExecutionLifecycle):
                 job = uow.jobs.get(source_id)
                 if job is None:
                     raise ResourceNotFoundError(f"Job {source_id} does not exist")
-                document = job.document
+                document = check_document(job.document)
                 presigned = presigned or configs.presigned_from_json(job.presigned_url_config)
                 rollout = rollout or configs.rollout_from_json(job.rollout_config)
                 abort = abort or configs.abort_from_json(job.abort_config)
@@ -421,8 +420,8 @@ class ControlOperations(ExecutionLifecycle):
             if document is None:
                 raise InvalidRequestError("A job template needs a document or a jobArn")
             row = JobTemplateRow(
-                template_id=template_id, description=text, document=self._document(document),
-                document_source=None,
+                template_id=template_id, description=text, document=document,
+                document_source=document_source,
                 presigned_url_config=configs.presigned_to_json(presigned),
                 rollout_config=configs.rollout_to_json(rollout),
                 abort_config=configs.abort_to_json(abort), in_progress_timeout_minutes=timeout,
@@ -461,7 +460,38 @@ class ControlOperations(ExecutionLifecycle):
     # -- helpers ------------------------------------------------------------------------------
 
     def _document(self, document: str) -> str:
-        return check_document(document)
+        """A document checked: JSON object, size, placeholders (outside a transaction: the
+        document source may open its own).
+
+        :raises InvalidRequestError: a bad document or placeholder.
+        """
+        document = check_document(document)
+        if self._documents is not None:
+            try:
+                self._documents.check_document(document)
+            except (LookupError, ValueError) as error:
+                raise InvalidRequestError(str(error)) from None
+        return document
+
+    def _from_source(self, document: str | None, document_source: str | None) -> str | None:
+        """``document``, or the one read from ``document_source``.
+
+        :raises InvalidRequestError: both given, a bad source, or no document source.
+        """
+        if document_source is None:
+            return document
+        if not isinstance(document_source, str) or not 1 <= len(document_source) <= 1350:
+            raise InvalidRequestError("documentSource must be a URL of 1 to 1350 characters")
+        if document is not None:
+            raise InvalidRequestError("Give either document or documentSource, not both")
+        if self._documents is None:
+            raise InvalidRequestError(
+                "documentSource is not supported by this Bastion: pass the job document "
+                "inline (document) or through a job template")
+        try:
+            return self._documents.fetch_document(document_source)
+        except (LookupError, ValueError) as error:
+            raise InvalidRequestError(f"documentSource: {error}") from None
 
     def _targets(self, targets: Sequence[str]) -> list[JobTargetRow]:
         if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:

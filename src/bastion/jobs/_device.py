@@ -83,7 +83,7 @@ class DeviceOperations(ExecutionLifecycle):
                     change, head, ExecutionStatus.IN_PROGRESS, Actor.DEVICE,
                     status_details=details, step_timeout_minutes=step,
                     in_progress_timeout_minutes=job.in_progress_timeout_minutes)
-            return self._execution(head, change.now, document=job.document)
+            return self._execution(head, change.now, document=self._device_document(job))
 
     def describe_job_execution(self, job_id: str, thing_name: str, *,
                                execution_number: int | None = None,
@@ -158,4 +158,4 @@ class DeviceOperations(ExecutionLifecycle):
             return ExecutionUpdate(
                 JobExecutionState(ExecutionStatus(saved.status), dict(saved.status_details),
                                   saved.version_number),
-                job.document)
+                self._device_document(job))

@@ -10,7 +10,7 @@ from ._upkeep import Upkeep
 class JobService(ControlOperations, DeviceOperations, Upkeep):
     """Jobs, job executions and job templates, with AWS IoT's rules and errors.
 
-    Construct with ``JobService(store, registry, clock, publish_event)``:
+    Construct with ``JobService(store, registry, clock, publish_event, documents=…)``:
 
     :param store: an open :class:`~bastion.store.Store`.
     :param registry: the registry service (things, groups; its config names the ARNs).
@@ -18,6 +18,8 @@ class JobService(ControlOperations, DeviceOperations, Upkeep):
         fake one.
     :param publish_event: receives :class:`~bastion.jobs.JobExecutionsChanged` and
         :class:`~bastion.jobs.NextJobExecutionChanged` after each commit.
+    :param documents: a :class:`~bastion.jobs.JobDocumentSource` (``documentSource``,
+        presigned-URL placeholders); ``None``: inline documents only.
 
     Every method raises :class:`TypeError` for arguments of the wrong type and a
     :class:`~bastion.jobs.JobsError` for requests AWS would refuse. Methods are blocking

@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from bastion.broker import Action, Broker, Message, Session
 from bastion.jobs import (
+    JobDocumentSource,
     JobExecution,
     JobExecutionsChanged,
     JobExecutionState,
@@ -246,17 +247,19 @@ class JobsTopics:
     :param registry: the registry service (things, groups, ARNs).
     :param clock: passed to the service (timers are judged by it).
     :param interval: the scheduler's longest sleep, in seconds.
+    :param documents: passed to the service (``documentSource``, presigned URLs).
     :raises RuntimeError: no event loop is running.
     """
 
     def __init__(self, broker: Broker, store: Store, registry: RegistryService, *,
                  clock: Callable[[], datetime] | None = None, interval: float = 1.0,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT,
+                 documents: JobDocumentSource | None = None) -> None:
         self._broker = broker
         self._loop = asyncio.get_running_loop()
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, int] = {}
-        self.service = JobService(store, registry, clock, self.announce)
+        self.service = JobService(store, registry, clock, self.announce, documents=documents)
         self.scheduler = JobScheduler(self.service, interval=interval, loop=self._loop)
         broker.spawn(self.scheduler.run())
 

@@ -38,8 +38,16 @@ from ._audit import (
     ScheduledAuditRow,
 )
 from ._connections import ConnectionJournalRepository, ConnectionSessionRow
+from ._detect import (  # [detect]
+    DetectProfileRow,
+    DetectRepository,
+    MetricValueRow,
+    ViolationEventRow,
+    ViolationRow,
+)
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
+from ._files import FileRepository, FileRow
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import (
@@ -104,6 +112,10 @@ __all__ = [
     "CrlRow",
     "DeadLetterRepository",
     "DeadLetterRow",
+    "DetectProfileRow",
+    "DetectRepository",
+    "FileRepository",
+    "FileRow",
     "InvalidPageTokenError",
     "JobExecutionRepository",
     "JobExecutionRow",
@@ -112,6 +124,7 @@ __all__ = [
     "JobTargetRow",
     "JobTemplateRepository",
     "JobTemplateRow",
+    "MetricValueRow",
     "MitigationActionRepository",
     "MitigationActionRow",
     "OwnershipTokenRow",
@@ -142,6 +155,8 @@ __all__ = [
     "TrailRecordRow",
     "TrailRepository",
     "UnitOfWork",
+    "ViolationEventRow",
+    "ViolationRow",
     "create_store_engine",
     "metadata",
     "page_of_sorted",

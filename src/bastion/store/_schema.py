@@ -630,3 +630,91 @@ shadows = sa.Table(
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
+
+# -- uploaded files (migration 0009) ----------------------------------------------------
+
+files = sa.Table(
+    "files",
+    metadata,
+    # The bytes live in the data directory (``files/<name>``); the row is what Bastion
+    # serves and signs URLs for: a file without a row is never served.
+    sa.Column("name", name_type(255), primary_key=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+# -- Device Defender detect (migration 0008) -------------------------------------------
+
+detect_security_profiles = sa.Table(
+    "detect_security_profiles",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    # behaviors, description, alert targets, additional metrics, targets (as
+    # "thinggroup/<name>" / "all/things" keys, never ARNs), mitigation actions
+    sa.Column("document", sa.JSON(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+detect_custom_metrics = sa.Table(
+    "detect_custom_metrics",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("metric_type", sa.String(32), nullable=False),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+detect_dimensions = sa.Table(
+    "detect_dimensions",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("string_values", sa.JSON(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+)
+
+detect_metric_values = sa.Table(
+    "detect_metric_values",
+    metadata,
+    # Thing name, or client id of an unregistered client.
+    sa.Column("thing_name", name_type(), primary_key=True),
+    sa.Column("metric", name_type(), primary_key=True),
+    sa.Column("dimension", name_type(), primary_key=True),  # "" without a dimension
+    sa.Column("timestamp", UtcDateTime(), primary_key=True),
+    sa.Column("value", sa.JSON(), nullable=False),  # AWS MetricValue
+    sa.Index("ix_detect_metric_values_timestamp", "timestamp"),
+)
+
+detect_violations = sa.Table(
+    "detect_violations",
+    metadata,
+    sa.Column("violation_id", sa.String(128), primary_key=True),
+    sa.Column("thing_name", name_type(), nullable=False, index=True),
+    sa.Column("security_profile_name", name_type(), nullable=False),
+    sa.Column("behavior_name", name_type(), nullable=False),
+    sa.Column("behavior", sa.JSON(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False, index=True),
+    sa.Column("suppressed", sa.Boolean(), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("last_time", UtcDateTime(), nullable=False),
+    sa.Column("last_value", sa.JSON(), nullable=True),
+    sa.Column("verification_state", sa.String(32), nullable=True),
+    sa.Column("verification_description", sa.Text(), nullable=True),
+)
+
+detect_violation_events = sa.Table(
+    "detect_violation_events",
+    metadata,
+    sa.Column("violation_id", sa.String(128), primary_key=True),
+    sa.Column("event_type", sa.String(32), primary_key=True),
+    sa.Column("timestamp", UtcDateTime(), nullable=False, index=True),
+    sa.Column("thing_name", name_type(), nullable=False),
+    sa.Column("security_profile_name", name_type(), nullable=False),
+    sa.Column("behavior", sa.JSON(), nullable=False),
+    sa.Column("metric_value", sa.JSON(), nullable=True),
+    sa.Column("suppressed", sa.Boolean(), nullable=False),
+)

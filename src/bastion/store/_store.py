@@ -35,8 +35,10 @@ from ._audit import (
     MitigationActionRepository,
 )
 from ._connections import ConnectionJournalRepository
+from ._detect import DetectRepository  # [detect]
 from ._engine import READONLY_OPTION, create_store_engine
 from ._errors import StoreError
+from ._files import FileRepository
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
@@ -66,6 +68,8 @@ class UnitOfWork:
         "certificates",
         "connection",
         "connections",
+        "detect",
+        "files",
         "job_executions",
         "job_templates",
         "jobs",
@@ -108,7 +112,9 @@ class UnitOfWork:
         self.mitigation_actions: Final = MitigationActionRepository(connection)
         self.alert_targets: Final = AlertTargetRepository(connection)
         self.alert_dead_letters: Final = DeadLetterRepository(connection)
+        self.detect: Final = DetectRepository(connection)  # [detect]
         self.shadows: Final = ShadowRepository(connection)
+        self.files: Final = FileRepository(connection)
 
 
 class Store:

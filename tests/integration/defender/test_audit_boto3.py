@@ -5,11 +5,14 @@ mitigation actions and audit mitigation tasks."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from support.clients import wait_for
 
 from .conftest import ACCOUNT, AUDITOR, REGION, AuditBastion
 
@@ -340,7 +343,6 @@ def test_audit_mitigation_task(audit_bastion: AuditBastion, iot: Any, webhook: A
     def finished() -> bool:
         status = iot.describe_audit_mitigation_actions_task(taskId=mitigation_id)["taskStatus"]
         return bool(status != "IN_PROGRESS")
-    from support.clients import wait_for
     wait_for(finished, timeout=20, what="mitigation task")
     described = iot.describe_audit_mitigation_actions_task(taskId=mitigation_id)
     assert described["taskStatus"] == "COMPLETED"
@@ -372,3 +374,82 @@ def test_audit_mitigation_task(audit_bastion: AuditBastion, iot: Any, webhook: A
     assert [t["taskId"] for t in tasks] == [mitigation_id]
     with pytest.raises(iot.exceptions.InvalidRequestException):
         iot.cancel_audit_mitigation_actions_task(taskId=mitigation_id)
+
+
+def test_logging_disabled_and_enable_iot_logging(audit_bastion: AuditBastion, iot: Any,
+                                                 unique: Unique) -> None:
+    """The check reads the API's logging options; the mitigation turns logging back on in
+    the running API (GetV2LoggingOptions shows it at once)."""
+    role = "arn:aws:iam::123456789012:role/logging"
+    iot.set_v2_logging_options(roleArn=role, defaultLogLevel="INFO", disableAllLogs=True)
+    check = "LOGGING_DISABLED_CHECK"
+    task_id = iot.start_on_demand_audit_task(targetCheckNames=[check])["taskId"]
+    audit_bastion.wait_task(iot, task_id)
+    (finding,) = iot.list_audit_findings(taskId=task_id)["findings"]
+    assert finding["nonCompliantResource"]["resourceType"] == "ACCOUNT_SETTINGS"
+    assert finding["nonCompliantResource"]["resourceIdentifier"] == {"account": ACCOUNT}
+    assert (finding["severity"], finding["reasonForNonComplianceCode"]) == (
+        "LOW", "LOGGING_DISABLED")
+    action = unique("logs-on")
+    iot.create_mitigation_action(actionName=action, roleArn=role, actionParams={
+        "enableIoTLoggingParams": {"roleArnForLogging": role, "logLevel": "WARN"}})
+    mitigation = unique("logging")
+    iot.start_audit_mitigation_actions_task(
+        taskId=mitigation, target={"auditTaskId": task_id},
+        auditCheckToActionsMapping={check: [action]}, clientRequestToken=unique("c"))
+    wait_for(lambda: iot.describe_audit_mitigation_actions_task(taskId=mitigation)[
+        "taskStatus"] == "COMPLETED", timeout=20, what="the mitigation")
+    options = iot.get_v2_logging_options()
+    assert (options["disableAllLogs"], options["defaultLogLevel"]) == (False, "WARN")
+    again = iot.start_on_demand_audit_task(targetCheckNames=[check])["taskId"]
+    assert audit_bastion.wait_task(iot, again)["auditDetails"][check]["checkRunStatus"] == \
+        "COMPLETED_COMPLIANT"
+
+
+def test_cancel_tasks_and_delete_configuration(audit_bastion: AuditBastion, iot: Any,
+                                               unique: Unique) -> None:
+    """Tasks canceled while queued behind a busy audit worker; the configuration reset."""
+    release = threading.Event()
+    audit_bastion.defender.audit.executor(lambda: release.wait(30))  # occupy the worker
+    try:
+        task_id = iot.start_on_demand_audit_task(
+            targetCheckNames=["LOGGING_DISABLED_CHECK"])["taskId"]
+        assert iot.describe_audit_task(taskId=task_id)["taskStatus"] == "IN_PROGRESS"
+        iot.cancel_audit_task(taskId=task_id)
+        task = iot.describe_audit_task(taskId=task_id)
+        assert task["taskStatus"] == "CANCELED"
+        assert task["taskStatistics"]["canceledChecks"] == 1
+        # A mitigation task queued behind the busy worker, canceled too.
+        done = iot.start_on_demand_audit_task(targetCheckNames=POLICY_CHECKS)["taskId"]
+        action = unique("sns")
+        iot.create_mitigation_action(
+            actionName=action, roleArn="arn:aws:iam::123456789012:role/mitigation",
+            actionParams={"publishFindingToSnsParams": {
+                "topicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:nowhere"}})
+        release.set()
+        audit_bastion.wait_task(iot, done)
+        release.clear()
+        audit_bastion.defender.audit.executor(lambda: release.wait(30))
+        mitigation = unique("held")
+        iot.start_audit_mitigation_actions_task(
+            taskId=mitigation, target={"auditTaskId": done},
+            auditCheckToActionsMapping={check: [action] for check in POLICY_CHECKS},
+            clientRequestToken=unique("c"))
+        iot.cancel_audit_mitigation_actions_task(taskId=mitigation)
+        described = iot.describe_audit_mitigation_actions_task(taskId=mitigation)
+        assert described["taskStatus"] == "CANCELED"
+        assert all(s["canceledFindingsCount"] == s["totalFindingsCount"]
+                   for s in described["taskStatistics"].values())
+    finally:
+        release.set()
+    name = unique("kept")
+    iot.create_scheduled_audit(scheduledAuditName=name, frequency="DAILY",
+                               targetCheckNames=["LOGGING_DISABLED_CHECK"])
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.delete_account_audit_configuration()
+    iot.delete_account_audit_configuration(deleteScheduledAudits=True)
+    with pytest.raises(iot.exceptions.ResourceNotFoundException):
+        iot.describe_scheduled_audit(scheduledAuditName=name)
+    config = iot.describe_account_audit_configuration()
+    assert config["auditCheckConfigurations"]["DEVICE_CERTIFICATE_AGE_CHECK"]["enabled"] is False
+    assert "roleArn" not in config

@@ -88,6 +88,35 @@ def test_shared_certificate_found_and_mitigated_live(audit_bastion: AuditBastion
             client.kill()
 
 
+def test_audit_summary_published_on_an_mqtt_target(audit_bastion: AuditBastion, iot: Any,
+                                                   unique: Unique, tmp_path: Path) -> None:
+    """An MQTT alert target is a topic of this Bastion: a subscribed device gets the
+    audit's completion summary."""
+    device = device_through_api(audit_bastion, iot, unique("ops-console"), tmp_path, OPEN)
+    topic = f"ops/{device.name}/alerts"
+    target = audit_bastion.defender.alert_targets.create_mqtt(unique("feed"), topic, qos=1)
+    listener = Client(device, audit_bastion.running.port).connect()
+    try:
+        listener.subscribe(topic, qos=1)
+        iot.update_account_audit_configuration(auditNotificationTargetConfigurations={
+            "SNS": {"targetArn": target.target.arn,
+                    "roleArn": "arn:aws:iam::123456789012:role/sns", "enabled": True}})
+        task_id = iot.start_on_demand_audit_task(
+            targetCheckNames=["IOT_POLICY_ALLOWS_ALL_ACTIONS_CHECK"])["taskId"]
+        (message,) = listener.expect(1, timeout=15)
+        document = json.loads(message.payload)
+        assert document["kind"] == "audit"
+        summary = document["message"]
+        assert (summary["taskId"], summary["taskType"]) == (task_id, "ON_DEMAND_AUDIT_TASK")
+        # The device policy allows iot:*: the check is non-compliant.
+        assert summary["nonCompliantChecksCount"] == 1
+    finally:
+        iot.update_account_audit_configuration(auditNotificationTargetConfigurations={
+            "SNS": {"targetArn": target.target.arn,
+                    "roleArn": "arn:aws:iam::123456789012:role/sns", "enabled": False}})
+        listener.disconnect()
+
+
 def test_scheduled_audit_runs_on_time(audit_bastion: AuditBastion, iot: Any,
                                       unique: Unique) -> None:
     clock = audit_bastion.clock

@@ -41,7 +41,7 @@ def served() -> Iterator[tuple[_Served, str]]:
     state = _Served()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(state.status)
             self.send_header("Content-Length", str(len(state.body)))
             self.end_headers()

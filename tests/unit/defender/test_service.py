@@ -90,6 +90,20 @@ def test_cancel_a_task_before_it_runs(store: Store, tmp_path: Path, clock: Manua
         service.cancel_audit_task("f" * 32)
 
 
+def test_a_task_interrupted_by_shutdown_fails(store: Store, tmp_path: Path,
+                                              clock: ManualTime) -> None:
+    fleet = build_fleet(store, tmp_path, violations=False)
+    service = audit_service(store, fleet, clock)
+    queued: list[Callable[[], None]] = []
+    service._executor = queued.append
+    task_id = service.start_on_demand_audit_task([POLICY_CHECK])
+    service.close()  # Bastion stops before the worker gets to the task
+    queued.pop()()
+    task = service.describe_audit_task(task_id)
+    assert task.status is AuditTaskStatus.FAILED
+    assert task.details[POLICY_CHECK].run_status is CheckRunStatus.CANCELED
+
+
 def test_suppression_with_expiry(store: Store, tmp_path: Path, clock: ManualTime) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)

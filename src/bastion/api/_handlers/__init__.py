@@ -6,6 +6,7 @@ from . import (
     audit,  # [defender audit]
     certificates,
     data,
+    detect,  # [detect]
     groups,
     jobs,
     policies,
@@ -17,4 +18,4 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates", "data",
-           "groups", "jobs", "policies", "provisioning", "shadow", "system", "things"]
+           "detect", "groups", "jobs", "policies", "provisioning", "shadow", "system", "things"]

@@ -69,9 +69,11 @@ def finding_rows(task_id: str, spec: CheckSpec, start: datetime, found_at: datet
 def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Fleet,
              clock: Callable[[], datetime], previous_run: datetime | None,
              configurations: dict[str, dict[str, str]],
-             on_finished: Callable[[str], None] | None = None) -> None:
+             on_finished: Callable[[str], None] | None = None,
+             stopping: Callable[[], bool] = lambda: False) -> None:
     """Run every check of task ``task_id`` (see the module docstring). Never raises for a
-    failing check; a failure outside the checks marks the task FAILED."""
+    failing check; a failure outside the checks marks the task FAILED, and so does
+    ``stopping()`` turning true (Bastion shutting down: unfinished checks CANCELED)."""
     with store.transaction(readonly=True) as uow:
         task = uow.audit.get_task(task_id)
     if task is None or task.status != AuditTaskStatus.IN_PROGRESS:
@@ -81,6 +83,8 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
     details = {name: CheckDetails.from_json(value) for name, value in task.check_details.items()}
 
     def canceled() -> bool:
+        if stopping():
+            return True
         with store.transaction(readonly=True) as uow:
             current = uow.audit.get_task(task_id)
         return current is None or current.status != AuditTaskStatus.IN_PROGRESS
@@ -92,6 +96,9 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
         for item in suppressions:
             suppressed_by_check.setdefault(item.check_name, set()).add(item.resource_key)
         for check_name in task.check_names:
+            if stopping():
+                _abandon(store, task_id, details, clock)
+                return
             if canceled():
                 return
             spec = CHECKS[check_name]
@@ -99,6 +106,10 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
                                configurations.get(check_name, {}), fleet, canceled)
             details[check_name] = _run_check(store, task_id, spec, ctx, clock,
                                              suppressed_by_check.get(check_name, set()))
+            if stopping():  # the check may have stopped half-way
+                details[check_name] = CheckDetails(CheckRunStatus.IN_PROGRESS)
+                _abandon(store, task_id, details, clock)
+                return
             with store.transaction() as uow:
                 if not uow.audit.update_task(
                         task_id, check_details={k: v.as_json() for k, v in details.items()},
@@ -119,6 +130,20 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
             on_finished(task_id)
         except Exception:
             log.exception("audit task %s: notifying its completion failed", task_id)
+
+
+def _abandon(store: Store, task_id: str, details: dict[str, CheckDetails],
+             clock: Callable[[], datetime]) -> None:
+    """Bastion is stopping: the task fails, its unfinished checks are canceled."""
+    for name, value in details.items():
+        if value.run_status is CheckRunStatus.IN_PROGRESS:
+            details[name] = CheckDetails(CheckRunStatus.CANCELED,
+                                         message="Bastion stopped during the audit")
+    with store.transaction() as uow:
+        uow.audit.update_task(task_id, status=AuditTaskStatus.FAILED, end_time=clock(),
+                              check_details={k: v.as_json() for k, v in details.items()},
+                              only_if_status=AuditTaskStatus.IN_PROGRESS)
+    log.warning("audit task %s abandoned: Bastion is stopping", task_id)
 
 
 def _run_check(store: Store, task_id: str, spec: CheckSpec, ctx: CheckContext,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -137,6 +139,7 @@ class AuditService:
         self._own_executor = _ThreadExecutor() if executor is None else None
         self._executor: Executor = executor or self._own_executor  # type: ignore[assignment]
         self._clock = clock
+        self._stopping = threading.Event()
         self.schedule_changed: Callable[[], None] = lambda: None
 
     @property
@@ -149,7 +152,9 @@ class AuditService:
         return self._executor
 
     def close(self) -> None:
-        """Stop the worker thread (a running task finishes its current check first)."""
+        """Stop the worker thread. A running task stops after its current check and is
+        marked FAILED (its unfinished checks CANCELED); queued tasks do not start."""
+        self._stopping.set()
         if self._own_executor is not None:
             self._own_executor.shutdown()
 
@@ -313,7 +318,8 @@ class AuditService:
         def job() -> None:
             run_task(self._store, self._account, task_id=task_id, fleet=fleet,
                      clock=self._now, previous_run=previous_run,
-                     configurations=configurations, on_finished=self._finished)
+                     configurations=configurations, on_finished=self._finished,
+                     stopping=self._stopping.is_set)
 
         log.info("audit task %s (%s) started: %s", task_id, task_type.value, ", ".join(checks))
         self._executor(job)
@@ -701,16 +707,13 @@ class AuditService:
                               row.last_run_time)
 
 
-class _token:
-    """Context manager: a foreign page token is an InvalidRequestException."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: object) -> None:
-        if isinstance(value, InvalidPageTokenError):
-            raise InvalidRequestError("The nextToken is not valid") from None
+@contextmanager
+def _token() -> Iterator[None]:
+    """A foreign or malformed page token is an InvalidRequestException."""
+    try:
+        yield
+    except InvalidPageTokenError:
+        raise InvalidRequestError("The nextToken is not valid") from None
 
 
 def _identifier(value: Mapping[str, Any]) -> ResourceIdentifier:

@@ -1,0 +1,87 @@
+"""Device Defender detect: device metrics reports, cloud-side metrics, security profiles,
+behaviors and violations.
+
+* :func:`parse_report` / :func:`decode_payload` / :func:`report_id_of` — the device's
+  metrics report (JSON or CBOR, long or short keys);
+* :func:`parse_behavior`, :class:`Behavior`, :class:`Criteria`, :class:`MetricValue` —
+  AWS's behavior shapes, validated;
+* :func:`satisfies`, :func:`percentile`, :class:`AlarmTracker` — pure evaluation;
+* :class:`DetectService` — profiles, targets, metric values, evaluation, violations.
+"""
+
+from __future__ import annotations
+
+from ._attach import attach_detect, detach_detect, detect_of
+from ._errors import (
+    DetectError,
+    InvalidRequestError,
+    ReportRejected,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    VersionConflictError,
+)
+from ._evaluate import AlarmTracker, percentile, satisfies
+from ._model import (
+    BUILTIN_METRICS,
+    CLOUD_METRICS,
+    DEVICE_METRICS,
+    ActiveViolation,
+    Behavior,
+    ComparisonOperator,
+    Criteria,
+    CriteriaType,
+    CustomMetric,
+    Datapoint,
+    MetricType,
+    MetricValue,
+    SecurityProfile,
+    VerificationState,
+    ViolationEvent,
+    ViolationEventType,
+    parse_behavior,
+)
+from ._records import StoreRecords
+from ._report import DeviceReport, decode_payload, parse_report, report_id_of
+from ._service import ALL_THINGS, REGISTERED, UNREGISTERED, DetectService, Dimension
+
+__all__ = [
+    "ALL_THINGS",
+    "BUILTIN_METRICS",
+    "CLOUD_METRICS",
+    "DEVICE_METRICS",
+    "REGISTERED",
+    "UNREGISTERED",
+    "ActiveViolation",
+    "AlarmTracker",
+    "Behavior",
+    "ComparisonOperator",
+    "Criteria",
+    "CriteriaType",
+    "CustomMetric",
+    "Datapoint",
+    "DetectError",
+    "DetectService",
+    "DeviceReport",
+    "Dimension",
+    "InvalidRequestError",
+    "MetricType",
+    "MetricValue",
+    "ReportRejected",
+    "ResourceAlreadyExistsError",
+    "ResourceNotFoundError",
+    "SecurityProfile",
+    "StoreRecords",
+    "VerificationState",
+    "VersionConflictError",
+    "ViolationEvent",
+    "ViolationEventType",
+    "attach_detect",
+    "decode_payload",
+    "detach_detect",
+    "detect_of",
+    "parse_behavior",
+    "parse_report",
+    "percentile",
+    "report_id_of",
+    "satisfies",
+]

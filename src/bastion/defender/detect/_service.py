@@ -1,0 +1,664 @@
+"""The detect service: security profiles, metric values, evaluation and violations.
+
+Theory of operation
+-------------------
+Datapoints arrive in batches: a device's metrics report (at once, event-driven) and the
+broker's cloud-side sample (every detect interval). :meth:`DetectService.ingest` keeps
+each value (retention: ``retention_seconds``), adds numeric ones to the thing's sliding
+window, then evaluates every behavior of every profile that targets the thing and uses
+that metric. Statistical thresholds are computed once per (profile, behavior) per batch
+over the windows of the profile's devices. An alarm transition becomes a
+:class:`~._model.ViolationEvent`, kept in the event history and handed to ``on_event``
+(alerts, mitigation, trail — wired by the app). :meth:`DetectService.expire` turns the
+alarms of devices that sent no datapoint for ``invalidate_after`` seconds into
+``alarm-invalidated`` and drops metric values past retention.
+
+The service is thread-safe (one lock); it reads group membership through the injected
+``membership`` function, cached per thing until :meth:`membership_changed`.
+
+With ``records`` (:class:`~._records.StoreRecords`) every change is written through to
+the store and :meth:`DetectService.load` restores profiles, custom metrics, dimensions
+and open alarms at start; metric values and violation events are then read from the
+store. Without it (unit tests, benchmarks) everything stays in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ._errors import (
+    InvalidRequestError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+    VersionConflictError,
+)
+from ._evaluate import AlarmTracker, Window, percentile, satisfies
+from ._model import (
+    ACCUMULATING,
+    BUILTIN_METRICS,
+    NAME_PATTERN,
+    ActiveViolation,
+    Behavior,
+    CriteriaType,
+    CustomMetric,
+    Datapoint,
+    MetricType,
+    MetricValue,
+    SecurityProfile,
+    VerificationState,
+    ViolationEvent,
+    ViolationEventType,
+    parse_behavior,
+)
+from ._records import StoreRecords
+
+ALL_THINGS = "all/things"
+REGISTERED = "all/registered-things"
+UNREGISTERED = "all/unregistered-things"
+
+Membership = Callable[[str], tuple[bool, frozenset[str]]]
+"""thing name → (registered?, names of the thing groups it belongs to)."""
+EventSink = Callable[[ViolationEvent, SecurityProfile], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    name: str
+    string_values: tuple[str, ...]
+    type: str = "TOPIC_FILTER"
+
+
+class DetectService:
+    """See the module docstring.
+
+    :param membership: resolves a thing's registration and groups.
+    :param target_prefix: ``arn:aws:iot:<region>:<account>:`` for target ARNs.
+    :param on_event: called (outside the lock) with every violation event.
+    """
+
+    def __init__(self, *, membership: Membership, target_prefix: str,
+                 on_event: EventSink | None = None, retention_seconds: float = 14 * 86400,
+                 invalidate_after: float = 2 * 86400,
+                 clock: Callable[[], float] = time.time,
+                 records: StoreRecords | None = None) -> None:
+        self._membership = membership
+        self.clock = clock
+        self._records = records
+        self._prefix = target_prefix
+        self.on_event = on_event
+        self.retention_seconds = retention_seconds
+        self.invalidate_after = invalidate_after
+        self._lock = threading.RLock()
+        self.profiles: dict[str, SecurityProfile] = {}
+        self.custom_metrics: dict[str, CustomMetric] = {}
+        self.dimensions: dict[str, Dimension] = {}
+        self._members: dict[str, tuple[bool, frozenset[str]]] = {}
+        self._values: dict[tuple[str, str, str | None], deque[tuple[float, MetricValue]]] = \
+            defaultdict(deque)
+        self._windows: dict[tuple[str, str, str | None], Window] = defaultdict(Window)
+        self._trackers: dict[tuple[str, str, str], AlarmTracker] = {}
+        self.active: dict[tuple[str, str, str], ActiveViolation] = {}
+        self.events: list[ViolationEvent] = []
+        self._suppressed: set[str] = set()
+        self._unregistered: set[str] = set()
+
+    def load(self) -> None:
+        """Restore the stored state (no-op without records)."""
+        if self._records is None:
+            return
+        loaded = self._records.load()
+        with self._lock:
+            self.profiles = {p.name: p for p in loaded.profiles}
+            self.custom_metrics = {m.name: m for m in loaded.custom_metrics}
+            self.dimensions = {n: Dimension(n, tuple(v), t) for n, t, v in loaded.dimensions}
+            for active, suppressed in loaded.active:
+                key = (active.thing_name, active.security_profile_name, active.behavior.name)
+                self.active[key] = active
+                self._trackers[key] = AlarmTracker(True, 0, 0, active.last_violation_time)
+                if suppressed:
+                    self._suppressed.add(active.violation_id)
+
+    def _end_alarms(self, keys: list[tuple[str, str, str]]) -> None:
+        """Forget the alarms of ``keys`` (behavior or target removed); lock held."""
+        ended = []
+        for key in keys:
+            self._trackers.pop(key, None)
+            active = self.active.pop(key, None)
+            if active is not None:
+                ended.append((active, False, active.violation_id in self._suppressed))
+        if ended and self._records is not None:
+            self._records.record_batch((), ended, ())
+
+    # -- custom metrics and dimensions ----------------------------------------------------
+
+    def custom_types(self) -> dict[str, MetricType]:
+        with self._lock:
+            return {n: m.metric_type for n, m in self.custom_metrics.items()}
+
+    def create_custom_metric(self, name: str, metric_type: str, display_name: str = ""
+                             ) -> CustomMetric:
+        """:raises InvalidRequestError: bad name or type. :raises
+        ResourceAlreadyExistsError: the metric exists."""
+        if not NAME_PATTERN.match(name) or name.startswith("aws:"):
+            raise InvalidRequestError(f"bad custom metric name {name!r}")
+        try:
+            kind = MetricType(metric_type)
+        except ValueError:
+            raise InvalidRequestError(f"bad metricType {metric_type!r}") from None
+        if kind is MetricType.PORT_LIST:
+            raise InvalidRequestError(f"bad metricType {metric_type!r}")
+        with self._lock:
+            if name in self.custom_metrics:
+                raise ResourceAlreadyExistsError(f"custom metric {name} exists")
+            metric = CustomMetric(name, kind, display_name)
+            if self._records is not None:
+                self._records.save_custom_metric(metric, self.clock())
+            self.custom_metrics[name] = metric
+            return metric
+
+    def describe_custom_metric(self, name: str) -> CustomMetric:
+        with self._lock:
+            if name not in self.custom_metrics:
+                raise ResourceNotFoundError(f"no custom metric {name}")
+            return self.custom_metrics[name]
+
+    def update_custom_metric(self, name: str, display_name: str) -> CustomMetric:
+        with self._lock:
+            metric = replace(self.describe_custom_metric(name), display_name=display_name)
+            if self._records is not None:
+                self._records.save_custom_metric(metric, self.clock())
+            self.custom_metrics[name] = metric
+            return metric
+
+    def delete_custom_metric(self, name: str) -> None:
+        with self._lock:
+            if self._records is not None:
+                self._records.delete_custom_metric(name)
+            self.custom_metrics.pop(name, None)
+
+    def create_dimension(self, name: str, type_: str, values: list[str]) -> Dimension:
+        if not NAME_PATTERN.match(name):
+            raise InvalidRequestError(f"bad dimension name {name!r}")
+        if type_ != "TOPIC_FILTER":
+            raise InvalidRequestError("the only dimension type is TOPIC_FILTER")
+        if not 1 <= len(values) <= 100 or not all(
+                isinstance(v, str) and 1 <= len(v) <= 256 for v in values):
+            raise InvalidRequestError("stringValues must hold 1..100 strings of 1..256")
+        with self._lock:
+            if name in self.dimensions:
+                raise ResourceAlreadyExistsError(f"dimension {name} exists")
+            dimension = Dimension(name, tuple(values))
+            if self._records is not None:
+                self._records.save_dimension(name, type_, list(values), self.clock())
+            self.dimensions[name] = dimension
+            return dimension
+
+    def describe_dimension(self, name: str) -> Dimension:
+        with self._lock:
+            if name not in self.dimensions:
+                raise ResourceNotFoundError(f"no dimension {name}")
+            return self.dimensions[name]
+
+    def update_dimension(self, name: str, values: list[str]) -> Dimension:
+        with self._lock:
+            old = self.describe_dimension(name)
+            dimension = replace(old, string_values=tuple(values))
+            if self._records is not None:
+                self._records.save_dimension(name, old.type, list(values), self.clock())
+            self.dimensions[name] = dimension
+            return dimension
+
+    def delete_dimension(self, name: str) -> None:
+        with self._lock:
+            if self._records is not None:
+                self._records.delete_dimension(name)
+            self.dimensions.pop(name, None)
+
+    # -- security profiles ----------------------------------------------------------------
+
+    def validate_behaviors(self, behaviors: object) -> list[Behavior]:
+        """Parse AWS ``Behavior`` documents.
+
+        :raises InvalidRequestError: a bad behavior, duplicate names, more than 100.
+        """
+        if not isinstance(behaviors, list):
+            raise InvalidRequestError("behaviors must be a list")
+        if len(behaviors) > 100:
+            raise InvalidRequestError("at most 100 behaviors per profile")
+        parsed = [parse_behavior(b, self.custom_types(), frozenset(self.dimensions))
+                  for b in behaviors]
+        names = [b.name for b in parsed]
+        if len(set(names)) != len(names):
+            raise InvalidRequestError("behavior names must be unique in a profile")
+        return parsed
+
+    def create_security_profile(self, name: str, *, behaviors: object = (),
+                                description: str = "",
+                                alert_targets: Mapping[str, Any] | None = None,
+                                additional_metrics: Iterable[dict[str, Any]] = (),
+                                mitigation_actions: Iterable[str] = (),
+                                now: float) -> SecurityProfile:
+        """CreateSecurityProfile.
+
+        :raises InvalidRequestError: a bad name or behavior.
+        :raises ResourceAlreadyExistsError: the profile exists.
+        """
+        if not NAME_PATTERN.match(name):
+            raise InvalidRequestError(f"bad security profile name {name!r}")
+        parsed = self.validate_behaviors(list(behaviors)
+                                         if isinstance(behaviors, (list, tuple)) else behaviors)
+        with self._lock:
+            if name in self.profiles:
+                raise ResourceAlreadyExistsError(f"security profile {name} exists")
+            profile = SecurityProfile(name, tuple(parsed), description,
+                                      dict(alert_targets or {}), tuple(additional_metrics),
+                                      1, now, now, set(), tuple(mitigation_actions))
+            if self._records is not None:
+                self._records.save_profile(profile)
+            self.profiles[name] = profile
+            return profile
+
+    def describe_security_profile(self, name: str) -> SecurityProfile:
+        with self._lock:
+            profile = self.profiles.get(name)
+            if profile is None:
+                raise ResourceNotFoundError(f"no security profile {name}")
+            return profile
+
+    def update_security_profile(self, name: str, *, expected_version: int | None = None,
+                                behaviors: object = None, description: str | None = None,
+                                alert_targets: Mapping[str, Any] | None = None,
+                                additional_metrics: Iterable[dict[str, Any]] | None = None,
+                                mitigation_actions: Iterable[str] | None = None,
+                                delete_behaviors: bool = False,
+                                delete_alert_targets: bool = False,
+                                now: float) -> SecurityProfile:
+        """UpdateSecurityProfile. Alarms of behaviors that were removed are dropped.
+
+        :raises VersionConflictError: ``expected_version`` is not the current version.
+        """
+        parsed = None if behaviors is None else self.validate_behaviors(behaviors)
+        with self._lock:
+            profile = self.describe_security_profile(name)
+            if expected_version is not None and expected_version != profile.version:
+                raise VersionConflictError(
+                    f"expected version {expected_version}, the profile is at "
+                    f"{profile.version}")
+            if delete_behaviors:
+                profile.behaviors = ()
+            elif parsed is not None:
+                profile.behaviors = tuple(parsed)
+            if description is not None:
+                profile.description = description
+            if delete_alert_targets:
+                profile.alert_targets = {}
+            elif alert_targets is not None:
+                profile.alert_targets = dict(alert_targets)
+            if additional_metrics is not None:
+                profile.additional_metrics = tuple(additional_metrics)
+            if mitigation_actions is not None:
+                profile.mitigation_actions = tuple(mitigation_actions)
+            profile.version += 1
+            profile.last_modified_date = now
+            if self._records is not None:
+                self._records.save_profile(profile)
+            kept = {b.name for b in profile.behaviors}
+            self._end_alarms([k for k in self._trackers if k[1] == name and k[2] not in kept])
+            return profile
+
+    def delete_security_profile(self, name: str, expected_version: int | None = None) -> None:
+        with self._lock:
+            profile = self.describe_security_profile(name)
+            if expected_version is not None and expected_version != profile.version:
+                raise VersionConflictError(f"expected version {expected_version}")
+            if self._records is not None:
+                self._records.delete_profile(name)
+            del self.profiles[name]
+            self._end_alarms([k for k in self._trackers if k[1] == name])
+
+    def list_security_profiles(self) -> list[SecurityProfile]:
+        with self._lock:
+            return sorted(self.profiles.values(), key=lambda p: p.name)
+
+    def target_key(self, target_arn: str) -> str:
+        """``arn:…:thinggroup/g`` → ``thinggroup/g``; ``arn:…:all/things`` → ``all/things``.
+
+        :raises InvalidRequestError: not a profile target.
+        """
+        if not target_arn.startswith("arn:"):
+            raise InvalidRequestError(f"bad securityProfileTargetArn {target_arn!r}")
+        resource = target_arn.split(":", 5)[-1]
+        if resource in (ALL_THINGS, REGISTERED, UNREGISTERED) or (
+                resource.startswith("thinggroup/") and len(resource) > len("thinggroup/")):
+            return resource
+        raise InvalidRequestError(f"bad securityProfileTargetArn {target_arn!r}")
+
+    def target_arn(self, key: str) -> str:
+        return self._prefix + key
+
+    def attach(self, name: str, target_arn: str) -> None:
+        key = self.target_key(target_arn)
+        with self._lock:
+            profile = self.describe_security_profile(name)
+            profile.targets.add(key)
+            if self._records is not None:
+                self._records.save_profile(profile)
+
+    def detach(self, name: str, target_arn: str) -> None:
+        key = self.target_key(target_arn)
+        with self._lock:
+            profile = self.describe_security_profile(name)
+            profile.targets.discard(key)
+            if self._records is not None:
+                self._records.save_profile(profile)
+            self._end_alarms([k for k in self._trackers
+                              if k[1] == name and not self._targets(profile, k[0])])
+
+    def profiles_for_target(self, target_arn: str) -> list[tuple[SecurityProfile, str]]:
+        key = self.target_key(target_arn)
+        with self._lock:
+            return [(p, key) for p in self.list_security_profiles() if key in p.targets]
+
+    # -- membership -----------------------------------------------------------------------
+
+    def membership_changed(self, thing_name: str | None = None) -> None:
+        """Forget cached membership (of one thing, or of all)."""
+        with self._lock:
+            if thing_name is None:
+                self._members.clear()
+            else:
+                self._members.pop(thing_name, None)
+
+    def _member(self, thing: str, registered_hint: bool) -> tuple[bool, frozenset[str]]:
+        if not registered_hint:
+            return False, frozenset()
+        cached = self._members.get(thing)
+        if cached is None:
+            cached = self._membership(thing)
+            self._members[thing] = cached
+        return cached
+
+    def _targets(self, profile: SecurityProfile, thing: str,
+                 registered_hint: bool = True) -> bool:
+        targets = profile.targets
+        if not targets:
+            return False
+        if ALL_THINGS in targets:
+            return True
+        registered, groups = self._member(thing, registered_hint)
+        if registered and REGISTERED in targets:
+            return True
+        if not registered:
+            return UNREGISTERED in targets
+        return any(f"thinggroup/{g}" in targets for g in groups)
+
+    # -- ingestion and evaluation ---------------------------------------------------------
+
+    def ingest(self, datapoints: Iterable[Datapoint], now: float) -> list[ViolationEvent]:
+        """Store and evaluate a batch of datapoints (see the module docstring)."""
+        batch = list(datapoints)
+        fired: list[tuple[ViolationEvent, SecurityProfile]] = []
+        touched: dict[str, tuple[ActiveViolation, bool]] = {}
+        with self._lock:
+            keep = now - max(self._longest_window(), 0.0)
+            for dp in batch:
+                key = (dp.thing_name, dp.metric, dp.dimension)
+                if not dp.registered:
+                    self._unregistered.add(dp.thing_name)
+                if self._records is None:
+                    self._values[key].append((dp.timestamp, dp.value))
+                scalar = dp.value.scalar()
+                if scalar is not None:
+                    self._windows[key].add(dp.timestamp, scalar, keep - 1)
+            thresholds: dict[tuple[str, str], float | None] = {}
+            profiles = list(self.profiles.values())
+            for dp in batch:
+                for profile in profiles:
+                    if not any(b.metric == dp.metric for b in profile.behaviors):
+                        continue
+                    if not self._targets(profile, dp.thing_name, dp.registered):
+                        continue
+                    for behavior in profile.behaviors:
+                        if behavior.metric != dp.metric or _dim(behavior) != dp.dimension:
+                            continue
+                        event = self._evaluate(profile, behavior, dp, thresholds, touched)
+                        if event is not None:
+                            fired.append((event, profile))
+        if self._records is not None:
+            self._records.record_batch(
+                batch, [(v, is_active, v.violation_id in self._suppressed)
+                        for v, is_active in touched.values()],
+                [(e, e.violation_id in self._suppressed) for e, _ in fired])
+        self._emit(fired)
+        return [event for event, _ in fired]
+
+    def _longest_window(self) -> float:
+        longest = 0.0
+        for profile in self.profiles.values():
+            for behavior in profile.behaviors:
+                longest = max(longest, float(behavior.criteria.duration_seconds or 0))
+        return longest
+
+    def _observed(self, behavior: Behavior, thing: str, dp_value: MetricValue,
+                  dimension: str | None, at: float) -> MetricValue:
+        """The value compared: the window's sum for accumulating metrics with a
+        duration, else the datapoint itself."""
+        duration = behavior.criteria.duration_seconds
+        if duration and behavior.metric in ACCUMULATING:
+            total = self._windows[(thing, behavior.metric, dimension)].total(at - duration)
+            return MetricValue(count=int(total)) if float(total).is_integer() \
+                else MetricValue(number=total)
+        return dp_value
+
+    def _statistical(self, profile: SecurityProfile, behavior: Behavior, at: float,
+                     dimension: str | None) -> float | None:
+        statistic = behavior.criteria.statistic
+        assert statistic is not None
+        duration = behavior.criteria.duration_seconds or 0
+        samples: list[float] = []
+        for (thing, metric, dim), window in self._windows.items():
+            if metric != behavior.metric or dim != dimension or not window.points:
+                continue
+            if not self._targets(profile, thing, thing not in self._unregistered):
+                continue
+            if duration and metric in ACCUMULATING:
+                samples.append(window.total(at - duration))
+            else:
+                samples.append(window.points[-1][1])
+        return percentile(samples, statistic)
+
+    def _evaluate(self, profile: SecurityProfile, behavior: Behavior, dp: Datapoint,
+                  thresholds: dict[tuple[str, str], float | None],
+                  touched: dict[str, tuple[ActiveViolation, bool]]) -> ViolationEvent | None:
+        criteria = behavior.criteria
+        observed = self._observed(behavior, dp.thing_name, dp.value, dp.dimension,
+                                  dp.timestamp)
+        threshold: float | None = None
+        if criteria.statistic is not None:
+            tkey = (profile.name, behavior.name)
+            if tkey not in thresholds:
+                thresholds[tkey] = self._statistical(profile, behavior, dp.timestamp,
+                                                     dp.dimension)
+            threshold = thresholds[tkey]
+            if threshold is None:
+                return None
+        ok = satisfies(criteria, observed, threshold)
+        key = (dp.thing_name, profile.name, behavior.name)
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = AlarmTracker()
+        kind = tracker.step(ok, criteria, dp.timestamp)
+        active = self.active.get(key)
+        if active is not None and not ok:
+            active.last_violation_value = observed
+            active.last_violation_time = dp.timestamp
+            touched[active.violation_id] = (active, True)
+        if kind is None:
+            return None
+        if kind is ViolationEventType.IN_ALARM:
+            violation_id = str(uuid.uuid4())
+            active = ActiveViolation(violation_id, dp.thing_name, profile.name, behavior,
+                                     observed, dp.timestamp, dp.timestamp)
+            self.active[key] = active
+            if behavior.suppress_alerts:
+                self._suppressed.add(violation_id)
+            touched[violation_id] = (active, True)
+        else:
+            active = self.active.pop(key)
+            touched[active.violation_id] = (active, False)
+        event = ViolationEvent(active.violation_id, dp.thing_name, profile.name, behavior,
+                               kind, observed, dp.timestamp, active.verification_state,
+                               active.verification_state_description)
+        if self._records is None:
+            self.events.append(event)
+        return event
+
+    def expire(self, now: float) -> list[ViolationEvent]:
+        """Invalidate alarms of silent devices; drop metric values past retention."""
+        fired: list[tuple[ViolationEvent, SecurityProfile]] = []
+        ended: list[tuple[ActiveViolation, bool, bool]] = []
+        with self._lock:
+            for key, tracker in list(self._trackers.items()):
+                if tracker.last_datapoint >= now - self.invalidate_after:
+                    continue
+                if tracker.invalidate():
+                    active = self.active.pop(key)
+                    event = ViolationEvent(active.violation_id, key[0], key[1],
+                                           active.behavior,
+                                           ViolationEventType.ALARM_INVALIDATED, None, now,
+                                           active.verification_state,
+                                           active.verification_state_description)
+                    if self._records is None:
+                        self.events.append(event)
+                    ended.append((active, False, active.violation_id in self._suppressed))
+                    profile = self.profiles.get(key[1])
+                    if profile is not None:
+                        fired.append((event, profile))
+                del self._trackers[key]
+            horizon = now - self.retention_seconds
+            for value_key, values in list(self._values.items()):
+                while values and values[0][0] < horizon:
+                    values.popleft()
+                if not values:
+                    del self._values[value_key]
+                    self._windows.pop(value_key, None)
+            self.events = [e for e in self.events if e.timestamp >= horizon]
+        if self._records is not None:
+            self._records.record_batch((), ended, [
+                (e, e.violation_id in self._suppressed) for e, _ in fired])
+            self._records.purge(horizon)
+        self._emit(fired)
+        return [event for event, _ in fired]
+
+    def _emit(self, fired: list[tuple[ViolationEvent, SecurityProfile]]) -> None:
+        if self.on_event is None:
+            return
+        for event, profile in fired:
+            self.on_event(event, profile)
+
+    def is_suppressed(self, violation_id: str) -> bool:
+        return violation_id in self._suppressed
+
+    # -- queries --------------------------------------------------------------------------
+
+    def list_metric_values(self, thing_name: str, metric: str, start: float, end: float,
+                           dimension: str | None = None) -> list[tuple[float, MetricValue]]:
+        """ListMetricValues: the thing's datapoints of ``metric`` in [start, end)."""
+        if metric not in BUILTIN_METRICS and metric not in self.custom_metrics:
+            raise InvalidRequestError(f"unknown metric {metric}")
+        if self._records is not None:
+            return self._records.metric_values(thing_name, metric, dimension, start, end)
+        with self._lock:
+            values = self._values.get((thing_name, metric, dimension), ())
+            return [(t, v) for t, v in values if start <= t < end]
+
+    def list_active_violations(self, *, thing_name: str | None = None,
+                               security_profile_name: str | None = None,
+                               criteria_type: str | None = None,
+                               list_suppressed: bool | None = None,
+                               verification_state: str | None = None
+                               ) -> list[ActiveViolation]:
+        with self._lock:
+            found = sorted(self.active.values(), key=lambda v: v.violation_start_time)
+        return [v for v in found if _matches(
+            v.thing_name, v.security_profile_name, v.behavior, v.verification_state,
+            v.violation_id, self, thing_name=thing_name,
+            security_profile_name=security_profile_name, criteria_type=criteria_type,
+            list_suppressed=list_suppressed, verification_state=verification_state)]
+
+    def list_violation_events(self, start: float, end: float, *,
+                              thing_name: str | None = None,
+                              security_profile_name: str | None = None,
+                              criteria_type: str | None = None,
+                              list_suppressed: bool | None = None,
+                              verification_state: str | None = None
+                              ) -> list[ViolationEvent]:
+        if self._records is not None:
+            stored = self._records.events(start, end, thing_name, security_profile_name,
+                                          self.custom_types())
+            found = [e for e, _ in stored]
+            self._suppressed.update(e.violation_id for e, suppressed in stored if suppressed)
+        else:
+            with self._lock:
+                found = [e for e in self.events if start <= e.timestamp <= end]
+        return [e for e in found if _matches(
+            e.thing_name, e.security_profile_name, e.behavior, e.verification_state,
+            e.violation_id, self, thing_name=thing_name,
+            security_profile_name=security_profile_name, criteria_type=criteria_type,
+            list_suppressed=list_suppressed, verification_state=verification_state)]
+
+    def put_verification_state(self, violation_id: str, state: str,
+                               description: str | None = None) -> None:
+        """PutVerificationStateOnViolation.
+
+        :raises InvalidRequestError: unknown state or no such violation.
+        """
+        try:
+            verification = VerificationState(state)
+        except ValueError:
+            raise InvalidRequestError(f"bad verificationState {state!r}") from None
+        if description is not None and len(description) > 1000:
+            raise InvalidRequestError("verificationStateDescription is too long")
+        with self._lock:
+            hit = False
+            for active in self.active.values():
+                if active.violation_id == violation_id:
+                    active.verification_state = verification
+                    active.verification_state_description = description
+                    hit = True
+            for i, event in enumerate(self.events):
+                if event.violation_id == violation_id:
+                    self.events[i] = replace(event, verification_state=verification,
+                                             verification_state_description=description)
+                    hit = True
+            if self._records is not None:
+                hit = self._records.set_verification(violation_id, verification.value,
+                                                     description) or hit
+            if not hit:
+                raise InvalidRequestError(f"no violation {violation_id}")
+
+
+def _dim(behavior: Behavior) -> str | None:
+    return behavior.metric_dimension.dimension_name if behavior.metric_dimension else None
+
+
+def _matches(thing: str, profile: str, behavior: Behavior,
+             state: VerificationState | None, violation_id: str, service: DetectService, *,
+             thing_name: str | None, security_profile_name: str | None,
+             criteria_type: str | None, list_suppressed: bool | None,
+             verification_state: str | None) -> bool:
+    if thing_name is not None and thing != thing_name:
+        return False
+    if security_profile_name is not None and profile != security_profile_name:
+        return False
+    if criteria_type is not None and behavior.criteria.kind is not CriteriaType(criteria_type):
+        return False
+    if list_suppressed is False and service.is_suppressed(violation_id):
+        return False
+    return verification_state is None or (state.value if state else None) == verification_state

@@ -1,0 +1,47 @@
+"""Files served by Bastion: firmware and job documents uploaded by the operator
+(``bastion files upload``), downloaded by devices through presigned URLs on the API port
+(``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…``).
+
+* :class:`FileService` — uploads, the presigned URLs, serving a download; and, for
+  :mod:`bastion.jobs`, job documents from a file (``documentSource``) and the
+  replacement of ``${aws:iot:s3-presigned-url:…}`` placeholders.
+* :class:`UrlSigner` — the HMAC-SHA256 URL signature (:mod:`._signing`, the dangerous
+  corner).
+* :func:`file_name_of`, :func:`replace_placeholders` — which file a URL designates, and
+  the placeholder syntax.
+* Errors: :class:`FilesError` (``code``, ``http_status``) and its subclasses.
+"""
+
+from __future__ import annotations
+
+from ._errors import FilesError, InvalidFileError, SignatureRejectedError, UnknownFileError
+from ._placeholders import (
+    FILES_PATH,
+    PLACEHOLDER,
+    file_name_of,
+    is_file_name,
+    placeholder_urls,
+    replace_placeholders,
+)
+from ._service import DEFAULT_EXPIRES_IN, SIGNING_KEY_SECRET, FileService, check_file_name
+from ._signing import EXPIRES_PARAM, SIGNATURE_PARAM, UrlSigner
+
+__all__ = [
+    "DEFAULT_EXPIRES_IN",
+    "EXPIRES_PARAM",
+    "FILES_PATH",
+    "PLACEHOLDER",
+    "SIGNATURE_PARAM",
+    "SIGNING_KEY_SECRET",
+    "FileService",
+    "FilesError",
+    "InvalidFileError",
+    "SignatureRejectedError",
+    "UnknownFileError",
+    "UrlSigner",
+    "check_file_name",
+    "file_name_of",
+    "is_file_name",
+    "placeholder_urls",
+    "replace_placeholders",
+]

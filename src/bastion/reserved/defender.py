@@ -1,0 +1,274 @@
+"""Device Defender on the broker: device metrics reports and cloud-side counters.
+
+Theory of operation
+-------------------
+:class:`DefenderMetricsTopics` answers ``$aws/things/<thing>/defender/metrics/json|cbor``.
+The broker has already authorized the PUBLISH with the client's policies. The report is
+decoded and validated here (on the loop: it is small), refused at once when the thing
+reported less than ``min_period`` seconds ago, then handed to the detect service in a
+worker thread (evaluation may change the registry: mitigation). The device gets
+``…/accepted`` or ``…/rejected`` in the report's encoding, echoing ``reportId``.
+
+:class:`CloudMetricSampler` measures the cloud-side metrics without touching the message
+path: the broker's sessions keep plain counters (messages and bytes sent, messages
+received, authorization failures), and :meth:`CloudMetricSampler.sample` reads them once
+per interval and keeps the difference from the previous reading. Connection attempts,
+disconnects, source addresses and disconnect times come from the broker's bus events,
+counted as they happen. A session that closes between two samples has its counters read
+at the disconnect, so nothing is lost. Datapoints are keyed by thing name, or by client
+id for a client without a thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import cbor2
+
+from bastion.broker import Broker, Message, Session
+from bastion.broker._events import (
+    AuthorizationDenied,
+    ClientConnected,
+    ClientDisconnected,
+    ConnectRefused,
+)
+from bastion.defender.detect import (
+    Datapoint,
+    DetectService,
+    MetricValue,
+    ReportRejected,
+    decode_payload,
+    parse_report,
+    report_id_of,
+)
+
+log = logging.getLogger("bastion.reserved.defender")
+
+_PREFIX: Final = "$aws/things/"
+_MIDDLE: Final = "/defender/metrics/"
+
+
+def parse_metrics_topic(topic: str) -> tuple[str, str, str] | None:
+    """``(thing, encoding, suffix)`` of a metrics topic (suffix ``""``, ``accepted`` or
+    ``rejected``); ``None`` for any other topic."""
+    if not topic.startswith(_PREFIX) or _MIDDLE not in topic:
+        return None
+    thing, _, rest = topic[len(_PREFIX):].partition(_MIDDLE)
+    encoding, _, suffix = rest.partition("/")
+    if not thing or "/" in thing or encoding not in ("json", "cbor") or suffix not in (
+            "", "accepted", "rejected"):
+        return None
+    return thing, encoding, suffix
+
+
+def thing_of(session: Session) -> tuple[str, bool]:
+    """(thing name or client id, registered?) of a session."""
+    name = getattr(session.permissions, "thing_name", None)
+    return (name, True) if name else (session.client_id, False)
+
+
+class DefenderMetricsTopics:
+    """A :class:`~bastion.broker.ReservedTopicHandler` for device metrics reports.
+
+    :param clock: epoch seconds.
+    :param min_period: a thing's reports closer together than this are rejected.
+    """
+
+    def __init__(self, broker: Broker, detect: DetectService, *, min_period: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._broker = broker
+        self._detect = detect
+        self.min_period = min_period
+        self._clock = clock
+        self._last: dict[str, float] = {}
+
+    def handles(self, topic: str) -> bool:
+        return parse_metrics_topic(topic) is not None
+
+    def on_publish(self, broker: Broker, session: Session, message: Message) -> bool:
+        parsed = parse_metrics_topic(message.topic)
+        if parsed is None:
+            return False
+        thing, encoding, suffix = parsed
+        if suffix:
+            return True  # devices do not publish replies
+        base = message.topic
+        now = self._clock()
+        document: object = None
+        try:
+            if len(thing.encode()) > 128 or any(ord(c) < 32 for c in thing):
+                raise ReportRejected("InvalidPayload", "Invalid thing name")
+            document = decode_payload(message.payload, encoding)
+            report = parse_report(document, self._detect.custom_types())
+            last = self._last.get(thing)
+            if last is not None and now - last < self.min_period:
+                raise ReportRejected(
+                    "Throttled",
+                    f"Reports must not be sent more often than every "
+                    f"{self.min_period:g} seconds")
+        except ReportRejected as rejected:
+            self._reply(base + "/rejected", encoding, {
+                "thingName": thing, "reportId": report_id_of(document),
+                "status": "REJECTED",
+                "statusDetails": {"ErrorCode": rejected.code, "ErrorMessage": rejected.message},
+                "timestamp": int(now * 1000)})
+            return True
+        self._last[thing] = now
+        # The registry decides whether the thing exists; a client without a thing
+        # reporting under its own client id is unregistered.
+        registered = not (thing == session.client_id
+                          and getattr(session.permissions, "thing_name", None) is None)
+        points = [Datapoint(thing, metric, value, now, None, registered)
+                  for metric, value in report.values]
+        broker.spawn(self._ingest(points, now))
+        self._reply(base + "/accepted", encoding, {
+            "thingName": thing, "reportId": report.report_id, "status": "ACCEPTED",
+            "timestamp": int(now * 1000)})
+        return True
+
+    async def _ingest(self, points: list[Datapoint], now: float) -> None:
+        try:
+            await asyncio.to_thread(self._detect.ingest, points, now)
+        except Exception:
+            log.exception("detect: evaluating a metrics report failed")
+
+    def _reply(self, topic: str, encoding: str, body: dict[str, object]) -> None:
+        payload = cbor2.dumps(body) if encoding == "cbor" else json.dumps(body).encode()
+        self._broker.publish(Message(topic, payload, 1, False))
+
+
+@dataclass(slots=True)
+class _Tally:
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    authorization_failures: int = 0
+    connection_attempts: int = 0
+    disconnects: int = 0
+    source_ips: set[str] = field(default_factory=set)
+    registered: bool = True
+
+
+class CloudMetricSampler:
+    """Per-interval cloud-side metrics from session counters and bus events."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._seen: dict[int, tuple[int, int, int, int]] = {}
+        self._tally: dict[str, _Tally] = defaultdict(_Tally)
+        self._things_of_certificate: dict[str, tuple[str, bool]] = {}
+        self.disconnected_since: dict[str, float] = {}
+        bus = broker.bus
+        self._unsubscribe = [
+            bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
+            bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
+            bus.subscribe(ConnectRefused, self._refused),  # type: ignore[arg-type]
+            bus.subscribe(AuthorizationDenied, self._denied),  # type: ignore[arg-type]
+        ]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+
+    def _connected(self, event: ClientConnected) -> None:
+        session = self._broker.sessions.get(event.client_id)
+        if session is None:
+            return
+        thing, registered = thing_of(session)
+        self._things_of_certificate[event.certificate_id] = (thing, registered)
+        tally = self._tally[thing]
+        tally.registered = registered
+        tally.connection_attempts += 1
+        tally.source_ips.add(event.source_ip)
+        self.disconnected_since.pop(thing, None)
+
+    def _refused(self, event: ConnectRefused) -> None:
+        thing, registered = self._things_of_certificate.get(
+            event.certificate_id, (event.client_id, False))
+        if not thing:
+            return
+        tally = self._tally[thing]
+        tally.registered = registered
+        tally.connection_attempts += 1
+        if event.source_ip:
+            tally.source_ips.add(event.source_ip)
+
+    def _disconnected(self, event: ClientDisconnected) -> None:
+        session = self._broker.sessions.get(event.client_id)
+        if session is None:
+            return
+        thing, registered = thing_of(session)
+        self._collect(session, thing, registered)
+        tally = self._tally[thing]
+        tally.disconnects += 1
+        self.disconnected_since[thing] = event.timestamp
+        # The next connection is a new session object: forget this one's readings.
+        self._seen.pop(id(session), None)
+
+    def _denied(self, event: AuthorizationDenied) -> None:
+        # Denials inside a session are counted by the session itself; only a refused
+        # iot:Connect has no session to count it.
+        if event.action != "iot:Connect":
+            return
+        thing, registered = self._things_of_certificate.get(
+            event.certificate_id, (event.client_id, False))
+        tally = self._tally[thing]
+        tally.registered = registered
+        tally.authorization_failures += 1
+
+    def _collect(self, session: Session, thing: str, registered: bool) -> None:
+        now = (session.messages_sent, session.bytes_sent, session.messages_received,
+               session.authorization_failures)
+        before = self._seen.get(id(session), (0, 0, 0, 0))
+        self._seen[id(session)] = now
+        tally = self._tally[thing]
+        tally.registered = registered
+        tally.messages_sent += now[0] - before[0]
+        tally.bytes_sent += now[1] - before[1]
+        tally.messages_received += now[2] - before[2]
+        tally.authorization_failures += now[3] - before[3]
+
+    def sample(self, now: float) -> list[Datapoint]:
+        """The datapoints of the interval that ends ``now``: one set per thing that was
+        connected or active during the interval. Must run on the broker's loop."""
+        live: set[int] = set()
+        for session in self._broker.sessions.values():
+            if session.connection is None:
+                continue
+            live.add(id(session))
+            thing, registered = thing_of(session)
+            self._collect(session, thing, registered)
+        for key in [k for k in self._seen if k not in live]:
+            del self._seen[key]
+        tallies, self._tally = self._tally, defaultdict(_Tally)
+        points: list[Datapoint] = []
+        for thing, t in tallies.items():
+            values = [
+                ("aws:num-messages-sent", MetricValue(count=t.messages_sent)),
+                ("aws:num-messages-received", MetricValue(count=t.messages_received)),
+                ("aws:num-authorization-failures",
+                 MetricValue(count=t.authorization_failures)),
+                ("aws:num-connection-attempts", MetricValue(count=t.connection_attempts)),
+                ("aws:num-disconnects", MetricValue(count=t.disconnects)),
+            ]
+            if t.messages_sent:
+                values.append(("aws:message-byte-size",
+                               MetricValue(count=t.bytes_sent // t.messages_sent)))
+            if t.source_ips:
+                values.append(("aws:source-ip-address",
+                               MetricValue(cidrs=tuple(sorted(t.source_ips)))))
+            points.extend(Datapoint(thing, metric, value, now, None, t.registered)
+                          for metric, value in values)
+        for thing, since in self.disconnected_since.items():
+            if thing in tallies:
+                continue
+            points.append(Datapoint(thing, "aws:disconnect-duration",
+                                    MetricValue(count=int((now - since) // 60)), now))
+        return points

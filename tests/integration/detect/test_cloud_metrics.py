@@ -1,0 +1,145 @@
+"""Cloud-side detect with real devices on real TLS: each misbehaving device raises
+exactly the expected violation within one interval and clears after the configured
+number of good datapoints; its quiet twin raises nothing.
+
+As in AWS IoT, a connection's metrics belong to a thing when its client id is the name
+of the thing attached to its certificate; otherwise to the client id (unregistered)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from bastion.defender.detect import ViolationEventType
+from support.clients import HOST, V5, Client, wait_for
+
+from .conftest import Detect
+
+
+def _events(events: list[Any], kind: ViolationEventType) -> list[tuple[str, str]]:
+    return sorted((e.thing_name, e.behavior.name) for e in events if e.event_type is kind)
+
+
+def _number(metric: str, op: str, count: int, **criteria: Any) -> dict[str, Any]:
+    return {"name": metric.split(":")[1], "metric": metric,
+            "criteria": {"comparisonOperator": op, "value": {"count": count}, **criteria}}
+
+
+def test_flooding_device_alarms_and_clears(detect: Detect) -> None:
+    flood, quiet = detect.make_device(), detect.make_device()
+    group = detect.group(flood, quiet)
+    detect.profile(group, _number("aws:num-messages-sent", "less-than", 20,
+                                  consecutiveDatapointsToClear=2))
+    a = Client(flood, detect.running.port, client_id=flood.name).connect()
+    b = Client(quiet, detect.running.port, client_id=quiet.name).connect()
+    try:
+        for i in range(50):
+            a.publish("telemetry/flood", b"x" * 10, qos=1)
+        for i in range(3):
+            b.publish("telemetry/quiet", b"x", qos=1)
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [
+            (flood.name, "num-messages-sent")]
+        assert len(events) == 1
+        active = detect.service.list_active_violations()
+        assert [(v.thing_name, v.last_violation_value.count) for v in active] == [
+            (flood.name, 50)]
+        assert detect.tick() == []  # one good datapoint: still in alarm
+        events = detect.tick()
+        assert _events(events, ViolationEventType.ALARM_CLEARED) == [
+            (flood.name, "num-messages-sent")]
+        assert detect.service.list_active_violations() == []
+        values = detect.service.list_metric_values(flood.name, "aws:num-messages-sent",
+                                                   0, detect.clock() + 1)
+        assert [v.count for _, v in values] == [50, 0, 0]
+    finally:
+        a.disconnect()
+        b.disconnect()
+
+
+def test_topic_prober_raises_authorization_failures(detect: Detect) -> None:
+    policy = f"detect-narrow-{uuid.uuid4().hex[:6]}"
+    detect.app.plane.policies.create_policy(policy, (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+        '["iot:Connect","iot:Publish","iot:Subscribe","iot:Receive"],'
+        '"Resource":["arn:aws:iot:*:*:client/*","arn:aws:iot:*:*:topic/ok/*",'
+        '"arn:aws:iot:*:*:topicfilter/ok/*"]}]}'))
+    prober = detect.make_device(policy=policy)
+    quiet = detect.make_device(policy=policy)
+    group = detect.group(prober, quiet)
+    detect.profile(group, _number("aws:num-authorization-failures", "less-than", 3))
+    a = Client(prober, detect.running.port, version=V5, client_id=prober.name).connect()
+    b = Client(quiet, detect.running.port, version=V5, client_id=quiet.name).connect()
+    try:
+        for topic in ("admin/a", "admin/b", "other/c", "secret/d"):
+            a.publish(topic, b"probe", qos=1)
+        b.publish("ok/1", b"fine", qos=1)
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [
+            (prober.name, "num-authorization-failures")]
+        assert len(events) == 1
+        events = detect.tick()
+        assert _events(events, ViolationEventType.ALARM_CLEARED) == [
+            (prober.name, "num-authorization-failures")]
+    finally:
+        a.disconnect()
+        b.disconnect()
+
+
+def test_reconnect_loop_raises_connection_attempts_and_disconnects(detect: Detect) -> None:
+    looper, quiet = detect.make_device(), detect.make_device()
+    group = detect.group(looper, quiet)
+    detect.profile(group, _number("aws:num-connection-attempts", "less-than-equals", 2),
+                   _number("aws:num-disconnects", "less-than-equals", 2))
+    b = Client(quiet, detect.running.port, client_id=quiet.name).connect()
+    try:
+        for _ in range(5):
+            client = Client(looper, detect.running.port, client_id=looper.name).connect()
+            client.disconnect()
+        wait_for(lambda: looper.name not in detect.app.broker.sessions, what="last close")
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [
+            (looper.name, "num-connection-attempts"), (looper.name, "num-disconnects")]
+        assert len(events) == 2
+    finally:
+        b.disconnect()
+
+
+def test_unexpected_source_address(detect: Detect) -> None:
+    moved, quiet = detect.make_device(), detect.make_device()
+    group = detect.group(moved, quiet)
+    detect.profile(group, {"name": "source-ip", "metric": "aws:source-ip-address",
+                           "criteria": {"comparisonOperator": "in-cidr-set",
+                                        "value": {"cidrs": ["127.0.0.1/32"]}}})
+    a = Client(moved, detect.running.port, client_id=moved.name)
+    a.paho.connect(HOST, detect.running.port, keepalive=30, bind_address="127.0.0.2")
+    a.paho.loop_start()
+    assert a.connected.wait(5) and not a.connack.is_failure
+    b = Client(quiet, detect.running.port, client_id=quiet.name).connect()
+    try:
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [(moved.name, "source-ip")]
+        assert len(events) == 1
+        assert events[0].metric_value.cidrs == ("127.0.0.2",)
+    finally:
+        a.disconnect()
+        b.disconnect()
+
+
+def test_quiet_device_raises_nothing_and_unregistered_is_not_targeted(detect: Detect) -> None:
+    quiet = detect.make_device()
+    group = detect.group(quiet)
+    detect.profile(group, _number("aws:num-messages-sent", "less-than", 20))
+    b = Client(quiet, detect.running.port, client_id=quiet.name).connect()
+    try:
+        b.publish("telemetry/quiet", b"x", qos=1)
+        assert detect.tick() == []
+        assert detect.tick() == []
+    finally:
+        b.disconnect()
+
+
+def test_paho_is_the_real_client() -> None:
+    assert paho.MQTTv5 == V5

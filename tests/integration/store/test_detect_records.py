@@ -1,0 +1,92 @@
+"""Detect's durable state on both backends: profiles, custom metrics, dimensions, metric
+values with retention, violations and events survive a new service (a restart)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from bastion.defender.detect import (
+    Datapoint,
+    DetectService,
+    MetricValue,
+    StoreRecords,
+    ViolationEventType,
+)
+from bastion.store import Store
+
+PREFIX = "arn:aws:iot:us-east-1:123456789012:"
+T0 = 1_800_000_000.0
+
+
+def _service(store: Store, **options: Any) -> DetectService:
+    service = DetectService(membership=lambda thing: (True, frozenset()), target_prefix=PREFIX,
+                            records=StoreRecords(store), clock=lambda: T0, **options)
+    service.load()
+    return service
+
+
+def test_state_survives_a_restart(store: Store) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    thing, profile = f"thing-{suffix}", f"sp-{suffix}"
+    metric = f"temp_{suffix}"
+    first = _service(store)
+    first.create_custom_metric(metric, "number", "Temperature")
+    first.create_dimension(f"dim-{suffix}", "TOPIC_FILTER", ["telemetry/#"])
+    first.create_security_profile(profile, behaviors=[
+        {"name": "hot", "metric": metric,
+         "criteria": {"comparisonOperator": "less-than", "value": {"number": 50}}},
+        {"name": "msgs", "metric": "aws:num-messages-sent", "suppressAlerts": True,
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 5},
+                      "consecutiveDatapointsToClear": 2}}], now=T0)
+    first.attach(profile, PREFIX + "all/things")
+    events = first.ingest([
+        Datapoint(thing, metric, MetricValue(number=70.0), T0 + 1),
+        Datapoint(thing, "aws:num-messages-sent", MetricValue(count=9), T0 + 1)], T0 + 1)
+    assert sorted(e.behavior.name for e in events) == ["hot", "msgs"]
+    hot = next(e for e in events if e.behavior.name == "hot")
+    first.put_verification_state(hot.violation_id, "FALSE_POSITIVE", "sensor glitch")
+
+    second = _service(store)
+    assert second.describe_security_profile(profile).targets == {"all/things"}
+    assert second.describe_custom_metric(metric).display_name == "Temperature"
+    assert second.describe_dimension(f"dim-{suffix}").string_values == ("telemetry/#",)
+    active = {v.behavior.name: v for v in second.list_active_violations(thing_name=thing)}
+    assert set(active) == {"hot", "msgs"}
+    assert active["hot"].verification_state is not None
+    assert active["hot"].last_violation_value == MetricValue(number=70.0)
+    assert second.list_active_violations(thing_name=thing, list_suppressed=False) == [
+        active["hot"]]
+    # The restored alarm clears with the restored consecutive-datapoint rule.
+    assert second.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=0),
+                                    T0 + 2)], T0 + 2) == []
+    cleared = second.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=0),
+                                       T0 + 3)], T0 + 3)
+    assert [e.event_type for e in cleared] == [ViolationEventType.ALARM_CLEARED]
+    history = second.list_violation_events(T0, T0 + 10, thing_name=thing)
+    assert sorted((e.behavior.name, e.event_type.value) for e in history) == [
+        ("hot", "in-alarm"), ("msgs", "alarm-cleared"), ("msgs", "in-alarm")]
+    assert second.list_violation_events(T0, T0 + 10, thing_name=thing,
+                                        verification_state="FALSE_POSITIVE")
+    values = second.list_metric_values(thing, "aws:num-messages-sent", T0, T0 + 10)
+    assert [(t - T0, v.count) for t, v in values] == [(1, 9), (2, 0), (3, 0)]
+
+
+def test_retention_and_invalidation(store: Store) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    thing, profile = f"thing-{suffix}", f"sp-{suffix}"
+    service = _service(store, retention_seconds=1000, invalidate_after=100)
+    service.create_security_profile(profile, behaviors=[
+        {"name": "msgs", "metric": "aws:num-messages-sent",
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 5}}}], now=T0)
+    service.attach(profile, PREFIX + "all/things")
+    service.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=9), T0)], T0)
+    [event] = service.expire(T0 + 500)
+    assert event.event_type is ViolationEventType.ALARM_INVALIDATED
+    assert _service(store).list_active_violations(thing_name=thing) == []
+    assert len(service.list_metric_values(thing, "aws:num-messages-sent", T0, T0 + 1)) == 1
+    service.expire(T0 + 2000)
+    assert service.list_metric_values(thing, "aws:num-messages-sent", T0, T0 + 1) == []
+    assert service.list_violation_events(T0, T0 + 3000, thing_name=thing) == []
+    service.delete_security_profile(profile)
+    assert profile not in {p.name for p in _service(store).list_security_profiles()}
