@@ -32,7 +32,7 @@ class RunningBastion:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self.app.start())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting test thread
             self._ready.set_exception(exc)
             return
         self._ready.set_result(None)
@@ -62,7 +62,7 @@ class RunningBastion:
         def runner() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # handed back to the test thread
+            except BaseException as exc:  # noqa: BLE001 - handed back to the test thread
                 future.set_exception(exc)
 
         self.loop.call_soon_threadsafe(runner)

@@ -50,10 +50,10 @@ class Message:
         "_encoded",
         "expires_at",
         "origin",
-        "received_at",
         "payload",
         "properties",
         "qos",
+        "received_at",
         "retain",
         "topic",
     )

@@ -14,7 +14,7 @@ BASTION = [sys.executable, "-m", "bastion"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BASTION, *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([*BASTION, *args], capture_output=True, text=True, timeout=60, check=False,
                           env=env)
 
 
@@ -74,20 +74,20 @@ def test_serve_and_connect_with_mosquitto_tools(tmp_path):
         tls = ["-h", "127.0.0.1", "-p", str(port), "--cafile", str(out / "root-ca.pem"),
                "--cert", str(out / "sensor-1.cert.pem"), "--key", str(out / "sensor-1.key.pem")]
         pub = subprocess.run(["mosquitto_pub", *tls, "-q", "1", "-r", "-t", "sensor-1/hello",
-                              "-m", "hi", "-i", "sensor-1"], capture_output=True, text=True,
+                              "-m", "hi", "-i", "sensor-1"], capture_output=True, text=True, check=False,
                              timeout=10)
         assert pub.returncode == 0, pub.stderr
         sub = subprocess.run(["mosquitto_sub", *tls, "-t", "sensor-1/hello", "-C", "1",
-                              "-W", "5", "-i", "sensor-1"], capture_output=True,
+                              "-W", "5", "-i", "sensor-1"], capture_output=True, check=False,
                              text=True, timeout=10)
         assert sub.stdout.strip() == "hi", sub.stderr
         # Least privilege: another client id, or another device's topics, are refused.
         other_id = subprocess.run(["mosquitto_sub", *tls, "-t", "sensor-1/hello", "-C", "1",
-                                   "-W", "5", "-i", "not-sensor-1"], capture_output=True,
+                                   "-W", "5", "-i", "not-sensor-1"], capture_output=True, check=False,
                                   text=True, timeout=10)
         assert other_id.returncode != 0 and "not authori" in other_id.stderr
         other_topic = subprocess.run(["mosquitto_pub", *tls, "-q", "1", "-t", "sensor-2/x",
-                                      "-m", "no", "-i", "sensor-1"], capture_output=True,
+                                      "-m", "no", "-i", "sensor-1"], capture_output=True, check=False,
                                      text=True, timeout=10)
         assert other_topic.returncode != 0
     finally:

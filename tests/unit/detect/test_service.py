@@ -146,3 +146,22 @@ def test_custom_metrics_and_dimensions() -> None:
     assert parsed[0].metric_dimension is not None
     with pytest.raises(InvalidRequestError):
         service.validate_behaviors([_static(5), _static(6)])
+
+
+def test_a_single_report_reuses_the_fleet_threshold() -> None:
+    service, _ = _service(statistics_ttl=300)
+    service.create_security_profile("p", behaviors=[{
+        "name": "conns", "metric": "aws:num-established-tcp-connections",
+        "criteria": {"comparisonOperator": "less-than-equals",
+                     "statisticalThreshold": {"statistic": "p90"}}}], now=0)
+    service.attach("p", PREFIX + "thinggroup/fleet")
+
+    def conns(thing: str, count: int, at: float) -> Datapoint:
+        return Datapoint(thing, "aws:num-established-tcp-connections",
+                         MetricValue(count=count), at)
+    assert service.ingest([conns("a", 2, 10), conns("b", 3, 10), conns("c", 4, 10)], 10) \
+        == []
+    # "c" reports 9 alone: compared with the cached fleet p90 (4), not with a p90 that
+    # its own new value would move (to 9).
+    [event] = service.ingest([conns("c", 9, 20)], 20)
+    assert event.event_type is ViolationEventType.IN_ALARM
