@@ -72,7 +72,7 @@ class DetectRuntime:
             membership=self._membership,
             target_prefix=f"arn:aws:iot:{account.region}:{account.account_id}:",
             on_event=self._on_event, invalidate_after=invalidate_after, clock=self.clock,
-            records=StoreRecords(plane.store))
+            records=StoreRecords(plane.store), statistics_ttl=interval)
         self.actions = MitigationActionService(plane.store, config=account)
         self.trail = Trail(plane.store)
         self.sampler: CloudMetricSampler | None = None
@@ -83,7 +83,7 @@ class DetectRuntime:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.service.load)
-        self.sampler = CloudMetricSampler(self._broker)
+        self.sampler = CloudMetricSampler(self._broker, self.service.dimensions_in_use)
         self.topics = DefenderMetricsTopics(
             self._broker, self.service,
             min_period=min(DEFAULT_MIN_REPORT_PERIOD, self.interval), clock=self.clock)

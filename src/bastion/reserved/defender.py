@@ -45,9 +45,11 @@ from bastion.defender.detect import (
     MetricValue,
     ReportRejected,
     decode_payload,
+    dimension_key,
     parse_report,
     report_id_of,
 )
+from bastion.mqtt import topic_matches
 
 log = logging.getLogger("bastion.reserved.defender")
 
@@ -154,13 +156,25 @@ class _Tally:
     disconnects: int = 0
     source_ips: set[str] = field(default_factory=set)
     registered: bool = True
+    dimension_failures: dict[str, int] = field(default_factory=dict)
+
+
+AUTH_FAILURES: Final = "aws:num-authorization-failures"
+Dimensions = Callable[[str], list[tuple[str, tuple[str, ...]]]]
+"""metric → (dimension name, topic filters) of the dimensions behaviors use with it."""
 
 
 class CloudMetricSampler:
-    """Per-interval cloud-side metrics from session counters and bus events."""
+    """Per-interval cloud-side metrics from session counters and bus events.
 
-    def __init__(self, broker: Broker) -> None:
+    :param dimensions: the TOPIC_FILTER dimensions in use; ``aws:num-authorization-failures``
+        is also counted per dimension (from the denials' topics: the denial path, never
+        the message path).
+    """
+
+    def __init__(self, broker: Broker, dimensions: Dimensions = lambda metric: []) -> None:
         self._broker = broker
+        self._dimensions = dimensions
         self._seen: dict[int, tuple[int, int, int, int]] = {}
         self._tally: dict[str, _Tally] = defaultdict(_Tally)
         self._things_of_certificate: dict[str, tuple[str, bool]] = {}
@@ -213,9 +227,21 @@ class CloudMetricSampler:
         self._seen.pop(id(session), None)
 
     def _denied(self, event: AuthorizationDenied) -> None:
-        # Denials inside a session are counted by the session itself; only a refused
-        # iot:Connect has no session to count it.
+        # Denials inside a session are counted by the session itself (here only per
+        # dimension); only a refused iot:Connect has no session to count it.
         if event.action != "iot:Connect":
+            dimensions = self._dimensions(AUTH_FAILURES)
+            session = self._broker.sessions.get(event.client_id)
+            if not dimensions or session is None:
+                return
+            thing, registered = thing_of(session)
+            tally = self._tally[thing]
+            tally.registered = registered
+            for name, filters in dimensions:
+                hit = any(_matches(f.replace("${iot:ClientId}", event.client_id),
+                                   event.resource) for f in filters)
+                key = dimension_key(name, "IN" if hit else "NOT_IN")
+                tally.dimension_failures[key] = tally.dimension_failures.get(key, 0) + 1
             return
         thing, registered = self._things_of_certificate.get(
             event.certificate_id, (event.client_id, False))
@@ -248,6 +274,7 @@ class CloudMetricSampler:
         for key in [k for k in self._seen if k not in live]:
             del self._seen[key]
         tallies, self._tally = self._tally, defaultdict(_Tally)
+        dimensions = self._dimensions(AUTH_FAILURES)
         points: list[Datapoint] = []
         for thing, t in tallies.items():
             values = [
@@ -266,9 +293,22 @@ class CloudMetricSampler:
                                MetricValue(cidrs=tuple(sorted(t.source_ips)))))
             points.extend(Datapoint(thing, metric, value, now, None, t.registered)
                           for metric, value in values)
+            for name, _ in dimensions:
+                for dim_key in (dimension_key(name), dimension_key(name, "NOT_IN")):
+                    points.append(Datapoint(
+                        thing, AUTH_FAILURES,
+                        MetricValue(count=t.dimension_failures.get(dim_key, 0)), now,
+                        dim_key, t.registered))
         for thing, since in self.disconnected_since.items():
             if thing in tallies:
                 continue
             points.append(Datapoint(thing, "aws:disconnect-duration",
                                     MetricValue(count=int((now - since) // 60)), now))
         return points
+
+
+def _matches(topic_filter: str, topic: str) -> bool:
+    try:
+        return topic_matches(topic_filter, topic)
+    except Exception:  # noqa: BLE001 - a filter that is not valid MQTT matches nothing
+        return False

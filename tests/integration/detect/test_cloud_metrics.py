@@ -143,3 +143,39 @@ def test_quiet_device_raises_nothing_and_unregistered_is_not_targeted(detect: De
 
 def test_paho_is_the_real_client() -> None:
     assert paho.MQTTv5 == V5
+
+
+def test_authorization_failures_by_topic_filter_dimension(detect: Detect) -> None:
+    policy = f"detect-dim-{uuid.uuid4().hex[:6]}"
+    detect.app.plane.policies.create_policy(policy, (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+        '["iot:Connect","iot:Publish"],'
+        '"Resource":["arn:aws:iot:*:*:client/*","arn:aws:iot:*:*:topic/ok/*"]}]}'))
+    admin_prober, other_prober = detect.make_device(policy=policy), detect.make_device(
+        policy=policy)
+    group = detect.group(admin_prober, other_prober)
+    dimension = f"admin-{uuid.uuid4().hex[:6]}"
+    detect.service.create_dimension(dimension, "TOPIC_FILTER", ["admin/#"])
+    detect.profile(group, {**_number("aws:num-authorization-failures", "less-than", 2),
+                           "name": "admin-probes",
+                           "metricDimension": {"dimensionName": dimension}})
+    a = Client(admin_prober, detect.running.port, version=V5,
+               client_id=admin_prober.name).connect()
+    b = Client(other_prober, detect.running.port, version=V5,
+               client_id=other_prober.name).connect()
+    try:
+        for topic in ("admin/a", "admin/b/c", "admin/d"):
+            a.publish(topic, b"probe", qos=1)
+        for topic in ("other/a", "other/b", "other/c"):
+            b.publish(topic, b"probe", qos=1)
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [
+            (admin_prober.name, "admin-probes")]
+        assert len(events) == 1
+        values = detect.service.list_metric_values(
+            other_prober.name, "aws:num-authorization-failures", 0, detect.clock() + 1,
+            f"{dimension}|NOT_IN")
+        assert [v.count for _, v in values] == [3]
+    finally:
+        a.disconnect()
+        b.disconnect()

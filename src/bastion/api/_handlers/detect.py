@@ -22,6 +22,7 @@ from bastion.defender.detect import (
     DetectService,
     SecurityProfile,
     detect_of,
+    dimension_key,
 )
 
 from .._context import OperationContext
@@ -345,9 +346,12 @@ def put_verification_state_on_violation(ctx: OperationContext, params: Params) -
 
 @_operation("ListMetricValues")
 def list_metric_values(ctx: OperationContext, params: Params) -> Result:
+    dimension = params.get("dimensionName")
     values = _detect(ctx).list_metric_values(
         params["thingName"], params["metricName"], _epoch(params.get("startTime")),
-        _epoch(params.get("endTime")), params.get("dimensionName"))
+        _epoch(params.get("endTime")),
+        None if dimension is None else dimension_key(
+            dimension, params.get("dimensionValueOperator") or "IN"))
     items, token = _paged(values, params)
     return page("metricDatumList", [{"timestamp": _time(t), "value": v.to_json()}
                                     for t, v in items], token)

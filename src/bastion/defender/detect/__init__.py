@@ -42,7 +42,14 @@ from ._model import (
 )
 from ._records import StoreRecords
 from ._report import DeviceReport, decode_payload, parse_report, report_id_of
-from ._service import ALL_THINGS, REGISTERED, UNREGISTERED, DetectService, Dimension
+from ._service import (
+    ALL_THINGS,
+    REGISTERED,
+    UNREGISTERED,
+    DetectService,
+    Dimension,
+    dimension_key,
+)
 
 __all__ = [
     "ALL_THINGS",
@@ -79,6 +86,7 @@ __all__ = [
     "decode_payload",
     "detach_detect",
     "detect_of",
+    "dimension_key",
     "parse_behavior",
     "parse_report",
     "percentile",

@@ -7,7 +7,9 @@ broker's cloud-side sample (every detect interval). :meth:`DetectService.ingest`
 each value (retention: ``retention_seconds``), adds numeric ones to the thing's sliding
 window, then evaluates every behavior of every profile that targets the thing and uses
 that metric. Statistical thresholds are computed once per (profile, behavior) per batch
-over the windows of the profile's devices. An alarm transition becomes a
+over the windows of the profile's devices; a small batch (one device's report) reuses
+the last threshold when it is younger than ``statistics_ttl``, so a report costs no
+pass over the fleet. An alarm transition becomes a
 :class:`~._model.ViolationEvent`, kept in the event history and handed to ``on_event``
 (alerts, mitigation, trail — wired by the app). :meth:`DetectService.expire` turns the
 alarms of devices that sent no datapoint for ``invalidate_after`` seconds into
@@ -86,10 +88,13 @@ class DetectService:
                  on_event: EventSink | None = None, retention_seconds: float = 14 * 86400,
                  invalidate_after: float = 2 * 86400,
                  clock: Callable[[], float] = time.time,
-                 records: StoreRecords | None = None) -> None:
+                 records: StoreRecords | None = None,
+                 statistics_ttl: float = 300.0) -> None:
         self._membership = membership
         self.clock = clock
         self._records = records
+        self.statistics_ttl = statistics_ttl
+        self._threshold_cache: dict[tuple[str, str, str | None], tuple[float, float | None]] = {}
         self._prefix = target_prefix
         self.on_event = on_event
         self.retention_seconds = retention_seconds
@@ -213,6 +218,15 @@ class DetectService:
                 self._records.save_dimension(name, old.type, list(values), self.clock())
             self.dimensions[name] = dimension
             return dimension
+
+    def dimensions_in_use(self, metric: str) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, topic filters) of the dimensions some behavior uses with ``metric``."""
+        with self._lock:
+            names = {b.metric_dimension.dimension_name for p in self.profiles.values()
+                     for b in p.behaviors
+                     if b.metric == metric and b.metric_dimension is not None}
+            return [(n, self.dimensions[n].string_values) for n in sorted(names)
+                    if n in self.dimensions]
 
     def delete_dimension(self, name: str) -> None:
         with self._lock:
@@ -417,6 +431,7 @@ class DetectService:
                 if scalar is not None:
                     self._windows[key].add(dp.timestamp, scalar, keep - 1)
             thresholds: dict[tuple[str, str], float | None] = {}
+            small = len({dp.thing_name for dp in batch}) == 1
             profiles = list(self.profiles.values())
             for dp in batch:
                 for profile in profiles:
@@ -427,7 +442,8 @@ class DetectService:
                     for behavior in profile.behaviors:
                         if behavior.metric != dp.metric or _dim(behavior) != dp.dimension:
                             continue
-                        event = self._evaluate(profile, behavior, dp, thresholds, touched)
+                        event = self._evaluate(profile, behavior, dp, thresholds, touched,
+                                               small)
                         if event is not None:
                             fired.append((event, profile))
         if self._records is not None:
@@ -475,7 +491,8 @@ class DetectService:
 
     def _evaluate(self, profile: SecurityProfile, behavior: Behavior, dp: Datapoint,
                   thresholds: dict[tuple[str, str], float | None],
-                  touched: dict[str, tuple[ActiveViolation, bool]]) -> ViolationEvent | None:
+                  touched: dict[str, tuple[ActiveViolation, bool]],
+                  small: bool = False) -> ViolationEvent | None:
         criteria = behavior.criteria
         observed = self._observed(behavior, dp.thing_name, dp.value, dp.dimension,
                                   dp.timestamp)
@@ -483,8 +500,15 @@ class DetectService:
         if criteria.statistic is not None:
             tkey = (profile.name, behavior.name)
             if tkey not in thresholds:
-                thresholds[tkey] = self._statistical(profile, behavior, dp.timestamp,
-                                                     dp.dimension)
+                ckey = (profile.name, behavior.name, dp.dimension)
+                cached = self._threshold_cache.get(ckey)
+                if small and cached is not None and \
+                        dp.timestamp - cached[0] < self.statistics_ttl:
+                    thresholds[tkey] = cached[1]
+                else:
+                    thresholds[tkey] = self._statistical(profile, behavior, dp.timestamp,
+                                                         dp.dimension)
+                    self._threshold_cache[ckey] = (dp.timestamp, thresholds[tkey])
             threshold = thresholds[tkey]
             if threshold is None:
                 return None
@@ -644,8 +668,16 @@ class DetectService:
                 raise InvalidRequestError(f"no violation {violation_id}")
 
 
+def dimension_key(name: str, operator: str = "IN") -> str:
+    """The ``Datapoint.dimension`` of a TOPIC_FILTER dimension: its name for ``IN`` (the
+    topics matching its filters), ``<name>|NOT_IN`` for the others."""
+    return name if operator == "IN" else f"{name}|NOT_IN"
+
+
 def _dim(behavior: Behavior) -> str | None:
-    return behavior.metric_dimension.dimension_name if behavior.metric_dimension else None
+    dimension = behavior.metric_dimension
+    return None if dimension is None else dimension_key(dimension.dimension_name,
+                                                         dimension.operator)
 
 
 def _matches(thing: str, profile: str, behavior: Behavior,
