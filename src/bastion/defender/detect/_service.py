@@ -32,7 +32,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     InvalidRequestError,
@@ -59,6 +59,9 @@ from ._model import (
     parse_behavior,
 )
 from ._records import StoreRecords
+
+if TYPE_CHECKING:
+    from ._tasks import DetectMitigationTasks
 
 ALL_THINGS = "all/things"
 REGISTERED = "all/registered-things"
@@ -112,6 +115,8 @@ class DetectService:
         self.events: list[ViolationEvent] = []
         self._suppressed: set[str] = set()
         self._unregistered: set[str] = set()
+        self.mitigation_tasks: DetectMitigationTasks | None = None
+        """Set by the app: the detect mitigation actions tasks on these violations."""
 
     def load(self) -> None:
         """Restore the stored state (no-op without records)."""
