@@ -12,6 +12,7 @@ session at once; every automated action lands in the trail with the violation id
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .alerts import AlertDispatcher, new_alert
-from .broker import Broker
+from .broker import Broker, Message
 from .controlplane import ControlPlane
 from .defender.detect import (
     ActionOutcome,
@@ -83,6 +84,7 @@ class DetectRuntime:
             self.service, self._apply_task_action, action_exists=self._action_exists,
             run=_on_worker_thread)
         self.service.mitigation_tasks = self.tasks
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.trail = Trail(plane.store)
         self.sampler: CloudMetricSampler | None = None
         self.topics: DefenderMetricsTopics | None = None
@@ -91,6 +93,8 @@ class DetectRuntime:
         """(violation id, action name, outcome) of every automated action."""
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.service.on_export = self._export
         await asyncio.to_thread(self.service.load)
         self.sampler = CloudMetricSampler(self._broker, self.service.dimensions_in_use)
         self.topics = DefenderMetricsTopics(
@@ -158,6 +162,14 @@ class DetectRuntime:
                 continue
             names.update(g.group_name for g in described.root_to_parent_thing_groups)
         return True, frozenset(names)
+
+    def _export(self, topic: str, document: dict[str, Any]) -> None:
+        """Publish an exported metrics batch on Bastion's own broker (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        message = Message(topic, json.dumps(document).encode("utf-8"), 0, False)
+        loop.call_soon_threadsafe(self._broker.publish, message)
 
     def _on_event(self, event: ViolationEvent, profile: SecurityProfile) -> None:
         """Alerts and mitigation for one violation event (worker thread)."""

@@ -112,6 +112,8 @@ def _profile(service: DetectService, profile: SecurityProfile) -> dict[str, Any]
         "creationDate": _time(profile.creation_date),
         "lastModifiedDate": _time(profile.last_modified_date),
     }
+    if profile.metrics_export is not None:
+        result["metricsExportConfig"] = dict(profile.metrics_export)
     return result
 
 
@@ -129,7 +131,8 @@ def create_security_profile(ctx: OperationContext, params: Params) -> Result:
         alert_targets=params.get("alertTargets"),
         additional_metrics=params.get("additionalMetricsToRetainV2") or [
             {"metric": m} for m in params.get("additionalMetricsToRetain") or ()],
-        mitigation_actions=_split(tags.get(MITIGATION_TAG)), now=service.clock())
+        mitigation_actions=_split(tags.get(MITIGATION_TAG)),
+        metrics_export=params.get("metricsExportConfig"), now=service.clock())
     return {"securityProfileName": profile.name,
             "securityProfileArn": service.target_arn(f"securityprofile/{profile.name}")}
 
@@ -155,7 +158,10 @@ def update_security_profile(ctx: OperationContext, params: Params) -> Result:
         description=params.get("securityProfileDescription"),
         alert_targets=params.get("alertTargets"), additional_metrics=metrics,
         delete_behaviors=bool(params.get("deleteBehaviors")),
-        delete_alert_targets=bool(params.get("deleteAlertTargets")), now=service.clock())
+        delete_alert_targets=bool(params.get("deleteAlertTargets")),
+        metrics_export=params.get("metricsExportConfig"),
+        delete_metrics_export=bool(params.get("deleteMetricsExportConfig")),
+        now=service.clock())
     return _profile(service, profile)
 
 
