@@ -44,7 +44,7 @@ from .registry import (
     ThingGroupDeleted,
     ThingGroupMembershipChanged,
 )
-from .reserved.defender import CloudMetricSampler, DefenderMetricsTopics
+from .reserved.defender import TOPIC_METRICS, CloudMetricSampler, DefenderMetricsTopics
 from .trail import Trail
 
 log = logging.getLogger("bastion.detect")
@@ -96,7 +96,10 @@ class DetectRuntime:
         self._loop = asyncio.get_running_loop()
         self.service.on_export = self._export
         await asyncio.to_thread(self.service.load)
-        self.sampler = CloudMetricSampler(self._broker, self.service.dimensions_in_use)
+        self.sampler = CloudMetricSampler(
+            self._broker, self.service.dimensions_in_use,
+            lambda thing, registered: self.service.topic_dimensions_for(
+                thing, registered, TOPIC_METRICS))
         self.topics = DefenderMetricsTopics(
             self._broker, self.service,
             min_period=min(DEFAULT_MIN_REPORT_PERIOD, self.interval), clock=self.clock)

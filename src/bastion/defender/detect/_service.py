@@ -235,6 +235,31 @@ class DetectService:
             return [(n, self.dimensions[n].string_values) for n in sorted(names)
                     if n in self.dimensions]
 
+    def topic_dimensions_for(self, thing: str, registered: bool, metrics: Iterable[str]
+                             ) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        """metric → (dimension name, topic filters) of the TOPIC_FILTER dimensions that
+        behaviors of profiles targeting ``thing`` use with ``metrics`` (empty when none:
+        the broker then counts nothing per topic for the thing's session).
+
+        May read the registry (group membership) once per thing; cached after."""
+        wanted = set(metrics)
+        with self._lock:
+            if not any(b.metric in wanted and b.metric_dimension is not None
+                       for p in self.profiles.values() for b in p.behaviors):
+                return {}
+            found: dict[str, set[str]] = {}
+            for profile in self.profiles.values():
+                uses = [b for b in profile.behaviors
+                        if b.metric in wanted and b.metric_dimension is not None]
+                if not uses or not self._targets(profile, thing, registered):
+                    continue
+                for b in uses:
+                    assert b.metric_dimension is not None
+                    found.setdefault(b.metric, set()).add(b.metric_dimension.dimension_name)
+            return {metric: [(n, self.dimensions[n].string_values) for n in sorted(names)
+                             if n in self.dimensions]
+                    for metric, names in found.items()}
+
     def delete_dimension(self, name: str) -> None:
         with self._lock:
             if self._records is not None:
