@@ -12,18 +12,24 @@ session at once; every automated action lands in the trail with the violation id
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .alerts import AlertDispatcher, new_alert
-from .broker import Broker
+from .broker import Broker, Message
 from .controlplane import ControlPlane
 from .defender.detect import (
+    ActionOutcome,
+    DetectMitigationTasks,
     DetectService,
+    ExecutionStatus,
     SecurityProfile,
     StoreRecords,
+    TargetViolation,
     ViolationEvent,
     ViolationEventType,
     attach_detect,
@@ -38,7 +44,7 @@ from .registry import (
     ThingGroupDeleted,
     ThingGroupMembershipChanged,
 )
-from .reserved.defender import CloudMetricSampler, DefenderMetricsTopics
+from .reserved.defender import TOPIC_METRICS, CloudMetricSampler, DefenderMetricsTopics
 from .trail import Trail
 
 log = logging.getLogger("bastion.detect")
@@ -74,6 +80,11 @@ class DetectRuntime:
             on_event=self._on_event, invalidate_after=invalidate_after, clock=self.clock,
             records=StoreRecords(plane.store), statistics_ttl=interval)
         self.actions = MitigationActionService(plane.store, config=account)
+        self.tasks = DetectMitigationTasks(
+            self.service, self._apply_task_action, action_exists=self._action_exists,
+            run=_on_worker_thread)
+        self.service.mitigation_tasks = self.tasks
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.trail = Trail(plane.store)
         self.sampler: CloudMetricSampler | None = None
         self.topics: DefenderMetricsTopics | None = None
@@ -82,8 +93,13 @@ class DetectRuntime:
         """(violation id, action name, outcome) of every automated action."""
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.service.on_export = self._export
         await asyncio.to_thread(self.service.load)
-        self.sampler = CloudMetricSampler(self._broker, self.service.dimensions_in_use)
+        self.sampler = CloudMetricSampler(
+            self._broker, self.service.dimensions_in_use,
+            lambda thing, registered: self.service.topic_dimensions_for(
+                thing, registered, TOPIC_METRICS))
         self.topics = DefenderMetricsTopics(
             self._broker, self.service,
             min_period=min(DEFAULT_MIN_REPORT_PERIOD, self.interval), clock=self.clock)
@@ -150,6 +166,14 @@ class DetectRuntime:
             names.update(g.group_name for g in described.root_to_parent_thing_groups)
         return True, frozenset(names)
 
+    def _export(self, topic: str, document: dict[str, Any]) -> None:
+        """Publish an exported metrics batch on Bastion's own broker (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        message = Message(topic, json.dumps(document).encode("utf-8"), 0, False)
+        loop.call_soon_threadsafe(self._broker.publish, message)
+
     def _on_event(self, event: ViolationEvent, profile: SecurityProfile) -> None:
         """Alerts and mitigation for one violation event (worker thread)."""
         if not event.behavior.suppress_alerts:
@@ -175,36 +199,45 @@ class DetectRuntime:
             except Exception:
                 log.exception("detect: alert to %s failed", arn)
 
-    def _record(self, event: ViolationEvent, operation: str, parameters: dict[str, Any],
-                outcome: str, error: str | None) -> None:
+    def _record(self, event: ViolationEvent | TargetViolation, operation: str,
+                parameters: dict[str, Any], outcome: str, error: str | None) -> None:
+        behavior = (event.behavior.name if isinstance(event, ViolationEvent)
+                    else event.behavior_name)
         self.actions_taken.append((event.violation_id, operation, outcome))
         try:
             self.trail.append(caller=None, access_key_id=SYSTEM_KEY, source_ip="127.0.0.1",
                               service="iot", operation=operation,
                               parameters={**parameters, "violationId": event.violation_id,
                                           "securityProfileName": event.security_profile_name,
-                                          "behaviorName": event.behavior.name},
+                                          "behaviorName": behavior},
                               outcome=outcome, error_code=error,
                               http_status=200 if outcome == "allowed" else 500)
         except Exception:
             log.exception("detect: recording %s in the trail failed", operation)
 
-    def _mitigate(self, event: ViolationEvent, action_name: str) -> None:
+    def _mitigate(self, event: ViolationEvent | TargetViolation, action_name: str,
+                  extra: dict[str, Any] | None = None) -> ActionOutcome:
+        """Apply one ADD_THINGS_TO_THING_GROUP action to the violation's thing through
+        the registry (the broker re-binds its live session), recording it in the trail."""
+        extra = extra or {}
         try:
             action = self.actions.describe_action(action_name)
         except Exception as exc:  # noqa: BLE001 - an action that fails is logged and recorded
             log.warning("detect: mitigation action %s: %s", action_name, exc)
-            self._record(event, "ApplyMitigationAction", {"actionName": action_name},
+            self._record(event, "ApplyMitigationAction", {"actionName": action_name, **extra},
                          "error", "ResourceNotFoundException")
-            return
+            return ActionOutcome(ExecutionStatus.FAILED, "ResourceNotFoundException",
+                                 f"no mitigation action {action_name}")
         if action.action_type is not MitigationActionType.ADD_THINGS_TO_THING_GROUP:
             log.warning("detect: %s is not ADD_THINGS_TO_THING_GROUP; skipped", action_name)
-            self._record(event, "ApplyMitigationAction", {"actionName": action_name},
+            self._record(event, "ApplyMitigationAction", {"actionName": action_name, **extra},
                          "error", "InvalidRequestException")
-            return
+            return ActionOutcome(ExecutionStatus.SKIPPED, "InvalidRequestException",
+                                 f"{action.action_type.value} is not applied to violations")
+        failure: ActionOutcome | None = None
         for group in action.type_params.get("thingGroupNames", ()):
             params = {"actionName": action_name, "thingGroupName": group,
-                      "thingName": event.thing_name}
+                      "thingName": event.thing_name, **extra}
             try:
                 self._plane.registry.add_thing_to_thing_group(
                     thing_group_name=group, thing_name=event.thing_name)
@@ -212,10 +245,27 @@ class DetectRuntime:
                 log.warning("detect: adding %s to %s failed: %s", event.thing_name, group, exc)
                 self._record(event, "AddThingToThingGroup", params, "error",
                              type(exc).__name__)
+                failure = ActionOutcome(ExecutionStatus.FAILED, type(exc).__name__, str(exc))
                 continue
             log.info("detect: %s added to %s (violation %s)", event.thing_name, group,
                      event.violation_id)
             self._record(event, "AddThingToThingGroup", params, "allowed", None)
+        return failure or ActionOutcome(ExecutionStatus.SUCCESSFUL)
+
+    def _apply_task_action(self, task_id: str, violation: TargetViolation,
+                           action_name: str) -> ActionOutcome:
+        try:
+            return self._mitigate(violation, action_name, {"taskId": task_id})
+        except Exception as exc:
+            log.exception("detect: task %s failed on %s", task_id, violation.violation_id)
+            return ActionOutcome(ExecutionStatus.FAILED, "InternalFailureException", str(exc))
+
+    def _action_exists(self, name: str) -> bool:
+        try:
+            self.actions.describe_action(name)
+        except Exception:  # noqa: BLE001 - any lookup failure means "no such action"
+            return False
+        return True
 
     def _deactivate(self, event: ViolationEvent) -> None:
         try:
@@ -241,6 +291,10 @@ class DetectRuntime:
                 self._record(event, "UpdateCertificate", params, "error", type(exc).__name__)
                 continue
             self._record(event, "UpdateCertificate", params, "allowed", None)
+
+
+def _on_worker_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="detect-mitigation-task", daemon=True).start()
 
 
 def violation_message(event: ViolationEvent) -> dict[str, Any]:

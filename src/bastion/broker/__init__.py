@@ -28,6 +28,7 @@ from ._plugs import (
     Authorizer,
     Principal,
     SessionPermissions,
+    TopicTally,
 )
 from ._session import Message, Session
 
@@ -58,6 +59,7 @@ __all__ = [
     "Session",
     "SessionPermissions",
     "Subscribed",
+    "TopicTally",
     "Unsubscribed",
     "bound_port",
     "start_listener",

@@ -400,6 +400,8 @@ class Broker:
         session.messages_sent += 1
         session.bytes_sent += len(packet.payload)
         topic = packet.topic
+        if session.topic_tally is not None:
+            session.topic_tally.sent(topic, len(packet.payload))
         qos = packet.qos
         limits = self.limits
         if len(packet.payload) > limits.max_payload_bytes:

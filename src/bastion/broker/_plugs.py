@@ -79,6 +79,17 @@ class SessionPermissions(Protocol):
         ...
 
 
+class TopicTally(Protocol):
+    """Per-topic traffic counters a session may carry (Detect's TOPIC_FILTER dimensions).
+    Called on the message path: must be cheap and never raise."""
+
+    def sent(self, topic: str, size: int) -> None:
+        """The client published ``size`` payload bytes on ``topic``."""
+
+    def received(self, topic: str, size: int) -> None:
+        """A message on ``topic`` was delivered to the client."""
+
+
 class Authorizer(Protocol):
     """Resolves what a principal may do; called once per CONNECT and after security events."""
 

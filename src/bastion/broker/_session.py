@@ -33,7 +33,7 @@ from ..mqtt import (
     encode_publish,
     with_packet_id,
 )
-from ._plugs import Action, Principal, SessionPermissions
+from ._plugs import Action, Principal, SessionPermissions, TopicTally
 
 if TYPE_CHECKING:
     from ._connection import MQTTConnection
@@ -173,6 +173,9 @@ class Session:
         self.bytes_sent = 0
         self.messages_received = 0
         self.authorization_failures = 0
+        # Per-topic-filter counters (Detect's TOPIC_FILTER dimensions), set by Detect
+        # only on sessions a profile with such a dimension targets; None costs nothing.
+        self.topic_tally: TopicTally | None = None
         # Flow control: publishers held back while this session is congested.
         self.holding: set[MQTTConnection] = set()
         self.high_water = max(1, max_inflight)
@@ -219,6 +222,8 @@ class Session:
         """Send or queue one delivery of ``message`` at ``qos`` (already downgraded)."""
         conn = self.connection
         self.messages_received += 1
+        if self.topic_tally is not None:
+            self.topic_tally.received(message.topic, len(message.payload))
         if qos == 0:
             if conn is None or not conn.write_qos0(message, retain, subscription_ids):
                 self.dropped += 1

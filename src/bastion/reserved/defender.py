@@ -17,6 +17,13 @@ disconnects, source addresses and disconnect times come from the broker's bus ev
 counted as they happen. A session that closes between two samples has its counters read
 at the disconnect, so nothing is lost. Datapoints are keyed by thing name, or by client
 id for a client without a thing.
+
+TOPIC_FILTER dimensions of ``aws:num-messages-sent``, ``aws:num-messages-received`` and
+``aws:message-byte-size`` need the topic of every message, so they are counted on the
+message path — but only for sessions a profile with such a dimension targets: at each
+connection and each sample the sampler asks the detect service which dimensions apply to
+the session's thing and gives the session a :class:`DimensionTally` (or none). A session
+without one pays one ``is None`` test per message.
 """
 
 from __future__ import annotations
@@ -157,9 +164,57 @@ class _Tally:
     source_ips: set[str] = field(default_factory=set)
     registered: bool = True
     dimension_failures: dict[str, int] = field(default_factory=dict)
+    topic_dimensions: dict[str, list[str]] = field(default_factory=dict)
+    """metric → dimension names counted per topic for this thing in the interval."""
+    topic_counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
 AUTH_FAILURES: Final = "aws:num-authorization-failures"
+SENT: Final = "aws:num-messages-sent"
+RECEIVED: Final = "aws:num-messages-received"
+BYTE_SIZE: Final = "aws:message-byte-size"
+TOPIC_METRICS: Final = (SENT, RECEIVED, BYTE_SIZE)
+TopicDimensions = Callable[[str, bool], dict[str, list[tuple[str, tuple[str, ...]]]]]
+"""(thing, registered) → metric → (dimension name, topic filters) that apply to it."""
+
+
+class DimensionTally:
+    """A session's per-dimension counters (a :class:`~bastion.broker.TopicTally`).
+
+    :param dimensions: metric → (dimension name, topic filters with ``${iot:ClientId}``
+        already resolved), for the metrics of :data:`TOPIC_METRICS`.
+    """
+
+    def __init__(self, dimensions: dict[str, list[tuple[str, tuple[str, ...]]]]) -> None:
+        self.dimensions = dimensions
+        self._sent = [(n, f) for n, f in dimensions.get(SENT, ())]
+        self._size = [(n, f) for n, f in dimensions.get(BYTE_SIZE, ())]
+        self._received = [(n, f) for n, f in dimensions.get(RECEIVED, ())]
+        self.counts: dict[tuple[str, str], list[int]] = {}
+        """(metric, dimension key) → [messages, bytes] since the last :meth:`drain`."""
+
+    def _add(self, metric: str, dims: list[tuple[str, tuple[str, ...]]], topic: str,
+             size: int) -> None:
+        for name, filters in dims:
+            hit = any(_matches(f, topic) for f in filters)
+            counts = self.counts.setdefault(
+                (metric, dimension_key(name, "IN" if hit else "NOT_IN")), [0, 0])
+            counts[0] += 1
+            counts[1] += size
+
+    def sent(self, topic: str, size: int) -> None:
+        if self._sent:
+            self._add(SENT, self._sent, topic, size)
+        if self._size:
+            self._add(BYTE_SIZE, self._size, topic, size)
+
+    def received(self, topic: str, size: int) -> None:
+        if self._received:
+            self._add(RECEIVED, self._received, topic, size)
+
+    def drain(self) -> dict[tuple[str, str], list[int]]:
+        counts, self.counts = self.counts, {}
+        return counts
 Dimensions = Callable[[str], list[tuple[str, tuple[str, ...]]]]
 """metric → (dimension name, topic filters) of the dimensions behaviors use with it."""
 
@@ -172,9 +227,11 @@ class CloudMetricSampler:
         the message path).
     """
 
-    def __init__(self, broker: Broker, dimensions: Dimensions = lambda metric: []) -> None:
+    def __init__(self, broker: Broker, dimensions: Dimensions = lambda metric: [],
+                 topic_dimensions: TopicDimensions = lambda thing, registered: {}) -> None:
         self._broker = broker
         self._dimensions = dimensions
+        self._topic_dimensions = topic_dimensions
         self._seen: dict[int, tuple[int, int, int, int]] = {}
         self._tally: dict[str, _Tally] = defaultdict(_Tally)
         self._things_of_certificate: dict[str, tuple[str, bool]] = {}
@@ -202,6 +259,7 @@ class CloudMetricSampler:
         tally.connection_attempts += 1
         tally.source_ips.add(event.source_ip)
         self.disconnected_since.pop(thing, None)
+        self._equip(session, thing, registered)
 
     def _refused(self, event: ConnectRefused) -> None:
         thing, registered = self._things_of_certificate.get(
@@ -249,7 +307,36 @@ class CloudMetricSampler:
         tally.registered = registered
         tally.authorization_failures += 1
 
+    def _equip(self, session: Session, thing: str, registered: bool) -> None:
+        """Give ``session`` the per-topic counters its thing's profiles need (or none)."""
+        wanted = self._topic_dimensions(thing, registered)
+        if not wanted:
+            session.topic_tally = None
+            return
+        client = session.client_id
+        resolved = {metric: [(name, tuple(f.replace("${iot:ClientId}", client)
+                                          for f in filters)) for name, filters in dims]
+                    for metric, dims in wanted.items()}
+        current = session.topic_tally
+        if isinstance(current, DimensionTally) and current.dimensions == resolved:
+            return
+        if isinstance(current, DimensionTally):
+            self._collect_topics(current, thing)
+        session.topic_tally = DimensionTally(resolved)
+
+    def _collect_topics(self, tally: DimensionTally, thing: str) -> None:
+        target = self._tally[thing]
+        for metric, dims in tally.dimensions.items():
+            names = target.topic_dimensions.setdefault(metric, [])
+            names.extend(n for n, _ in dims if n not in names)
+        for key, (messages, size) in tally.drain().items():
+            counts = target.topic_counts.setdefault(key, [0, 0])
+            counts[0] += messages
+            counts[1] += size
+
     def _collect(self, session: Session, thing: str, registered: bool) -> None:
+        if isinstance(session.topic_tally, DimensionTally):
+            self._collect_topics(session.topic_tally, thing)
         now = (session.messages_sent, session.bytes_sent, session.messages_received,
                session.authorization_failures)
         before = self._seen.get(id(session), (0, 0, 0, 0))
@@ -271,6 +358,7 @@ class CloudMetricSampler:
             live.add(id(session))
             thing, registered = thing_of(session)
             self._collect(session, thing, registered)
+            self._equip(session, thing, registered)
         for key in [k for k in self._seen if k not in live]:
             del self._seen[key]
         tallies, self._tally = self._tally, defaultdict(_Tally)
@@ -299,6 +387,18 @@ class CloudMetricSampler:
                         thing, AUTH_FAILURES,
                         MetricValue(count=t.dimension_failures.get(dim_key, 0)), now,
                         dim_key, t.registered))
+            for metric, names in t.topic_dimensions.items():
+                for name in names:
+                    for dim_key in (dimension_key(name), dimension_key(name, "NOT_IN")):
+                        messages, size = t.topic_counts.get((metric, dim_key), (0, 0))
+                        if metric == BYTE_SIZE:
+                            if not messages:
+                                continue
+                            value = MetricValue(count=size // messages)
+                        else:
+                            value = MetricValue(count=messages)
+                        points.append(Datapoint(thing, metric, value, now, dim_key,
+                                                t.registered))
         for thing, since in self.disconnected_since.items():
             if thing in tallies:
                 continue

@@ -164,3 +164,23 @@ def test_auditor_reads_but_cannot_create(api_bastion: ApiBastion) -> None:
     auditor.list_security_profiles()
     with pytest.raises(ClientError):
         auditor.create_security_profile(securityProfileName="nope", behaviors=[])
+
+
+def test_metrics_export_config(iot: Any, unique: Callable[[str], str]) -> None:
+    name = unique("sp")
+    exported = {**BEHAVIOR, "exportMetric": True}
+    config = {"mqttTopic": "export/fleet", "roleArn": f"arn:aws:iam::{ACCOUNT}:role/export"}
+    with pytest.raises(ClientError) as caught:
+        iot.create_security_profile(securityProfileName=name, behaviors=[exported])
+    assert _code(caught) == "InvalidRequestException"
+    iot.create_security_profile(securityProfileName=name, behaviors=[exported],
+                                metricsExportConfig=config)
+    described = iot.describe_security_profile(securityProfileName=name)
+    assert described["metricsExportConfig"] == config
+    assert described["behaviors"][0]["exportMetric"] is True
+    with pytest.raises(ClientError) as caught:  # the behavior still exports
+        iot.update_security_profile(securityProfileName=name, deleteMetricsExportConfig=True)
+    assert _code(caught) == "InvalidRequestException"
+    updated = iot.update_security_profile(securityProfileName=name, behaviors=[BEHAVIOR],
+                                          deleteMetricsExportConfig=True)
+    assert "metricsExportConfig" not in updated

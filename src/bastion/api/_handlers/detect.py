@@ -8,6 +8,8 @@ extensions ride on profile tags, since AWS's model has no member for them:
 ``bastion:mitigationActions`` (comma-separated mitigation action names applied when a
 behavior goes in-alarm) and ``bastion:severeBehaviors`` (behaviors whose violation
 deactivates the device's certificates). List operations page with an offset token.
+Detect mitigation actions tasks run on the app's
+:class:`~bastion.defender.detect.DetectMitigationTasks`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from bastion.defender import services_of
+from bastion.defender.audit import DefenderError
 from bastion.defender.detect import (
     DetectError,
+    DetectMitigationTask,
+    DetectMitigationTasks,
     DetectService,
     SecurityProfile,
     detect_of,
@@ -106,6 +112,8 @@ def _profile(service: DetectService, profile: SecurityProfile) -> dict[str, Any]
         "creationDate": _time(profile.creation_date),
         "lastModifiedDate": _time(profile.last_modified_date),
     }
+    if profile.metrics_export is not None:
+        result["metricsExportConfig"] = dict(profile.metrics_export)
     return result
 
 
@@ -123,7 +131,8 @@ def create_security_profile(ctx: OperationContext, params: Params) -> Result:
         alert_targets=params.get("alertTargets"),
         additional_metrics=params.get("additionalMetricsToRetainV2") or [
             {"metric": m} for m in params.get("additionalMetricsToRetain") or ()],
-        mitigation_actions=_split(tags.get(MITIGATION_TAG)), now=service.clock())
+        mitigation_actions=_split(tags.get(MITIGATION_TAG)),
+        metrics_export=params.get("metricsExportConfig"), now=service.clock())
     return {"securityProfileName": profile.name,
             "securityProfileArn": service.target_arn(f"securityprofile/{profile.name}")}
 
@@ -149,7 +158,10 @@ def update_security_profile(ctx: OperationContext, params: Params) -> Result:
         description=params.get("securityProfileDescription"),
         alert_targets=params.get("alertTargets"), additional_metrics=metrics,
         delete_behaviors=bool(params.get("deleteBehaviors")),
-        delete_alert_targets=bool(params.get("deleteAlertTargets")), now=service.clock())
+        delete_alert_targets=bool(params.get("deleteAlertTargets")),
+        metrics_export=params.get("metricsExportConfig"),
+        delete_metrics_export=bool(params.get("deleteMetricsExportConfig")),
+        now=service.clock())
     return _profile(service, profile)
 
 
@@ -355,3 +367,103 @@ def list_metric_values(ctx: OperationContext, params: Params) -> Result:
     items, token = _paged(values, params)
     return page("metricDatumList", [{"timestamp": _time(t), "value": v.to_json()}
                                     for t, v in items], token)
+
+
+# -- detect mitigation actions tasks ----------------------------------------------------------
+
+
+def _tasks(ctx: OperationContext) -> DetectMitigationTasks:
+    tasks = _detect(ctx).mitigation_tasks
+    if tasks is None:
+        raise ApiError("ServiceUnavailableException", 503,
+                       "detect mitigation actions tasks are not running")
+    return tasks
+
+
+def _task_summary(ctx: OperationContext, task: DetectMitigationTask) -> dict[str, Any]:
+    actions = services_of(ctx.gateway.broker)
+    definitions = []
+    for name in task.action_names:
+        if actions is None:
+            break
+        try:
+            action = actions.actions.describe_action(name)
+        except DefenderError:
+            continue
+        definitions.append({"name": action.name, "id": action.action_id,
+                            "roleArn": action.role_arn,
+                            "actionParams": dict(action.params)})
+    summary: dict[str, Any] = {
+        "taskId": task.task_id, "taskStatus": task.status.value,
+        "taskStartTime": _time(task.start_time), "target": task.target_json(),
+        "onlyActiveViolationsIncluded": task.only_active,
+        "suppressedAlertsIncluded": task.include_suppressed,
+        "actionsDefinition": definitions,
+        "taskStatistics": {"actionsExecuted": task.executed,
+                           "actionsSkipped": task.skipped, "actionsFailed": task.failed},
+    }
+    if task.end_time is not None:
+        summary["taskEndTime"] = _time(task.end_time)
+    if task.occurrence_range is not None:
+        summary["violationEventOccurrenceRange"] = {
+            "startTime": _time(task.occurrence_range[0]),
+            "endTime": _time(task.occurrence_range[1])}
+    return summary
+
+
+@_operation("StartDetectMitigationActionsTask")
+def start_detect_mitigation_actions_task(ctx: OperationContext, params: Params) -> Result:
+    occurrence = params.get("violationEventOccurrenceRange")
+    task_id = _tasks(ctx).start(
+        params["taskId"], target=params["target"], actions=params["actions"],
+        client_request_token=params["clientRequestToken"],
+        occurrence_range=None if occurrence is None else (
+            _epoch(occurrence["startTime"]), _epoch(occurrence["endTime"])),
+        only_active=bool(params.get("includeOnlyActiveViolations")),
+        include_suppressed=bool(params.get("includeSuppressedAlerts")))
+    return {"taskId": task_id}
+
+
+@_operation("DescribeDetectMitigationActionsTask")
+def describe_detect_mitigation_actions_task(ctx: OperationContext, params: Params) -> Result:
+    return {"taskSummary": _task_summary(ctx, _tasks(ctx).describe(params["taskId"]))}
+
+
+@_operation("CancelDetectMitigationActionsTask")
+def cancel_detect_mitigation_actions_task(ctx: OperationContext, params: Params) -> Result:
+    _tasks(ctx).cancel(params["taskId"])
+    return {}
+
+
+@_operation("ListDetectMitigationActionsTasks")
+def list_detect_mitigation_actions_tasks(ctx: OperationContext, params: Params) -> Result:
+    found = _tasks(ctx).list_tasks(_epoch(params.get("startTime")),
+                                   _epoch(params.get("endTime")))
+    items, token = _paged(found, params)
+    return page("tasks", [_task_summary(ctx, t) for t in items], token)
+
+
+@_operation("ListDetectMitigationActionsExecutions")
+def list_detect_mitigation_actions_executions(ctx: OperationContext, params: Params
+                                              ) -> Result:
+    start, end = params.get("startTime"), params.get("endTime")
+    found = _tasks(ctx).list_executions(
+        task_id=params.get("taskId"), violation_id=params.get("violationId"),
+        thing_name=params.get("thingName"),
+        start=None if start is None else _epoch(start),
+        end=None if end is None else _epoch(end))
+    items, token = _paged(found, params)
+    executions = []
+    for e in items:
+        item: dict[str, Any] = {
+            "taskId": e.task_id, "violationId": e.violation_id, "actionName": e.action_name,
+            "thingName": e.thing_name, "executionStartDate": _time(e.start),
+            "status": e.status.value}
+        if e.end is not None:
+            item["executionEndDate"] = _time(e.end)
+        if e.error_code is not None:
+            item["errorCode"] = e.error_code
+        if e.message is not None:
+            item["message"] = e.message
+        executions.append(item)
+    return page("actionsExecutions", executions, token)

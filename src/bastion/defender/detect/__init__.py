@@ -6,7 +6,8 @@ behaviors and violations.
 * :func:`parse_behavior`, :class:`Behavior`, :class:`Criteria`, :class:`MetricValue` —
   AWS's behavior shapes, validated;
 * :func:`satisfies`, :func:`percentile`, :class:`AlarmTracker` — pure evaluation;
-* :class:`DetectService` — profiles, targets, metric values, evaluation, violations.
+* :class:`DetectService` — profiles, targets, metric values, evaluation, violations;
+* :class:`DetectMitigationTasks` — mitigation actions tasks over violations.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ from ._service import (
     Dimension,
     dimension_key,
 )
+from ._tasks import (
+    ActionOutcome,
+    DetectMitigationExecution,
+    DetectMitigationTask,
+    DetectMitigationTasks,
+    DetectTaskStatus,
+    ExecutionStatus,
+    TargetViolation,
+)
 
 __all__ = [
     "ALL_THINGS",
@@ -58,6 +68,7 @@ __all__ = [
     "DEVICE_METRICS",
     "REGISTERED",
     "UNREGISTERED",
+    "ActionOutcome",
     "ActiveViolation",
     "AlarmTracker",
     "Behavior",
@@ -67,9 +78,14 @@ __all__ = [
     "CustomMetric",
     "Datapoint",
     "DetectError",
+    "DetectMitigationExecution",
+    "DetectMitigationTask",
+    "DetectMitigationTasks",
     "DetectService",
+    "DetectTaskStatus",
     "DeviceReport",
     "Dimension",
+    "ExecutionStatus",
     "InvalidRequestError",
     "MetricType",
     "MetricValue",
@@ -78,6 +94,7 @@ __all__ = [
     "ResourceNotFoundError",
     "SecurityProfile",
     "StoreRecords",
+    "TargetViolation",
     "VerificationState",
     "VersionConflictError",
     "ViolationEvent",

@@ -407,6 +407,8 @@ class SecurityProfile:
     targets: set[str] = field(default_factory=set)
     mitigation_actions: tuple[str, ...] = ()
     """Bastion: names of mitigation actions applied when a behavior goes in-alarm."""
+    metrics_export: dict[str, str] | None = None
+    """``metricsExportConfig``: ``mqttTopic`` and ``roleArn``."""
 
 
 @dataclass(frozen=True, slots=True)

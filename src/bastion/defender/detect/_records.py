@@ -72,7 +72,8 @@ class StoreRecords:
                 row.name, behaviors, doc.get("description", ""),
                 dict(doc.get("alertTargets", {})), tuple(doc.get("additionalMetrics", ())),
                 row.version, row.creation_date.timestamp(), row.last_modified_date.timestamp(),
-                set(doc.get("targets", ())), tuple(doc.get("mitigationActions", ()))))
+                set(doc.get("targets", ())), tuple(doc.get("mitigationActions", ())),
+                doc.get("metricsExportConfig")))
         actives = [(ActiveViolation(
             r.violation_id, r.thing_name, r.security_profile_name,
             _stored_behavior(r.behavior, custom),
@@ -90,7 +91,8 @@ class StoreRecords:
                     "alertTargets": profile.alert_targets,
                     "additionalMetrics": list(profile.additional_metrics),
                     "targets": sorted(profile.targets),
-                    "mitigationActions": list(profile.mitigation_actions)}
+                    "mitigationActions": list(profile.mitigation_actions),
+                    "metricsExportConfig": profile.metrics_export}
         with self._store.transaction() as uow:
             uow.detect.save_profile(DetectProfileRow(
                 profile.name, profile.version, document, _dt(profile.creation_date),

@@ -32,7 +32,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     InvalidRequestError,
@@ -59,6 +59,9 @@ from ._model import (
     parse_behavior,
 )
 from ._records import StoreRecords
+
+if TYPE_CHECKING:
+    from ._tasks import DetectMitigationTasks
 
 ALL_THINGS = "all/things"
 REGISTERED = "all/registered-things"
@@ -112,6 +115,10 @@ class DetectService:
         self.events: list[ViolationEvent] = []
         self._suppressed: set[str] = set()
         self._unregistered: set[str] = set()
+        self.on_export: ExportSink | None = None
+        """Set by the app: publishes an exported metrics batch (topic, document)."""
+        self.mitigation_tasks: DetectMitigationTasks | None = None
+        """Set by the app: the detect mitigation actions tasks on these violations."""
 
     def load(self) -> None:
         """Restore the stored state (no-op without records)."""
@@ -228,6 +235,31 @@ class DetectService:
             return [(n, self.dimensions[n].string_values) for n in sorted(names)
                     if n in self.dimensions]
 
+    def topic_dimensions_for(self, thing: str, registered: bool, metrics: Iterable[str]
+                             ) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        """metric → (dimension name, topic filters) of the TOPIC_FILTER dimensions that
+        behaviors of profiles targeting ``thing`` use with ``metrics`` (empty when none:
+        the broker then counts nothing per topic for the thing's session).
+
+        May read the registry (group membership) once per thing; cached after."""
+        wanted = set(metrics)
+        with self._lock:
+            if not any(b.metric in wanted and b.metric_dimension is not None
+                       for p in self.profiles.values() for b in p.behaviors):
+                return {}
+            found: dict[str, set[str]] = {}
+            for profile in self.profiles.values():
+                uses = [b for b in profile.behaviors
+                        if b.metric in wanted and b.metric_dimension is not None]
+                if not uses or not self._targets(profile, thing, registered):
+                    continue
+                for b in uses:
+                    assert b.metric_dimension is not None
+                    found.setdefault(b.metric, set()).add(b.metric_dimension.dimension_name)
+            return {metric: [(n, self.dimensions[n].string_values) for n in sorted(names)
+                             if n in self.dimensions]
+                    for metric, names in found.items()}
+
     def delete_dimension(self, name: str) -> None:
         with self._lock:
             if self._records is not None:
@@ -257,10 +289,12 @@ class DetectService:
                                 alert_targets: Mapping[str, Any] | None = None,
                                 additional_metrics: Iterable[dict[str, Any]] = (),
                                 mitigation_actions: Iterable[str] = (),
+                                metrics_export: Mapping[str, Any] | None = None,
                                 now: float) -> SecurityProfile:
         """CreateSecurityProfile.
 
-        :raises InvalidRequestError: a bad name or behavior.
+        :raises InvalidRequestError: a bad name or behavior, a bad ``metrics_export``, or
+            an exported metric without it.
         :raises ResourceAlreadyExistsError: the profile exists.
         """
         if not NAME_PATTERN.match(name):
@@ -272,7 +306,9 @@ class DetectService:
                 raise ResourceAlreadyExistsError(f"security profile {name} exists")
             profile = SecurityProfile(name, tuple(parsed), description,
                                       dict(alert_targets or {}), tuple(additional_metrics),
-                                      1, now, now, set(), tuple(mitigation_actions))
+                                      1, now, now, set(), tuple(mitigation_actions),
+                                      _export_config(metrics_export))
+            _check_export(profile)
             if self._records is not None:
                 self._records.save_profile(profile)
             self.profiles[name] = profile
@@ -290,6 +326,8 @@ class DetectService:
                                 alert_targets: Mapping[str, Any] | None = None,
                                 additional_metrics: Iterable[dict[str, Any]] | None = None,
                                 mitigation_actions: Iterable[str] | None = None,
+                                metrics_export: Mapping[str, Any] | None = None,
+                                delete_metrics_export: bool = False,
                                 delete_behaviors: bool = False,
                                 delete_alert_targets: bool = False,
                                 now: float) -> SecurityProfile:
@@ -304,6 +342,18 @@ class DetectService:
                 raise VersionConflictError(
                     f"expected version {expected_version}, the profile is at "
                     f"{profile.version}")
+            export = profile.metrics_export
+            if delete_metrics_export:
+                export = None
+            elif metrics_export is not None:
+                export = _export_config(metrics_export)
+            _check_export(replace(
+                profile, metrics_export=export,
+                behaviors=() if delete_behaviors else profile.behaviors
+                if parsed is None else tuple(parsed),
+                additional_metrics=profile.additional_metrics if additional_metrics is None
+                else tuple(additional_metrics)))
+            profile.metrics_export = export
             if delete_behaviors:
                 profile.behaviors = ()
             elif parsed is not None:
@@ -419,6 +469,7 @@ class DetectService:
         batch = list(datapoints)
         fired: list[tuple[ViolationEvent, SecurityProfile]] = []
         touched: dict[str, tuple[ActiveViolation, bool]] = {}
+        exports: dict[str, list[dict[str, Any]]] = defaultdict(list)
         with self._lock:
             keep = now - max(self._longest_window(), 0.0)
             for dp in batch:
@@ -435,10 +486,15 @@ class DetectService:
             profiles = list(self.profiles.values())
             for dp in batch:
                 for profile in profiles:
-                    if not any(b.metric == dp.metric for b in profile.behaviors):
+                    export = profile.metrics_export is not None and _exported(profile, dp)
+                    if not export and not any(b.metric == dp.metric
+                                              for b in profile.behaviors):
                         continue
                     if not self._targets(profile, dp.thing_name, dp.registered):
                         continue
+                    if export and profile.metrics_export is not None:
+                        exports[profile.metrics_export["mqttTopic"]].append(
+                            _export_entry(dp))
                     for behavior in profile.behaviors:
                         if behavior.metric != dp.metric or _dim(behavior) != dp.dimension:
                             continue
@@ -452,6 +508,9 @@ class DetectService:
                         for v, is_active in touched.values()],
                 [(e, e.violation_id in self._suppressed) for e, _ in fired])
         self._emit(fired)
+        if exports and self.on_export is not None:
+            for topic, entries in exports.items():
+                self.on_export(topic, {"version": "1.0", "metrics": entries})
         return [event for event, _ in fired]
 
     def _longest_window(self) -> float:
@@ -666,6 +725,56 @@ class DetectService:
                                                      description) or hit
             if not hit:
                 raise InvalidRequestError(f"no violation {violation_id}")
+
+
+ExportSink = Callable[[str, dict[str, Any]], None]
+
+
+def _export_config(raw: Mapping[str, Any] | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidRequestError("metricsExportConfig must be an object")
+    topic, role = raw.get("mqttTopic"), raw.get("roleArn")
+    if not isinstance(topic, str) or not 1 <= len(topic) <= 512 \
+            or any(c in topic for c in "#+") or topic.startswith("$"):
+        raise InvalidRequestError("metricsExportConfig.mqttTopic must be a topic name")
+    if not isinstance(role, str) or not 20 <= len(role) <= 2048:
+        raise InvalidRequestError("metricsExportConfig.roleArn must be a role ARN")
+    return {"mqttTopic": topic, "roleArn": role}
+
+
+def _check_export(profile: SecurityProfile) -> None:
+    exported = any(b.export_metric for b in profile.behaviors) or any(
+        m.get("exportMetric") for m in profile.additional_metrics)
+    if exported and profile.metrics_export is None:
+        raise InvalidRequestError("exportMetric needs the profile's metricsExportConfig")
+
+
+def _exported(profile: SecurityProfile, dp: Datapoint) -> bool:
+    for behavior in profile.behaviors:
+        if behavior.export_metric and behavior.metric == dp.metric \
+                and _dim(behavior) == dp.dimension:
+            return True
+    for metric in profile.additional_metrics:
+        dimension = metric.get("metricDimension")
+        key = None if not dimension else dimension_key(
+            dimension.get("dimensionName", ""), dimension.get("operator") or "IN")
+        if metric.get("exportMetric") and metric.get("metric") == dp.metric \
+                and key == dp.dimension:
+            return True
+    return False
+
+
+def _export_entry(dp: Datapoint) -> dict[str, Any]:
+    """One datapoint in AWS's metrics export schema (timestamp in epoch milliseconds)."""
+    entry: dict[str, Any] = {"name": dp.metric, "thing": dp.thing_name,
+                             "value": dp.value.to_json(), "version": 1,
+                             "timestamp": int(dp.timestamp * 1000)}
+    if dp.dimension is not None:
+        name, _, negated = dp.dimension.partition("|")
+        entry["dimension"] = {"name": name, "operator": negated or "IN"}
+    return entry
 
 
 def dimension_key(name: str, operator: str = "IN") -> str:
