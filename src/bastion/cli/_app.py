@@ -49,10 +49,14 @@ def _data_dir(path: Path | None) -> Path:
 
 
 def _open_or_init(path: Path) -> DataDir:
+    """The data directory at ``path``, initialised first (with the first admin access key,
+    printed once) when it does not exist yet — so ``make run`` on a fresh machine is
+    ready for both devices and the API."""
     datadir = DataDir(path)
     if not datadir.exists():
         console.print(f"Initialising data directory [bold]{path}[/]")
         datadir = init_data_dir(path)
+        create_first_admin_key(datadir)
     return datadir
 
 

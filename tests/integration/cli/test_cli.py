@@ -66,6 +66,8 @@ def test_serve_and_connect_with_mosquitto_tools(tmp_path):
         assert port, "".join(lines)
         assert any(re.search(r"api\s+https://127\.0\.0\.1:\d+", line) for line in lines), lines
         assert any("mosquitto_pub" in line for line in lines)
+        # serve initialised the directory itself, including the first admin API key
+        assert any("AWS_ACCESS_KEY_ID=AKIA" in line for line in lines), lines
         created = run("device", "create", "sensor-1", "--data-dir", str(data),
                       "--out", str(out), "--port", str(port))
         assert created.returncode == 0, created.stderr
