@@ -135,7 +135,9 @@ def serve(
                "--key", str(devices / "my-device.key.pem"), "-i", "my-device",
                "-t", "my-device/hello", "-m", "hello", "-q", "1"]
         print("Connect a device:", flush=True)
-        print(f"  bastion device create my-device --data-dir {shlex.quote(str(datadir.path))}"
+        # The command as this shell can run it (often .venv/bin/bastion, not on PATH).
+        exe = sys.argv[0] if Path(sys.argv[0]).name == "bastion" else "bastion"
+        print(f"  {shlex.quote(exe)} device create my-device --data-dir {shlex.quote(str(datadir.path))}"
               f" --out {shlex.quote(str(devices))}", flush=True)
         print("  " + shlex.join(cmd), flush=True)
         print("Stop with Ctrl-C.", flush=True)
