@@ -8,6 +8,10 @@ decoded and validated here (on the loop: it is small), refused at once when the 
 reported less than ``min_period`` seconds ago, then handed to the detect service in a
 worker thread (evaluation may change the registry: mitigation). The device gets
 ``…/accepted`` or ``…/rejected`` in the report's encoding, echoing ``reportId``.
+Accepted reports are queued and ingested by one drain task at a time: reports that
+arrive while a batch is being evaluated are coalesced into the next one (up to
+``max_batch`` datapoints), so a burst of reports costs one store transaction per batch,
+not one per report, and a lone report is still evaluated as soon as it arrives.
 
 :class:`CloudMetricSampler` measures the cloud-side metrics without touching the message
 path: the broker's sessions keep plain counters (messages and bytes sent, messages
@@ -88,15 +92,21 @@ class DefenderMetricsTopics:
 
     :param clock: epoch seconds.
     :param min_period: a thing's reports closer together than this are rejected.
+    :param max_batch: the most datapoints of queued reports ingested in one batch.
     """
 
     def __init__(self, broker: Broker, detect: DetectService, *, min_period: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_batch: int = 20_000) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._broker = broker
         self._detect = detect
         self.min_period = min_period
         self._clock = clock
+        self.max_batch = max_batch
         self._last: dict[str, float] = {}
+        self._pending: list[tuple[list[Datapoint], float]] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     def handles(self, topic: str) -> bool:
         return parse_metrics_topic(topic) is not None
@@ -136,17 +146,31 @@ class DefenderMetricsTopics:
                           and getattr(session.permissions, "thing_name", None) is None)
         points = [Datapoint(thing, metric, value, now, None, registered)
                   for metric, value in report.values]
-        broker.spawn(self._ingest(points, now))
+        self._pending.append((points, now))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = broker.spawn(self._drain())
         self._reply(base + "/accepted", encoding, {
             "thingName": thing, "reportId": report.report_id, "status": "ACCEPTED",
             "timestamp": int(now * 1000)})
         return True
 
-    async def _ingest(self, points: list[Datapoint], now: float) -> None:
-        try:
-            await asyncio.to_thread(self._detect.ingest, points, now)
-        except Exception:
-            log.exception("detect: evaluating a metrics report failed")
+    async def _drain(self) -> None:
+        """Ingest the queued reports, a batch at a time, until none is left."""
+        while self._pending:
+            batch: list[Datapoint] = []
+            now = 0.0
+            taken = 0
+            for points, at in self._pending:
+                if batch and len(batch) + len(points) > self.max_batch:
+                    break
+                batch.extend(points)
+                now = max(now, at)
+                taken += 1
+            del self._pending[:taken]
+            try:
+                await asyncio.to_thread(self._detect.ingest, batch, now)
+            except Exception:
+                log.exception("detect: evaluating %d metrics reports failed", taken)
 
     def _reply(self, topic: str, encoding: str, body: dict[str, object]) -> None:
         payload = cbor2.dumps(body) if encoding == "cbor" else json.dumps(body).encode()

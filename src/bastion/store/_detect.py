@@ -166,19 +166,32 @@ class DetectRepository:
     # -- violations -----------------------------------------------------------------------
 
     def save_violation(self, row: ViolationRow) -> None:
+        self.save_violations([row])
+
+    def save_violations(self, rows: Iterable[ViolationRow]) -> None:
+        """Insert or update violations by id (a repeated id keeps the last row): one
+        select of the ids already stored, then one batched update and one batched
+        insert."""
         t = detect_violations
-        values = {"thing_name": row.thing_name,
-                  "security_profile_name": row.security_profile_name,
-                  "behavior_name": row.behavior_name, "behavior": dict(row.behavior),
-                  "active": row.active, "suppressed": row.suppressed,
-                  "start_time": row.start_time, "last_time": row.last_time,
-                  "last_value": None if row.last_value is None else dict(row.last_value),
-                  "verification_state": row.verification_state,
-                  "verification_description": row.verification_description}
-        updated = self._conn.execute(
-            t.update().where(t.c.violation_id == row.violation_id).values(**values))
-        if updated.rowcount == 0:
-            self._conn.execute(t.insert().values(violation_id=row.violation_id, **values))
+        unique = {row.violation_id: row for row in rows}
+        if not unique:
+            return
+        ids = list(unique)
+        existing: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start:start + _IN_CHUNK]
+            existing.update(self._conn.execute(
+                sa.select(t.c.violation_id).where(t.c.violation_id.in_(chunk))).scalars())
+        updates = [{"b_violation_id": i, **_violation_values(r)}
+                   for i, r in unique.items() if i in existing]
+        inserts = [{"violation_id": i, **_violation_values(r)}
+                   for i, r in unique.items() if i not in existing]
+        if updates:
+            self._conn.execute(
+                t.update().where(t.c.violation_id == sa.bindparam("b_violation_id")),
+                updates)
+        if inserts:
+            self._conn.execute(t.insert(), inserts)
 
     def active_violations(self) -> list[ViolationRow]:
         t = detect_violations
@@ -230,6 +243,20 @@ class DetectRepository:
         e, v = detect_violation_events, detect_violations
         self._conn.execute(e.delete().where(e.c.timestamp < before))
         self._conn.execute(v.delete().where(v.c.active.is_(False), v.c.last_time < before))
+
+
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+
+def _violation_values(row: ViolationRow) -> dict[str, Any]:
+    return {"thing_name": row.thing_name,
+            "security_profile_name": row.security_profile_name,
+            "behavior_name": row.behavior_name, "behavior": dict(row.behavior),
+            "active": row.active, "suppressed": row.suppressed,
+            "start_time": row.start_time, "last_time": row.last_time,
+            "last_value": None if row.last_value is None else dict(row.last_value),
+            "verification_state": row.verification_state,
+            "verification_description": row.verification_description}
 
 
 def _violation(r: Any) -> ViolationRow:

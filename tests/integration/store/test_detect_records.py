@@ -90,3 +90,29 @@ def test_retention_and_invalidation(store: Store) -> None:
     assert service.list_violation_events(T0, T0 + 3000, thing_name=thing) == []
     service.delete_security_profile(profile)
     assert profile not in {p.name for p in _service(store).list_security_profiles()}
+
+
+def test_violations_are_saved_in_batches_inserting_and_updating(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from bastion.store import ViolationRow
+
+    at = datetime.fromtimestamp(T0, UTC)
+
+    def row(i: int, active: bool, value: int) -> ViolationRow:
+        return ViolationRow(f"v-{i}", f"thing-{i}", "p", "b", {"name": "b"}, active, False,
+                            at, at, {"count": value}, None, None)
+
+    with store.transaction() as uow:
+        uow.detect.save_violations(row(i, True, 1) for i in range(600))
+    with store.transaction() as uow:  # 300 stored ones move or end, 600 are new
+        uow.detect.save_violations([row(i, i % 2 == 0, 2) for i in range(300, 1200)]
+                                   + [row(1199, True, 3)])
+    with store.transaction(readonly=True) as uow:
+        active = {v.violation_id: v for v in uow.detect.active_violations()}
+        assert uow.detect.get_violation("v-301") is not None
+    assert len(active) == 300 + 150 + 300 + 1  # untouched, moved, new even ids, and v-1199
+    assert active["v-0"].last_value == {"count": 1}
+    assert active["v-300"].last_value == {"count": 2}
+    assert "v-301" not in active
+    assert active["v-1199"].last_value == {"count": 3}

@@ -123,22 +123,23 @@ class StoreRecords:
                      violations: Iterable[tuple[ActiveViolation, bool, bool]],
                      events: Iterable[tuple[ViolationEvent, bool]]) -> None:
         """One transaction per ingested batch: its datapoints, the violations it opened,
-        moved or ended (``(violation, active, suppressed)``), and its events."""
+        moved or ended (``(violation, active, suppressed)``), and its events, each kind
+        written with batched statements."""
         with self._store.transaction() as uow:
             uow.detect.add_metric_values(
                 MetricValueRow(d.thing_name, d.metric, d.dimension or "", _dt(d.timestamp),
                                d.value.to_json()) for d in datapoints)
-            for violation, active, suppressed in violations:
-                uow.detect.save_violation(ViolationRow(
-                    violation.violation_id, violation.thing_name,
-                    violation.security_profile_name, violation.behavior.name,
-                    _behavior_document(violation.behavior), active, suppressed,
-                    _dt(violation.violation_start_time), _dt(violation.last_violation_time),
-                    None if violation.last_violation_value is None
-                    else violation.last_violation_value.to_json(),
-                    None if violation.verification_state is None
-                    else violation.verification_state.value,
-                    violation.verification_state_description))
+            uow.detect.save_violations(ViolationRow(
+                violation.violation_id, violation.thing_name,
+                violation.security_profile_name, violation.behavior.name,
+                _behavior_document(violation.behavior), active, suppressed,
+                _dt(violation.violation_start_time), _dt(violation.last_violation_time),
+                None if violation.last_violation_value is None
+                else violation.last_violation_value.to_json(),
+                None if violation.verification_state is None
+                else violation.verification_state.value,
+                violation.verification_state_description)
+                for violation, active, suppressed in violations)
             uow.detect.add_events(ViolationEventRow(
                 e.violation_id, e.event_type.value, _dt(e.timestamp), e.thing_name,
                 e.security_profile_name, _behavior_document(e.behavior),
