@@ -104,7 +104,6 @@ class ReservedTopicHandler(Protocol):
 class BrokerStats:
     connections: int = 0
     messages_in: int = 0
-    messages_out_dropped: int = 0
     authorization_denied: int = 0
     protocol_errors: int = 0
 

@@ -162,5 +162,3 @@ class InProcessBus:
 
         return unsubscribe
 
-    def has_subscribers(self, event_type: type) -> bool:
-        return bool(self._handlers.get(event_type))

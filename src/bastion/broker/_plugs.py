@@ -101,8 +101,6 @@ class AcceptVerifiedCertificates:
     """Foundation authenticator: TLS already verified the chain against trusted CAs."""
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
-        if not principal.certificate_der and principal.certificate_id == "":
-            return principal  # plaintext listener, explicitly enabled by configuration
         return principal
 
 
