@@ -3,13 +3,16 @@
 Each class is an ``asyncio.Protocol`` over a TLS (or plain TCP) transport and sends
 prebuilt bytes from ``wire``. ``Publisher`` floods at QoS 0 in batches under transport
 flow control, floods at QoS 1 keeping ``MAX_INFLIGHT`` unacknowledged messages, or, for
-the latency run, sends what :func:`workers.pace` offers it. ``Subscriber`` counts what
-arrives (fast path) or records per-message latency, and acknowledges QoS 1 deliveries.
+the latency run, sends what :func:`workers.pace` offers it, or, for the paced run, one
+packet per write (:meth:`Publisher.send_one`). ``Subscriber`` counts what arrives (fast
+path) or records per-message latency, and acknowledges QoS 1 deliveries. ``IdleClient``
+connects and then says nothing, unless asked to ping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from array import array
@@ -26,6 +29,11 @@ MAX_INFLIGHT = 100
 TOPIC_FILTER = "bench/#"
 CONNECT_TIMEOUT = 15.0
 """Seconds for TCP connect + TLS handshake + CONNECT/CONNACK (+ SUBSCRIBE/SUBACK)."""
+
+PING_TIMEOUT = 10.0
+"""Seconds an idle connection has to answer a PINGREQ at the end of a hold."""
+
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 
 _ID_CYCLE = 1000
 _FLOOD_REFILL = MAX_INFLIGHT // 4
@@ -213,6 +221,35 @@ class Client(asyncio.BaseProtocol):
             self.transport.close()
 
 
+class IdleClient(Client):
+    """Connects, then stays quiet; :meth:`ping` checks that the broker still serves it."""
+
+    def __init__(self, connect: bytes) -> None:
+        super().__init__(connect)
+        self._pong: asyncio.Future[None] | None = None
+
+    def on_packet(self, first: int, body: bytes) -> None:
+        if first & 0xF0 == wire.PINGRESP and self._pong is not None and not self._pong.done():
+            self._pong.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._pong is not None and not self._pong.done():
+            self._pong.set_exception(LoadError("the broker closed the connection"))
+
+    async def ping(self, timeout: float = PING_TIMEOUT) -> None:
+        """Send PINGREQ and wait for PINGRESP.
+
+        :raises LoadError: if the connection is (or gets) closed.
+        :raises TimeoutError: if no PINGRESP came within ``timeout`` seconds.
+        """
+        if self.lost or self.transport is None:
+            raise LoadError("the broker closed the connection")
+        self._pong = asyncio.get_running_loop().create_future()
+        self.transport.write(wire.PINGREQ_PACKET)
+        await asyncio.wait_for(self._pong, timeout)
+
+
 class BufferedClient(Client, asyncio.BufferedProtocol):
     """A client whose transport decrypts straight into one reusable buffer.
 
@@ -328,6 +365,13 @@ class Publisher(BufferedClient):
     def stop_flood(self) -> None:
         self._flood_block = b""
 
+    # paced devices (one message per write, so one TLS record per message)
+    def send_one(self, payload: bytes) -> None:
+        """Write one QoS 0 PUBLISH on its own (one write, one TLS record)."""
+        if not self.lost:
+            self.transport.write(self._prefix + payload)  # type: ignore[union-attr]
+            self.sent += 1
+
     # paced mode (latency runs)
     def offer(self, payload: bytes) -> None:
         """Queue one message; :meth:`flush` writes everything queued since the last flush."""
@@ -424,8 +468,14 @@ async def open_client(
     endpoint: Endpoint,
     ctx: ssl.SSLContext | None,
     factory: Callable[[], Client],
+    source: str | None = None,
 ) -> Client:
     """Connect, handshake and wait for the broker to accept the client.
+
+    ``source`` binds the client to that local address (any of 127.0.0.0/8 on Linux), so
+    that more connections than one address has ephemeral ports (~28k) can reach one
+    broker port. The port is still chosen at connect time (``IP_BIND_ADDRESS_NO_PORT``),
+    by the 4-tuple, so ports in TIME_WAIT from an earlier run do not get in the way.
 
     :raises LoadError: if the broker refused the CONNECT or SUBSCRIBE.
     :raises OSError, ssl.SSLError, TimeoutError: on transport failures.
@@ -433,7 +483,25 @@ async def open_client(
     loop = asyncio.get_running_loop()
 
     async def connect() -> Client:
-        _, client = await loop.create_connection(factory, endpoint.host, endpoint.port, ssl=ctx)
+        if source is None:
+            _, client = await loop.create_connection(factory, endpoint.host, endpoint.port, ssl=ctx)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+                sock.bind((source, 0))
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (endpoint.host, endpoint.port))
+            except BaseException:
+                sock.close()
+                raise
+            # From here on the transport owns the socket and closes it on failure.
+            _, client = await loop.create_connection(
+                factory,
+                sock=sock,
+                ssl=ctx,
+                server_hostname=endpoint.host if ctx is not None else None,
+            )
         try:
             await client.ready
         except BaseException:

@@ -11,7 +11,11 @@ clients and measures them over a window; this module composes them into scenario
   ``CLOCK_MONOTONIC`` nanoseconds (system-wide on Linux, so comparable across
   processes), stamped when the message is generated: time spent waiting for an in-flight
   slot counts as latency, as it would for a device.
-* :func:`idle_memory` - broker RSS growth per idle connection.
+* :func:`paced` - many slow mutual-TLS devices (one message per write each, staggered
+  so the total is smooth); the figure is broker CPU per delivered message when the
+  broker sees about one message per read.
+* :func:`idle_memory` - broker RSS growth per idle connection, and whether the broker
+  still holds (and answers) every connection after a hold of some seconds.
 * :func:`connect_rate` - full TLS handshakes + CONNECT/CONNACK + DISCONNECT per second.
 * :func:`ceiling` - the generator against a server that does nothing, to show that the
   generator is not what limits the figures above.
@@ -32,22 +36,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import procstat
-from clients import Endpoint, LoadError, TlsFiles
+from clients import CONNECT_TIMEOUT, PING_TIMEOUT, Endpoint, LoadError, TlsFiles
 from workers import (
     READY_TIMEOUT,
     RESULT_TIMEOUT,
+    PacedSpec,
     PublisherSpec,
     WorkerGroup,
     connect_job,
     idle_job,
     measure,
+    new_event,
     new_queue,
+    paced_job,
     publisher_job,
     sink_job,
     subscriber_job,
 )
 
 __all__ = [
+    "FD_MARGIN",
     "CeilingFigure",
     "ConnectRateResult",
     "Endpoint",
@@ -55,25 +63,73 @@ __all__ = [
     "IdleResult",
     "LatencyResult",
     "LoadError",
+    "PacedResult",
     "TlsFiles",
     "ceiling",
     "connect_rate",
     "fan_in",
     "idle_memory",
     "latency",
+    "paced",
     "raise_fd_limit",
 ]
 
+IDLE_PER_PROCESS = 25_000
+"""Idle connections per generator process by default (each costs the client ~10-20 KB)."""
+IDLE_PER_SOURCE = 25_000
+"""Idle connections per source address: loopback has ~28k ephemeral ports for each
+(source address, broker address, broker port), so 100,000 connections to one broker
+port come from 127.0.0.2, 127.0.0.3, ... (all of 127/8 is loopback on Linux)."""
+MEMORY_FLOOR = 1 << 30
+"""Idle connections stop opening when the machine has less memory available than this:
+better a partial figure than the OOM killer picking a process."""
 
-def raise_fd_limit() -> int:
-    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns the new limit.
 
-    Child processes (workers, brokers) inherit it.
+def raise_fd_limit(wanted: int = 0) -> int:
+    """Raise this process's RLIMIT_NOFILE to at least its hard limit; returns the new limit.
+
+    When ``wanted`` is above the hard limit, the hard limit is raised too (up to
+    /proc/sys/fs/nr_open), which takes CAP_SYS_RESOURCE (root in a container may not have
+    it: see ``CapEff`` in /proc/self/status); without it the soft limit stops at the hard
+    one. Child processes (workers, and the brokers the bench starts) inherit the limit.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if wanted > hard:
+        try:
+            with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+                wanted = min(wanted, int(f.read()))
+        except (OSError, ValueError):
+            pass
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            pass  # not privileged: the hard limit is as far as it goes
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
+
+
+FD_MARGIN = 64
+"""File descriptors a process needs besides its connections (listeners, logs, pipes)."""
+
+
+def _check_fd_limit(broker_pid: int | None, connections: int) -> int | None:
+    """The broker's open-files limit; :raises LoadError: if it cannot hold ``connections``."""
+    limit = procstat.fd_limit(broker_pid) if broker_pid is not None else None
+    if limit is not None and connections + FD_MARGIN > limit:
+        own = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        why = (
+            f"the bench could not raise its hard limit above {own} (that takes "
+            "CAP_SYS_RESOURCE, which this process lacks)"
+            if limit >= own
+            else "the bench raises the limit only for the brokers it starts"
+        )
+        raise LoadError(
+            f"the broker's open-files limit (RLIMIT_NOFILE) is {limit}, too low for "
+            f"{connections} connections in one process: {why}"
+        )
+    return limit
 
 
 def _client_prefix(label: str) -> str:
@@ -172,6 +228,26 @@ def _wait_for_drain(group: WorkerGroup, slot: int, expected: int, quiet: float =
         time.sleep(0.02)
 
 
+def _wait_for_quiet(
+    broker_pid: int | None, cores: float = 0.05, step: float = 0.25, limit: float = 20.0
+) -> float:
+    """Wait until the broker uses under ``cores`` over ``step`` s (or ``limit`` s passed),
+    so that work left from connecting clients is not charged to the messages measured
+    next. Returns the seconds waited."""
+    if broker_pid is None:
+        return 0.0
+    tree = procstat.descendants(broker_pid)
+    began = time.monotonic()
+    last = procstat.cpu_seconds(tree)
+    while time.monotonic() - began < limit:
+        time.sleep(step)
+        now = procstat.cpu_seconds(tree)
+        if now - last < cores * step:
+            break
+        last = now
+    return time.monotonic() - began
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyResult:
     offered_per_s: float
@@ -254,57 +330,287 @@ def latency(
 
 
 @dataclass(frozen=True, slots=True)
+class PacedResult:
+    devices: int
+    offered_per_s: float
+    sent_per_s: float
+    """Messages the devices wrote per second in the window (should equal the offer)."""
+    delivered_per_s: float
+    sent: int
+    delivered: int
+    loss: float
+    broker_cores: float | None
+    broker_us_per_msg: float | None
+    """Broker CPU seconds in the window ÷ messages delivered in it, in µs."""
+    broker_us_per_msg_whole_run: float | None
+    """Broker CPU from the devices' start until the subscriber got the last message ÷
+    every message delivered (warm-up included, disconnects not): unlike the window's
+    figure, not skewed when the broker falls behind (or catches up) during the window."""
+    broker_peak_rss: int | None
+    generator_cores: float
+    generator_us_per_msg: float | None
+    """Generator CPU per message sent (devices and subscriber together)."""
+    connections_lost: int
+    connect_seconds: float
+    """Seconds from spawning the workers until every device was connected."""
+    settle_seconds: float
+    """Seconds the broker then took to go quiet (work left over from the connects),
+    waited out before the devices start sending."""
+    other_cores: float
+    tls: str
+
+
+def paced(
+    endpoint: Endpoint,
+    *,
+    devices: int,
+    rate: float,
+    processes: int,
+    warmup: float,
+    duration: float,
+    broker_pid: int | None,
+    payload_size: int = 64,
+) -> PacedResult:
+    """``devices`` connections each publish ``rate / devices`` msg/s of QoS 0 to
+    ``bench/<id>``, one packet per write; one subscriber on ``bench/#`` counts.
+
+    Device ``k`` (of all workers' devices) sends at phase ``k / devices`` of the period,
+    so sends are spread evenly in time and the broker gets about one message per read.
+    The warm-up lasts at least ten periods, so that each device's first publish (which
+    may cost the broker more: a first authorization, say) stays out of the window.
+
+    :raises LoadError: if a client cannot connect or subscribe, or a worker fails.
+    """
+    _check_fd_limit(broker_pid, devices)
+    prefix = _client_prefix("paced")
+    rate_each = rate / devices
+    period = 1.0 / rate_each
+    ids = [f"{prefix}-d{k}" for k in range(devices)]
+    phases = [k / devices * period for k in range(devices)]
+    parts = max(1, min(processes, devices))
+    warmup = max(warmup, 10 * period)
+    disconnect = new_event()
+    with WorkerGroup(hard_seconds=warmup + duration + devices / 20 + 120) as group:
+        sub = group.add(subscriber_job, endpoint, f"{prefix}-sub", 0, False)
+        pubs = [
+            group.add(
+                paced_job,
+                endpoint,
+                PacedSpec(tuple(ids[p::parts]), tuple(phases[p::parts]), rate_each, payload_size),
+                disconnect,
+            )
+            for p in range(parts)
+        ]
+        began = time.monotonic()
+        group.start(ready_timeout=max(READY_TIMEOUT, devices / 20))
+        connect_seconds = time.monotonic() - began
+        settle_seconds = _wait_for_quiet(broker_pid)
+        tree = procstat.descendants(broker_pid) if broker_pid is not None else []
+        cpu_at_go = procstat.cpu_seconds(tree)
+        window = measure(group, warmup, duration, broker_pid)
+        group.halt(pubs)
+        stopped = group.wait_for("stopped", pubs, RESULT_TIMEOUT)
+        sent = sum(int(r["sent"]) for r in stopped.values())
+        _wait_for_drain(group, sub, sent)
+        cpu_whole_run = procstat.cpu_seconds(tree) - cpu_at_go
+        disconnect.set()
+        results = group.wait_for("result", pubs, RESULT_TIMEOUT)
+        sub_result = group.stop([sub])[sub]
+        delivered = int(sub_result["received"])
+        lost = sum(int(r["lost"]) for r in results.values()) + int(sub_result["lost"])
+    delivered_rate = window.rate([sub])
+    sent_rate = window.rate(pubs)
+    broker = window.broker_cores
+    generator = window.generator_cores
+    return PacedResult(
+        devices=devices,
+        offered_per_s=rate,
+        sent_per_s=sent_rate,
+        delivered_per_s=delivered_rate,
+        sent=sent,
+        delivered=delivered,
+        loss=1 - delivered / sent if sent else 0.0,
+        broker_cores=broker,
+        broker_us_per_msg=broker / delivered_rate * 1e6 if broker and delivered_rate else None,
+        broker_us_per_msg_whole_run=(
+            cpu_whole_run / delivered * 1e6 if broker_pid is not None and delivered else None
+        ),
+        broker_peak_rss=window.broker_peak_rss,
+        generator_cores=generator,
+        generator_us_per_msg=generator / sent_rate * 1e6 if sent_rate else None,
+        connections_lost=lost,
+        connect_seconds=connect_seconds,
+        settle_seconds=settle_seconds,
+        other_cores=window.other_cores,
+        tls=str(group.ready[sub]["tls"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class IdleResult:
     connections: int
+    """Connections asked for."""
     measured_connections: int
     failed: int
+    """Connections that could not be opened (see ``first_failure``)."""
+    skipped: int
+    """Connections not even tried: opening stopped early (see ``stopped``)."""
     rss_before: int
     rss_after: int
     bytes_per_connection: float
     first_failure: str | None
+    open_seconds: float
+    """Seconds to open the connections after the baseline reading (all but the first tenth)."""
+    opens_per_s: float
+    hold_seconds: float
+    connections_held: int
+    """Connections still open at the end of the hold (the broker closed none of them)."""
+    connections_lost: int
+    """Connections the broker closed between opening and the end of the hold."""
+    pings_sent: int
+    pings_answered: int
+    """PINGREQs (on every ``ping_every``-th open connection) answered with a PINGRESP."""
+    first_ping_failure: str | None
+    rss_after_hold: int
+    broker_peak_rss: int
+    broker_fd_limit: int | None
+    generator_processes: int
+    generator_bytes_per_connection: float
+    source_addresses: int
+    mem_available_min: int
+    """The least memory the machine had available during the run, in bytes."""
+    stopped: str | None
+    """Why opening stopped before every connection was tried, if it did."""
+
+
+def idle_sources(connections: int) -> tuple[str, ...]:
+    """The loopback source addresses for ``connections`` idle clients: 127.0.0.2 onwards,
+    at most ``IDLE_PER_SOURCE`` connections each (127.0.0.1 stays free for the rest)."""
+    return tuple(f"127.0.0.{2 + k}" for k in range(max(1, -(-connections // IDLE_PER_SOURCE))))
 
 
 def idle_memory(
-    endpoint: Endpoint, *, connections: int, broker_pid: int, settle: float = 1.0
+    endpoint: Endpoint,
+    *,
+    connections: int,
+    broker_pid: int,
+    hold: float = 0.0,
+    processes: int | None = None,
+    settle: float = 1.0,
+    ping_every: int = 100,
 ) -> IdleResult:
-    """Broker RSS growth per idle connection (CONNECT, keep-alive 600 s, then nothing).
+    """Broker RSS growth per idle connection (CONNECT, keep-alive 600 s, then nothing),
+    and whether the broker still holds them all after ``hold`` seconds.
 
     A first tenth of the connections (at most 50) is opened before the baseline reading,
     so one-time costs (first handshake, lazily built tables) are not charged per
-    connection; the rest is opened after it.
+    connection; the rest is opened after it, by ``processes`` workers (default: one per
+    ``IDLE_PER_PROCESS`` connections, or fewer connections each if the open-files limit
+    is lower) from ``idle_sources(connections)``. After the
+    hold every worker counts the connections the broker closed and pings every
+    ``ping_every``-th of the others.
 
-    :raises LoadError: if the worker fails.
+    Opening stops early (and ``stopped`` says why) when the machine runs short of memory
+    or a worker has had ``workers.IDLE_GIVE_UP_AFTER`` failures.
+
+    :raises LoadError: if a worker fails, or the broker's open-files limit is too low.
     """
+    fd_limit = _check_fd_limit(broker_pid, connections)
+    own_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    per_process = max(1, min(IDLE_PER_PROCESS, own_limit - FD_MARGIN))
+    procs = max(processes or 1, -(-connections // per_process))
+    procs = min(procs, connections)
+    sources = idle_sources(connections)
     warm = min(50, max(1, connections // 10))
-    commands: multiprocessing.queues.Queue[tuple[str, int]] = new_queue()
-    with WorkerGroup(hard_seconds=connections / 20 + 120) as group:
-        slot = group.add(idle_job, endpoint, _client_prefix("idle"), commands)
+    rest = connections - warm
+    shares = [rest // procs + (k < rest % procs) for k in range(procs)]
+    commands: list[multiprocessing.queues.Queue[tuple[str, int]]] = [
+        new_queue() for _ in range(procs)
+    ]
+    open_timeout = connections / 20 + 60
+    with WorkerGroup(hard_seconds=open_timeout + hold + 180) as group:
+        slots = [
+            group.add(idle_job, endpoint, _client_prefix("idle"), sources, q) for q in commands
+        ]
         group.start()
         tree = procstat.descendants(broker_pid)
-        commands.put(("open", warm))
-        opened = group.wait_for("opened", [slot], READY_TIMEOUT)[slot]
+        peak = 0
+        mem_min = procstat.mem_available_bytes()
+        stopped: str | None = None
+
+        def sample() -> None:
+            nonlocal peak, mem_min, stopped
+            peak = max(peak, procstat.rss_bytes(tree))
+            mem_min = min(mem_min, procstat.mem_available_bytes())
+            if mem_min < MEMORY_FLOOR and stopped is None:
+                stopped = f"the machine had only {mem_min >> 20} MiB of memory left"
+                group.halt(slots)
+
+        commands[0].put(("open", warm))
+        group.wait_for("opened", [slots[0]], READY_TIMEOUT, sample)
         time.sleep(settle)
         before = procstat.rss_bytes(tree)
-        commands.put(("open", connections - warm))
-        opened = group.wait_for("opened", [slot], connections / 20 + 60)[slot]
+        began = time.monotonic()
+        for q, share in zip(commands, shares, strict=True):
+            q.put(("open", share))
+        opened = group.wait_for("opened", slots, open_timeout, sample)
+        open_seconds = time.monotonic() - began
         time.sleep(settle)
+        sample()
         after = procstat.rss_bytes(tree)
-        commands.put(("close", 0))
-        group.wait_for("result", [slot], RESULT_TIMEOUT)
-    measured = int(opened["open"]) - warm
+        generator_rss = procstat.rss_bytes(group.pids)
+        hold_end = time.monotonic() + hold
+        while (now := time.monotonic()) < hold_end:
+            time.sleep(min(0.5, hold_end - now))
+            sample()
+        for q in commands:
+            q.put(("check", ping_every))
+        checked = group.wait_for("checked", slots, CONNECT_TIMEOUT + PING_TIMEOUT + 30)
+        sample()
+        after_hold = procstat.rss_bytes(tree)
+        for q in commands:
+            q.put(("close", 0))
+        group.wait_for("result", slots, RESULT_TIMEOUT + connections / 5000)
+    is_open = sum(int(r["open"]) for r in opened.values())
+    failed = sum(int(r["failed"]) for r in opened.values())
+    skipped = sum(int(r["skipped"]) for r in opened.values())
+    first_failure = next((r["first_failure"] for r in opened.values() if r["first_failure"]), None)
+    measured = is_open - warm
     if measured <= 0:
         raise LoadError(
-            f"no connection to measure: {opened['failed']} of {connections - warm} failed,"
-            f" first: {opened['first_failure']}"
+            f"no connection to measure: {failed} failed, {skipped} not tried,"
+            f" first failure: {first_failure}"
         )
+    if stopped is None and skipped:
+        stopped = f"gave up after {failed} failed connections"
+    ping_failure = next(
+        (r["first_ping_failure"] for r in checked.values() if r["first_ping_failure"]), None
+    )
     return IdleResult(
-        connections=int(opened["open"]),
+        connections=connections,
         measured_connections=measured,
-        failed=int(opened["failed"]),
+        failed=failed,
+        skipped=skipped,
         rss_before=before,
         rss_after=after,
         bytes_per_connection=(after - before) / measured,
-        first_failure=opened["first_failure"],
+        first_failure=first_failure,
+        open_seconds=open_seconds,
+        opens_per_s=measured / open_seconds if open_seconds > 0 else 0.0,
+        hold_seconds=hold,
+        connections_held=sum(int(r["open"]) for r in checked.values()),
+        connections_lost=sum(int(r["lost"]) for r in checked.values()),
+        pings_sent=sum(int(r["pings_sent"]) for r in checked.values()),
+        pings_answered=sum(int(r["pings_answered"]) for r in checked.values()),
+        first_ping_failure=ping_failure,
+        rss_after_hold=after_hold,
+        broker_peak_rss=max(peak, after_hold),
+        broker_fd_limit=fd_limit,
+        generator_processes=procs,
+        generator_bytes_per_connection=generator_rss / is_open,
+        source_addresses=len(sources),
+        mem_available_min=mem_min,
+        stopped=stopped,
     )
 
 

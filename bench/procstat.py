@@ -85,6 +85,28 @@ def sample_pids(pids: list[int]) -> ProcSample:
     return ProcSample(cpu_seconds(pids), rss_bytes(pids))
 
 
+def fd_limit(pid: int) -> int | None:
+    """The soft RLIMIT_NOFILE of ``pid`` (``None`` if unreadable or unlimited)."""
+    try:
+        with open(f"/proc/{pid}/limits", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    soft = line.split()[3]
+                    return int(soft) if soft.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+def mem_available_bytes() -> int:
+    """MemAvailable from /proc/meminfo: what can still be allocated without swapping."""
+    with open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds spent busy (not idle, not waiting for I/O) by all cores since boot."""
     with open("/proc/stat", encoding="ascii") as f:

@@ -21,12 +21,14 @@ installed) with many MQTT connections, and steers them through shared memory:
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import multiprocessing.process
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
 import queue
+import resource
 import signal
 import ssl
 import statistics
@@ -43,6 +45,7 @@ from clients import (
     TOPIC_FILTER,
     Client,
     Endpoint,
+    IdleClient,
     LoadError,
     MqttSink,
     Publisher,
@@ -60,11 +63,21 @@ except ImportError:  # the generator still works on the default loop, only slowe
     uvloop = None  # type: ignore[assignment]
 
 PACE_TICK = 0.001
-"""Seconds between two rounds of the paced (latency) publisher."""
+"""Seconds between two rounds of the paced publishers (latency and paced runs)."""
+
+PACED_CONNECT_CONCURRENCY = 32
+"""Handshakes at once per paced worker while its devices connect."""
+IDLE_CONNECT_CONCURRENCY = 64
+"""Handshakes at once per idle worker."""
+IDLE_GIVE_UP_AFTER = 200
+"""An idle worker stops opening connections after this many have failed: a broker that
+refuses connections (out of file descriptors, say) would otherwise cost a connect timeout
+for every one of them."""
 
 READY_TIMEOUT = 60.0
 RESULT_TIMEOUT = 15.0
 _COUNTER_TICK = 0.01
+_POLL = 0.5
 _SPAWN = multiprocessing.get_context("spawn")
 
 Job = Callable[..., Coroutine[Any, Any, None]]
@@ -108,6 +121,9 @@ class Control:
 def worker_entry(job: Job, control: Control, *args: Any) -> None:
     """Process entry point: run ``job(control, *args)`` on a fresh event loop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # inherited; make sure of it
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         use_uvloop = uvloop is not None and os.environ.get("BENCH_LOOP", "uvloop") == "uvloop"
         factory = uvloop.new_event_loop if use_uvloop else None
@@ -198,6 +214,96 @@ async def pace(conns: list[Publisher], spec: PublisherSpec, control: Control) ->
         await asyncio.sleep(PACE_TICK)
 
 
+@dataclass(frozen=True, slots=True)
+class PacedSpec:
+    """The devices of one paced worker: each sends ``rate_each`` msg/s on its own connection.
+
+    ``phases`` (seconds, each below ``1 / rate_each``) stagger the devices over one period;
+    the parent spreads them evenly over all workers' devices, so the load is smooth.
+    """
+
+    client_ids: tuple[str, ...]
+    phases: tuple[float, ...]
+    rate_each: float
+    payload_size: int = 64
+
+
+async def paced_job(
+    control: Control,
+    endpoint: Endpoint,
+    spec: PacedSpec,
+    disconnect: multiprocessing.synchronize.Event,
+) -> None:
+    """Many slow devices: every one sends one QoS 0 PUBLISH per write at its own pace.
+
+    On the stop flag the devices stop sending and the worker reports ``stopped``; they
+    stay connected until ``disconnect`` is set, so that the parent can read the broker's
+    CPU after the last delivery without the disconnects in it.
+    """
+    ctx = client_ssl_context(endpoint.tls)
+    began = time.monotonic()
+    conns: list[Publisher] = await open_many(  # type: ignore[assignment]
+        endpoint,
+        ctx,
+        [
+            lambda cid=cid: Publisher(  # type: ignore[misc]
+                wire.encode_connect(cid), f"bench/{cid}", 0, spec.payload_size
+            )
+            for cid in spec.client_ids
+        ],
+        concurrency=PACED_CONNECT_CONCURRENCY,
+    )
+    control.report(
+        "ready",
+        {
+            "tls": conns[0].tls_version(),
+            "pid": os.getpid(),
+            "connect_seconds": time.monotonic() - began,
+        },
+    )
+    await control.wait_go()
+    await pace_devices(conns, spec, control)
+    result = {"sent": sum(c.sent for c in conns), "lost": sum(c.lost for c in conns)}
+    control.report("stopped", result)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, disconnect.wait, max(0.0, control.deadline - time.monotonic()))
+    result["lost"] = sum(c.lost for c in conns)
+    for c in conns:
+        c.close()
+    control.report("result", result)
+
+
+async def pace_devices(conns: list[Publisher], spec: PacedSpec, control: Control) -> None:
+    """One timer loop for all of this worker's devices, ticking every ``PACE_TICK``.
+
+    Device ``k`` sends its ``n``-th message at ``start + phases[k] + n / rate_each``.
+    With the devices sorted by phase those times only grow along the sequence
+    (n = 0: every device in phase order, then n = 1, ...), so each tick walks the sequence
+    up to now: no per-device task or timer. ``start`` is the same instant in every
+    worker (a multiple of the period on the system-wide monotonic clock), so the phases
+    the parent chose interleave the workers' devices too.
+    """
+    period = 1.0 / spec.rate_each
+    order = sorted(range(len(conns)), key=lambda k: spec.phases[k])
+    devices = [conns[k] for k in order]
+    phases = [spec.phases[k] for k in order]
+    n = len(devices)
+    padding = bytes(max(0, spec.payload_size - 8))
+    start = math.ceil(time.monotonic() / period) * period
+    step = 0  # index into the sequence: round step // n, device step % n
+    while control.running():
+        now = time.monotonic()
+        while True:
+            round_, k = divmod(step, n)
+            if start + round_ * period + phases[k] > now:
+                break
+            devices[k].send_one(time.monotonic_ns().to_bytes(8, "big") + padding)
+            step += 1
+        control.counters[control.slot] = step
+        await asyncio.sleep(PACE_TICK)
+    control.counters[control.slot] = sum(c.sent for c in conns)
+
+
 async def subscriber_job(
     control: Control, endpoint: Endpoint, client_id: str, qos: int, record_latency: bool
 ) -> None:
@@ -228,12 +334,24 @@ async def idle_job(
     control: Control,
     endpoint: Endpoint,
     prefix: str,
+    sources: tuple[str, ...],
     commands: multiprocessing.queues.Queue[tuple[str, int]],
 ) -> None:
-    """Open idle connections on command (``("open", n)``) until told ``("close", 0)``."""
+    """Idle connections, on command: ``("open", n)`` opens ``n`` more (reports
+    ``opened``), ``("check", every)`` counts the connections the broker closed and pings
+    every ``every``-th of the others (reports ``checked``), ``("close", 0)`` ends.
+
+    Connection ``k`` is bound to ``sources[k % len(sources)]`` (none if empty). Opening
+    stops early when the parent raises the stop flag or after ``IDLE_GIVE_UP_AFTER``
+    failures.
+    """
     ctx = client_ssl_context(endpoint.tls)
     loop = asyncio.get_running_loop()
-    conns: list[Client] = []
+    conns: list[IdleClient] = []
+    attempted = 0
+    failed = 0
+    skipped = 0
+    first_failure: str | None = None
     control.report("ready", {"pid": os.getpid()})
     while True:
         timeout = max(0.0, control.deadline - time.monotonic())
@@ -241,19 +359,30 @@ async def idle_job(
             command, count = await loop.run_in_executor(None, commands.get, True, timeout)
         except queue.Empty:
             break
-        if command != "open":
+        if command == "open":
+            results = await _open_idle(
+                endpoint, ctx, prefix, control, sources, attempted, count, failed
+            )
+            attempted += count
+            failures = [r for r in results if isinstance(r, BaseException)]
+            failed += len(failures)
+            skipped += sum(r is None for r in results)
+            if failures and first_failure is None:
+                first_failure = repr(failures[0])
+            conns.extend(r for r in results if isinstance(r, IdleClient))
+            control.report(
+                "opened",
+                {
+                    "open": sum(not c.lost for c in conns),
+                    "failed": failed,
+                    "skipped": skipped,
+                    "first_failure": first_failure,
+                },
+            )
+        elif command == "check":
+            control.report("checked", await _check_idle(conns, count))
+        else:
             break
-        results = await _open_idle(endpoint, ctx, prefix, control.slot, len(conns), count)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        conns.extend(r for r in results if isinstance(r, Client))
-        control.report(
-            "opened",
-            {
-                "open": sum(not c.lost for c in conns),
-                "failed": len(failures),
-                "first_failure": repr(failures[0]) if failures else None,
-            },
-        )
     for c in conns:
         c.close()
     control.report("result", {"open": len(conns)})
@@ -263,21 +392,48 @@ async def _open_idle(
     endpoint: Endpoint,
     ctx: ssl.SSLContext | None,
     prefix: str,
-    slot: int,
+    control: Control,
+    sources: tuple[str, ...],
     start: int,
     count: int,
-    concurrency: int = 64,
-) -> list[Client | BaseException]:
-    limit = asyncio.Semaphore(concurrency)
+    failed_before: int,
+) -> list[IdleClient | BaseException | None]:
+    """Open ``count`` idle clients; ``None`` for each one not attempted (gave up)."""
+    limit = asyncio.Semaphore(IDLE_CONNECT_CONCURRENCY)
+    failed = failed_before
 
-    async def one(client_id: str) -> Client:
+    async def one(index: int) -> IdleClient | None:
+        nonlocal failed
         async with limit:
-            return await open_client(
-                endpoint, ctx, lambda: Client(wire.encode_connect(client_id, keep_alive=600))
-            )
+            if failed >= IDLE_GIVE_UP_AFTER or not control.running():
+                return None
+            connect = wire.encode_connect(f"{prefix}-{control.slot}-{index}", keep_alive=600)
+            source = sources[index % len(sources)] if sources else None
+            try:
+                client = await open_client(endpoint, ctx, lambda: IdleClient(connect), source)
+            except BaseException:
+                failed += 1
+                raise
+            return client  # type: ignore[return-value]
 
-    ids = [f"{prefix}-{slot}-{start + k}" for k in range(count)]
-    return list(await asyncio.gather(*(one(i) for i in ids), return_exceptions=True))
+    indices = range(start, start + count)
+    return list(await asyncio.gather(*(one(i) for i in indices), return_exceptions=True))
+
+
+async def _check_idle(conns: list[IdleClient], every: int) -> dict[str, Any]:
+    """How many of ``conns`` the broker closed, and a PINGREQ/PINGRESP on every
+    ``every``-th of the rest (at least one)."""
+    alive = [c for c in conns if not c.lost]
+    sample = alive[:: max(1, every)] if alive else []
+    answers = await asyncio.gather(*(c.ping() for c in sample), return_exceptions=True)
+    failures = [a for a in answers if isinstance(a, BaseException)]
+    return {
+        "open": sum(not c.lost for c in conns),
+        "lost": sum(c.lost for c in conns),
+        "pings_sent": len(sample),
+        "pings_answered": len(sample) - len(failures),
+        "first_ping_failure": repr(failures[0]) if failures else None,
+    }
 
 
 async def connect_job(control: Control, endpoint: Endpoint, prefix: str, concurrency: int) -> None:
@@ -359,6 +515,11 @@ def new_queue() -> multiprocessing.queues.Queue[Any]:
     return _SPAWN.Queue()
 
 
+def new_event() -> multiprocessing.synchronize.Event:
+    """An event that can be handed to a worker when it is spawned."""
+    return _SPAWN.Event()
+
+
 class WorkerGroup:
     """Worker processes steered together; use as a context manager so they always end."""
 
@@ -395,17 +556,29 @@ class WorkerGroup:
             self._stops.append(stop)
         self.wait_for("ready", range(self._slots), ready_timeout)
 
-    def wait_for(self, kind: str, slots: Sequence[int], timeout: float) -> dict[int, Any]:
+    def wait_for(
+        self,
+        kind: str,
+        slots: Sequence[int],
+        timeout: float,
+        poll: Callable[[], None] | None = None,
+    ) -> dict[int, Any]:
         """Collect one ``kind`` report from each of ``slots``.
+
+        ``poll``, if given, is called about every ``_POLL`` seconds while waiting (to
+        sample memory, say); it may raise to give up.
 
         :raises LoadError: on a worker's error report, or when the time runs out.
         """
         deadline = time.monotonic() + timeout
         got: dict[int, Any] = {}
         while len(got) < len(slots):
+            if poll is not None:
+                poll()
             remaining = deadline - time.monotonic()
+            wait = min(remaining, _POLL) if poll is not None else remaining
             try:
-                report_kind, slot, payload = self.reports.get(timeout=max(0.01, remaining))
+                report_kind, slot, payload = self.reports.get(timeout=max(0.01, wait))
             except queue.Empty:
                 if remaining <= 0:
                     missing = sorted(set(slots) - set(got))
@@ -432,10 +605,14 @@ class WorkerGroup:
             procstat.machine_busy_seconds(),
         )
 
-    def stop(self, slots: Sequence[int]) -> dict[int, Any]:
-        """Stop ``slots`` and return their results."""
+    def halt(self, slots: Sequence[int]) -> None:
+        """Raise the stop flag of ``slots`` without waiting for anything."""
         for slot in slots:
             self._stops[slot].value = 1
+
+    def stop(self, slots: Sequence[int]) -> dict[int, Any]:
+        """Stop ``slots`` and return their results."""
+        self.halt(slots)
         return self.wait_for("result", slots, RESULT_TIMEOUT)
 
     def close(self) -> None:

@@ -70,6 +70,7 @@ from ._events import (
     Subscribed,
     Unsubscribed,
 )
+from ._keepalive import KeepAliveWheel
 from ._lifecycle import LifecycleEvents
 from ._limits import BrokerLimits
 from ._plugs import (
@@ -129,6 +130,7 @@ class Broker:
         self.retained: RetainedStore[Message] = RetainedStore()
         self.reserved_handlers: list[ReservedTopicHandler] = []
         self.stats = BrokerStats()
+        self.keep_alive = KeepAliveWheel()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._drained: asyncio.Event | None = None
@@ -346,8 +348,10 @@ class Broker:
                 conn.send_packet(Pubrel(packet.packet_id,
                                         ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
         elif isinstance(packet, Pubrel):
-            found = packet.packet_id in session.inbound_qos2
-            session.inbound_qos2.discard(packet.packet_id)
+            pending = session.inbound_qos2
+            found = pending is not None and packet.packet_id in pending
+            if found:
+                pending.discard(packet.packet_id)  # type: ignore[union-attr]
             code = SUCCESS if found else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
             conn.send_packet(Pubcomp(packet.packet_id, code))
         elif isinstance(packet, Pubcomp):
@@ -402,18 +406,22 @@ class Broker:
         if session.topic_tally is not None:
             session.topic_tally.sent(topic, len(packet.payload))
         qos = packet.qos
-        limits = self.limits
-        if len(packet.payload) > limits.max_payload_bytes:
+        if len(packet.payload) > self.limits.max_payload_bytes:
             raise RemoteProtocolError("payload exceeds the limit", ReasonCode.PACKET_TOO_LARGE)
-        if not self._topic_within_limits(topic):
-            raise RemoteProtocolError("topic exceeds the limits", ReasonCode.TOPIC_NAME_INVALID)
+        # A topic with a cached publish decision has passed the limits before.
+        allowed = session.publish_allowed.get(topic)
+        if allowed is None:
+            if not self._topic_within_limits(topic):
+                raise RemoteProtocolError("topic exceeds the limits",
+                                          ReasonCode.TOPIC_NAME_INVALID)
+            allowed = session.allowed(Action.PUBLISH, topic)
         pid = packet.packet_id or 0  # the codec guarantees an id when qos > 0
-        if qos == 2 and pid in session.inbound_qos2:
+        if qos == 2 and session.inbound_qos2 and pid in session.inbound_qos2:
             # Retransmission of a QoS 2 message we already accepted: acknowledge only.
             conn.send_packet(Pubrec(pid))
             return
-        allowed = session.allowed(Action.PUBLISH, topic) and (
-            not packet.retain or session.allowed(Action.RETAIN_PUBLISH, topic))
+        if allowed and packet.retain:
+            allowed = session.allowed(Action.RETAIN_PUBLISH, topic)
         if not allowed:
             action = Action.PUBLISH if not session.allowed(Action.PUBLISH, topic) \
                 else Action.RETAIN_PUBLISH
@@ -430,13 +438,16 @@ class Broker:
         props = packet.properties
         message = Message(topic, packet.payload, qos, packet.retain,
                           _message_properties(props) if props is not NO_PROPERTIES else props,
-                          session.client_id, _expiry_deadline(props))
+                          session.client_id, _expiry_deadline(props),
+                          None if packet.retain or packet.dup else packet.raw)
         matched = self.publish(message, sender=session)
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
             conn.send_packet(Puback(pid, code))
         elif qos == 2:
+            if session.inbound_qos2 is None:
+                session.inbound_qos2 = set()
             session.inbound_qos2.add(pid)
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
@@ -502,6 +513,8 @@ class Broker:
                 continue
             qos = min(sub_qos, message.qos)
             session.deliver(message, qos, message.retain and rap, tuple(sub_ids))
+            if publisher is not None and session.congested():
+                session.hold(publisher)
         return True
 
     def _deliver(self, session: Session, message: Message, opts: SubscriptionOptions,
@@ -509,7 +522,10 @@ class Broker:
         if opts.no_local and session.client_id == origin:
             return
         topic = message.topic
-        if not session.allowed(Action.RECEIVE, topic):
+        allowed = session.receive_allowed.get(topic)
+        if allowed is None:
+            allowed = session.allowed(Action.RECEIVE, topic)
+        if not allowed:
             self._denied(session, Action.RECEIVE, topic)
             return
         qos = min(opts.qos, message.qos)
@@ -680,6 +696,7 @@ class Broker:
             for conn in list(self.connections):
                 conn.abort_transport()
             await self._all_closed(1.0)
+        self.keep_alive.close()
 
     async def _all_closed(self, timeout: float) -> bool:
         if self.connections:

@@ -49,9 +49,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.broker")
 
+_NO_BACKLOG: list[Packet] = []  # shared while not connecting; never appended to
+
 
 class MQTTConnection(asyncio.Protocol):
     """One client connection. Created by the listener for every accepted socket."""
+
+    __slots__ = (
+        "_backlog",
+        "_connecting",
+        "_flush_scheduled",
+        "_held",
+        "_keep_alive_timeout",
+        "_last_packet",
+        "_loop",
+        "_out",
+        "_read_held",
+        "_timer",
+        "broker",
+        "client_id",
+        "client_initiated",
+        "client_receive_maximum",
+        "closed",
+        "connacked",
+        "disconnect_reason",
+        "held_dropped",
+        "holds",
+        "keep_alive_slot",
+        "listener_name",
+        "paused",
+        "principal",
+        "proto",
+        "protocol_version",
+        "publish_will",
+        "session",
+        "transport",
+        "unflushed",
+    )
 
     def __init__(self, broker: Broker, listener_name: str, limits: ServerLimits) -> None:
         self.broker = broker
@@ -69,17 +103,20 @@ class MQTTConnection(asyncio.Protocol):
         self.client_initiated = False
         self.publish_will = True
         self._connecting = False
-        self._backlog: list[Packet] = []
+        self._backlog: list[Packet] = _NO_BACKLOG  # a list of its own while connecting
         self._out: list[bytes] = []
+        self.unflushed = 0  # bytes in _out
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # the CONNECT deadline
+        self.keep_alive_slot = 0  # see KeepAliveWheel
         self._keep_alive_timeout = 0.0
         self._last_packet = 0.0
         self._loop = asyncio.get_running_loop()
         self.paused = False
         # Flow control (see Session): while held, PUBLISH packets wait here.
         self.holds = 0
-        self._held: deque[Publish] = deque()
+        self._read_held = False  # reading paused by holds (not by CONNECT handling)
+        self._held: deque[Publish] | None = None  # created when first needed
         self.held_dropped = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -114,7 +151,7 @@ class MQTTConnection(asyncio.Protocol):
             return
         self._last_packet = self._loop.time()
         if self._connecting:
-            self._backlog.extend(packets)
+            self._backlog += packets
             return
         self._dispatch(packets)
 
@@ -128,7 +165,7 @@ class MQTTConnection(asyncio.Protocol):
                 continue
             if isinstance(packet, Connect):
                 self._connecting = True
-                self._backlog.extend(packets[index + 1:])
+                self._backlog = packets[index + 1:]
                 self.transport.pause_reading()  # type: ignore[union-attr]
                 broker.spawn(self._handle_connect(packet))
                 return
@@ -157,9 +194,9 @@ class MQTTConnection(asyncio.Protocol):
             self._timer = None
         if keep_alive:
             self._keep_alive_timeout = keep_alive * 1.5
-            self._last_packet = self._loop.time()
-            self._timer = self._loop.call_later(self._keep_alive_timeout, self._keep_alive_check)
-        backlog, self._backlog = self._backlog, []
+            self._last_packet = now = self._loop.time()
+            self.broker.keep_alive.watch(self, now + self._keep_alive_timeout)
+        backlog, self._backlog = self._backlog, _NO_BACKLOG
         if backlog:
             self._dispatch(backlog)
         if not self.closed:
@@ -170,43 +207,90 @@ class MQTTConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.broker.keep_alive.unwatch(self)
         self.broker.connection_closed(self)
 
     def pause_writing(self) -> None:
+        """The socket's send buffer is past its high-water mark: the client reads slower
+        than we write. Subscribers' sessions treat this as congestion (see Session)."""
         self.paused = True
+        self.keep_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
+        session = self.session
+        if session is not None and session.connection is self:
+            session.writable()
 
     # -- flow control --------------------------------------------------------------------
 
     def hold(self) -> None:
-        """A congested subscriber holds this publisher back (counted per subscriber)."""
+        """A congested subscriber holds this publisher back (counted per subscriber).
+
+        Reading stops, so TCP slows the client down, unless this connection's own session
+        is congested; PUBLISH packets already read wait in ``_held``.
+        """
         self.holds += 1
+        session = self.session
+        if self._read_held or self.paused or self.closed or self.transport is None or (
+                session is not None and session.congested()):
+            return
+        self._read_held = True
+        self.transport.pause_reading()
+
+    def keep_reading(self) -> None:
+        """Undo a hold's pause of reading (the holds stay; PUBLISH packets wait in
+        ``_held``). Called when this connection's own output backs up: a congested
+        connection must always be read, since draining it takes its acknowledgements, and
+        a client that publishes and subscribes from one thread may be blocked in a write
+        until we read."""
+        if self._read_held:
+            self._read_held = False
+            if not self.closed:
+                self.transport.resume_reading()  # type: ignore[union-attr]
 
     def release(self) -> None:
         self.holds -= 1
-        if self.holds == 0 and self._held and not self.closed:
+        if self.holds or self.closed:
+            return
+        if self._held:
+            # Reading resumes once what waits is processed (_drain_held): resumed first,
+            # the socket's backlog (megabytes: libuv reads up to 32 times per event)
+            # would arrive before the drain and overflow _held.
             self._loop.call_soon(self._drain_held)
+        else:
+            self._resume_held_reading()
+
+    def _resume_held_reading(self) -> None:
+        if self._read_held and not self.holds and not self.closed:
+            self._read_held = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def _hold_back(self, packet: Publish) -> None:
         # Reading never stops (a paused socket could deadlock with a client that publishes
         # and subscribes from one thread): QoS 1/2 publishers slow down because their
         # acknowledgements wait; what a client sends past the cap is dropped and counted
         # (QoS 0 is at most once; a QoS 1/2 message dropped here was never acknowledged).
-        if len(self._held) >= self.broker.limits.max_queued_messages:
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+        if len(held) >= self.broker.limits.max_queued_messages:
             self.held_dropped += 1
             return
-        self._held.append(packet)
+        held.append(packet)
 
     def _drain_held(self) -> None:
         held = self._held
+        if held is None:
+            return
         while held and not self.holds and not self.closed:
             try:
                 self.broker.handle_packet(self, held.popleft())
             except RemoteProtocolError as exc:
                 self._protocol_violation(exc)
                 return
+        if not held:
+            self._resume_held_reading()
 
     # -- timers --------------------------------------------------------------------------
 
@@ -217,17 +301,21 @@ class MQTTConnection(asyncio.Protocol):
                      self.broker.limits.connect_timeout)
             self.abort(DisconnectReason.CLIENT_ERROR)
 
-    def _keep_alive_check(self) -> None:
-        self._timer = None
+    def keep_alive_due(self) -> None:
+        """Called by the broker's keep-alive wheel when this connection's deadline came."""
         if self.closed:
             return
-        idle = self._loop.time() - self._last_packet
+        last = self._last_packet
+        now = self._loop.time()
+        idle = now - last
+        if self.holds:  # we are not reading it: its silence is ours
+            self.broker.keep_alive.watch(self, now + self._keep_alive_timeout)
+            return
         if idle >= self._keep_alive_timeout:
             log.info("client %r: keep-alive timeout (%.1f s idle)", self.client_id, idle)
             self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, DisconnectReason.MQTT_KEEP_ALIVE_TIMEOUT)
             return
-        self._timer = self._loop.call_later(self._keep_alive_timeout - idle,
-                                            self._keep_alive_check)
+        self.broker.keep_alive.watch(self, last + self._keep_alive_timeout)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -245,6 +333,7 @@ class MQTTConnection(asyncio.Protocol):
         if self.closed or not data:
             return
         self._out.append(data)
+        self.unflushed += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -272,7 +361,13 @@ class MQTTConnection(asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self.unflushed = 0
         self.transport.write(data)
+        session = self.session
+        if not self.paused and session is not None and session.holding and (
+                session.connection is self):
+            # Held back for output that had not been flushed yet; the socket took it.
+            session.writable()
 
     def send_packet(self, packet: Packet) -> None:
         """Encode ``packet`` through the protocol state and write it."""

@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from asyncio import sslproto
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..mqtt import ServerLimits
 from ._broker import Broker
 from ._connection import MQTTConnection
-
-# CPython's SSL transport keeps a 256 KiB read buffer per connection; MQTT packets here are
-# at most ~146 KiB and usually tiny. 16 KiB (one TLS record) costs no measurable CPU and
-# cuts memory per idle TLS connection by ~240 KB (cpython issue 109534).
-sslproto.SSLProtocol.max_size = 16 * 1024
+from ._tls import TLSStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +43,19 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
     loop = asyncio.get_running_loop()
     limits = server_limits(broker)
 
-    def factory() -> MQTTConnection:
+    def mqtt() -> MQTTConnection:
         return MQTTConnection(broker, config.name, limits)
 
+    factory: Callable[[], asyncio.Protocol] = mqtt
+    tls, handshake_timeout = config.tls, broker.limits.tls_handshake_timeout
+    if tls is not None:
+        # TLS runs in the broker's own lean stream, not the event loop's TLS transport
+        # (see _tls.py: memory per idle connection, Python calls per message).
+        def factory() -> asyncio.Protocol:
+            return TLSStream(tls, mqtt, handshake_timeout)
+
     server = await loop.create_server(
-        factory, config.host, config.port, reuse_address=True, backlog=4096,
-        ssl=config.tls,
-        ssl_handshake_timeout=(
-            broker.limits.tls_handshake_timeout if config.tls is not None else None),
-    )
+        factory, config.host, config.port, reuse_address=True, backlog=4096)
     for sock in server.sockets:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -18,6 +18,7 @@ drains. Message bytes are encoded once per (protocol version, QoS, retain flag) 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import deque
@@ -39,6 +40,20 @@ if TYPE_CHECKING:
     from ._connection import MQTTConnection
 
 
+_UNDECIDED: dict[str, bool] = {}
+"""Shared by every session until its first decision; never written to (see allowed())."""
+_DECISIONS_KEPT = 4096
+
+UNFLUSHED_HIGH_WATER = 256 * 1024
+"""Bytes written to a connection in this event-loop step (not yet handed to its socket)
+past which the connection counts as congested: a publisher resumed after a pause may
+deliver megabytes in one step (libuv reads up to 32 times per readiness event), before
+the socket's own high-water mark could say so."""
+
+SLOW_READER_GRACE = 5.0
+"""Seconds a subscriber whose socket is full may hold its publishers back."""
+
+
 class Message:
     """One application message on its way through the broker.
 
@@ -48,6 +63,7 @@ class Message:
 
     __slots__ = (
         "_encoded",
+        "_raw",
         "expires_at",
         "origin",
         "payload",
@@ -67,7 +83,10 @@ class Message:
         properties: Properties = NO_PROPERTIES,
         origin: str | None = None,
         expires_at: float | None = None,
+        raw: bytes | None = None,
     ) -> None:
+        """``raw``: the MQTT 3.1/3.1.1 PUBLISH this message arrived in, when its retain and
+        DUP flags are clear; forwarded unchanged to 3.1/3.1.1 subscribers at its QoS."""
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -76,17 +95,23 @@ class Message:
         self.origin = origin
         self.expires_at = expires_at
         self.received_at = 0.0  # epoch seconds; set for retained messages when stored
-        self._encoded: dict[tuple[int, int, bool], bytes] = {}
+        self._raw = raw
+        self._encoded: dict[tuple[int, int, bool], bytes] | None = None
 
     def encoded(self, version: int, qos: int, retain: bool) -> bytes:
         """PUBLISH bytes for this message; for QoS > 0 the packet id is a placeholder."""
+        if self._raw is not None and version != MQTT_5 and qos == self.qos and not retain:
+            return self._raw
         key = (version, qos, retain)
-        data = self._encoded.get(key)
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self._encoded = {}
+        data = encoded.get(key)
         if data is None:
             props = self.properties if version == MQTT_5 else NO_PROPERTIES
             data = encode_publish(self.topic, self.payload, qos, retain,
                                   1 if qos else None, version, props)
-            self._encoded[key] = data
+            encoded[key] = data
         return data
 
     def encode_for(
@@ -148,6 +173,14 @@ class Outgoing:
 class Session:
     """MQTT session state for one client id. See the module docstring."""
 
+    # Slots: a broker holds one per client; a __dict__ would cost ~1 KB more each.
+    __slots__ = ("_decisions", "_grace", "_next_id", "authorization_failures", "bytes_sent",
+                 "client_id", "congested_since", "connection", "dropped", "expiry_handle",
+                 "expiry_interval", "high_water", "holding", "inbound_qos2", "inflight",
+                 "low_water", "max_inflight", "max_queued", "messages_received", "messages_sent",
+                 "permissions", "principal", "publish_allowed", "queue", "receive_allowed", "session_id", "subscriptions",
+                 "topic_tally", "will", "will_handle")
+
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
                  max_queued: int) -> None:
         self.client_id = client_id
@@ -161,8 +194,10 @@ class Session:
         self.will_handle: object | None = None
         self.expiry_handle: object | None = None
         self.inflight: dict[int, Outgoing] = {}
-        self.queue: deque[tuple[Message, int, bool, tuple[int, ...]]] = deque()
-        self.inbound_qos2: set[int] = set()
+        # QoS 1/2 deliveries waiting behind the in-flight window; created when needed
+        # (an empty deque costs ~600 bytes, and most sessions never queue).
+        self.queue: deque[tuple[Message, int, bool, tuple[int, ...]]] | None = None
+        self.inbound_qos2: set[int] | None = None  # QoS 2 ids awaiting PUBREL
         self.max_inflight = max_inflight
         self.max_queued = max_queued
         self.dropped = 0
@@ -177,29 +212,62 @@ class Session:
         # only on sessions a profile with such a dimension targets; None costs nothing.
         self.topic_tally: TopicTally | None = None
         # Flow control: publishers held back while this session is congested.
-        self.holding: set[MQTTConnection] = set()
+        self.holding: set[MQTTConnection] | None = None
+        self.congested_since = 0.0  # when the send buffer filled (0: it has not)
+        self._grace: asyncio.TimerHandle | None = None
         self.high_water = max(1, max_inflight)
         self.low_water = max(0, max_inflight // 4)
         self._next_id = 1
-        self._decisions: dict[tuple[Action, str], bool] = {}
+        self._decisions: dict[tuple[Action, str], bool] | None = None
+        self.publish_allowed: dict[str, bool] = _UNDECIDED  # see allowed()
+        self.receive_allowed: dict[str, bool] = _UNDECIDED
 
     # -- authorization -------------------------------------------------------------------
 
     def allowed(self, action: Action, resource: str) -> bool:
-        """Cached decision for ``action`` on ``resource``; no permissions means deny."""
+        """Cached decision for ``action`` on ``resource``; no permissions means deny.
+
+        Publish and receive decisions, asked once per message, are kept by topic in
+        ``publish_allowed`` and ``receive_allowed``, which the broker's message path reads
+        directly (no tuple key, no enum hash); until a first decision they share one empty
+        dict, so an idle session pays nothing for them.
+        """
+        if action is Action.PUBLISH or action is Action.RECEIVE:
+            publish = action is Action.PUBLISH
+            cache = self.publish_allowed if publish else self.receive_allowed
+            decision = cache.get(resource)
+            if decision is None:
+                decision = self._check(action, resource)
+                if cache is _UNDECIDED:
+                    cache = {}
+                    if publish:
+                        self.publish_allowed = cache
+                    else:
+                        self.receive_allowed = cache
+                elif len(cache) > _DECISIONS_KEPT:
+                    cache.clear()
+                cache[resource] = decision
+            return decision
         key = (action, resource)
-        decision = self._decisions.get(key)
-        if decision is None:
-            permissions = self.permissions
-            decision = permissions is not None and permissions.check(action, resource)
-            if len(self._decisions) > 4096:
-                self._decisions.clear()
-            self._decisions[key] = decision
-        return decision
+        decisions = self._decisions
+        if decisions is None:
+            decisions = self._decisions = {}
+        found = decisions.get(key)
+        if found is None:
+            found = self._check(action, resource)
+            if len(decisions) > _DECISIONS_KEPT:
+                decisions.clear()
+            decisions[key] = found
+        return found
+
+    def _check(self, action: Action, resource: str) -> bool:
+        permissions = self.permissions
+        return permissions is not None and permissions.check(action, resource)
 
     def set_permissions(self, permissions: SessionPermissions | None) -> None:
         self.permissions = permissions
-        self._decisions.clear()
+        self._decisions = None
+        self.publish_allowed = self.receive_allowed = _UNDECIDED
 
     # -- outbound flow -------------------------------------------------------------------
 
@@ -231,10 +299,13 @@ class Session:
         if conn is not None and not self.queue and len(self.inflight) < self.window():
             self._send_new(conn, message, qos, retain, subscription_ids)
             return
-        if len(self.queue) >= self.max_queued:
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        elif len(queue) >= self.max_queued:
             self.dropped += 1
             return
-        self.queue.append((message, qos, retain, subscription_ids))
+        queue.append((message, qos, retain, subscription_ids))
 
     def _send_new(self, conn: MQTTConnection, message: Message, qos: int, retain: bool,
                   subscription_ids: tuple[int, ...]) -> None:
@@ -266,32 +337,77 @@ class Session:
     # -- flow control --------------------------------------------------------------------
     #
     # A live subscriber that cannot keep up (its QoS 1/2 queue behind the in-flight window
-    # is past the high-water mark) holds back the connections publishing to it: they keep reading and acknowledging, but their next
-    # PUBLISH packets wait unprocessed (and unacknowledged, so QoS 1/2 publishers slow
-    # down to the subscriber's pace) until the subscriber drains below the low-water
-    # mark. Nothing is lost and memory stays bounded; acknowledgements are never held, so
-    # two clients publishing to each other cannot deadlock. An offline session never
-    # holds anyone back: its queue is bounded by ``max_queued`` and drops beyond. QoS 0
-    # never holds anyone: a subscriber whose socket buffer is full loses QoS 0 messages
-    # (at most once), exactly as MQTT allows.
+    # is past the high-water mark, or its socket's send buffer is) holds back the
+    # connections publishing to it: the broker stops reading them, so TCP slows them down
+    # to the subscriber's pace, and PUBLISH packets already read wait unprocessed (QoS 1/2
+    # unacknowledged) until the subscriber drains. Nothing is lost and memory stays
+    # bounded. Deadlock freedom rests on one rule: a congested session's own connection
+    # is always read (hold() resumes it, and so does a full send buffer), because draining
+    # it needs its acknowledgements, and a client that publishes and subscribes from one
+    # thread may sit in a blocking write until we read. An offline session never holds
+    # anyone back: its queue is bounded by ``max_queued`` and drops beyond. A subscriber
+    # whose socket stays full for SLOW_READER_GRACE seconds stops holding anyone and loses
+    # QoS 0 messages instead (at most once, as MQTT allows).
 
     def congested(self) -> bool:
-        return self.connection is not None and len(self.queue) >= self.high_water
+        """Whether publishers to this session should be held back now: its QoS 1/2
+        queue is past the high-water mark, or its socket's send buffer is (for at most
+        ``SLOW_READER_GRACE`` seconds in a row; after that it is a slow reader, which
+        loses QoS 0 messages instead of slowing everyone down)."""
+        conn = self.connection
+        if conn is None:
+            return False
+        queue = self.queue
+        if queue is not None and len(queue) >= self.high_water:
+            return True
+        if not conn.paused and conn.unflushed < UNFLUSHED_HIGH_WATER:
+            return False
+        now = time.monotonic()
+        if not self.congested_since:
+            self.congested_since = now
+            self._grace = asyncio.get_running_loop().call_later(
+                SLOW_READER_GRACE, self._grace_over)
+            return True
+        return now - self.congested_since < SLOW_READER_GRACE
+
+    def _grace_over(self) -> None:
+        """Still full after the grace period: a slow reader; let its publishers go."""
+        self._grace = None
+        if self.congested_since and self.holding:
+            queue = self.queue
+            if queue is None or len(queue) < self.high_water:
+                self.release_all()
+
+    def writable(self) -> None:
+        """The connection's send buffer drained below its low-water mark."""
+        self.congested_since = 0.0
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self.holding:
+            self.release_if_drained()
 
     def hold(self, publisher: MQTTConnection) -> None:
-        if publisher is self.connection or publisher in self.holding:
+        conn = self.connection
+        if conn is not None:
+            conn.keep_reading()  # a congested session's own connection is always read
+        holding = self.holding
+        if holding is None:
+            holding = self.holding = set()
+        if publisher is conn or publisher in holding:
             return
-        self.holding.add(publisher)
+        holding.add(publisher)
         publisher.hold()
 
     def release_if_drained(self) -> None:
-        if self.connection is not None and len(self.queue) > self.low_water:
+        queue = self.queue
+        if self.connection is not None and queue is not None and len(queue) > self.low_water:
             return
         self.release_all()
 
     def release_all(self) -> None:
-        holding, self.holding = self.holding, set()
-        for publisher in holding:
+        holding, self.holding = self.holding, None
+        for publisher in holding or ():
             publisher.release()
 
     def acknowledge(self, packet_id: int) -> bool:
@@ -331,5 +447,5 @@ class Session:
 
     def clear_flow(self) -> None:
         self.inflight.clear()
-        self.queue.clear()
-        self.inbound_qos2.clear()
+        self.queue = None
+        self.inbound_qos2 = None

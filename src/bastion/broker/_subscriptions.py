@@ -21,6 +21,8 @@ again replaces the value, as an MQTT SUBSCRIBE does.
   prebuilt ``(key, value)`` tuples, so a match copies references without building tuples,
   and shared subscriptions ``$share/{group}/{filter}`` as one :class:`_Group` per group
   name. A group hands out one member per message, round robin.
+* The result of a walk is cached per topic (non-shared matches, plus the shared groups,
+  which still pick their member per message); any add or remove clears the cache.
 * A reverse map ``key -> filters`` makes :meth:`SubscriptionIndex.remove_all` (session
   end) cost O(subscriptions of that key). Removal prunes trie nodes left empty, so the
   table does not grow with churn.
@@ -38,6 +40,9 @@ from bastion.mqtt._errors import RemoteProtocolError
 from bastion.mqtt._topics import parse_shared_subscription, validate_topic_filter
 
 __all__ = ["SubscriptionIndex"]
+
+_CACHE_SIZE = 10_000
+"""Topics whose matches are remembered; the cache starts over when it is full."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -148,15 +153,14 @@ class _Node(Generic[K, V]):
             if not groups:
                 self.groups = None
 
-    def collect(self, matched: list[tuple[K, V]]) -> None:
-        """Append this node's subscribers, and one member of each group, to ``matched``."""
+    def collect(self, matched: list[tuple[K, V]], shared: list[_Group[K, V]]) -> None:
+        """Append this node's subscribers to ``matched`` and its groups to ``shared``."""
         subs = self.subs
         if subs is not None:
             matched.extend(subs.values())
         groups = self.groups
         if groups is not None:
-            for members in groups.values():
-                matched.append(members.pick())
+            shared.extend(groups.values())
 
     def child(self, level: str) -> _Node[K, V] | None:
         """The child for ``level`` (literal, ``+`` or ``#``), if there is one."""
@@ -216,7 +220,7 @@ class SubscriptionIndex(Generic[K, V]):
     subscription (e.g. its options). A subscriber has at most one subscription per filter.
     """
 
-    __slots__ = ("_by_key", "_count", "_exact", "_root", "_wildcards")
+    __slots__ = ("_by_key", "_cache", "_count", "_exact", "_root", "_wildcards")
 
     def __init__(self) -> None:
         self._exact: dict[str, _Node[K, V]] = {}
@@ -224,6 +228,8 @@ class SubscriptionIndex(Generic[K, V]):
         self._by_key: dict[K, dict[str, None]] = {}
         self._count = 0
         self._wildcards = 0
+        # topic -> (non-shared matches, shared groups or None); cleared by every change.
+        self._cache: dict[str, tuple[list[tuple[K, V]], list[_Group[K, V]] | None]] = {}
 
     def add(self, topic_filter: str, key: K, value: V) -> bool:
         """Subscribe ``key`` to ``topic_filter`` with ``value``.
@@ -255,6 +261,7 @@ class SubscriptionIndex(Generic[K, V]):
             if slot is None:
                 slot = self._exact[inner] = _Node()
             node = slot
+        self._cache.clear()
         if not node.put(group, key, value):
             return False
         self._count += 1
@@ -295,6 +302,7 @@ class SubscriptionIndex(Generic[K, V]):
 
     def _detach(self, topic_filter: str, key: K) -> None:
         """Remove an existing subscription from the dict or trie, pruning empty nodes."""
+        self._cache.clear()
         group, inner = _split(topic_filter)
         self._count -= 1
         if not _has_wildcard(inner):
@@ -326,22 +334,42 @@ class SubscriptionIndex(Generic[K, V]):
         them (MQTT 5 section 3.3.4). Each matching shared subscription contributes exactly
         one member, chosen round robin, so calling this advances the groups' turns.
 
+        The walk's result is cached per topic until the next change to the index (a
+        fleet publishes on the same topics over and over); the returned list may be that
+        cached list, so callers must not modify it.
+
         :param topic: a valid topic name.
         :returns: ``(key, value)`` pairs, in no particular order.
         """
-        matched: list[tuple[K, V]] = []
+        cache = self._cache
+        entry = cache.get(topic)
+        if entry is None:
+            matched: list[tuple[K, V]] = []
+            shared: list[_Group[K, V]] = []
+            self._walk(topic, matched, shared)
+            entry = (matched, shared or None)
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[topic] = entry
+        matched, groups = entry
+        if groups is None:
+            return matched
+        return [*matched, *(members.pick() for members in groups)]
+
+    def _walk(self, topic: str, matched: list[tuple[K, V]],
+              shared: list[_Group[K, V]]) -> None:
         slot = self._exact.get(topic)
         if slot is not None:
-            slot.collect(matched)
+            slot.collect(matched, shared)
         if not self._wildcards:
-            return matched
+            return
         levels = iter(topic.split("/"))
         if topic.startswith("$"):
             # $-topics are not matched by a wildcard at the first level (spec 4.7.2).
             children = self._root.children
             first = None if children is None else children.get(next(levels))
             if first is None:
-                return matched
+                return
             frontier = [first]
         else:
             frontier = [self._root]
@@ -350,7 +378,7 @@ class SubscriptionIndex(Generic[K, V]):
             for node in frontier:
                 hashed = node.hash
                 if hashed is not None:
-                    hashed.collect(matched)
+                    hashed.collect(matched, shared)
                 children = node.children
                 if children is not None:
                     child = children.get(level)
@@ -360,16 +388,16 @@ class SubscriptionIndex(Generic[K, V]):
                 if plus is not None:
                     following.append(plus)
             if not following:
-                return matched
+                return
             frontier, following = following, frontier
             following.clear()
         for node in frontier:
             # "a/#" matches "a" too: the parent level of '#' is a match.
             hashed = node.hash
             if hashed is not None:
-                hashed.collect(matched)
-            node.collect(matched)
-        return matched
+                hashed.collect(matched, shared)
+            node.collect(matched, shared)
+        return
 
     def filters_of(self, key: K) -> list[str]:
         """The topic filters ``key`` is subscribed to, in subscription order."""

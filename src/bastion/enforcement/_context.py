@@ -4,6 +4,7 @@ record. Done once per CONNECT (and after a security event)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -61,10 +62,29 @@ def _alternative_names(cert: x509.Certificate,
     return values
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateFields:
+    """What policies may read from a certificate (``iot:Certificate.*``): parsed once per
+    certificate, shared by every connection that presents it."""
+
+    subject: dict[str, list[str]]
+    issuer: dict[str, list[str]]
+    subject_alternative_names: dict[str, list[str]]
+    issuer_alternative_names: dict[str, list[str]]
+    serial_number: str
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> CertificateFields:
+        return cls(_name_values(certificate.subject), _name_values(certificate.issuer),
+                   _alternative_names(certificate, x509.SubjectAlternativeName),
+                   _alternative_names(certificate, x509.IssuerAlternativeName),
+                   format(certificate.serial_number, "x"))
+
+
 def request_context(
     config: RegistryConfig,
     record: PrincipalRecord,
-    certificate: x509.Certificate,
+    certificate: x509.Certificate | CertificateFields,
     *,
     client_id: str,
     source_ip: str,
@@ -75,6 +95,8 @@ def request_context(
     to the certificate (AWS IoT's rule); ``IsAttached`` is ``false`` otherwise.
     """
     thing = record.thing
+    fields = certificate if isinstance(certificate, CertificateFields) else (
+        CertificateFields.of(certificate))
     return RequestContext(
         region=config.region,
         account=config.account_id,
@@ -83,10 +105,10 @@ def request_context(
         thing_type_name=thing.thing_type_name if thing else None,
         thing_attributes=dict(thing.attributes) if thing else {},
         is_attached=thing is not None,
-        certificate_subject=_name_values(certificate.subject),
-        certificate_issuer=_name_values(certificate.issuer),
-        subject_alternative_names=_alternative_names(certificate, x509.SubjectAlternativeName),
-        issuer_alternative_names=_alternative_names(certificate, x509.IssuerAlternativeName),
-        certificate_serial_number=format(certificate.serial_number, "x"),
+        certificate_subject=fields.subject,
+        certificate_issuer=fields.issuer,
+        subject_alternative_names=fields.subject_alternative_names,
+        issuer_alternative_names=fields.issuer_alternative_names,
+        certificate_serial_number=fields.serial_number,
         source_ip=source_ip,
     )

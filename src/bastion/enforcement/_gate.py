@@ -43,7 +43,7 @@ from ..registry import (
     PrincipalRecord,
     RegistryConfig,
 )
-from ._context import request_context
+from ._context import CertificateFields, request_context
 
 log = logging.getLogger("bastion.enforcement")
 
@@ -68,7 +68,7 @@ class GatePermissions:
     certificate_id: str
     ca_certificate_id: str | None
     thing_name: str | None
-    policy_names: frozenset[str]
+    policy_names: tuple[str, ...]
     bound: BoundPolicySet
     arn_prefix: str
 
@@ -89,18 +89,21 @@ class RegistryGate:
         self._compiled: OrderedDict[tuple[tuple[str, str], ...], CompiledPolicySet] = (
             OrderedDict())
         self._cache_size = compiled_cache_size
-        # Records of ACTIVE certificates by (certificate, client id): a reconnect costs no
+        # Records of ACTIVE certificates by (certificate, attached thing named by the client
+        # id, or None; see ``_record``): a reconnect costs no
         # database read. Any registry change in this process clears the cache
         # (``invalidate``), the generation keeps a read that raced with a change from
         # being cached, and entries expire after ``record_ttl`` seconds so a change made
         # by another process (e.g. the CLI on the same database) is seen soon. Unknown
         # or inactive certificates are never cached: a device registered a moment ago
         # can connect at once.
-        self._records: OrderedDict[tuple[str, str], tuple[float, PrincipalRecord]] = (
+        self._records: OrderedDict[tuple[str, str | None], tuple[float, PrincipalRecord]] = (
             OrderedDict())
         self._record_ttl = record_ttl
         self._records_size = record_cache_size
         self._generation = 0
+        # Certificates never change, so their parsed fields need no invalidation.
+        self._certificate_fields: OrderedDict[str, CertificateFields] = OrderedDict()
         self.first_sight: FirstSight | None = None  # [provisioning] JITP / JITR
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
@@ -131,17 +134,31 @@ class RegistryGate:
                 record.ca_status is not CaCertificateStatus.ACTIVE):
             raise AuthenticationError(
                 f"CA {record.ca_certificate_id} is {record.ca_status.value}")
-        certificate = x509.load_der_x509_certificate(principal.certificate_der)
-        context = request_context(self._config, record, certificate, client_id=client_id,
-                                  source_ip=principal.source_ip)
+        context = request_context(self._config, record, self._fields(principal),
+                                  client_id=client_id, source_ip=principal.source_ip)
         return GatePermissions(
             certificate_id=record.certificate_id,
             ca_certificate_id=record.ca_certificate_id,
             thing_name=record.thing.thing_name if record.thing else None,
-            policy_names=frozenset(p.policy_name for p in record.policies),
+            policy_names=tuple(p.policy_name for p in record.policies),
             bound=bind(self._compile(record), context),
             arn_prefix=self._arn_prefix,
         )
+
+    def _fields(self, principal: Principal) -> CertificateFields:
+        """The certificate's policy fields, parsed once per certificate (a fleet
+        reconnecting after a network blip does not parse every certificate again)."""
+        cache = self._certificate_fields
+        fields = cache.get(principal.certificate_id)
+        if fields is None:
+            fields = CertificateFields.of(
+                x509.load_der_x509_certificate(principal.certificate_der))
+            cache[principal.certificate_id] = fields
+            if len(cache) > self._records_size:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(principal.certificate_id)
+        return fields
 
     def invalidate(self) -> None:
         """Forget every cached principal record (the registry changed)."""
@@ -149,6 +166,16 @@ class RegistryGate:
         self._records.clear()
 
     async def _record(self, certificate_id: str, client_id: str) -> PrincipalRecord | None:
+        # The certificate's own record serves every client id that is not the name of a
+        # thing attached to it (then no thing and no group policies apply): a fleet of
+        # client ids behind one certificate, or a device reconnecting under a new client
+        # id, costs one read per certificate, not one per client id.
+        record = await self._cached(certificate_id, None)
+        if record is None or client_id not in record.thing_names:
+            return record
+        return await self._cached(certificate_id, client_id)
+
+    async def _cached(self, certificate_id: str, client_id: str | None) -> PrincipalRecord | None:
         key = (certificate_id, client_id)
         records = self._records
         now = time.monotonic()

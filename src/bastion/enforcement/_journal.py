@@ -127,9 +127,11 @@ class ConnectionJournal:
                 raise
 
     def _write(self, batch: list[ConnectionSessionRow | _Closed]) -> None:
+        # Every row opened in the batch first, then every close: a close refers to a row
+        # of this batch or an earlier one, never a later one.
+        opened = [item for item in batch if not isinstance(item, _Closed)]
+        closed = [(item.connection_id, item.when, item.reason)
+                  for item in batch if isinstance(item, _Closed)]
         with self._store.transaction() as uow:
-            for item in batch:
-                if isinstance(item, _Closed):
-                    uow.connections.closed(item.connection_id, item.when, item.reason)
-                else:
-                    uow.connections.opened(item)
+            uow.connections.opened(*opened)
+            uow.connections.closed(*closed)

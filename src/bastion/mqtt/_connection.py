@@ -203,6 +203,11 @@ class ServerConnection:
     :param limits: what this server accepts and announces.
     """
 
+    __slots__ = ("_connack_sent", "_decoder", "_inbound_in_flight", "_receivable",
+                 "_request_problem_information", "_sendable", "_state", "_topic_aliases",
+                 "client_id", "client_maximum_packet_size", "client_receive_maximum",
+                 "keep_alive", "limits", "protocol_version", "session_expiry_interval")
+
     def __init__(self, limits: ServerLimits = ServerLimits()) -> None:
         self.limits = limits
         self._state = ConnectionState.AWAITING_CONNECT
@@ -221,9 +226,9 @@ class ServerConnection:
         self._decoder = PacketDecoder(max_packet_size=limits.max_packet_size)
         self._connack_sent = False
         self._request_problem_information = True
-        self._topic_aliases: dict[int, str] = {}
+        self._topic_aliases: dict[int, str] | None = None  # created by the first alias
         # Packet ids of inbound QoS 1/2 PUBLISHes we have not finished acknowledging.
-        self._inbound_in_flight: set[int] = set()
+        self._inbound_in_flight: set[int] | None = None  # created by the first one
 
     @property
     def state(self) -> ConnectionState:
@@ -255,12 +260,10 @@ class ServerConnection:
             raise LocalProtocolError("receive_data on a closed connection")
         decoder = self._decoder
         decoder.feed(data)
-        packets: list[Packet] = []
         try:
-            while (packet := decoder.next_packet()) is not None:
-                packets.append(self._receive(packet))
-                if packet.packet_type is PacketType.DISCONNECT:
-                    break  # the client closes; whatever follows is ignored
+            # After a DISCONNECT the client closes: whatever follows is ignored.
+            packets = [self._receive(packet)
+                       for packet in decoder.drain(until_disconnect=True)]
         except RemoteProtocolError:
             self._enter(ConnectionState.CLOSED)
             raise
@@ -317,6 +320,8 @@ class ServerConnection:
                 publish = self._resolve_topic_alias(publish, alias, properties)
         if qos:
             in_flight = self._inbound_in_flight
+            if in_flight is None:
+                in_flight = self._inbound_in_flight = set()
             packet_id = publish.packet_id
             assert packet_id is not None
             if packet_id not in in_flight:
@@ -336,10 +341,13 @@ class ServerConnection:
                 ReasonCode.TOPIC_ALIAS_INVALID,
             )
         topic = publish.topic
+        aliases = self._topic_aliases
         if topic:
-            self._topic_aliases[alias] = topic
+            if aliases is None:
+                aliases = self._topic_aliases = {}
+            aliases[alias] = topic
         else:
-            known = self._topic_aliases.get(alias)
+            known = None if aliases is None else aliases.get(alias)
             if known is None:
                 raise RemoteProtocolError(f"unknown topic alias {alias}")
             topic = known
@@ -484,8 +492,9 @@ class ServerConnection:
             self._enter(next_state)
             if version != MQTT_5:
                 return b""
-        elif isinstance(packet, (Puback, Pubcomp)) or (
-            isinstance(packet, Pubrec) and packet.reason_code.is_error
+        elif self._inbound_in_flight and (
+            isinstance(packet, (Puback, Pubcomp))
+            or (isinstance(packet, Pubrec) and packet.reason_code.is_error)
         ):
             self._inbound_in_flight.discard(packet.packet_id)
         if version == MQTT_5:

@@ -7,7 +7,7 @@ ignored when encoding for 3.1.1 and take their defaults when decoding 3.1.1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ._reason import ReasonCode
@@ -116,12 +116,17 @@ class Connack:
     packet_type = PacketType.CONNACK
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     """PUBLISH. ``packet_id`` is set exactly when ``qos > 0``.
 
     A PUBLISH received with a topic alias and an empty topic has its topic filled in by the
     connection state (``ServerConnection``), not by the codec.
+
+    Unlike the other packets this class is not frozen: it is built once per message on
+    the broker's hot path, where a frozen dataclass's ``__init__`` costs four times as
+    much. Treat it as immutable all the same. ``raw`` is set by the decoder for MQTT
+    3.1/3.1.1: the packet's bytes as received (not part of equality).
     """
 
     topic: str
@@ -131,6 +136,7 @@ class Publish:
     dup: bool = False
     packet_id: int | None = None
     properties: Properties = NO_PROPERTIES
+    raw: bytes | None = field(default=None, compare=False, repr=False)
     packet_type = PacketType.PUBLISH
 
 

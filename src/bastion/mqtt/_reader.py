@@ -196,7 +196,8 @@ def _read_connack(flags: int, view: memoryview, pos: int, end: int, version: int
     return Connack(session_present, reason, properties)
 
 
-def _read_publish(flags: int, view: memoryview, pos: int, end: int, version: int) -> Publish:
+def read_publish(flags: int, view: memoryview, pos: int, end: int, version: int) -> Publish:
+    """The body of a PUBLISH (see :func:`read_packet`)."""
     # The hot path: inlined field reads, no Properties built for an empty block.
     if pos + 2 > end:
         raise MalformedPacketError("packet ends inside the topic length")
@@ -391,7 +392,7 @@ _Reader = Callable[[int, memoryview, int, int, int], Packet]
 _READERS: dict[int, _Reader] = {
     PacketType.CONNECT: _read_connect,
     PacketType.CONNACK: _read_connack,
-    PacketType.PUBLISH: _read_publish,
+    PacketType.PUBLISH: read_publish,
     PacketType.PUBACK: _ack_reader(Puback),
     PacketType.PUBREC: _ack_reader(Pubrec),
     PacketType.PUBREL: _ack_reader(Pubrel),

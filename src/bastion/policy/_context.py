@@ -56,6 +56,8 @@ def _freeze_multi(
     """
     if not isinstance(value, Mapping):
         raise TypeError(f"{name} must be a mapping of str to a sequence of str")
+    if not value:
+        return _EMPTY  # shared: a broker holds one context per connection
     frozen: dict[str, str | tuple[str, ...]] = {}
     for key, values in value.items():
         if not isinstance(key, str):
@@ -74,7 +76,7 @@ def _freeze_single(name: str, value: object) -> Mapping[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise TypeError(f"{name} must be a mapping of str to str")
-    return MappingProxyType(dict(value))
+    return MappingProxyType(dict(value)) if value else _EMPTY_STR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,19 @@ class ConnectionSessionRow:
     disconnect_reason: str | None
 
 
+_CLOSE = (t.update()
+          .where(t.c.connection_id == sa.bindparam("b_id"), t.c.disconnected_at.is_(None))
+          .values(disconnected_at=sa.bindparam("b_when"),
+                  disconnect_reason=sa.bindparam("b_reason")))
+
+
+def _values(row: ConnectionSessionRow) -> dict[str, object]:
+    return {"connection_id": row.connection_id, "session_id": row.session_id,
+            "client_id": row.client_id, "certificate_id": row.certificate_id,
+            "source_ip": row.source_ip, "node": row.node, "connected_at": row.connected_at,
+            "disconnected_at": row.disconnected_at, "disconnect_reason": row.disconnect_reason}
+
+
 class ConnectionJournalRepository:
     """Connections as they open and close; read back by the audit."""
 
@@ -31,19 +44,16 @@ class ConnectionJournalRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
-    def opened(self, row: ConnectionSessionRow) -> None:
-        self._conn.execute(t.insert().values(
-            connection_id=row.connection_id, session_id=row.session_id, client_id=row.client_id,
-            certificate_id=row.certificate_id, source_ip=row.source_ip, node=row.node,
-            connected_at=row.connected_at, disconnected_at=row.disconnected_at,
-            disconnect_reason=row.disconnect_reason))
+    def opened(self, *rows: ConnectionSessionRow) -> None:
+        """Insert the rows (one ``executemany`` for a batch)."""
+        if rows:
+            self._conn.execute(t.insert(), [_values(row) for row in rows])
 
-    def closed(self, connection_id: str, when: datetime, reason: str) -> bool:
-        result = self._conn.execute(
-            t.update().where(t.c.connection_id == connection_id,
-                             t.c.disconnected_at.is_(None))
-            .values(disconnected_at=when, disconnect_reason=reason))
-        return result.rowcount == 1
+    def closed(self, *closes: tuple[str, datetime, str]) -> None:
+        """Mark each ``(connection id, when, reason)`` closed, unless it already is."""
+        if closes:
+            self._conn.execute(_CLOSE, [{"b_id": ident, "b_when": when, "b_reason": reason}
+                                        for ident, when, reason in closes])
 
     def close_all_open(self, node: str, when: datetime, reason: str) -> int:
         """Mark this node's sessions closed (on start-up after a crash, or shutdown)."""

@@ -250,9 +250,27 @@ def test_pruning_keeps_shared_prefixes() -> None:
     assert index.match("a/b/c") == []
 
 
-def test_match_results_are_independent_lists() -> None:
+def test_cached_matches_follow_every_change() -> None:
+    # match() remembers its result per topic; every add, replace and remove must be seen.
     index: SubscriptionIndex[str, int] = SubscriptionIndex()
-    index.add("a", "c1", 1)
-    first = index.match("a")
-    first.clear()
-    assert index.match("a") == [("c1", 1)]
+    index.add("a/+", "c1", 1)
+    assert index.match("a/b") == [("c1", 1)]
+    index.add("a/b", "c2", 2)
+    assert sorted(index.match("a/b")) == [("c1", 1), ("c2", 2)]
+    index.add("a/+", "c1", 9)  # options replaced
+    assert sorted(index.match("a/b")) == [("c1", 9), ("c2", 2)]
+    index.remove("a/b", "c2")
+    assert index.match("a/b") == [("c1", 9)]
+    index.remove_all("c1")
+    assert index.match("a/b") == []
+
+
+def test_shared_groups_still_take_turns_when_the_topic_is_cached() -> None:
+    index: SubscriptionIndex[str, int] = SubscriptionIndex()
+    index.add("$share/g/a/#", "m1", 1)
+    index.add("$share/g/a/#", "m2", 2)
+    index.add("a/b", "plain", 0)
+    picks = [index.match("a/b") for _ in range(4)]
+    assert all(("plain", 0) in matched and len(matched) == 2 for matched in picks)
+    members = [next(key for key, _ in matched if key != "plain") for matched in picks]
+    assert members in (["m1", "m2", "m1", "m2"], ["m2", "m1", "m2", "m1"])
