@@ -176,7 +176,8 @@ class App:
             await self.detect.start()
         # -- end [detect] --
         self._tls = server_ssl_context_for(self.datadir,
-                                           extra_trusted_ca_pems=await self._active_ca_pems())
+                                           extra_trusted_ca_pems=await self._active_ca_pems(),
+                                           session_tickets=mqtt.tls_session_tickets)
         wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
         if mqtt.alpn_port:
             wanted.append(ListenerConfig("mqtts-alpn", mqtt.host, mqtt.alpn_port, self._tls))

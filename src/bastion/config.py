@@ -21,6 +21,7 @@ class MQTTConfig:
     alpn_port: int = 0        # a second TLS listener (e.g. 443) for SDKs sending ALPN
     plaintext_port: int = 0   # 0: no plaintext listener; only for an explicit opt-in
     plaintext_host: str = "127.0.0.1"
+    tls_session_tickets: int = 0  # TLS 1.3 tickets per handshake; 0: no resumption
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,6 +291,7 @@ def server_ssl_context_for(
     extra_trusted_ca_pems: Sequence[bytes | str] = (),
     alpn_protocols: Sequence[str] | None = DEFAULT_ALPN_PROTOCOLS,
     keystore: Keystore | None = None,
+    session_tickets: int = 0,
 ) -> ssl.SSLContext:
     """The broker's server context from the data directory's certificate and key.
 
@@ -311,6 +312,7 @@ def server_ssl_context_for(
         trusted_ca_pems=[datadir.ca_cert_path.read_bytes(), *extra_trusted_ca_pems],
         alpn_protocols=alpn_protocols,
         key_password=keystore.private_key_password,
+        session_tickets=session_tickets,
     )
 
 
