@@ -33,7 +33,12 @@ from ..mqtt import (
     ConnectionState,
     Disconnect,
     Packet,
+    Pingreq,
+    Puback,
+    Pubcomp,
     Publish,
+    Pubrec,
+    Pubrel,
     ReasonCode,
     RemoteProtocolError,
     ServerConnection,
@@ -49,7 +54,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.broker")
 
-_NO_BACKLOG: list[Packet] = []  # shared while not connecting; never appended to
+_NO_BACKLOG: list[Packet] = []
+# Acknowledgements and pings are handled at once even while a connection is held back
+# (draining a congested peer depends on them); everything else waits in order.
+_NEVER_HELD = (Puback, Pubrec, Pubrel, Pubcomp, Pingreq)  # shared while not connecting; never appended to
 
 
 class MQTTConnection(asyncio.Protocol):
@@ -116,7 +124,7 @@ class MQTTConnection(asyncio.Protocol):
         # Flow control (see Session): while held, PUBLISH packets wait here.
         self.holds = 0
         self._read_held = False  # reading paused by holds (not by CONNECT handling)
-        self._held: deque[Publish] | None = None  # created when first needed
+        self._held: deque[Packet] | None = None  # created when first needed
         self.held_dropped = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -160,8 +168,8 @@ class MQTTConnection(asyncio.Protocol):
         for index, packet in enumerate(packets):
             if self.closed:
                 return
-            if (self.holds or self._held) and isinstance(packet, Publish):
-                self._hold_back(packet)
+            if (self.holds or self._held) and not isinstance(packet, _NEVER_HELD):
+                self._hold_back(packet)  # in order behind the PUBLISHes that wait
                 continue
             if isinstance(packet, Connect):
                 self._connecting = True
@@ -266,15 +274,17 @@ class MQTTConnection(asyncio.Protocol):
             self._read_held = False
             self.transport.resume_reading()  # type: ignore[union-attr]
 
-    def _hold_back(self, packet: Publish) -> None:
-        # Reading never stops (a paused socket could deadlock with a client that publishes
-        # and subscribes from one thread): QoS 1/2 publishers slow down because their
-        # acknowledgements wait; what a client sends past the cap is dropped and counted
-        # (QoS 0 is at most once; a QoS 1/2 message dropped here was never acknowledged).
+    def _hold_back(self, packet: Packet) -> None:
+        # While reading is paused, what waits here is what one read brought (bounded by
+        # the read size), so all of it is kept. A held connection that is still read (its
+        # own session is congested, see keep_reading) keeps at most max_queued_messages;
+        # what it sends beyond is dropped and counted (QoS 0 is at most once; a QoS 1/2
+        # message dropped here was never acknowledged, so its sender knows).
         held = self._held
         if held is None:
             held = self._held = deque()
-        if len(held) >= self.broker.limits.max_queued_messages:
+        if (isinstance(packet, Publish) and not self._read_held
+                and len(held) >= self.broker.limits.max_queued_messages):
             self.held_dropped += 1
             return
         held.append(packet)

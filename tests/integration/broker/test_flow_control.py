@@ -12,6 +12,7 @@ from bastion.mqtt import (
     MQTT_5,
     Connack,
     Connect,
+    Disconnect,
     PacketDecoder,
     Puback,
     Publish,
@@ -210,3 +211,39 @@ def test_a_client_flooding_its_own_subscription_is_never_deadlocked(bastion, mak
                      if isinstance(p, Publish) and p.topic == "self/last"), None)
     assert last is not None and last.payload == b"last"
     loop.close()
+
+
+def test_qos0_flood_from_several_publishers_arrives_whole_and_in_order(bastion, make_device):
+    # Small messages (one read holds thousands), publishers that outrun the subscriber,
+    # then DISCONNECT: what waits while a publisher is held is neither dropped nor
+    # overtaken by its DISCONNECT.
+    sub, sub_decoder = raw_client(make_device(), bastion.port, "flood-sub", "flood/#")
+    publishers, per_publisher = 4, 40_000
+    device = make_device()
+    failures = []
+
+    def publish(index):
+        try:
+            sock, _ = raw_client(device, bastion.port, f"flood-pub{index}")
+            sock.settimeout(60)
+            batch = [encode(Publish(f"flood/{index}", i.to_bytes(4, "big") + bytes(60)), 4)
+                     for i in range(per_publisher)]
+            sock.sendall(b"".join(batch) + encode(Disconnect(), 4))
+            sock.close()
+        except OSError as exc:  # reported below (ssl errors are OSErrors)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(publishers)]
+    for thread in threads:
+        thread.start()
+    received = read_publishes(sub, sub_decoder, publishers * per_publisher, timeout=30)
+    for thread in threads:
+        thread.join(10)
+    assert not failures
+    by_topic: dict[str, list[int]] = {}
+    for packet in received:
+        by_topic.setdefault(packet.topic, []).append(int.from_bytes(packet.payload[:4], "big"))
+    assert {topic: len(seq) for topic, seq in by_topic.items()} == {
+        f"flood/{i}": per_publisher for i in range(publishers)}
+    assert all(seq == list(range(per_publisher)) for seq in by_topic.values())
+    sub.close()
