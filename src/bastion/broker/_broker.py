@@ -238,6 +238,7 @@ class Broker:
                                 DisconnectReason.AUTH_ERROR)
         if conn.closed:
             return False
+        principal = principal.connected()
         conn.principal = principal
         if not permissions.check(Action.CONNECT, client_id):
             self.stats.authorization_denied += 1

@@ -32,8 +32,9 @@ class Principal:
     """Who is on the other end of a connection, as proven by the TLS handshake.
 
     ``certificate_id`` is the lowercase hex SHA-256 of the client certificate's DER (the
-    AWS IoT certificate id); ``certificate_der`` the certificate itself (empty for a
-    plaintext listener, where ``certificate_id`` is ``""``).
+    AWS IoT certificate id); ``certificate_der`` the certificate itself until CONNECT is
+    accepted (see :meth:`connected`; empty for a plaintext listener, where
+    ``certificate_id`` is ``""``).
     """
 
     certificate_id: str
@@ -47,6 +48,14 @@ class Principal:
         cls, der: bytes, source_ip: str, source_port: int, chain_der: tuple[bytes, ...] = ()
     ) -> Principal:
         return cls(hashlib.sha256(der).hexdigest(), der, source_ip, source_port, chain_der)
+
+    def connected(self) -> Principal:
+        """This principal once its CONNECT is accepted: without the certificate's bytes,
+        which a broker holding many idle devices need not keep (the registry has the
+        certificate, keyed by ``certificate_id``)."""
+        if not self.certificate_der and not self.chain_der:
+            return self
+        return Principal(self.certificate_id, b"", self.source_ip, self.source_port)
 
 
 class AuthenticationError(Exception):

@@ -134,7 +134,7 @@ class RegistryGate:
                 record.ca_status is not CaCertificateStatus.ACTIVE):
             raise AuthenticationError(
                 f"CA {record.ca_certificate_id} is {record.ca_status.value}")
-        context = request_context(self._config, record, self._fields(principal),
+        context = request_context(self._config, record, await self._fields(principal),
                                   client_id=client_id, source_ip=principal.source_ip)
         return GatePermissions(
             certificate_id=record.certificate_id,
@@ -145,14 +145,22 @@ class RegistryGate:
             arn_prefix=self._arn_prefix,
         )
 
-    def _fields(self, principal: Principal) -> CertificateFields:
+    async def _fields(self, principal: Principal) -> CertificateFields:
         """The certificate's policy fields, parsed once per certificate (a fleet
-        reconnecting after a network blip does not parse every certificate again)."""
+        reconnecting after a network blip does not parse every certificate again). A
+        connected principal no longer carries its certificate (``Principal.connected``):
+        re-binding it after the cache let go reads the certificate from the registry."""
         cache = self._certificate_fields
         fields = cache.get(principal.certificate_id)
         if fields is None:
-            fields = CertificateFields.of(
-                x509.load_der_x509_certificate(principal.certificate_der))
+            if principal.certificate_der:
+                certificate = x509.load_der_x509_certificate(principal.certificate_der)
+            else:
+                record = await asyncio.to_thread(self._identity.describe_certificate,
+                                                 principal.certificate_id)
+                certificate = x509.load_pem_x509_certificate(
+                    record.certificate_pem.encode("ascii"))
+            fields = CertificateFields.of(certificate)
             cache[principal.certificate_id] = fields
             if len(cache) > self._records_size:
                 cache.popitem(last=False)

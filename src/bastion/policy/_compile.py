@@ -275,6 +275,8 @@ def bind(compiled: CompiledPolicySet, context: RequestContext) -> BoundPolicySet
         patterns = statement.patterns
         matches = patterns.matcher(resolve)
         if patterns.variables:
-            missing = missing | resolve.missing(patterns.variables)
+            absent = resolve.missing(patterns.variables)
+            if absent:  # (an empty union would still be a new 216-byte set per binding)
+                missing = missing | absent
         bound.append(_BoundStatement(statement, matches, holds, missing))
     return BoundPolicySet(context, compiled._refs, tuple(bound))

@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from bastion.registry import CaCertificateStatus
 from support.clients import V5, V311, Client, wait_for
@@ -267,3 +269,31 @@ def test_shared_certificate_is_allowed_but_recorded(bastion, make_device, caplog
     a, b = rows()
     assert {a.client_id, b.client_id} == {"shared-a", "shared-b"}
     assert b.connected_at < a.disconnected_at  # they overlapped in time
+
+
+def test_rebinding_a_connected_device_reads_its_certificate_back(bastion, make_device):
+    # A connected principal no longer carries its certificate (memory per idle device):
+    # re-binding it after the gate's certificate cache let go reads the certificate from
+    # the registry, and certificate policy variables still resolve.
+    plane = bastion.app.plane
+    device = make_device(policy=None)
+    common_name = x509.load_pem_x509_certificate(device.cert.read_bytes()).subject \
+        .get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    name = "certificate-variable-policy"
+    plane.policies.create_policy(name, policy(
+        allow("iot:Connect", "*"),
+        allow("iot:Publish", f"{ARN}:topic/cn/${{iot:Certificate.Subject.CommonName}}/*")))
+    plane.policies.attach_policy(name, device.certificate_arn)
+    client = Client(device, bastion.port, version=V5, client_id="cn-variable").connect()
+    assert client.acks[client.publish(f"cn/{common_name}/a", b"1", qos=1).mid].value < 0x80
+    gate = bastion.app.broker.authorizer
+    bastion.call(lambda: gate._certificate_fields.clear())  # as if evicted
+    plane.policies.create_policy("extra-topic", policy(allow("iot:Publish", f"{ARN}:topic/extra")))
+    plane.policies.attach_policy("extra-topic", device.certificate_arn)  # re-binds live
+    deadline = time.monotonic() + WITHIN
+    while client.acks[client.publish("extra", b"2", qos=1).mid].value >= 0x80:
+        assert time.monotonic() < deadline, "the new policy never applied"
+    assert client.acks[client.publish(f"cn/{common_name}/b", b"3", qos=1).mid].value < 0x80
+    assert client.acks[client.publish("cn/someone-else/b", b"4", qos=1).mid].value == 0x87
+    assert bastion.call(lambda: device.certificate_id in gate._certificate_fields)
+    client.disconnect()
