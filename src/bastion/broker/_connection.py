@@ -54,10 +54,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.broker")
 
-_NO_BACKLOG: list[Packet] = []
+_NO_BACKLOG: list[Packet] = []  # shared while not connecting; never appended to
 # Acknowledgements and pings are handled at once even while a connection is held back
 # (draining a congested peer depends on them); everything else waits in order.
-_NEVER_HELD = (Puback, Pubrec, Pubrel, Pubcomp, Pingreq)  # shared while not connecting; never appended to
+_NEVER_HELD = (Puback, Pubrec, Pubrel, Pubcomp, Pingreq)
 
 
 class MQTTConnection(asyncio.Protocol):
