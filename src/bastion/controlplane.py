@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from .config import Config
 from .datadir import DataDir
+from .events import EventSink
 from .pki import generate_private_key, private_key_to_pem, write_file_atomically
 from .registry import (
     CertificateAuthority,
@@ -26,8 +26,6 @@ from .registry import (
     ResourceNotFoundError,
 )
 from .store import Store
-
-EventSink = Callable[[object], None]
 
 DEVICE_POLICY_NAME = "bastion-device-least-privilege"
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_:-]{1,64}")
@@ -76,13 +74,23 @@ def database_url(config: Config, datadir: DataDir) -> str:
 
 def open_control_plane(config: Config, datadir: DataDir,
                        publish: EventSink | None = None) -> ControlPlane:
-    """Open the store (migrating it) and build the services; Bastion's own CA is
-    registered as an ACTIVE CA certificate on first use.
+    """Open the store (migrating it) and build the registry services over it (the CLI's
+    offline commands; a running Bastion builds them in :func:`bastion.services.build_services`).
 
     :raises bastion.store.StoreError: the database cannot be opened or migrated.
     """
+    return registry_services(config, datadir, Store.open(database_url(config, datadir)),
+                             publish)
+
+
+def registry_services(config: Config, datadir: DataDir, store: Store,
+                      publish: EventSink | None = None) -> ControlPlane:
+    """The registry services over an open ``store``, publishing their events to
+    ``publish``; Bastion's own CA is registered as an ACTIVE CA certificate on first use.
+
+    :raises bastion.store.StoreError: the store cannot be read or written.
+    """
     account = RegistryConfig(config.account.region, config.account.account_id)
-    store = Store.open(database_url(config, datadir))
     authority = CertificateAuthority.from_datadir(datadir)
     registry = RegistryService(store, config=account, publish=publish)
     identity = IdentityService(store, authority=authority, config=account, publish=publish)

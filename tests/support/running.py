@@ -20,11 +20,12 @@ T = TypeVar("T")
 class RunningBastion:
     """``App`` on a uvloop in a daemon thread; ``port`` is the bound MQTT/TLS port."""
 
-    def __init__(self, config: Config, datadir: DataDir) -> None:
+    def __init__(self, config: Config, datadir: DataDir, **options: Any) -> None:
+        """``options`` go to :class:`App` (credentials, trail, clocks)."""
         self.config = config
         self.datadir = datadir
         self.loop = uvloop.new_event_loop()
-        self.app = App(config, datadir)
+        self.app = App(config, datadir, **options)
         self._thread = threading.Thread(target=self._run, name="bastion", daemon=True)
         self._ready: Future[None] = Future()
 

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from bastion.lifecycle import Component
+
 from ._errors import DeliveryError, TargetNotFoundError
 from ._model import (
     Alert,
@@ -56,7 +58,7 @@ def new_alert(kind: str, subject: str, body: Mapping[str, Any],
     return Alert(str(uuid.uuid4()), kind, subject, body, now or datetime.now(UTC))
 
 
-class AlertDispatcher:
+class AlertDispatcher(Component):
     """Delivers alerts to targets with retries (see the module docstring).
 
     :param mqtt: the broker's publish function (MQTT targets fail without it).
@@ -64,6 +66,8 @@ class AlertDispatcher:
     :param clock: wall-clock for dead letters and signature timestamps.
     :param post, send: the webhook and SMTP transports (tests may wrap them).
     """
+
+    name = "alert-dispatcher"
 
     def __init__(self, targets: AlertTargetService, *, mqtt: MqttPublish | None = None,
                  policy: RetryPolicy | None = None, sleep: Sleep | None = None,

@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bastion.events import EventSink
 from bastion.files import FILES_PATH, FilesError, FileService
+from bastion.logging_options import LoggingOptionsError
 from bastion.registry import RegistryConfig, RegistryError, ResourceAlreadyExistsError
 
 from ._auth import (
@@ -82,7 +84,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-EventSink = Callable[[object], None]
 Clock = Callable[[], datetime]
 
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
@@ -180,6 +181,10 @@ class ApiApplication:
             error_code = error.code
         except RegistryError as error:
             refused = _registry_error(error)
+            response = serialize_error(refused)
+            error_code = refused.code
+        except LoggingOptionsError as error:
+            refused = ApiError(error.aws_error, error.http_status, str(error))
             response = serialize_error(refused)
             error_code = refused.code
         except Exception:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from bastion.broker import Broker
 from bastion.config import ApiConfig
 from bastion.controlplane import ControlPlane
 from bastion.datadir import DataDir
+from bastion.events import EventSink
+from bastion.logging_options import LoggingOptions
 from bastion.registry import (
     CertificateAuthority,
     IdentityService,
@@ -25,12 +26,10 @@ from bastion.registry import (
     RegistryConfig,
     RegistryService,
 )
+from bastion.services import Services
 
 from ._auth import Caller
 from ._errors import ApiError
-from ._logging_options import LoggingOptions
-
-EventSink = Callable[[object], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +109,27 @@ class ServiceDirectory:
 class Gateway:
     """The running Bastion as the API's handlers use it.
 
+    :ivar broker: the message path (iot-data publish, retained messages, sessions).
     :ivar loop: the event loop the broker runs on (and the API with it).
+    :ivar services: every domain service (the one directory the composition root built).
     """
 
     broker: Broker
     loop: asyncio.AbstractEventLoop
-    plane: ControlPlane
-    datadir: DataDir
+    services: Services
     config: ApiConfig
-    logging_options: LoggingOptions
+
+    @property
+    def plane(self) -> ControlPlane:
+        return self.services.plane
+
+    @property
+    def datadir(self) -> DataDir:
+        return self.services.datadir
+
+    @property
+    def logging_options(self) -> LoggingOptions:
+        return self.services.logging_options
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,16 @@ present), :func:`_wipe_store` deletes the rows of every table of Bastion's schem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Final
 
 import sqlalchemy as sa
 
+from bastion.events import EventSink
 from bastion.registry import PolicyDeleted
 from bastion.store import Store, metadata
 
 from ._context import Gateway
 
-EventSink = Callable[[object], None]
 # Key material, access keys and the audit trail survive a reset.
 _KEEP_TABLES: Final = frozenset({"sealed_secrets", "access_keys"})
 _KEEP_PREFIXES: Final = ("trail",)

@@ -16,25 +16,23 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Final
 
 import uvicorn
 
 from bastion.broker import Broker
 from bastion.config import ApiConfig
-from bastion.controlplane import ControlPlane
 from bastion.datadir import DataDir
-from bastion.files import FileService
+from bastion.lifecycle import Component
+from bastion.services import Services
 
 from ._app import ApiApplication
 from ._auth import CredentialSource, LogTrail, TrailSink
 from ._context import Gateway, ServiceDirectory
-from ._logging_options import LoggingOptions
 
 log = logging.getLogger("bastion.api")
 
-EventSink = Callable[[object], None]
 
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!SHA1:!AESCCM"
 STARTUP_TIMEOUT: Final = 10.0
@@ -98,33 +96,32 @@ class _Server(uvicorn.Server):
         return
 
 
-class ApiServer:
+class ApiServer(Component):
     """The REST API of a running Bastion.
 
     :param config: the ``[api]`` section.
-    :param plane: the control plane (registry services, store).
+    :param services: every domain service (the handlers call them).
     :param broker: the MQTT broker (iot-data).
-    :param datadir: the data directory (server certificate, CA for emulator mode).
     :param credentials: the access keys; ``None`` refuses every request (normal mode).
     :param trail: where every call is recorded (default: the log).
-    :param publish: the registry's event sink, for services made in emulator mode.
-    :param files: serves presigned downloads of uploaded files (``/_bastion/files/…``).
     :raises ApiConfigError: see :func:`check_api_config`.
     """
 
-    def __init__(self, config: ApiConfig, *, plane: ControlPlane, broker: Broker,
-                 datadir: DataDir, credentials: CredentialSource | None = None,
-                 trail: TrailSink | None = None, publish: EventSink | None = None,
-                 files: FileService | None = None) -> None:
+    name = "api"
+
+    def __init__(self, config: ApiConfig, *, services: Services, broker: Broker,
+                 credentials: CredentialSource | None = None,
+                 trail: TrailSink | None = None) -> None:
         check_api_config(config)
         self.config = config
-        self._plane = plane
+        self._services = services
+        self._plane = services.plane
         self._broker = broker
-        self._datadir = datadir
+        self._datadir = services.datadir
         self._credentials = credentials
         self._trail: TrailSink = trail if trail is not None else LogTrail()
-        self._publish = publish
-        self._files = files
+        self._publish = services.bus.publish
+        self._files = services.files
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -178,9 +175,8 @@ class ApiServer:
                         config.host)
         elif self._credentials is None:
             log.warning("API has no access keys configured: every request is refused")
-        options = LoggingOptions(plane.store)
-        await asyncio.to_thread(options.load)
-        gateway = Gateway(self._broker, loop, plane, self._datadir, config, options)
+        await asyncio.to_thread(self._services.logging_options.load)
+        gateway = Gateway(self._broker, loop, self._services, config)
         services = ServiceDirectory(plane, per_region=config.emulator,
                                     datadir=self._datadir, publish=self._publish)
         self.application = ApiApplication(
@@ -216,6 +212,7 @@ class ApiServer:
         except BaseException:
             await self.stop()
             raise
+        self._services.files.base_url = self.public_url  # presigned URLs name the API
         log.info("API listening on %s", self.url)
 
     async def stop(self) -> None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from ._broker import Broker, BrokerStats, ReservedTopicHandler
 from ._events import (
-    AllPrincipalsChanged,
     AuthorizationDenied,
     ClientConnected,
     ClientDisconnected,
     ConnectRefused,
     DisconnectReason,
     Event,
-    EventBus,
-    InProcessBus,
-    PrincipalChanged,
     Subscribed,
     Unsubscribed,
 )
@@ -35,7 +31,6 @@ from ._session import Message, Session
 __all__ = [
     "AcceptVerifiedCertificates",
     "Action",
-    "AllPrincipalsChanged",
     "AllowAll",
     "AuthenticationError",
     "Authenticator",
@@ -49,12 +44,9 @@ __all__ = [
     "ConnectRefused",
     "DisconnectReason",
     "Event",
-    "EventBus",
-    "InProcessBus",
     "ListenerConfig",
     "Message",
     "Principal",
-    "PrincipalChanged",
     "ReservedTopicHandler",
     "Session",
     "SessionPermissions",

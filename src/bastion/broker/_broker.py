@@ -16,7 +16,8 @@ subscription index, merges overlapping subscriptions of one client (highest QoS,
 subscription identifiers), checks ``iot:Receive`` per recipient from the session's decision
 cache, and hands one delivery per session to :meth:`Session.deliver`.
 
-Security events (``PrincipalChanged``) re-bind or drop live sessions of a certificate, so a
+Security changes reach the broker as registry events on the bus; :mod:`bastion.enforcement`
+turns each into :meth:`Broker.drop_sessions` or :meth:`Broker.reauthorize_sessions`, so a
 revoked certificate loses its connection at once and a policy change applies to the next
 message.
 """
@@ -30,6 +31,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..events import EventBus, InProcessBus
 from ..mqtt import (
     MQTT_5,
     NO_PROPERTIES,
@@ -58,15 +60,11 @@ from ..mqtt import (
 )
 from ._connection import MQTTConnection
 from ._events import (
-    AllPrincipalsChanged,
     AuthorizationDenied,
     ClientConnected,
     ClientDisconnected,
     ConnectRefused,
     DisconnectReason,
-    EventBus,
-    InProcessBus,
-    PrincipalChanged,
     Subscribed,
     Unsubscribed,
 )
@@ -134,9 +132,7 @@ class Broker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._drained: asyncio.Event | None = None
-        self.bus.subscribe(PrincipalChanged, self._on_principal_changed)  # type: ignore[arg-type]
         self.lifecycle = LifecycleEvents(self.bus, self.publish)
-        self.bus.subscribe(AllPrincipalsChanged, self._on_all_changed)  # type: ignore[arg-type]
 
     # -- task and connection bookkeeping ------------------------------------------------
 
@@ -643,20 +639,6 @@ class Broker:
         for session in picked:
             self.spawn(self._rebind(session))
         return len(picked)
-
-    def _on_principal_changed(self, event: PrincipalChanged) -> None:
-        certificate_id = event.certificate_id
-
-        def of_certificate(session: Session) -> bool:
-            return session.principal.certificate_id == certificate_id
-
-        if event.drop:
-            self.drop_sessions(of_certificate, event.reason)
-        else:
-            self.reauthorize_sessions(of_certificate)
-
-    def _on_all_changed(self, event: AllPrincipalsChanged) -> None:
-        self.reauthorize_sessions(lambda session: True)
 
     async def _rebind(self, session: Session) -> None:
         try:

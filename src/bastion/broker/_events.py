@@ -1,21 +1,14 @@
-"""Events the broker emits and consumes, and the in-process bus that carries them.
-
-Outbound (broker → services): a client connected, disconnected (with AWS IoT's disconnect
-reason), was denied an action, subscribed or unsubscribed. Inbound (services → broker):
-the security state of a principal changed, so live sessions must be re-authorized or
-closed. The bus is an interface; the in-process implementation delivers synchronously in
-publish order and isolates handler failures from the publisher.
+"""Events the broker publishes on the bus (:mod:`bastion.events`): a client connected,
+disconnected (with AWS IoT's disconnect reason), was refused or denied an action,
+subscribed or unsubscribed. The lifecycle topics, the connection journal and Detect
+consume them. Security changes travel the other way as the registry's own events, which
+:mod:`bastion.enforcement` applies to live sessions.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
-
-log = logging.getLogger("bastion.events")
 
 
 class DisconnectReason(str, Enum):
@@ -92,26 +85,6 @@ class Unsubscribed:
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
-class PrincipalChanged:
-    """Inbound: re-authorize every live session of this certificate (or drop it).
-
-    ``drop`` closes the sessions at once (certificate revoked or deactivated);
-    otherwise their permissions are rebuilt and decision caches cleared.
-    """
-
-    certificate_id: str
-    drop: bool = False
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AllPrincipalsChanged:
-    """Inbound: a change that may affect any session (e.g. a group policy changed)."""
-
-    reason: str = ""
-
-
 Event = (
     ClientConnected
     | ClientDisconnected
@@ -119,46 +92,4 @@ Event = (
     | AuthorizationDenied
     | Subscribed
     | Unsubscribed
-    | PrincipalChanged
-    | AllPrincipalsChanged
 )
-Handler = Callable[[Event], None]
-
-
-class EventBus(Protocol):
-    def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber of its type. Never raises."""
-        ...
-
-    def subscribe(self, event_type: type, handler: Handler) -> Callable[[], None]:
-        """Register ``handler`` for ``event_type``; returns a function that unsubscribes."""
-        ...
-
-
-class InProcessBus:
-    """Synchronous in-process bus: handlers run inside ``publish``, in order.
-
-    A handler that raises is logged and skipped; the publisher never sees the error.
-    Handlers that need to do I/O schedule it themselves.
-    """
-
-    def __init__(self) -> None:
-        self._handlers: dict[type, list[Handler]] = {}
-
-    def publish(self, event: Event) -> None:
-        for handler in self._handlers.get(type(event), ()):
-            try:
-                handler(event)
-            except Exception:
-                log.exception("event handler %r failed on %s", handler, type(event).__name__)
-
-    def subscribe(self, event_type: type, handler: Handler) -> Callable[[], None]:
-        handlers = self._handlers.setdefault(event_type, [])
-        handlers.append(handler)
-
-        def unsubscribe() -> None:
-            if handler in handlers:
-                handlers.remove(handler)
-
-        return unsubscribe
-

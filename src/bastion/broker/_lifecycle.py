@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from ._events import ClientConnected, ClientDisconnected, EventBus, Subscribed, Unsubscribed
+from ..events import EventBus
+from ._events import ClientConnected, ClientDisconnected, Subscribed, Unsubscribed
 from ._session import Message
 
 Publish = Callable[[Message], object]
@@ -25,10 +26,10 @@ class LifecycleEvents:
         self._publish = publish
         self._versions: dict[str, int] = {}
         self._unsubscribe = [
-            bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
-            bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
-            bus.subscribe(Subscribed, self._subscribed),  # type: ignore[arg-type]
-            bus.subscribe(Unsubscribed, self._unsubscribed),  # type: ignore[arg-type]
+            bus.subscribe(ClientConnected, self._connected),
+            bus.subscribe(ClientDisconnected, self._disconnected),
+            bus.subscribe(Subscribed, self._subscribed),
+            bus.subscribe(Unsubscribed, self._unsubscribed),
         ]
 
     def close(self) -> None:

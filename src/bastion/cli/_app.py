@@ -143,10 +143,13 @@ def serve(
         print("Stop with Ctrl-C.", flush=True)
 
     try:
-        run(config, datadir, ready)
+        status = run(config, datadir, ready)
     except OSError as exc:
         err.print(f"[red]cannot listen:[/] {exc}")
         raise typer.Exit(1) from None
+    if status:
+        err.print("[red]a component of Bastion failed; see the log above[/]")
+        raise typer.Exit(status)
 
 
 # -- [api] ----------------------------------------------------------------------------

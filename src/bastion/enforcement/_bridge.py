@@ -1,8 +1,8 @@
 """Registry domain events → live broker sessions.
 
-The registry publishes its events after each commit, from whatever thread ran the
-service call. :meth:`SecurityEventBridge.publish` is that sink: it hops onto the broker's
-event loop and there picks the sessions each change concerns:
+The registry publishes its events on the bus after each commit, from whatever thread ran
+the service call; the bus delivers them on the broker's loop, where
+:class:`SecurityEventBridge` picks the sessions each change concerns:
 
 * certificate leaves ACTIVE, is deleted, or its CA leaves ACTIVE → sessions dropped at once;
 * policy attached/detached to the certificate, thing (de)attached → sessions of that
@@ -14,11 +14,12 @@ event loop and there picks the sessions each change concerns:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
+from typing import Final
 
 from ..broker import Broker, Session
+from ..events import EventBus
 from ..registry import (
     CaCertificateDeleted,
     CaCertificateStatus,
@@ -77,19 +78,29 @@ def _with_thing(session: Session) -> bool:
     return p is None or p.thing_name is not None
 
 
-class SecurityEventBridge:
-    """The registry's event sink; applies each event to the broker's live sessions."""
+SECURITY_EVENTS: Final = (
+    CertificateStatusChanged, CertificateDeleted, CaCertificateStatusChanged,
+    CaCertificateDeleted, PolicyAttachmentChanged, PolicyDefaultVersionChanged,
+    PolicyDeleted, ThingPrincipalChanged, ThingUpdated, ThingDeleted,
+    ThingGroupMembershipChanged, ThingGroupDeleted,
+)
+"""The registry events that change what a live session may do."""
 
-    def __init__(self, broker: Broker, gate: RegistryGate,
-                 loop: asyncio.AbstractEventLoop) -> None:
+
+class SecurityEventBridge:
+    """Applies the registry's security events (from the bus) to the broker's live
+    sessions. Subscribes on construction; :meth:`close` unsubscribes."""
+
+    def __init__(self, broker: Broker, gate: RegistryGate, bus: EventBus) -> None:
         self._broker = broker
         self._gate = gate
-        self._loop = loop
         self._prefix_cert = ":cert/"
+        self._unsubscribe = [bus.subscribe(kind, self.apply) for kind in SECURITY_EVENTS]
 
-    def publish(self, event: object) -> None:
-        """Thread-safe: schedule ``event`` on the broker's loop."""
-        self._loop.call_soon_threadsafe(self.apply, event)
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
 
     def apply(self, event: object) -> None:
         """Apply one registry event (on the broker's loop)."""

@@ -14,10 +14,13 @@ import logging
 import socket
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..broker import ClientConnected, ClientDisconnected, EventBus
+from ..broker import ClientConnected, ClientDisconnected
+from ..events import EventBus
+from ..lifecycle import Component
 from ..store import ConnectionSessionRow, Store
 
 log = logging.getLogger("bastion.enforcement")
@@ -31,8 +34,10 @@ class _Closed:
     reason: str
 
 
-class ConnectionJournal:
+class ConnectionJournal(Component):
     """Consumes the broker's connect/disconnect events (on the loop) and persists them."""
+
+    name = "connection-journal"
 
     def __init__(self, store: Store, bus: EventBus, *, node: str | None = None,
                  flush_interval: float = 0.5) -> None:
@@ -43,31 +48,32 @@ class ConnectionJournal:
         self._open: dict[tuple[str, str], str] = {}  # (client id, session id) → connection
         self._live: defaultdict[str, set[str]] = defaultdict(set)
         self.shared_certificates_seen = 0
-        self._task: asyncio.Task[None] | None = None
+        self._bus = bus
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._ran_out = asyncio.Event()
+        self._running = False
         self._writing = asyncio.Lock()
-        self._unsubscribe = [
-            bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
-            bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
-        ]
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> None:
-        """Close sessions a previous run of this node left open, then start flushing."""
+        """Close sessions a previous run of this node left open, then listen."""
         def recover() -> None:
             with self._store.transaction() as uow:
                 uow.connections.close_all_open(self.node, datetime.now(UTC), "SERVER_ERROR")
         await asyncio.to_thread(recover)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._unsubscribe = [self._bus.subscribe(ClientConnected, self._connected),
+                             self._bus.subscribe(ClientDisconnected, self._disconnected)]
 
     async def stop(self) -> None:
         """Stop listening, let the writer finish its batch, write what is left."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        self._unsubscribe = []
         self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            await self._task  # never cancelled mid-write: a write in a thread can't be
+        if self._running:
+            await self._ran_out.wait()  # never cancelled mid-write: a thread's write can't be
         try:
             await self.flush()
         except Exception:
@@ -101,7 +107,15 @@ class ConnectionJournal:
                                          event.reason.value))
         self._wake.set()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Write batches until :meth:`stop`."""
+        self._running = True
+        try:
+            await self._flush_until_stopped()
+        finally:
+            self._ran_out.set()
+
+    async def _flush_until_stopped(self) -> None:
         while not self._stopping.is_set():
             await self._wake.wait()
             self._wake.clear()

@@ -34,6 +34,7 @@ from bastion.store import (
     UnitOfWork,
 )
 
+from ..events import EventSink
 from . import _configs as configs
 from ._documents import DEFAULT_PRESIGNED_EXPIRY, JobDocumentSource
 from ._errors import InvalidRequestError, ResourceNotFoundError
@@ -50,7 +51,6 @@ from ._model import (
 )
 
 Clock: TypeAlias = Callable[[], datetime]
-EventSink: TypeAlias = Callable[[object], None]
 
 log = logging.getLogger("bastion.jobs")
 

@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-One asyncio task per running Bastion. Each round it applies the registry events received
-since the last round (in arrival order), then runs :meth:`JobService.run_due`, both in a
+A component of the running Bastion (:class:`bastion.lifecycle.Component`): its ``run``
+is the one task. It subscribes to the registry's membership events on the bus. Each round
+it applies the registry events received since the last round (in arrival order), then runs :meth:`JobService.run_due`, both in a
 worker thread (they use the database). It then sleeps until the next round: at most
 ``interval`` seconds (real time), less when the service reports earlier work, and no
 longer once :meth:`JobScheduler.poke` or a new event wakes it. Timers are judged by the
@@ -17,8 +18,11 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 
+from bastion.events import EventBus
+from bastion.lifecycle import Component
 from bastion.registry import ThingDeleted, ThingGroupDeleted, ThingGroupMembershipChanged
 
 from ._service import JobService
@@ -28,53 +32,39 @@ log = logging.getLogger("bastion.jobs")
 _REGISTRY_EVENTS = (ThingGroupMembershipChanged, ThingGroupDeleted, ThingDeleted)
 
 
-class JobScheduler:
+class JobScheduler(Component):
     """Runs the upkeep of ``service`` in the background.
 
+    :param bus: where the registry's membership events come from.
     :param interval: the longest sleep between two rounds, in seconds.
     :raises ValueError: ``interval`` is not positive.
     """
 
-    def __init__(self, service: JobService, *, interval: float = 1.0,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    name = "jobs-scheduler"
+
+    def __init__(self, service: JobService, bus: EventBus, *, interval: float = 1.0) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self._service = service
+        self._bus = bus
         self._interval = interval
-        self._loop = loop
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._events: deque[object] = deque()
+        self._unsubscribe: list[Callable[[], None]] = []
         self.rounds = 0
 
-    def start(self) -> None:
-        """Run :meth:`run` as a task of the running loop (or use :meth:`run` directly in a
-        task of your own, e.g. ``broker.spawn(scheduler.run())``).
-
-        :raises RuntimeError: no running loop, or already started.
-        """
-        if self._task is not None:
-            raise RuntimeError("the job scheduler is already running")
+    async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self.run(), name="bastion-jobs")
+        self._unsubscribe = [self._bus.subscribe(kind, self._accept)
+                             for kind in _REGISTRY_EVENTS]
 
     async def stop(self) -> None:
-        """Stop the task (a round in progress finishes its database work first)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def publish(self, event: object) -> None:
-        """An event sink (any thread): registry events that concern jobs are queued for
-        the next round, which starts at once; others are ignored."""
-        if not isinstance(event, _REGISTRY_EVENTS):
-            return
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        loop.call_soon_threadsafe(self._accept, event)
+        """Stop listening (the lifecycle then cancels :meth:`run`; a round's database work
+        in a worker thread finishes)."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
 
     def poke(self) -> None:
         """Run a round now (any thread) — e.g. after a test advanced the clock."""

@@ -76,7 +76,7 @@ from ._model import (
 )
 from ._policies import PolicyService
 from ._registry import RegistryService
-from ._service import Clock, EventSink
+from ._service import Clock
 
 __all__ = [
     "CERTIFICATE_STATUS_TRANSITIONS",
@@ -98,7 +98,6 @@ __all__ = [
     "Clock",
     "DeleteConflictError",
     "EffectivePolicy",
-    "EventSink",
     "GroupNameAndArn",
     "IdentityService",
     "InvalidRequestError",

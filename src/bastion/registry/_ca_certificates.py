@@ -25,6 +25,7 @@ from cryptography import x509
 from bastion.pki import cert_to_pem, certificate_id
 from bastion.store import CaCertificateRow, ConflictError, Store, UnitOfWork
 
+from ..events import EventSink
 from ._authority import CertificateAuthority
 from ._config import RegistryConfig
 from ._errors import (
@@ -48,7 +49,7 @@ from ._model import (
     RegistrationConfig,
 )
 from ._names import check_certificate_id, check_page_size
-from ._service import Clock, EventSink, ServiceBase
+from ._service import Clock, ServiceBase
 from ._x509 import (
     check_certificate,
     check_validity,

@@ -31,6 +31,7 @@ from bastion.store import (
     UnitOfWork,
 )
 
+from ..events import EventSink
 from ._config import CA_CERT as CA_CERT_TYPE
 from ._config import CERT, THING, THING_GROUP, THING_TYPE, RegistryConfig
 from ._config import POLICY as POLICY_TYPE
@@ -52,7 +53,6 @@ from ._model import (
 )
 
 Clock: TypeAlias = Callable[[], datetime]
-EventSink: TypeAlias = Callable[[object], None]
 
 _log = logging.getLogger("bastion.registry")
 

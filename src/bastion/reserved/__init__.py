@@ -1,28 +1,29 @@
 """Reserved-topic services on the broker (``$aws/things/…``): front doors that translate
 MQTT requests on AWS IoT's reserved topics into service calls and publish the answers.
+Each is handed its service from :class:`bastion.services.Services` (the REST API calls the
+same ones) and announces the service's changes it receives from the bus.
 
 * :class:`ShadowTopics` — the Device Shadow service's topics
   (``$aws/things/<thing>/shadow[/name/<shadow>]/get|update|delete``).
-* :func:`shadow_service_of` — the shadow service installed on a broker (the REST API
-  calls the same one).
 * :class:`JobsTopics` — the Jobs service's topics (``$aws/things/<thing>/jobs/get``,
   ``start-next``, ``<jobId>/get``, ``<jobId>/update``; notifications on ``notify`` and
-  ``notify-next``); :func:`job_service_of` — the jobs service installed on a broker.
+  ``notify-next``).
 * :class:`ProvisioningTopics` — fleet provisioning (``$aws/certificates/create…``,
   ``$aws/provisioning-templates/<name>/provision/…``); :class:`FirstConnectionRegistration`
-  — JITP/JITR on first connection; :func:`provisioning_service_of`.
+  — JITP/JITR on first connection.
+* :mod:`.defender` — Device Defender metrics reports, the cloud-side metric sampler and
+  the detect loop.
 """
 
 from __future__ import annotations
 
-from .jobs import JobsTopics, job_service_of, parse_jobs_topic
+from .jobs import JobsTopics, parse_jobs_topic
 from .provisioning import (
     FirstConnectionRegistration,
     ProvisioningTopics,
     parse_provisioning_topic,
-    provisioning_service_of,
 )
-from .shadow import MAX_IN_FLIGHT, ShadowTopics, shadow_service_of
+from .shadow import MAX_IN_FLIGHT, ShadowTopics
 
 __all__ = [
     "MAX_IN_FLIGHT",
@@ -30,9 +31,6 @@ __all__ = [
     "JobsTopics",
     "ProvisioningTopics",
     "ShadowTopics",
-    "job_service_of",
     "parse_jobs_topic",
     "parse_provisioning_topic",
-    "provisioning_service_of",
-    "shadow_service_of",
 ]

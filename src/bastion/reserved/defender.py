@@ -39,28 +39,34 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import cbor2
 
-from bastion.broker import Broker, Message, Session
-from bastion.broker._events import (
+from bastion.broker import (
     AuthorizationDenied,
+    Broker,
     ClientConnected,
     ClientDisconnected,
     ConnectRefused,
+    Message,
+    Session,
 )
 from bastion.defender.detect import (
     Datapoint,
     DetectService,
     MetricValue,
     ReportRejected,
+    ViolationEvent,
     decode_payload,
     dimension_key,
     parse_report,
     report_id_of,
 )
+from bastion.events import EventBus
+from bastion.lifecycle import Component
 from bastion.mqtt import topic_matches
+from bastion.registry import ThingDeleted, ThingGroupDeleted, ThingGroupMembershipChanged
 
 log = logging.getLogger("bastion.reserved.defender")
 
@@ -262,10 +268,10 @@ class CloudMetricSampler:
         self.disconnected_since: dict[str, float] = {}
         bus = broker.bus
         self._unsubscribe = [
-            bus.subscribe(ClientConnected, self._connected),  # type: ignore[arg-type]
-            bus.subscribe(ClientDisconnected, self._disconnected),  # type: ignore[arg-type]
-            bus.subscribe(ConnectRefused, self._refused),  # type: ignore[arg-type]
-            bus.subscribe(AuthorizationDenied, self._denied),  # type: ignore[arg-type]
+            bus.subscribe(ClientConnected, self._connected),
+            bus.subscribe(ClientDisconnected, self._disconnected),
+            bus.subscribe(ConnectRefused, self._refused),
+            bus.subscribe(AuthorizationDenied, self._denied),
         ]
 
     def close(self) -> None:
@@ -436,3 +442,80 @@ def _matches(topic_filter: str, topic: str) -> bool:
         return topic_matches(topic_filter, topic)
     except Exception:  # noqa: BLE001 - a filter that is not valid MQTT matches nothing
         return False
+
+
+class DetectLoop(Component):
+    """Detect's cloud side on one broker: the sampler, and one evaluation per interval
+    (sample, evaluate, expire silent alarms). Membership changes from the bus re-target
+    profiles; metrics export batches are published on the broker.
+
+    :param interval: seconds between evaluations.
+    :param clock: epoch seconds (tests move it by hand and call :meth:`tick`).
+    """
+
+    name = "detect"
+
+    def __init__(self, broker: Broker, service: DetectService, bus: EventBus, *,
+                 interval: float, clock: Callable[[], float] = time.time) -> None:
+        self._broker = broker
+        self.service = service
+        self._bus = bus
+        self.interval = interval
+        self.clock = clock
+        self.sampler: CloudMetricSampler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        service = self.service
+        service.on_export = self._export
+        await asyncio.to_thread(service.load)
+        self.sampler = CloudMetricSampler(
+            self._broker, service.dimensions_in_use,
+            lambda thing, registered: service.topic_dimensions_for(thing, registered,
+                                                                   TOPIC_METRICS))
+        self._unsubscribe = [
+            self._bus.subscribe(ThingGroupMembershipChanged, self._thing_moved),
+            self._bus.subscribe(ThingDeleted, self._thing_moved),
+            self._bus.subscribe(ThingGroupDeleted, self._group_deleted),
+        ]
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("detect: evaluation failed")
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        if self.sampler is not None:
+            self.sampler.close()
+
+    async def tick(self) -> list[ViolationEvent]:
+        """Sample the cloud-side metrics, evaluate them, invalidate silent alarms (on the
+        broker's loop); the violation events raised."""
+        assert self.sampler is not None, "the detect loop is not started"
+        now = self.clock()
+        points = self.sampler.sample(now)
+        events = await asyncio.to_thread(self.service.ingest, points, now)
+        events += await asyncio.to_thread(self.service.expire, now)
+        return events
+
+    def _thing_moved(self, event: ThingGroupMembershipChanged | ThingDeleted) -> None:
+        self.service.membership_changed(event.thing_name)
+
+    def _group_deleted(self, event: ThingGroupDeleted) -> None:
+        self.service.membership_changed()
+
+    def _export(self, topic: str, document: dict[str, Any]) -> None:
+        """Publish an exported metrics batch on the broker (any thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        message = Message(topic, json.dumps(document).encode("utf-8"), 0, False)
+        loop.call_soon_threadsafe(self._broker.publish, message)

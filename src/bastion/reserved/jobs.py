@@ -33,26 +33,23 @@ import calendar
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
 from bastion.broker import Action, Broker, Message, Session
+from bastion.events import EventBus
 from bastion.jobs import (
-    JobDocumentSource,
     JobExecution,
     JobExecutionsChanged,
     JobExecutionState,
-    JobScheduler,
     JobsError,
     JobService,
     NextJobExecutionChanged,
 )
 from bastion.mqtt import parse_shared_subscription, topic_matches
-from bastion.registry import RegistryService
-from bastion.store import Store
 
 log = logging.getLogger("bastion.reserved.jobs")
 
@@ -235,37 +232,30 @@ def _details(data: Mapping[str, Any]) -> Mapping[str, str] | None:
 
 
 class JobsTopics:
-    """A :class:`~bastion.broker.ReservedTopicHandler` serving the jobs topics, and the
-    owner of the :class:`~bastion.jobs.JobService` (the REST API calls the same one, see
-    :func:`job_service_of`) and of its :class:`~bastion.jobs.JobScheduler`, which runs as
-    a broker task (stopped when the broker closes).
-
-    Build it inside the broker's running event loop.
+    """A :class:`~bastion.broker.ReservedTopicHandler` serving the jobs topics with the
+    :class:`~bastion.jobs.JobService` (the REST API calls the same one). Timers, rollouts
+    and group-driven continuous jobs are the :class:`~bastion.jobs.JobScheduler`'s,
+    a component of its own.
 
     :param broker: the broker the replies and notifications are published on.
-    :param store: the store of the jobs.
-    :param registry: the registry service (things, groups, ARNs).
-    :param clock: passed to the service (timers are judged by it).
-    :param interval: the scheduler's longest sleep, in seconds.
-    :param documents: passed to the service (``documentSource``, presigned URLs).
-    :raises RuntimeError: no event loop is running.
+    :param service: the jobs service.
+    :param bus: where the service publishes its changes; this handler notifies devices.
     """
 
-    def __init__(self, broker: Broker, store: Store, registry: RegistryService, *,
-                 clock: Callable[[], datetime] | None = None, interval: float = 1.0,
-                 max_in_flight: int = MAX_IN_FLIGHT,
-                 documents: JobDocumentSource | None = None) -> None:
+    def __init__(self, broker: Broker, service: JobService, bus: EventBus, *,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
-        self._loop = asyncio.get_running_loop()
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, int] = {}
-        self.service = JobService(store, registry, clock, self.announce, documents=documents)
-        self.scheduler = JobScheduler(self.service, interval=interval, loop=self._loop)
-        broker.spawn(self.scheduler.run())
+        self.service = service
+        self._unsubscribe = [bus.subscribe(JobExecutionsChanged, self.announce),
+                             bus.subscribe(NextJobExecutionChanged, self.announce)]
 
-    def registry_event(self, event: object) -> None:
-        """The registry's events (any thread): continuous jobs follow group membership."""
-        self.scheduler.publish(event)
+    def close(self) -> None:
+        """Stop notifying the service's changes."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
 
     # -- ReservedTopicHandler -----------------------------------------------------------------
 
@@ -412,22 +402,9 @@ class JobsTopics:
 
     # -- notifications --------------------------------------------------------------------------
 
-    def announce(self, event: object) -> None:
-        """The service's event sink (any thread): publish notifications on the loop."""
-        if not isinstance(event, JobExecutionsChanged | NextJobExecutionChanged):
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._notify(event)
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._notify, event)
-        except RuntimeError:  # the loop is closed: Bastion is shutting down
-            log.debug("jobs notification for %r dropped: the broker has stopped",
-                      event.thing_name)
+    def announce(self, event: JobExecutionsChanged | NextJobExecutionChanged) -> None:
+        """Publish a change's notifications (the bus calls it on the loop)."""
+        self._notify(event)
 
     def _notify(self, event: JobExecutionsChanged | NextJobExecutionChanged) -> None:
         base = f"{_PREFIX}{event.thing_name}/jobs/"
@@ -446,10 +423,3 @@ class JobsTopics:
             topic = base + "notify-next"
         self._broker.publish(Message(topic, _encode(document), NOTIFY_QOS, False))
 
-
-def job_service_of(broker: Broker) -> JobService | None:
-    """The jobs service serving ``broker``'s jobs topics, if one is installed."""
-    for handler in broker.reserved_handlers:
-        if isinstance(handler, JobsTopics):
-            return handler.service
-    return None

@@ -298,10 +298,3 @@ class FirstConnectionRegistration:
         event = outcome.registered_event(self._clock())
         self._broker.publish(Message(topic, json.dumps(event).encode("utf-8"), REPLY_QOS, False))
 
-
-def provisioning_service_of(broker: Broker) -> ProvisioningService | None:
-    """The provisioning service serving ``broker``'s fleet provisioning topics, if any."""
-    for handler in broker.reserved_handlers:
-        if isinstance(handler, ProvisioningTopics):
-            return handler.service
-    return None

@@ -31,11 +31,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
 from bastion.broker import Broker, Message, Session
+from bastion.events import EventBus
 from bastion.shadow import (
     ShadowDeleted,
     ShadowError,
@@ -49,7 +48,6 @@ from bastion.shadow import (
     parse_request_topic,
     read_client_token,
 )
-from bastion.store import Store
 
 log = logging.getLogger("bastion.reserved.shadow")
 
@@ -63,23 +61,25 @@ subscription's)."""
 class ShadowTopics:
     """A :class:`~bastion.broker.ReservedTopicHandler` serving the shadow topics.
 
-    Build it inside the broker's running event loop.
-
     :param broker: the broker the replies are published on.
-    :param store: the store of the shadows.
-    :param clock: passed to the :class:`~bastion.shadow.ShadowService`.
-    :ivar service: the shadow service; the REST API calls the same one.
-    :raises RuntimeError: no event loop is running.
+    :param service: the shadow service (the REST API calls the same one).
+    :param bus: where the service publishes its changes; this handler announces them.
     """
 
-    def __init__(self, broker: Broker, store: Store, *,
-                 clock: Callable[[], datetime] | None = None,
+    def __init__(self, broker: Broker, service: ShadowService, bus: EventBus, *,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
-        self._loop = asyncio.get_running_loop()
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, int] = {}
-        self.service = ShadowService(store, publish=self.announce, clock=clock)
+        self.service = service
+        self._unsubscribe = [bus.subscribe(ShadowUpdated, self.announce),
+                             bus.subscribe(ShadowDeleted, self.announce)]
+
+    def close(self) -> None:
+        """Stop announcing the service's changes."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
 
     # -- ReservedTopicHandler -----------------------------------------------------------
 
@@ -136,23 +136,9 @@ class ShadowTopics:
             else:
                 self._in_flight.pop(client_id, None)
 
-    def announce(self, event: object) -> None:
-        """The service's event sink (any thread): send a change's messages to MQTT
-        subscribers, on the broker's loop."""
-        if not isinstance(event, ShadowUpdated | ShadowDeleted):
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._send_all(event)
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._send_all, event)
-        except RuntimeError:  # the loop is closed: Bastion is shutting down
-            log.debug("shadow change of %r not announced: the broker has stopped",
-                      event.thing_name)
+    def announce(self, event: ShadowUpdated | ShadowDeleted) -> None:
+        """Send a change's messages to MQTT subscribers (the bus calls it on the loop)."""
+        self._send_all(event)
 
     def _send_all(self, event: ShadowUpdated | ShadowDeleted) -> None:
         for topic, payload in event.messages():
@@ -168,10 +154,3 @@ def _token(payload: bytes) -> str | None:
     except ShadowError:
         return None
 
-
-def shadow_service_of(broker: Broker) -> ShadowService | None:
-    """The shadow service serving ``broker``'s shadow topics, if one is installed."""
-    for handler in broker.reserved_handlers:
-        if isinstance(handler, ShadowTopics):
-            return handler.service
-    return None

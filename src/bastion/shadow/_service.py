@@ -44,6 +44,7 @@ from bastion.store import (
     Store,
 )
 
+from ..events import EventSink
 from ._document import (
     EMPTY_STATE,
     ShadowState,
@@ -73,7 +74,6 @@ from ._request import (
 )
 
 Clock: TypeAlias = Callable[[], datetime]
-EventSink: TypeAlias = Callable[[object], None]
 
 CLASSIC: Final = ""  # the store's name of the classic shadow
 TOMBSTONE_LIFETIME: Final = timedelta(hours=48)

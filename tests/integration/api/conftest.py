@@ -59,10 +59,8 @@ def _start(datadir: DataDir, api: ApiConfig, trail: MemoryTrail) -> RunningBasti
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                     api=api)
-    running = RunningBastion(config, datadir)
-    running.app.api_credentials = StaticCredentials(
-        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()})
-    running.app.api_trail = trail
+    running = RunningBastion(config, datadir, credentials=StaticCredentials(
+        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}), trail=trail)
     return running.start()
 
 

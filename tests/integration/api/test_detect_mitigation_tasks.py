@@ -124,7 +124,7 @@ def test_task_quarantines_a_violating_device_live(
         assert iot.list_detect_mitigation_actions_executions(
             taskId=task_id, thingName="someone-else")["actionsExecutions"] == []
 
-        trail = [json.dumps(r) for r in api_bastion.running.app.detect.trail.export()]
+        trail = [json.dumps(r) for r in api_bastion.running.app.services.trail.export()]
         assert any("AddThingToThingGroup" in r and violation_id in r and task_id in r
                    and "system:detect" in r for r in trail)
     finally:

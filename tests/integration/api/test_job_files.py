@@ -80,11 +80,9 @@ def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilesBastion]:
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                     api=ApiConfig(host="127.0.0.1", port=0))
-    running = RunningBastion(config, datadir)
-    running.app.api_credentials = StaticCredentials(
-        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()})
-    running.app.api_trail = trail
-    running.app.files_clock = clock
+    running = RunningBastion(config, datadir, credentials=StaticCredentials(
+        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}),
+        trail=trail, wall_clock=clock)
     running.start()
     try:
         api = running.app.api
@@ -166,9 +164,9 @@ def test_ota_with_presigned_urls(bastion: FilesBastion, tmp_path: Path) -> None:
         assert (status, headers["x-amzn-errortype"]) == (403, "AccessDeniedException"), bad
 
     # A genuine URL for a file that does not exist.
-    assert api.running.app.files is not None
+    assert api.running.app.services.files is not None
     status, _, headers = bastion.download(
-        api.running.app.files.presigned_url("none.bin", 60))
+        api.running.app.services.files.presigned_url("none.bin", 60))
     assert (status, headers["x-amzn-errortype"]) == (404, "ResourceNotFoundException")
 
     # Expired: 60 s later the URL is refused; a fresh fetch gives a new one that works.
@@ -197,8 +195,8 @@ def test_upload_refuses_to_replace_without_overwrite(bastion: FilesBastion,
     refused = CliRunner().invoke(cli, again)
     assert refused.exit_code == 2 and "exists" in refused.output
     assert CliRunner().invoke(cli, [*again, "--overwrite"]).exit_code == 0
-    assert bastion.api.running.app.files is not None
-    assert bastion.api.running.app.files.read("notes.txt") == b"two"
+    assert bastion.api.running.app.services.files is not None
+    assert bastion.api.running.app.services.files.read("notes.txt") == b"two"
 
 
 def test_refused_document_sources(bastion: FilesBastion) -> None:

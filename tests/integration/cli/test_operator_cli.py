@@ -61,9 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     keys = {role: access.create_access_key(role, role.value) for role in Role}
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     api=ApiConfig(host="127.0.0.1", port=0))
-    running = RunningBastion(config, DataDir(data))
-    running.app.api_credentials = access
-    running.app.api_trail = Trail(store)
+    running = RunningBastion(config, DataDir(data), credentials=access, trail=Trail(store))
     running.start()
     try:
         assert running.app.api is not None

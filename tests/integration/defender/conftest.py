@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from bastion.api import MemoryTrail, Role, StaticCredentials
 from bastion.broker import BrokerLimits
 from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
+from bastion.defender.audit import AuditScheduler
 from support.clients import DeviceFiles, wait_for
 from support.clock import ManualClock
 from support.receivers import Mailbox, Webhook, ca_file, smtp_server, test_ca, webhook
@@ -59,9 +61,11 @@ class AuditBastion:
 
     @property
     def defender(self) -> Any:
-        defender = self.running.app.defender
-        assert defender is not None
-        return defender
+        services = self.running.app.services
+        assert services.audit is not None
+        return SimpleNamespace(audit=services.audit.audit, alert_targets=services.alert_targets,
+                               alerts=services.alerts,
+                               scheduler=self.running.app.component(AuditScheduler))
 
     def wait_task(self, iot: Any, task_id: str) -> dict[str, Any]:
         """Describe the audit task once it has finished (polls with a deadline)."""
@@ -80,14 +84,12 @@ def audit_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditBas
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                     api=ApiConfig(host="127.0.0.1", port=0))
-    running = RunningBastion(config, datadir)
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     sleeps = InstantSleep()
-    running.app.api_credentials = StaticCredentials({ADMIN[0]: (ADMIN[1], Role.ADMIN),
-                                                     AUDITOR[0]: (AUDITOR[1], Role.AUDITOR)})
-    running.app.api_trail = MemoryTrail()
-    running.app.audit_clock = clock
-    running.app.alert_sleep = sleeps
+    running = RunningBastion(
+        config, datadir, audit_clock=clock, alert_sleep=sleeps, trail=MemoryTrail(),
+        credentials=StaticCredentials({ADMIN[0]: (ADMIN[1], Role.ADMIN),
+                                       AUDITOR[0]: (AUDITOR[1], Role.AUDITOR)}))
     running.start()
     try:
         api = running.app.api

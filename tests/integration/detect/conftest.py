@@ -80,8 +80,7 @@ def detect(datadir: DataDir, make_device: Callable[..., DeviceFiles]) -> Iterato
     clock = EpochClock()
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0), limits=TEST_LIMITS,
                     api=ApiConfig(enabled=False), detect=DetectConfig(interval=INTERVAL))
-    running = RunningBastion(config, datadir)
-    running.app.detect_clock = clock
+    running = RunningBastion(config, datadir, detect_clock=clock)
     running.start()
     try:
         yield Detect(running, clock, make_device)

@@ -10,6 +10,7 @@ from typing import Any
 import cbor2
 
 from bastion.defender.detect import ViolationEventType
+from bastion.reserved.defender import DefenderMetricsTopics
 from support.clients import Client, wait_for
 
 from .conftest import INTERVAL, Detect
@@ -129,5 +130,7 @@ def test_custom_metric_report(detect: Detect) -> None:
 
 
 def test_detect_interval_lowers_the_report_period(detect: Detect) -> None:
-    assert detect.app.detect.topics.min_period == INTERVAL
+    (topics,) = [h for h in detect.app.broker.reserved_handlers
+                 if isinstance(h, DefenderMetricsTopics)]
+    assert topics.min_period == INTERVAL
     assert ViolationEventType.IN_ALARM.value == "in-alarm"

@@ -27,10 +27,10 @@ def test_quarantine_cuts_the_live_session_and_alerts_are_delivered(
     plane.policies.create_policy(f"deny-all-{suffix}", DENY_ALL)
     plane.policies.attach_policy(f"deny-all-{suffix}",
                                  plane.account.arn("thinggroup", quarantine))
-    detect.app.detect.actions.create_action(
+    detect.app.services.mitigation_actions.create_action(
         f"quarantine-{suffix}", "arn:aws:iam::123456789012:role/detect",
         {"addThingsToThingGroupParams": {"thingGroupNames": [quarantine]}})
-    targets = detect.app.defender.alerts.targets
+    targets = detect.app.services.alerts.targets
     targets.create_webhook(f"hook-{suffix}", webhook.url, ca_file=ca_file)
     targets.create_email(f"mail-{suffix}", host="127.0.0.1", port=smtp_server.port,
                          sender="bastion@example.com", recipients=["soc@example.com"],
@@ -96,6 +96,6 @@ def test_severe_behavior_deactivates_the_certificate(detect: Detect) -> None:
         record = detect.app.plane.identity.describe_certificate(device.certificate_id)
         assert record.status.value == "INACTIVE"
         assert (events[0].violation_id, "UpdateCertificate", "allowed") in \
-            detect.app.detect.actions_taken
+            detect.app.services.detect.response.actions_taken
     finally:
         a.disconnect()

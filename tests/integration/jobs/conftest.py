@@ -11,29 +11,21 @@ import pytest
 from awscrt.exceptions import AwsCrtError
 
 from bastion.jobs import JobScheduler, JobService
-from bastion.reserved import JobsTopics
 from support.jobs_sdk import QOS1, TIMEOUT, SdkDevice, SdkDeviceV2, take, take_matching, token
 from support.running import RunningBastion
 
 __all__ = ["QOS1", "TIMEOUT", "SdkDevice", "SdkDeviceV2", "take", "take_matching", "token"]
 
 
-def jobs_topics(bastion: RunningBastion) -> JobsTopics:
-    for handler in bastion.app.broker.reserved_handlers:
-        if isinstance(handler, JobsTopics):
-            return handler
-    raise AssertionError("no jobs handler installed on the broker")
-
-
 @pytest.fixture
 def jobs(bastion: RunningBastion) -> JobService:
     """The job service of the running Bastion (the one both doors call)."""
-    return jobs_topics(bastion).service
+    return bastion.app.services.jobs
 
 
 @pytest.fixture
 def scheduler(bastion: RunningBastion) -> JobScheduler:
-    return jobs_topics(bastion).scheduler
+    return bastion.app.component(JobScheduler)
 
 
 @pytest.fixture

@@ -108,8 +108,7 @@ def prov_bastion(datadir: DataDir) -> Iterator[RunningBastion]:
 @pytest.fixture
 def service(prov_bastion: RunningBastion) -> ProvisioningService:
     """The running Bastion's provisioning service (the one both doors call)."""
-    assert prov_bastion.app.provisioning is not None
-    return prov_bastion.app.provisioning
+    return prov_bastion.app.services.provisioning
 
 
 def write_device(directory: Path, name: str, cert_pem: str, key_pem: str,

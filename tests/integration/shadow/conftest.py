@@ -181,9 +181,8 @@ class ApiBastion:
                         limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                         api=ApiConfig(host="127.0.0.1", port=0))
         self.datadir = datadir
-        self.running = RunningBastion(config, datadir)
-        self.running.app.api_credentials = StaticCredentials(
-            {key: (secret, role) for role, (key, secret) in KEYS.items()})
+        self.running = RunningBastion(config, datadir, credentials=StaticCredentials(
+            {key: (secret, role) for role, (key, secret) in KEYS.items()}))
         self.running.start()
         api = self.running.app.api
         assert api is not None

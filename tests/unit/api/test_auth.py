@@ -14,7 +14,6 @@ import pytest
 from bastion.api import (
     ADMIN_SERVICE,
     ApiConfigError,
-    ApiError,
     MemoryTrail,
     Role,
     StaticCredentials,
@@ -23,8 +22,8 @@ from bastion.api import (
     is_loopback,
     role_allows,
 )
-from bastion.api._logging_options import LoggingOptions
 from bastion.config import ApiConfig
+from bastion.logging_options import LoggingOptions, NotConfiguredError
 from bastion.store import Store
 
 
@@ -131,10 +130,10 @@ def test_logging_options_set_levels_and_persist(
         options: tuple[LoggingOptions, logging.Logger, Store]) -> None:
     opts, logger, store = options
     assert opts.get_v1() == {}
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(NotConfiguredError) as caught:
         opts.get_v2()
-    assert caught.value.code == "NotConfiguredException"
-    with pytest.raises(ApiError):
+    assert (caught.value.aws_error, caught.value.http_status) == ("NotConfiguredException", 404)
+    with pytest.raises(NotConfiguredError):
         opts.set_level("DEFAULT", None, "DEBUG")
     opts.set_v1("arn:aws:iam::123456789012:role/logs", "DEBUG")
     assert logger.level == logging.DEBUG

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 from bastion.defender.audit import (
     AuditService,
     CrlRegistry,
-    StoredLoggingOptions,
     WeakKeyLists,
 )
+from bastion.logging_options import LoggingOptions
 from bastion.store import Store
 from support.audit_fleet import ACCOUNT, NOW, Fleet
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
@@ -49,7 +50,7 @@ def audit_service(store: Store, fleet: Fleet | None, clock: ManualTime, *,
         for issuer, path in fleet.crl_files.items():
             crls.register(str(path), ca_certificate_id=issuer)
     lists = WeakKeyLists.from_directory(fleet.weak_key_dir) if fleet else WeakKeyLists()
-    return AuditService(store, account=ACCOUNT, crls=crls, logging=StoredLoggingOptions(store),
+    return AuditService(store, account=ACCOUNT, crls=crls, logging=LoggingOptions(store, logging.getLogger("bastion-test.audit")),
                         key_lists=lists, notifier=notifier,  # type: ignore[arg-type]
                         executor=inline, clock=clock)
 

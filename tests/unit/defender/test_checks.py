@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bastion.controlplane import device_policy_document
-from bastion.defender.audit import CHECKS, AuditTaskType, LoggingState
+from bastion.defender.audit import CHECKS, AuditTaskType
 from bastion.defender.audit._checks import CheckContext
 from bastion.defender.audit._checks.connections import (
     concurrent_sessions,
@@ -23,6 +23,7 @@ from bastion.defender.audit._checks.policies import (
     iot_policy_overly_permissive,
     iot_policy_potential_misconfiguration,
 )
+from bastion.logging_options import LoggingState
 from support.audit_fleet import ACCOUNT, ARN, NOW
 
 THING = "${iot:Connection.Thing.ThingName}"

@@ -4,6 +4,7 @@ suppressed findings skipped; AWS's rules on which action fits which check."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,11 @@ from bastion.defender.audit import (
     ExecutionStatus,
     InvalidRequestError,
     MitigationTaskStatus,
-    RegistryEffects,
     ResourceNotFoundError,
-    StoredLoggingOptions,
     TaskAlreadyExistsError,
 )
-from bastion.defender.mitigation import MitigationActionService
+from bastion.defender.mitigation import MitigationActionService, RegistryEffects
+from bastion.logging_options import LoggingOptions
 from bastion.registry import (
     CaCertificateStatusChanged,
     CertificateStatus,
@@ -67,7 +67,7 @@ class World:
                                       clock=clock)
         self.identity = identity
         self.actions = MitigationActionService(store, config=ACCOUNT, clock=clock)
-        self.logging = StoredLoggingOptions(store)
+        self.logging = LoggingOptions(store, logging.getLogger("bastion-test.audit"))
         self.mitigation = AuditMitigationService(
             store, account=ACCOUNT, actions=self.actions,
             effects=RegistryEffects(store, identity=identity, registry=self.registry,

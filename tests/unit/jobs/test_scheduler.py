@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bastion.events import InProcessBus
 from bastion.jobs import ExecutionStatus, JobScheduler, JobsError, JobService
+from bastion.lifecycle import Lifecycle
 from bastion.registry import RegistryService, ThingGroupMembershipChanged
 from bastion.store import Store
 
@@ -42,8 +44,9 @@ def test_poke_runs_a_round_at_the_fake_clocks_time(jobs: JobService, things: Thi
     jobs.start_next_pending_job_execution("sched", step_timeout_in_minutes=5)
 
     async def scenario() -> None:
-        scheduler = JobScheduler(jobs, interval=3600)
-        scheduler.start()
+        scheduler = JobScheduler(jobs, InProcessBus(), interval=3600)
+        lifecycle = Lifecycle([scheduler])
+        await lifecycle.start()
         try:
             await eventually(lambda: scheduler.rounds >= 1, "the first round")
             assert status_of(jobs, "sched-job", "sched") is ExecutionStatus.IN_PROGRESS
@@ -52,7 +55,7 @@ def test_poke_runs_a_round_at_the_fake_clocks_time(jobs: JobService, things: Thi
             await eventually(lambda: status_of(jobs, "sched-job", "sched")
                              is ExecutionStatus.TIMED_OUT, "the step timeout")
         finally:
-            await scheduler.stop()
+            await lifecycle.stop()
 
     asyncio.run(scenario())
 
@@ -65,17 +68,18 @@ def test_registry_events_reach_continuous_jobs(jobs: JobService, things: Things,
     things("newcomer", group="sched-fleet")
 
     async def scenario() -> None:
-        scheduler = JobScheduler(jobs, interval=3600)
-        scheduler.start()
+        bus = InProcessBus(asyncio.get_running_loop())
+        lifecycle = Lifecycle([JobScheduler(jobs, bus, interval=3600)])
+        await lifecycle.start()
         try:
-            scheduler.publish(object())  # not a registry event: ignored
-            await asyncio.to_thread(scheduler.publish,  # from another thread
+            bus.publish(object())  # not a registry event: nobody listens
+            await asyncio.to_thread(bus.publish,  # from another thread
                                     ThingGroupMembershipChanged("newcomer", "sched-fleet",
                                                                 True))
             await eventually(lambda: status_of(jobs, "sched-cont", "newcomer")
                              is ExecutionStatus.QUEUED, "the continuous execution")
         finally:
-            await scheduler.stop()
+            await lifecycle.stop()
 
     asyncio.run(scenario())
 
@@ -95,12 +99,13 @@ def test_a_failing_round_is_retried(store: Store, registry: RegistryService,
             return super().run_due()
 
     async def scenario() -> None:
-        scheduler = JobScheduler(Flaky(store, registry, clock), interval=0.01)
-        scheduler.start()
+        lifecycle = Lifecycle([JobScheduler(Flaky(store, registry, clock), InProcessBus(),
+                                            interval=0.01)])
+        await lifecycle.start()
         try:
             await eventually(lambda: len(calls) >= 2, "a second round")
         finally:
-            await scheduler.stop()
+            await lifecycle.stop()
 
     asyncio.run(scenario())
     assert "jobs upkeep round failed" in caplog.text
@@ -108,4 +113,4 @@ def test_a_failing_round_is_retried(store: Store, registry: RegistryService,
 
 def test_interval_must_be_positive(jobs: JobService) -> None:
     with pytest.raises(ValueError):
-        JobScheduler(jobs, interval=0)
+        JobScheduler(jobs, InProcessBus(), interval=0)

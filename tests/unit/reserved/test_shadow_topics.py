@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from bastion.broker import Broker, Message
-from bastion.reserved import ShadowTopics, shadow_service_of
-from bastion.shadow import ShadowNotFoundError
+from bastion.events import InProcessBus
+from bastion.reserved import ShadowTopics
+from bastion.shadow import ShadowNotFoundError, ShadowService
 from bastion.store import Store
 
 PREFIX = "$aws/things/dev1/shadow"
@@ -49,11 +50,13 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def run(scenario: Callable[[Broker, Recorder, ShadowTopics], Any], **options: Any) -> None:
     async def main() -> None:
-        broker = Broker()
+        bus = InProcessBus(asyncio.get_running_loop())
+        broker = Broker(bus=bus)
         recorder = Recorder()
         broker.publish = recorder  # type: ignore[method-assign]
         with Store.open("sqlite://") as store:
-            topics = ShadowTopics(broker, store, **options)
+            service = ShadowService(store, publish=bus.publish)
+            topics = ShadowTopics(broker, service, bus, **options)
             broker.reserved_handlers.append(topics)
             await scenario(broker, recorder, topics)
 
@@ -70,7 +73,6 @@ def request(operation: str, document: dict[str, Any] | None = None) -> Message:
 
 def test_requests_are_answered_and_routed_like_any_message() -> None:
     async def scenario(broker: Broker, recorder: Recorder, topics: ShadowTopics) -> None:
-        assert shadow_service_of(broker) is topics.service
         assert topics.handles(f"{PREFIX}/update")
         assert not topics.handles(f"{PREFIX}/update/accepted")
         update = request("update", {"state": {"desired": {"a": 1}}, "clientToken": "u"})

@@ -2,8 +2,8 @@
 audit tasks, scheduled audits, findings and related resources, suppressions, audit
 mitigation actions tasks and executions, and the mitigation actions themselves.
 
-The handlers call the services the app attached to its broker
-(:func:`bastion.defender.services_of`); a :class:`~bastion.defender.audit.DefenderError`
+The handlers call the audit services of the running Bastion's directory
+(:class:`bastion.services.Services`); a :class:`~bastion.defender.audit.DefenderError`
 becomes its AWS error. Bastion-only resource identifiers (a provisioning template) are
 not in AWS's model: findings show them through ``additionalInfo``.
 """
@@ -14,7 +14,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, Final
 
-from bastion.defender import DefenderServices, services_of
 from bastion.defender.audit import (
     AccountAuditConfiguration,
     AuditMitigationExecution,
@@ -27,6 +26,7 @@ from bastion.defender.audit import (
     Suppression,
 )
 from bastion.defender.mitigation import MitigationAction
+from bastion.services import AuditServices
 
 from .._context import OperationContext
 from .._errors import ApiError
@@ -40,8 +40,8 @@ _AWS_IDENTIFIER_MEMBERS: Final = frozenset({
     "issuerCertificateIdentifier", "deviceCertificateArn"})
 
 
-def _services(ctx: OperationContext) -> DefenderServices:
-    services = services_of(ctx.gateway.broker)
+def _services(ctx: OperationContext) -> AuditServices:
+    services = ctx.gateway.services.audit
     if services is None:
         raise ApiError("ServiceUnavailableException", 503,
                        "Device Defender audit is not running")

@@ -1,8 +1,8 @@
 """Device Defender detect (``iot``): security profiles and their targets, behaviors
 validation, custom metrics, dimensions, violations and metric values.
 
-The handlers call the detect service the app attached to its broker
-(:func:`bastion.defender.detect.detect_of`); a
+The handlers call the detect service of the running Bastion's directory
+(:class:`bastion.services.Services`); a
 :class:`~bastion.defender.detect.DetectError` becomes its AWS error. Two Bastion
 extensions ride on profile tags, since AWS's model has no member for them:
 ``bastion:mitigationActions`` (comma-separated mitigation action names applied when a
@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from bastion.defender import services_of
 from bastion.defender.audit import DefenderError
 from bastion.defender.detect import (
     DetectError,
@@ -27,7 +26,6 @@ from bastion.defender.detect import (
     DetectMitigationTasks,
     DetectService,
     SecurityProfile,
-    detect_of,
     dimension_key,
 )
 
@@ -43,7 +41,8 @@ T = TypeVar("T")
 
 
 def _detect(ctx: OperationContext) -> DetectService:
-    service = detect_of(ctx.gateway.broker)
+    detect = ctx.gateway.services.detect
+    service = None if detect is None else detect.service
     if service is None:
         raise ApiError("ServiceUnavailableException", 503,
                        "Device Defender detect is not running")
@@ -381,13 +380,11 @@ def _tasks(ctx: OperationContext) -> DetectMitigationTasks:
 
 
 def _task_summary(ctx: OperationContext, task: DetectMitigationTask) -> dict[str, Any]:
-    actions = services_of(ctx.gateway.broker)
+    actions = ctx.gateway.services.mitigation_actions
     definitions = []
     for name in task.action_names:
-        if actions is None:
-            break
         try:
-            action = actions.actions.describe_action(name)
+            action = actions.describe_action(name)
         except DefenderError:
             continue
         definitions.append({"name": action.name, "id": action.action_id,

@@ -1,8 +1,8 @@
 """Jobs over HTTPS: the operator's side (``iot``: jobs, executions, templates) and the
 device's side (``iot-jobs-data``).
 
-Both call the :class:`~bastion.jobs.JobService` that serves the MQTT jobs topics (found on
-the broker, :func:`~bastion.reserved.job_service_of`), so a job created here is delivered
+Both call the :class:`~bastion.jobs.JobService` that serves the MQTT jobs topics (both get
+it from :class:`bastion.services.Services`), so a job created here is delivered
 over MQTT at once, and a device may mix both doors. A :class:`~bastion.jobs.JobsError`
 becomes its AWS error; the few refusals the two services name differently (a version
 conflict) are named per service.
@@ -32,7 +32,6 @@ from bastion.jobs import (
     rollout_to_json,
     timeout_to_json,
 )
-from bastion.reserved import job_service_of
 
 from .._context import OperationContext
 from .._errors import ApiError
@@ -44,10 +43,7 @@ JOBS_DATA = "iot-jobs-data"
 
 
 def _service(ctx: OperationContext) -> JobService:
-    service = job_service_of(ctx.gateway.broker)
-    if service is None:
-        raise ApiError("ServiceUnavailableException", 503, "The jobs service is not running")
-    return service
+    return ctx.gateway.services.jobs
 
 
 def _jobs_errors(service_name: str) -> Callable[[Handler], Handler]:

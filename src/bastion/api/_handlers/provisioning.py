@@ -1,8 +1,7 @@
 """Provisioning templates, their versions and CreateProvisioningClaim (``iot``).
 
 The handlers call the :class:`~bastion.provisioning.ProvisioningService` that serves the
-fleet provisioning topics (found on the broker,
-:func:`~bastion.reserved.provisioning_service_of`), so a template created here is used by
+fleet provisioning topics (both get it from :class:`bastion.services.Services`), so a template created here is used by
 devices at once. A :class:`~bastion.provisioning.ProvisioningError` becomes its AWS error.
 """
 
@@ -19,7 +18,6 @@ from bastion.provisioning import (
     ResourceAlreadyExistsError,
     TemplateVersion,
 )
-from bastion.reserved import provisioning_service_of
 
 from .._context import OperationContext
 from .._errors import ApiError
@@ -30,11 +28,7 @@ IOT = "iot"
 
 
 def _service(ctx: OperationContext) -> ProvisioningService:
-    service = provisioning_service_of(ctx.gateway.broker)
-    if service is None:
-        raise ApiError("ServiceUnavailableException", 503,
-                       "The provisioning service is not running")
-    return service
+    return ctx.gateway.services.provisioning
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:

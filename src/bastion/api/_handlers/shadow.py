@@ -2,7 +2,7 @@
 DeleteThingShadow, ListNamedShadowsForThing.
 
 The handlers call the same :class:`~bastion.shadow.ShadowService` as the broker's
-``$aws/things/…/shadow`` topics (:func:`bastion.reserved.shadow_service_of`), so the
+``$aws/things/…/shadow`` topics (both get it from :class:`bastion.services.Services`), so the
 rules and the documents are the same through both doors, and an update or delete made
 here is announced to MQTT subscribers (``/update/accepted``, ``/update/delta``,
 ``/update/documents``, ``/delete/accepted``) as AWS does. The request and response
@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bastion.reserved import shadow_service_of
 from bastion.shadow import ShadowError, ShadowService
 
 from .._context import OperationContext
@@ -30,11 +29,7 @@ _T = TypeVar("_T")
 
 
 def _service(ctx: OperationContext) -> ShadowService:
-    service = shadow_service_of(ctx.gateway.broker)
-    if service is None:
-        raise ApiError("ServiceUnavailableException", 503,
-                       "The Device Shadow service is not running")
-    return service
+    return ctx.gateway.services.shadow
 
 
 def _call(call: Callable[[], _T]) -> _T:

@@ -6,10 +6,10 @@ journal, CRLs, key lists and logging options.
   findings, related resources, suppressions; :meth:`AuditService.run_due` for the
   scheduler;
 * :class:`AuditMitigationService` — audit mitigation actions tasks and executions,
-  applied through :class:`RegistryEffects` (so certificate changes reach live sessions);
+  applied through :class:`bastion.defender.mitigation.RegistryEffects` (so certificate changes reach live sessions);
 * :class:`AuditScheduler` with :class:`SystemClock` (or any :class:`Clock`);
 * :class:`CrlRegistry` — CRL sources per issuing CA; :class:`WeakKeyLists` — the
-  operator's compromised-key lists; :class:`StoredLoggingOptions`;
+  operator's compromised-key lists;
 * :data:`CHECKS` — the catalog (severity, reason codes, settings, allowed actions).
 """
 
@@ -26,13 +26,7 @@ from .._errors import (
 from ._catalog import CHECKS, CheckSpec, ThresholdSetting
 from ._crl import CrlRegistry, CrlSource, RevocationIndex
 from ._keys import KeyQualityAssessor, KeyVerdict, WeakKeyLists, debian_fingerprint
-from ._logging import LoggingControl, LoggingState, StoredLoggingOptions
-from ._mitigation_tasks import (
-    AuditMitigationService,
-    MitigationEffects,
-    RegistryEffects,
-    finding_message,
-)
+from ._mitigation_tasks import AuditMitigationService, finding_message
 from ._model import (
     AccountAuditConfiguration,
     AuditFrequency,
@@ -94,15 +88,11 @@ __all__ = [
     "KeyQualityAssessor",
     "KeyVerdict",
     "LimitExceededError",
-    "LoggingControl",
-    "LoggingState",
     "MitigationCheckStatistics",
-    "MitigationEffects",
     "MitigationTaskStatus",
     "MitigationTaskTarget",
     "NotificationTarget",
     "Notifier",
-    "RegistryEffects",
     "Resource",
     "ResourceAlreadyExistsError",
     "ResourceIdentifier",
@@ -111,7 +101,6 @@ __all__ = [
     "RevocationIndex",
     "ScheduledAudit",
     "Severity",
-    "StoredLoggingOptions",
     "Suppression",
     "SystemClock",
     "TaskAlreadyExistsError",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from bastion.logging_options import LoggingState
 from bastion.registry import RegistryConfig
 from bastion.store import (
     CaCertificateRow,
@@ -19,7 +20,6 @@ from bastion.store import (
 
 from ._crl import RevocationIndex
 from ._keys import KeyQualityAssessor
-from ._logging import LoggingState
 
 BATCH: Final = 2000
 

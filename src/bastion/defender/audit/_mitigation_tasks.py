@@ -10,7 +10,7 @@ records one execution per (finding, action) as ``PENDING`` and runs them in the 
 executor, each ending ``COMPLETED``, ``FAILED`` (with the error), ``SKIPPED`` (the finding
 is suppressed: mitigation never touches a suppressed finding) or ``CANCELED``.
 
-Changes go through the registry services the running app wired in (:class:`RegistryEffects`),
+Changes go through :class:`bastion.defender.mitigation.RegistryEffects`,
 so deactivating a certificate publishes the same event as any other status change and the
 broker drops the certificate's live sessions at once.
 """
@@ -22,21 +22,17 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from bastion.defender.mitigation import (
     MitigationAction,
     MitigationActionService,
     MitigationActionType,
+    MitigationEffects,
 )
 from bastion.registry import (
-    CaCertificateStatus,
-    CertificateStatus,
-    IdentityService,
-    PolicyService,
     RegistryConfig,
     RegistryError,
-    RegistryService,
 )
 from bastion.store import (
     AuditMitigationExecutionRow,
@@ -53,7 +49,6 @@ from .._errors import (
     TaskAlreadyExistsError,
 )
 from ._catalog import CHECKS
-from ._logging import LoggingControl
 from ._model import (
     AuditMitigationExecution,
     AuditMitigationTask,
@@ -63,80 +58,12 @@ from ._model import (
     MitigationTaskStatus,
     MitigationTaskTarget,
 )
-from ._service import Executor, Notifier, finding_of
+from ._service import Executor, finding_of
 
 log = logging.getLogger("bastion.defender.audit")
 
 _TASK_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 MAX_PAGE: Final = 250
-
-#: The "blank" default version REPLACE_DEFAULT_POLICY_VERSION installs: it allows nothing
-#: (a Deny on a resource that does not exist, because a policy needs a statement).
-BLANK_POLICY_DOCUMENT: Final = (
-    '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iot:*",'
-    '"Resource":"arn:aws:iot:*:*:bastion-blank-policy"}]}')
-
-
-class MitigationEffects(Protocol):
-    """The changes mitigation actions make."""
-
-    def deactivate_certificate(self, certificate_id: str) -> None: ...
-
-    def deactivate_ca_certificate(self, ca_certificate_id: str) -> None: ...
-
-    def things_of_certificate(self, certificate_id: str) -> list[str]: ...
-
-    def add_thing_to_group(self, group_name: str, thing_name: str) -> None: ...
-
-    def replace_default_policy_version(self, policy_name: str) -> str: ...
-
-    def enable_logging(self, role_arn: str, level: str) -> None: ...
-
-    def publish(self, target_arn: str, subject: str, message: Mapping[str, Any]) -> None: ...
-
-
-class RegistryEffects:
-    """:class:`MitigationEffects` through the registry services (whose events reach the
-    broker), the logging options and the alert targets."""
-
-    def __init__(self, store: Store, *, identity: IdentityService, registry: RegistryService,
-                 policies: PolicyService, logging: LoggingControl,
-                 notifier: Notifier | None) -> None:
-        self._store = store
-        self._identity = identity
-        self._registry = registry
-        self._policies = policies
-        self._logging = logging
-        self._notifier = notifier
-
-    def deactivate_certificate(self, certificate_id: str) -> None:
-        self._identity.update_certificate(certificate_id, CertificateStatus.INACTIVE)
-
-    def deactivate_ca_certificate(self, ca_certificate_id: str) -> None:
-        self._identity.update_ca_certificate(ca_certificate_id,
-                                             new_status=CaCertificateStatus.INACTIVE)
-
-    def things_of_certificate(self, certificate_id: str) -> list[str]:
-        with self._store.transaction(readonly=True) as uow:
-            return uow.audit_fleet.things_of_certificate(certificate_id)
-
-    def add_thing_to_group(self, group_name: str, thing_name: str) -> None:
-        self._registry.add_thing_to_thing_group(thing_group_name=group_name,
-                                                thing_name=thing_name)
-
-    def replace_default_policy_version(self, policy_name: str) -> str:
-        version = self._policies.create_policy_version(policy_name, BLANK_POLICY_DOCUMENT,
-                                                       set_as_default=True)
-        return version.version_id
-
-    def enable_logging(self, role_arn: str, level: str) -> None:
-        self._logging.enable(role_arn, level)
-
-    def publish(self, target_arn: str, subject: str, message: Mapping[str, Any]) -> None:
-        if self._notifier is None or not self._notifier.target_exists(target_arn):
-            raise LookupError(f"{target_arn} is not a Bastion alert target")
-        self._notifier.notify(target_arn, subject, message)
-
 
 class _ActionFailed(Exception):
     def __init__(self, code: str, message: str) -> None:
@@ -470,5 +397,5 @@ def _task(row: AuditMitigationTaskRow, executions: list[AuditMitigationExecution
                                statistics)
 
 
-__all__ = ["AuditMitigationService", "DefenderError", "MitigationEffects", "RegistryEffects",
+__all__ = ["AuditMitigationService", "DefenderError",
            "finding_message"]

@@ -9,18 +9,22 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from bastion.lifecycle import Component
+
 from ._schedule import MAX_WAIT, Clock
 from ._service import AuditService
 
 log = logging.getLogger("bastion.defender.audit")
 
 
-class AuditScheduler:
-    """Run with :meth:`start` / :meth:`stop` on the app's event loop.
+class AuditScheduler(Component):
+    """Scheduled audits and CRL refreshes: a component of the running Bastion.
 
     :param clock: what time it is and how to wait (a hand-moved clock in tests).
     :param max_wait: the longest sleep, so a schedule written by another node is seen.
     """
+
+    name = "audit-scheduler"
 
     def __init__(self, service: AuditService, clock: Clock, *,
                  max_wait: timedelta = MAX_WAIT) -> None:
@@ -28,7 +32,6 @@ class AuditScheduler:
         self._clock = clock
         self._max_wait = max_wait
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rounds = 0
         self.round_done = asyncio.Event()
@@ -42,18 +45,14 @@ class AuditScheduler:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._service.schedule_changed = self.wake
-        self._task = self._loop.create_task(self._run(), name="bastion-audit-scheduler")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        """Stop (the lifecycle then cancels :meth:`run`) and wait for the check running
+        now, in its worker thread."""
+        self._service.schedule_changed = lambda: None
+        await asyncio.to_thread(self._service.close)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         service = self._service
         while True:
             self._wake.clear()

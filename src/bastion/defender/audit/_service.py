@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from bastion.logging_options import LoggingControl
 from bastion.registry import RegistryConfig
 from bastion.store import (
     AuditConfigurationRow,
@@ -40,7 +41,6 @@ from ._catalog import CHECKS, CheckSpec
 from ._crl import CrlRegistry
 from ._fleet import StoreFleet
 from ._keys import KeyQualityAssessor, WeakKeyLists
-from ._logging import LoggingControl
 from ._model import (
     AccountAuditConfiguration,
     AuditFrequency,

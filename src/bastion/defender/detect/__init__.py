@@ -12,7 +12,6 @@ behaviors and violations.
 
 from __future__ import annotations
 
-from ._attach import attach_detect, detach_detect, detect_of
 from ._errors import (
     DetectError,
     InvalidRequestError,
@@ -22,6 +21,7 @@ from ._errors import (
     VersionConflictError,
 )
 from ._evaluate import AlarmTracker, percentile, satisfies
+from ._membership import thing_membership
 from ._model import (
     BUILTIN_METRICS,
     CLOUD_METRICS,
@@ -99,14 +99,12 @@ __all__ = [
     "VersionConflictError",
     "ViolationEvent",
     "ViolationEventType",
-    "attach_detect",
     "decode_payload",
-    "detach_detect",
-    "detect_of",
     "dimension_key",
     "parse_behavior",
     "parse_report",
     "percentile",
     "report_id_of",
     "satisfies",
+    "thing_membership",
 ]

@@ -69,7 +69,8 @@ UNREGISTERED = "all/unregistered-things"
 
 Membership = Callable[[str], tuple[bool, frozenset[str]]]
 """thing name → (registered?, names of the thing groups it belongs to)."""
-EventSink = Callable[[ViolationEvent, SecurityProfile], None]
+ViolationHandler = Callable[[ViolationEvent, SecurityProfile], None]
+"""Called with each violation event and the profile it belongs to (alerts, mitigation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class DetectService:
     """
 
     def __init__(self, *, membership: Membership, target_prefix: str,
-                 on_event: EventSink | None = None, retention_seconds: float = 14 * 86400,
+                 on_event: ViolationHandler | None = None, retention_seconds: float = 14 * 86400,
                  invalidate_after: float = 2 * 86400,
                  clock: Callable[[], float] = time.time,
                  records: StoreRecords | None = None,

@@ -3,7 +3,10 @@
 
 * :class:`MitigationActionService` — CreateMitigationAction, Describe, Update, Delete,
   List, with AWS's parameter rules;
-* :class:`MitigationAction`, :class:`MitigationActionType`, :func:`action_type_of`.
+* :class:`MitigationAction`, :class:`MitigationActionType`, :func:`action_type_of`;
+* :class:`RegistryEffects` — the changes actions make, for audit and detect alike;
+* :class:`ViolationResponse` — what a detect violation sets off: alerts, the profile's
+  mitigation actions, deactivation for severe behaviours, each recorded in the trail.
 """
 
 from __future__ import annotations
@@ -16,12 +19,27 @@ from ._actions import (
     MitigationActionType,
     action_type_of,
 )
+from ._effects import (
+    BLANK_POLICY_DOCUMENT,
+    LoggingSwitch,
+    MitigationEffects,
+    RegistryEffects,
+    TargetNotifier,
+)
+from ._violations import ViolationResponse, violation_message
 
 __all__ = [
     "BLANK_POLICY",
+    "BLANK_POLICY_DOCUMENT",
     "PARAMS_MEMBERS",
+    "LoggingSwitch",
     "MitigationAction",
     "MitigationActionService",
     "MitigationActionType",
+    "MitigationEffects",
+    "RegistryEffects",
+    "TargetNotifier",
+    "ViolationResponse",
     "action_type_of",
+    "violation_message",
 ]

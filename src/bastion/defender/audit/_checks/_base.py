@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bastion.logging_options import LoggingState
 from bastion.registry import RegistryConfig
 from bastion.store import CaCertificateRow, CertificateRow, ProvisioningTemplateRow
 
 from .._catalog import CheckSpec, threshold
 from .._crl import RevocationIndex
 from .._keys import KeyQualityAssessor
-from .._logging import LoggingState
 from .._model import AuditTaskType, ConfigName, FindingDraft
 
 

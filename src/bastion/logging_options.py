@@ -12,6 +12,12 @@ AWS sends IoT logs to CloudWatch; Bastion has its own log. The options are kept 
 targets other than ``DEFAULT`` (thing groups, client ids, source IPs, principals) are
 stored and listed but do not filter Bastion's log yet. The ``roleArn`` is kept and
 returned; Bastion does not assume roles.
+
+One :class:`LoggingOptions` per running Bastion serves both its users: the REST API
+(Get/Set logging options) and Device Defender audit, which reads the effective state
+(LOGGING_DISABLED_CHECK, :meth:`LoggingOptions.state`) and turns logging on for the
+ENABLE_IOT_LOGGING mitigation (:meth:`LoggingOptions.enable`). A change made by either is
+in force at once, for both.
 """
 
 from __future__ import annotations
@@ -19,12 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Protocol
 
 from bastion.store import Store
-
-from ._errors import ApiError
 
 SETTINGS_KEY: Final = "api.logging_options"
 MAX_LOG_TARGETS: Final = 1000
@@ -37,9 +43,75 @@ _LEVELS: Final = {
 }
 
 
-def not_configured() -> ApiError:
-    return ApiError("NotConfiguredException", 404,
-                    "V2 logging is not configured; call SetV2LoggingOptions first")
+_LOGGING_LEVELS: Final = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+
+
+class LoggingOptionsError(Exception):
+    """A request on the logging options that is refused: the caller's fault, answered with
+    :attr:`aws_error` and :attr:`http_status`."""
+
+    aws_error: ClassVar[str] = "InvalidRequestException"
+    http_status: ClassVar[int] = 400
+
+
+class NotConfiguredError(LoggingOptionsError):
+    aws_error = "NotConfiguredException"
+    http_status = 404
+
+
+class LogTargetLimitError(LoggingOptionsError):
+    aws_error = "LimitExceededException"
+    http_status = 410
+
+
+def not_configured() -> NotConfiguredError:
+    return NotConfiguredError("V2 logging is not configured; call SetV2LoggingOptions first")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingState:
+    """The options in force: ``v1``/``v2`` as stored (``None`` when never set), the log
+    target levels, and the level Bastion logs at when neither is set."""
+
+    v1: Mapping[str, Any] | None
+    v2: Mapping[str, Any] | None
+    levels: tuple[Mapping[str, Any], ...] = ()
+    fallback_level: str = "INFO"
+
+    @property
+    def effective_level(self) -> str:
+        if self.v2 is not None:
+            if self.v2.get("disableAllLogs"):
+                return "DISABLED"
+            for entry in self.levels:
+                if entry.get("targetType") == "DEFAULT" and entry.get("logLevel"):
+                    return str(entry["logLevel"])
+            return str(self.v2.get("defaultLogLevel") or "ERROR")
+        if self.v1 is not None:
+            return str(self.v1.get("logLevel") or "ERROR")
+        return self.fallback_level.upper()
+
+    @property
+    def disabled(self) -> bool:
+        return self.effective_level not in _LOGGING_LEVELS
+
+    @property
+    def source(self) -> str:
+        """Which options decided: ``v2``, ``v1`` or ``config``."""
+        return "v2" if self.v2 is not None else "v1" if self.v1 is not None else "config"
+
+
+class LoggingControl(Protocol):
+    """Read the logging options; turn logging on (ENABLE_IOT_LOGGING)."""
+
+    def state(self) -> LoggingState: ...
+
+    def enable(self, role_arn: str, level: str) -> None:
+        """SetV2LoggingOptions with ``defaultLogLevel=level``, ``disableAllLogs=false``;
+        a ``DEFAULT`` log target level is set to ``level`` as well."""
+        ...
+
+
 
 
 class LoggingOptions:
@@ -48,10 +120,12 @@ class LoggingOptions:
     Thread-safe; every method except :meth:`apply` may touch the database.
     """
 
-    __slots__ = ("_lock", "_logger", "_original_level", "_state", "_store")
+    __slots__ = ("_fallback", "_lock", "_logger", "_original_level", "_state", "_store")
 
-    def __init__(self, store: Store, logger: logging.Logger | None = None) -> None:
+    def __init__(self, store: Store, logger: logging.Logger | None = None, *,
+                 fallback_level: str = "INFO") -> None:
         self._store = store
+        self._fallback = fallback_level
         self._logger = logger or logging.getLogger("bastion")
         self._original_level = self._logger.level
         self._lock = threading.Lock()
@@ -86,7 +160,7 @@ class LoggingOptions:
     # -- v2 ---------------------------------------------------------------------------
 
     def get_v2(self) -> dict[str, Any]:
-        """:raises ApiError: NotConfiguredException when v2 was never set."""
+        """:raises NotConfiguredError: v2 was never set."""
         with self._lock:
             if self._state["v2"] is None:
                 raise not_configured()
@@ -102,7 +176,8 @@ class LoggingOptions:
             self._save()
 
     def set_level(self, target_type: str, target_name: str | None, log_level: str) -> None:
-        """:raises ApiError: NotConfiguredException (v2 not set) or LimitExceededException."""
+        """:raises NotConfiguredError: v2 not set.
+        :raises LogTargetLimitError: too many log targets."""
         with self._lock:
             if self._state["v2"] is None:
                 raise not_configured()
@@ -110,8 +185,8 @@ class LoggingOptions:
                       if (entry["targetType"], entry.get("targetName")) != (target_type,
                                                                              target_name)]
             if len(levels) >= MAX_LOG_TARGETS:
-                raise ApiError("LimitExceededException", 410,
-                               f"At most {MAX_LOG_TARGETS} log targets can be configured")
+                raise LogTargetLimitError(
+                    f"At most {MAX_LOG_TARGETS} log targets can be configured")
             entry: dict[str, Any] = {"targetType": target_type, "logLevel": log_level}
             if target_name is not None:
                 entry["targetName"] = target_name
@@ -121,7 +196,7 @@ class LoggingOptions:
             self._save()
 
     def list_levels(self, target_type: str | None) -> list[dict[str, Any]]:
-        """:raises ApiError: NotConfiguredException when v2 was never set."""
+        """:raises NotConfiguredError: v2 was never set."""
         with self._lock:
             if self._state["v2"] is None:
                 raise not_configured()
@@ -137,6 +212,30 @@ class LoggingOptions:
             if len(kept) != len(levels):
                 self._state["levels"] = kept
                 self._save()
+
+    # -- Device Defender audit ---------------------------------------------------------
+
+    def state(self) -> LoggingState:
+        """The options in force (as stored: another node may have changed them)."""
+        self.load()
+        with self._lock:
+            v1, v2 = self._state["v1"], self._state["v2"]
+            levels = tuple(e for e in self._state["levels"] if isinstance(e, dict))
+            return LoggingState(v1 if isinstance(v1, dict) else None,
+                                v2 if isinstance(v2, dict) else None, levels, self._fallback)
+
+    def enable(self, role_arn: str, level: str) -> None:
+        """ENABLE_IOT_LOGGING: v2 options with ``defaultLogLevel=level`` and
+        ``disableAllLogs=false``; a ``DEFAULT`` log target's level becomes ``level`` too."""
+        self.load()
+        with self._lock:
+            v2 = dict(self._state["v2"] or {})
+            v2.update(roleArn=role_arn, defaultLogLevel=level, disableAllLogs=False)
+            self._state["v2"] = v2
+            self._state["levels"] = [
+                dict(e, logLevel=level) if e.get("targetType") == "DEFAULT" else e
+                for e in self._state["levels"] if isinstance(e, dict)]
+            self._save()
 
     # -- all ----------------------------------------------------------------------------
 

@@ -1,0 +1,256 @@
+"""The running Bastion: the composition root.
+
+Theory of operation
+-------------------
+:class:`App` only wires. :meth:`App.start` opens the store, builds every service once
+(:func:`bastion.services.build_services`), plugs the registry into the broker (the
+:class:`~bastion.enforcement.RegistryGate` authenticates and authorizes; the
+:class:`~bastion.enforcement.SecurityEventBridge` applies security events from the bus to
+live sessions), hands the services to the front doors (the reserved-topic handlers, the
+REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
+in this order:
+
+    store · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
+    detect loop · provisioning hooks · MQTT listeners · REST API
+
+:meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
+is disconnected, so the journal still records the disconnects), the schedulers, and the
+store last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from ..api import ApiServer, CredentialSource, TrailSink
+from ..broker import Broker, Message
+from ..config import Config
+from ..controlplane import ControlPlane, database_url
+from ..datadir import DataDir
+from ..defender.audit import AuditScheduler, Clock, SystemClock
+from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
+from ..events import InProcessBus
+from ..jobs import JobScheduler
+from ..lifecycle import Component, ComponentFailed, Lifecycle
+from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
+from ..reserved.defender import DefenderMetricsTopics, DetectLoop
+from ..services import Clocks, Services, build_services
+from ..store import Store
+from ._listeners import Listeners
+from ._model import BoundListener
+
+log = logging.getLogger("bastion")
+C = TypeVar("C", bound=Component)
+
+DEFAULT_MIN_REPORT_PERIOD = 300.0
+"""AWS's shortest interval between two Device Defender metrics reports of one thing."""
+
+
+class _Closing(Component):
+    """Calls ``close`` when the lifecycle stops (the store, the provisioning hooks)."""
+
+    def __init__(self, name: str, close: Callable[[], None]) -> None:
+        self.name = name
+        self._close = close
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._close)
+
+
+class App:
+    """A running Bastion (see the module docstring).
+
+    :param credentials: the API's access keys (default: the store's); tests plug their own.
+    :param trail: where the API records each call (default: the store's trail).
+    :param wall_clock, detect_clock, audit_clock, alert_sleep: time sources tests move
+        by hand.
+    """
+
+    def __init__(self, config: Config, datadir: DataDir, *,
+                 credentials: CredentialSource | None = None,
+                 trail: TrailSink | None = None,
+                 wall_clock: Callable[[], datetime] | None = None,
+                 detect_clock: Callable[[], float] | None = None,
+                 audit_clock: Clock | None = None,
+                 alert_sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+        self.config = config
+        self.datadir = datadir
+        self.bus = InProcessBus()
+        self.broker = Broker(limits=config.limits, bus=self.bus)
+        self._credentials = credentials
+        self._trail = trail
+        self._clocks = Clocks(wall=wall_clock, epoch=detect_clock, audit=audit_clock,
+                              alert_sleep=alert_sleep)
+        self._audit_clock: Clock = audit_clock or SystemClock()
+        self._services: Services | None = None
+        self._lifecycle: Lifecycle | None = None
+        self._listeners: Listeners | None = None
+        self._bridge: SecurityEventBridge | None = None
+        self._handlers: list[ShadowTopics | JobsTopics] = []
+        self.journal: ConnectionJournal | None = None
+        self.detect: DetectLoop | None = None
+        self.api: ApiServer | None = None
+
+    # -- what tests and the CLI look at -------------------------------------------------
+
+    @property
+    def services(self) -> Services:
+        """Every domain service of this instance.
+
+        :raises RuntimeError: not started.
+        """
+        if self._services is None:
+            raise RuntimeError("the app is not started")
+        return self._services
+
+    @property
+    def plane(self) -> ControlPlane:
+        """The registry services; changes made through them reach live sessions at once."""
+        return self.services.plane
+
+    @property
+    def listeners(self) -> list[BoundListener]:
+        return [] if self._listeners is None else list(self._listeners.bound)
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        """What runs, in start order."""
+        return () if self._lifecycle is None else self._lifecycle.components
+
+    def component(self, kind: type[C]) -> C:
+        """The running component of type ``kind``.
+
+        :raises LookupError: none runs.
+        """
+        for component in self.components:
+            if isinstance(component, kind):
+                return component
+        raise LookupError(f"no {kind.__name__} runs")
+
+    @property
+    def api_port(self) -> int:
+        """:raises RuntimeError: the API is not running."""
+        if self.api is None:
+            raise RuntimeError("the API is not running")
+        return self.api.port
+
+    def port(self, name: str = "mqtts") -> int:
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener.port
+        raise KeyError(name)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build everything and start every component.
+
+        :raises OSError: a port is in use.
+        :raises bastion.store.StoreError: the database cannot be opened or migrated.
+        """
+        loop = asyncio.get_running_loop()
+        self.bus.bind(loop)
+        store = await asyncio.to_thread(Store.open, database_url(self.config, self.datadir))
+        try:
+            services = await asyncio.to_thread(
+                build_services, self.config, self.datadir, store, self.bus,
+                send=self._send, clocks=self._clocks)
+        except BaseException:
+            store.close()
+            raise
+        self._services = services
+        self._lifecycle = Lifecycle(self._wire(services))
+        await self._lifecycle.start()
+
+    async def stop(self) -> None:
+        if self._lifecycle is not None:
+            await self._lifecycle.stop()
+        for handler in self._handlers:
+            handler.close()
+        self._handlers.clear()
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+
+    async def wait(self) -> ComponentFailed | None:
+        """Until the components stop; the failure that stopped them, if one did."""
+        if self._lifecycle is None:
+            raise RuntimeError("the app is not started")
+        return await self._lifecycle.wait()
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def _wire(self, services: Services) -> list[Component]:
+        """Plug the services into the front doors; the components to run, in order."""
+        config, broker, bus = self.config, self.broker, self.bus
+        plane = services.plane
+        gate = RegistryGate(plane.identity, plane.account)
+        broker.authenticator = gate
+        broker.authorizer = gate
+        self._bridge = SecurityEventBridge(broker, gate, bus)
+        shadow = ShadowTopics(broker, services.shadow, bus)
+        jobs = JobsTopics(broker, services.jobs, bus)
+        self._handlers = [shadow, jobs]
+        broker.reserved_handlers.extend(
+            [shadow, jobs, ProvisioningTopics(broker, services.provisioning)])
+        gate.first_sight = FirstConnectionRegistration(broker, services.provisioning)
+        self.journal = ConnectionJournal(plane.store, bus)
+        components: list[Component] = [
+            _Closing("store", plane.store.close),
+            self.journal,
+            services.alerts,
+            JobScheduler(services.jobs, bus),
+        ]
+        if services.audit is not None:
+            components.append(AuditScheduler(services.audit.audit, self._audit_clock))
+        if services.detect is not None:
+            detect = services.detect
+            clock = self._clocks.epoch or detect.service.clock
+            self.detect = DetectLoop(broker, detect.service, bus,
+                                     interval=config.detect.interval, clock=clock)
+            broker.reserved_handlers.append(DefenderMetricsTopics(
+                broker, detect.service, clock=clock,
+                min_period=min(DEFAULT_MIN_REPORT_PERIOD, config.detect.interval)))
+            components.append(self.detect)
+        components.append(_Closing("provisioning-hooks", services.provisioning.close))
+        self._listeners = Listeners(broker, config.mqtt, self.datadir, plane, bus)
+        components.append(self._listeners)
+        if config.api.enabled:
+            self.api = ApiServer(config.api, services=services, broker=broker,
+                                 credentials=self._credentials or services.access,
+                                 trail=self._trail or services.trail)
+            components.append(self.api)
+        return components
+
+    def _send(self, topic: str, payload: bytes, qos: int) -> None:
+        """Publish a message from Bastion itself (alerts to MQTT targets)."""
+        self.broker.publish(Message(topic, payload, qos, False))
+
+
+def run(config: Config, datadir: DataDir, on_ready: Callable[[App], None]) -> int:
+    """Serve until SIGINT/SIGTERM or a component fails, on uvloop when available.
+    Returns the process exit status (non-zero when a component failed)."""
+    import signal
+
+    async def main() -> int:
+        app = App(config, datadir)
+        await app.start()
+        on_ready(app)
+        loop = asyncio.get_running_loop()
+        stopping = loop.create_task(app.wait())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: loop.create_task(app.stop()))
+        failure = await stopping
+        log.info("shut down")
+        await app.stop()
+        return 1 if failure is not None else 0
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(main())
+    return uvloop.run(main())

@@ -1,0 +1,194 @@
+"""Every domain service of one Bastion, built in one place.
+
+:func:`build_services` is the only code that constructs a service for a running Bastion.
+The result, :class:`Services`, is one typed directory handed to every front door: the
+broker's reserved-topic handlers, the REST API, and the console to come. A front door
+never constructs a service and never finds one by walking another front door. The CLI's
+offline commands use :func:`bastion.controlplane.open_control_plane`, the registry part
+of the same wiring.
+
+Services publish their state changes on the bus they are given (see
+:mod:`bastion.events`); they never call a front door. What a service needs from the
+message path (alerts to MQTT targets, Detect's metrics export) it gets as ``send``, a
+thread-safe function that publishes one message from Bastion itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .access import AccessKeyService
+from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
+from .config import Config
+from .controlplane import ControlPlane, registry_services
+from .datadir import DataDir
+from .defender.audit import AuditMitigationService, AuditService, CrlRegistry, WeakKeyLists
+from .defender.detect import (
+    DetectMitigationTasks,
+    DetectService,
+    StoreRecords,
+    thing_membership,
+)
+from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
+from .events import EventBus
+from .files import FileService
+from .jobs import JobService
+from .logging_options import LoggingOptions
+from .provisioning import HttpHookClient, ProvisioningService
+from .shadow import ShadowService
+from .store import Store
+from .trail import Trail
+
+log = logging.getLogger("bastion")
+
+Send = Callable[[str, bytes, int], None]
+"""Publish ``(topic, payload, qos)`` from Bastion itself; safe from any thread."""
+
+
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """The time sources services read (tests pass hand-moved ones)."""
+
+    wall: Callable[[], datetime] | None = None
+    epoch: Callable[[], float] | None = None
+    audit: object | None = None
+    alert_sleep: Callable[[float], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectServices:
+    service: DetectService
+    tasks: DetectMitigationTasks
+    response: ViolationResponse
+
+
+@dataclass(frozen=True, slots=True)
+class AuditServices:
+    audit: AuditService
+    mitigation: AuditMitigationService
+    actions: MitigationActionService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The directory of one Bastion's services.
+
+    ``audit`` and ``detect`` are ``None`` when the configuration turns them off.
+    """
+
+    config: Config
+    datadir: DataDir
+    bus: EventBus
+    plane: ControlPlane
+    access: AccessKeyService
+    trail: Trail
+    files: FileService
+    shadow: ShadowService
+    jobs: JobService
+    provisioning: ProvisioningService
+    alert_targets: AlertTargetService
+    alerts: AlertDispatcher
+    mitigation_actions: MitigationActionService
+    logging_options: LoggingOptions
+    audit: AuditServices | None
+    detect: DetectServices | None
+
+    @property
+    def store(self) -> Store:
+        return self.plane.store
+
+
+def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus, *,
+                   send: Send, clocks: Clocks | None = None) -> Services:
+    """Build every service over ``store``, publishing on ``bus``.
+
+    Constructs objects only: nothing here starts a task or binds a socket; the
+    long-running parts are components the composition root runs.
+
+    :raises bastion.store.StoreError: the store cannot be read.
+    """
+    clocks = clocks or Clocks()
+    plane = registry_services(config, datadir, store, bus.publish)
+    account = plane.account
+    keystore = datadir.open_keystore()
+    trail = Trail(store)
+    files = FileService.from_datadir(store, datadir, clock=clocks.wall)
+    files.signer()  # the URL-signing key, created on the first start
+    provisioning_config = config.provisioning
+    provisioning = ProvisioningService(
+        store, registry=plane.registry, identity=plane.identity, policies=plane.policies,
+        config=account,
+        hook_client=HttpHookClient(cafile=provisioning_config.hook_cafile or None),
+        hook_timeout=provisioning_config.hook_timeout,
+        claim_lifetime=timedelta(seconds=provisioning_config.claim_lifetime))
+    alerts_config = config.alerts
+    alert_targets = AlertTargetService(store, sealer=keystore, region=account.region,
+                                       account_id=account.account_id)
+    alerts = AlertDispatcher(
+        alert_targets, mqtt=send,
+        policy=RetryPolicy(alerts_config.attempts,
+                           timedelta(seconds=alerts_config.backoff_seconds), 2.0,
+                           timedelta(seconds=alerts_config.max_backoff_seconds)),
+        sleep=clocks.alert_sleep)
+    logging_options = LoggingOptions(store, fallback_level=config.log.level)
+    logging_options.load()
+    audit_now = getattr(clocks.audit, "now", None)
+    mitigation_actions = MitigationActionService(store, config=account, clock=audit_now)
+    audit: AuditServices | None = None
+    if config.audit.enabled:
+        notifier = ArnNotifier(alerts, "audit")
+        crls = CrlRegistry(store, clock=audit_now, refresh_interval=timedelta(
+            minutes=config.audit.crl_refresh_minutes))
+        weak_dir = (Path(config.audit.weak_keys_dir) if config.audit.weak_keys_dir
+                    else datadir.path / "audit" / "weak-keys")
+        key_lists = WeakKeyLists.from_directory(weak_dir)
+        if len(key_lists):
+            log.info("audit: %d compromised keys loaded from %s", len(key_lists), weak_dir)
+        audit_service = AuditService(store, account=account, crls=crls, logging=logging_options,
+                                     key_lists=key_lists, notifier=notifier,
+                                     **({"clock": audit_now} if audit_now else {}))
+        effects = RegistryEffects(store, identity=plane.identity, registry=plane.registry,
+                                  policies=plane.policies, logging=logging_options,
+                                  notifier=notifier)
+        audit = AuditServices(audit_service, AuditMitigationService(
+            store, account=account, actions=mitigation_actions, effects=effects,
+            executor=audit_service.executor,
+            **({"clock": audit_now} if audit_now else {})), mitigation_actions)
+    detect: DetectServices | None = None
+    if config.detect.enabled:
+        response = ViolationResponse(
+            actions=mitigation_actions, trail=trail, alerts=alerts,
+            effects=RegistryEffects(store, identity=plane.identity, registry=plane.registry,
+                                    policies=plane.policies, logging=logging_options,
+                                    notifier=None))
+        registry = plane.registry
+        detect_service = DetectService(
+            membership=lambda thing: thing_membership(registry, thing),
+            target_prefix=f"arn:aws:iot:{account.region}:{account.account_id}:",
+            on_event=response.on_violation,
+            invalidate_after=config.detect.invalidate_after,
+            records=StoreRecords(store), statistics_ttl=config.detect.interval,
+            clock=clocks.epoch or time.time)
+        tasks = DetectMitigationTasks(detect_service, response.apply_task_action,
+                                      action_exists=response.action_exists,
+                                      run=_on_worker_thread)
+        detect_service.mitigation_tasks = tasks
+        detect = DetectServices(detect_service, tasks, response)
+    return Services(
+        config=config, datadir=datadir, bus=bus, plane=plane,
+        access=AccessKeyService(store, keystore), trail=trail, files=files,
+        shadow=ShadowService(store, publish=bus.publish, clock=clocks.wall),
+        jobs=JobService(store, plane.registry, clocks.wall, bus.publish, documents=files),
+        provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
+        mitigation_actions=mitigation_actions, logging_options=logging_options,
+        audit=audit, detect=detect)
+
+
+def _on_worker_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="detect-mitigation-task", daemon=True).start()
