@@ -133,7 +133,7 @@ def test_logging_options_set_levels_and_persist(
     assert opts.get_v1() == {}
     with pytest.raises(ApiError) as caught:
         opts.get_v2()
-    assert caught.value.code == "NotConfiguredException"
+    assert caught.value.aws_error_type == "NotConfiguredException"
     with pytest.raises(ApiError):
         opts.set_level("DEFAULT", None, "DEBUG")
     opts.set_v1("arn:aws:iam::123456789012:role/logs", "DEBUG")

@@ -3,20 +3,18 @@
 The handlers call the :class:`~bastion.provisioning.ProvisioningService` that serves the
 fleet provisioning topics (found on the broker,
 :func:`~bastion.reserved.provisioning_service_of`), so a template created here is used by
-devices at once. A :class:`~bastion.provisioning.ProvisioningError` becomes its AWS error.
+devices at once. A :class:`~bastion.provisioning.ProvisioningError` escapes to the
+application, which answers its AWS error.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from bastion.provisioning import (
-    ProvisioningError,
     ProvisioningService,
     ProvisioningTemplateSummary,
-    ResourceAlreadyExistsError,
     TemplateVersion,
 )
 from bastion.reserved import provisioning_service_of
@@ -38,23 +36,8 @@ def _service(ctx: OperationContext) -> ProvisioningService:
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:
-    """Register ``operation``, answering a ProvisioningError with its AWS error."""
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(ctx: OperationContext, params: Params) -> Result:
-            try:
-                return handler(ctx, params)
-            except ProvisioningError as error:
-                code, status = error.wire()
-                extra: dict[str, str] = {}
-                if isinstance(error, ResourceAlreadyExistsError):
-                    if error.resource_id is not None:
-                        extra["resourceId"] = error.resource_id
-                    if error.resource_arn is not None:
-                        extra["resourceArn"] = error.resource_arn
-                raise ApiError(code, status, error.message, extra) from None
-        return TABLE.register(IOT, operation)(run)
-    return decorate
+    """Register ``operation`` (a ProvisioningError is answered by the application)."""
+    return TABLE.register(IOT, operation)
 
 
 def _summary(item: ProvisioningTemplateSummary) -> dict[str, Any]:
