@@ -28,8 +28,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, Final, Protocol
 
+from bastion.errors import ServiceError
 from bastion.store import Store
 
 SETTINGS_KEY: Final = "api.logging_options"
@@ -46,21 +47,20 @@ _LEVELS: Final = {
 _LOGGING_LEVELS: Final = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 
 
-class LoggingOptionsError(Exception):
-    """A request on the logging options that is refused: the caller's fault, answered with
-    :attr:`aws_error` and :attr:`http_status`."""
+class LoggingOptionsError(ServiceError):
+    """A request on the logging options that is refused: the caller's fault."""
 
-    aws_error: ClassVar[str] = "InvalidRequestException"
-    http_status: ClassVar[int] = 400
+    aws_error_type = "InvalidRequestException"
+    http_status = 400
 
 
 class NotConfiguredError(LoggingOptionsError):
-    aws_error = "NotConfiguredException"
+    aws_error_type = "NotConfiguredException"
     http_status = 404
 
 
 class LogTargetLimitError(LoggingOptionsError):
-    aws_error = "LimitExceededException"
+    aws_error_type = "LimitExceededException"
     http_status = 410
 
 

@@ -8,8 +8,8 @@
   (never in clear), and answers :meth:`AccessKeyService.lookup` for SigV4 verification
   (it implements the API's ``CredentialSource``).
 * :class:`AccessKey` — what a listing shows (no secret), :class:`AccessKeyStatus`.
-* :class:`AccessError` and subclasses: refused requests, carrying ``aws_error`` and
-  ``http_status``.
+* :class:`AccessError` and subclasses: refused requests, carrying ``aws_error_type`` and
+  ``http_status`` (the wire-error contract, :class:`bastion.errors.ServiceError`).
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ For every HTTP request:
 7. **Handle** — the handler registered for the operation (:mod:`._handlers`), in a worker
    thread unless it must run on the broker's loop; an operation without one answers
    ``NotImplementedException`` naming it.
-8. **Serialize** the result with the output shape (:mod:`._serialize`); registry
-   refusals become their AWS error.
+8. **Serialize** the result with the output shape (:mod:`._serialize`). Every
+   refusal — an :class:`~._errors.ApiError` or a service's own error (registry, jobs,
+   shadow, …: any :class:`~bastion.errors.ServiceError`) — is answered here, in one
+   place, in the AWS error shape (:func:`~._errors.wire_error`).
 9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
@@ -45,10 +47,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bastion.errors import ServiceError
 from bastion.events import EventSink
 from bastion.files import FILES_PATH, FilesError, FileService
-from bastion.logging_options import LoggingOptionsError
-from bastion.registry import RegistryConfig, RegistryError, ResourceAlreadyExistsError
+from bastion.registry import RegistryConfig
 
 from ._auth import (
     ADMIN_SERVICE,
@@ -63,7 +65,7 @@ from ._auth import (
 )
 from ._binding import bind_input, parse_query
 from ._context import Gateway, OperationContext, ServiceDirectory
-from ._errors import ApiError, access_denied, internal_failure, not_implemented
+from ._errors import ApiError, access_denied, internal_failure, not_implemented, wire_error
 from ._handlers import TABLE, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
@@ -176,23 +178,16 @@ class ApiApplication:
             response = await self._pipeline(request, call)
             call.outcome = OUTCOME_ALLOWED
             error_code = None
-        except ApiError as error:
-            response = serialize_error(error)
-            error_code = error.code
-        except RegistryError as error:
-            refused = _registry_error(error)
+        except ServiceError as error:
+            refused = wire_error(error, call.service)
             response = serialize_error(refused)
-            error_code = refused.code
-        except LoggingOptionsError as error:
-            refused = ApiError(error.aws_error, error.http_status, str(error))
-            response = serialize_error(refused)
-            error_code = refused.code
+            error_code = refused.aws_error_type
         except Exception:
             log.exception("%s %s: internal error in %s:%s", request.method,
                           request.raw_path, call.service, call.operation)
             failure = internal_failure()
             response = serialize_error(failure)
-            error_code = failure.code
+            error_code = failure.aws_error_type
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
         await self._record(call, error_code, response.status)
@@ -305,7 +300,7 @@ class ApiApplication:
         except FilesError as error:
             if error.http_status == 403:
                 call.outcome = OUTCOME_DENIED
-            raise ApiError(error.code, error.http_status, error.message) from None
+            raise
         headers = (("content-type", "application/octet-stream"),
                    ("x-bastion-sha256", row.sha256))
         return Response(200, headers, data)
@@ -330,16 +325,6 @@ class ApiApplication:
 
 class _Disconnected(Exception):
     pass
-
-
-def _registry_error(error: RegistryError) -> ApiError:
-    extra: dict[str, str] = {}
-    if isinstance(error, ResourceAlreadyExistsError):
-        if error.resource_id is not None:
-            extra["resourceId"] = error.resource_id
-        if error.resource_arn is not None:
-            extra["resourceArn"] = error.resource_arn
-    return ApiError(error.aws_error, error.http_status, error.message, extra)
 
 
 def _host_without_port(host_header: str) -> str:

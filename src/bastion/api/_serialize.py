@@ -90,11 +90,12 @@ def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Re
 
 
 def serialize_error(error: ApiError) -> Response:
-    """The HTTP response for a refused call."""
+    """The HTTP response for a refused call: ``x-amzn-ErrorType``, the HTTP status and
+    ``{"message": …}`` plus the error's further body fields."""
     document: dict[str, str] = {"message": error.message}
-    document.update(error.extra)
-    headers = (("x-amzn-errortype", error.code), ("content-type", JSON_CONTENT_TYPE))
-    return Response(error.status, headers, _dumps(document))
+    document.update(error.body_fields())
+    headers = (("x-amzn-errortype", error.aws_error_type), ("content-type", JSON_CONTENT_TYPE))
+    return Response(error.http_status, headers, _dumps(document))
 
 
 def to_json(shape: Shape, value: Any, path: str) -> Any:

@@ -63,8 +63,8 @@ SIGNATURE_MISMATCH: Final = (
 class SignatureError(ApiError):
     """The request's SigV4 authentication is missing, malformed or wrong (HTTP 403)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, 403, message)
+    def __init__(self, aws_error_type: str, message: str) -> None:
+        super().__init__(aws_error_type, 403, message)
 
 
 def missing_token() -> SignatureError:

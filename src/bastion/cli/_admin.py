@@ -210,8 +210,8 @@ def _change(data_dir: Path | None, access_key_id: str, operation: str) -> None:
             action(access_key_id)
         except AccessError as exc:
             record_local(local, operation, {"accessKeyId": access_key_id}, outcome="error",
-                         error_code=exc.aws_error, http_status=exc.http_status)
-            err.print(f"[red]{exc.aws_error}: {exc}[/]")
+                         error_code=exc.aws_error_type, http_status=exc.http_status)
+            err.print(f"[red]{exc.aws_error_type}: {exc}[/]")
             raise typer.Exit(1) from None
         record_local(local, operation, {"accessKeyId": access_key_id})
 

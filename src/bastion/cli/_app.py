@@ -203,7 +203,7 @@ def device_create(
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     except RegistryError as exc:
-        err.print(f"[red]{exc.aws_error}: {exc}[/]")
+        err.print(f"[red]{exc.aws_error_type}: {exc}[/]")
         raise typer.Exit(1) from None
     finally:
         plane.close()

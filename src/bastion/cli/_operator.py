@@ -565,7 +565,7 @@ def device_create_many(
         err.print(f"[red]{exc}[/] ({len(done)} of {count} devices registered)")
         raise typer.Exit(2) from None
     except RegistryError as exc:
-        err.print(f"[red]{exc.aws_error}: {exc}[/] ({len(done)} of {count} devices registered)")
+        err.print(f"[red]{exc.aws_error_type}: {exc}[/] ({len(done)} of {count} devices registered)")
         raise typer.Exit(1) from None
     finally:
         plane.close()

@@ -9,7 +9,8 @@
   corner).
 * :func:`file_name_of`, :func:`replace_placeholders` — which file a URL designates, and
   the placeholder syntax.
-* Errors: :class:`FilesError` (``code``, ``http_status``) and its subclasses.
+* Errors: :class:`FilesError` (``aws_error_type``, ``http_status``: the wire-error contract,
+  :class:`bastion.errors.ServiceError`) and its subclasses.
 """
 
 from __future__ import annotations

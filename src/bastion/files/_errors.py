@@ -1,35 +1,34 @@
-"""Errors of the file service; each carries what the HTTP client sees."""
+"""Errors of the file service.
+
+Whose fault, and what the peer sees: every :class:`FilesError` follows the wire-error
+contract (:class:`bastion.errors.ServiceError`): the HTTP client sees its
+``aws_error_type`` as ``x-amzn-ErrorType``, its ``http_status`` and ``{"message": …}``.
+"""
 
 from __future__ import annotations
 
+from bastion.errors import ServiceError
 
-class FilesError(Exception):
+
+class FilesError(ServiceError):
     """Base of the file service's errors.
 
-    :ivar code: the error code of the JSON answer.
-    :ivar http_status: the HTTP status of the answer.
+    :param message: the message for the response body.
     """
-
-    code = "InternalFailureException"
-    http_status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidFileError(FilesError, ValueError):
     """The caller's fault: a bad file name, an oversized file, a URL that designates no
     Bastion file, or a job document that is not one."""
 
-    code = "InvalidRequestException"
+    aws_error_type = "InvalidRequestException"
     http_status = 400
 
 
 class UnknownFileError(FilesError, LookupError):
     """No file of that name was uploaded."""
 
-    code = "ResourceNotFoundException"
+    aws_error_type = "ResourceNotFoundException"
     http_status = 404
 
 
@@ -40,7 +39,7 @@ class SignatureRejectedError(FilesError):
     :ivar expired: the signature was genuine but its time is over.
     """
 
-    code = "AccessDeniedException"
+    aws_error_type = "AccessDeniedException"
     http_status = 403
 
     def __init__(self, message: str, *, expired: bool = False) -> None:

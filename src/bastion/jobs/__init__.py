@@ -10,8 +10,8 @@
   carry.
 * :class:`JobDocumentSource` — the plug point for ``documentSource`` and presigned-URL
   placeholders (Bastion plugs in :class:`bastion.files.FileService`).
-* Errors: :class:`JobsError` and its subclasses carry the REST error code, HTTP status
-  and MQTT rejection code.
+* Errors: :class:`JobsError` and its subclasses carry the REST error type and HTTP status
+  (``aws_error_type``, ``http_status``) and the MQTT rejection code (``mqtt_code``).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class PlanExecutor:
             raise
         except RegistryError as exc:
             self._undo(undo)
-            raise ProvisioningFailedError(exc.message, aws_error=exc.aws_error,
+            raise ProvisioningFailedError(exc.message, aws_error_type=exc.aws_error_type,
                                           http_status=exc.http_status) from None
 
     @staticmethod

@@ -5,8 +5,9 @@ violation — a control-plane caller or a device asked for something the rules r
 bad template, an expired ownership token, a parameter the template needs but did not
 get). Each class carries what goes on the wire through both doors:
 
-* the REST API answers ``aws_error`` (the ``x-amzn-ErrorType``), ``http_status`` and
-  ``{"message": …}``;
+* the REST API answers the wire-error contract (:class:`bastion.errors.ServiceError`):
+  ``aws_error_type`` (the ``x-amzn-ErrorType``), ``http_status`` and ``{"message": …}``
+  (plus ``resourceId`` / ``resourceArn`` for :class:`ResourceAlreadyExistsError`);
 * the MQTT door publishes ``{"statusCode", "errorCode", "errorMessage"}`` on the
   operation's ``…/rejected`` topic, from :meth:`ProvisioningError.rejection`.
 
@@ -16,36 +17,29 @@ misuse (a wrong type from our own caller) raises :class:`TypeError`/:class:`Valu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
+from bastion.errors import ServiceError
 
-class ProvisioningError(Exception):
+
+class ProvisioningError(ServiceError):
     """Base class: a provisioning request that is refused.
 
     :param message: the AWS-style message for the response.
     """
 
-    aws_error: ClassVar[str] = "InternalFailureException"
-    http_status: ClassVar[int] = 500
     error_code: ClassVar[str] = "InternalFailure"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
     def rejection(self) -> tuple[int, str]:
         """What the MQTT door answers: ``(statusCode, errorCode)``."""
         return self.http_status, self.error_code
 
-    def wire(self) -> tuple[str, int]:
-        """What the REST API answers: ``(aws_error, http_status)``."""
-        return self.aws_error, self.http_status
-
 
 class InvalidRequestError(ProvisioningError):
     """The request is not valid (bad name, bad value, malformed payload)."""
 
-    aws_error = "InvalidRequestException"
+    aws_error_type = "InvalidRequestException"
     http_status = 400
     error_code = "InvalidRequest"
 
@@ -63,7 +57,7 @@ class TemplateError(InvalidRequestError):
 
 
 class ResourceNotFoundError(ProvisioningError):
-    aws_error = "ResourceNotFoundException"
+    aws_error_type = "ResourceNotFoundException"
     http_status = 404
     error_code = "ResourceNotFound"
 
@@ -74,7 +68,7 @@ class ResourceAlreadyExistsError(ProvisioningError):
     :ivar resource_id: its name. :ivar resource_arn: its ARN.
     """
 
-    aws_error = "ResourceAlreadyExistsException"
+    aws_error_type = "ResourceAlreadyExistsException"
     http_status = 409
     error_code = "ResourceAlreadyExists"
 
@@ -84,21 +78,26 @@ class ResourceAlreadyExistsError(ProvisioningError):
         self.resource_id = resource_id
         self.resource_arn = resource_arn
 
+    def body_fields(self) -> Mapping[str, str]:
+        """``resourceId`` and ``resourceArn``, those that are known."""
+        fields = {"resourceId": self.resource_id, "resourceArn": self.resource_arn}
+        return {name: value for name, value in fields.items() if value is not None}
+
 
 class VersionsLimitExceededError(ProvisioningError):
-    aws_error = "VersionsLimitExceededException"
+    aws_error_type = "VersionsLimitExceededException"
     http_status = 409
     error_code = "VersionsLimitExceeded"
 
 
 class DeleteConflictError(ProvisioningError):
-    aws_error = "DeleteConflictException"
+    aws_error_type = "DeleteConflictException"
     http_status = 409
     error_code = "DeleteConflict"
 
 
 class ConflictingResourceUpdateError(ProvisioningError):
-    aws_error = "ConflictingResourceUpdateException"
+    aws_error_type = "ConflictingResourceUpdateException"
     http_status = 409
     error_code = "ConflictingResourceUpdate"
 
@@ -107,7 +106,7 @@ class OwnershipTokenError(ProvisioningError):
     """The certificate ownership token is missing, unknown, expired, already used, or
     belongs to another claim certificate."""
 
-    aws_error = "InvalidRequestException"
+    aws_error_type = "InvalidRequestException"
     http_status = 400
     error_code = "InvalidCertificateOwnershipToken"
 
@@ -117,7 +116,7 @@ class ParameterError(ProvisioningError):
     string, or an intrinsic function fails on it (``Fn::Select`` out of range, a missing
     ``Fn::FindInMap`` key)."""
 
-    aws_error = "InvalidRequestException"
+    aws_error_type = "InvalidRequestException"
     http_status = 400
     error_code = "InvalidParameters"
 
@@ -126,7 +125,7 @@ class AccessDeniedError(ProvisioningError):
     """The pre-provisioning hook did not allow the request (denied, failed, timed out, or
     answered something that is not an allow)."""
 
-    aws_error = "UnauthorizedException"
+    aws_error_type = "UnauthorizedException"
     http_status = 403
     error_code = "AccessDenied"
 
@@ -134,24 +133,21 @@ class AccessDeniedError(ProvisioningError):
 class ResourceConflictsError(ProvisioningError):
     """A resource of the template exists and its ``OverrideSettings`` say ``FAIL``."""
 
-    aws_error = "ResourceConflictsException"
+    aws_error_type = "ResourceConflictsException"
     http_status = 409
     error_code = "ResourceConflicts"
 
 
 class ProvisioningFailedError(ProvisioningError):
     """The registry refused a step of the plan (for example a thing group that does not
-    exist); the steps already taken were undone. ``aws_error``/``http_status`` are those
-    of the registry's refusal."""
+    exist); the steps already taken were undone. ``aws_error_type``/``http_status`` are
+    those of the registry's refusal, and the MQTT ``errorCode`` is its error type without
+    ``Exception``."""
 
-    def __init__(self, message: str, *, aws_error: str, http_status: int) -> None:
+    def __init__(self, message: str, *, aws_error_type: str, http_status: int) -> None:
         super().__init__(message)
-        self._aws_error = aws_error
-        self._http_status = http_status
+        self.aws_error_type = aws_error_type
+        self.http_status = http_status
 
     def rejection(self) -> tuple[int, str]:
-        return self._http_status, self._aws_error.removesuffix("Exception")
-
-    def wire(self) -> tuple[str, int]:
-        """The registry's ``(aws_error, http_status)``."""
-        return self._aws_error, self._http_status
+        return self.http_status, self.aws_error_type.removesuffix("Exception")

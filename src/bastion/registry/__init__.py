@@ -12,7 +12,8 @@ Domain services — business rules and AWS error semantics, no I/O framework:
 Each service is built from a :class:`~bastion.store.Store`, a :class:`RegistryConfig`
 (region and account of the ARNs), a ``publish`` sink for the domain events of
 :mod:`._events` (called after each commit) and an optional clock. Refused requests raise
-a :class:`RegistryError` subclass carrying ``aws_error`` and ``http_status``.
+a :class:`RegistryError` subclass carrying ``aws_error_type`` and ``http_status`` (the
+wire-error contract, :class:`bastion.errors.ServiceError`).
 """
 
 from __future__ import annotations

@@ -370,5 +370,5 @@ def _check_document(document: object) -> str:
     try:
         parse_policy(text)
     except MalformedPolicyError as error:
-        raise MalformedPolicyDocumentError(error.aws_message) from None
+        raise MalformedPolicyDocumentError(error.message) from None
     return text

@@ -142,7 +142,8 @@ class DefenderMetricsTopics:
             self._reply(base + "/rejected", encoding, {
                 "thingName": thing, "reportId": report_id_of(document),
                 "status": "REJECTED",
-                "statusDetails": {"ErrorCode": rejected.code, "ErrorMessage": rejected.message},
+                "statusDetails": {"ErrorCode": rejected.mqtt_code,
+                                  "ErrorMessage": rejected.message},
                 "timestamp": int(now * 1000)})
             return True
         self._last[thing] = now

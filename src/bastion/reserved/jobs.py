@@ -168,11 +168,12 @@ def _encode(document: Mapping[str, Any]) -> bytes:
 
 
 class _Rejected(Exception):
-    """A request refused before reaching the service (bad payload)."""
+    """A request refused before reaching the service (bad payload); ``mqtt_code`` is the
+    ``code`` of the ``…/rejected`` payload, as :attr:`bastion.jobs.JobsError.mqtt_code`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, mqtt_code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.mqtt_code = mqtt_code
         self.message = message
 
 
@@ -278,7 +279,7 @@ class JobsTopics:
             token = _client_token(data)
         except _Rejected as refused:
             self._reply(client_id, request.rejected, self._rejection(
-                refused.code, refused.message, None), qos)
+                refused.mqtt_code, refused.message, None), qos)
             return True
         if request.kind is JobsRequest.UNKNOWN:
             self._reply(client_id, request.rejected, self._rejection(
@@ -305,7 +306,7 @@ class JobsTopics:
             self._reply(client_id, request.accepted, answer, qos)
         except _Rejected as refused:
             self._reply(client_id, request.rejected,
-                        self._rejection(refused.code, refused.message, token), qos)
+                        self._rejection(refused.mqtt_code, refused.message, token), qos)
         except JobsError as error:
             self._reply(client_id, request.rejected,
                         self._rejection(error.mqtt_code, error.message, token,

@@ -205,7 +205,8 @@ class ProvisioningTopics:
             status, code = error.rejection()
             document, topic = _rejection(status, code, error.message), request.rejected
         except RegistryError as error:
-            document = _rejection(error.http_status, error.aws_error.removesuffix("Exception"),
+            document = _rejection(error.http_status,
+                                  error.aws_error_type.removesuffix("Exception"),
                                   error.message)
             topic = request.rejected
         except Exception:

@@ -6,8 +6,9 @@ call one :class:`ShadowService`.
 
 * :class:`ShadowService` — get, update, delete, list named shadows; publishes
   :class:`ShadowUpdated` / :class:`ShadowDeleted` after each change.
-* :class:`ShadowError` and its subclasses — refusals carrying the AWS code (400, 404, 409,
-  413, 415, 429, 500), message, client token and timestamp.
+* :class:`ShadowError` and its subclasses — refusals carrying the AWS error type and HTTP
+  status (``aws_error_type``, ``http_status``: 400, 404, 409, 413, 415, 429, 500; the
+  ``code`` of ``/rejected`` documents), message, client token and timestamp.
 * Pure document logic — :func:`merge_state`, :func:`compute_delta`, :func:`metadata_of`,
   the message builders — and request checks (:func:`parse_update_request`).
 * Topic names — :func:`parse_request_topic`, :func:`shadow_topic_prefix`.

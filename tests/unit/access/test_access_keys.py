@@ -128,7 +128,7 @@ def test_disable_enable_delete(service: AccessKeyService) -> None:
                    service.delete_access_key, service.get_access_key, service.reveal_secret):
         with pytest.raises(AccessKeyNotFoundError) as caught:
             change(key_id)
-        assert caught.value.aws_error == "ResourceNotFoundException"
+        assert caught.value.aws_error_type == "ResourceNotFoundException"
         assert caught.value.http_status == 404
 
 

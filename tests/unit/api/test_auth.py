@@ -132,7 +132,7 @@ def test_logging_options_set_levels_and_persist(
     assert opts.get_v1() == {}
     with pytest.raises(NotConfiguredError) as caught:
         opts.get_v2()
-    assert (caught.value.aws_error, caught.value.http_status) == ("NotConfiguredException", 404)
+    assert (caught.value.aws_error_type, caught.value.http_status) == ("NotConfiguredException", 404)
     with pytest.raises(NotConfiguredError):
         opts.set_level("DEFAULT", None, "DEBUG")
     opts.set_v1("arn:aws:iam::123456789012:role/logs", "DEBUG")

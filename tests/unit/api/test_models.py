@@ -44,10 +44,10 @@ def test_every_operation_routes_back_to_itself(service: str) -> None:
 def test_unknown_paths_and_methods() -> None:
     with pytest.raises(ApiError) as caught:
         IOT.router.match("GET", "/no-such-thing-here", {})
-    assert (caught.value.status, caught.value.code) == (404, "UnknownOperationException")
+    assert (caught.value.http_status, caught.value.aws_error_type) == (404, "UnknownOperationException")
     with pytest.raises(ApiError) as caught:
         IOT.router.match("HEAD", "/things", {})
-    assert (caught.value.status, caught.value.code) == (405, "MethodNotAllowedException")
+    assert (caught.value.http_status, caught.value.aws_error_type) == (405, "MethodNotAllowedException")
 
 
 def bind(api_name: str, operation: str, *, labels: dict[str, str] | None = None,
@@ -62,8 +62,8 @@ def bind(api_name: str, operation: str, *, labels: dict[str, str] | None = None,
 def invalid(api_name: str, operation: str, **kwargs: Any) -> str:
     with pytest.raises(ApiError) as caught:
         bind(api_name, operation, **kwargs)
-    assert caught.value.code == "InvalidRequestException"
-    assert caught.value.status == 400
+    assert caught.value.aws_error_type == "InvalidRequestException"
+    assert caught.value.http_status == 400
     return caught.value.message
 
 

@@ -70,14 +70,14 @@ def test_session_token_and_extra_headers_are_covered() -> None:
     verify(request)
     with pytest.raises(SignatureError) as caught:
         verify(replace_header(request, "x-amz-security-token", "other"))
-    assert caught.value.code == "InvalidSignatureException"
+    assert caught.value.aws_error_type == "InvalidSignatureException"
 
 
 def test_wrong_secret_is_refused() -> None:
     with pytest.raises(SignatureError) as caught:
         verify(signed(), secret="not-the-secret")
-    assert caught.value.code == "InvalidSignatureException"
-    assert caught.value.status == 403
+    assert caught.value.aws_error_type == "InvalidSignatureException"
+    assert caught.value.http_status == 403
     assert "signature we calculated does not match" in caught.value.message
     assert SECRET not in caught.value.message
 
@@ -175,8 +175,8 @@ def test_malformed_authorization(authorization: str | None, code: str) -> None:
     request = HttpRequest("GET", "/things", "", tuple(headers), b"")
     with pytest.raises(SignatureError) as caught:
         parse_authorization(request)
-    assert caught.value.code == code
-    assert caught.value.status == 403
+    assert caught.value.aws_error_type == code
+    assert caught.value.http_status == 403
 
 
 def test_canonical_forms() -> None:

@@ -92,7 +92,7 @@ def test_cbor_decodes_like_json() -> None:
 def test_refused_reports(document: dict[str, Any]) -> None:
     with pytest.raises(ReportRejected) as caught:
         parse_report(document, CUSTOM)
-    assert caught.value.code == "InvalidPayload"
+    assert caught.value.mqtt_code == "InvalidPayload"
 
 
 def test_report_id_is_found_in_a_refused_report() -> None:

@@ -221,8 +221,8 @@ def test_cancel_job_execution(jobs: JobService, things: Things) -> None:
     jobs.create_job("ce", targets=[a, b], document=DOC)
     with pytest.raises(VersionMismatchError) as caught:
         jobs.cancel_job_execution("ce", "ce-a", expected_version=5)
-    assert caught.value.aws_error_for("iot") == "VersionConflictException"
-    assert caught.value.aws_error_for("iot-jobs-data") == "ConflictException"
+    assert caught.value.aws_error_type_for("iot") == "VersionConflictException"
+    assert caught.value.aws_error_type_for("iot-jobs-data") == "ConflictException"
     jobs.cancel_job_execution("ce", "ce-a", expected_version=1,
                               status_details={"why": "operator"})
     canceled = jobs.describe_job_execution("ce", "ce-a")

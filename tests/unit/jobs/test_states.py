@@ -83,4 +83,4 @@ def test_statuses_a_device_may_not_report(status: object) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         device_status(status)
     assert caught.value.mqtt_code == "InvalidRequest"
-    assert caught.value.aws_error == "InvalidRequestException"
+    assert caught.value.aws_error_type == "InvalidRequestException"

@@ -76,12 +76,12 @@ def test_error_carries_the_aws_error_shape() -> None:
                      '"Action":"iot:Publsh","Resource":"*"}}')
     error = info.value
     assert isinstance(error, PolicyError)
-    assert error.error_type == "MalformedPolicyException"
+    assert error.aws_error_type == "MalformedPolicyException"
     assert error.http_status == 400
     assert error.path == "Statement.Action"
     assert error.reason == 'unknown action "iot:Publsh"'
     assert str(error) == 'Statement.Action: unknown action "iot:Publsh"'
-    assert error.aws_message == (
+    assert error.message == (
         'Policy document is Malformed: Statement.Action: unknown action "iot:Publsh"'
     )
 

@@ -378,7 +378,8 @@ def test_a_failing_step_undoes_the_earlier_ones(
         service.register_thing(template, certificate_ownership_token=(
             owned.certificate_ownership_token), parameters={"Serial": "1"},
             claim_certificate_id=CLAIM)
-    assert raised.value.wire() == ("ResourceNotFoundException", 404)
+    assert (raised.value.aws_error_type, raised.value.http_status) == (
+        "ResourceNotFoundException", 404)
     with pytest.raises(RegistryNotFound):
         registry.describe_thing("dev-1")
     assert policies.list_policies()[0] == []

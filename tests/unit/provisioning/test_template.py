@@ -383,7 +383,8 @@ def test_a_bad_template_is_refused_with_a_clear_error(body: str, message: str) -
     with pytest.raises(TemplateError) as raised:
         parse_template(body, FLEET)
     assert message in str(raised.value)
-    assert raised.value.wire() == ("InvalidRequestException", 400)
+    assert (raised.value.aws_error_type, raised.value.http_status) == (
+        "InvalidRequestException", 400)
 
 
 def test_a_policy_statement_condition_is_data_not_a_function() -> None:

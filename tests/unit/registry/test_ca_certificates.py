@@ -86,7 +86,7 @@ def test_verification_cn_must_be_the_registration_code(identity: IdentityService
     identity.get_registration_code()
     with pytest.raises(RegistrationCodeValidationError) as caught:
         identity.register_ca_certificate(external_ca.pem, external_ca.issue("0" * 64))
-    assert caught.value.aws_error == "RegistrationCodeValidationException"
+    assert caught.value.aws_error_type == "RegistrationCodeValidationException"
     assert caught.value.http_status == 400
     assert identity.list_ca_certificates() == ([], None)
 

@@ -87,7 +87,7 @@ def test_issuing_without_an_authority_is_an_internal_failure(store: Store) -> No
     service = IdentityService(store)
     with pytest.raises(RegistryError) as caught:
         service.create_keys_and_certificate()
-    assert caught.value.aws_error == "InternalFailureException"
+    assert caught.value.aws_error_type == "InternalFailureException"
     assert caught.value.http_status == 500
 
 
@@ -265,7 +265,7 @@ def test_delete_certificate_rules(
     cert_id, arn = record.certificate_id, record.certificate_arn
     with pytest.raises(CertificateStateError) as caught:
         identity.delete_certificate(cert_id)
-    assert caught.value.aws_error == "CertificateStateException"
+    assert caught.value.aws_error_type == "CertificateStateException"
 
     identity.update_certificate(cert_id, CertificateStatus.INACTIVE)
     registry.create_thing("dev")

@@ -73,7 +73,7 @@ def test_policy_names_allow_aws_punctuation(policies: PolicyService) -> None:
 def test_malformed_documents(policies: PolicyService, text: str) -> None:
     with pytest.raises(MalformedPolicyDocumentError) as caught:
         policies.create_policy("p", text)
-    assert caught.value.aws_error == "MalformedPolicyException"
+    assert caught.value.aws_error_type == "MalformedPolicyException"
     assert caught.value.http_status == 400
     with pytest.raises(ResourceNotFoundError):
         policies.get_policy("p")
@@ -88,7 +88,7 @@ def test_at_most_five_versions(policies: PolicyService, events: EventLog) -> Non
     assert events.events == []
     with pytest.raises(VersionsLimitExceededError) as caught:
         policies.create_policy_version("p", document("v6"))
-    assert caught.value.aws_error == "VersionsLimitExceededException"
+    assert caught.value.aws_error_type == "VersionsLimitExceededException"
     assert caught.value.http_status == 409
     assert [v.version_id for v in policies.list_policy_versions("p")] == ["5", "4", "3", "2", "1"]
 
@@ -131,7 +131,7 @@ def test_delete_policy_conflicts(policies: PolicyService, registry: RegistryServ
     policies.create_policy_version("p", document("v2"))
     with pytest.raises(DeleteConflictError) as caught:
         policies.delete_policy("p")
-    assert caught.value.aws_error == "DeleteConflictException"
+    assert caught.value.aws_error_type == "DeleteConflictException"
     policies.delete_policy_version("p", "2")
 
     group = registry.create_thing_group("g")

@@ -41,7 +41,7 @@ def test_valid_thing_names(registry: RegistryService, name: str) -> None:
 def test_invalid_thing_names_are_invalid_requests(registry: RegistryService, name: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         registry.create_thing(name)
-    assert caught.value.aws_error == "InvalidRequestException"
+    assert caught.value.aws_error_type == "InvalidRequestException"
     assert caught.value.http_status == 400
 
 
@@ -53,7 +53,7 @@ def test_name_of_wrong_type_is_a_type_error(registry: RegistryService) -> None:
 def test_describe_unknown_thing(registry: RegistryService) -> None:
     with pytest.raises(ResourceNotFoundError) as caught:
         registry.describe_thing("ghost")
-    assert caught.value.aws_error == "ResourceNotFoundException"
+    assert caught.value.aws_error_type == "ResourceNotFoundException"
     assert caught.value.http_status == 404
 
 
@@ -113,7 +113,7 @@ def test_update_thing_versions_and_expected_version(registry: RegistryService,
 
     with pytest.raises(VersionConflictError) as caught:
         registry.update_thing("dev", attributes={}, expected_version=1)
-    assert caught.value.aws_error == "VersionConflictException"
+    assert caught.value.aws_error_type == "VersionConflictException"
     assert caught.value.http_status == 409
     assert registry.describe_thing("dev").version == 2
 

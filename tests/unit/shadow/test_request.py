@@ -93,15 +93,15 @@ def test_refusals(payload: bytes, code: int, message: str, token: str | None) ->
     with pytest.raises(ShadowError) as caught:
         parse_update_request(payload)
     error = caught.value
-    assert (error.code, error.message, error.client_token) == (code, message, token)
+    assert (error.http_status, error.message, error.client_token) == (code, message, token)
     assert error.document(5) == {"code": code, "message": message, "timestamp": 5,
                                  **({"clientToken": token} if token else {})}
 
 
 def test_error_classes_carry_the_rest_error_types() -> None:
-    assert InvalidShadowRequestError("x").aws_error == "InvalidRequestException"
-    assert ShadowTooLargeError("x").aws_error == "RequestEntityTooLargeException"
-    assert UnsupportedEncodingError("x").aws_error == "UnsupportedDocumentEncodingException"
+    assert InvalidShadowRequestError("x").aws_error_type == "InvalidRequestException"
+    assert ShadowTooLargeError("x").aws_error_type == "RequestEntityTooLargeException"
+    assert UnsupportedEncodingError("x").aws_error_type == "UnsupportedDocumentEncodingException"
 
 
 ACCEPTED = [

@@ -77,8 +77,8 @@ def test_optimistic_locking(shadows: ShadowService, events: list[object]) -> Non
         shadows.update("dev1", None, body({"state": {"reported": {"a": 3}}, "version": 1,
                                            "clientToken": "stale"}))
     error = caught.value
-    assert (error.code, error.message, error.aws_error) == (409, "Version conflict",
-                                                            "ConflictException")
+    assert (error.http_status, error.message, error.aws_error_type) == (
+        409, "Version conflict", "ConflictException")
     assert error.client_token == "stale" and error.timestamp is not None
     assert events == []  # nothing changed, nothing announced
     assert current(shadows, "dev1")["state"] == {"reported": {"a": 2}}
@@ -167,7 +167,7 @@ def test_the_resulting_state_is_size_limited(shadows: ShadowService,
     with pytest.raises(ShadowTooLargeError) as caught:
         shadows.update("dev1", None, body({"state": {"reported": {"b": half}},
                                            "clientToken": "big"}))
-    assert (caught.value.code, caught.value.message, caught.value.client_token) == (
+    assert (caught.value.http_status, caught.value.message, caught.value.client_token) == (
         413, "The payload exceeds the maximum size allowed", "big")
     assert events == []
     assert current(shadows, "dev1")["version"] == 1

@@ -10,7 +10,6 @@ not in AWS's model: findings show them through ``additionalInfo``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -19,7 +18,6 @@ from bastion.defender.audit import (
     AuditMitigationExecution,
     AuditMitigationTask,
     AuditTask,
-    DefenderError,
     Finding,
     Resource,
     ScheduledAudit,
@@ -49,16 +47,8 @@ def _services(ctx: OperationContext) -> AuditServices:
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:
-    """Register ``operation``, answering a DefenderError with its AWS error."""
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(ctx: OperationContext, params: Params) -> Result:
-            try:
-                return handler(ctx, params)
-            except DefenderError as error:
-                raise ApiError(error.aws_error, error.http_status, error.message) from None
-        return TABLE.register(IOT, operation)(run)
-    return decorate
+    """Register ``operation`` (a DefenderError is answered by the application)."""
+    return TABLE.register(IOT, operation)
 
 
 # -- shapes ---------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ Detect mitigation actions tasks run on the app's
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -50,15 +49,8 @@ def _detect(ctx: OperationContext) -> DetectService:
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(ctx: OperationContext, params: Params) -> Result:
-            try:
-                return handler(ctx, params)
-            except DetectError as error:
-                raise ApiError(error.error_type, error.status, error.message) from None
-        return TABLE.register(IOT, operation)(run)
-    return decorate
+    """Register ``operation`` (a DetectError is answered by the application)."""
+    return TABLE.register(IOT, operation)
 
 
 def _time(epoch: float) -> datetime:

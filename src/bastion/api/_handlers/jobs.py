@@ -4,8 +4,9 @@ device's side (``iot-jobs-data``).
 Both call the :class:`~bastion.jobs.JobService` that serves the MQTT jobs topics (both get
 it from :class:`bastion.services.Services`), so a job created here is delivered
 over MQTT at once, and a device may mix both doors. A :class:`~bastion.jobs.JobsError`
-becomes its AWS error; the few refusals the two services name differently (a version
-conflict) are named per service.
+escapes to the application, which answers its AWS error; the few refusals the two
+services name differently (a version conflict) are named per service
+(:meth:`~bastion.jobs.JobsError.aws_error_type_for`).
 
 ``iot-jobs-data`` times (``queuedAt``, …) are epoch seconds (``long`` in the model); the
 ``iot`` ones are timestamps.
@@ -14,7 +15,6 @@ conflict) are named per service.
 from __future__ import annotations
 
 import calendar
-import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,6 @@ from bastion.jobs import (
     Job,
     JobExecution,
     JobExecutionState,
-    JobsError,
     JobService,
     JobTemplate,
     abort_to_json,
@@ -46,30 +45,12 @@ def _service(ctx: OperationContext) -> JobService:
     return ctx.gateway.services.jobs
 
 
-def _jobs_errors(service_name: str) -> Callable[[Handler], Handler]:
-    """Answer a :class:`JobsError` with its AWS error (as ``service_name`` names it)."""
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(ctx: OperationContext, params: Params) -> Result:
-            try:
-                return handler(ctx, params)
-            except JobsError as error:
-                raise ApiError(error.aws_error_for(service_name), error.http_status,
-                               error.message) from None
-        return run
-    return decorate
-
-
 def _iot(operation: str) -> Callable[[Handler], Handler]:
-    def decorate(handler: Handler) -> Handler:
-        return TABLE.register(IOT, operation)(_jobs_errors(IOT)(handler))
-    return decorate
+    return TABLE.register(IOT, operation)
 
 
 def _data(operation: str) -> Callable[[Handler], Handler]:
-    def decorate(handler: Handler) -> Handler:
-        return TABLE.register(JOBS_DATA, operation)(_jobs_errors(JOBS_DATA)(handler))
-    return decorate
+    return TABLE.register(JOBS_DATA, operation)
 
 
 # -- iot: jobs ------------------------------------------------------------------------------------

@@ -1,26 +1,23 @@
 """Provisioning templates, their versions and CreateProvisioningClaim (``iot``).
 
 The handlers call the :class:`~bastion.provisioning.ProvisioningService` that serves the
-fleet provisioning topics (both get it from :class:`bastion.services.Services`), so a template created here is used by
-devices at once. A :class:`~bastion.provisioning.ProvisioningError` becomes its AWS error.
+fleet provisioning topics (both get it from :class:`bastion.services.Services`), so a
+template created here is used by devices at once. A
+ProvisioningError escapes to the application, which answers its AWS error.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from bastion.provisioning import (
-    ProvisioningError,
     ProvisioningService,
     ProvisioningTemplateSummary,
-    ResourceAlreadyExistsError,
     TemplateVersion,
 )
 
 from .._context import OperationContext
-from .._errors import ApiError
 from ._common import page
 from ._table import TABLE, Handler, Params, Result
 
@@ -32,23 +29,8 @@ def _service(ctx: OperationContext) -> ProvisioningService:
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:
-    """Register ``operation``, answering a ProvisioningError with its AWS error."""
-    def decorate(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def run(ctx: OperationContext, params: Params) -> Result:
-            try:
-                return handler(ctx, params)
-            except ProvisioningError as error:
-                code, status = error.wire()
-                extra: dict[str, str] = {}
-                if isinstance(error, ResourceAlreadyExistsError):
-                    if error.resource_id is not None:
-                        extra["resourceId"] = error.resource_id
-                    if error.resource_arn is not None:
-                        extra["resourceArn"] = error.resource_arn
-                raise ApiError(code, status, error.message, extra) from None
-        return TABLE.register(IOT, operation)(run)
-    return decorate
+    """Register ``operation`` (a ProvisioningError is answered by the application)."""
+    return TABLE.register(IOT, operation)
 
 
 def _summary(item: ProvisioningTemplateSummary) -> dict[str, Any]:

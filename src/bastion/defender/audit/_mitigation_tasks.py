@@ -230,7 +230,7 @@ class AuditMitigationService:
                 except _ActionFailed as error:
                     status, code, message = ExecutionStatus.FAILED, error.code, error.message
                 except RegistryError as error:
-                    status, code, message = (ExecutionStatus.FAILED, error.aws_error,
+                    status, code, message = (ExecutionStatus.FAILED, error.aws_error_type,
                                              error.message)
                 except Exception as error:
                     log.exception("mitigation %s on finding %s failed", action.name,

@@ -1,50 +1,62 @@
-"""Errors of Device Defender detect. Each carries the AWS error type a front door sends."""
+"""Errors of Device Defender detect.
+
+Whose fault, and what the peer sees: every :class:`DetectError` is a *remote* violation
+(a caller's bad behavior, metric value or name; a device's bad metrics report). It follows
+the wire-error contract (:class:`bastion.errors.ServiceError`): the API answers its
+``aws_error_type``, ``http_status`` and ``{"message": …}``. A :class:`ReportRejected`
+reaches devices only, on the ``…/rejected`` topic, with its :attr:`ReportRejected.mqtt_code`.
+"""
 
 from __future__ import annotations
 
+from bastion.errors import ServiceError
 
-class DetectError(Exception):
-    """Base of detect errors: ``error_type`` and ``status`` are what the API answers."""
 
-    error_type = "InternalFailureException"
-    status = 500
+class DetectError(ServiceError):
+    """Base of detect errors.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    :param message: the AWS-style message for the response body.
+    """
 
 
 class InvalidRequestError(DetectError):
     """The caller sent a bad value (a behavior, a metric value, a name)."""
 
-    error_type = "InvalidRequestException"
-    status = 400
+    aws_error_type = "InvalidRequestException"
+    http_status = 400
 
 
 class ResourceNotFoundError(DetectError):
-    error_type = "ResourceNotFoundException"
-    status = 404
+    aws_error_type = "ResourceNotFoundException"
+    http_status = 404
 
 
 class ResourceAlreadyExistsError(DetectError):
-    error_type = "ResourceAlreadyExistsException"
-    status = 409
+    aws_error_type = "ResourceAlreadyExistsException"
+    http_status = 409
 
 
 class VersionConflictError(DetectError):
     """``expectedVersion`` does not match the profile's version."""
 
-    error_type = "VersionConflictException"
-    status = 409
+    aws_error_type = "VersionConflictException"
+    http_status = 409
 
 
 class ReportRejected(DetectError):
-    """A device's metrics report was refused; the device sees ``code`` / ``message`` on
-    the ``…/rejected`` topic."""
+    """A device's metrics report was refused; the device sees ``mqtt_code`` (the
+    ``ErrorCode`` of ``statusDetails``) and ``message`` on the ``…/rejected`` topic.
 
-    error_type = "InvalidPayload"
-    status = 400
+    Reports arrive over MQTT only; the REST identity (``400 InvalidRequestException``) is
+    the contract's, never sent.
 
-    def __init__(self, code: str, message: str) -> None:
+    :param mqtt_code: ``InvalidPayload``, ``Throttled``…
+    :param message: the ``ErrorMessage``.
+    """
+
+    aws_error_type = "InvalidRequestException"
+    http_status = 400
+
+    def __init__(self, mqtt_code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.mqtt_code = mqtt_code
