@@ -35,7 +35,6 @@ log = logging.getLogger("bastion.api")
 
 
 TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!SHA1:!AESCCM"
-STARTUP_TIMEOUT: Final = 10.0
 SHUTDOWN_TIMEOUT: Final = 5.0
 
 
@@ -123,7 +122,7 @@ class ApiServer(Component):
         self._publish = services.bus.publish
         self._files = services.files
         self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._served = asyncio.Event()
         self._socket: socket.socket | None = None
         self._port: int | None = None
         self.application: ApiApplication | None = None
@@ -162,14 +161,12 @@ class ApiServer(Component):
         return f"{self.scheme}://{shown}:{self.port}"
 
     async def start(self) -> None:
-        """Bind and serve.
+        """Bind the socket and build the application; :meth:`run` serves.
 
         :raises OSError: the address is in use or cannot be bound.
-        :raises RuntimeError: uvicorn did not start in time.
         """
         config = self.config
         loop = asyncio.get_running_loop()
-        plane = self._plane
         if config.emulator:
             log.warning("API emulator mode: any SigV4 credentials are accepted on %s",
                         config.host)
@@ -177,12 +174,12 @@ class ApiServer(Component):
             log.warning("API has no access keys configured: every request is refused")
         await asyncio.to_thread(self._services.logging_options.load)
         gateway = Gateway(self._broker, loop, self._services, config)
-        services = ServiceDirectory(plane, per_region=config.emulator,
-                                    datadir=self._datadir, publish=self._publish)
+        services = ServiceDirectory(self._services, per_region=config.emulator)
         self.application = ApiApplication(
             gateway=gateway, services=services, credentials=self._credentials,
-            trail=self._trail, emulator=config.emulator, account_id=plane.account.account_id,
-            publish=self._publish, files=self._files)
+            trail=self._trail, emulator=config.emulator,
+            account_id=self._plane.account.account_id, publish=self._publish,
+            files=self._files)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:
@@ -190,60 +187,53 @@ class ApiServer(Component):
         sock = _bind(config.host, config.port)
         self._socket = sock
         self._port = int(sock.getsockname()[1])
-        try:
-            uv_config = uvicorn.Config(
-                self.application, interface="asgi3", http="h11", ws="none", lifespan="off",
-                log_config=None, log_level="warning", access_log=False, proxy_headers=False,
-                server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT))
-            uv_config.load()
-            uv_config.ssl = tls
-            server = _Server(uv_config)
-            self._server = server
-            task = loop.create_task(server.serve(sockets=[sock]), name="bastion-api")
-            self._task = task
-            deadline = loop.time() + STARTUP_TIMEOUT
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the API server stopped while starting")
-                if loop.time() > deadline:
-                    raise RuntimeError("the API server did not start in time")
-                await asyncio.sleep(0.005)
-        except BaseException:
-            await self.stop()
-            raise
+        uv_config = uvicorn.Config(
+            self.application, interface="asgi3", http="h11", ws="none", lifespan="off",
+            log_config=None, log_level="warning", access_log=False, proxy_headers=False,
+            server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT))
+        uv_config.load()
+        uv_config.ssl = tls
+        self._server = _Server(uv_config)
+        self._served = asyncio.Event()
         self._services.files.base_url = self.public_url  # presigned URLs name the API
         log.info("API listening on %s", self.url)
 
+    async def run(self) -> None:
+        """Serve until :meth:`stop` (connections that arrive before this runs wait in the
+        socket's backlog)."""
+        server, sock = self._server, self._socket
+        if server is None or sock is None:
+            raise RuntimeError("the API server is not started")
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            self._served.set()
+
     async def stop(self) -> None:
-        """Stop serving (in-flight requests get a few seconds to finish)."""
-        server, task = self._server, self._task
-        if server is not None and task is not None:
+        """Stop serving: requests in flight get a few seconds to finish, idle keep-alive
+        connections are cut at once."""
+        server = self._server
+        if server is not None:
             server.should_exit = True
-            # Let in-flight requests finish, then cut idle keep-alive connections at once
-            # (a TLS close would otherwise wait for each client's close_notify).
             loop = asyncio.get_running_loop()
             deadline = loop.time() + SHUTDOWN_TIMEOUT
-            while server.server_state.tasks and loop.time() < deadline and not task.done():
+            while (server.started and server.server_state.tasks and loop.time() < deadline
+                   and not self._served.is_set()):
                 await asyncio.sleep(0.01)
             server.force_exit = True
             for connection in list(server.server_state.connections):
                 abort = getattr(getattr(connection, "transport", None), "abort", None)
                 if callable(abort):  # asyncio's or uvloop's (TLS) transport
                     abort()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_TIMEOUT + 1)
-            except TimeoutError:
-                server.force_exit = True
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            except Exception:
-                log.exception("API server failed")
+            if server.started:
+                try:
+                    await asyncio.wait_for(self._served.wait(), SHUTDOWN_TIMEOUT + 1)
+                except TimeoutError:
+                    log.warning("the API server did not stop in time; cancelling it")
         if self._socket is not None:
             self._socket.close()
             self._socket = None
-        self._server = self._task = None
+        self._server = None
 
 
 def _bind(host: str, port: int) -> socket.socket:
