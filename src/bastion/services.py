@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .access import AccessKeyService
@@ -138,7 +138,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         sleep=clocks.alert_sleep)
     logging_options = LoggingOptions(store, fallback_level=config.log.level)
     logging_options.load()
-    audit_now = getattr(clocks.audit, "now", None)
+    audit_now = getattr(clocks.audit, "now", None) or _utc_now
     mitigation_actions = MitigationActionService(store, config=account, clock=audit_now)
     audit: AuditServices | None = None
     if config.audit.enabled:
@@ -151,15 +151,13 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         if len(key_lists):
             log.info("audit: %d compromised keys loaded from %s", len(key_lists), weak_dir)
         audit_service = AuditService(store, account=account, crls=crls, logging=logging_options,
-                                     key_lists=key_lists, notifier=notifier,
-                                     **({"clock": audit_now} if audit_now else {}))
+                                     key_lists=key_lists, notifier=notifier, clock=audit_now)
         effects = RegistryEffects(store, identity=plane.identity, registry=plane.registry,
                                   policies=plane.policies, logging=logging_options,
                                   notifier=notifier)
         audit = AuditServices(audit_service, AuditMitigationService(
             store, account=account, actions=mitigation_actions, effects=effects,
-            executor=audit_service.executor,
-            **({"clock": audit_now} if audit_now else {})), mitigation_actions)
+            executor=audit_service.executor, clock=audit_now), mitigation_actions)
     detect: DetectServices | None = None
     if config.detect.enabled:
         response = ViolationResponse(
@@ -188,6 +186,10 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _on_worker_thread(job: Callable[[], None]) -> None:

@@ -44,6 +44,7 @@ from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
+from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
@@ -117,6 +118,9 @@ class UnitOfWork:
         self.files: Final = FileRepository(connection)
 
 
+_KEEP_ON_RESET: Final = frozenset({"sealed_secrets", "access_keys"})
+
+
 class Store:
     """Bastion's database. Thread-safe: each transaction takes its own pooled connection.
 
@@ -166,6 +170,18 @@ class Store:
     def dialect_name(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._engine.dialect.name
+
+    def reset(self) -> None:
+        """Delete every row of Bastion's tables except key material (sealed secrets),
+        access keys and the trail, in one transaction: the emulator's reset between two
+        tests. The schema and its version stay."""
+        with self.engine.begin() as conn:
+            groups = metadata.tables.get("thing_groups")
+            if groups is not None and "parent_name" in groups.c:
+                conn.execute(sa.update(groups).values(parent_name=None))
+            for table in reversed(metadata.sorted_tables):
+                if table.name not in _KEEP_ON_RESET and not table.name.startswith("trail"):
+                    conn.execute(table.delete())
 
     def close(self) -> None:
         """Close every pooled connection."""
