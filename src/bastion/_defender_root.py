@@ -20,6 +20,7 @@ from typing import Any
 
 from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
 from .broker import Broker, Message
+from .clock import Clock, SystemClock
 from .config import Config
 from .controlplane import ControlPlane
 from .datadir import DataDir
@@ -28,11 +29,9 @@ from .defender.audit import (
     AuditMitigationService,
     AuditScheduler,
     AuditService,
-    Clock,
     CrlRegistry,
     RegistryEffects,
     StoredLoggingOptions,
-    SystemClock,
     WeakKeyLists,
 )
 from .defender.mitigation import MitigationActionService
@@ -87,8 +86,7 @@ class DefenderRuntime:
         store, account = plane.store, plane.account
         settings = config.alerts
         self.alert_targets = AlertTargetService(
-            store, sealer=self._datadir.open_keystore(), region=account.region,
-            account_id=account.account_id)
+            store, sealer=self._datadir.open_keystore(), account=account)
         self.alerts = AlertDispatcher(
             self.alert_targets, mqtt=self._publish_alert,
             policy=RetryPolicy(settings.attempts, timedelta(seconds=settings.backoff_seconds),
@@ -98,7 +96,7 @@ class DefenderRuntime:
         if not config.audit.enabled:
             return
         notifier = ArnNotifier(self.alerts, "audit")
-        now = self.clock.now
+        now = self.clock
         crls = CrlRegistry(store, clock=now,
                            refresh_interval=timedelta(minutes=config.audit.crl_refresh_minutes))
         weak_dir = (Path(config.audit.weak_keys_dir) if config.audit.weak_keys_dir
@@ -110,7 +108,7 @@ class DefenderRuntime:
                                                changed=self._logging_changed)
         self.audit = AuditService(store, account=account, crls=crls, logging=logging_options,
                                   key_lists=key_lists, notifier=notifier, clock=now)
-        self.actions = MitigationActionService(store, config=account, clock=now)
+        self.actions = MitigationActionService(store, account=account, clock=now)
         effects = RegistryEffects(store, identity=plane.identity, registry=plane.registry,
                                   policies=plane.policies, logging=logging_options,
                                   notifier=notifier)

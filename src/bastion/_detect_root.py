@@ -15,12 +15,12 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .alerts import AlertDispatcher, new_alert
 from .broker import Broker, Message
+from .clock import Clock, SystemClock
 from .controlplane import ControlPlane
 from .defender.detect import (
     ActionOutcome,
@@ -57,29 +57,29 @@ class DetectRuntime:
     """Detect of one app.
 
     :param interval: seconds between evaluations (cloud-side sampling).
-    :param clock: epoch seconds (tests move it by hand).
+    :param clock: the time of reports and evaluations (tests move it by hand).
     :param alerts: returns the app's alert dispatcher, if running.
     :param sleep: waits between ticks (tests never rely on it: they call :meth:`tick`).
     """
 
     def __init__(self, plane: ControlPlane, broker: Broker, *, interval: float,
-                 clock: Callable[[], float] | None = None,
+                 clock: Clock | None = None,
                  alerts: Callable[[], AlertDispatcher | None] = lambda: None,
                  sleep: Callable[[float], Awaitable[None]] | None = None,
                  invalidate_after: float = 2 * 86400) -> None:
         self._plane = plane
         self._broker = broker
         self.interval = interval
-        self.clock = clock or time.time
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._alerts = alerts
         self._sleep = sleep or asyncio.sleep
         account = plane.account
         self.service = DetectService(
             membership=self._membership,
-            target_prefix=f"arn:aws:iot:{account.region}:{account.account_id}:",
+            account=account,
             on_event=self._on_event, invalidate_after=invalidate_after, clock=self.clock,
             records=StoreRecords(plane.store), statistics_ttl=interval)
-        self.actions = MitigationActionService(plane.store, config=account)
+        self.actions = MitigationActionService(plane.store, account=account)
         self.tasks = DetectMitigationTasks(
             self.service, self._apply_task_action, action_exists=self._action_exists,
             run=_on_worker_thread)
@@ -131,7 +131,7 @@ class DetectRuntime:
         """Sample the cloud-side metrics, evaluate them, invalidate silent alarms.
         Runs on the broker's loop; returns the violation events raised."""
         assert self.sampler is not None
-        now = self.clock()
+        now = self.clock.time()
         points = self.sampler.sample(now)
         events = await asyncio.to_thread(self.service.ingest, points, now)
         events += await asyncio.to_thread(self.service.expire, now)

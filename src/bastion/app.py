@@ -12,17 +12,17 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from ._defender_root import DefenderRuntime  # [defender audit]
 from ._detect_root import DetectRuntime  # [detect]
 from .access import AccessKeyService
 from .api import ApiServer, CredentialSource, TrailSink
 from .broker import Broker, ListenerConfig, bound_port, start_listener
+from .clock import Clock
 from .config import Config
 from .controlplane import ControlPlane, open_control_plane
 from .datadir import DataDir, server_ssl_context_for
-from .defender.audit import Clock  # [defender audit]
 from .enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from .files import FileService  # [files]
 from .provisioning import HttpHookClient, ProvisioningService
@@ -62,7 +62,7 @@ class App:
         self._jobs: JobsTopics | None = None  # [jobs]
         # [files] uploaded files and presigned URLs; tests may set the clock before start()
         self.files: FileService | None = None
-        self.files_clock: Callable[[], datetime] | None = None
+        self.files_clock: Clock | None = None
         self.provisioning: ProvisioningService | None = None  # [provisioning]
         # -- [defender audit] audit, mitigation, alerts; tests may set the clock and the
         # wait between alert attempts before start() --
@@ -70,9 +70,9 @@ class App:
         self.audit_clock: Clock | None = None
         self.alert_sleep: Callable[[float], Awaitable[None]] | None = None
         # -- end [defender audit] --
-        # -- [detect] Device Defender detect; tests may set the clock (epoch seconds) --
+        # -- [detect] Device Defender detect; tests may set the clock --
         self.detect: DetectRuntime | None = None
-        self.detect_clock: Callable[[], float] | None = None
+        self.detect_clock: Clock | None = None
         # -- end [detect] --
         # -- [api] the REST API (bastion.api); set the two plug points before start() --
         self.api: ApiServer | None = None
@@ -152,7 +152,7 @@ class App:
         provisioning = self.config.provisioning
         self.provisioning = ProvisioningService(
             self._plane.store, registry=self._plane.registry, identity=self._plane.identity,
-            policies=self._plane.policies, config=self._plane.account,
+            policies=self._plane.policies, account=self._plane.account,
             hook_client=HttpHookClient(cafile=provisioning.hook_cafile or None),
             hook_timeout=provisioning.hook_timeout,
             claim_lifetime=timedelta(seconds=provisioning.claim_lifetime))

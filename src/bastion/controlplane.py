@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from .account import Account
 from .config import Config
 from .datadir import DataDir
 from .pki import generate_private_key, private_key_to_pem, write_file_atomically
@@ -21,7 +22,6 @@ from .registry import (
     CertificateAuthority,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryService,
     ResourceNotFoundError,
 )
@@ -33,7 +33,7 @@ DEVICE_POLICY_NAME = "bastion-device-least-privilege"
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_:-]{1,64}")
 
 
-def device_policy_document(config: RegistryConfig) -> str:
+def device_policy_document(account: Account) -> str:
     """The least-privilege policy ``bastion device create`` attaches.
 
     A device may connect only with its thing name as client id, and only while that thing
@@ -41,19 +41,19 @@ def device_policy_document(config: RegistryConfig) -> str:
     ``<thingName>/…`` and its own ``$aws/things/<thingName>/…`` (shadow, jobs, defender).
     One policy serves every device: the policy variables do the per-device part.
     """
-    arn = f"arn:aws:iot:{config.region}:{config.account_id}"
     thing = "${iot:Connection.Thing.ThingName}"
+    arn = account.arn
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": "iot:Connect",
-             "Resource": f"{arn}:client/{thing}",
+             "Resource": arn(f"client/{thing}"),
              "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
             {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
-             "Resource": [f"{arn}:topic/{thing}/*", f"{arn}:topic/$aws/things/{thing}/*"]},
+             "Resource": [arn(f"topic/{thing}/*"), arn(f"topic/$aws/things/{thing}/*")]},
             {"Effect": "Allow", "Action": "iot:Subscribe",
-             "Resource": [f"{arn}:topicfilter/{thing}/*",
-                          f"{arn}:topicfilter/$aws/things/{thing}/*"]},
+             "Resource": [arn(f"topicfilter/{thing}/*"),
+                          arn(f"topicfilter/$aws/things/{thing}/*")]},
         ],
     }, indent=2)
 
@@ -61,7 +61,7 @@ def device_policy_document(config: RegistryConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class ControlPlane:
     store: Store
-    account: RegistryConfig
+    account: Account
     registry: RegistryService
     identity: IdentityService
     policies: PolicyService
@@ -81,12 +81,12 @@ def open_control_plane(config: Config, datadir: DataDir,
 
     :raises bastion.store.StoreError: the database cannot be opened or migrated.
     """
-    account = RegistryConfig(config.account.region, config.account.account_id)
+    account = config.account
     store = Store.open(database_url(config, datadir))
     authority = CertificateAuthority.from_datadir(datadir)
-    registry = RegistryService(store, config=account, publish=publish)
-    identity = IdentityService(store, authority=authority, config=account, publish=publish)
-    policies = PolicyService(store, config=account, publish=publish)
+    registry = RegistryService(store, account=account, publish=publish)
+    identity = IdentityService(store, authority=authority, account=account, publish=publish)
+    policies = PolicyService(store, account=account, publish=publish)
     identity.ensure_authority_registered()
     return ControlPlane(store, account, registry, identity, policies)
 

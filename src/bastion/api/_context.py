@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bastion.account import Account
 from bastion.broker import Broker
 from bastion.config import ApiConfig
 from bastion.controlplane import ControlPlane
@@ -22,7 +23,6 @@ from bastion.registry import (
     CertificateAuthority,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryService,
 )
 
@@ -37,7 +37,7 @@ EventSink = Callable[[object], None]
 class ServiceSet:
     """The registry services of one region and account."""
 
-    account: RegistryConfig
+    account: Account
     registry: RegistryService
     identity: IdentityService
     policies: PolicyService
@@ -88,7 +88,7 @@ class ServiceDirectory:
             if found is not None:
                 return found
             try:
-                account = RegistryConfig(region, self._plane.account.account_id)
+                account = Account(region, self._plane.account.account_id)
             except ValueError:
                 raise ApiError("InvalidSignatureException", 403,
                                "Credential should be scoped to a valid region.") from None
@@ -97,10 +97,10 @@ class ServiceDirectory:
             store = self._plane.store
             services = ServiceSet(
                 account,
-                RegistryService(store, config=account, publish=self._publish),
-                IdentityService(store, authority=self._authority, config=account,
+                RegistryService(store, account=account, publish=self._publish),
+                IdentityService(store, authority=self._authority, account=account,
                                 publish=self._publish),
-                PolicyService(store, config=account, publish=self._publish),
+                PolicyService(store, account=account, publish=self._publish),
             )
             self._sets[region] = services
             return services

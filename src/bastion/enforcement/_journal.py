@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..broker import ClientConnected, ClientDisconnected, EventBus
+from ..clock import Clock, SystemClock
 from ..store import ConnectionSessionRow, Store
 
 log = logging.getLogger("bastion.enforcement")
@@ -32,11 +33,16 @@ class _Closed:
 
 
 class ConnectionJournal:
-    """Consumes the broker's connect/disconnect events (on the loop) and persists them."""
+    """Consumes the broker's connect/disconnect events (on the loop) and persists them.
+
+    :param clock: dates the sessions a previous run left open (their events carry their
+        own times).
+    """
 
     def __init__(self, store: Store, bus: EventBus, *, node: str | None = None,
-                 flush_interval: float = 0.5) -> None:
+                 flush_interval: float = 0.5, clock: Clock | None = None) -> None:
         self._store = store
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self.node = node or socket.gethostname()
         self._interval = flush_interval
         self._pending: list[ConnectionSessionRow | _Closed] = []
@@ -56,7 +62,8 @@ class ConnectionJournal:
         """Close sessions a previous run of this node left open, then start flushing."""
         def recover() -> None:
             with self._store.transaction() as uow:
-                uow.connections.close_all_open(self.node, datetime.now(UTC), "SERVER_ERROR")
+                uow.connections.close_all_open(self.node, self._clock.now(),
+                                               "SERVER_ERROR")
         await asyncio.to_thread(recover)
         self._task = asyncio.get_running_loop().create_task(self._run())
 

@@ -32,14 +32,14 @@ import asyncio
 import calendar
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
 from bastion.broker import Action, Broker, Message, Session
+from bastion.clock import Clock, SystemClock
 from bastion.jobs import (
     JobDocumentSource,
     JobExecution,
@@ -245,21 +245,23 @@ class JobsTopics:
     :param broker: the broker the replies and notifications are published on.
     :param store: the store of the jobs.
     :param registry: the registry service (things, groups, ARNs).
-    :param clock: passed to the service (timers are judged by it).
+    :param clock: the service's (timers are judged by it) and the replies' timestamps.
     :param interval: the scheduler's longest sleep, in seconds.
     :param documents: passed to the service (``documentSource``, presigned URLs).
     :raises RuntimeError: no event loop is running.
     """
 
     def __init__(self, broker: Broker, store: Store, registry: RegistryService, *,
-                 clock: Callable[[], datetime] | None = None, interval: float = 1.0,
+                 clock: Clock | None = None, interval: float = 1.0,
                  max_in_flight: int = MAX_IN_FLIGHT,
                  documents: JobDocumentSource | None = None) -> None:
         self._broker = broker
         self._loop = asyncio.get_running_loop()
         self._max_in_flight = max_in_flight
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._in_flight: dict[str, int] = {}
-        self.service = JobService(store, registry, clock, self.announce, documents=documents)
+        self.service = JobService(store, registry, self._clock, self.announce,
+                                  documents=documents)
         self.scheduler = JobScheduler(self.service, interval=interval, loop=self._loop)
         broker.spawn(self.scheduler.run())
 
@@ -309,7 +311,7 @@ class JobsTopics:
                      client_id: str, qos: int) -> None:
         try:
             answer = await self._call(request, data)
-            answer["timestamp"] = int(time.time())
+            answer["timestamp"] = int(self._clock.time())
             if token is not None:
                 answer["clientToken"] = token
             self._reply(client_id, request.accepted, answer, qos)
@@ -376,11 +378,10 @@ class JobsTopics:
             answer["jobDocument"] = _document(updated.job_document)
         return answer
 
-    @staticmethod
-    def _rejection(code: str, message: str, token: str | None,
+    def _rejection(self, code: str, message: str, token: str | None,
                    state: JobExecutionState | None = None) -> dict[str, Any]:
         document: dict[str, Any] = {"code": code, "message": message,
-                                    "timestamp": int(time.time())}
+                                    "timestamp": int(self._clock.time())}
         if token is not None:
             document["clientToken"] = token
         if state is not None:

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
 from bastion.broker import Broker, Message, Session
+from bastion.clock import Clock, SystemClock
 from bastion.shadow import (
     ShadowDeleted,
     ShadowError,
@@ -67,19 +65,21 @@ class ShadowTopics:
 
     :param broker: the broker the replies are published on.
     :param store: the store of the shadows.
-    :param clock: passed to the :class:`~bastion.shadow.ShadowService`.
+    :param clock: the :class:`~bastion.shadow.ShadowService`'s, and the error replies'
+        timestamps.
     :ivar service: the shadow service; the REST API calls the same one.
     :raises RuntimeError: no event loop is running.
     """
 
     def __init__(self, broker: Broker, store: Store, *,
-                 clock: Callable[[], datetime] | None = None,
+                 clock: Clock | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
         self._loop = asyncio.get_running_loop()
         self._max_in_flight = max_in_flight
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._in_flight: dict[str, int] = {}
-        self.service = ShadowService(store, publish=self.announce, clock=clock)
+        self.service = ShadowService(store, publish=self.announce, clock=self._clock)
 
     # -- ReservedTopicHandler -----------------------------------------------------------
 
@@ -100,7 +100,7 @@ class ShadowTopics:
         count = self._in_flight.get(client_id, 0)
         if count >= self._max_in_flight:
             error = ShadowThrottledError("Too Many Requests", client_token=_token(payload))
-            error.timestamp = int(time.time())
+            error.timestamp = int(self._clock.time())
             self._send(request.rejected, encode_document(error.document()))
             return True
         self._in_flight[client_id] = count + 1
@@ -127,7 +127,7 @@ class ShadowTopics:
                           thing, name)
             failure = ShadowInternalError("Internal service failure",
                                           client_token=_token(payload))
-            failure.timestamp = int(time.time())
+            failure.timestamp = int(self._clock.time())
             self._send(request.rejected, encode_document(failure.document()))
         finally:
             left = self._in_flight.get(client_id, 1) - 1

@@ -7,7 +7,7 @@ journal, CRLs, key lists and logging options.
   scheduler;
 * :class:`AuditMitigationService` — audit mitigation actions tasks and executions,
   applied through :class:`RegistryEffects` (so certificate changes reach live sessions);
-* :class:`AuditScheduler` with :class:`SystemClock` (or any :class:`Clock`);
+* :class:`AuditScheduler`, waiting with any :class:`bastion.clock.Clock`;
 * :class:`CrlRegistry` — CRL sources per issuing CA; :class:`WeakKeyLists` — the
   operator's compromised-key lists; :class:`StoredLoggingOptions`;
 * :data:`CHECKS` — the catalog (severity, reason codes, settings, allowed actions).
@@ -61,7 +61,7 @@ from ._model import (
     Suppression,
     TaskStatistics,
 )
-from ._schedule import Clock, SystemClock, next_run
+from ._schedule import next_run
 from ._scheduler import AuditScheduler
 from ._service import AuditService, Notifier
 
@@ -82,7 +82,6 @@ __all__ = [
     "CheckName",
     "CheckRunStatus",
     "CheckSpec",
-    "Clock",
     "ConfigName",
     "CrlRegistry",
     "CrlSource",
@@ -113,7 +112,6 @@ __all__ = [
     "Severity",
     "StoredLoggingOptions",
     "Suppression",
-    "SystemClock",
     "TaskAlreadyExistsError",
     "TaskStatistics",
     "ThresholdSetting",

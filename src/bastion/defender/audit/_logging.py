@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from bastion.clock import Clock, SystemClock
 from bastion.store import Store
 
 SETTINGS_KEY: Final = "api.logging_options"
@@ -76,13 +76,16 @@ class StoredLoggingOptions:
 
     :param changed: called after a write (the app reloads the API's options with it).
     :param fallback_level: Bastion's configured log level (``[log] level``).
+    :param clock: dates the stored record.
     """
 
-    __slots__ = ("_changed", "_fallback", "_store")
+    __slots__ = ("_changed", "_clock", "_fallback", "_store")
 
     def __init__(self, store: Store, *, fallback_level: str = "INFO",
-                 changed: Callable[[], None] | None = None) -> None:
+                 changed: Callable[[], None] | None = None,
+                 clock: Clock | None = None) -> None:
         self._store = store
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._fallback = fallback_level
         self._changed = changed
 
@@ -117,6 +120,6 @@ class StoredLoggingOptions:
                       for e in data.get("levels") or [] if isinstance(e, dict)]
             data = {"v1": data.get("v1"), "v2": v2, "levels": levels}
             uow.settings.put(SETTINGS_KEY, json.dumps(data, separators=(",", ":")),
-                             datetime.now(UTC))
+                             self._clock.now())
         if self._changed is not None:
             self._changed()

@@ -9,7 +9,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from ._schedule import MAX_WAIT, Clock
+from bastion.clock import Clock
+
+from ._schedule import MAX_WAIT
 from ._service import AuditService
 
 log = logging.getLogger("bastion.defender.audit")
