@@ -20,8 +20,9 @@ from typing import Final
 
 __all__ = ["Account", "Arn", "format_arn", "parse_arn"]
 
-_REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-_ACCOUNT_ID: Final = re.compile(r"\d{12}")
+# ASCII only: ``\d`` alone would also take other scripts' digits (``１２``).
+_REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+_ACCOUNT_ID: Final = re.compile(r"[0-9]{12}")
 _SERVICE: Final = re.compile(r"[a-z0-9-]+")
 
 # Services whose ARNs carry no region (``arn:aws:iam::<account>:role/<name>``).

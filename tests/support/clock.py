@@ -76,11 +76,7 @@ class ManualClock:
         if moment.tzinfo is None:
             raise ValueError("a ManualClock is set to timezone-aware times only")
         with self._lock:
-            forward = (moment - self._now).total_seconds()
-            self._now = moment.astimezone(UTC)
-            self._monotonic += max(forward, 0.0)
-            due = [s for s in self._sleepers if self._is_due(s)]
-            self._sleepers = [s for s in self._sleepers if not self._is_due(s)]
+            due = self._move_to(moment)
         for sleeper in due:
             _wake(sleeper)
 
@@ -93,9 +89,19 @@ class ManualClock:
             delta = timedelta(seconds=delta)
         if delta < timedelta(0):
             raise ValueError("a ManualClock only advances; use set() to move the wall back")
-        with self._lock:
-            target = self._now + delta
-        self.set(target)
+        with self._lock:  # read and move at once: concurrent advances all count
+            due = self._move_to(self._now + delta)
+        for sleeper in due:
+            _wake(sleeper)
+
+    def _move_to(self, moment: datetime) -> list[_Sleeper]:
+        """Move the clock (the lock held); returns the sleepers now due, to wake."""
+        forward = (moment - self._now).total_seconds()
+        self._now = moment.astimezone(UTC)
+        self._monotonic += max(forward, 0.0)
+        due = [s for s in self._sleepers if self._is_due(s)]
+        self._sleepers = [s for s in self._sleepers if not self._is_due(s)]
+        return due
 
     def _is_due(self, sleeper: _Sleeper) -> bool:
         if sleeper.wall is not None:
