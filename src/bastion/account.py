@@ -34,7 +34,8 @@ def format_arn(resource: str, *, partition: str, service: str, region: str,
     """``arn:<partition>:<service>:<region>:<account_id>:<resource>``, without checks.
 
     Prefer :meth:`Account.arn`; this is for ARNs of a partition, region or account that is
-    not the installation's own (a policy request context, a probe).
+    not necessarily the installation's own (a policy request context; the CLI completing an
+    ARN a remote server answered with).
     """
     return f"arn:{partition}:{service}:{region}:{account_id}:{resource}"
 
