@@ -171,6 +171,7 @@ def _generate(url: str, things: int, policies: int, seed: int) -> None:
 
 
 def _audit(url: str) -> None:
+    from bastion.account import Account
     from bastion.defender.audit import (
         CHECKS,
         AuditService,
@@ -178,11 +179,10 @@ def _audit(url: str) -> None:
         StoredLoggingOptions,
         WeakKeyLists,
     )
-    from bastion.registry import RegistryConfig
     from bastion.store import Store
 
     store = Store.open(url)
-    service = AuditService(store, account=RegistryConfig(), crls=CrlRegistry(store),
+    service = AuditService(store, account=Account(), crls=CrlRegistry(store),
                            logging=StoredLoggingOptions(store), key_lists=WeakKeyLists(),
                            executor=lambda job: job())
     service.update_account_audit_configuration(check_configurations={

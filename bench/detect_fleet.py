@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bastion.account import Account
 from bastion.defender.detect import Datapoint, DetectService, MetricValue, StoreRecords
 
+ACCOUNT = Account("us-east-1", "123456789012")
 PREFIX = "arn:aws:iot:us-east-1:123456789012:"
 INTERVAL = 300.0
 
@@ -86,7 +88,7 @@ def new_service(store: bool) -> DetectService:
 
         path = Path(tempfile.mkdtemp()) / "detect.db"
         records = StoreRecords(Store.open(f"sqlite:///{path}"))
-    service = DetectService(membership=lambda thing: (True, frozenset()), target_prefix=PREFIX,
+    service = DetectService(membership=lambda thing: (True, frozenset()), account=ACCOUNT,
                             records=records)
     profile(service)
     return service

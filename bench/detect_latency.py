@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bastion.account import Account
 from bastion.broker import Broker, Message, Principal, Session
 from bastion.broker import _broker as broker_module
 from bastion.broker import _session as session_module
@@ -47,6 +48,7 @@ from bastion.defender.detect import Datapoint, DetectService, MetricValue, Store
 from bastion.mqtt import Publish
 from bastion.reserved.defender import RECEIVED, SENT, DimensionTally
 
+ACCOUNT = Account("us-east-1", "123456789012")
 PREFIX = "arn:aws:iot:us-east-1:123456789012:"
 INTERVAL = 300.0
 
@@ -58,7 +60,7 @@ def detect_service() -> DetectService:
     from bastion.store import Store
 
     path = Path(tempfile.mkdtemp()) / "detect.db"
-    service = DetectService(membership=lambda thing: (True, frozenset()), target_prefix=PREFIX,
+    service = DetectService(membership=lambda thing: (True, frozenset()), account=ACCOUNT,
                             records=StoreRecords(Store.open(f"sqlite:///{path}")))
     service.create_security_profile("fleet", now=0, behaviors=[
         {"name": "msgs", "metric": "aws:num-messages-sent",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .account import Account
 from .broker import BrokerLimits
 
 
@@ -32,14 +33,6 @@ class LogConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     database_url: str = ""    # empty: SQLite file bastion.db in the data directory
-
-
-@dataclass(frozen=True, slots=True)
-class AccountConfig:
-    """The AWS region and account id Bastion answers as (they appear in every ARN)."""
-
-    region: str = "us-east-1"
-    account_id: str = "123456789012"
 
 
 # -- [api]: the AWS-compatible REST API (bastion.api) ---------------------------------
@@ -105,7 +98,7 @@ class Config:
     limits: BrokerLimits = field(default_factory=BrokerLimits)
     log: LogConfig = field(default_factory=LogConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    account: AccountConfig = field(default_factory=AccountConfig)
+    account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)  # [audit]
@@ -115,7 +108,7 @@ class Config:
 
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
-    "account": AccountConfig, "api": ApiConfig,
+    "account": Account, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,  # [audit] [alerts]
     "detect": DetectConfig,  # [detect]
@@ -138,7 +131,10 @@ def _section(name: str, cls: type[Any], values: object) -> Any:
             raise ConfigError(
                 f"{name}.{key} must be {expected.__name__}, not {type(value).__name__}")
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a value the section itself refuses (e.g. [account])
+        raise ConfigError(f"[{name}] {exc}") from None
 
 
 def load_config(path: Path) -> Config:

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from .account import Account
 from .config import Config
 from .datadir import DataDir
 from .events import EventSink
@@ -21,7 +22,6 @@ from .registry import (
     CertificateAuthority,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryService,
     ResourceNotFoundError,
 )
@@ -31,7 +31,7 @@ DEVICE_POLICY_NAME = "bastion-device-least-privilege"
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9_:-]{1,64}")
 
 
-def device_policy_document(config: RegistryConfig) -> str:
+def device_policy_document(account: Account) -> str:
     """The least-privilege policy ``bastion device create`` attaches.
 
     A device may connect only with its thing name as client id, and only while that thing
@@ -39,19 +39,19 @@ def device_policy_document(config: RegistryConfig) -> str:
     ``<thingName>/…`` and its own ``$aws/things/<thingName>/…`` (shadow, jobs, defender).
     One policy serves every device: the policy variables do the per-device part.
     """
-    arn = f"arn:aws:iot:{config.region}:{config.account_id}"
     thing = "${iot:Connection.Thing.ThingName}"
+    arn = account.arn
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": "iot:Connect",
-             "Resource": f"{arn}:client/{thing}",
+             "Resource": arn(f"client/{thing}"),
              "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
             {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
-             "Resource": [f"{arn}:topic/{thing}/*", f"{arn}:topic/$aws/things/{thing}/*"]},
+             "Resource": [arn(f"topic/{thing}/*"), arn(f"topic/$aws/things/{thing}/*")]},
             {"Effect": "Allow", "Action": "iot:Subscribe",
-             "Resource": [f"{arn}:topicfilter/{thing}/*",
-                          f"{arn}:topicfilter/$aws/things/{thing}/*"]},
+             "Resource": [arn(f"topicfilter/{thing}/*"),
+                          arn(f"topicfilter/$aws/things/{thing}/*")]},
         ],
     }, indent=2)
 
@@ -59,7 +59,7 @@ def device_policy_document(config: RegistryConfig) -> str:
 @dataclass(frozen=True, slots=True)
 class ControlPlane:
     store: Store
-    account: RegistryConfig
+    account: Account
     registry: RegistryService
     identity: IdentityService
     policies: PolicyService
@@ -90,11 +90,11 @@ def registry_services(config: Config, datadir: DataDir, store: Store,
 
     :raises bastion.store.StoreError: the store cannot be read or written.
     """
-    account = RegistryConfig(config.account.region, config.account.account_id)
+    account = config.account
     authority = CertificateAuthority.from_datadir(datadir)
-    registry = RegistryService(store, config=account, publish=publish)
-    identity = IdentityService(store, authority=authority, config=account, publish=publish)
-    policies = PolicyService(store, config=account, publish=publish)
+    registry = RegistryService(store, account=account, publish=publish)
+    identity = IdentityService(store, authority=authority, account=account, publish=publish)
+    policies = PolicyService(store, account=account, publish=publish)
     identity.ensure_authority_registered()
     return ControlPlane(store, account, registry, identity, policies)
 

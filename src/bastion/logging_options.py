@@ -27,9 +27,9 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from bastion.clock import Clock, SystemClock
 from bastion.errors import ServiceError
 from bastion.store import Store
 
@@ -118,14 +118,18 @@ class LoggingOptions:
     """The current options, persisted in the store and applied to ``logger``.
 
     Thread-safe; every method except :meth:`apply` may touch the database.
+
+    :param clock: dates the stored record.
     """
 
-    __slots__ = ("_fallback", "_lock", "_logger", "_original_level", "_state", "_store")
+    __slots__ = ("_clock", "_fallback", "_lock", "_logger", "_original_level", "_state",
+                 "_store")
 
     def __init__(self, store: Store, logger: logging.Logger | None = None, *,
-                 fallback_level: str = "INFO") -> None:
+                 fallback_level: str = "INFO", clock: Clock | None = None) -> None:
         self._store = store
         self._fallback = fallback_level
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._logger = logger or logging.getLogger("bastion")
         self._original_level = self._logger.level
         self._lock = threading.Lock()
@@ -253,7 +257,7 @@ class LoggingOptions:
     def _save(self) -> None:
         text = json.dumps(self._state, separators=(",", ":"))
         with self._store.transaction() as uow:
-            uow.settings.put(SETTINGS_KEY, text, datetime.now(UTC))
+            uow.settings.put(SETTINGS_KEY, text, self._clock.now())
         self._apply()
 
     def _apply(self) -> None:

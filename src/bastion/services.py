@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from .access import AccessKeyService
+from .account import Account
 from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
+from .clock import Clock, SystemClock
 from .config import Config
 from .controlplane import ControlPlane, registry_services
 from .datadir import DataDir
@@ -36,11 +37,12 @@ from .defender.detect import (
     thing_membership,
 )
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
-from .events import EventBus
+from .events import EventBus, EventSink
 from .files import FileService
 from .jobs import JobService
 from .logging_options import LoggingOptions
 from .provisioning import HttpHookClient, ProvisioningService
+from .registry import CertificateAuthority, IdentityService, PolicyService, RegistryService
 from .shadow import ShadowService
 from .store import Store
 from .trail import Trail
@@ -51,14 +53,40 @@ Send = Callable[[str, bytes, int], None]
 """Publish ``(topic, payload, qos)`` from Bastion itself; safe from any thread."""
 
 
-@dataclass(frozen=True, slots=True)
-class Clocks:
-    """The time sources services read (tests pass hand-moved ones)."""
+class Regions:
+    """The registry services per region over one store (the REST API's emulator mode:
+    as in AWS, the SigV4 scope's region names the ARNs; the data is shared). Built on
+    first use per region, then kept; thread-safe."""
 
-    wall: Callable[[], datetime] | None = None
-    epoch: Callable[[], float] | None = None
-    audit: object | None = None
-    alert_sleep: Callable[[float], Awaitable[None]] | None = None
+    def __init__(self, plane: ControlPlane, datadir: DataDir, publish: EventSink) -> None:
+        self._plane = plane
+        self._datadir = datadir
+        self._publish = publish
+        self._lock = threading.Lock()
+        self._authority: CertificateAuthority | None = None
+        self._planes: dict[str, ControlPlane] = {plane.account.region: plane}
+
+    def plane_for(self, region: str) -> ControlPlane:
+        """The registry services whose ARNs name ``region``.
+
+        :raises ValueError: ``region`` is not an AWS region name.
+        """
+        with self._lock:
+            found = self._planes.get(region)
+            if found is not None:
+                return found
+            account = Account(region, self._plane.account.account_id)
+            if self._authority is None:
+                self._authority = CertificateAuthority.from_datadir(self._datadir)
+            store = self._plane.store
+            plane = ControlPlane(
+                store, account,
+                RegistryService(store, account=account, publish=self._publish),
+                IdentityService(store, authority=self._authority, account=account,
+                                publish=self._publish),
+                PolicyService(store, account=account, publish=self._publish))
+            self._planes[region] = plane
+            return plane
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +113,9 @@ class Services:
     config: Config
     datadir: DataDir
     bus: EventBus
+    clock: Clock
     plane: ControlPlane
+    regions: Regions
     access: AccessKeyService
     trail: Trail
     files: FileService
@@ -105,45 +135,49 @@ class Services:
 
 
 def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus, *,
-                   send: Send, clocks: Clocks | None = None) -> Services:
+                   send: Send, clock: Clock | None = None,
+                   alert_sleep: Callable[[float], Awaitable[None]] | None = None
+                   ) -> Services:
     """Build every service over ``store``, publishing on ``bus``.
 
     Constructs objects only: nothing here starts a task or binds a socket; the
     long-running parts are components the composition root runs.
 
+    :param clock: the time the domain services judge by (schedules, timers, expiries,
+        detect windows); tests pass a hand-moved one. Request signatures and the trail
+        always use the system's time.
+    :param alert_sleep: waits between alert delivery attempts (tests skip the waiting).
     :raises bastion.store.StoreError: the store cannot be read.
     """
-    clocks = clocks or Clocks()
+    clock = clock if clock is not None else SystemClock()
     plane = registry_services(config, datadir, store, bus.publish)
     account = plane.account
     keystore = datadir.open_keystore()
     trail = Trail(store)
-    files = FileService.from_datadir(store, datadir, clock=clocks.wall)
+    files = FileService.from_datadir(store, datadir, clock=clock)
     files.signer()  # the URL-signing key, created on the first start
     provisioning_config = config.provisioning
     provisioning = ProvisioningService(
         store, registry=plane.registry, identity=plane.identity, policies=plane.policies,
-        config=account,
+        account=account,
         hook_client=HttpHookClient(cafile=provisioning_config.hook_cafile or None),
         hook_timeout=provisioning_config.hook_timeout,
         claim_lifetime=timedelta(seconds=provisioning_config.claim_lifetime))
     alerts_config = config.alerts
-    alert_targets = AlertTargetService(store, sealer=keystore, region=account.region,
-                                       account_id=account.account_id)
+    alert_targets = AlertTargetService(store, sealer=keystore, account=account)
     alerts = AlertDispatcher(
         alert_targets, mqtt=send,
         policy=RetryPolicy(alerts_config.attempts,
                            timedelta(seconds=alerts_config.backoff_seconds), 2.0,
                            timedelta(seconds=alerts_config.max_backoff_seconds)),
-        sleep=clocks.alert_sleep)
+        sleep=alert_sleep)
     logging_options = LoggingOptions(store, fallback_level=config.log.level)
     logging_options.load()
-    audit_now = getattr(clocks.audit, "now", None) or _utc_now
-    mitigation_actions = MitigationActionService(store, config=account, clock=audit_now)
+    mitigation_actions = MitigationActionService(store, account=account, clock=clock)
     audit: AuditServices | None = None
     if config.audit.enabled:
         notifier = ArnNotifier(alerts, "audit")
-        crls = CrlRegistry(store, clock=audit_now, refresh_interval=timedelta(
+        crls = CrlRegistry(store, clock=clock, refresh_interval=timedelta(
             minutes=config.audit.crl_refresh_minutes))
         weak_dir = (Path(config.audit.weak_keys_dir) if config.audit.weak_keys_dir
                     else datadir.path / "audit" / "weak-keys")
@@ -151,13 +185,13 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         if len(key_lists):
             log.info("audit: %d compromised keys loaded from %s", len(key_lists), weak_dir)
         audit_service = AuditService(store, account=account, crls=crls, logging=logging_options,
-                                     key_lists=key_lists, notifier=notifier, clock=audit_now)
+                                     key_lists=key_lists, notifier=notifier, clock=clock)
         effects = RegistryEffects(store, identity=plane.identity, registry=plane.registry,
                                   policies=plane.policies, logging=logging_options,
                                   notifier=notifier)
         audit = AuditServices(audit_service, AuditMitigationService(
             store, account=account, actions=mitigation_actions, effects=effects,
-            executor=audit_service.executor, clock=audit_now), mitigation_actions)
+            executor=audit_service.executor, clock=clock), mitigation_actions)
     detect: DetectServices | None = None
     if config.detect.enabled:
         response = ViolationResponse(
@@ -168,28 +202,25 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         registry = plane.registry
         detect_service = DetectService(
             membership=lambda thing: thing_membership(registry, thing),
-            target_prefix=f"arn:aws:iot:{account.region}:{account.account_id}:",
+            account=account,
             on_event=response.on_violation,
             invalidate_after=config.detect.invalidate_after,
             records=StoreRecords(store), statistics_ttl=config.detect.interval,
-            clock=clocks.epoch or time.time)
+            clock=clock)
         tasks = DetectMitigationTasks(detect_service, response.apply_task_action,
                                       action_exists=response.action_exists,
                                       run=_on_worker_thread)
         detect_service.mitigation_tasks = tasks
         detect = DetectServices(detect_service, tasks, response)
     return Services(
-        config=config, datadir=datadir, bus=bus, plane=plane,
+        config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
+        regions=Regions(plane, datadir, bus.publish),
         access=AccessKeyService(store, keystore), trail=trail, files=files,
-        shadow=ShadowService(store, publish=bus.publish, clock=clocks.wall),
-        jobs=JobService(store, plane.registry, clocks.wall, bus.publish, documents=files),
+        shadow=ShadowService(store, publish=bus.publish, clock=clock),
+        jobs=JobService(store, plane.registry, clock, bus.publish, documents=files),
         provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _on_worker_thread(job: Callable[[], None]) -> None:

@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from bastion.account import Account
 from bastion.controlplane import device_policy_document
 from bastion.defender.audit import debian_fingerprint
 from bastion.pki import certificate_id
-from bastion.registry import RegistryConfig
 from bastion.store import (
     CaCertificateRow,
     CertificateRow,
@@ -40,7 +40,7 @@ from bastion.store import (
     ThingRow,
 )
 
-ACCOUNT = RegistryConfig("us-east-1", "123456789012")
+ACCOUNT = Account("us-east-1", "123456789012")
 ARN = f"arn:aws:iot:{ACCOUNT.region}:{ACCOUNT.account_id}"
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

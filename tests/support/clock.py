@@ -1,51 +1,152 @@
-"""A clock tests move by hand, for code that waits with a
-:class:`bastion.defender.audit.Clock` (the audit scheduler)."""
+"""A :class:`bastion.clock.Clock` that tests move by hand.
+
+Wall time and monotonic time advance together: :meth:`ManualClock.advance` moves both,
+:meth:`ManualClock.set` moves the wall time anywhere and the monotonic time forward by as
+much as the wall time went forward (never backward). A coroutine sleeping on the clock
+wakes when a move takes it past its deadline, whichever thread made the move.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+
+@dataclass(eq=False, slots=True)
+class _Sleeper:
+    wall: datetime | None        # wakes when now() reaches it, or
+    monotonic: float | None      # when monotonic() reaches it
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
 
 
 class ManualClock:
-    """``now()`` is whatever the test set; ``sleep_until`` returns when the test moves the
-    clock past the deadline (or the sleeper is woken). Thread-safe: the test thread moves
-    it while the app's loop sleeps on it."""
+    """``now()`` is whatever the test set; sleepers return when the test moves the clock
+    past their deadline (or their ``wake`` event is set). Thread-safe: the test thread
+    moves it while an app's loop sleeps on it.
 
-    def __init__(self, now: datetime) -> None:
-        self._now = now
+    :param start: the initial wall time (aware); default: the current time, to the second.
+    :param tick: when set, every :meth:`now` and :meth:`time` read first advances the
+        clock by this much (a clock whose readings are all distinct).
+    :raises ValueError: ``start`` is naive, or ``tick`` is negative.
+    """
+
+    def __init__(self, start: datetime | None = None, *,
+                 tick: timedelta | None = None) -> None:
+        if start is None:
+            start = datetime.now(UTC).replace(microsecond=0)
+        if start.tzinfo is None:
+            raise ValueError("the start of a ManualClock must be timezone-aware")
+        if tick is not None and tick < timedelta(0):
+            raise ValueError("tick must not be negative")
+        self._now = start.astimezone(UTC)
+        self._monotonic = 0.0
+        self._tick = tick
         self._lock = threading.Lock()
-        self._sleepers: list[tuple[datetime, asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._sleepers: list[_Sleeper] = []
         self.sleeping = threading.Event()
+        """Set whenever a coroutine starts sleeping on this clock."""
+
+    # -- reading ---------------------------------------------------------------------------
 
     def now(self) -> datetime:
+        if self._tick is not None:
+            self.advance(self._tick)
         with self._lock:
             return self._now
 
+    def time(self) -> float:
+        return self.now().timestamp()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._monotonic
+
+    # -- moving ----------------------------------------------------------------------------
+
     def set(self, moment: datetime) -> None:
-        with self._lock:
-            self._now = moment
-            due = [s for s in self._sleepers if s[0] <= moment]
-            self._sleepers = [s for s in self._sleepers if s[0] > moment]
-        for _, loop, event in due:
-            loop.call_soon_threadsafe(event.set)
+        """Move the wall time to ``moment`` (aware; may be earlier). The monotonic time
+        moves forward by as much as the wall time did, and never backward.
 
-    def advance(self, delta: timedelta) -> None:
-        self.set(self.now() + delta)
-
-    async def sleep_until(self, deadline: datetime, wake: asyncio.Event) -> None:
-        event = asyncio.Event()
+        :raises ValueError: ``moment`` is naive.
+        """
+        if moment.tzinfo is None:
+            raise ValueError("a ManualClock is set to timezone-aware times only")
         with self._lock:
-            if deadline <= self._now:
+            due = self._move_to(moment)
+        for sleeper in due:
+            _wake(sleeper)
+
+    def advance(self, delta: timedelta | float) -> None:
+        """Move wall and monotonic time forward by ``delta`` (a timedelta, or seconds).
+
+        :raises ValueError: ``delta`` is negative.
+        """
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=delta)
+        if delta < timedelta(0):
+            raise ValueError("a ManualClock only advances; use set() to move the wall back")
+        with self._lock:  # read and move at once: concurrent advances all count
+            due = self._move_to(self._now + delta)
+        for sleeper in due:
+            _wake(sleeper)
+
+    def _move_to(self, moment: datetime) -> list[_Sleeper]:
+        """Move the clock (the lock held); returns the sleepers now due, to wake."""
+        forward = (moment - self._now).total_seconds()
+        self._now = moment.astimezone(UTC)
+        self._monotonic += max(forward, 0.0)
+        due = [s for s in self._sleepers if self._is_due(s)]
+        self._sleepers = [s for s in self._sleepers if not self._is_due(s)]
+        return due
+
+    def _is_due(self, sleeper: _Sleeper) -> bool:
+        if sleeper.wall is not None:
+            return sleeper.wall <= self._now
+        assert sleeper.monotonic is not None
+        return sleeper.monotonic <= self._monotonic
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        with self._lock:
+            deadline = self._monotonic + seconds
+        await self._wait(_Sleeper(None, deadline, asyncio.get_running_loop(),
+                                  asyncio.Event()), None)
+
+    async def sleep_until(self, deadline: datetime, wake: asyncio.Event | None = None
+                          ) -> None:
+        if deadline.tzinfo is None:
+            raise ValueError("sleep_until needs a timezone-aware deadline")
+        await self._wait(_Sleeper(deadline, None, asyncio.get_running_loop(),
+                                  asyncio.Event()), wake)
+
+    async def _wait(self, sleeper: _Sleeper, wake: asyncio.Event | None) -> None:
+        with self._lock:
+            if self._is_due(sleeper):
                 return
-            self._sleepers.append((deadline, asyncio.get_running_loop(), event))
+            self._sleepers.append(sleeper)
         self.sleeping.set()
-        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(wake.wait())]
+        waiters = [asyncio.ensure_future(sleeper.event.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
             with self._lock:
-                self._sleepers = [s for s in self._sleepers if s[2] is not event]
+                self._sleepers = [s for s in self._sleepers if s is not sleeper]
+
+    def sleepers(self) -> int:
+        """How many coroutines are sleeping on this clock now."""
+        with self._lock:
+            return len(self._sleepers)
+
+
+def _wake(sleeper: _Sleeper) -> None:
+    with contextlib.suppress(RuntimeError):  # its loop has closed: nobody to wake
+        sleeper.loop.call_soon_threadsafe(sleeper.event.set)

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Final
 
+from bastion.clock import Clock, SystemClock
 from bastion.pki import Keystore, KeystoreError
 from bastion.store import AccessKeyRow, ConflictError, Store
 
@@ -43,10 +41,6 @@ _CACHE_SIZE: Final = 1024
 _CREATE_ATTEMPTS: Final = 5
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class AccessKeyService:
     """Access keys of the control-plane API, stored in ``store`` and sealed by ``keystore``.
 
@@ -54,24 +48,22 @@ class AccessKeyService:
 
     :param store: an open, migrated :class:`~bastion.store.Store`.
     :param keystore: seals and unseals the secrets (the data directory's keystore).
-    :param clock: the current time for stored dates (timezone-aware).
+    :param clock: the current time for stored dates, and the cache's monotonic time.
     :param cache_ttl: seconds a :meth:`lookup` answer is reused (0 disables the cache).
-    :param monotonic: the clock of the cache (tests pass a fake one).
     :raises TypeError: ``store`` or ``keystore`` has the wrong type.
     :raises ValueError: ``cache_ttl`` is negative.
     """
 
     __slots__ = ("_cache", "_cache_lock", "_cache_ttl", "_changes", "_clock", "_keystore",
-                 "_monotonic", "_store")
+                 "_store")
 
     def __init__(
         self,
         store: Store,
         keystore: Keystore,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock | None = None,
         cache_ttl: float = DEFAULT_CACHE_TTL,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
@@ -81,9 +73,8 @@ class AccessKeyService:
             raise ValueError(f"cache_ttl must not be negative, not {cache_ttl}")
         self._store = store
         self._keystore = keystore
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._cache_ttl = float(cache_ttl)
-        self._monotonic = monotonic
         self._cache: dict[str, tuple[float, str, Role]] = {}
         self._cache_lock = threading.Lock()
         self._changes = 0  # bumped by every change: a lookup racing one does not cache
@@ -110,7 +101,7 @@ class AccessKeyService:
         secret = new_secret_access_key()
         for attempt in range(_CREATE_ATTEMPTS):
             access_key_id = new_access_key_id()
-            now = self._clock()
+            now = self._clock.now()
             row = AccessKeyRow(
                 access_key_id=access_key_id,
                 role=role.value,
@@ -202,7 +193,7 @@ class AccessKeyService:
             access_key_id
         ):
             return None
-        now = self._monotonic()
+        now = self._clock.monotonic()
         with self._cache_lock:
             cached = self._cache.get(access_key_id)
             if cached is not None and cached[0] > now:
@@ -254,7 +245,7 @@ class AccessKeyService:
             if status is None:
                 uow.access_keys.delete(access_key_id)
             else:
-                uow.access_keys.set_status(access_key_id, status.value, self._clock())
+                uow.access_keys.set_status(access_key_id, status.value, self._clock.now())
         self._forget(access_key_id)
         _log.info("access key %s %s", access_key_id,
                   "deleted" if status is None else f"set {status.value}")

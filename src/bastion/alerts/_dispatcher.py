@@ -24,9 +24,10 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from bastion.clock import Clock, SystemClock
 from bastion.lifecycle import Component
 
 from ._errors import DeliveryError, TargetNotFoundError
@@ -55,15 +56,18 @@ EmailSend = Callable[[EmailSettings, str | None, str, str], None]
 
 def new_alert(kind: str, subject: str, body: Mapping[str, Any],
               now: datetime | None = None) -> Alert:
-    return Alert(str(uuid.uuid4()), kind, subject, body, now or datetime.now(UTC))
+    """A new alert, dated ``now`` (default: the system clock's)."""
+    return Alert(str(uuid.uuid4()), kind, subject, body,
+                 now if now is not None else SystemClock().now())
 
 
 class AlertDispatcher(Component):
     """Delivers alerts to targets with retries (see the module docstring).
 
     :param mqtt: the broker's publish function (MQTT targets fail without it).
-    :param sleep: waits between attempts (``asyncio.sleep`` by default).
-    :param clock: wall-clock for dead letters and signature timestamps.
+    :param sleep: waits between attempts (default: the clock's :meth:`~Clock.sleep`).
+    :param clock: the time of dead letters and signature timestamps, and the default
+        waiting between attempts.
     :param post, send: the webhook and SMTP transports (tests may wrap them).
     """
 
@@ -71,19 +75,24 @@ class AlertDispatcher(Component):
 
     def __init__(self, targets: AlertTargetService, *, mqtt: MqttPublish | None = None,
                  policy: RetryPolicy | None = None, sleep: Sleep | None = None,
-                 clock: Callable[[], datetime] | None = None,
+                 clock: Clock | None = None,
                  post: WebhookPost = post_webhook,
                  send: EmailSend = send_email) -> None:
         self._targets = targets
         self.mqtt = mqtt
         self.policy = policy or RetryPolicy()
-        self._sleep: Sleep = sleep or asyncio.sleep
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._sleep: Sleep = sleep if sleep is not None else self._clock.sleep
         self._post = post
         self._send = send
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[DeliveryOutcome]] = set()
         self.outcomes: list[DeliveryOutcome] = []
+
+    @property
+    def clock(self) -> Clock:
+        """The clock alerts are dated and retried by."""
+        return self._clock
 
     @property
     def targets(self) -> AlertTargetService:
@@ -138,7 +147,7 @@ class AlertDispatcher(Component):
         if not target.enabled:
             return self._done(DeliveryOutcome(target_name, alert.alert_id, False, 0,
                                               ("target disabled",)))
-        first = self._clock()
+        first = self._clock.now()
         errors: list[str] = []
         attempt = 0
         try:
@@ -172,7 +181,7 @@ class AlertDispatcher(Component):
                      errors: list[str], first: datetime) -> None:
         self._targets.record_dead_letter(DeadLetter(
             str(uuid.uuid4()), target.name, target.kind, alert.subject, alert.document(),
-            attempts, errors[-1] if errors else "unknown", first, self._clock()))
+            attempts, errors[-1] if errors else "unknown", first, self._clock.now()))
         log.error("alert %s to %s given up after %d attempt(s): %s", alert.alert_id,
                   target.name, attempts, errors[-1] if errors else "")
 
@@ -186,7 +195,7 @@ class AlertDispatcher(Component):
         secret = await asyncio.to_thread(self._targets.secret_of, target.name)
         if isinstance(settings, WebhookSettings):
             body = alert.payload()
-            stamp = int(self._clock().timestamp())
+            stamp = int(self._clock.time())
             headers = {TIMESTAMP_HEADER: str(stamp), DELIVERY_HEADER: alert.alert_id}
             if secret:
                 headers[SIGNATURE_HEADER] = signature(secret.encode("utf-8"), stamp, body)
@@ -220,4 +229,5 @@ class ArnNotifier:
         name = self._dispatcher.targets.name_of(target_arn)
         if name is None:
             raise LookupError(f"{target_arn} is not a Bastion alert target")
-        self._dispatcher.submit(name, new_alert(self._kind, subject, message))
+        self._dispatcher.submit(name, new_alert(self._kind, subject, message,
+                                                 self._dispatcher.clock.now()))

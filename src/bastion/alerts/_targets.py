@@ -12,12 +12,13 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from bastion.account import Account, parse_arn
+from bastion.clock import Clock, SystemClock
 from bastion.store import (
     AlertTargetRow,
     ConflictError,
@@ -39,7 +40,6 @@ from ._model import (
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _ADDRESS: Final = re.compile(r"[^@\s<>,]+@[^@\s<>,]+")
-_SNS_ARN: Final = re.compile(r"arn:aws:sns:([^:]+):(\d{12}):([A-Za-z0-9_-]{1,128})")
 
 
 class Sealer(Protocol):
@@ -66,29 +66,34 @@ class AlertTargetService:
     """Notification targets of one store.
 
     :param sealer: seals secrets; without one, targets that need a secret are refused.
-    :param region: region of the targets' SNS-style ARNs.
-    :param account_id: account of those ARNs.
+    :param account: region and account of the targets' SNS-style ARNs.
+    :param clock: dates the targets and their dead letters.
     """
 
-    def __init__(self, store: Store, *, sealer: Sealer | None, region: str, account_id: str,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: Store, *, sealer: Sealer | None, account: Account,
+                 clock: Clock | None = None) -> None:
         self._store = store
         self._sealer = sealer
-        self._region = region
-        self._account = account_id
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._account = account
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     # -- names ---------------------------------------------------------------------------
 
     def arn(self, name: str) -> str:
-        return f"arn:aws:sns:{self._region}:{self._account}:{name}"
+        return self._account.arn(name, service="sns")
 
     def name_of(self, target_arn: str) -> str | None:
-        """The target an SNS-style ARN of this account names (``None``: not one of ours)."""
-        match = _SNS_ARN.fullmatch(target_arn or "")
-        if match is None or match.group(2) != self._account:
+        """The target an SNS-style ARN of this account names (``None``: not one of ours).
+        Any region is accepted: only the account id has to be this one's."""
+        try:
+            arn = parse_arn(target_arn or "")
+        except (TypeError, ValueError):
             return None
-        return match.group(3)
+        if (arn.partition != "aws" or arn.service != "sns" or not arn.region
+                or arn.account_id != self._account.account_id
+                or not _NAME.fullmatch(arn.resource)):
+            return None
+        return arn.resource
 
     def exists(self, target_arn_or_name: str) -> bool:
         name = self.name_of(target_arn_or_name) or target_arn_or_name
@@ -161,7 +166,7 @@ class AlertTargetService:
             if self._sealer is None:
                 raise InvalidTargetError("this installation cannot seal secrets")
             sealed = self._sealer.seal(secret.encode("utf-8"), associated_data=_aad(name))
-        now = self._clock()
+        now = self._clock.now()
         row = AlertTargetRow(name, kind.value, {k: v for k, v in config.items()
                                                 if v is not None}, sealed, True, now, now)
         try:
@@ -204,7 +209,7 @@ class AlertTargetService:
         with self._store.transaction() as uow:
             uow.alert_targets.update(AlertTargetRow(
                 row.name, row.kind, row.config, row.sealed_secret, enabled, row.creation_date,
-                self._clock()))
+                self._clock.now()))
 
     def delete(self, name: str) -> None:
         """:raises TargetNotFoundError: no such target."""

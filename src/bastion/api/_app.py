@@ -44,13 +44,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 from bastion.errors import ServiceError
 from bastion.events import EventSink
 from bastion.files import FILES_PATH, FilesError, FileService
-from bastion.registry import RegistryConfig
 
 from ._auth import (
     ADMIN_SERVICE,
@@ -86,14 +86,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Clock = Callable[[], datetime]
 
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 RESET_PATH: Final = "/_bastion/reset"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -126,7 +121,7 @@ class ApiApplication:
                  credentials: CredentialSource | None, trail: TrailSink, emulator: bool,
                  account_id: str, publish: EventSink | None = None,
                  table: HandlerTable = TABLE, catalog: Catalog | None = None,
-                 clock: Clock = utc_now, max_body_bytes: int = MAX_BODY_BYTES,
+                 clock: Clock | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  files: FileService | None = None) -> None:
         self._gateway = gateway
         self._services = services
@@ -137,7 +132,7 @@ class ApiApplication:
         self._publish = publish
         self._table = table
         self._catalog = catalog or load_catalog()
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._max_body = max_body_bytes
         self._files = files
 
@@ -255,7 +250,7 @@ class ApiApplication:
         credential = auth.credential
         if self._emulator:
             try:
-                RegistryConfig(credential.region, self._account_id)
+                Account(credential.region, self._account_id)
             except ValueError:
                 raise invalid("Credential should be scoped to a valid region.") from None
             return Caller(credential.access_key_id, Role.ADMIN, source_ip, credential.region,
@@ -267,7 +262,7 @@ class ApiApplication:
         if found is None:
             raise unrecognized_client()
         secret, role = found[0], Role(found[1])  # any str enum with Role's values
-        check_clock(auth, self._clock())
+        check_clock(auth, self._clock.now())
         verify_signature(request, auth, secret)
         return Caller(credential.access_key_id, role, source_ip, credential.region,
                       self._account_id, emulated=False)

@@ -10,99 +10,50 @@ over the same store (ARNs then name that region; the data is shared).
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass
 
 from bastion.broker import Broker
 from bastion.config import ApiConfig
 from bastion.controlplane import ControlPlane
 from bastion.datadir import DataDir
-from bastion.events import EventSink
 from bastion.logging_options import LoggingOptions
-from bastion.registry import (
-    CertificateAuthority,
-    IdentityService,
-    PolicyService,
-    RegistryConfig,
-    RegistryService,
-)
 from bastion.services import Services
 
 from ._auth import Caller
 from ._errors import ApiError
 
-
-@dataclass(frozen=True, slots=True)
-class ServiceSet:
-    """The registry services of one region and account."""
-
-    account: RegistryConfig
-    registry: RegistryService
-    identity: IdentityService
-    policies: PolicyService
+ServiceSet = ControlPlane
+"""The registry services of one region and account."""
 
 
 class ServiceDirectory:
-    """The services for a request's region: always the plane's in normal mode; one set
-    per region (same store, ARNs of that region) in emulator mode.
-
-    :param publish: the event sink the plane's services use (live enforcement).
-    :param datadir: where emulator-mode services find Bastion's CA (loaded once).
+    """The services for a request's region: always the configured one's in normal mode;
+    in emulator mode, the registry services whose ARNs name the SigV4 scope's region
+    (:class:`bastion.services.Regions`).
     """
 
-    __slots__ = (
-        "_authority",
-        "_datadir",
-        "_lock",
-        "_per_region",
-        "_plane",
-        "_publish",
-        "_sets",
-    )
+    __slots__ = ("_per_region", "_services")
 
-    def __init__(self, plane: ControlPlane, *, per_region: bool, datadir: DataDir,
-                 publish: EventSink | None) -> None:
-        self._plane = plane
+    def __init__(self, services: Services, *, per_region: bool) -> None:
+        self._services = services
         self._per_region = per_region
-        self._datadir = datadir
-        self._publish = publish
-        self._lock = threading.Lock()
-        self._authority: CertificateAuthority | None = None
-        self._sets: dict[str, ServiceSet] = {}
 
     @property
     def default(self) -> ServiceSet:
-        plane = self._plane
-        return ServiceSet(plane.account, plane.registry, plane.identity, plane.policies)
+        return self._services.plane
 
     def for_region(self, region: str) -> ServiceSet:
         """The services whose ARNs name ``region`` (emulator mode) or the configured one.
 
         :raises ApiError: emulator mode and ``region`` is not an AWS region name.
         """
-        if not self._per_region or region == self._plane.account.region:
+        if not self._per_region:
             return self.default
-        with self._lock:
-            found = self._sets.get(region)
-            if found is not None:
-                return found
-            try:
-                account = RegistryConfig(region, self._plane.account.account_id)
-            except ValueError:
-                raise ApiError("InvalidSignatureException", 403,
-                               "Credential should be scoped to a valid region.") from None
-            if self._authority is None:
-                self._authority = CertificateAuthority.from_datadir(self._datadir)
-            store = self._plane.store
-            services = ServiceSet(
-                account,
-                RegistryService(store, config=account, publish=self._publish),
-                IdentityService(store, authority=self._authority, config=account,
-                                publish=self._publish),
-                PolicyService(store, config=account, publish=self._publish),
-            )
-            self._sets[region] = services
-            return services
+        try:
+            return self._services.regions.plane_for(region)
+        except ValueError:
+            raise ApiError("InvalidSignatureException", 403,
+                           "Credential should be scoped to a valid region.") from None
 
 
 @dataclass(frozen=True, slots=True)

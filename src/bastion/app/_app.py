@@ -23,22 +23,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TypeVar
 
 from ..api import ApiServer, CredentialSource, TrailSink
 from ..broker import Broker, Message
+from ..clock import Clock, SystemClock
 from ..config import Config
 from ..controlplane import ControlPlane, database_url
 from ..datadir import DataDir
-from ..defender.audit import AuditScheduler, Clock, SystemClock
+from ..defender.audit import AuditScheduler
 from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from ..events import InProcessBus
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
-from ..services import Clocks, Services, build_services
+from ..services import Services, build_services
 from ..store import Store
 from ._listeners import Listeners
 from ._model import BoundListener
@@ -64,28 +64,25 @@ class _Closing(Component):
 class App:
     """A running Bastion (see the module docstring).
 
+    :param clock: the time the services judge by (tests move one by hand).
+    :param alert_sleep: waits between alert delivery attempts (tests skip the waiting).
     :param credentials: the API's access keys (default: the store's); tests plug their own.
     :param trail: where the API records each call (default: the store's trail).
-    :param wall_clock, detect_clock, audit_clock, alert_sleep: time sources tests move
-        by hand.
     """
 
     def __init__(self, config: Config, datadir: DataDir, *,
+                 clock: Clock | None = None,
+                 alert_sleep: Callable[[float], Awaitable[None]] | None = None,
                  credentials: CredentialSource | None = None,
-                 trail: TrailSink | None = None,
-                 wall_clock: Callable[[], datetime] | None = None,
-                 detect_clock: Callable[[], float] | None = None,
-                 audit_clock: Clock | None = None,
-                 alert_sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 trail: TrailSink | None = None) -> None:
         self.config = config
         self.datadir = datadir
         self.bus = InProcessBus()
         self.broker = Broker(limits=config.limits, bus=self.bus)
         self._credentials = credentials
         self._trail = trail
-        self._clocks = Clocks(wall=wall_clock, epoch=detect_clock, audit=audit_clock,
-                              alert_sleep=alert_sleep)
-        self._audit_clock: Clock = audit_clock or SystemClock()
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._alert_sleep = alert_sleep
         self._services: Services | None = None
         self._lifecycle: Lifecycle | None = None
         self._listeners: Listeners | None = None
@@ -158,7 +155,7 @@ class App:
         try:
             services = await asyncio.to_thread(
                 build_services, self.config, self.datadir, store, self.bus,
-                send=self._send, clocks=self._clocks)
+                send=self._send, clock=self._clock, alert_sleep=self._alert_sleep)
         except BaseException:
             store.close()
             raise
@@ -192,8 +189,8 @@ class App:
         broker.authenticator = gate
         broker.authorizer = gate
         self._bridge = SecurityEventBridge(broker, gate, bus)
-        shadow = ShadowTopics(broker, services.shadow, bus)
-        jobs = JobsTopics(broker, services.jobs, bus)
+        shadow = ShadowTopics(broker, services.shadow, bus, clock=self._clock)
+        jobs = JobsTopics(broker, services.jobs, bus, clock=self._clock)
         self._handlers = [shadow, jobs]
         broker.reserved_handlers.extend(
             [shadow, jobs, ProvisioningTopics(broker, services.provisioning)])
@@ -206,14 +203,13 @@ class App:
             JobScheduler(services.jobs, bus),
         ]
         if services.audit is not None:
-            components.append(AuditScheduler(services.audit.audit, self._audit_clock))
+            components.append(AuditScheduler(services.audit.audit, self._clock))
         if services.detect is not None:
             detect = services.detect
-            clock = self._clocks.epoch or detect.service.clock
             self.detect = DetectLoop(broker, detect.service, bus,
-                                     interval=config.detect.interval, clock=clock)
+                                     interval=config.detect.interval, clock=self._clock)
             broker.reserved_handlers.append(DefenderMetricsTopics(
-                broker, detect.service, clock=clock,
+                broker, detect.service, clock=self._clock,
                 min_period=min(DEFAULT_MIN_REPORT_PERIOD, config.detect.interval)))
             components.append(self.detect)
         components.append(_Closing("provisioning-hooks", services.provisioning.close))

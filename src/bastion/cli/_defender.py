@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..account import Account
 from ..alerts import AlertTargetError, AlertTargetService
 from ..config import ConfigError, load_config
 from ..controlplane import database_url
@@ -35,7 +36,7 @@ audit_app.add_typer(crl_app, name="crl")
 
 
 @contextmanager
-def _store(data_dir: Path | None) -> Iterator[tuple[DataDir, Store, str, str]]:
+def _store(data_dir: Path | None) -> Iterator[tuple[DataDir, Store, Account]]:
     datadir = DataDir(data_dir_path(data_dir))
     if not datadir.exists():
         err.print(f"[red]no data directory at {datadir.path}[/] (run bastion init)")
@@ -47,7 +48,7 @@ def _store(data_dir: Path | None) -> Iterator[tuple[DataDir, Store, str, str]]:
         raise typer.Exit(2) from None
     store = Store.open(database_url(config, datadir))
     try:
-        yield datadir, store, config.account.region, config.account.account_id
+        yield datadir, store, config.account
     except (AlertTargetError, DefenderError) as exc:
         err.print(f"[red]{exc.message}[/]")
         raise typer.Exit(1) from None
@@ -57,9 +58,8 @@ def _store(data_dir: Path | None) -> Iterator[tuple[DataDir, Store, str, str]]:
 
 @contextmanager
 def _targets(data_dir: Path | None) -> Iterator[AlertTargetService]:
-    with _store(data_dir) as (datadir, store, region, account):
-        yield AlertTargetService(store, sealer=datadir.open_keystore(), region=region,
-                                 account_id=account)
+    with _store(data_dir) as (datadir, store, account):
+        yield AlertTargetService(store, sealer=datadir.open_keystore(), account=account)
 
 
 @alerts_app.command("create-webhook")
@@ -172,7 +172,7 @@ def crl_register(
     data_dir: DataDirOption = None,
 ) -> None:
     """Register (or replace) the CRL source of an issuing CA; it is fetched now."""
-    with _store(data_dir) as (_, store, _, _):
+    with _store(data_dir) as (_, store, _):
         found = CrlRegistry(store).register(
             source, ca_certificate_id=ca_certificate_id,
             issuer_certificate_pem=None if issuer_pem is None else issuer_pem.read_text())
@@ -183,7 +183,7 @@ def crl_register(
 @crl_app.command("list")
 def crl_list(data_dir: DataDirOption = None) -> None:
     """The CRL sources and the state of their last fetch."""
-    with _store(data_dir) as (_, store, _, _):
+    with _store(data_dir) as (_, store, _):
         sources = CrlRegistry(store).sources()
     table = Table("issuer id", "subject", "source", "revoked", "next update", "last error")
     for s in sources:
@@ -197,7 +197,7 @@ def crl_list(data_dir: DataDirOption = None) -> None:
 @crl_app.command("refresh")
 def crl_refresh(data_dir: DataDirOption = None) -> None:
     """Fetch every CRL source now."""
-    with _store(data_dir) as (_, store, _, _):
+    with _store(data_dir) as (_, store, _):
         count = CrlRegistry(store).refresh()
     console.print(f"{count} CRL(s) refreshed")
 
@@ -205,5 +205,5 @@ def crl_refresh(data_dir: DataDirOption = None) -> None:
 @crl_app.command("unregister")
 def crl_unregister(issuer_certificate_id: str, data_dir: DataDirOption = None) -> None:
     """Forget the CRL source of an issuer."""
-    with _store(data_dir) as (_, store, _, _):
+    with _store(data_dir) as (_, store, _):
         CrlRegistry(store).unregister(issuer_certificate_id)

@@ -37,6 +37,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..account import format_arn, parse_arn
 from ..config import Config, ConfigError, load_config
 from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir
@@ -489,8 +490,14 @@ def test_authorization(
         arn = _target_arn(iot, cert_id)
         resource_arn = resource
         if not resource.startswith("arn:"):
-            parts = arn.split(":")  # arn:aws:iot:<region>:<account>:cert/<id>
-            resource_arn = ":".join([*parts[:5], resource.lstrip("/")])
+            try:  # the server's: arn:aws:iot:<region>:<account>:cert/<id>
+                cert = parse_arn(arn)
+            except ValueError:  # not an ARN: the server refuses the principal itself
+                cert = None
+            if cert is not None:
+                resource_arn = format_arn(resource.lstrip("/"), partition=cert.partition,
+                                          service=cert.service, region=cert.region,
+                                          account_id=cert.account_id)
         kwargs: dict[str, Any] = {
             "principal": arn,
             "authInfos": [{"actionType": action_type, "resources": [resource_arn]}],

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from ..account import Account
 from ..policy import RequestContext
-from ..registry import PrincipalRecord, RegistryConfig
+from ..registry import PrincipalRecord
 
 # AWS IoT's certificate attribute names (policy variables) → X.509 name OIDs.
 _NAME_ATTRIBUTES: Mapping[str, x509.ObjectIdentifier] = {
@@ -82,7 +83,7 @@ class CertificateFields:
 
 
 def request_context(
-    config: RegistryConfig,
+    account: Account,
     record: PrincipalRecord,
     certificate: x509.Certificate | CertificateFields,
     *,
@@ -98,8 +99,8 @@ def request_context(
     fields = certificate if isinstance(certificate, CertificateFields) else (
         CertificateFields.of(certificate))
     return RequestContext(
-        region=config.region,
-        account=config.account_id,
+        region=account.region,
+        account=account.account_id,
         client_id=client_id,
         thing_name=thing.thing_name if thing else None,
         thing_type_name=thing.thing_type_name if thing else None,

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography import x509
 
+from ..account import Account
 from ..broker import Action, AuthenticationError, Principal
+from ..clock import Clock, SystemClock
 from ..mqtt import Connect, ReasonCode
 from ..policy import BoundPolicySet, CompiledPolicySet, bind, compile_policy_set
 from ..registry import (
@@ -41,7 +42,6 @@ from ..registry import (
     CertificateStatus,
     IdentityService,
     PrincipalRecord,
-    RegistryConfig,
 )
 from ._context import CertificateFields, request_context
 
@@ -78,14 +78,19 @@ class GatePermissions:
 
 
 class RegistryGate:
-    """Authenticator and authorizer for the broker, backed by the registry."""
+    """Authenticator and authorizer for the broker, backed by the registry.
 
-    def __init__(self, identity: IdentityService, config: RegistryConfig,
+    :param account: the region and account of the resource ARNs policies are checked on.
+    :param clock: ages the cached principal records (its monotonic time).
+    """
+
+    def __init__(self, identity: IdentityService, account: Account,
                  *, compiled_cache_size: int = 1024, record_cache_size: int = 100_000,
-                 record_ttl: float = 30.0) -> None:
+                 record_ttl: float = 30.0, clock: Clock | None = None) -> None:
         self._identity = identity
-        self._config = config
-        self._arn_prefix = f"arn:aws:iot:{config.region}:{config.account_id}:"
+        self._account = account
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._arn_prefix = account.arn("")
         self._compiled: OrderedDict[tuple[tuple[str, str], ...], CompiledPolicySet] = (
             OrderedDict())
         self._cache_size = compiled_cache_size
@@ -134,7 +139,7 @@ class RegistryGate:
                 record.ca_status is not CaCertificateStatus.ACTIVE):
             raise AuthenticationError(
                 f"CA {record.ca_certificate_id} is {record.ca_status.value}")
-        context = request_context(self._config, record, await self._fields(principal),
+        context = request_context(self._account, record, await self._fields(principal),
                                   client_id=client_id, source_ip=principal.source_ip)
         return GatePermissions(
             certificate_id=record.certificate_id,
@@ -186,7 +191,7 @@ class RegistryGate:
     async def _cached(self, certificate_id: str, client_id: str | None) -> PrincipalRecord | None:
         key = (certificate_id, client_id)
         records = self._records
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cached = records.get(key)
         if cached is not None and cached[0] > now:
             records.move_to_end(key)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..broker import ClientConnected, ClientDisconnected
+from ..clock import Clock, SystemClock
 from ..events import EventBus
 from ..lifecycle import Component
 from ..store import ConnectionSessionRow, Store
@@ -35,13 +36,18 @@ class _Closed:
 
 
 class ConnectionJournal(Component):
-    """Consumes the broker's connect/disconnect events (on the loop) and persists them."""
+    """Consumes the broker's connect/disconnect events (on the loop) and persists them.
+
+    :param clock: dates the sessions a previous run left open (their events carry their
+        own times).
+    """
 
     name = "connection-journal"
 
     def __init__(self, store: Store, bus: EventBus, *, node: str | None = None,
-                 flush_interval: float = 0.5) -> None:
+                 flush_interval: float = 0.5, clock: Clock | None = None) -> None:
         self._store = store
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self.node = node or socket.gethostname()
         self._interval = flush_interval
         self._pending: list[ConnectionSessionRow | _Closed] = []
@@ -60,7 +66,8 @@ class ConnectionJournal(Component):
         """Close sessions a previous run of this node left open, then listen."""
         def recover() -> None:
             with self._store.transaction() as uow:
-                uow.connections.close_all_open(self.node, datetime.now(UTC), "SERVER_ERROR")
+                uow.connections.close_all_open(self.node, self._clock.now(),
+                                               "SERVER_ERROR")
         await asyncio.to_thread(recover)
         self._unsubscribe = [self._bus.subscribe(ClientConnected, self._connected),
                              self._bus.subscribe(ClientDisconnected, self._disconnected)]

@@ -28,13 +28,13 @@ import os
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import sqlalchemy as sa
 
+from bastion.clock import Clock, SystemClock
 from bastion.datadir import DataDir
 from bastion.pki import Keystore
 from bastion.store import ConflictError, FileRow, Store
@@ -50,8 +50,6 @@ from ._placeholders import (
 )
 from ._signing import KEY_BYTES, UrlSigner
 
-Clock = Callable[[], datetime]
-
 log = logging.getLogger("bastion.files")
 
 SIGNING_KEY_SECRET: Final = "files.url-signing-key"
@@ -60,10 +58,6 @@ MAX_DOCUMENT_BYTES: Final = 32 * 1024
 DEFAULT_EXPIRES_IN: Final = 3600
 _DIR_MODE: Final = 0o700
 _FILE_MODE: Final = 0o600
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_file_name(name: object) -> str:
@@ -81,7 +75,7 @@ class FileService:
     :param store: an open :class:`~bastion.store.Store`.
     :param directory: where the bytes are kept (created ``0700`` on first upload).
     :param keystore: seals the URL-signing key (only needed to sign or verify).
-    :param clock: the current time, timezone-aware; tests pass a fake one.
+    :param clock: the current time; tests pass one they move by hand.
     :param base_url: the scheme, host and port devices download from
         (``https://bastion.example:8443``); settable later (the API's port may be known
         only once it is bound).
@@ -94,12 +88,10 @@ class FileService:
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if keystore is not None and not isinstance(keystore, Keystore):
             raise TypeError(f"keystore must be a Keystore, not {type(keystore).__name__}")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
         self._store = store
         self._directory = Path(directory)
         self._keystore = keystore
-        self._clock: Clock = clock or _utc_now
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         self._signer: UrlSigner | None = None
         self._base_url: str | None = None
@@ -137,7 +129,7 @@ class FileService:
 
     def now(self) -> datetime:
         """:raises ValueError: the clock returned a naive datetime."""
-        now = self._clock()
+        now = self._clock.now()
         if now.utcoffset() is None:
             raise ValueError("the clock returned a naive datetime")
         return now.astimezone(UTC)

@@ -19,12 +19,14 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Final, TypeAlias
+from typing import Final
 
-from bastion.registry import RegistryConfig, RegistryError, RegistryService
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
+from bastion.registry import RegistryError, RegistryService, split_arn
 from bastion.store import (
     InvalidPageTokenError,
     JobExecutionRow,
@@ -50,8 +52,6 @@ from ._model import (
     TargetSelection,
 )
 
-Clock: TypeAlias = Callable[[], datetime]
-
 log = logging.getLogger("bastion.jobs")
 
 JOB_ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -66,10 +66,6 @@ JOB = "job"
 JOB_TEMPLATE = "jobtemplate"
 THING = "thing"
 THING_GROUP = "thinggroup"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _discard(event: object) -> None:
@@ -245,15 +241,15 @@ class ServiceBase:
     """Construction and plumbing of the jobs service.
 
     :param store: an open :class:`~bastion.store.Store`.
-    :param registry: the registry service (its config names the ARNs).
-    :param clock: returns the current time, timezone-aware; tests pass a fake one.
+    :param registry: the registry service (its account names the ARNs).
+    :param clock: the current time; tests pass one they move by hand.
     :param publish_event: receives each domain event after its transaction commits.
     :param documents: where ``documentSource`` documents and the files of presigned-URL
         placeholders are kept; ``None``: inline documents only, placeholders untouched.
     :raises TypeError: wrong argument types.
     """
 
-    __slots__ = ("_clock", "_config", "_documents", "_publish", "_registry", "_store")
+    __slots__ = ("_account", "_clock", "_documents", "_publish", "_registry", "_store")
 
     def __init__(self, store: Store, registry: RegistryService, clock: Clock | None = None,
                  publish_event: EventSink | None = None, *,
@@ -262,27 +258,26 @@ class ServiceBase:
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if not isinstance(registry, RegistryService):
             raise TypeError(f"registry must be a RegistryService, not {type(registry).__name__}")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
         if publish_event is not None and not callable(publish_event):
             raise TypeError("publish_event must be callable")
         self._store = store
         self._registry = registry
-        self._config: RegistryConfig = registry.config
-        self._clock: Clock = clock or utc_now
+        self._account: Account = registry.account
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._publish: EventSink = publish_event or _discard
         self._documents = documents
 
     @property
-    def config(self) -> RegistryConfig:
-        return self._config
+    def account(self) -> Account:
+        """The region and account the ARNs name (the registry's)."""
+        return self._account
 
     def now(self) -> datetime:
         """The service clock's current time (UTC).
 
         :raises ValueError: the clock returned a naive datetime.
         """
-        now = self._clock()
+        now = self._clock.now()
         if now.utcoffset() is None:
             raise ValueError("the clock returned a naive datetime")
         return now.astimezone(UTC)
@@ -317,19 +312,19 @@ class ServiceBase:
     # -- ARNs -------------------------------------------------------------------------
 
     def job_arn(self, job_id: str) -> str:
-        return self._config.arn(JOB, job_id)
+        return self._account.arn(f"{JOB}/{job_id}")
 
     def thing_arn(self, thing_name: str) -> str:
-        return self._config.arn(THING, thing_name)
+        return self._account.arn(f"{THING}/{thing_name}")
 
     def template_arn(self, template_id: str) -> str:
-        return self._config.arn(JOB_TEMPLATE, template_id)
+        return self._account.arn(f"{JOB_TEMPLATE}/{template_id}")
 
     def _parse_arn(self, arn: object, types: frozenset[str], what: str) -> tuple[str, str]:
         if not isinstance(arn, str):
             raise InvalidRequestError(f"{what} must be an ARN")
         try:
-            return self._config.parse_arn(arn, types)
+            return split_arn(self._account, arn, types)
         except RegistryError as error:
             if error.http_status == 404:
                 raise ResourceNotFoundError(error.message) from None
@@ -386,7 +381,7 @@ class ServiceBase:
             approximate_seconds_before_timed_out=remaining, job_document=document)
 
     def _job(self, uow: UnitOfWork, row: JobRow, *, counts: bool = True) -> Job:
-        targets = tuple(self._config.arn(t.target_type, t.target_name)
+        targets = tuple(self._account.arn(f"{t.target_type}/{t.target_name}")
                         for t in uow.jobs.targets(row.job_id))
         status = JobStatus(row.status)
         process = JobProcessDetails()

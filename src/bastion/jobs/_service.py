@@ -13,9 +13,9 @@ class JobService(ControlOperations, DeviceOperations, Upkeep):
     Construct with ``JobService(store, registry, clock, publish_event, documents=…)``:
 
     :param store: an open :class:`~bastion.store.Store`.
-    :param registry: the registry service (things, groups; its config names the ARNs).
-    :param clock: the current time, timezone-aware (timers are judged by it); tests pass a
-        fake one.
+    :param registry: the registry service (things, groups; its account names the ARNs).
+    :param clock: the current time (timers are judged by it); tests pass one they move by
+        hand.
     :param publish_event: receives :class:`~bastion.jobs.JobExecutionsChanged` and
         :class:`~bastion.jobs.NextJobExecutionChanged` after each commit.
     :param documents: a :class:`~bastion.jobs.JobDocumentSource` (``documentSource``,

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from bastion.account import format_arn
+
 _EMPTY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 _EMPTY_STR: Mapping[str, str] = MappingProxyType({})
 
@@ -159,7 +161,8 @@ class RequestContext:
 
         ``context.arn("topic", "a/b")`` → ``"arn:aws:iot:<region>:<account>:topic/a/b"``.
         """
-        return f"arn:{self.partition}:iot:{self.region}:{self.account}:{resource_type}/{name}"
+        return format_arn(f"{resource_type}/{name}", partition=self.partition, service="iot",
+                          region=self.region, account_id=self.account)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ from typing import Final
 
 from cryptography import x509
 
+from bastion.account import Account
+from bastion.clock import Clock
 from bastion.pki import cert_to_pem
 from bastion.registry import (
     AutoRegistrationStatus,
@@ -59,7 +61,6 @@ from bastion.registry import (
     CertificateStatus,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryError,
     RegistryService,
 )
@@ -90,7 +91,7 @@ from ._model import (
     RegisteredThing,
 )
 from ._template import Template, TemplateType, parse_template
-from ._templates import Clock, TemplateOperations, check_template_name
+from ._templates import TemplateOperations, check_template_name
 from ._tokens import TOKEN_LIFETIME, check_token, new_token, token_hash
 
 log = logging.getLogger("bastion.provisioning")
@@ -101,21 +102,21 @@ CLAIM_COMMON_NAME: Final = "AWS IoT Provisioning Claim"
 SWEEP_BATCH: Final = 50
 
 
-def claim_policy_document(config: RegistryConfig, template_name: str) -> str:
+def claim_policy_document(account: Account, template_name: str) -> str:
     """The policy of a temporary claim certificate: connect with any client id, and
     publish, subscribe and receive only on the certificate topics and on the provision
     topics of ``template_name``."""
-    arn = f"arn:aws:iot:{config.region}:{config.account_id}"
+    arn = account.arn
     topics = ["$aws/certificates/create/*", "$aws/certificates/create-from-csr/*",
               f"$aws/provisioning-templates/{template_name}/provision/*"]
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/*"},
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": arn("client/*")},
             {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
-             "Resource": [f"{arn}:topic/{topic}" for topic in topics]},
+             "Resource": [arn(f"topic/{topic}") for topic in topics]},
             {"Effect": "Allow", "Action": "iot:Subscribe",
-             "Resource": [f"{arn}:topicfilter/{topic}" for topic in topics]},
+             "Resource": [arn(f"topicfilter/{topic}") for topic in topics]},
         ],
     }, indent=2)
 
@@ -126,12 +127,12 @@ class ProvisioningService(TemplateOperations):
     :param store: the open store.
     :param registry: things and groups. :param identity: certificates and CAs.
     :param policies: policies and attachments.
-    :param config: region and account (default: the identity service's).
+    :param account: region and account (default: the identity service's).
     :param hook_client: how hooks are called (default: :class:`HttpHookClient`).
     :param hook_timeout: seconds a hook has to answer (AWS: 5).
     :param token_lifetime: how long an ownership token is valid (AWS: one hour).
     :param claim_lifetime: how long a CreateProvisioningClaim certificate is valid.
-    :param clock: the current time (timezone-aware).
+    :param clock: the current time.
     :raises TypeError: a service of the wrong type.
     :raises ValueError: a non-positive timeout or lifetime.
     """
@@ -143,14 +144,14 @@ class ProvisioningService(TemplateOperations):
         registry: RegistryService,
         identity: IdentityService,
         policies: PolicyService,
-        config: RegistryConfig | None = None,
+        account: Account | None = None,
         hook_client: HookClient | None = None,
         hook_timeout: float = HOOK_TIMEOUT,
         token_lifetime: timedelta = TOKEN_LIFETIME,
         claim_lifetime: timedelta = CLAIM_LIFETIME,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(store, identity=identity, config=config, clock=clock)
+        super().__init__(store, identity=identity, account=account, clock=clock)
         if not isinstance(registry, RegistryService) or not isinstance(policies, PolicyService):
             raise TypeError("registry and policies must be the registry's services")
         if hook_timeout <= 0 or token_lifetime <= timedelta(0) or claim_lifetime <= timedelta(0):
@@ -202,7 +203,7 @@ class ProvisioningService(TemplateOperations):
             self._policies.get_policy(name)
         except RegistryNotFound:
             try:
-                self._policies.create_policy(name, claim_policy_document(self._config,
+                self._policies.create_policy(name, claim_policy_document(self._account,
                                                                          template_name))
             except RegistryAlreadyExists:
                 pass  # made concurrently
@@ -431,7 +432,7 @@ class ProvisioningService(TemplateOperations):
         if config is not None and (config.template_body or config.template_name):
             outcome = self._just_in_time_provision(cert, record, ca)
         return AutoRegistration(outcome, record.certificate_id, ca.certificate_id,
-                                self._config.account_id, record.creation_date)
+                                self._account.account_id, record.creation_date)
 
     def _just_in_time_provision(self, cert: x509.Certificate, record: CertificateRecord,
                                 ca: CaCertificateRecord) -> AutoRegistrationOutcome:

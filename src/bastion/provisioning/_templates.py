@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
-from bastion.registry import IdentityService, RegistryConfig
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
+from bastion.registry import IdentityService
 from bastion.store import (
     ConflictError,
     InvalidPageTokenError,
@@ -41,18 +43,12 @@ from ._hook import PreProvisioningHook, parse_hook
 from ._model import ProvisioningTemplate, ProvisioningTemplateSummary, TemplateVersion
 from ._template import Template, TemplateType, parse_template
 
-Clock: TypeAlias = Callable[[], datetime]
-
 MAX_VERSIONS: Final = 5
 MAX_DESCRIPTION: Final = 500
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 250
 TEMPLATE_ARN_TYPE: Final = "provisioningtemplate"
 _TEMPLATE_NAME: Final = re.compile(r"[0-9A-Za-z_-]{1,36}")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_template_name(name: object) -> str:
@@ -98,33 +94,34 @@ class TemplateOperations:
 
     :param store: the open store.
     :param identity: the identity service (to see which CAs name a JITP template).
-    :param config: region and account of the ARNs.
-    :param clock: the current time (timezone-aware); tests pass a fake one.
+    :param account: region and account of the ARNs (default: the identity service's).
+    :param clock: the current time; tests pass one they move by hand.
     """
 
     def __init__(self, store: Store, *, identity: IdentityService,
-                 config: RegistryConfig | None = None, clock: Clock | None = None) -> None:
+                 account: Account | None = None, clock: Clock | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if not isinstance(identity, IdentityService):
             raise TypeError("identity must be an IdentityService")
         self._store = store
         self._identity = identity
-        self._config = config if config is not None else identity.config
-        self._clock: Clock = clock if clock is not None else utc_now
+        self._account = account if account is not None else identity.account
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     @property
-    def config(self) -> RegistryConfig:
-        return self._config
+    def account(self) -> Account:
+        """The region and account the ARNs name."""
+        return self._account
 
     def _now(self) -> datetime:
-        now = self._clock()
+        now = self._clock.now()
         if now.utcoffset() is None:
             raise ValueError("the clock returned a naive datetime")
         return now.astimezone(UTC)
 
     def template_arn(self, name: str) -> str:
-        return self._config.arn(TEMPLATE_ARN_TYPE, name)
+        return self._account.arn(f"{TEMPLATE_ARN_TYPE}/{name}")
 
     @contextmanager
     def _page_token(self) -> Iterator[None]:
@@ -375,7 +372,7 @@ class TemplateOperations:
 
     def _role_arn(self, arn: str | None) -> str:
         if arn is None:
-            return f"arn:aws:iam::{self._config.account_id}:role/bastion-provisioning"
+            return self._account.arn("role/bastion-provisioning", service="iam")
         if not isinstance(arn, str) or not 20 <= len(arn) <= 2048:
             raise InvalidRequestError("provisioningRoleArn must be 20 to 2048 characters")
         return arn

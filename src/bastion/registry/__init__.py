@@ -9,7 +9,7 @@ Domain services — business rules and AWS error semantics, no I/O framework:
   :meth:`IdentityService.resolve_principal` for the broker;
 * :class:`PolicyService` — policies, versions, attachments, effective policies.
 
-Each service is built from a :class:`~bastion.store.Store`, a :class:`RegistryConfig`
+Each service is built from a :class:`~bastion.store.Store`, a :class:`~bastion.account.Account`
 (region and account of the ARNs), a ``publish`` sink for the domain events of
 :mod:`._events` (called after each commit) and an optional clock. Refused requests raise
 a :class:`RegistryError` subclass carrying ``aws_error_type`` and ``http_status`` (the
@@ -18,9 +18,9 @@ wire-error contract, :class:`bastion.errors.ServiceError`).
 
 from __future__ import annotations
 
+from ._arns import split_arn
 from ._authority import CertificateAuthority
 from ._certificate_states import TRANSITIONS as CERTIFICATE_STATUS_TRANSITIONS
-from ._config import RegistryConfig
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -77,7 +77,6 @@ from ._model import (
 )
 from ._policies import PolicyService
 from ._registry import RegistryService
-from ._service import Clock
 
 __all__ = [
     "CERTIFICATE_STATUS_TRANSITIONS",
@@ -96,7 +95,6 @@ __all__ = [
     "CertificateStatus",
     "CertificateStatusChanged",
     "CertificateValidationError",
-    "Clock",
     "DeleteConflictError",
     "EffectivePolicy",
     "GroupNameAndArn",
@@ -118,7 +116,6 @@ __all__ = [
     "PrincipalRecord",
     "RegistrationCodeValidationError",
     "RegistrationConfig",
-    "RegistryConfig",
     "RegistryError",
     "RegistryService",
     "ResourceAlreadyExistsError",
@@ -134,4 +131,5 @@ __all__ = [
     "Validity",
     "VersionConflictError",
     "VersionsLimitExceededError",
+    "split_arn",
 ]

@@ -22,12 +22,13 @@ from typing import Any, Final, TypeVar
 
 from cryptography import x509
 
+from bastion.account import Account
+from bastion.clock import Clock
 from bastion.pki import cert_to_pem, certificate_id
 from bastion.store import CaCertificateRow, ConflictError, Store, UnitOfWork
 
 from ..events import EventSink
 from ._authority import CertificateAuthority
-from ._config import RegistryConfig
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -49,7 +50,7 @@ from ._model import (
     RegistrationConfig,
 )
 from ._names import check_certificate_id, check_page_size
-from ._service import Clock, ServiceBase
+from ._service import ServiceBase
 from ._x509 import (
     check_certificate,
     check_validity,
@@ -80,11 +81,11 @@ class CaOperations(ServiceBase):
         store: Store,
         *,
         authority: CertificateAuthority | None = None,
-        config: RegistryConfig | None = None,
+        account: Account | None = None,
         publish: EventSink | None = None,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(store, config=config, publish=publish, clock=clock)
+        super().__init__(store, account=account, publish=publish, clock=clock)
         if authority is not None and not isinstance(authority, CertificateAuthority):
             raise TypeError("authority must be a CertificateAuthority")
         self._authority = authority
@@ -166,7 +167,7 @@ class CaOperations(ServiceBase):
             certificate_mode=mode,
             certificate_pem=cert_to_pem(ca).decode("ascii"),
             subject_hash=name_hash(ca.subject),
-            owned_by=self._config.account_id,
+            owned_by=self._account.account_id,
             customer_version=1,
             generation_id=str(uuid.uuid4()),
             not_before=ca.not_valid_before_utc,
@@ -321,7 +322,7 @@ class CaOperations(ServiceBase):
             certificate_mode=CertificateMode.DEFAULT,
             certificate_pem=cert_to_pem(cert).decode("ascii"),
             subject_hash=name_hash(cert.subject),
-            owned_by=self._config.account_id,
+            owned_by=self._account.account_id,
             customer_version=1,
             generation_id=str(uuid.uuid4()),
             not_before=cert.not_valid_before_utc,

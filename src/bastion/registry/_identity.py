@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bastion.pki import PublicKey, cert_to_pem, certificate_id, issue_device_certificate
 from bastion.store import CaCertificateRow, CertificateRow, ConflictError, PolicyTarget, UnitOfWork
 
+from ._arns import CERT
 from ._authority import CertificateAuthority
 from ._ca_certificates import CaOperations, parse_enum
 from ._certificate_states import (
@@ -42,7 +43,6 @@ from ._certificate_states import (
     SETTABLE_STATUSES,
     may_transition,
 )
-from ._config import CERT
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -94,7 +94,7 @@ class IdentityService(CaOperations):
     """Device certificates, CA certificates, the registration code, and principal
     resolution.
 
-    ``IdentityService(store, authority=..., config=..., publish=..., clock=...)``:
+    ``IdentityService(store, authority=..., account=..., publish=..., clock=...)``:
     ``authority`` (Bastion's CA, e.g. :meth:`CertificateAuthority.from_datadir`) is needed
     to issue certificates; the other parameters are those of every registry service.
     """
@@ -348,7 +348,7 @@ class IdentityService(CaOperations):
             )
         return PrincipalRecord(
             certificate_id=ident,
-            certificate_arn=self._config.arn(CERT, ident),
+            certificate_arn=self._account.arn(f"{CERT}/{ident}"),
             status=CertificateStatus(row.status),
             certificate_mode=CertificateMode(row.certificate_mode),
             ca_certificate_id=row.ca_certificate_id,
@@ -533,7 +533,7 @@ class IdentityService(CaOperations):
             status=status,
             certificate_mode=mode,
             certificate_pem=cert_to_pem(cert).decode("ascii"),
-            owned_by=self._config.account_id,
+            owned_by=self._account.account_id,
             previous_owned_by=None,
             customer_version=1,
             generation_id=str(uuid.uuid4()),
@@ -544,7 +544,7 @@ class IdentityService(CaOperations):
         )
 
     def _insert_certificate(self, uow: UnitOfWork, row: CertificateRow) -> None:
-        arn = self._config.arn(CERT, row.certificate_id)
+        arn = self._account.arn(f"{CERT}/{row.certificate_id}")
         if uow.certificates.get(row.certificate_id) is not None:
             raise ResourceAlreadyExistsError(
                 "The certificate is already registered",

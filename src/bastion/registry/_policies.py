@@ -15,7 +15,7 @@ from typing import Final
 from bastion.policy import MalformedPolicyError, parse_policy
 from bastion.store import PolicyRow, PolicyTarget, UnitOfWork, page_of_sorted
 
-from ._config import CERT, THING_GROUP
+from ._arns import CERT, THING_GROUP, split_arn
 from ._errors import (
     DeleteConflictError,
     InvalidRequestError,
@@ -322,7 +322,7 @@ class PolicyService(ServiceBase):
         certificate_id = None
         if principal is not None:
             check_str(principal, "principal")
-            _, certificate_id = self._config.parse_arn(principal, frozenset({CERT}))
+            _, certificate_id = split_arn(self._account, principal, frozenset({CERT}))
         name = None if thing_name is None else check_name(thing_name, "thingName")
         with self._read() as uow:
             if certificate_id is not None and uow.certificates.get(certificate_id) is None:
@@ -346,7 +346,7 @@ class PolicyService(ServiceBase):
 
     def _target(self, target: str) -> PolicyTarget:
         check_str(target, "target")
-        kind, ident = self._config.parse_arn(target, _TARGET_TYPES)
+        kind, ident = split_arn(self._account, target, _TARGET_TYPES)
         return PolicyTarget(kind, ident.lower() if kind == CERT else ident)
 
     def _require_target(self, uow: UnitOfWork, target: PolicyTarget, arn: str) -> None:

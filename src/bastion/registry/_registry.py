@@ -20,7 +20,7 @@ from typing import Final
 
 from bastion.store import ConflictError, PolicyTarget, ThingGroupRow, UnitOfWork
 
-from ._config import THING_GROUP
+from ._arns import THING_GROUP
 from ._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
 from ._events import PolicyAttachmentChanged, ThingGroupDeleted, ThingGroupMembershipChanged
 from ._model import GroupNameAndArn, Page, ThingGroup
@@ -41,7 +41,7 @@ MAX_GROUPS_PER_THING: Final = 10
 class RegistryService(ThingOperations):
     """Things, thing types, thing groups and thing principals.
 
-    Construct with ``RegistryService(store, config=..., publish=..., clock=...)`` (see
+    Construct with ``RegistryService(store, account=..., publish=..., clock=...)`` (see
     :class:`~bastion.registry._service.ServiceBase`). Every method raises
     :class:`TypeError` for arguments of the wrong type and a
     :class:`~bastion.registry.RegistryError` for requests AWS would refuse.

@@ -13,11 +13,12 @@ and the remaining events are still delivered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeAlias
 
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 from bastion.store import (
     AttachedPolicy,
     CaCertificateRow,
@@ -32,9 +33,9 @@ from bastion.store import (
 )
 
 from ..events import EventSink
-from ._config import CA_CERT as CA_CERT_TYPE
-from ._config import CERT, THING, THING_GROUP, THING_TYPE, RegistryConfig
-from ._config import POLICY as POLICY_TYPE
+from ._arns import CA_CERT as CA_CERT_TYPE
+from ._arns import CERT, THING, THING_GROUP, THING_TYPE
+from ._arns import POLICY as POLICY_TYPE
 from ._errors import InvalidRequestError
 from ._model import (
     AutoRegistrationStatus,
@@ -52,14 +53,7 @@ from ._model import (
     Validity,
 )
 
-Clock: TypeAlias = Callable[[], datetime]
-
 _log = logging.getLogger("bastion.registry")
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
 
 
 def _discard(event: object) -> None:
@@ -70,19 +64,20 @@ class ServiceBase:
     """Construction and plumbing shared by the registry services.
 
     :param store: an open :class:`~bastion.store.Store`.
-    :param config: the region and account the ARNs name.
+    :param account: the region and account the ARNs name.
     :param publish: receives each domain event after its transaction commits.
-    :param clock: returns the current time (timezone-aware); tests pass a fake one.
-    :raises TypeError: ``store`` is not a Store, or ``publish``/``clock`` not callable.
+    :param clock: the current time; tests pass one they move by hand.
+    :raises TypeError: ``store`` is not a Store, ``account`` not an Account, or
+        ``publish`` not callable.
     """
 
-    __slots__ = ("_clock", "_config", "_publish", "_store")
+    __slots__ = ("_account", "_clock", "_publish", "_store")
 
     def __init__(
         self,
         store: Store,
         *,
-        config: RegistryConfig | None = None,
+        account: Account | None = None,
         publish: EventSink | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -90,21 +85,22 @@ class ServiceBase:
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if publish is not None and not callable(publish):
             raise TypeError("publish must be callable")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
+        if account is not None and not isinstance(account, Account):
+            raise TypeError(f"account must be an Account, not {type(account).__name__}")
         self._store = store
-        self._config = config if config is not None else RegistryConfig()
+        self._account = account if account is not None else Account()
         self._publish: EventSink = publish if publish is not None else _discard
-        self._clock: Clock = clock if clock is not None else utc_now
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     @property
-    def config(self) -> RegistryConfig:
-        return self._config
+    def account(self) -> Account:
+        """The region and account the ARNs name."""
+        return self._account
 
     # -- plumbing -------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        now = self._clock()
+        now = self._clock.now()
         if now.utcoffset() is None:
             raise ValueError("the clock returned a naive datetime")
         return now.astimezone(UTC)
@@ -144,7 +140,7 @@ class ServiceBase:
     def _thing_type(self, row: ThingTypeRow) -> ThingType:
         return ThingType(
             thing_type_name=row.name,
-            thing_type_arn=self._config.arn(THING_TYPE, row.name),
+            thing_type_arn=self._account.arn(f"{THING_TYPE}/{row.name}"),
             thing_type_id=row.thing_type_id,
             description=row.description,
             searchable_attributes=row.searchable_attributes,
@@ -156,7 +152,7 @@ class ServiceBase:
     def _thing(self, row: ThingRow) -> Thing:
         return Thing(
             thing_name=row.name,
-            thing_arn=self._config.arn(THING, row.name),
+            thing_arn=self._account.arn(f"{THING}/{row.name}"),
             thing_id=row.thing_id,
             thing_type_name=row.thing_type_name,
             attributes=dict(row.attributes),
@@ -166,12 +162,12 @@ class ServiceBase:
         )
 
     def _group_ref(self, name: str) -> GroupNameAndArn:
-        return GroupNameAndArn(name, self._config.arn(THING_GROUP, name))
+        return GroupNameAndArn(name, self._account.arn(f"{THING_GROUP}/{name}"))
 
     def _thing_group(self, row: ThingGroupRow, ancestors: Iterable[ThingGroupRow]) -> ThingGroup:
         return ThingGroup(
             thing_group_name=row.name,
-            thing_group_arn=self._config.arn(THING_GROUP, row.name),
+            thing_group_arn=self._account.arn(f"{THING_GROUP}/{row.name}"),
             thing_group_id=row.thing_group_id,
             parent_group_name=row.parent_name,
             root_to_parent_thing_groups=tuple(self._group_ref(a.name) for a in ancestors),
@@ -185,7 +181,7 @@ class ServiceBase:
     def _certificate(self, row: CertificateRow) -> CertificateRecord:
         return CertificateRecord(
             certificate_id=row.certificate_id,
-            certificate_arn=self._config.arn(CERT, row.certificate_id),
+            certificate_arn=self._account.arn(f"{CERT}/{row.certificate_id}"),
             ca_certificate_id=row.ca_certificate_id,
             status=CertificateStatus(row.status),
             certificate_pem=row.certificate_pem,
@@ -203,7 +199,7 @@ class ServiceBase:
         config = row.registration_config
         return CaCertificateRecord(
             certificate_id=row.ca_certificate_id,
-            certificate_arn=self._config.arn(CA_CERT_TYPE, row.ca_certificate_id),
+            certificate_arn=self._account.arn(f"{CA_CERT_TYPE}/{row.ca_certificate_id}"),
             status=CaCertificateStatus(row.status),
             auto_registration_status=AutoRegistrationStatus(row.auto_registration_status),
             certificate_pem=row.certificate_pem,
@@ -226,10 +222,10 @@ class ServiceBase:
         )
 
     def _target_arn(self, target: PolicyTarget) -> str:
-        return self._config.arn(target.target_type, target.target_id)
+        return self._account.arn(f"{target.target_type}/{target.target_id}")
 
     def _policy_arn(self, name: str) -> str:
-        return self._config.arn(POLICY_TYPE, name)
+        return self._account.arn(f"{POLICY_TYPE}/{name}")
 
     # -- shared queries -------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Final
 
 from bastion.store import ConflictError, ThingRow, ThingTypeRow, UnitOfWork
 
-from ._config import CERT
+from ._arns import CERT, split_arn
 from ._errors import (
     InvalidRequestError,
     ResourceAlreadyExistsError,
@@ -392,7 +392,7 @@ class ThingOperations(ServiceBase):
             pairs, token = uow.thing_principals.principals_page(
                 name, limit=limit, token=next_token
             )
-        return [self._config.arn(kind, ident) for kind, ident in pairs], token
+        return [self._account.arn(f"{kind}/{ident}") for kind, ident in pairs], token
 
     def list_principal_things(
         self,
@@ -417,7 +417,7 @@ class ThingOperations(ServiceBase):
 
     def _certificate_principal(self, principal: str) -> str:
         check_str(principal, "principal")
-        _kind, certificate_id = self._config.parse_arn(principal, frozenset({CERT}))
+        _kind, certificate_id = split_arn(self._account, principal, frozenset({CERT}))
         return certificate_id
 
     def _check_thing_type(

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from bastion.broker import (
     Message,
     Session,
 )
+from bastion.clock import Clock, SystemClock
 from bastion.defender.detect import (
     Datapoint,
     DetectService,
@@ -96,19 +96,19 @@ def thing_of(session: Session) -> tuple[str, bool]:
 class DefenderMetricsTopics:
     """A :class:`~bastion.broker.ReservedTopicHandler` for device metrics reports.
 
-    :param clock: epoch seconds.
+    :param clock: when reports arrive (its epoch seconds).
     :param min_period: a thing's reports closer together than this are rejected.
     :param max_batch: the most datapoints of queued reports ingested in one batch.
     """
 
     def __init__(self, broker: Broker, detect: DetectService, *, min_period: float,
-                 clock: Callable[[], float] = time.time, max_batch: int = 20_000) -> None:
+                 clock: Clock | None = None, max_batch: int = 20_000) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._broker = broker
         self._detect = detect
         self.min_period = min_period
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self.max_batch = max_batch
         self._last: dict[str, float] = {}
         self._pending: list[tuple[list[Datapoint], float]] = []
@@ -125,7 +125,7 @@ class DefenderMetricsTopics:
         if suffix:
             return True  # devices do not publish replies
         base = message.topic
-        now = self._clock()
+        now = self._clock.time()
         document: object = None
         try:
             if len(thing.encode()) > 128 or any(ord(c) < 32 for c in thing):
@@ -451,18 +451,18 @@ class DetectLoop(Component):
     profiles; metrics export batches are published on the broker.
 
     :param interval: seconds between evaluations.
-    :param clock: epoch seconds (tests move it by hand and call :meth:`tick`).
+    :param clock: the evaluations' time (tests move it by hand and call :meth:`tick`).
     """
 
     name = "detect"
 
     def __init__(self, broker: Broker, service: DetectService, bus: EventBus, *,
-                 interval: float, clock: Callable[[], float] = time.time) -> None:
+                 interval: float, clock: Clock | None = None) -> None:
         self._broker = broker
         self.service = service
         self._bus = bus
         self.interval = interval
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.sampler: CloudMetricSampler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -501,7 +501,7 @@ class DetectLoop(Component):
         """Sample the cloud-side metrics, evaluate them, invalidate silent alarms (on the
         broker's loop); the violation events raised."""
         assert self.sampler is not None, "the detect loop is not started"
-        now = self.clock()
+        now = self.clock.time()
         points = self.sampler.sample(now)
         events = await asyncio.to_thread(self.service.ingest, points, now)
         events += await asyncio.to_thread(self.service.expire, now)

@@ -32,7 +32,6 @@ import asyncio
 import calendar
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from enum import Enum
 from typing import Any, Final
 
 from bastion.broker import Action, Broker, Message, Session
+from bastion.clock import Clock, SystemClock
 from bastion.events import EventBus
 from bastion.jobs import (
     JobExecution,
@@ -241,12 +241,14 @@ class JobsTopics:
     :param broker: the broker the replies and notifications are published on.
     :param service: the jobs service.
     :param bus: where the service publishes its changes; this handler notifies devices.
+    :param clock: the replies' timestamps.
     """
 
     def __init__(self, broker: Broker, service: JobService, bus: EventBus, *,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 clock: Clock | None = None, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
         self._max_in_flight = max_in_flight
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._in_flight: dict[str, int] = {}
         self.service = service
         self._unsubscribe = [bus.subscribe(JobExecutionsChanged, self.announce),
@@ -300,7 +302,7 @@ class JobsTopics:
                      client_id: str, qos: int) -> None:
         try:
             answer = await self._call(request, data)
-            answer["timestamp"] = int(time.time())
+            answer["timestamp"] = int(self._clock.time())
             if token is not None:
                 answer["clientToken"] = token
             self._reply(client_id, request.accepted, answer, qos)
@@ -367,11 +369,10 @@ class JobsTopics:
             answer["jobDocument"] = _document(updated.job_document)
         return answer
 
-    @staticmethod
-    def _rejection(code: str, message: str, token: str | None,
+    def _rejection(self, code: str, message: str, token: str | None,
                    state: JobExecutionState | None = None) -> dict[str, Any]:
         document: dict[str, Any] = {"code": code, "message": message,
-                                    "timestamp": int(time.time())}
+                                    "timestamp": int(self._clock.time())}
         if token is not None:
             document["clientToken"] = token
         if state is not None:

@@ -33,14 +33,14 @@ import asyncio
 import enum
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import cbor2
 
 from bastion.broker import Action, Broker, Message, Principal, Session
+from bastion.clock import Clock, SystemClock
 from bastion.mqtt import parse_shared_subscription, topic_matches
 from bastion.provisioning import (
     AutoRegistrationOutcome,
@@ -283,10 +283,10 @@ class FirstConnectionRegistration:
     """
 
     def __init__(self, broker: Broker, service: ProvisioningService, *,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         self._broker = broker
         self._service = service
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     async def __call__(self, principal: Principal) -> None:
         if not principal.certificate_der:
@@ -296,6 +296,6 @@ class FirstConnectionRegistration:
         if outcome is None or outcome.outcome is not AutoRegistrationOutcome.REGISTERED:
             return
         topic = REGISTERED_EVENT_PREFIX + outcome.ca_certificate_id
-        event = outcome.registered_event(self._clock())
+        event = outcome.registered_event(self._clock.now())
         self._broker.publish(Message(topic, json.dumps(event).encode("utf-8"), REPLY_QOS, False))
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Final
 
 from bastion.broker import Broker, Message, Session
+from bastion.clock import Clock, SystemClock
 from bastion.events import EventBus
 from bastion.shadow import (
     ShadowDeleted,
@@ -64,12 +64,15 @@ class ShadowTopics:
     :param broker: the broker the replies are published on.
     :param service: the shadow service (the REST API calls the same one).
     :param bus: where the service publishes its changes; this handler announces them.
+    :param clock: the error replies' timestamps.
     """
 
     def __init__(self, broker: Broker, service: ShadowService, bus: EventBus, *,
+                 clock: Clock | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
         self._max_in_flight = max_in_flight
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._in_flight: dict[str, int] = {}
         self.service = service
         self._unsubscribe = [bus.subscribe(ShadowUpdated, self.announce),
@@ -100,7 +103,7 @@ class ShadowTopics:
         count = self._in_flight.get(client_id, 0)
         if count >= self._max_in_flight:
             error = ShadowThrottledError("Too Many Requests", client_token=_token(payload))
-            error.timestamp = int(time.time())
+            error.timestamp = int(self._clock.time())
             self._send(request.rejected, encode_document(error.document()))
             return True
         self._in_flight[client_id] = count + 1
@@ -127,7 +130,7 @@ class ShadowTopics:
                           thing, name)
             failure = ShadowInternalError("Internal service failure",
                                           client_token=_token(payload))
-            failure.timestamp = int(time.time())
+            failure.timestamp = int(self._clock.time())
             self._send(request.rejected, encode_document(failure.document()))
         finally:
             left = self._in_flight.get(client_id, 1) - 1

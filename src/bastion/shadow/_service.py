@@ -34,9 +34,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeAlias, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
 
+from bastion.clock import Clock, SystemClock
 from bastion.store import (
     ConflictError,
     InvalidPageTokenError,
@@ -73,8 +74,6 @@ from ._request import (
     read_client_token,
 )
 
-Clock: TypeAlias = Callable[[], datetime]
-
 CLASSIC: Final = ""  # the store's name of the classic shadow
 TOMBSTONE_LIFETIME: Final = timedelta(hours=48)
 DEFAULT_PAGE_SIZE: Final = 25
@@ -83,10 +82,6 @@ _ATTEMPTS: Final = 3
 
 _log = logging.getLogger("bastion.shadow")
 _T = TypeVar("_T")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _LostRace(Exception):
@@ -99,8 +94,8 @@ class ShadowService:
     :param store: an open :class:`~bastion.store.Store`.
     :param publish: receives :class:`ShadowUpdated` / :class:`ShadowDeleted` after each
         committed change (from the calling thread).
-    :param clock: the current time (timezone-aware); tests pass a fake one.
-    :raises TypeError: ``store`` is not a Store, or ``publish``/``clock`` not callable.
+    :param clock: the current time; tests pass one they move by hand.
+    :raises TypeError: ``store`` is not a Store, or ``publish`` not callable.
     """
 
     __slots__ = ("_clock", "_publish", "_store")
@@ -111,11 +106,9 @@ class ShadowService:
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         if publish is not None and not callable(publish):
             raise TypeError("publish must be callable")
-        if clock is not None and not callable(clock):
-            raise TypeError("clock must be callable")
         self._store = store
         self._publish = publish
-        self._clock = clock or _utc_now
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     # -- operations ---------------------------------------------------------------------
 
@@ -127,7 +120,7 @@ class ShadowService:
         :raises ShadowNotFoundError: 404, no such shadow (or it was deleted).
         :raises InvalidShadowRequestError: 400, bad names or client token.
         """
-        now = self._clock()
+        now = self._clock.now()
         try:
             token = read_client_token(payload)
             thing, key = self._key(thing_name, shadow_name)
@@ -154,7 +147,7 @@ class ShadowService:
         :raises ShadowTooLargeError: 413, the request or the resulting state is too large.
         :raises UnsupportedEncodingError: 415, the payload is not UTF-8.
         """
-        now = self._clock()
+        now = self._clock.now()
         try:
             request = parse_update_request(payload)
             thing, key = self._key(thing_name, shadow_name)
@@ -175,7 +168,7 @@ class ShadowService:
         :raises ShadowNotFoundError: 404, no such shadow.
         :raises InvalidShadowRequestError: 400, bad names or client token.
         """
-        now = self._clock()
+        now = self._clock.now()
         try:
             token = read_client_token(payload)
             thing, key = self._key(thing_name, shadow_name)
@@ -193,7 +186,7 @@ class ShadowService:
 
         :raises InvalidShadowRequestError: 400, bad thing name, page size (1-100) or token.
         """
-        now = self._clock()
+        now = self._clock.now()
         check_thing_name(thing_name)
         limit = DEFAULT_PAGE_SIZE if page_size is None else page_size
         if isinstance(limit, bool) or not isinstance(limit, int) \
@@ -212,7 +205,7 @@ class ShadowService:
         (housekeeping; they are already ignored); how many."""
         with self._store.transaction() as uow:
             return uow.shadows.delete_tombstones(
-                deleted_before=self._clock() - TOMBSTONE_LIFETIME)
+                deleted_before=self._clock.now() - TOMBSTONE_LIFETIME)
 
     # -- writing ------------------------------------------------------------------------
 

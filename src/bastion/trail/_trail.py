@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, Protocol
 
+from bastion.clock import Clock, SystemClock
 from bastion.store import ConflictError, Store, TrailRecordRow
 
 from ._chain import (
@@ -49,26 +50,22 @@ class CallerLike(Protocol):
     def role(self) -> str: ...
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Trail:
     """The hash-chained, append-only trail in ``store``. Implements the API's
     ``TrailSink`` protocol. Thread-safe; :meth:`record` blocks on the database.
 
     :param store: an open, migrated :class:`~bastion.store.Store`.
-    :param clock: the current time (timezone-aware); tests pass a fake one.
+    :param clock: the current time; tests pass one they move by hand.
     :raises TypeError: ``store`` is not a Store.
     """
 
     __slots__ = ("_clock", "_lock", "_store")
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         self._store = store
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -153,7 +150,7 @@ class Trail:
     def _append_once(self, fields: Mapping[str, Any]) -> TrailRecord:
         with self._store.transaction() as uow:
             head = uow.trail.lock_head(GENESIS_HASH)
-            time = truncate_to_millisecond(self._clock().astimezone(UTC))
+            time = truncate_to_millisecond(self._clock.now().astimezone(UTC))
             sequence = head.sequence + 1
             digest = compute_hash(sequence=sequence, time=time, previous_hash=head.hash,
                                   **fields)

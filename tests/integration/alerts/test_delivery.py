@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from bastion.account import Account
 from bastion.alerts import (
     AlertDispatcher,
     AlertTargetService,
@@ -29,8 +30,8 @@ POLICY = RetryPolicy(attempts=4, initial=timedelta(seconds=2), multiplier=2.0,
 
 
 def _targets(store: Store, keystore: Keystore) -> AlertTargetService:
-    return AlertTargetService(store, sealer=keystore, region="us-east-1",
-                              account_id="123456789012")
+    return AlertTargetService(store, sealer=keystore, account=Account("us-east-1",
+                                                                      "123456789012"))
 
 
 class Waits:

@@ -11,12 +11,11 @@ import hashlib
 import json
 import os
 import ssl
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from bastion.cli._app import app as cli
 from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import init_data_dir
 from support.clients import Client
+from support.clock import ManualClock
 from support.running import RunningBastion
 
 from .conftest import ACCOUNT, KEYS, REGION, ApiBastion, device_through_api
@@ -37,26 +37,10 @@ FIRMWARE = os.urandom(200_000)
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ota-download"
 
 
-class MovableClock:
-    """The file service's clock: the test moves it (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._now = datetime.now(UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta) -> None:
-        with self._lock:
-            self._now += delta
-
-
 @dataclass
 class FilesBastion:
     api: ApiBastion
-    clock: MovableClock
+    clock: ManualClock
 
     def download(self, url: str) -> tuple[int, bytes, dict[str, str]]:
         """GET ``url`` over HTTPS (Bastion's CA): status, body, headers (lower-case)."""
@@ -75,14 +59,14 @@ def _headers(items: Any) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilesBastion]:
     datadir = init_data_dir(tmp_path_factory.mktemp("files") / "data")
-    clock = MovableClock()
+    clock = ManualClock()
     trail = MemoryTrail()
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                     api=ApiConfig(host="127.0.0.1", port=0))
     running = RunningBastion(config, datadir, credentials=StaticCredentials(
         {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}),
-        trail=trail, wall_clock=clock)
+        trail=trail, clock=clock)
     running.start()
     try:
         api = running.app.api

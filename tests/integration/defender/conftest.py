@@ -87,7 +87,7 @@ def audit_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditBas
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     sleeps = InstantSleep()
     running = RunningBastion(
-        config, datadir, audit_clock=clock, alert_sleep=sleeps, trail=MemoryTrail(),
+        config, datadir, clock=clock, alert_sleep=sleeps, trail=MemoryTrail(),
         credentials=StaticCredentials({ADMIN[0]: (ADMIN[1], Role.ADMIN),
                                        AUDITOR[0]: (AUDITOR[1], Role.AUDITOR)}))
     running.start()

@@ -1,7 +1,7 @@
 """Detect against a real Bastion: real TLS, real devices (paho), a hand-moved clock.
 
 Evaluation ticks are driven by the tests (``Detect.tick``), never by waiting: the
-running app's detect interval is long, its clock is :class:`EpochClock`.
+running app's detect interval is long, its clock is :class:`ManualClock`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bastion.config import ApiConfig, Config, DetectConfig, MQTTConfig
 from bastion.datadir import DataDir
 from bastion.defender.detect import ViolationEvent
 from support.clients import DeviceFiles
+from support.clock import ManualClock
 from support.receivers import Mailbox, Webhook, ca_file, smtp_server, test_ca, webhook
 from support.running import RunningBastion
 
@@ -27,23 +29,12 @@ INTERVAL = 60.0
 TEST_LIMITS = BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5)
 
 
-class EpochClock:
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class Detect:
     """A running Bastion with detect, its clock, and helpers."""
 
     running: RunningBastion
-    clock: EpochClock
+    clock: ManualClock
     make_device: Callable[..., DeviceFiles]
 
     @property
@@ -70,17 +61,17 @@ class Detect:
     def profile(self, group: str, *behaviors: dict[str, Any], **options: Any) -> str:
         name = f"sp-{uuid.uuid4().hex[:8]}"
         self.service.create_security_profile(name, behaviors=list(behaviors),
-                                             now=self.clock(), **options)
+                                             now=self.clock.time(), **options)
         self.service.attach(name, self.service.target_arn(f"thinggroup/{group}"))
         return name
 
 
 @pytest.fixture
 def detect(datadir: DataDir, make_device: Callable[..., DeviceFiles]) -> Iterator[Detect]:
-    clock = EpochClock()
+    clock = ManualClock(datetime.fromtimestamp(1_800_000_000, UTC))
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0), limits=TEST_LIMITS,
                     api=ApiConfig(enabled=False), detect=DetectConfig(interval=INTERVAL))
-    running = RunningBastion(config, datadir, detect_clock=clock)
+    running = RunningBastion(config, datadir, clock=clock)
     running.start()
     try:
         yield Detect(running, clock, make_device)

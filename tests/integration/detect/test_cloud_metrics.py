@@ -52,7 +52,7 @@ def test_flooding_device_alarms_and_clears(detect: Detect) -> None:
             (flood.name, "num-messages-sent")]
         assert detect.service.list_active_violations() == []
         values = detect.service.list_metric_values(flood.name, "aws:num-messages-sent",
-                                                   0, detect.clock() + 1)
+                                                   0, detect.clock.time() + 1)
         assert [v.count for _, v in values] == [50, 0, 0]
     finally:
         a.disconnect()
@@ -173,7 +173,7 @@ def test_authorization_failures_by_topic_filter_dimension(detect: Detect) -> Non
             (admin_prober.name, "admin-probes")]
         assert len(events) == 1
         values = detect.service.list_metric_values(
-            other_prober.name, "aws:num-authorization-failures", 0, detect.clock() + 1,
+            other_prober.name, "aws:num-authorization-failures", 0, detect.clock.time() + 1,
             f"{dimension}|NOT_IN")
         assert [v.count for _, v in values] == [3]
     finally:

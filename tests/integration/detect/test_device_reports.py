@@ -37,7 +37,7 @@ PORT_BEHAVIOR = {"name": "tcp-ports", "metric": "aws:listening-tcp-ports",
 
 def _events_of(detect: Detect, thing: str) -> list[tuple[str, str]]:
     return [(e.event_type.value, e.behavior.name)
-            for e in detect.service.list_violation_events(0, detect.clock() + 1,
+            for e in detect.service.list_violation_events(0, detect.clock.time() + 1,
                                                           thing_name=thing)]
 
 
@@ -78,7 +78,7 @@ def test_new_listening_port_alarms_and_clean_report_clears(detect: Detect) -> No
             ("in-alarm", "tcp-ports"), ("alarm-cleared", "tcp-ports")], what="cleared")
         assert _events_of(detect, twin.name) == []
         values = detect.service.list_metric_values(
-            device.name, "aws:destination-ip-addresses", 0, detect.clock() + 1)
+            device.name, "aws:destination-ip-addresses", 0, detect.clock.time() + 1)
         assert [v.cidrs for _, v in values] == [("10.0.0.9",), ("10.0.0.9",)]
     finally:
         a.disconnect()

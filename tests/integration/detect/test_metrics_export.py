@@ -42,7 +42,7 @@ def test_exported_datapoints_reach_a_subscriber(detect: Detect) -> None:
         mine = [m for m in document["metrics"] if m["thing"] == device.name]
         assert mine == [{"name": "aws:num-messages-sent", "thing": device.name,
                          "value": {"count": 3}, "version": 1,
-                         "timestamp": int(detect.clock() * 1000)}]
+                         "timestamp": int(detect.clock.time() * 1000)}]
         assert all(m["name"] == "aws:num-messages-sent" for m in document["metrics"])
         assert all(m["thing"] == device.name for m in document["metrics"])
 
@@ -52,7 +52,7 @@ def test_exported_datapoints_reach_a_subscriber(detect: Detect) -> None:
                 _behavior("sent", "aws:num-messages-sent", False),
                 {"name": "ports", "metric": "aws:listening-tcp-ports", "exportMetric": True,
                  "criteria": {"comparisonOperator": "in-port-set",
-                              "value": {"ports": [443]}}}], now=detect.clock())
+                              "value": {"ports": [443]}}}], now=detect.clock.time())
         report = f"$aws/things/{device.name}/defender/metrics/json"
         dev.subscribe(report + "/accepted", qos=1)
         dev.publish(report, json.dumps({
@@ -67,7 +67,7 @@ def test_exported_datapoints_reach_a_subscriber(detect: Detect) -> None:
         # Without exportMetric nothing is published.
         detect.service.update_security_profile(
             name, behaviors=[_behavior("sent", "aws:num-messages-sent", False)],
-            now=detect.clock())
+            now=detect.clock.time())
         dev.publish("telemetry/x", b"hello", qos=1)
         detect.tick()
         sub.expect_none()
@@ -80,8 +80,8 @@ def test_export_needs_a_config(detect: Detect) -> None:
     with pytest.raises(InvalidRequestError):
         detect.service.create_security_profile(
             f"sp-{uuid.uuid4().hex[:8]}",
-            behaviors=[_behavior("sent", "aws:num-messages-sent", True)], now=detect.clock())
+            behaviors=[_behavior("sent", "aws:num-messages-sent", True)], now=detect.clock.time())
     with pytest.raises(InvalidRequestError):
         detect.service.create_security_profile(
-            f"sp-{uuid.uuid4().hex[:8]}", now=detect.clock(),
+            f"sp-{uuid.uuid4().hex[:8]}", now=detect.clock.time(),
             metrics_export={"mqttTopic": "a/#", "roleArn": ROLE})

@@ -26,7 +26,7 @@ def test_quarantine_cuts_the_live_session_and_alerts_are_delivered(
     plane.registry.create_thing_group(quarantine)
     plane.policies.create_policy(f"deny-all-{suffix}", DENY_ALL)
     plane.policies.attach_policy(f"deny-all-{suffix}",
-                                 plane.account.arn("thinggroup", quarantine))
+                                 plane.account.arn(f"thinggroup/{quarantine}"))
     detect.app.services.mitigation_actions.create_action(
         f"quarantine-{suffix}", "arn:aws:iam::123456789012:role/detect",
         {"addThingsToThingGroupParams": {"thingGroupNames": [quarantine]}})

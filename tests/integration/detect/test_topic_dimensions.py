@@ -48,7 +48,7 @@ def test_messages_counted_per_topic_filter(detect: Detect) -> None:
         events = detect.tick()
         assert [(e.thing_name, e.behavior.name, e.event_type.value) for e in events] == [
             (device.name, "sent-in", "in-alarm")]
-        now = detect.clock()
+        now = detect.clock.time()
 
         def value(metric: str, operator: str) -> list[int | None]:
             return [v.count for _, v in service.list_metric_values(
@@ -68,7 +68,7 @@ def test_messages_counted_per_topic_filter(detect: Detect) -> None:
                  or broker.sessions[device.name].connection is None,
                  what="the session closed")
         detect.tick()
-        now = detect.clock()
+        now = detect.clock.time()
         assert value("aws:num-messages-sent", "IN") == [1]
     finally:
         dev.disconnect()

@@ -20,7 +20,7 @@ def test_unregistered_client_is_keyed_by_client_id(detect: Detect) -> None:
     for name, target in (("reg", "all/registered-things"),
                          ("unreg", "all/unregistered-things")):
         profile = f"{name}-{uuid.uuid4().hex[:6]}"
-        service.create_security_profile(profile, behaviors=[FLOOD], now=detect.clock())
+        service.create_security_profile(profile, behaviors=[FLOOD], now=detect.clock.time())
         service.attach(profile, service.target_arn(target))
         profiles.append(profile)
     client_id = f"gateway-{uuid.uuid4().hex[:6]}"

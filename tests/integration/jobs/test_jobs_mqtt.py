@@ -180,7 +180,7 @@ def test_continuous_job_reaches_a_device_that_joins_the_group_later(
     group = f"fleet-{token()}"
     plane.registry.create_thing_group(group)
     job_id = f"continuous-{token()}"
-    jobs.create_job(job_id, targets=[plane.account.arn("thinggroup", group)],
+    jobs.create_job(job_id, targets=[plane.account.arn(f"thinggroup/{group}")],
                     document='{"welcome": true}', target_selection="CONTINUOUS")
     device = make_device(policy=None)
     client = Client(device, bastion.port, client_id=device.name).connect()

@@ -4,8 +4,10 @@ values with retention, violations and events survive a new service (a restart)."
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from bastion.account import Account
 from bastion.defender.detect import (
     Datapoint,
     DetectService,
@@ -14,14 +16,16 @@ from bastion.defender.detect import (
     ViolationEventType,
 )
 from bastion.store import Store
+from support.clock import ManualClock
 
+ACCOUNT = Account("us-east-1", "123456789012")
 PREFIX = "arn:aws:iot:us-east-1:123456789012:"
 T0 = 1_800_000_000.0
 
 
 def _service(store: Store, **options: Any) -> DetectService:
-    service = DetectService(membership=lambda thing: (True, frozenset()), target_prefix=PREFIX,
-                            records=StoreRecords(store), clock=lambda: T0, **options)
+    service = DetectService(membership=lambda thing: (True, frozenset()), account=ACCOUNT,
+                            records=StoreRecords(store), clock=ManualClock(datetime.fromtimestamp(T0, UTC)), **options)
     service.load()
     return service
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,16 +19,9 @@ from bastion.access import (
 )
 from bastion.pki import Keystore
 from bastion.store import Store, metadata
+from support.clock import ManualClock
 
 access_keys = metadata.tables["access_keys"]
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +30,16 @@ def keystore() -> Keystore:
 
 
 @pytest.fixture
-def ticks() -> FakeMonotonic:
-    return FakeMonotonic()
+def ticks() -> ManualClock:
+    """The service's clock: each reading of the wall time moves it on by a millisecond
+    (keys created one after the other get distinct dates); the cache's TTL is judged by
+    its monotonic time, which the tests move."""
+    return ManualClock(tick=timedelta(milliseconds=1))
 
 
 @pytest.fixture
-def service(store: Store, keystore: Keystore, ticks: FakeMonotonic) -> AccessKeyService:
-    return AccessKeyService(store, keystore, monotonic=ticks)
+def service(store: Store, keystore: Keystore, ticks: ManualClock) -> AccessKeyService:
+    return AccessKeyService(store, keystore, clock=ticks)
 
 
 def _row(store: Store, access_key_id: str) -> dict[str, object]:
@@ -150,15 +147,15 @@ def test_the_last_active_admin_key_stays(service: AccessKeyService) -> None:
 
 def test_changes_from_another_process_are_seen_within_the_ttl(
         service: AccessKeyService, store: Store, keystore: Keystore,
-        ticks: FakeMonotonic) -> None:
+        ticks: ManualClock) -> None:
     service.create_access_key(Role.ADMIN)
     key_id, secret = service.create_access_key(Role.OPERATOR)
     assert service.lookup(key_id) == (secret, Role.OPERATOR)
     elsewhere = AccessKeyService(store, keystore)  # e.g. `bastion admin` on the data dir
     elsewhere.disable_access_key(key_id)
-    ticks.now += 4.9
+    ticks.advance(4.9)
     assert service.lookup(key_id) == (secret, Role.OPERATOR)  # cached
-    ticks.now += 0.2
+    ticks.advance(0.2)
     assert service.lookup(key_id) is None
     elsewhere.enable_access_key(key_id)
     assert service.lookup(key_id) == (secret, Role.OPERATOR)  # misses are never cached

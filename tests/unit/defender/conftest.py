@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ from bastion.defender.audit import (
 from bastion.logging_options import LoggingOptions
 from bastion.store import Store
 from support.audit_fleet import ACCOUNT, NOW, Fleet
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
-
-
-class ManualTime:
-    """A clock the test sets."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def inline(job: Callable[[], None]) -> None:
@@ -39,11 +29,11 @@ def inline(job: Callable[[], None]) -> None:
 
 
 @pytest.fixture
-def clock() -> ManualTime:
-    return ManualTime()
+def clock() -> ManualClock:
+    return ManualClock(NOW)
 
 
-def audit_service(store: Store, fleet: Fleet | None, clock: ManualTime, *,
+def audit_service(store: Store, fleet: Fleet | None, clock: ManualClock, *,
                   notifier: object = None) -> AuditService:
     crls = CrlRegistry(store, clock=clock)
     if fleet is not None:

@@ -16,8 +16,7 @@ import pytest
 from bastion.defender.audit import CrlRegistry, InvalidRequestError, ResourceNotFoundError
 from bastion.store import Store
 from support.audit_fleet import NOW, Authority, _Writer, crl_pem, make_ca
-
-from .conftest import ManualTime
+from support.clock import ManualClock
 
 RNG = random.Random(3)
 
@@ -60,7 +59,7 @@ def served() -> Iterator[tuple[_Served, str]]:
         server.server_close()
 
 
-def test_file_source(store: Store, root: Authority, tmp_path: Path, clock: ManualTime) -> None:
+def test_file_source(store: Store, root: Authority, tmp_path: Path, clock: ManualClock) -> None:
     path = tmp_path / "root.crl"
     path.write_bytes(crl_pem(root, [5, 7], now=NOW))
     registry = CrlRegistry(store, clock=clock)
@@ -76,7 +75,7 @@ def test_file_source(store: Store, root: Authority, tmp_path: Path, clock: Manua
 
 
 def test_forged_or_foreign_crls_are_refused(store: Store, root: Authority, tmp_path: Path,
-                                            clock: ManualTime) -> None:
+                                            clock: ManualClock) -> None:
     other = make_ca("CRL Root", rng=RNG, not_before=NOW - timedelta(days=1),
                     not_after=NOW + timedelta(days=9))  # same name, another key
     forged = tmp_path / "forged.crl"
@@ -102,7 +101,7 @@ def test_forged_or_foreign_crls_are_refused(store: Store, root: Authority, tmp_p
 
 def test_url_source_refreshed_on_schedule(store: Store, root: Authority,
                                           served: tuple[_Served, str],
-                                          clock: ManualTime) -> None:
+                                          clock: ManualClock) -> None:
     state, url = served
     state.body = crl_pem(root, [1], now=NOW)
     registry = CrlRegistry(store, clock=clock, refresh_interval=timedelta(hours=1))
@@ -111,12 +110,12 @@ def test_url_source_refreshed_on_schedule(store: Store, root: Authority,
     state.body = crl_pem(root, [1, 2], now=NOW)
     assert registry.refresh(only_due=True) == 0  # not due yet
     assert not registry.index().revoked_by(root.ident, 2)
-    clock.now = NOW + timedelta(hours=1)
+    clock.set(NOW + timedelta(hours=1))
     assert registry.refresh(only_due=True) == 1
     assert registry.index().revoked_by(root.ident, 2)
     # The server fails: the previous CRL stays, the error is recorded.
     state.status, state.body = 404, b""
-    clock.now = NOW + timedelta(hours=2)
+    clock.set(NOW + timedelta(hours=2))
     assert registry.refresh() == 0
     (source,) = registry.sources()
     assert source.last_error and "404" in source.last_error

@@ -8,8 +8,9 @@ from pathlib import Path
 from bastion.defender.audit import CHECKS, AuditTaskStatus, CheckRunStatus, Finding
 from bastion.store import Store
 from support.audit_fleet import build_fleet
+from support.clock import ManualClock
 
-from .conftest import ManualTime, audit_service
+from .conftest import audit_service
 
 ALL = sorted(CHECKS)
 
@@ -25,7 +26,7 @@ def _findings(service, task_id: str) -> list[Finding]:  # type: ignore[no-untype
             return found
 
 
-def _run_all(store: Store, tmp: Path, clock: ManualTime, *, violations: bool):  # type: ignore[no-untyped-def]
+def _run_all(store: Store, tmp: Path, clock: ManualClock, *, violations: bool):  # type: ignore[no-untyped-def]
     fleet = build_fleet(store, tmp, violations=violations)
     service = audit_service(store, fleet, clock)
     service.update_account_audit_configuration(check_configurations={
@@ -34,7 +35,7 @@ def _run_all(store: Store, tmp: Path, clock: ManualTime, *, violations: bool):  
     return fleet, service, task_id
 
 
-def test_clean_fleet_has_no_finding(store: Store, tmp_path: Path, clock: ManualTime) -> None:
+def test_clean_fleet_has_no_finding(store: Store, tmp_path: Path, clock: ManualClock) -> None:
     fleet, service, task_id = _run_all(store, tmp_path, clock, violations=False)
     task = service.describe_audit_task(task_id)
     assert task.status is AuditTaskStatus.COMPLETED
@@ -47,7 +48,7 @@ def test_clean_fleet_has_no_finding(store: Store, tmp_path: Path, clock: ManualT
 
 
 def test_each_planted_violation_is_found(store: Store, tmp_path: Path,
-                                         clock: ManualTime) -> None:
+                                         clock: ManualClock) -> None:
     fleet, service, task_id = _run_all(store, tmp_path, clock, violations=True)
     planted = fleet.planted
     findings = _findings(service, task_id)

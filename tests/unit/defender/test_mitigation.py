@@ -34,8 +34,9 @@ from bastion.registry import (
 )
 from bastion.store import Store
 from support.audit_fleet import ACCOUNT, build_fleet
+from support.clock import ManualClock
 
-from .conftest import ManualTime, audit_service, inline
+from .conftest import audit_service, inline
 
 ROLE = "arn:aws:iam::123456789012:role/mitigation"
 
@@ -54,19 +55,19 @@ class Notes:
 
 
 class World:
-    def __init__(self, store: Store, tmp: Path, clock: ManualTime) -> None:
+    def __init__(self, store: Store, tmp: Path, clock: ManualClock) -> None:
         self.events: list[object] = []
         self.notes = Notes()
         self.fleet = build_fleet(store, tmp, violations=True)
         self.audit: AuditService = audit_service(store, self.fleet, clock, notifier=self.notes)
-        identity = IdentityService(store, config=ACCOUNT, publish=self.events.append,
+        identity = IdentityService(store, account=ACCOUNT, publish=self.events.append,
                                    clock=clock)
-        self.registry = RegistryService(store, config=ACCOUNT, publish=self.events.append,
+        self.registry = RegistryService(store, account=ACCOUNT, publish=self.events.append,
                                         clock=clock)
-        self.policies = PolicyService(store, config=ACCOUNT, publish=self.events.append,
+        self.policies = PolicyService(store, account=ACCOUNT, publish=self.events.append,
                                       clock=clock)
         self.identity = identity
-        self.actions = MitigationActionService(store, config=ACCOUNT, clock=clock)
+        self.actions = MitigationActionService(store, account=ACCOUNT, clock=clock)
         self.logging = LoggingOptions(store, logging.getLogger("bastion-test.audit"))
         self.mitigation = AuditMitigationService(
             store, account=ACCOUNT, actions=self.actions,
@@ -86,7 +87,7 @@ class World:
 
 
 @pytest.fixture
-def world(store: Store, tmp_path: Path, clock: ManualTime) -> World:
+def world(store: Store, tmp_path: Path, clock: ManualClock) -> World:
     return World(store, tmp_path, clock)
 
 

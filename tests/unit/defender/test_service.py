@@ -18,14 +18,15 @@ from bastion.defender.audit import (
 )
 from bastion.store import Store
 from support.audit_fleet import build_fleet
+from support.clock import ManualClock
 
-from .conftest import ManualTime, audit_service
+from .conftest import audit_service
 
 POLICY_CHECK = "IOT_POLICY_ALLOWS_ALL_ACTIONS_CHECK"
 IDENT = {"policyVersionIdentifier": {"policyName": "everything", "policyVersionId": "1"}}
 
 
-def test_configuration_rules(store: Store, clock: ManualTime) -> None:
+def test_configuration_rules(store: Store, clock: ManualClock) -> None:
     service = audit_service(store, None, clock)
     config = service.describe_account_audit_configuration()
     assert config.checks["DEVICE_CERTIFICATE_AGE_CHECK"].enabled is False
@@ -53,7 +54,7 @@ def test_configuration_rules(store: Store, clock: ManualTime) -> None:
 
 
 def test_thresholds_change_what_is_found(store: Store, tmp_path: Path,
-                                         clock: ManualTime) -> None:
+                                         clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)
     check = "DEVICE_CERTIFICATE_EXPIRING_CHECK"
@@ -69,7 +70,7 @@ def test_thresholds_change_what_is_found(store: Store, tmp_path: Path,
     assert flagged() >= set(fleet.device_certificates)
 
 
-def test_cancel_a_task_before_it_runs(store: Store, tmp_path: Path, clock: ManualTime) -> None:
+def test_cancel_a_task_before_it_runs(store: Store, tmp_path: Path, clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)
     queued: list[Callable[[], None]] = []
@@ -91,7 +92,7 @@ def test_cancel_a_task_before_it_runs(store: Store, tmp_path: Path, clock: Manua
 
 
 def test_a_task_interrupted_by_shutdown_fails(store: Store, tmp_path: Path,
-                                              clock: ManualTime) -> None:
+                                              clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=False)
     service = audit_service(store, fleet, clock)
     queued: list[Callable[[], None]] = []
@@ -104,11 +105,11 @@ def test_a_task_interrupted_by_shutdown_fails(store: Store, tmp_path: Path,
     assert task.details[POLICY_CHECK].run_status is CheckRunStatus.CANCELED
 
 
-def test_suppression_with_expiry(store: Store, tmp_path: Path, clock: ManualTime) -> None:
+def test_suppression_with_expiry(store: Store, tmp_path: Path, clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)
     service.create_audit_suppression(POLICY_CHECK, IDENT,
-                                     expiration_date=clock.now + timedelta(days=2),
+                                     expiration_date=clock.now() + timedelta(days=2),
                                      description="until the lab closes")
     with pytest.raises(ResourceAlreadyExistsError):
         service.create_audit_suppression(POLICY_CHECK, IDENT, suppress_indefinitely=True)
@@ -122,7 +123,7 @@ def test_suppression_with_expiry(store: Store, tmp_path: Path, clock: ManualTime
         return (finding.is_suppressed, details.suppressed_non_compliant_resources,
                 details.run_status)
     assert run() == (True, 1, CheckRunStatus.COMPLETED_COMPLIANT)
-    clock.now += timedelta(days=3)  # expired: reported again
+    clock.advance(timedelta(days=3))  # expired: reported again
     assert run() == (False, 0, CheckRunStatus.COMPLETED_NON_COMPLIANT)
     service.update_audit_suppression(POLICY_CHECK, IDENT, suppress_indefinitely=True)
     assert run()[0] is True
@@ -132,44 +133,44 @@ def test_suppression_with_expiry(store: Store, tmp_path: Path, clock: ManualTime
     assert run()[0] is False
 
 
-def test_finding_filters(store: Store, tmp_path: Path, clock: ManualTime) -> None:
+def test_finding_filters(store: Store, tmp_path: Path, clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)
     first = service.start_on_demand_audit_task([POLICY_CHECK])
-    clock.now += timedelta(days=1)
+    clock.advance(timedelta(days=1))
     second = service.start_on_demand_audit_task([POLICY_CHECK, "LOGGING_DISABLED_CHECK"])
     by_time, _ = service.list_audit_findings(check_name=POLICY_CHECK,
-                                             start_time=clock.now - timedelta(hours=1),
-                                             end_time=clock.now + timedelta(hours=1))
+                                             start_time=clock.now() - timedelta(hours=1),
+                                             end_time=clock.now() + timedelta(hours=1))
     assert {f.task_id for f in by_time} == {second}
     by_resource, _ = service.list_audit_findings(
         check_name=POLICY_CHECK, resource_identifier=IDENT,
-        start_time=clock.now - timedelta(days=2), end_time=clock.now)
+        start_time=clock.now() - timedelta(days=2), end_time=clock.now())
     assert {f.task_id for f in by_resource} == {first, second}
     with pytest.raises(InvalidRequestError):
-        service.list_audit_findings(task_id=first, start_time=clock.now, end_time=clock.now)
+        service.list_audit_findings(task_id=first, start_time=clock.now(), end_time=clock.now())
     with pytest.raises(InvalidRequestError):
         service.list_audit_findings(task_id=first, resource_identifier=IDENT)
     with pytest.raises(InvalidRequestError):
         service.list_audit_findings(task_id=first, next_token="garbage")
-    tasks, _ = service.list_audit_tasks(start_time=clock.now - timedelta(days=2),
-                                        end_time=clock.now)
+    tasks, _ = service.list_audit_tasks(start_time=clock.now() - timedelta(days=2),
+                                        end_time=clock.now())
     assert [t.task_id for t in tasks] == [second, first]  # newest first
 
 
-def test_due_scheduled_audits_run_once(store: Store, tmp_path: Path, clock: ManualTime) -> None:
+def test_due_scheduled_audits_run_once(store: Store, tmp_path: Path, clock: ManualClock) -> None:
     fleet = build_fleet(store, tmp_path, violations=True)
     service = audit_service(store, fleet, clock)
     created = service.create_scheduled_audit("weekly", frequency="WEEKLY", day_of_week="MON",
                                              target_check_names=[POLICY_CHECK])
     assert created.next_run_time.weekday() == 0
     assert service.run_due(created.next_run_time - timedelta(seconds=1)) == []
-    clock.now = created.next_run_time + timedelta(minutes=3)
+    clock.set(created.next_run_time + timedelta(minutes=3))
     (task_id,) = service.run_due()
     assert service.run_due() == []  # claimed: a second node (or round) starts nothing
     task = service.describe_audit_task(task_id)
     assert (task.task_type.value, task.scheduled_audit_name) == ("SCHEDULED_AUDIT_TASK",
                                                                  "weekly")
     after = service.describe_scheduled_audit("weekly")
-    assert after.last_run_time == clock.now
+    assert after.last_run_time == clock.now()
     assert after.next_run_time == created.next_run_time + timedelta(days=7)

@@ -4,10 +4,12 @@ statistics and statuses, cancellation between executions, idempotent starts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bastion.account import Account
 from bastion.defender.detect import (
     ActionOutcome,
     Datapoint,
@@ -21,7 +23,9 @@ from bastion.defender.detect import (
     ResourceNotFoundError,
     TargetViolation,
 )
+from support.clock import ManualClock
 
+ACCOUNT = Account("us-east-1", "123456789012")
 PREFIX = "arn:aws:iot:us-east-1:123456789012:"
 THINGS = ("a", "b", "c")
 
@@ -32,19 +36,12 @@ def _behavior(name: str, limit: int, **extra: Any) -> dict[str, Any]:
                          "consecutiveDatapointsToClear": 1}, **extra}
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _setup(outcome: ExecutionStatus = ExecutionStatus.SUCCESSFUL,
            run: Callable[[Callable[[], None]], None] | None = None
-           ) -> tuple[DetectService, DetectMitigationTasks, list[tuple[str, str, str]], Clock]:
-    clock = Clock()
+           ) -> tuple[DetectService, DetectMitigationTasks, list[tuple[str, str, str]], ManualClock]:
+    clock = ManualClock(datetime.fromtimestamp(1000, UTC))
     service = DetectService(membership=lambda t: (True, frozenset({"fleet"})),
-                            target_prefix=PREFIX, clock=clock)
+                            account=ACCOUNT, clock=clock)
     service.create_security_profile(
         "sp", behaviors=[_behavior("msgs", 5), _behavior("quiet", 3, suppressAlerts=True)],
         now=0)
@@ -60,10 +57,10 @@ def _setup(outcome: ExecutionStatus = ExecutionStatus.SUCCESSFUL,
     return service, tasks, applied, clock
 
 
-def _send(service: DetectService, clock: Clock, counts: dict[str, int]) -> None:
-    clock.now += 60
-    service.ingest([Datapoint(t, "aws:num-messages-sent", MetricValue(count=c), clock.now,
-                              None, True) for t, c in counts.items()], clock.now)
+def _send(service: DetectService, clock: ManualClock, counts: dict[str, int]) -> None:
+    clock.advance(60)
+    service.ingest([Datapoint(t, "aws:num-messages-sent", MetricValue(count=c), clock.time(),
+                              None, True) for t, c in counts.items()], clock.time())
 
 
 def test_profile_target_picks_unsuppressed_violations_and_counts_actions() -> None:
@@ -85,7 +82,7 @@ def test_profile_target_picks_unsuppressed_violations_and_counts_actions() -> No
 def test_only_active_range_and_violation_ids() -> None:
     service, tasks, applied, clock = _setup()
     _send(service, clock, {"a": 9})
-    first = clock.now
+    first = clock.time()
     [old] = [v.violation_id for v in service.list_active_violations()
              if v.behavior.name == "msgs"]
     _send(service, clock, {"a": 1})  # a's alarm clears
@@ -99,8 +96,8 @@ def test_only_active_range_and_violation_ids() -> None:
     tasks.start("ids", target={"violationIds": [old]}, actions=["q"],
                 client_request_token="x")
     assert [e.violation_id for e in tasks.list_executions(task_id="ids")] == [old]
-    assert [t.task_id for t in tasks.list_tasks(0, clock.now)] == ["active", "range", "ids"]
-    assert tasks.list_tasks(clock.now + 1, clock.now + 2) == []
+    assert [t.task_id for t in tasks.list_tasks(0, clock.time())] == ["active", "range", "ids"]
+    assert tasks.list_tasks(clock.time() + 1, clock.time() + 2) == []
 
 
 def test_failed_actions_fail_the_task() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bastion.account import Account
 from bastion.defender.detect import (
     Datapoint,
     DetectService,
@@ -17,6 +18,7 @@ from bastion.defender.detect import (
     ViolationEventType,
 )
 
+ACCOUNT = Account("us-east-1", "123456789012")
 PREFIX = "arn:aws:iot:us-east-1:123456789012:"
 GROUPS = {"a": frozenset({"fleet"}), "b": frozenset({"fleet"}), "c": frozenset({"fleet"}),
           "lone": frozenset()}
@@ -25,7 +27,7 @@ GROUPS = {"a": frozenset({"fleet"}), "b": frozenset({"fleet"}), "c": frozenset({
 def _service(**options: Any) -> tuple[DetectService, list[Any]]:
     seen: list[Any] = []
     service = DetectService(
-        membership=lambda t: (t in GROUPS, GROUPS.get(t, frozenset())), target_prefix=PREFIX,
+        membership=lambda t: (t in GROUPS, GROUPS.get(t, frozenset())), account=ACCOUNT,
         on_event=lambda e, p: seen.append((e.thing_name, e.event_type)), **options)
     return service, seen
 

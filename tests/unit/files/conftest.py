@@ -3,7 +3,7 @@ clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from bastion.files import FileService
 from bastion.pki import Keystore
 from bastion.store import Store
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
@@ -18,20 +19,9 @@ __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
 BASE_URL = "https://bastion.example:8443"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -40,7 +30,7 @@ def keystore() -> Keystore:
 
 
 @pytest.fixture
-def files(store: Store, tmp_path: Path, keystore: Keystore, clock: FakeClock) -> FileService:
+def files(store: Store, tmp_path: Path, keystore: Keystore, clock: ManualClock) -> FileService:
     with store.transaction() as uow:  # the session store is shared: start from no key
         uow.secrets.delete("files.url-signing-key")
     return FileService(store, tmp_path / "files", keystore, clock=clock, base_url=BASE_URL)

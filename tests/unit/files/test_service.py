@@ -22,8 +22,9 @@ from bastion.files import (
 )
 from bastion.pki import Keystore, SecretTamperedError
 from bastion.store import Store
+from support.clock import ManualClock
 
-from .conftest import BASE_URL, FakeClock
+from .conftest import BASE_URL
 
 
 def unique(prefix: str = "fw") -> str:
@@ -46,7 +47,7 @@ def test_upload_keeps_bytes_private_and_describes_them(files: FileService) -> No
     assert [p.name for p in files.directory.iterdir()] == [name]  # no temporary left
 
 
-def test_overwrite_needs_consent(files: FileService, clock: FakeClock) -> None:
+def test_overwrite_needs_consent(files: FileService, clock: ManualClock) -> None:
     name = unique()
     first = files.upload(name, b"one")
     with pytest.raises(InvalidFileError, match="exists"):
@@ -79,7 +80,7 @@ def test_unknown_files(files: FileService) -> None:
 
 
 def test_the_signing_key_is_sealed_in_the_store(files: FileService, store: Store,
-                                               keystore: Keystore, clock: FakeClock,
+                                               keystore: Keystore, clock: ManualClock,
                                                tmp_path: Path) -> None:
     name = unique()
     files.upload(name, b"data")
@@ -96,7 +97,7 @@ def test_the_signing_key_is_sealed_in_the_store(files: FileService, store: Store
         stranger.signer()
 
 
-def test_presigned_download_until_expiry(files: FileService, clock: FakeClock) -> None:
+def test_presigned_download_until_expiry(files: FileService, clock: ManualClock) -> None:
     name, data = unique(), bytes(range(256)) * 4
     files.upload(name, data)
     url = files.presigned_url(name, 60)
@@ -164,7 +165,7 @@ def test_documents_from_files(files: FileService) -> None:
         files.fetch_document(f"s3://b/{binary}")
 
 
-def test_placeholders_are_checked_and_presigned(files: FileService, clock: FakeClock) -> None:
+def test_placeholders_are_checked_and_presigned(files: FileService, clock: ManualClock) -> None:
     name = unique()
     files.upload(name, b"firmware")
     document = json.dumps({"url": f"${{aws:iot:s3-presigned-url:s3://b/{name}}}"})

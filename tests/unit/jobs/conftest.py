@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from bastion.jobs import JobService
 from bastion.registry import RegistryService, ResourceNotFoundError
 from bastion.store import Store
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(datetime(2025, 6, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -39,12 +27,12 @@ def events() -> list[object]:
 
 
 @pytest.fixture
-def registry(store: Store, clock: FakeClock, events: list[object]) -> RegistryService:
+def registry(store: Store, clock: ManualClock, events: list[object]) -> RegistryService:
     return RegistryService(store, publish=events.append, clock=clock)
 
 
 @pytest.fixture
-def jobs(store: Store, registry: RegistryService, clock: FakeClock,
+def jobs(store: Store, registry: RegistryService, clock: ManualClock,
          events: list[object]) -> JobService:
     return JobService(store, registry, clock, events.append)
 
@@ -64,6 +52,6 @@ def things(registry: RegistryService) -> Callable[..., list[str]]:
             registry.create_thing(name)
             if group is not None:
                 registry.add_thing_to_thing_group(thing_group_name=group, thing_name=name)
-        return [registry.config.arn("thing", name) for name in names]
+        return [registry.account.arn(f"thing/{name}") for name in names]
 
     return make

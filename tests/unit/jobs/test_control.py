@@ -29,7 +29,7 @@ def test_create_and_describe(jobs: JobService, things: Things,
                              registry: RegistryService) -> None:
     a, b = things("ctl-a", "ctl-b", group="ctl-group")
     (c,) = things("ctl-c")
-    group = registry.config.arn("thinggroup", "ctl-group")
+    group = registry.account.arn("thinggroup/ctl-group")
     job = jobs.create_job("job-1", targets=[c, group, c], document=DOC,
                           description="reboot them", timeout_config={
                               "inProgressTimeoutInMinutes": 30})
@@ -55,7 +55,7 @@ def test_group_targets_include_child_groups(jobs: JobService, things: Things,
     registry.create_thing_group("parent")
     registry.create_thing_group("child", parent_group_name="parent")
     things("in-child", group="child")
-    jobs.create_job("tree", targets=[registry.config.arn("thinggroup", "parent")],
+    jobs.create_job("tree", targets=[registry.account.arn("thinggroup/parent")],
                     document=DOC)
     assert [e.thing_name for e in jobs.list_job_executions_for_job("tree")[0]] == ["in-child"]
 
@@ -63,10 +63,10 @@ def test_group_targets_include_child_groups(jobs: JobService, things: Things,
 def test_a_snapshot_job_on_an_empty_group_completes_at_once(
         jobs: JobService, registry: RegistryService) -> None:
     registry.create_thing_group("empty")
-    job = jobs.create_job("nobody", targets=[registry.config.arn("thinggroup", "empty")],
+    job = jobs.create_job("nobody", targets=[registry.account.arn("thinggroup/empty")],
                           document=DOC)
     assert job.status is JobStatus.COMPLETED and job.completed_at is not None
-    continuous = jobs.create_job("later", targets=[registry.config.arn("thinggroup", "empty")],
+    continuous = jobs.create_job("later", targets=[registry.account.arn("thinggroup/empty")],
                                  document=DOC, target_selection="CONTINUOUS")
     assert continuous.status is JobStatus.IN_PROGRESS
 
@@ -122,7 +122,7 @@ def test_duplicate_job(jobs: JobService, things: Things) -> None:
 def test_list_jobs_filters_and_pages(jobs: JobService, things: Things,
                                      registry: RegistryService) -> None:
     (thing,) = things("lister", group="list-group")
-    group = registry.config.arn("thinggroup", "list-group")
+    group = registry.account.arn("thinggroup/list-group")
     for index in range(5):
         jobs.create_job(f"list-{index}", targets=[thing], document=DOC)
     jobs.create_job("list-group-job", targets=[group], document=DOC,

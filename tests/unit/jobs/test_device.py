@@ -19,8 +19,7 @@ from bastion.jobs import (
     ResourceNotFoundError,
     VersionMismatchError,
 )
-
-from .conftest import FakeClock
+from support.clock import ManualClock
 
 Things = Callable[..., list[str]]
 
@@ -37,7 +36,7 @@ def notifications(events: list[object], thing: str) -> list[tuple[str, tuple[str
     return seen
 
 
-def test_aws_notification_walkthrough(jobs: JobService, things: Things, clock: FakeClock,
+def test_aws_notification_walkthrough(jobs: JobService, things: Things, clock: ManualClock,
                                       events: list[object]) -> None:
     (thing,) = things("walker")
     name = "walker"
@@ -68,7 +67,7 @@ def test_aws_notification_walkthrough(jobs: JobService, things: Things, clock: F
     assert step() == [("notify", ()), ("next", ())]
 
 
-def test_notification_payload_values(jobs: JobService, things: Things, clock: FakeClock,
+def test_notification_payload_values(jobs: JobService, things: Things, clock: ManualClock,
                                      events: list[object]) -> None:
     (thing,) = things("payloads")
     events.clear()
@@ -76,7 +75,7 @@ def test_notification_payload_values(jobs: JobService, things: Things, clock: Fa
     listed = next(e for e in events if isinstance(e, JobExecutionsChanged))
     head = next(e for e in events if isinstance(e, NextJobExecutionChanged))
     assert listed.in_progress == () and [e.job_id for e in listed.queued] == ["p1"]
-    assert listed.timestamp == clock.now
+    assert listed.timestamp == clock.now()
     assert head.execution is not None and head.execution.job_document == '{"a": 1}'
     assert head.execution.version_number == 1 and head.execution.execution_number == 1
 
@@ -92,7 +91,7 @@ def test_list_notifications_hold_at_most_ten(jobs: JobService, things: Things,
 
 
 def test_start_next_order_and_document(jobs: JobService, things: Things,
-                                       clock: FakeClock) -> None:
+                                       clock: ManualClock) -> None:
     (thing,) = things("starter")
     jobs.create_job("first", targets=[thing], document='{"n": 1}')
     clock.advance(timedelta(seconds=1))
@@ -109,7 +108,7 @@ def test_start_next_order_and_document(jobs: JobService, things: Things,
     jobs.update_job_execution("second", "starter", "SUCCEEDED")
     started = jobs.start_next_pending_job_execution("starter", status_details={"s": "z"})
     assert started is not None and started.job_id == "first"
-    assert started.status is ExecutionStatus.IN_PROGRESS and started.started_at == clock.now
+    assert started.status is ExecutionStatus.IN_PROGRESS and started.started_at == clock.now()
     jobs.update_job_execution("first", "starter", "FAILED")
     assert jobs.start_next_pending_job_execution("starter") is None
     assert jobs.describe_job_execution("$next", "starter") is None

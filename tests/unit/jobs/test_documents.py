@@ -16,8 +16,7 @@ from bastion.jobs import (
 )
 from bastion.registry import RegistryService
 from bastion.store import Store
-
-from .conftest import FakeClock
+from support.clock import ManualClock
 
 Things = Callable[..., list[str]]
 PLACEHOLDER = "${aws:iot:s3-presigned-url:s3://bucket/fw.bin}"
@@ -27,7 +26,7 @@ DOC = json.dumps({"operation": "ota", "url": PLACEHOLDER})
 class FakeDocuments:
     """Documents at ``s3://bucket/<name>``; placeholders become ``signed:<expiry>``."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self.kept = {"s3://bucket/job.json": DOC}
         self.files = {"fw.bin"}
@@ -45,12 +44,12 @@ class FakeDocuments:
             raise LookupError("File missing does not exist")
 
     def presign_document(self, document: str, expires_in_sec: int) -> str:
-        expiry: datetime = self.clock() + timedelta(seconds=expires_in_sec)
+        expiry: datetime = self.clock.now() + timedelta(seconds=expires_in_sec)
         return document.replace(PLACEHOLDER, f"signed:{expiry.isoformat()}")
 
 
 @pytest.fixture
-def service(store: Store, registry: RegistryService, clock: FakeClock,
+def service(store: Store, registry: RegistryService, clock: ManualClock,
             events: list[object]) -> JobService:
     return JobService(store, registry, clock, events.append, documents=FakeDocuments(clock))
 
@@ -61,7 +60,7 @@ def _url(document: str | None) -> str:
 
 
 def test_document_source_and_presigned_placeholders(service: JobService, things: Things,
-                                                    clock: FakeClock,
+                                                    clock: ManualClock,
                                                     events: list[object]) -> None:
     [arn] = things("ota-1")
     job = service.create_job("ota", targets=[arn], document_source="s3://bucket/job.json",
@@ -72,12 +71,12 @@ def test_document_source_and_presigned_placeholders(service: JobService, things:
     # Every device-facing read presigns, valid expiresInSec from that moment.
     [next_event] = [e for e in events if isinstance(e, NextJobExecutionChanged)]
     assert next_event.execution is not None
-    created_expiry = (clock.now + timedelta(seconds=60)).isoformat()
+    created_expiry = (clock.now() + timedelta(seconds=60)).isoformat()
     assert _url(next_event.execution.job_document) == f"signed:{created_expiry}"
     clock.advance(timedelta(minutes=10))
     started = service.start_next_pending_job_execution("ota-1")
     assert started is not None
-    expected = f"signed:{(clock.now + timedelta(seconds=60)).isoformat()}"
+    expected = f"signed:{(clock.now() + timedelta(seconds=60)).isoformat()}"
     assert _url(started.job_document) == expected
     described = service.describe_job_execution("ota", "ota-1", include_job_document=True)
     assert described is not None and _url(described.job_document) == expected
@@ -86,12 +85,12 @@ def test_document_source_and_presigned_placeholders(service: JobService, things:
 
 
 def test_the_default_lifetime_is_an_hour(service: JobService, things: Things,
-                                        clock: FakeClock) -> None:
+                                        clock: ManualClock) -> None:
     [arn] = things("ota-2")
     service.create_job("ota-default", targets=[arn], document=DOC)
     started = service.start_next_pending_job_execution("ota-2")
     assert started is not None
-    assert _url(started.job_document) == f"signed:{(clock.now + timedelta(hours=1)).isoformat()}"
+    assert _url(started.job_document) == f"signed:{(clock.now() + timedelta(hours=1)).isoformat()}"
 
 
 @pytest.mark.parametrize(("arguments", "message"), [
@@ -112,7 +111,7 @@ def test_refused_documents(service: JobService, things: Things,
 
 
 def test_templates_take_document_sources(service: JobService, things: Things,
-                                         clock: FakeClock) -> None:
+                                         clock: ManualClock) -> None:
     template = service.create_job_template("ota-template", description="OTA",
                                            document_source="s3://bucket/job.json")
     assert (template.document, template.document_source) == (DOC, "s3://bucket/job.json")

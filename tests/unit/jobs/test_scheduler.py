@@ -15,8 +15,7 @@ from bastion.jobs import ExecutionStatus, JobScheduler, JobsError, JobService
 from bastion.lifecycle import Lifecycle
 from bastion.registry import RegistryService, ThingGroupMembershipChanged
 from bastion.store import Store
-
-from .conftest import FakeClock
+from support.clock import ManualClock
 
 Things = Callable[..., list[str]]
 
@@ -38,7 +37,7 @@ def status_of(jobs: JobService, job_id: str, thing: str) -> ExecutionStatus | No
 
 
 def test_poke_runs_a_round_at_the_fake_clocks_time(jobs: JobService, things: Things,
-                                                   clock: FakeClock) -> None:
+                                                   clock: ManualClock) -> None:
     (thing,) = things("sched")
     jobs.create_job("sched-job", targets=[thing], document="{}")
     jobs.start_next_pending_job_execution("sched", step_timeout_in_minutes=5)
@@ -63,7 +62,7 @@ def test_poke_runs_a_round_at_the_fake_clocks_time(jobs: JobService, things: Thi
 def test_registry_events_reach_continuous_jobs(jobs: JobService, things: Things,
                                                registry: RegistryService) -> None:
     registry.create_thing_group("sched-fleet")
-    jobs.create_job("sched-cont", targets=[registry.config.arn("thinggroup", "sched-fleet")],
+    jobs.create_job("sched-cont", targets=[registry.account.arn("thinggroup/sched-fleet")],
                     document="{}", target_selection="CONTINUOUS")
     things("newcomer", group="sched-fleet")
 
@@ -85,7 +84,7 @@ def test_registry_events_reach_continuous_jobs(jobs: JobService, things: Things,
 
 
 def test_a_failing_round_is_retried(store: Store, registry: RegistryService,
-                                    clock: FakeClock,
+                                    clock: ManualClock,
                                     caplog: pytest.LogCaptureFixture) -> None:
     calls: list[int] = []
 

@@ -22,8 +22,7 @@ from bastion.registry import (
     ThingGroupDeleted,
     ThingGroupMembershipChanged,
 )
-
-from .conftest import FakeClock
+from support.clock import ManualClock
 
 Things = Callable[..., list[str]]
 MINUTE = timedelta(minutes=1)
@@ -38,13 +37,13 @@ def status(jobs: JobService, job_id: str, thing: str) -> ExecutionStatus:
 # -- timeouts ------------------------------------------------------------------------------------
 
 
-def test_step_timeout(jobs: JobService, things: Things, clock: FakeClock,
+def test_step_timeout(jobs: JobService, things: Things, clock: ManualClock,
                       events: list[object]) -> None:
     (thing,) = things("slow")
     jobs.create_job("step", targets=[thing], document="{}")
     started = jobs.start_next_pending_job_execution("slow", step_timeout_in_minutes=2)
     assert started is not None and started.approximate_seconds_before_timed_out == 120
-    assert jobs.run_due() == clock.now + 2 * MINUTE  # the next deadline
+    assert jobs.run_due() == clock.now() + 2 * MINUTE  # the next deadline
     clock.advance(MINUTE)
     jobs.run_due()
     assert status(jobs, "step", "slow") is ExecutionStatus.IN_PROGRESS
@@ -59,13 +58,13 @@ def test_step_timeout(jobs: JobService, things: Things, clock: FakeClock,
     timed_out = jobs.describe_job_execution("step", "slow")
     assert timed_out is not None and timed_out.status is ExecutionStatus.TIMED_OUT
     assert timed_out.approximate_seconds_before_timed_out is None
-    assert timed_out.last_updated_at == clock.now
+    assert timed_out.last_updated_at == clock.now()
     assert jobs.describe_job("step").status is JobStatus.COMPLETED
     assert {type(e) for e in events} == {JobExecutionsChanged, NextJobExecutionChanged}
 
 
 def test_progress_without_a_new_step_timer_keeps_the_old_one(
-        jobs: JobService, things: Things, clock: FakeClock) -> None:
+        jobs: JobService, things: Things, clock: ManualClock) -> None:
     (thing,) = things("keeper")
     jobs.create_job("keep", targets=[thing], document="{}")
     jobs.start_next_pending_job_execution("keeper", step_timeout_in_minutes=1)
@@ -77,7 +76,7 @@ def test_progress_without_a_new_step_timer_keeps_the_old_one(
 
 
 def test_minus_one_cancels_the_step_timer(jobs: JobService, things: Things,
-                                          clock: FakeClock) -> None:
+                                          clock: ManualClock) -> None:
     (thing,) = things("patient")
     jobs.create_job("cancel-step", targets=[thing], document="{}")
     jobs.start_next_pending_job_execution("patient", step_timeout_in_minutes=1)
@@ -88,7 +87,7 @@ def test_minus_one_cancels_the_step_timer(jobs: JobService, things: Things,
     assert status(jobs, "cancel-step", "patient") is ExecutionStatus.IN_PROGRESS
 
 
-def test_in_progress_timeout(jobs: JobService, things: Things, clock: FakeClock) -> None:
+def test_in_progress_timeout(jobs: JobService, things: Things, clock: ManualClock) -> None:
     a, b = things("total-a", "total-b")
     jobs.create_job("total", targets=[a, b], document="{}",
                     timeout_config={"inProgressTimeoutInMinutes": 10})
@@ -116,12 +115,12 @@ def test_in_progress_timeout(jobs: JobService, things: Things, clock: FakeClock)
 # -- rollout ---------------------------------------------------------------------------------------
 
 
-def test_constant_rollout_rate(jobs: JobService, things: Things, clock: FakeClock) -> None:
+def test_constant_rollout_rate(jobs: JobService, things: Things, clock: ManualClock) -> None:
     targets = things(*(f"roll-{i}" for i in range(7)))
     job = jobs.create_job("roll", targets=targets, document="{}",
                           rollout_config={"maximumPerMinute": 3})
     assert job.process_details.count(ExecutionStatus.QUEUED) == 3 and job.is_concurrent
-    assert jobs.run_due() == clock.now + MINUTE
+    assert jobs.run_due() == clock.now() + MINUTE
     clock.advance(timedelta(seconds=59))
     jobs.run_due()
     assert jobs.describe_job("roll").process_details.count(ExecutionStatus.QUEUED) == 3
@@ -138,7 +137,7 @@ def test_constant_rollout_rate(jobs: JobService, things: Things, clock: FakeCloc
     assert sorted(released) == [f"roll-{i}" for i in range(7)]
 
 
-def test_exponential_rollout(jobs: JobService, things: Things, clock: FakeClock) -> None:
+def test_exponential_rollout(jobs: JobService, things: Things, clock: ManualClock) -> None:
     targets = things(*(f"exp-{i:02}" for i in range(20)))
     jobs.create_job("exp", targets=targets, document="{}", rollout_config={
         "exponentialRate": {"baseRatePerMinute": 2, "incrementFactor": 2,
@@ -157,7 +156,7 @@ def test_exponential_rollout(jobs: JobService, things: Things, clock: FakeClock)
     assert queued() == 8
 
 
-def test_cancel_stops_the_rollout(jobs: JobService, things: Things, clock: FakeClock) -> None:
+def test_cancel_stops_the_rollout(jobs: JobService, things: Things, clock: ManualClock) -> None:
     targets = things(*(f"stop-{i}" for i in range(4)))
     jobs.create_job("stop", targets=targets, document="{}",
                     rollout_config={"maximumPerMinute": 1})
@@ -190,7 +189,7 @@ def test_abort_criteria_cancel_the_job(jobs: JobService, things: Things) -> None
     assert counts[ExecutionStatus.IN_PROGRESS] == 1  # ab-5 runs on (no force)
 
 
-def test_timeouts_count_for_abort(jobs: JobService, things: Things, clock: FakeClock) -> None:
+def test_timeouts_count_for_abort(jobs: JobService, things: Things, clock: ManualClock) -> None:
     targets = things("to-0", "to-1", "to-2")
     jobs.create_job("to", targets=targets, document="{}",
                     timeout_config={"inProgressTimeoutInMinutes": 1},
@@ -212,7 +211,7 @@ def test_continuous_job_follows_group_membership(
         events: list[object]) -> None:
     things("early", group="fleet")
     things("late")
-    group = registry.config.arn("thinggroup", "fleet")
+    group = registry.account.arn("thinggroup/fleet")
     jobs.create_job("cont", targets=[group], document="{}", target_selection="CONTINUOUS")
     jobs.create_job("snap", targets=[group], document="{}")
     registry.add_thing_to_thing_group(thing_group_name="fleet", thing_name="late")
@@ -247,7 +246,7 @@ def test_continuous_targets_through_child_groups_and_other_targets(
     registry.create_thing_group("root")
     registry.create_thing_group("leaf", parent_group_name="root")
     (direct,) = things("direct")
-    jobs.create_job("deep", targets=[registry.config.arn("thinggroup", "root"), direct],
+    jobs.create_job("deep", targets=[registry.account.arn("thinggroup/root"), direct],
                     document="{}", target_selection="CONTINUOUS")
     registry.add_thing_to_thing_group(thing_group_name="leaf", thing_name="direct")
     things("joiner", group="leaf")
@@ -265,9 +264,9 @@ def test_continuous_targets_through_child_groups_and_other_targets(
 
 def test_continuous_join_respects_the_rollout_rate(
         jobs: JobService, things: Things, registry: RegistryService,
-        clock: FakeClock) -> None:
+        clock: ManualClock) -> None:
     registry.create_thing_group("slow-fleet")
-    jobs.create_job("slow", targets=[registry.config.arn("thinggroup", "slow-fleet")],
+    jobs.create_job("slow", targets=[registry.account.arn("thinggroup/slow-fleet")],
                     document="{}", target_selection="CONTINUOUS",
                     rollout_config={"maximumPerMinute": 1})
     things("j-1", "j-2", group="slow-fleet")

@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from bastion.account import Account
 from bastion.pki import create_root_ca
 from bastion.provisioning import HookCallError, ProvisioningService
 from bastion.registry import (
     CertificateAuthority,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryService,
 )
 from bastion.store import Store
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 class FakeHook:
@@ -57,8 +46,8 @@ class FakeHook:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -72,31 +61,31 @@ def authority() -> CertificateAuthority:
 
 
 @pytest.fixture
-def config() -> RegistryConfig:
-    return RegistryConfig()
+def account() -> Account:
+    return Account()
 
 
 @pytest.fixture
-def registry(store: Store, config: RegistryConfig, clock: FakeClock) -> RegistryService:
-    return RegistryService(store, config=config, clock=clock)
+def registry(store: Store, account: Account, clock: ManualClock) -> RegistryService:
+    return RegistryService(store, account=account, clock=clock)
 
 
 @pytest.fixture
-def identity(store: Store, config: RegistryConfig, clock: FakeClock,
+def identity(store: Store, account: Account, clock: ManualClock,
              authority: CertificateAuthority) -> IdentityService:
-    service = IdentityService(store, authority=authority, config=config, clock=clock)
+    service = IdentityService(store, authority=authority, account=account, clock=clock)
     service.ensure_authority_registered()
     return service
 
 
 @pytest.fixture
-def policies(store: Store, config: RegistryConfig, clock: FakeClock) -> PolicyService:
-    return PolicyService(store, config=config, clock=clock)
+def policies(store: Store, account: Account, clock: ManualClock) -> PolicyService:
+    return PolicyService(store, account=account, clock=clock)
 
 
 @pytest.fixture
 def service(store: Store, registry: RegistryService, identity: IdentityService,
-            policies: PolicyService, clock: FakeClock, hook: FakeHook) -> ProvisioningService:
+            policies: PolicyService, clock: ManualClock, hook: FakeHook) -> ProvisioningService:
     return ProvisioningService(store, registry=registry, identity=identity, policies=policies,
                                hook_client=hook, clock=clock)
 

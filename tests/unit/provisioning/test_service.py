@@ -40,15 +40,16 @@ from bastion.registry import (
     RegistryService,
 )
 from bastion.registry import ResourceNotFoundError as RegistryNotFound
+from support.clock import ManualClock
 
-from .conftest import FakeClock, FakeHook, fleet_body
+from .conftest import FakeHook, fleet_body
 
 CLAIM = "c" * 64
 
 
 # -- templates and versions ------------------------------------------------------------------
 
-def test_template_lifecycle(service: ProvisioningService, clock: FakeClock) -> None:
+def test_template_lifecycle(service: ProvisioningService, clock: ManualClock) -> None:
     created = service.create_provisioning_template("t1", fleet_body(), description="d")
     assert created.template_arn == "arn:aws:iot:us-east-1:123456789012:provisioningtemplate/t1"
     assert (created.default_version_id, created.enabled) == (1, False)  # disabled, as AWS
@@ -164,7 +165,7 @@ def test_a_token_is_single_use(service: ProvisioningService, fleet: Callable[...
 
 
 def test_a_token_expires_after_an_hour(service: ProvisioningService, fleet: Callable[..., str],
-                                       clock: FakeClock) -> None:
+                                       clock: ManualClock) -> None:
     template = fleet()
     token = service.create_keys_and_certificate_for_claim(
         claim_certificate_id=CLAIM).certificate_ownership_token
@@ -215,7 +216,7 @@ def test_a_failed_registration_releases_the_token(
 
 
 def test_unused_certificates_are_deleted_when_their_token_expires(
-        service: ProvisioningService, identity: IdentityService, clock: FakeClock) -> None:
+        service: ProvisioningService, identity: IdentityService, clock: ManualClock) -> None:
     unused = service.create_keys_and_certificate_for_claim(claim_certificate_id=CLAIM)
     clock.advance(timedelta(hours=1, seconds=1))
     assert service.sweep_expired() == 1
@@ -316,11 +317,11 @@ def test_a_template_without_hook_never_calls_one(
 
 def test_create_provisioning_claim(service: ProvisioningService, fleet: Callable[..., str],
                                    identity: IdentityService, policies: PolicyService,
-                                   clock: FakeClock) -> None:
+                                   clock: ManualClock) -> None:
     template = fleet("claimed")
     fleet("other")
     claim = service.create_provisioning_claim(template)
-    assert claim.expiration == clock.now + timedelta(minutes=5)
+    assert claim.expiration == clock.now() + timedelta(minutes=5)
     cert = x509.load_pem_x509_certificate(claim.certificate_pem.encode())
     assert cert.not_valid_after_utc == claim.expiration
     record = identity.describe_certificate(claim.certificate_id)

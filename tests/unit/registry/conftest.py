@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -13,32 +12,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from bastion.account import Account
 from bastion.pki import PrivateKey, cert_to_pem, create_root_ca, issue_device_certificate
 from bastion.registry import (
     CertificateAuthority,
     CertificateRecord,
     IdentityService,
     PolicyService,
-    RegistryConfig,
     RegistryService,
 )
 from bastion.store import Store
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @dataclass
@@ -58,8 +45,8 @@ class EventLog:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -68,8 +55,8 @@ def events() -> EventLog:
 
 
 @pytest.fixture
-def config() -> RegistryConfig:
-    return RegistryConfig(region="eu-west-1", account_id="111122223333")
+def account() -> Account:
+    return Account(region="eu-west-1", account_id="111122223333")
 
 
 @pytest.fixture(scope="session")
@@ -79,22 +66,22 @@ def authority() -> CertificateAuthority:
 
 
 @pytest.fixture
-def registry(store: Store, config: RegistryConfig, events: EventLog, clock: FakeClock
+def registry(store: Store, account: Account, events: EventLog, clock: ManualClock
              ) -> RegistryService:
-    return RegistryService(store, config=config, publish=events, clock=clock)
+    return RegistryService(store, account=account, publish=events, clock=clock)
 
 
 @pytest.fixture
-def identity(store: Store, config: RegistryConfig, events: EventLog, clock: FakeClock,
+def identity(store: Store, account: Account, events: EventLog, clock: ManualClock,
              authority: CertificateAuthority) -> IdentityService:
-    return IdentityService(store, authority=authority, config=config, publish=events,
+    return IdentityService(store, authority=authority, account=account, publish=events,
                            clock=clock)
 
 
 @pytest.fixture
-def policies(store: Store, config: RegistryConfig, events: EventLog, clock: FakeClock
+def policies(store: Store, account: Account, events: EventLog, clock: ManualClock
              ) -> PolicyService:
-    return PolicyService(store, config=config, publish=events, clock=clock)
+    return PolicyService(store, account=account, publish=events, clock=clock)
 
 
 # -- keys and certificates -------------------------------------------------------------

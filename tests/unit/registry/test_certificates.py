@@ -35,8 +35,9 @@ from bastion.registry import (
     ResourceNotFoundError,
 )
 from bastion.store import Store
+from support.clock import ManualClock
 
-from .conftest import EventLog, FakeClock, csr_pem
+from .conftest import EventLog, csr_pem
 
 ALLOW_ALL = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}'
 
@@ -314,7 +315,7 @@ def test_certificates_pending_transfer_cannot_be_deleted(
 
 
 def test_list_certificates_pages_by_creation_date(
-        identity: IdentityService, clock: FakeClock,
+        identity: IdentityService, clock: ManualClock,
         new_certificate: Callable[..., CertificateRecord]) -> None:
     created = []
     for _ in range(5):

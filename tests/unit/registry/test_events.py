@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from bastion.account import Account
 from bastion.registry import (
     CertificateRecord,
     CertificateStatus,
@@ -15,13 +16,13 @@ from bastion.registry import (
     IdentityService,
     InvalidRequestError,
     PolicyService,
-    RegistryConfig,
     ThingGroupMembershipChanged,
 )
 from bastion.registry import RegistryService as Registry
 from bastion.store import CertificateRepository, Store
+from support.clock import ManualClock
 
-from .conftest import EventLog, FakeClock
+from .conftest import EventLog
 
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
@@ -29,7 +30,7 @@ POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
 
 def test_sink_sees_the_committed_state(store: Store, identity: IdentityService,
                                        new_certificate: Callable[..., CertificateRecord],
-                                       config: RegistryConfig, clock: FakeClock) -> None:
+                                       account: Account, clock: ManualClock) -> None:
     record = new_certificate(active=True)
     seen: list[tuple[object, str | None]] = []
 
@@ -39,7 +40,7 @@ def test_sink_sees_the_committed_state(store: Store, identity: IdentityService,
             row = uow.certificates.get(record.certificate_id)
         seen.append((event, None if row is None else row.status))
 
-    watched = IdentityService(store, config=config, publish=sink, clock=clock)
+    watched = IdentityService(store, account=account, publish=sink, clock=clock)
     watched.update_certificate(record.certificate_id, CertificateStatus.REVOKED)
     assert seen == [
         (CertificateStatusChanged(record.certificate_id, CertificateStatus.ACTIVE,
@@ -49,13 +50,13 @@ def test_sink_sees_the_committed_state(store: Store, identity: IdentityService,
 
 def test_no_events_when_the_transaction_fails(
         store: Store, identity: IdentityService, policies: PolicyService,
-        new_certificate: Callable[..., CertificateRecord], config: RegistryConfig,
-        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+        new_certificate: Callable[..., CertificateRecord], account: Account,
+        clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     record = new_certificate(active=False)
     policies.create_policy("p", POLICY)
     policies.attach_policy("p", record.certificate_arn)
     published: list[object] = []
-    watched = IdentityService(store, config=config, publish=published.append, clock=clock)
+    watched = IdentityService(store, account=account, publish=published.append, clock=clock)
 
     def failing_delete(self: CertificateRepository, certificate_id: str) -> bool:
         raise RuntimeError("disk full")
@@ -84,7 +85,7 @@ def test_no_events_for_refused_requests(registry: Registry, events: EventLog) ->
 
 
 def test_a_failing_sink_does_not_undo_the_change(
-        store: Store, config: RegistryConfig, clock: FakeClock,
+        store: Store, account: Account, clock: ManualClock,
         caplog: pytest.LogCaptureFixture) -> None:
     delivered: list[object] = []
 
@@ -92,7 +93,7 @@ def test_a_failing_sink_does_not_undo_the_change(
         delivered.append(event)
         raise ConnectionError("bus down")
 
-    registry = Registry(store, config=config, publish=sink, clock=clock)
+    registry = Registry(store, account=account, publish=sink, clock=clock)
     registry.create_thing("t")
     registry.create_thing_group("g1")
     registry.create_thing_group("g2")

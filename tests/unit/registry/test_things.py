@@ -16,8 +16,9 @@ from bastion.registry import (
     ThingUpdated,
     VersionConflictError,
 )
+from support.clock import ManualClock
 
-from .conftest import EventLog, FakeClock
+from .conftest import EventLog
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ def test_delete_thing_with_expected_version(registry: RegistryService, events: E
 # -- thing types ------------------------------------------------------------------------
 
 
-def test_thing_type_lifecycle(registry: RegistryService, clock: FakeClock) -> None:
+def test_thing_type_lifecycle(registry: RegistryService, clock: ManualClock) -> None:
     created = registry.create_thing_type("lamp", description="A lamp",
                                          searchable_attributes=["room", "floor"])
     assert created.thing_type_arn == "arn:aws:iot:eu-west-1:111122223333:thingtype/lamp"
@@ -157,7 +158,7 @@ def test_thing_type_lifecycle(registry: RegistryService, clock: FakeClock) -> No
     registry.deprecate_thing_type("lamp")
     deprecated = registry.describe_thing_type("lamp")
     assert deprecated.deprecated
-    assert deprecated.deprecation_date == clock.now.astimezone(UTC)
+    assert deprecated.deprecation_date == clock.now().astimezone(UTC)
 
     registry.deprecate_thing_type("lamp", undo_deprecate=True)
     assert not registry.describe_thing_type("lamp").deprecated
@@ -181,7 +182,7 @@ def test_create_thing_of_unknown_type(registry: RegistryService) -> None:
         registry.create_thing("dev", thing_type_name="nope")
 
 
-def test_delete_thing_type_rules(registry: RegistryService, clock: FakeClock) -> None:
+def test_delete_thing_type_rules(registry: RegistryService, clock: ManualClock) -> None:
     registry.create_thing_type("gone")
     with pytest.raises(InvalidRequestError, match="must be deprecated"):
         registry.delete_thing_type("gone")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from bastion.broker import Broker, Message
 from bastion.defender.detect import Datapoint, MetricType
 from bastion.reserved.defender import DefenderMetricsTopics
+from support.clock import ManualClock
 
 
 def report(rid: int) -> bytes:
@@ -44,9 +46,9 @@ def run_burst(things: int, max_batch: int) -> HeldDetect:
     async def main() -> HeldDetect:
         broker = Broker()
         detect = HeldDetect(asyncio.get_running_loop(), 2 * things)  # ports, their count
-        clock = iter(range(1000, 1000 + things))
+        clock = ManualClock(datetime.fromtimestamp(999, UTC), tick=timedelta(seconds=1))
         topics = DefenderMetricsTopics(broker, detect,  # type: ignore[arg-type]
-                                       min_period=300, clock=lambda: float(next(clock)),
+                                       min_period=300, clock=clock,
                                        max_batch=max_batch)
         for i in range(things):
             session: Any = SimpleNamespace(client_id=f"t{i}",

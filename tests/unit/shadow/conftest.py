@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from bastion.shadow import ShadowService
 from bastion.store import Store
+from support.clock import ManualClock
 from support.databases import _pg_schemas, _session_store, fresh_database_url, store
 
 __all__ = ["_pg_schemas", "_session_store", "fresh_database_url", "store"]
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-    @property
-    def seconds(self) -> int:
-        return int(self.now.timestamp())
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(datetime(2025, 6, 1, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -41,5 +25,5 @@ def events() -> list[object]:
 
 
 @pytest.fixture
-def shadows(store: Store, clock: FakeClock, events: list[object]) -> ShadowService:
+def shadows(store: Store, clock: ManualClock, events: list[object]) -> ShadowService:
     return ShadowService(store, publish=events.append, clock=clock)

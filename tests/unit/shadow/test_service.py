@@ -20,8 +20,7 @@ from bastion.shadow import (
     ShadowVersionConflictError,
 )
 from bastion.store import Store
-
-from .conftest import FakeClock
+from support.clock import ManualClock
 
 
 def body(document: dict[str, Any]) -> bytes:
@@ -37,15 +36,15 @@ def current(shadows: ShadowService, thing: str, name: str | None = None) -> Any:
     return load(shadows.get(thing, name).payload)
 
 
-def test_update_creates_then_versions_increment(shadows: ShadowService, clock: FakeClock,
+def test_update_creates_then_versions_increment(shadows: ShadowService, clock: ManualClock,
                                                 events: list[object]) -> None:
     created = shadows.update("dev1", None, body({"state": {"desired": {"color": "red"}},
                                                  "clientToken": "c1"}))
     assert created.version == 1
     assert load(created.accepted) == {
         "state": {"desired": {"color": "red"}},
-        "metadata": {"desired": {"color": {"timestamp": clock.seconds}}},
-        "version": 1, "timestamp": clock.seconds, "clientToken": "c1",
+        "metadata": {"desired": {"color": {"timestamp": int(clock.time())}}},
+        "version": 1, "timestamp": int(clock.time()), "clientToken": "c1",
     }
     assert load(created.delta)["state"] == {"color": "red"}
     assert "previous" not in load(created.documents)
@@ -64,8 +63,8 @@ def test_update_creates_then_versions_increment(shadows: ShadowService, clock: F
                                              "reported": {"color": "red"}}
     got = current(shadows, "dev1")
     assert got["version"] == 2 and "delta" not in got["state"]
-    assert got["metadata"]["reported"]["color"]["timestamp"] == clock.seconds
-    assert got["metadata"]["desired"]["color"]["timestamp"] == clock.seconds - 10
+    assert got["metadata"]["reported"]["color"]["timestamp"] == int(clock.time())
+    assert got["metadata"]["desired"]["color"]["timestamp"] == int(clock.time()) - 10
 
 
 def test_optimistic_locking(shadows: ShadowService, events: list[object]) -> None:
@@ -106,7 +105,7 @@ def test_get_shows_the_delta_and_echoes_the_token(shadows: ShadowService) -> Non
     assert got["clientToken"] == "t"
 
 
-def test_delete_keeps_the_version_sequence(shadows: ShadowService, clock: FakeClock,
+def test_delete_keeps_the_version_sequence(shadows: ShadowService, clock: ManualClock,
                                            events: list[object]) -> None:
     with pytest.raises(ShadowNotFoundError):
         shadows.delete("dev1")
@@ -114,7 +113,7 @@ def test_delete_keeps_the_version_sequence(shadows: ShadowService, clock: FakeCl
         shadows.update("dev1", None, body({"state": {"reported": {"v": value}}}))
     events.clear()
     deleted = shadows.delete("dev1", None, b'{"clientToken": "d"}')
-    assert load(deleted.accepted) == {"version": 3, "timestamp": clock.seconds,
+    assert load(deleted.accepted) == {"version": 3, "timestamp": int(clock.time()),
                                       "clientToken": "d"}
     assert events == [deleted] and isinstance(deleted, ShadowDeleted)
     assert deleted.messages() == (("$aws/things/dev1/shadow/delete/accepted",
@@ -134,7 +133,7 @@ def test_delete_keeps_the_version_sequence(shadows: ShadowService, clock: FakeCl
 
 
 def test_a_shadow_deleted_long_ago_starts_again(shadows: ShadowService, store: Store,
-                                                clock: FakeClock) -> None:
+                                                clock: ManualClock) -> None:
     shadows.update("dev1", None, body({"state": {"reported": {"x": 1}}}))
     shadows.update("dev1", None, body({"state": {"reported": {"x": 2}}}))
     shadows.delete("dev1")
@@ -202,7 +201,7 @@ def test_classic_and_named_shadows_are_separate(shadows: ShadowService) -> None:
     assert current(shadows, "dev1")["version"] == 1
 
 
-def test_list_named_shadows(shadows: ShadowService, clock: FakeClock) -> None:
+def test_list_named_shadows(shadows: ShadowService, clock: ManualClock) -> None:
     assert shadows.list_named_shadows("dev1").results == ()
     shadows.update("dev1", None, body({"state": {}}))  # the classic shadow is not listed
     for name in ("c", "a", "$pkg", "b", "gone"):
@@ -211,7 +210,7 @@ def test_list_named_shadows(shadows: ShadowService, clock: FakeClock) -> None:
     shadows.delete("dev1", "gone")
     first = shadows.list_named_shadows("dev1", page_size=2)
     assert first.results == ("$pkg", "a") and first.next_token
-    assert first.timestamp == clock.seconds
+    assert first.timestamp == int(clock.time())
     second = shadows.list_named_shadows("dev1", page_size=2, next_token=first.next_token)
     assert second.results == ("b", "c") and second.next_token is None
     assert shadows.list_named_shadows("dev1").results == ("$pkg", "a", "b", "c")
@@ -230,7 +229,7 @@ def test_no_registered_thing_is_needed(shadows: ShadowService) -> None:
 
 
 def test_a_failing_event_sink_does_not_undo_the_change(store: Store,
-                                                       clock: FakeClock) -> None:
+                                                       clock: ManualClock) -> None:
     def broken(event: object) -> None:
         raise RuntimeError("sink down")
 

@@ -24,18 +24,10 @@ from bastion.trail import (
     verify,
     verify_chain,
 )
+from support.clock import ManualClock
 
 records_table = metadata.tables["trail_records"]
 head_table = metadata.tables["trail_head"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -44,12 +36,12 @@ class FakeCaller:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), tick=timedelta(seconds=1))
 
 
 @pytest.fixture
-def trail(store: Store, clock: FakeClock) -> Trail:
+def trail(store: Store, clock: ManualClock) -> Trail:
     return Trail(store, clock=clock)
 
 
@@ -315,7 +307,7 @@ def test_concurrent_writers_of_one_process(trail: Trail, store: Store) -> None:
     assert result.ok and result.checked == 90
 
 
-def test_concurrent_nodes_never_fork(store: Store, clock: FakeClock) -> None:
+def test_concurrent_nodes_never_fork(store: Store, clock: ManualClock) -> None:
     """Separate Trail objects (no shared lock) behave like separate nodes: the database
     head lock and constraints keep one chain."""
     assert _hammer(lambda: Trail(store, clock=clock), threads=6, each=15) == []

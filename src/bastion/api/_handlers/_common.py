@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.registry import RegistryConfig
+from bastion.account import Account
+from bastion.registry import split_arn
 
 from .._errors import invalid_request
 from ._table import Params
@@ -21,7 +22,7 @@ def refuse_unsupported(params: Params, *names: str) -> None:
             raise invalid_request(f"{name} is not supported by Bastion yet")
 
 
-def name_from(params: Params, name_key: str, arn_key: str, account: RegistryConfig,
+def name_from(params: Params, name_key: str, arn_key: str, account: Account,
               resource_type: str) -> str:
     """A resource name given either by name or by ARN (AddThingToThingGroup style).
 
@@ -34,7 +35,7 @@ def name_from(params: Params, name_key: str, arn_key: str, account: RegistryConf
         return name
     arn = params.get(arn_key)
     if isinstance(arn, str):
-        _, ident = account.parse_arn(arn, frozenset({resource_type}))
+        _, ident = split_arn(account, arn, frozenset({resource_type}))
         return ident
     raise invalid_request(f"Specify {name_key} or {arn_key}")
 

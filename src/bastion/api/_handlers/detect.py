@@ -123,7 +123,7 @@ def create_security_profile(ctx: OperationContext, params: Params) -> Result:
         additional_metrics=params.get("additionalMetricsToRetainV2") or [
             {"metric": m} for m in params.get("additionalMetricsToRetain") or ()],
         mitigation_actions=_split(tags.get(MITIGATION_TAG)),
-        metrics_export=params.get("metricsExportConfig"), now=service.clock())
+        metrics_export=params.get("metricsExportConfig"), now=service.clock.time())
     return {"securityProfileName": profile.name,
             "securityProfileArn": service.target_arn(f"securityprofile/{profile.name}")}
 
@@ -152,7 +152,7 @@ def update_security_profile(ctx: OperationContext, params: Params) -> Result:
         delete_alert_targets=bool(params.get("deleteAlertTargets")),
         metrics_export=params.get("metricsExportConfig"),
         delete_metrics_export=bool(params.get("deleteMetricsExportConfig")),
-        now=service.clock())
+        now=service.clock.time())
     return _profile(service, profile)
 
 

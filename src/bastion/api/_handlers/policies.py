@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from cryptography import x509
 
+from bastion.account import Account
 from bastion.enforcement import request_context
 from bastion.policy import (
     AuthDecision,
@@ -18,7 +19,7 @@ from bastion.policy import (
     evaluate,
     parse_policy,
 )
-from bastion.registry import PolicySummary, RegistryConfig
+from bastion.registry import PolicySummary, split_arn
 
 from .._context import OperationContext
 from .._errors import invalid_request, not_found
@@ -197,7 +198,7 @@ def test_authorization(ctx: OperationContext, params: Params) -> Result:
         raise invalid_request("principal is required: Bastion tests certificate principals")
     services = ctx.services
     account = services.account
-    _, certificate_id = account.parse_arn(principal, frozenset({"cert"}))
+    _, certificate_id = split_arn(account, principal, frozenset({"cert"}))
     client_id = params.get("clientId")
     record = services.identity.resolve_principal(certificate_id, client_id=client_id)
     if record is None:
@@ -224,7 +225,7 @@ def test_authorization(ctx: OperationContext, params: Params) -> Result:
 
 
 def _auth_result(info: Params, policies: list[Policy], context: RequestContext,
-                 account: RegistryConfig) -> dict[str, Any]:
+                 account: Account) -> dict[str, Any]:
     action_type = info.get("actionType")
     if action_type is None:
         raise invalid_request("authInfos.member.actionType is required")
@@ -249,7 +250,7 @@ def _auth_result(info: Params, policies: list[Policy], context: RequestContext,
         verdict = AuthDecision.ALLOWED
 
     def refs(found: dict[PolicyRef, None]) -> list[dict[str, str]]:
-        return [{"policyName": ref.name, "policyArn": account.arn("policy", ref.name)}
+        return [{"policyName": ref.name, "policyArn": account.arn(f"policy/{ref.name}")}
                 for ref in found]
 
     result: dict[str, Any] = {

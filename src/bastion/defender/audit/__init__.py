@@ -6,8 +6,9 @@ journal, CRLs, key lists and logging options.
   findings, related resources, suppressions; :meth:`AuditService.run_due` for the
   scheduler;
 * :class:`AuditMitigationService` — audit mitigation actions tasks and executions,
-  applied through :class:`bastion.defender.mitigation.RegistryEffects` (so certificate changes reach live sessions);
-* :class:`AuditScheduler` with :class:`SystemClock` (or any :class:`Clock`);
+  applied through :class:`bastion.defender.mitigation.RegistryEffects` (so certificate
+  changes reach live sessions);
+* :class:`AuditScheduler`, waiting with any :class:`bastion.clock.Clock`;
 * :class:`CrlRegistry` — CRL sources per issuing CA; :class:`WeakKeyLists` — the
   operator's compromised-key lists;
 * :data:`CHECKS` — the catalog (severity, reason codes, settings, allowed actions).
@@ -55,7 +56,7 @@ from ._model import (
     Suppression,
     TaskStatistics,
 )
-from ._schedule import Clock, SystemClock, next_run
+from ._schedule import next_run
 from ._scheduler import AuditScheduler
 from ._service import AuditService, Notifier
 
@@ -76,7 +77,6 @@ __all__ = [
     "CheckName",
     "CheckRunStatus",
     "CheckSpec",
-    "Clock",
     "ConfigName",
     "CrlRegistry",
     "CrlSource",
@@ -102,7 +102,6 @@ __all__ = [
     "ScheduledAudit",
     "Severity",
     "Suppression",
-    "SystemClock",
     "TaskAlreadyExistsError",
     "TaskStatistics",
     "ThresholdSetting",

@@ -24,7 +24,7 @@ import ssl
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from bastion.clock import Clock, SystemClock
 from bastion.pki import certificate_id
 from bastion.store import CrlRow, Store
 
@@ -44,7 +45,6 @@ MAX_CRL_BYTES: Final = 64 * 1024 * 1024
 FETCH_TIMEOUT: Final = 30.0
 DEFAULT_REFRESH: Final = timedelta(hours=1)
 
-Clock = Callable[[], datetime]
 Fetcher = Callable[[str], bytes]
 
 
@@ -158,7 +158,7 @@ class CrlRegistry:
                  fetch: Fetcher | None = None,
                  refresh_interval: timedelta = DEFAULT_REFRESH) -> None:
         self._store = store
-        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._fetch: Fetcher = fetch or default_fetch
         self._refresh = refresh_interval
 
@@ -196,7 +196,7 @@ class CrlRegistry:
         except (OSError, ValueError) as error:
             raise InvalidRequestError(f"the CRL at {source} cannot be used: {error}"
                                       ) from None
-        now = self._clock()
+        now = self._clock.now()
         row = CrlRow(ident, issuer_certificate_pem, source, data,
                      crl.last_update_utc, crl.next_update_utc, now, None, now)
         with self._store.transaction() as uow:
@@ -225,7 +225,7 @@ class CrlRegistry:
                 only_due: bool = False) -> int:
         """Fetch the CRL of one issuer, or of every (due) source; a failed fetch keeps
         the previous CRL and records the error. Returns how many fetches succeeded."""
-        now = self._clock()
+        now = self._clock.now()
         with self._store.transaction(readonly=True) as uow:
             rows = uow.audit_crls.all()
         succeeded = 0

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from bastion.account import Account
 from bastion.logging_options import LoggingState
-from bastion.registry import RegistryConfig
 from bastion.store import (
     CaCertificateRow,
     CertificateRow,
@@ -34,7 +34,7 @@ class StoreFleet:
 
     __slots__ = ("_account", "_assessor", "_index", "_logging", "_revocations", "_store")
 
-    def __init__(self, store: Store, account: RegistryConfig, *,
+    def __init__(self, store: Store, account: Account, *,
                  revocations: Callable[[], RevocationIndex],
                  assessor: KeyQualityAssessor, logging_state: Callable[[], LoggingState]
                  ) -> None:
@@ -46,7 +46,7 @@ class StoreFleet:
         self._logging = logging_state
 
     @property
-    def account(self) -> RegistryConfig:
+    def account(self) -> Account:
         return self._account
 
     def certificate_count(self) -> int:

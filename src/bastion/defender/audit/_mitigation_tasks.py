@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 from bastion.defender.mitigation import (
     MitigationAction,
     MitigationActionService,
@@ -31,7 +33,6 @@ from bastion.defender.mitigation import (
     MitigationEffects,
 )
 from bastion.registry import (
-    RegistryConfig,
     RegistryError,
 )
 from bastion.store import (
@@ -90,18 +91,18 @@ def finding_message(finding: Finding) -> dict[str, Any]:
 class AuditMitigationService:
     """Start, describe, cancel and list audit mitigation actions tasks and executions."""
 
-    def __init__(self, store: Store, *, account: RegistryConfig,
+    def __init__(self, store: Store, *, account: Account,
                  actions: MitigationActionService, effects: MitigationEffects,
-                 executor: Executor, clock: Callable[[], datetime]) -> None:
+                 executor: Executor, clock: Clock | None = None) -> None:
         self._store = store
         self._account = account
         self._actions = actions
         self._effects = effects
         self._executor = executor
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     def _now(self) -> datetime:
-        return self._clock().astimezone(UTC)
+        return self._clock.now().astimezone(UTC)
 
     def start_audit_mitigation_actions_task(
             self, task_id: str, *, target: Mapping[str, Any],

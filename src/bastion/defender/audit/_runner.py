@@ -25,7 +25,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Final
 
-from bastion.registry import RegistryConfig
+from bastion.account import Account
+from bastion.clock import Clock
 from bastion.store import AuditFindingRow, Store
 
 from ._catalog import CHECKS, CheckSpec
@@ -66,8 +67,8 @@ def finding_rows(task_id: str, spec: CheckSpec, start: datetime, found_at: datet
             reason_code=draft.reason_code, is_suppressed=key in suppressed)
 
 
-def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Fleet,
-             clock: Callable[[], datetime], previous_run: datetime | None,
+def run_task(store: Store, account: Account, *, task_id: str, fleet: Fleet,
+             clock: Clock, previous_run: datetime | None,
              configurations: dict[str, dict[str, str]],
              on_finished: Callable[[str], None] | None = None,
              stopping: Callable[[], bool] = lambda: False) -> None:
@@ -117,13 +118,13 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
                     return
         with store.transaction() as uow:
             finished = uow.audit.update_task(task_id, status=AuditTaskStatus.COMPLETED,
-                                              end_time=clock(),
+                                              end_time=clock.now(),
                                               only_if_status=AuditTaskStatus.IN_PROGRESS)
     except Exception:
         log.exception("audit task %s failed", task_id)
         with store.transaction() as uow:
             finished = uow.audit.update_task(task_id, status=AuditTaskStatus.FAILED,
-                                              end_time=clock(),
+                                              end_time=clock.now(),
                                               only_if_status=AuditTaskStatus.IN_PROGRESS)
     if finished and on_finished is not None:
         try:
@@ -133,21 +134,21 @@ def run_task(store: Store, account: RegistryConfig, *, task_id: str, fleet: Flee
 
 
 def _abandon(store: Store, task_id: str, details: dict[str, CheckDetails],
-             clock: Callable[[], datetime]) -> None:
+             clock: Clock) -> None:
     """Bastion is stopping: the task fails, its unfinished checks are canceled."""
     for name, value in details.items():
         if value.run_status is CheckRunStatus.IN_PROGRESS:
             details[name] = CheckDetails(CheckRunStatus.CANCELED,
                                          message="Bastion stopped during the audit")
     with store.transaction() as uow:
-        uow.audit.update_task(task_id, status=AuditTaskStatus.FAILED, end_time=clock(),
+        uow.audit.update_task(task_id, status=AuditTaskStatus.FAILED, end_time=clock.now(),
                               check_details={k: v.as_json() for k, v in details.items()},
                               only_if_status=AuditTaskStatus.IN_PROGRESS)
     log.warning("audit task %s abandoned: Bastion is stopping", task_id)
 
 
 def _run_check(store: Store, task_id: str, spec: CheckSpec, ctx: CheckContext,
-               clock: Callable[[], datetime], suppressed: set[str]) -> CheckDetails:
+               clock: Clock, suppressed: set[str]) -> CheckDetails:
     function = CHECK_FUNCTIONS.get(spec.name.value)
     if function is None:  # no such resources in Bastion (Cognito, role aliases)
         return CheckDetails(CheckRunStatus.COMPLETED_COMPLIANT, True, 0, 0, 0)
@@ -157,7 +158,7 @@ def _run_check(store: Store, task_id: str, spec: CheckSpec, ctx: CheckContext,
         log.exception("audit task %s: check %s failed", task_id, spec.name.value)
         return CheckDetails(CheckRunStatus.FAILED, error_code="CHECK_FAILED",
                             message=f"{type(error).__name__}: {error}"[:1000])
-    found_at = clock()
+    found_at = clock.now()
     rows = list(finding_rows(task_id, spec, ctx.now, found_at, outcome.findings, suppressed))
     for chunk in _chunks(rows, FINDING_BATCH):
         with store.transaction() as uow:

@@ -1,4 +1,4 @@
-"""When scheduled audits run (pure functions) and the clock they run by.
+"""When scheduled audits run (pure functions).
 
 A scheduled audit runs at :data:`DEFAULT_RUN_AT` (UTC) on its days:
 
@@ -11,17 +11,15 @@ A scheduled audit runs at :data:`DEFAULT_RUN_AT` (UTC) on its days:
 A run that was missed while Bastion was down is started once when it comes back (its
 ``next_run_time`` has passed); the one after is computed from then on.
 
-:class:`Clock` is what the scheduler waits with: :class:`SystemClock` in ``bastion
+The scheduler waits with a :class:`bastion.clock.Clock`: the system's in ``bastion
 serve``; tests pass a clock they move by hand.
 """
 
 from __future__ import annotations
 
-import asyncio
 import calendar
-import contextlib
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final, Protocol
+from typing import Final
 
 from ._model import AuditFrequency, DayOfWeek
 
@@ -70,27 +68,3 @@ def next_run(frequency: AuditFrequency, *, after: datetime, day_of_week: DayOfWe
         if candidate > after:
             return candidate
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-class Clock(Protocol):
-    """The scheduler's time: what time it is, and waiting until a time (or a wake-up)."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep_until(self, deadline: datetime, wake: asyncio.Event) -> None:
-        """Return at ``deadline``, or earlier when ``wake`` is set."""
-        ...
-
-
-class SystemClock:
-    """The real clock (UTC)."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep_until(self, deadline: datetime, wake: asyncio.Event) -> None:
-        delay = (deadline - self.now()).total_seconds()
-        if delay <= 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)

@@ -9,9 +9,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from bastion.clock import Clock
 from bastion.lifecycle import Component
 
-from ._schedule import MAX_WAIT, Clock
+from ._schedule import MAX_WAIT
 from ._service import AuditService
 
 log = logging.getLogger("bastion.defender.audit")

@@ -19,8 +19,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 from bastion.logging_options import LoggingControl
-from bastion.registry import RegistryConfig
 from bastion.store import (
     AuditConfigurationRow,
     AuditFindingRow,
@@ -65,7 +66,6 @@ from ._schedule import DEFAULT_RUN_AT, next_run
 log = logging.getLogger("bastion.defender.audit")
 
 Executor = Callable[[Callable[[], None]], None]
-Clock = Callable[[], datetime]
 
 MAX_PAGE: Final = 250
 DEFAULT_PAGE: Final = 100
@@ -82,10 +82,6 @@ class Notifier(Protocol):
     def notify(self, target_arn: str, subject: str, message: Mapping[str, Any]) -> None:
         """Queue a notification (never blocks on delivery)."""
         ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _ThreadExecutor:
@@ -123,13 +119,13 @@ class AuditService:
     :param logging: the IoT logging options (LOGGING_DISABLED_CHECK).
     :param notifier: where audit completion notifications go.
     :param executor: runs audit tasks; default: one worker thread.
-    :param clock: the current time (aware); the scheduler's clock in ``bastion serve``.
+    :param clock: the current time; the scheduler's clock in ``bastion serve``.
     """
 
-    def __init__(self, store: Store, *, account: RegistryConfig, crls: CrlRegistry,
+    def __init__(self, store: Store, *, account: Account, crls: CrlRegistry,
                  logging: LoggingControl, key_lists: WeakKeyLists | None = None,
                  notifier: Notifier | None = None, executor: Executor | None = None,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock | None = None) -> None:
         self._store = store
         self._account = account
         self.crls = crls
@@ -138,12 +134,12 @@ class AuditService:
         self._notifier = notifier
         self._own_executor = _ThreadExecutor() if executor is None else None
         self._executor: Executor = executor or self._own_executor  # type: ignore[assignment]
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else SystemClock()
         self._stopping = threading.Event()
         self.schedule_changed: Callable[[], None] = lambda: None
 
     @property
-    def account(self) -> RegistryConfig:
+    def account(self) -> Account:
         return self._account
 
     @property
@@ -159,7 +155,7 @@ class AuditService:
             self._own_executor.shutdown()
 
     def _now(self) -> datetime:
-        now = self._clock()
+        now = self._clock.now()
         if now.utcoffset() is None:
             raise ValueError("the clock returned a naive datetime")
         return now.astimezone(UTC)
@@ -317,7 +313,7 @@ class AuditService:
 
         def job() -> None:
             run_task(self._store, self._account, task_id=task_id, fleet=fleet,
-                     clock=self._now, previous_run=previous_run,
+                     clock=self._clock, previous_run=previous_run,
                      configurations=configurations, on_finished=self._finished,
                      stopping=self._stopping.is_set)
 
@@ -557,7 +553,7 @@ class AuditService:
     # -- scheduled audits --------------------------------------------------------------
 
     def scheduled_audit_arn(self, name: str) -> str:
-        return self._account.arn("scheduledaudit", name)
+        return self._account.arn(f"scheduledaudit/{name}")
 
     def _schedule_values(self, frequency: str, day_of_week: str | None,
                          day_of_month: str | None

@@ -27,12 +27,14 @@ store. Without it (unit tests, benchmarks) everything stays in memory.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 
 from ._errors import (
     InvalidRequestError,
@@ -84,22 +86,23 @@ class DetectService:
     """See the module docstring.
 
     :param membership: resolves a thing's registration and groups.
-    :param target_prefix: ``arn:aws:iot:<region>:<account>:`` for target ARNs.
+    :param account: region and account of the target ARNs.
+    :param clock: the time of stored records and task timestamps (epoch seconds).
     :param on_event: called (outside the lock) with every violation event.
     """
 
-    def __init__(self, *, membership: Membership, target_prefix: str,
+    def __init__(self, *, membership: Membership, account: Account,
                  on_event: ViolationHandler | None = None, retention_seconds: float = 14 * 86400,
                  invalidate_after: float = 2 * 86400,
-                 clock: Callable[[], float] = time.time,
+                 clock: Clock | None = None,
                  records: StoreRecords | None = None,
                  statistics_ttl: float = 300.0) -> None:
         self._membership = membership
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._records = records
         self.statistics_ttl = statistics_ttl
         self._threshold_cache: dict[tuple[str, str, str | None], tuple[float, float | None]] = {}
-        self._prefix = target_prefix
+        self._account = account
         self.on_event = on_event
         self.retention_seconds = retention_seconds
         self.invalidate_after = invalidate_after
@@ -171,7 +174,7 @@ class DetectService:
                 raise ResourceAlreadyExistsError(f"custom metric {name} exists")
             metric = CustomMetric(name, kind, display_name)
             if self._records is not None:
-                self._records.save_custom_metric(metric, self.clock())
+                self._records.save_custom_metric(metric, self.clock.time())
             self.custom_metrics[name] = metric
             return metric
 
@@ -185,7 +188,7 @@ class DetectService:
         with self._lock:
             metric = replace(self.describe_custom_metric(name), display_name=display_name)
             if self._records is not None:
-                self._records.save_custom_metric(metric, self.clock())
+                self._records.save_custom_metric(metric, self.clock.time())
             self.custom_metrics[name] = metric
             return metric
 
@@ -208,7 +211,7 @@ class DetectService:
                 raise ResourceAlreadyExistsError(f"dimension {name} exists")
             dimension = Dimension(name, tuple(values))
             if self._records is not None:
-                self._records.save_dimension(name, type_, list(values), self.clock())
+                self._records.save_dimension(name, type_, list(values), self.clock.time())
             self.dimensions[name] = dimension
             return dimension
 
@@ -223,7 +226,7 @@ class DetectService:
             old = self.describe_dimension(name)
             dimension = replace(old, string_values=tuple(values))
             if self._records is not None:
-                self._records.save_dimension(name, old.type, list(values), self.clock())
+                self._records.save_dimension(name, old.type, list(values), self.clock.time())
             self.dimensions[name] = dimension
             return dimension
 
@@ -405,7 +408,7 @@ class DetectService:
         raise InvalidRequestError(f"bad securityProfileTargetArn {target_arn!r}")
 
     def target_arn(self, key: str) -> str:
-        return self._prefix + key
+        return self._account.arn(key)
 
     def attach(self, name: str, target_arn: str) -> None:
         key = self.target_key(target_arn)

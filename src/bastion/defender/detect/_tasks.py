@@ -169,7 +169,7 @@ class DetectMitigationTasks:
             raise InvalidRequestError("violationEventOccurrenceRange ends before it starts")
         task = DetectMitigationTask(
             task_id=task_id, status=DetectTaskStatus.IN_PROGRESS,
-            start_time=self._service.clock(), end_time=None,
+            start_time=self._service.clock.time(), end_time=None,
             violation_ids=tuple(ids) if ids else None, security_profile_name=profile,
             behavior_name=behavior, occurrence_range=occurrence_range,
             only_active=only_active, include_suppressed=include_suppressed,
@@ -187,7 +187,7 @@ class DetectMitigationTasks:
     def violations_of(self, task: DetectMitigationTask) -> list[TargetViolation]:
         """The violations ``task`` acts on, oldest first, one entry per violation."""
         service = self._service
-        now = service.clock()
+        now = service.clock.time()
         active = {v.violation_id: v for v in service.list_active_violations()}
         if task.occurrence_range is not None:
             start, end = task.occurrence_range
@@ -236,7 +236,7 @@ class DetectMitigationTasks:
                 if task.task_id in self._cancel:
                     canceled = True
                     break
-                started = self._service.clock()
+                started = self._service.clock.time()
                 outcome = self._apply(task.task_id, violation, action)
                 if outcome.status is ExecutionStatus.SUCCESSFUL:
                     executed += 1
@@ -247,7 +247,7 @@ class DetectMitigationTasks:
                 with self._lock:
                     self._executions.append(DetectMitigationExecution(
                         task.task_id, violation.violation_id, action, violation.thing_name,
-                        started, self._service.clock(), outcome.status, outcome.error_code,
+                        started, self._service.clock.time(), outcome.status, outcome.error_code,
                         outcome.message))
             if canceled:
                 break
@@ -256,7 +256,7 @@ class DetectMitigationTasks:
                   DetectTaskStatus.FAILED if failed else DetectTaskStatus.SUCCESSFUL)
         with self._lock:
             self._tasks[task.task_id] = replace(
-                self._tasks[task.task_id], status=status, end_time=self._service.clock(),
+                self._tasks[task.task_id], status=status, end_time=self._service.clock.time(),
                 executed=executed, skipped=skipped, failed=failed)
 
     def describe(self, task_id: str) -> DetectMitigationTask:

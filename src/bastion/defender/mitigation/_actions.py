@@ -12,17 +12,16 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
-from bastion.registry import RegistryConfig
+from bastion.account import Account
+from bastion.clock import Clock, SystemClock
 from bastion.store import ConflictError, InvalidPageTokenError, MitigationActionRow, Store
 
 from .._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
-
-Clock = Callable[[], datetime]
 
 _NAME: Final = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _GROUP: Final = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
@@ -142,20 +141,20 @@ class MitigationActionService:
     """Create, read, update, delete and list mitigation actions.
 
     :param store: the store.
-    :param config: the region and account the ARNs name.
-    :param clock: the current time (aware).
+    :param account: the region and account the ARNs name.
+    :param clock: the current time.
     """
 
-    __slots__ = ("_clock", "_config", "_store")
+    __slots__ = ("_account", "_clock", "_store")
 
-    def __init__(self, store: Store, *, config: RegistryConfig,
+    def __init__(self, store: Store, *, account: Account,
                  clock: Clock | None = None) -> None:
         self._store = store
-        self._config = config
-        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._account = account
+        self._clock: Clock = clock if clock is not None else SystemClock()
 
     def arn(self, name: str) -> str:
-        return self._config.arn("mitigationaction", name)
+        return self._account.arn(f"mitigationaction/{name}")
 
     def create_action(self, name: str, role_arn: str,
                       action_params: Mapping[str, Any]) -> MitigationAction:
@@ -167,7 +166,7 @@ class MitigationActionService:
         _check_name(name)
         _check_role(role_arn)
         kind = action_type_of(action_params)
-        now = self._clock()
+        now = self._clock.now()
         row = MitigationActionRow(name, str(uuid.uuid4()), kind.value, role_arn,
                                   {k: v for k, v in action_params.items() if v is not None},
                                   now, now)
@@ -213,7 +212,7 @@ class MitigationActionService:
                         "cannot change")
                 params = {k: v for k, v in action_params.items() if v is not None}
             role = row.role_arn if role_arn is None else _check_role(role_arn)
-            now = self._clock()
+            now = self._clock.now()
             uow.mitigation_actions.update(name, role_arn=role, params=params, now=now)
             row = MitigationActionRow(row.name, row.action_id, row.action_type, role, params,
                                       row.creation_date, now)

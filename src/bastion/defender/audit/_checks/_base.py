@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bastion.account import Account
 from bastion.logging_options import LoggingState
-from bastion.registry import RegistryConfig
 from bastion.store import CaCertificateRow, CertificateRow, ProvisioningTemplateRow
 
 from .._catalog import CheckSpec, threshold
@@ -25,7 +25,7 @@ class Fleet(Protocol):
     """The data the checks read. Iterators are consumed once; batches keep memory flat."""
 
     @property
-    def account(self) -> RegistryConfig: ...
+    def account(self) -> Account: ...
 
     def certificate_count(self) -> int: ...
 

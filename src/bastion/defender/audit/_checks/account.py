@@ -42,8 +42,8 @@ def claim_template_without_hook(ctx: CheckContext) -> CheckOutcome:
             Resource(ResourceType.PROVISIONING_TEMPLATE,
                      ResourceIdentifier.provisioning_template(template.name),
                      {"TEMPLATE_NAME": template.name,
-                      "TEMPLATE_ARN": ctx.fleet.account.arn("provisioningtemplate",
-                                                            template.name)}),
+                      "TEMPLATE_ARN": ctx.fleet.account.arn(
+                          f"provisioningtemplate/{template.name}")}),
             CLAIM_TEMPLATE_WITHOUT_PRE_PROVISIONING_HOOK,
             f"Provisioning template {template.name} provisions devices by claim without a "
             "pre-provisioning hook to validate them."))

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from bastion.account import Account
 from bastion.policy import (
     IOT_POLICY_ACTIONS,
     BoundPolicySet,
@@ -103,11 +104,11 @@ def _instantiate(text: str) -> str:
     return _substitute(text, VICTIM).replace("*", VICTIM).replace("?", "v")
 
 
-def _context(region: str, account: str, *, client_id: str, thing: str | None
-             ) -> RequestContext:
+def _context(account: Account, *, client_id: str, thing: str | None) -> RequestContext:
     name = thing or client_id
     return RequestContext(
-        region=region, account=account, client_id=client_id, thing_name=thing,
+        region=account.region, account=account.account_id, client_id=client_id,
+        thing_name=thing,
         thing_type_name=PROBE_TYPE if thing else None, is_attached=thing is not None,
         certificate_subject={"CommonName": [name]},
         certificate_issuer={"CommonName": ["bastion-audit-probe-ca"]},
@@ -119,11 +120,10 @@ class _Probe:
     policy: Policy
     compiled: CompiledPolicySet
     attacker: BoundPolicySet
-    region: str
-    account: str
+    account: Account
 
     def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:iot:{self.region}:{self.account}:{kind}/{name}"
+        return self.account.arn(f"{kind}/{name}")
 
 
 def _allow_patterns(document: PolicyDocument) -> Iterable[str]:
@@ -158,7 +158,7 @@ def _broad_actions(probe: _Probe) -> dict[str, str]:
     # iot:Connect: any client id, from a client that is not an attached thing.
     connect_names = [ANY_CLIENT] + _candidates(probe, "client")
     for name in connect_names:
-        context = _context(probe.region, probe.account, client_id=name, thing=None)
+        context = _context(probe.account, client_id=name, thing=None)
         bound = bind(probe.compiled, context)
         if bound.is_allowed("iot:Connect", probe.arn("client", name)):
             broad["iot:Connect"] = probe.arn("client", name)
@@ -198,10 +198,8 @@ def iot_policy_overly_permissive(ctx: CheckContext) -> CheckOutcome:
     for name, version, policy in _policies(ctx):
         total += 1
         compiled = compile_policy_set([policy])
-        attacker = bind(compiled, _context(account.region, account.account_id,
-                                           client_id=ATTACKER, thing=ATTACKER))
-        broad = _broad_actions(_Probe(policy, compiled, attacker, account.region,
-                                      account.account_id))
+        attacker = bind(compiled, _context(account, client_id=ATTACKER, thing=ATTACKER))
+        broad = _broad_actions(_Probe(policy, compiled, attacker, account))
         if not broad:
             continue
         actions = sorted(broad)
@@ -257,13 +255,13 @@ def iot_policy_potential_misconfiguration(ctx: CheckContext) -> CheckOutcome:
                     continue
                 if attacker is None:
                     attacker = bind(compile_policy_set([policy]),
-                                    _context(account.region, account.account_id,
+                                    _context(account,
                                              client_id=ATTACKER, thing=ATTACKER))
-                base = f"arn:aws:iot:{account.region}:{account.account_id}"
-                if not attacker.is_allowed("iot:Receive", f"{base}:topic/{topic}"):
+                if not attacker.is_allowed("iot:Receive", account.arn(f"topic/{topic}")):
                     continue
                 for bypass in _bypass_filters(topic):
-                    if attacker.is_allowed("iot:Subscribe", f"{base}:topicfilter/{bypass}"):
+                    if attacker.is_allowed("iot:Subscribe",
+                                           account.arn(f"topicfilter/{bypass}")):
                         shown = bypass.replace(ATTACKER, "<thing>")
                         bypassed.append(f"{written} (via {shown})")
                         break
@@ -283,15 +281,15 @@ def iot_policy_potential_misconfiguration(ctx: CheckContext) -> CheckOutcome:
     return CheckOutcome(total, findings)
 
 
-def _allows_every_action(statement: Statement, region: str, account: str) -> bool:
+def _allows_every_action(statement: Statement, account: Account) -> bool:
     if statement.effect is not Effect.ALLOW or statement.actions is None:
         return False
     probe = parse_policy(json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": list(statement.actions), "Resource": "*"}]}),
         max_length=None)
     bound = bind(compile_policy_set([Policy("probe", probe)]),
-                 _context(region, account, client_id=ANY_CLIENT, thing=None))
-    resource = f"arn:aws:iot:{region}:{account}:topic/{ANY_CLIENT}"
+                 _context(account, client_id=ANY_CLIENT, thing=None))
+    resource = account.arn(f"topic/{ANY_CLIENT}")
     return all(bound.is_allowed(action, resource) for action in sorted(IOT_POLICY_ACTIONS))
 
 
@@ -302,7 +300,7 @@ def iot_policy_allows_all_actions(ctx: CheckContext) -> CheckOutcome:
     for name, version, policy in _policies(ctx):
         total += 1
         indexes = [str(i) for i, statement in enumerate(policy.document.statements)
-                   if _allows_every_action(statement, account.region, account.account_id)]
+                   if _allows_every_action(statement, account)]
         if indexes:
             findings.append(FindingDraft(
                 _resource(name, version, {"STATEMENTS": ",".join(indexes)}),
