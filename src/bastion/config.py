@@ -35,7 +35,7 @@ class StoreConfig:
     database_url: str = ""    # empty: SQLite file bastion.db in the data directory
 
 
-# -- [api]: the AWS-compatible REST API (bastion.api) ---------------------------------
+# -- The AWS-compatible REST API (bastion.api) -----------------------------------------
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
     """The REST front door for boto3 / the aws CLI (``iot``, ``iot-data``, ``iot-jobs-data``)."""
@@ -46,10 +46,9 @@ class ApiConfig:
     plaintext: bool = False   # plain HTTP: only with a loopback host
     public_host: str = ""     # DescribeEndpoint's answer; empty: the host the client used
     emulator: bool = False    # any SigV4 key accepted, POST /_bastion/reset; loopback only
-# -- end [api] -------------------------------------------------------------------------
 
 
-# -- [provisioning]: fleet provisioning, JITP/JITR (bastion.provisioning) --------------
+# -- Fleet provisioning, JITP/JITR (bastion.provisioning) ------------------------------
 @dataclass(frozen=True, slots=True)
 class ProvisioningConfig:
     """Zero-touch provisioning."""
@@ -57,10 +56,9 @@ class ProvisioningConfig:
     hook_timeout: float = 5.0   # seconds a pre-provisioning hook has to answer (then: deny)
     hook_cafile: str = ""       # CA bundle for https:// hooks; empty: the system's
     claim_lifetime: int = 300   # seconds a CreateProvisioningClaim certificate is valid
-# -- end [provisioning] ----------------------------------------------------------------
 
 
-# -- [audit] [alerts]: Device Defender audit and alert delivery -------------------------
+# -- Device Defender audit and alert delivery ------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AuditConfig:
     """Device Defender audit (bastion.defender.audit)."""
@@ -77,10 +75,9 @@ class AlertsConfig:
     attempts: int = 5
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 300.0
-# -- end [audit] [alerts] ---------------------------------------------------------------
 
 
-# -- [detect]: Device Defender detect ---------------------------------------------------
+# -- Device Defender detect ------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
     """Device Defender detect (bastion.defender.detect)."""
@@ -89,7 +86,6 @@ class DetectConfig:
     interval: float = 300.0             # seconds between evaluations (and the minimum
     #                                     period between a thing's metrics reports)
     invalidate_after: float = 172800.0  # a silent device's alarms become alarm-invalidated
-# -- end [detect] -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +97,17 @@ class Config:
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
-    audit: AuditConfig = field(default_factory=AuditConfig)  # [audit]
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # [alerts]
-    detect: DetectConfig = field(default_factory=DetectConfig)  # [detect]
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "account": Account, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
-    "audit": AuditConfig, "alerts": AlertsConfig,  # [audit] [alerts]
-    "detect": DetectConfig,  # [detect]
+    "audit": AuditConfig, "alerts": AlertsConfig,
+    "detect": DetectConfig,
 }
 
 

@@ -18,8 +18,8 @@ from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
-from ._defender import alerts_app, audit_app  # [defender audit]
-from ._files import files_app  # [files]
+from ._defender import alerts_app, audit_app
+from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._trail import trail_app
 
@@ -31,9 +31,9 @@ app.add_typer(access_app)  # bastion admin …, bastion aws-profile
 app.add_typer(trail_app, name="trail")
 app.add_typer(operator_app)  # bastion things|certs|policies …, bastion test-authorization
 device_app.command("create-many")(device_create_many)
-app.add_typer(alerts_app, name="alerts")  # [defender audit] bastion alerts …
-app.add_typer(audit_app, name="audit")  # [defender audit] bastion audit crl …
-app.add_typer(files_app, name="files")  # [files] bastion files upload …
+app.add_typer(alerts_app, name="alerts")  # bastion alerts …
+app.add_typer(audit_app, name="audit")  # bastion audit crl …
+app.add_typer(files_app, name="files")  # bastion files upload …
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -88,13 +88,11 @@ def serve(
     mqtt_port: Annotated[int | None, typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
     alpn_port: Annotated[int | None, typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
-    # -- [api] --
     api_host: Annotated[str | None, typer.Option(help="Address of the REST API (default 127.0.0.1).")] = None,
     api_port: Annotated[int | None, typer.Option(help="REST API port (0 = any free; default 8443).")] = None,
     api_plaintext: Annotated[bool, typer.Option("--api-plaintext", help="Serve the REST API over plain HTTP (loopback only).")] = False,
     emulator: Annotated[bool, typer.Option("--emulator", help="Emulator mode for tests: any SigV4 key is accepted, POST /_bastion/reset wipes all state (loopback only).")] = False,
-    # -- end [api] --
-    detect_interval: Annotated[float | None, typer.Option("--detect-interval", min=1.0, help="Seconds between Device Defender detect evaluations (default 300; also lowers the minimum period between device metrics reports).")] = None,  # [detect]
+    detect_interval: Annotated[float | None, typer.Option("--detect-interval", min=1.0, help="Seconds between Device Defender detect evaluations (default 300; also lowers the minimum period between device metrics reports).")] = None,
 ) -> None:
     """Run the broker and the REST API (initialises the data directory when missing)."""
     from ..app import App, run
@@ -107,9 +105,9 @@ def serve(
         err.print(f"[red]bad configuration:[/] {exc}")
         raise typer.Exit(2) from None
     config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port)
-    config = _api_overrides(config, host=api_host, port=api_port,  # [api]
+    config = _api_overrides(config, host=api_host, port=api_port,
                             plaintext=api_plaintext, emulator=emulator)
-    if detect_interval is not None:  # [detect]
+    if detect_interval is not None:
         import dataclasses
 
         config = dataclasses.replace(
@@ -126,7 +124,7 @@ def serve(
         for listener in running.listeners:
             scheme = "mqtts" if listener.tls else "mqtt"
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
-        if running.api is not None:  # [api]
+        if running.api is not None:
             print(f"  {'api':<15} {running.api.url}", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
@@ -152,7 +150,6 @@ def serve(
         raise typer.Exit(status)
 
 
-# -- [api] ----------------------------------------------------------------------------
 def _api_overrides(config: Config, *, host: str | None, port: int | None, plaintext: bool,
                    emulator: bool) -> Config:
     """Apply the serve command's API flags; refuse unsafe combinations (exit 2)."""
@@ -175,7 +172,6 @@ def _api_overrides(config: Config, *, host: str | None, port: int | None, plaint
         err.print(f"[red]bad API settings:[/] {exc}")
         raise typer.Exit(2) from None
     return dataclasses.replace(config, api=api)
-# -- end [api] ----------------------------------------------------------------------------
 
 
 @device_app.command("create")

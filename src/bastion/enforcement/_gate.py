@@ -109,7 +109,7 @@ class RegistryGate:
         self._generation = 0
         # Certificates never change, so their parsed fields need no invalidation.
         self._certificate_fields: OrderedDict[str, CertificateFields] = OrderedDict()
-        self.first_sight: FirstSight | None = None  # [provisioning] JITP / JITR
+        self.first_sight: FirstSight | None = None  # JITP / JITR
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
         if not principal.certificate_der:
@@ -123,12 +123,11 @@ class RegistryGate:
             not ACTIVE.
         """
         record = await self._record(principal.certificate_id, client_id)
-        # -- [provisioning] JITP / JITR: a certificate seen for the first time ----------
+        # -- JITP / JITR: a certificate seen for the first time ------------------------
         if self.first_sight is not None and (
                 record is None or record.status is CertificateStatus.PENDING_ACTIVATION):
             await self.first_sight(principal)
             record = await self._record(principal.certificate_id, client_id)
-        # -- end [provisioning] ---------------------------------------------------------
         if record is None:
             raise AuthenticationError(
                 f"certificate {principal.certificate_id} is not registered")

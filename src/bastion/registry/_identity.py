@@ -359,7 +359,7 @@ class IdentityService(CaOperations):
             policies=policies,
         )
 
-    # -- [provisioning] entry points of fleet provisioning, claims, JITP and JITR -----
+    # -- Entry points of fleet provisioning, claims, JITP and JITR ---------------------
     # (bastion.provisioning). They differ from the public operations above only in the
     # status a certificate starts in, and in the lifetime of issued claim certificates.
 
@@ -453,7 +453,6 @@ class IdentityService(CaOperations):
             events.append(CertificateRegistered(row.certificate_id, status))
         return self._certificate(row), self._ca_certificate(ca_row)
 
-    # -- end [provisioning] ---------------------------------------------------------
 
     # -- internals ------------------------------------------------------------------
 
@@ -588,6 +587,6 @@ _ISSUED_STATUSES: Final = frozenset(
 )
 
 
-def _check_issued_status(status: CertificateStatus) -> None:  # [provisioning]
+def _check_issued_status(status: CertificateStatus) -> None:
     if not isinstance(status, CertificateStatus) or status not in _ISSUED_STATUSES:
         raise InvalidRequestError(f"A certificate cannot be issued with status {status}")

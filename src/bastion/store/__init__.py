@@ -38,7 +38,7 @@ from ._audit import (
     ScheduledAuditRow,
 )
 from ._connections import ConnectionJournalRepository, ConnectionSessionRow
-from ._detect import (  # [detect]
+from ._detect import (
     DetectProfileRow,
     DetectRepository,
     MetricValueRow,

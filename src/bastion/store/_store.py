@@ -35,7 +35,7 @@ from ._audit import (
     MitigationActionRepository,
 )
 from ._connections import ConnectionJournalRepository
-from ._detect import DetectRepository  # [detect]
+from ._detect import DetectRepository
 from ._engine import READONLY_OPTION, create_store_engine
 from ._errors import StoreError
 from ._files import FileRepository
@@ -113,7 +113,7 @@ class UnitOfWork:
         self.mitigation_actions: Final = MitigationActionRepository(connection)
         self.alert_targets: Final = AlertTargetRepository(connection)
         self.alert_dead_letters: Final = DeadLetterRepository(connection)
-        self.detect: Final = DetectRepository(connection)  # [detect]
+        self.detect: Final = DetectRepository(connection)
         self.shadows: Final = ShadowRepository(connection)
         self.files: Final = FileRepository(connection)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from . import (
-    audit,  # [defender audit]
+    audit,
     certificates,
     data,
-    detect,  # [detect]
+    detect,
     groups,
     jobs,
     policies,
