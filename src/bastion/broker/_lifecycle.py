@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 
 from ._events import ClientConnected, ClientDisconnected, EventBus, Subscribed, Unsubscribed
-from ._session import Message
+from ._message import Message
 
 Publish = Callable[[Message], object]
 
