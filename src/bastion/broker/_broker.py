@@ -86,13 +86,13 @@ from ._lifecycle import LifecycleEvents
 from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions, expiry_deadline, message_properties
 from ._plugs import (
-    AcceptVerifiedCertificates,
     Action,
-    AllowAll,
     AuthenticationError,
     Authenticator,
     Authorizer,
+    DenyAll,
     Principal,
+    RefuseAll,
 )
 from ._session import NEVER_EXPIRES, Link, Session
 
@@ -123,6 +123,11 @@ class BrokerStats:
 class Broker:
     """The MQTT broker core. Listeners are attached by :mod:`bastion.broker._listener`.
 
+    Secure by default: without an ``authenticator`` every CONNECT is refused, and without
+    an ``authorizer`` nothing is allowed (so CONNECT is refused too), both with
+    NOT_AUTHORIZED. Pass :class:`AcceptVerifiedCertificates` and :class:`AllowAll` to
+    open it on purpose (tests, benchmarks).
+
     :param directory: where sessions, subscriptions and retained messages live; by default
         a :class:`MemorySessionDirectory`.
     :param clock: every timer and deadline of the broker; by default the event loop's.
@@ -139,8 +144,8 @@ class Broker:
         directory: SessionDirectory | None = None,
     ) -> None:
         self.limits = limits or BrokerLimits()
-        self.authenticator: Authenticator = authenticator or AcceptVerifiedCertificates()
-        self.authorizer: Authorizer = authorizer or AllowAll()
+        self.authenticator: Authenticator = authenticator or RefuseAll()
+        self.authorizer: Authorizer = authorizer or DenyAll()
         self.bus: EventBus = bus or InProcessBus()
         self.clock: Clock = clock or LoopClock()
         self.directory: SessionDirectory = directory or MemorySessionDirectory(
