@@ -111,7 +111,6 @@ class MQTTConnection(asyncio.Protocol):
         "_keep_alive_timeout",
         "_last_packet",
         "_loop",
-        "_max_write_buffer",
         "_monotonic",
         "_out",
         "_read_held",
@@ -140,7 +139,6 @@ class MQTTConnection(asyncio.Protocol):
     def __init__(self, host: ConnectionHost, listener_name: str, limits: ServerLimits) -> None:
         self.host = host
         self._monotonic: Callable[[], float] = host.clock.monotonic
-        self._max_write_buffer = host.limits.max_write_buffer_bytes
         self.listener_name = listener_name
         self.proto = ServerConnection(limits)
         self.transport: asyncio.Transport | None = None
@@ -398,7 +396,7 @@ class MQTTConnection(asyncio.Protocol):
             return False
         transport = self.transport
         if self.paused and transport is not None and (
-            transport.get_write_buffer_size() > self._max_write_buffer
+            transport.get_write_buffer_size() > self.host.limits.max_write_buffer_bytes
         ):
             return False
         data = message.encode_for(self.protocol_version, 0, retain, None, subscription_ids,
