@@ -24,8 +24,7 @@ from typing import Any
 
 import trustme
 
-from bastion.broker import Broker
-from bastion.broker._connection import MQTTConnection
+from bastion.broker import AcceptVerifiedCertificates, AllowAll, Broker, MQTTConnection
 from bastion.broker._listener import server_limits
 from bastion.broker._tls import TLSStream
 from bastion.mqtt import Connect, Publish, Subscribe, Subscription, encode
@@ -122,7 +121,7 @@ def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
 
 async def run(messages: int, use_tls: bool) -> float:
-    broker = Broker()
+    broker = Broker(authenticator=AcceptVerifiedCertificates(), authorizer=AllowAll())
     limits = server_limits(broker)
     sctx, cctx = tls_contexts() if use_tls else (None, None)
     feeders = []

@@ -10,11 +10,14 @@ A :class:`Clock` answers three questions and does two kinds of waiting:
   (unrelated to the wall time's origin);
 * ``sleep(seconds)`` — wait a monotonic interval;
 * ``sleep_until(deadline, wake)`` — wait until a wall time, or until ``wake`` is set
-  (a scheduler re-reads its schedules then).
+  (a scheduler re-reads its schedules then);
+* ``call_later(delay, callback)`` / ``call_at(when, callback)`` — timers on the event
+  loop, on the monotonic time (the broker's CONNECT deadline, keep-alive, will delay,
+  session expiry).
 
 :class:`SystemClock` is the real one, and every service defaults to it. Tests pass a
 clock they move by hand (``tests/support/clock.py``), so no test sleeps to let time
-pass. The broker's hot path has its own clock and does not use this one.
+pass; the broker's in-memory test harness fires an hour of timers in a millisecond.
 
 This module imports nothing from Bastion, so every package can use it.
 """
@@ -24,10 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time as _time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "Timer"]
+
+
+class Timer(Protocol):
+    """A pending timer; cancelling one that already ran or was cancelled does nothing."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
@@ -53,6 +63,16 @@ class Clock(Protocol):
                           ) -> None:
         """Return when :meth:`now` reaches ``deadline`` (at once if it has), or earlier
         when ``wake`` is set. ``deadline`` must be timezone-aware."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
+        """Run ``callback(*args)`` on the running event loop ``delay`` seconds (monotonic)
+        from now. Call from the loop's thread."""
+        ...
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> Timer:
+        """Run ``callback(*args)`` on the running event loop once :meth:`monotonic`
+        reaches ``when``. Call from the loop's thread."""
         ...
 
 
@@ -83,6 +103,16 @@ class SystemClock:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
+
+    def call_later(self, delay: float, callback: Callable[..., object],
+                   *args: Any) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> Timer:
+        # The loop's own clock may have another origin than time.monotonic (uvloop's is
+        # libuv's): convert to a delay on ours.
+        return asyncio.get_running_loop().call_later(when - _time.monotonic(), callback,
+                                                     *args)
 
     def __repr__(self) -> str:
         return "SystemClock()"

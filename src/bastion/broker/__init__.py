@@ -1,8 +1,21 @@
-"""The MQTT broker: listeners, sessions, routing, and its plug points."""
+"""The MQTT broker: listeners, sessions, routing, and its plug points.
+
+Layers, each importing only those below it::
+
+    _listener                          sockets -> connections
+    _broker                            CONNECT, packets, security events (ConnectionHost)
+    _connection                        one network connection (asyncio.Protocol)
+    _directory                         SessionDirectory / Router, MemorySessionDirectory
+    _session, _lifecycle               per-client state (talks to a Link protocol)
+    _subscriptions, _retained, _keepalive, _tls
+    _message, _plugs, _limits, _events    (time: bastion.clock)
+"""
 
 from __future__ import annotations
 
 from ._broker import Broker, BrokerStats, ReservedTopicHandler
+from ._connection import ConnectionHost, MQTTConnection
+from ._directory import MemorySessionDirectory, RetainedMessages, Router, SessionDirectory
 from ._events import (
     AuthorizationDenied,
     ClientConnected,
@@ -15,6 +28,7 @@ from ._events import (
 )
 from ._limits import BrokerLimits
 from ._listener import ListenerConfig, bound_port, start_listener
+from ._message import Message, SubscriptionOptions
 from ._plugs import (
     AcceptVerifiedCertificates,
     Action,
@@ -22,11 +36,13 @@ from ._plugs import (
     AuthenticationError,
     Authenticator,
     Authorizer,
+    DenyAll,
     Principal,
+    RefuseAll,
     SessionPermissions,
     TopicTally,
 )
-from ._session import Message, Session
+from ._session import Link, Session
 
 __all__ = [
     "AcceptVerifiedCertificates",
@@ -42,15 +58,26 @@ __all__ = [
     "ClientConnected",
     "ClientDisconnected",
     "ConnectRefused",
+    "ConnectionHost",
+    "DenyAll",
     "DisconnectReason",
     "Event",
+    "Link",
     "ListenerConfig",
+    "MQTTConnection",
+    "MemorySessionDirectory",
     "Message",
     "Principal",
+    "RefuseAll",
     "ReservedTopicHandler",
+    "RetainedMessages",
+    "Router",
     "Session",
+    "SessionDirectory",
     "SessionPermissions",
     "Subscribed",
+    "SubscriptionOptions",
+    "Timer",
     "TopicTally",
     "Unsubscribed",
     "bound_port",

@@ -1,20 +1,30 @@
-"""The broker: sessions, routing, retained and will messages, and the security hooks.
+"""The broker: CONNECT, the packets of a connected client, and the security hooks.
 
 Theory of operation
 -------------------
-Single asyncio thread. :class:`MQTTConnection` objects feed decoded packets to
-:meth:`Broker.handle_packet` (synchronous: the message path never awaits) and CONNECTs to
-:meth:`Broker.handle_connect` (async: authentication and policy binding may do I/O).
+Single asyncio thread. The broker keeps no session, subscription or retained message of
+its own: they live in a :class:`~bastion.broker._directory.SessionDirectory`. It is the
+host of every :class:`MQTTConnection` (through the small ``ConnectionHost`` protocol the
+connection is handed): connections feed it decoded packets (:meth:`Broker.handle_packet`,
+synchronous: the message path never awaits) and CONNECTs (:meth:`Broker.handle_connect`,
+async: authentication and policy binding may do I/O). The broker changes connections and
+sessions only through their methods.
 
-CONNECT: authenticate the TLS principal → bind its permissions → ``iot:Connect`` on the
-client id → take over any live connection with the same client id (the new one wins, as in
-AWS IoT) → resume or create the session → CONNACK → resend in-flight messages.
+CONNECT: authenticate the TLS principal -> bind its permissions -> ``iot:Connect`` on the
+client id -> take over any live connection with the same client id (the new one wins, as in
+AWS IoT) -> the directory resumes or creates the session -> ``Session.attach`` -> CONNACK ->
+resend in-flight messages.
 
-PUBLISH: limits → ``iot:Publish`` (and ``iot:RetainPublish``) → reserved-topic handlers
-(``$aws/...`` services) → retained store → routing. Routing looks the topic up in the
-subscription index, merges overlapping subscriptions of one client (highest QoS, all
-subscription identifiers), checks ``iot:Receive`` per recipient from the session's decision
-cache, and hands one delivery per session to :meth:`Session.deliver`.
+PUBLISH, one way: connection -> :meth:`Broker.handle_packet` (limits, ``iot:Publish`` and
+``iot:RetainPublish`` from the sending session's decision cache) -> :meth:`Broker.publish`
+(reserved-topic handlers, retained store) -> :meth:`Router.route` (subscriptions,
+``iot:Receive``) -> each recipient's :meth:`Session.deliver` -> its connection's bytes.
+The acknowledgement goes back to the publisher after routing.
+
+Disconnection: a session whose connection ended (or was taken over or dropped) is detached;
+its will is published, at once or after the MQTT 5 will delay (cancelled by a reconnect),
+and the session is discarded at once (expiry interval 0) or when its expiry timer fires.
+Every timer runs on the broker's :class:`~bastion.broker._clock.Clock`.
 
 Security changes reach the broker as registry events on the bus; :mod:`bastion.enforcement`
 turns each into :meth:`Broker.drop_sessions` or :meth:`Broker.reauthorize_sessions`, so a
@@ -26,11 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..clock import Clock, SystemClock
 from ..events import EventBus, InProcessBus
 from ..mqtt import (
     MQTT_5,
@@ -41,7 +52,6 @@ from ..mqtt import (
     Packet,
     Pingreq,
     Pingresp,
-    Properties,
     Puback,
     Pubcomp,
     Publish,
@@ -59,6 +69,7 @@ from ..mqtt import (
     validate_topic_filter,
 )
 from ._connection import MQTTConnection
+from ._directory import MemorySessionDirectory, RetainedMessages, SessionDirectory
 from ._events import (
     AuthorizationDenied,
     ClientConnected,
@@ -71,17 +82,17 @@ from ._events import (
 from ._keepalive import KeepAliveWheel
 from ._lifecycle import LifecycleEvents
 from ._limits import BrokerLimits
+from ._message import Message, SubscriptionOptions, expiry_deadline, message_properties
 from ._plugs import (
-    AcceptVerifiedCertificates,
     Action,
-    AllowAll,
     AuthenticationError,
     Authenticator,
     Authorizer,
+    DenyAll,
+    Principal,
+    RefuseAll,
 )
-from ._retained import RetainedStore
-from ._session import Message, Session, SubscriptionOptions
-from ._subscriptions import SubscriptionIndex
+from ._session import NEVER_EXPIRES, Link, Session
 
 log = logging.getLogger("bastion.broker")
 
@@ -108,7 +119,17 @@ class BrokerStats:
 
 
 class Broker:
-    """The MQTT broker core. Listeners are attached by :mod:`bastion.broker._listener`."""
+    """The MQTT broker core. Listeners are attached by :mod:`bastion.broker._listener`.
+
+    Secure by default: without an ``authenticator`` every CONNECT is refused, and without
+    an ``authorizer`` nothing is allowed (so CONNECT is refused too), both with
+    NOT_AUTHORIZED. Pass :class:`AcceptVerifiedCertificates` and :class:`AllowAll` to
+    open it on purpose (tests, benchmarks).
+
+    :param directory: where sessions, subscriptions and retained messages live; by default
+        a :class:`MemorySessionDirectory`.
+    :param clock: every timer and deadline of the broker; by default the event loop's.
+    """
 
     def __init__(
         self,
@@ -117,22 +138,35 @@ class Broker:
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
         bus: EventBus | None = None,
+        clock: Clock | None = None,
+        directory: SessionDirectory | None = None,
     ) -> None:
         self.limits = limits or BrokerLimits()
-        self.authenticator: Authenticator = authenticator or AcceptVerifiedCertificates()
-        self.authorizer: Authorizer = authorizer or AllowAll()
+        self.authenticator: Authenticator = authenticator or RefuseAll()
+        self.authorizer: Authorizer = authorizer or DenyAll()
         self.bus: EventBus = bus or InProcessBus()
-        self.sessions: dict[str, Session] = {}
+        self.clock: Clock = clock or SystemClock()
+        self.directory: SessionDirectory = directory or MemorySessionDirectory(
+            self.limits, self.clock, self._denied)
+        self._route = self.directory.route
         self.connections: set[MQTTConnection] = set()
-        self.subscriptions: SubscriptionIndex[str, SubscriptionOptions] = SubscriptionIndex()
-        self.retained: RetainedStore[Message] = RetainedStore()
         self.reserved_handlers: list[ReservedTopicHandler] = []
         self.stats = BrokerStats()
-        self.keep_alive = KeepAliveWheel()
+        self.keep_alive = KeepAliveWheel(self.clock)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._drained: asyncio.Event | None = None
         self.lifecycle = LifecycleEvents(self.bus, self.publish)
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        """Every session by client id (live, or offline until it expires); read-only."""
+        return self.directory.sessions
+
+    @property
+    def retained(self) -> RetainedMessages:
+        """The retained messages, by topic."""
+        return self.directory.retained
 
     # -- task and connection bookkeeping ------------------------------------------------
 
@@ -151,33 +185,36 @@ class Broker:
         if not self.connections and self._drained is not None:
             self._drained.set()
         session = conn.session
-        if session is None or session.connection is not conn:
+        if session is not None:
+            self._detach(session, conn)
+
+    def protocol_error(self) -> None:
+        """A connection closed for a protocol violation of its client (counted)."""
+        self.stats.protocol_errors += 1
+
+    def _detach(self, session: Session, link: Link) -> None:
+        """``link`` ended (lost, taken over, dropped): detach it from ``session``, then
+        the will and the session's expiry. Nothing happens when ``link`` is no longer the
+        session's connection (a takeover or drop detached it already)."""
+        if not session.detach(link):
             return
-        session.connection = None
-        if session.holding:
-            session.release_all()  # an offline session holds nobody back
-        loop = asyncio.get_running_loop()
-        now = time.time()
         self.bus.publish(ClientDisconnected(
-            conn.client_id, session.principal.certificate_id, session.session_id,
-            conn.disconnect_reason, conn.client_initiated, now))
-        will = session.will
-        session.will = None
-        if will is not None and conn.publish_will and not self._closing:
+            link.client_id, session.principal.certificate_id, session.session_id,
+            link.disconnect_reason, link.client_initiated, self.clock.time()))
+        will = session.take_will()
+        if will is not None and link.publish_will and not self._closing:
             delay = will.properties.will_delay_interval or 0
             if delay and session.expiry_interval:
-                delay = min(delay, session.expiry_interval)
-                session.will_handle = loop.call_later(delay, self._publish_will, session, will)
+                session.arm_will(min(delay, session.expiry_interval), self._publish_will,
+                                 will)
             else:
                 self._publish_will(session, will)
         if session.expiry_interval == 0:
-            self._discard_session(session)
-        elif session.expiry_interval < 0xFFFFFFFF:
-            session.expiry_handle = loop.call_later(
-                session.expiry_interval, self._expire_session, session)
+            self.directory.discard(session)
+        elif session.expiry_interval < NEVER_EXPIRES:
+            session.arm_expiry(self._expire_session)
 
     def _publish_will(self, session: Session, will: Will) -> None:
-        session.will_handle = None
         if not session.allowed(Action.PUBLISH, will.topic):
             self._denied(session, Action.PUBLISH, will.topic)
             return
@@ -186,25 +223,13 @@ class Broker:
             return
         props = will.properties
         message = Message(will.topic, will.payload, will.qos, will.retain,
-                          _message_properties(props), session.client_id,
-                          _expiry_deadline(props))
+                          message_properties(props), session.client_id,
+                          expiry_deadline(props, self.clock.monotonic))
         self.publish(message, sender=session)
 
     def _expire_session(self, session: Session) -> None:
-        session.expiry_handle = None
-        if session.connection is None and self.sessions.get(session.client_id) is session:
-            self._discard_session(session)
-
-    def _discard_session(self, session: Session) -> None:
-        if self.sessions.get(session.client_id) is session:
-            del self.sessions[session.client_id]
-        self.subscriptions.remove_all(session.client_id)
-        session.subscriptions.clear()
-        session.clear_flow()
-        for handle in (session.expiry_handle, session.will_handle):
-            if handle is not None:
-                handle.cancel()  # type: ignore[attr-defined]
-        session.expiry_handle = session.will_handle = None
+        if session.connection is None and self.directory.get(session.client_id) is session:
+            self.directory.discard(session)
 
     # -- CONNECT ------------------------------------------------------------------------
 
@@ -219,10 +244,7 @@ class Broker:
             if not connect.clean_start:
                 return self._refuse(conn, connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                                     "empty client id with a persistent session")
-            import uuid
-
             client_id = assigned = "bastion-" + uuid.uuid4().hex
-            conn.client_id = client_id
         if len(client_id.encode()) > limits.max_client_id_bytes:
             return self._refuse(conn, connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                                 "client id too long")
@@ -235,13 +257,13 @@ class Broker:
         if conn.closed:
             return False
         principal = principal.connected()
-        conn.principal = principal
         if not permissions.check(Action.CONNECT, client_id):
             self.stats.authorization_denied += 1
             self.bus.publish(AuthorizationDenied(client_id, principal.certificate_id,
-                                                 Action.CONNECT.value, client_id, time.time()))
+                                                 Action.CONNECT.value, client_id,
+                                                 self.clock.time()))
             return self._refuse(conn, connect, ReasonCode.NOT_AUTHORIZED,
-                                "iot:Connect denied", DisconnectReason.AUTH_ERROR)
+                                "iot:Connect denied", DisconnectReason.AUTH_ERROR, principal)
         if connect.will is not None:
             will = connect.will
             if len(will.payload) > limits.max_payload_bytes:
@@ -255,70 +277,41 @@ class Broker:
                                     "will QoS not supported")
 
         # Take over a live connection with the same client id (the new one wins).
-        existing = self.sessions.get(client_id)
+        existing = self.directory.get(client_id)
         if existing is not None and existing.connection is not None:
             old = existing.connection
             log.info("client %r: session taken over by a new connection from %s",
                      client_id, conn.peer)
             old.close(ReasonCode.SESSION_TAKEN_OVER, DisconnectReason.DUPLICATE_CLIENTID)
-            # connection_lost runs later; detach now so the new connection owns the session
-            self.connection_closed_now(old)
-        existing = self.sessions.get(client_id)
-        if existing is not None and (connect.clean_start
-                                     or existing.principal.certificate_id
-                                     != principal.certificate_id):
-            # A clean start, or another identity: never hand one principal's queued
-            # messages to another.
-            self._discard_session(existing)
-            existing = None
-        session_present = existing is not None
-        if existing is None:
-            session = Session(client_id, principal, limits.max_inflight_messages,
-                              limits.max_queued_messages)
-            self.sessions[client_id] = session
-        else:
-            session = existing
-            session.principal = principal
-            for attr in ("expiry_handle", "will_handle"):
-                handle = getattr(session, attr)
-                if handle is not None:
-                    handle.cancel()
-                    setattr(session, attr, None)
-        session.set_permissions(permissions)
-        session.will = connect.will
+            # Its connection_lost comes later; detach now so the new connection owns it.
+            self._detach(existing, old)
+        # A clean start, or another identity, gets a new session: never hand one
+        # principal's queued messages to another.
+        session, session_present = self.directory.open(
+            client_id, principal, clean_start=connect.clean_start)
         expiry = conn.proto.session_expiry_interval
         if connect.protocol_version != MQTT_5 and not connect.clean_start:
             expiry = limits.default_session_expiry
-        session.expiry_interval = min(expiry, limits.max_session_expiry)
-        session.connection = conn
-        conn.session = session
-        conn.client_id = client_id
-
-        connack = conn.proto.connack_for(connect, session_present=session_present,
-                                         assigned_client_id=assigned)
-        conn.write(conn.proto.send(connack))
-        conn.connacked = True
+        session.attach(conn, principal, permissions, connect.will,
+                       min(expiry, limits.max_session_expiry))
+        conn.accept(connect, session, principal, client_id, session_present, assigned)
         self.bus.publish(ClientConnected(
             client_id, principal.certificate_id, principal.source_ip, principal.source_port,
-            session.session_id, connect.protocol_version, connect.clean_start, time.time()))
+            session.session_id, connect.protocol_version, connect.clean_start,
+            self.clock.time()))
         if session_present:
             session.resend_inflight()
         return True
 
-    def connection_closed_now(self, conn: MQTTConnection) -> None:
-        """Run the closing bookkeeping for ``conn`` immediately (takeover, drop)."""
-        if conn.session is not None and conn.session.connection is conn:
-            self.connection_closed(conn)
-            conn.session = None
-
     def _refuse(self, conn: MQTTConnection, connect: Connect, code: ReasonCode, why: str,
-                reason: DisconnectReason = DisconnectReason.CLIENT_ERROR) -> bool:
-        principal = conn.principal
+                reason: DisconnectReason = DisconnectReason.CLIENT_ERROR,
+                principal: Principal | None = None) -> bool:
+        principal = principal or conn.principal
         log.info("refused CONNECT from %s (client %r): %s", conn.peer, connect.client_id, why)
         self.bus.publish(ConnectRefused(connect.client_id,
                                         principal.certificate_id if principal else "",
                                         principal.source_ip if principal else "", why,
-                                        time.time()))
+                                        self.clock.time()))
         conn.refuse(connect, code, reason)
         return False
 
@@ -345,11 +338,8 @@ class Broker:
                 conn.send_packet(Pubrel(packet.packet_id,
                                         ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
         elif isinstance(packet, Pubrel):
-            pending = session.inbound_qos2
-            found = pending is not None and packet.packet_id in pending
-            if found:
-                pending.discard(packet.packet_id)  # type: ignore[union-attr]
-            code = SUCCESS if found else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+            code = SUCCESS if session.release_inbound(packet.packet_id) \
+                else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
             conn.send_packet(Pubcomp(packet.packet_id, code))
         elif isinstance(packet, Pubcomp):
             session.acknowledge(packet.packet_id)
@@ -368,16 +358,14 @@ class Broker:
             raise RemoteProtocolError(f"unexpected {type(packet).__name__}")
 
     def _on_disconnect(self, conn: MQTTConnection, session: Session, packet: Disconnect) -> None:
-        conn.client_initiated = True
-        conn.disconnect_reason = DisconnectReason.CLIENT_INITIATED_DISCONNECT
-        conn.publish_will = packet.reason_code is ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
         if conn.protocol_version == MQTT_5:
             requested = packet.properties.session_expiry_interval
             if requested is not None:
                 if session.expiry_interval == 0 and requested != 0:
                     raise RemoteProtocolError("session expiry set at DISCONNECT after 0")
-                session.expiry_interval = min(requested, self.limits.max_session_expiry)
-        conn.abort(DisconnectReason.CLIENT_INITIATED_DISCONNECT)
+                session.set_expiry_interval(min(requested, self.limits.max_session_expiry))
+        conn.end_by_client(
+            with_will=packet.reason_code is ReasonCode.DISCONNECT_WITH_WILL_MESSAGE)
 
     def _topic_within_limits(self, topic: str) -> bool:
         limits = self.limits
@@ -397,13 +385,11 @@ class Broker:
 
     def _on_publish(self, conn: MQTTConnection, session: Session, packet: Publish) -> None:
         self.stats.messages_in += 1
-        session.messages_sent += 1
-        session.bytes_sent += len(packet.payload)
         topic = packet.topic
-        if session.topic_tally is not None:
-            session.topic_tally.sent(topic, len(packet.payload))
+        size = len(packet.payload)
+        session.count_sent(topic, size)
         qos = packet.qos
-        if len(packet.payload) > self.limits.max_payload_bytes:
+        if size > self.limits.max_payload_bytes:
             raise RemoteProtocolError("payload exceeds the limit", ReasonCode.PACKET_TOO_LARGE)
         # A topic with a cached publish decision has passed the limits before.
         allowed = session.publish_allowed.get(topic)
@@ -433,30 +419,33 @@ class Broker:
                 conn.send_packet(Pubrec(pid, ReasonCode.NOT_AUTHORIZED))
             return
         props = packet.properties
-        message = Message(topic, packet.payload, qos, packet.retain,
-                          _message_properties(props) if props is not NO_PROPERTIES else props,
-                          session.client_id, _expiry_deadline(props),
-                          None if packet.retain or packet.dup else packet.raw)
+        if props is NO_PROPERTIES:
+            message = Message(topic, packet.payload, qos, packet.retain, props,
+                              session.client_id, None,
+                              None if packet.retain or packet.dup else packet.raw)
+        else:
+            message = Message(topic, packet.payload, qos, packet.retain,
+                              message_properties(props), session.client_id,
+                              expiry_deadline(props, self.clock.monotonic),
+                              None if packet.retain or packet.dup else packet.raw)
         matched = self.publish(message, sender=session)
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
             conn.send_packet(Puback(pid, code))
         elif qos == 2:
-            if session.inbound_qos2 is None:
-                session.inbound_qos2 = set()
-            session.inbound_qos2.add(pid)
+            session.await_release(pid)
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
             conn.send_packet(Pubrec(pid, code))
 
     def _denied(self, session: Session, action: Action, resource: str) -> None:
         self.stats.authorization_denied += 1
-        session.authorization_failures += 1
+        session.count_denied()
         log.info("client %r: %s denied on %r", session.client_id, action.value, resource)
         self.bus.publish(AuthorizationDenied(session.client_id,
                                              session.principal.certificate_id,
-                                             action.value, resource, time.time()))
+                                             action.value, resource, self.clock.time()))
 
     def publish(self, message: Message, *, sender: Session | None = None) -> bool:
         """Route ``message`` to subscribers (and the retained store, and reserved handlers).
@@ -470,69 +459,19 @@ class Broker:
                 if handler.handles(topic) and handler.on_publish(self, sender, message):
                     return True
         if message.retain:
+            retained = self.directory.retained
             if message.payload:
-                message.received_at = time.time()
-                self.retained.set(topic, message)
+                message.received_at = self.clock.time()
+                retained.set(topic, message)
             else:
-                self.retained.delete(topic)
-        matches = self.subscriptions.match(topic)
-        if not matches:
-            return False
-        sessions = self.sessions
-        origin = message.origin
-        publisher = sender.connection if sender is not None else None
-        if len(matches) == 1:
-            client_id, opts = matches[0]
-            session = sessions.get(client_id)
-            if session is not None:
-                self._deliver(session, message, opts, origin)
-                if publisher is not None and session.congested():
-                    session.hold(publisher)
-            return True
-        merged: dict[str, tuple[int, bool, list[int]]] = {}
-        for client_id, opts in matches:
-            if opts.no_local and client_id == origin:
-                continue
-            entry = merged.get(client_id)
-            sub_id = [opts.subscription_id] if opts.subscription_id else []
-            if entry is None:
-                merged[client_id] = (opts.qos, opts.retain_as_published, sub_id)
-            else:
-                entry[2].extend(sub_id)
-                merged[client_id] = (max(entry[0], opts.qos), entry[1] or opts.retain_as_published,
-                                     entry[2])
-        for client_id, (sub_qos, rap, sub_ids) in merged.items():
-            session = sessions.get(client_id)
-            if session is None:
-                continue
-            if not session.allowed(Action.RECEIVE, topic):
-                self._denied(session, Action.RECEIVE, topic)
-                continue
-            qos = min(sub_qos, message.qos)
-            session.deliver(message, qos, message.retain and rap, tuple(sub_ids))
-            if publisher is not None and session.congested():
-                session.hold(publisher)
-        return True
-
-    def _deliver(self, session: Session, message: Message, opts: SubscriptionOptions,
-                 origin: str | None) -> None:
-        if opts.no_local and session.client_id == origin:
-            return
-        topic = message.topic
-        allowed = session.receive_allowed.get(topic)
-        if allowed is None:
-            allowed = session.allowed(Action.RECEIVE, topic)
-        if not allowed:
-            self._denied(session, Action.RECEIVE, topic)
-            return
-        qos = min(opts.qos, message.qos)
-        sub_ids = (opts.subscription_id,) if opts.subscription_id else ()
-        session.deliver(message, qos, message.retain and opts.retain_as_published, sub_ids)
+                retained.delete(topic)
+        return self._route(message, sender.connection if sender is not None else None)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
 
     def _on_subscribe(self, conn: MQTTConnection, session: Session, packet: Subscribe) -> None:
         limits = self.limits
+        directory = self.directory
         v5 = conn.protocol_version == MQTT_5
         sub_id = packet.properties.subscription_identifiers
         subscription_id = sub_id[0] if sub_id else None
@@ -563,8 +502,7 @@ class Broker:
             qos = min(sub.qos, limits.maximum_qos)
             opts = SubscriptionOptions(qos, sub.no_local, sub.retain_as_published,
                                        sub.retain_handling, subscription_id)
-            session.subscriptions[topic_filter] = opts
-            self.subscriptions.add(topic_filter, session.client_id, opts)
+            directory.subscribe(session, topic_filter, opts)
             codes.append(ReasonCode(qos))
             granted.append(topic_filter)
             if shared is None and (
@@ -577,11 +515,14 @@ class Broker:
         conn.send_packet(Suback(packet.packet_id, tuple(codes)))
         if granted:
             self.bus.publish(Subscribed(session.client_id, session.principal.certificate_id,
-                                        session.session_id, tuple(granted), time.time()))
+                                        session.session_id, tuple(granted),
+                                        self.clock.time()))
+        retained = directory.retained
         for topic_filter, opts, _ in retained_to_send:
-            for topic, message in self.retained.match(topic_filter):
-                if message.expires_at is not None and message.expires_at <= time.monotonic():
-                    self.retained.delete(topic)
+            for topic, message in retained.match(topic_filter):
+                if (message.expires_at is not None
+                        and message.expires_at <= self.clock.monotonic()):
+                    retained.delete(topic)
                     continue
                 if not session.allowed(Action.RECEIVE, topic):
                     self._denied(session, Action.RECEIVE, topic)
@@ -596,8 +537,7 @@ class Broker:
         removed: list[str] = []
         for topic_filter in packet.topic_filters:
             validate_topic_filter(topic_filter)
-            if session.subscriptions.pop(topic_filter, None) is not None:
-                self.subscriptions.remove(topic_filter, session.client_id)
+            if self.directory.unsubscribe(session, topic_filter):
                 codes.append(SUCCESS)
                 removed.append(topic_filter)
             else:
@@ -605,7 +545,8 @@ class Broker:
         conn.send_packet(Unsuback(packet.packet_id, tuple(codes)))
         if removed:
             self.bus.publish(Unsubscribed(session.client_id, session.principal.certificate_id,
-                                          session.session_id, tuple(removed), time.time()))
+                                          session.session_id, tuple(removed),
+                                          self.clock.time()))
 
     # -- security events ----------------------------------------------------------------
 
@@ -624,12 +565,12 @@ class Broker:
         for session in [s for s in self.sessions.values() if selector(s)]:
             dropped += 1
             session.set_permissions(None)
-            conn = session.connection
-            if conn is not None:
+            link = session.connection
+            if link is not None:
                 log.info("client %r: dropped (%s)", session.client_id, reason)
-                conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR, will=False)
-                self.connection_closed_now(conn)
-            self._discard_session(session)
+                link.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR, will=False)
+                self._detach(session, link)
+            self.directory.discard(session)
         return dropped
 
     def reauthorize_sessions(self, selector: Callable[[Session], bool]) -> int:
@@ -666,9 +607,7 @@ class Broker:
             conn.close(ReasonCode.SERVER_SHUTTING_DOWN,
                        DisconnectReason.SERVER_INITIATED_DISCONNECT, will=False)
         for session in list(self.sessions.values()):
-            for handle in (session.expiry_handle, session.will_handle):
-                if handle is not None:
-                    handle.cancel()  # type: ignore[attr-defined]
+            session.cancel_timers()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -690,20 +629,3 @@ class Broker:
                 return False
         return True
 
-
-def _message_properties(props: Properties) -> Properties:
-    """The properties of an incoming PUBLISH or will that travel with the message."""
-    if props is NO_PROPERTIES:
-        return props
-    return Properties(
-        payload_format_indicator=props.payload_format_indicator,
-        content_type=props.content_type,
-        response_topic=props.response_topic,
-        correlation_data=props.correlation_data,
-        user_properties=props.user_properties,
-    )
-
-
-def _expiry_deadline(props: Properties) -> float | None:
-    interval = props.message_expiry_interval
-    return None if interval is None else time.monotonic() + interval

@@ -5,7 +5,11 @@ Theory of operation
 :class:`MQTTConnection` is an ``asyncio.Protocol``: bytes from the transport go into the
 sans-IO :class:`bastion.mqtt.ServerConnection`, which returns validated packets; replies are
 encoded by it and written back. Everything with policy or shared state (sessions, routing,
-authorization) is the :class:`~bastion.broker.Broker`'s business; this class only translates.
+authorization) is the business of the connection's host, the :class:`~bastion.broker.Broker`,
+which this module knows only as the small :class:`ConnectionHost` protocol; this class only
+translates. The host changes a connection only through its methods (:meth:`accept`,
+:meth:`refuse`, :meth:`close`, :meth:`end_by_client`, and the flow-control calls of the
+session's :class:`~bastion.broker._session.Link` protocol, which this class implements).
 
 CONNECT needs the authenticator and authorizer, which may await. While that runs, reading
 is paused and any packet already decoded behind the CONNECT waits in ``_backlog``; it is
@@ -14,9 +18,9 @@ processed, in order, right after the CONNACK.
 Writes are coalesced: everything written during one event-loop step is joined and handed
 to the transport once (``_flush``), which saves a syscall per message under fan-out.
 
-Timers: one for the CONNECT deadline; then one keep-alive timer per connection, re-armed
-lazily from the time of the last complete packet (a client trickling single bytes does not
-keep itself alive).
+Timers (on the host's clock): one for the CONNECT deadline; then the keep-alive wheel's
+deadline, re-armed lazily from the time of the last complete packet (a client trickling
+single bytes does not keep itself alive).
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import asyncio
 import logging
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
+from ..clock import Clock, Timer
 from ..mqtt import (
     MQTT_5,
     Connect,
@@ -46,11 +52,11 @@ from ..mqtt import (
     encode,
 )
 from ._events import DisconnectReason
+from ._keepalive import KeepAliveWheel
+from ._limits import BrokerLimits
+from ._message import Message
 from ._plugs import Principal
-
-if TYPE_CHECKING:
-    from ._broker import Broker
-    from ._session import Message, Session
+from ._session import Session
 
 log = logging.getLogger("bastion.broker")
 
@@ -58,6 +64,40 @@ _NO_BACKLOG: list[Packet] = []  # shared while not connecting; never appended to
 # Acknowledgements and pings are handled at once even while a connection is held back
 # (draining a congested peer depends on them); everything else waits in order.
 _NEVER_HELD = (Puback, Pubrec, Pubrel, Pubcomp, Pingreq)
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs of the broker it serves."""
+
+    limits: BrokerLimits
+    clock: Clock
+    keep_alive: KeepAliveWheel
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task the host cancels when it closes."""
+        ...
+
+    def connection_opened(self, conn: MQTTConnection) -> None: ...
+
+    def connection_closed(self, conn: MQTTConnection) -> None:
+        """``conn`` is gone: detach its session (will, expiry)."""
+        ...
+
+    async def handle_connect(self, conn: MQTTConnection, connect: Connect) -> bool:
+        """Authenticate and attach a session; True once :meth:`MQTTConnection.accept` ran,
+        False after :meth:`MQTTConnection.refuse`."""
+        ...
+
+    def handle_packet(self, conn: MQTTConnection, packet: Packet) -> None:
+        """One packet of an accepted connection.
+
+        :raises RemoteProtocolError: the client broke the protocol; the connection closes.
+        """
+        ...
+
+    def protocol_error(self) -> None:
+        """Count one connection closed for a protocol violation."""
+        ...
 
 
 class MQTTConnection(asyncio.Protocol):
@@ -71,10 +111,10 @@ class MQTTConnection(asyncio.Protocol):
         "_keep_alive_timeout",
         "_last_packet",
         "_loop",
+        "_monotonic",
         "_out",
         "_read_held",
         "_timer",
-        "broker",
         "client_id",
         "client_initiated",
         "client_receive_maximum",
@@ -83,6 +123,7 @@ class MQTTConnection(asyncio.Protocol):
         "disconnect_reason",
         "held_dropped",
         "holds",
+        "host",
         "keep_alive_slot",
         "listener_name",
         "paused",
@@ -95,8 +136,9 @@ class MQTTConnection(asyncio.Protocol):
         "unflushed",
     )
 
-    def __init__(self, broker: Broker, listener_name: str, limits: ServerLimits) -> None:
-        self.broker = broker
+    def __init__(self, host: ConnectionHost, listener_name: str, limits: ServerLimits) -> None:
+        self.host = host
+        self._monotonic: Callable[[], float] = host.clock.monotonic
         self.listener_name = listener_name
         self.proto = ServerConnection(limits)
         self.transport: asyncio.Transport | None = None
@@ -115,7 +157,7 @@ class MQTTConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self.unflushed = 0  # bytes in _out
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None  # the CONNECT deadline
+        self._timer: Timer | None = None  # the CONNECT deadline
         self.keep_alive_slot = 0  # see KeepAliveWheel
         self._keep_alive_timeout = 0.0
         self._last_packet = 0.0
@@ -143,9 +185,9 @@ class MQTTConnection(asyncio.Protocol):
             self.principal = Principal.from_certificate(der, ip, port)
         else:
             self.principal = Principal("", b"", ip, port)
-        self._timer = self._loop.call_later(self.broker.limits.connect_timeout,
-                                            self._connect_deadline)
-        self.broker.connection_opened(self)
+        self._timer = self.host.clock.call_later(self.host.limits.connect_timeout,
+                                                 self._connect_deadline)
+        self.host.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -157,14 +199,14 @@ class MQTTConnection(asyncio.Protocol):
             return
         if not packets:
             return
-        self._last_packet = self._loop.time()
+        self._last_packet = self._monotonic()
         if self._connecting:
             self._backlog += packets
             return
         self._dispatch(packets)
 
     def _dispatch(self, packets: list[Packet]) -> None:
-        broker = self.broker
+        host = self.host
         for index, packet in enumerate(packets):
             if self.closed:
                 return
@@ -175,10 +217,10 @@ class MQTTConnection(asyncio.Protocol):
                 self._connecting = True
                 self._backlog = packets[index + 1:]
                 self.transport.pause_reading()  # type: ignore[union-attr]
-                broker.spawn(self._handle_connect(packet))
+                host.spawn(self._handle_connect(packet))
                 return
             try:
-                broker.handle_packet(self, packet)
+                host.handle_packet(self, packet)
             except RemoteProtocolError as exc:
                 self._protocol_violation(exc)
                 return
@@ -187,7 +229,7 @@ class MQTTConnection(asyncio.Protocol):
         self.protocol_version = connect.protocol_version
         self.client_id = connect.client_id
         try:
-            accepted = await self.broker.handle_connect(self, connect)
+            accepted = await self.host.handle_connect(self, connect)
         except Exception:
             log.exception("CONNECT handling failed for client %r", connect.client_id)
             self.refuse(connect, ReasonCode.UNSPECIFIED_ERROR, DisconnectReason.SERVER_ERROR)
@@ -202,8 +244,8 @@ class MQTTConnection(asyncio.Protocol):
             self._timer = None
         if keep_alive:
             self._keep_alive_timeout = keep_alive * 1.5
-            self._last_packet = now = self._loop.time()
-            self.broker.keep_alive.watch(self, now + self._keep_alive_timeout)
+            self._last_packet = now = self._monotonic()
+            self.host.keep_alive.watch(self, now + self._keep_alive_timeout)
         backlog, self._backlog = self._backlog, _NO_BACKLOG
         if backlog:
             self._dispatch(backlog)
@@ -215,8 +257,8 @@ class MQTTConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.broker.keep_alive.unwatch(self)
-        self.broker.connection_closed(self)
+        self.host.keep_alive.unwatch(self)
+        self.host.connection_closed(self)
 
     def pause_writing(self) -> None:
         """The socket's send buffer is past its high-water mark: the client reads slower
@@ -284,7 +326,7 @@ class MQTTConnection(asyncio.Protocol):
         if held is None:
             held = self._held = deque()
         if (isinstance(packet, Publish) and not self._read_held
-                and len(held) >= self.broker.limits.max_queued_messages):
+                and len(held) >= self.host.limits.max_queued_messages):
             self.held_dropped += 1
             return
         held.append(packet)
@@ -295,7 +337,7 @@ class MQTTConnection(asyncio.Protocol):
             return
         while held and not self.holds and not self.closed:
             try:
-                self.broker.handle_packet(self, held.popleft())
+                self.host.handle_packet(self, held.popleft())
             except RemoteProtocolError as exc:
                 self._protocol_violation(exc)
                 return
@@ -307,8 +349,8 @@ class MQTTConnection(asyncio.Protocol):
     def _connect_deadline(self) -> None:
         self._timer = None
         if self.proto.state is ConnectionState.AWAITING_CONNECT and not self.closed:
-            log.info("closing %s: no CONNECT within %.0f s", self.peer, 
-                     self.broker.limits.connect_timeout)
+            log.info("closing %s: no CONNECT within %.0f s", self.peer,
+                     self.host.limits.connect_timeout)
             self.abort(DisconnectReason.CLIENT_ERROR)
 
     def keep_alive_due(self) -> None:
@@ -316,16 +358,16 @@ class MQTTConnection(asyncio.Protocol):
         if self.closed:
             return
         last = self._last_packet
-        now = self._loop.time()
+        now = self._monotonic()
         idle = now - last
         if self.holds:  # we are not reading it: its silence is ours
-            self.broker.keep_alive.watch(self, now + self._keep_alive_timeout)
+            self.host.keep_alive.watch(self, now + self._keep_alive_timeout)
             return
         if idle >= self._keep_alive_timeout:
             log.info("client %r: keep-alive timeout (%.1f s idle)", self.client_id, idle)
             self.close(ReasonCode.KEEP_ALIVE_TIMEOUT, DisconnectReason.MQTT_KEEP_ALIVE_TIMEOUT)
             return
-        self.broker.keep_alive.watch(self, last + self._keep_alive_timeout)
+        self.host.keep_alive.watch(self, last + self._keep_alive_timeout)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -354,10 +396,11 @@ class MQTTConnection(asyncio.Protocol):
             return False
         transport = self.transport
         if self.paused and transport is not None and (
-            transport.get_write_buffer_size() > self.broker.limits.max_write_buffer_bytes
+            transport.get_write_buffer_size() > self.host.limits.max_write_buffer_bytes
         ):
             return False
-        data = message.encode_for(self.protocol_version, 0, retain, None, subscription_ids)
+        data = message.encode_for(self.protocol_version, 0, retain, None, subscription_ids,
+                                  self._monotonic)
         if data is None or not self.fits(data):  # expired, or larger than the client takes
             return False
         self.write(data)
@@ -385,7 +428,26 @@ class MQTTConnection(asyncio.Protocol):
             return
         self.write(self.proto.send(packet))
 
-    # -- closing -------------------------------------------------------------------------
+    # -- CONNECT and closing --------------------------------------------------------------
+
+    def accept(self, connect: Connect, session: Session, principal: Principal,
+               client_id: str, session_present: bool, assigned_client_id: str | None) -> None:
+        """The host accepted ``connect``: ``session`` (already attached to this connection)
+        serves it as ``client_id``; the CONNACK goes out. ``principal`` is the one the host
+        bound (without the certificate's bytes)."""
+        self.session = session
+        self.principal = principal
+        self.client_id = client_id
+        connack = self.proto.connack_for(connect, session_present=session_present,
+                                         assigned_client_id=assigned_client_id)
+        self.write(self.proto.send(connack))
+        self.connacked = True
+
+    def end_by_client(self, *, with_will: bool) -> None:
+        """The client sent DISCONNECT: close without a will unless it asked for one."""
+        self.client_initiated = True
+        self.publish_will = with_will
+        self.abort(DisconnectReason.CLIENT_INITIATED_DISCONNECT)
 
     def refuse(self, connect: Connect, code: ReasonCode, reason: DisconnectReason) -> None:
         """Answer a CONNECT with an error CONNACK and close."""
@@ -432,7 +494,7 @@ class MQTTConnection(asyncio.Protocol):
     def _protocol_violation(self, exc: RemoteProtocolError) -> None:
         log.info("closing %s (client %r): protocol violation: %s [%s]", self.peer,
                  self.client_id, exc, exc.reason_code.name)
-        self.broker.stats.protocol_errors += 1
+        self.host.protocol_error()
         # The protocol state knows what the peer may still be told: a refusing CONNACK,
         # an MQTT 5 DISCONNECT with the reason code, or nothing (3.1.1).
         self.write(self.proto.error_response(exc))

@@ -13,9 +13,10 @@ keep-alive" allows for.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Protocol
+
+from ..clock import Clock, SystemClock, Timer
 
 
 class Watched(Protocol):
@@ -27,20 +28,22 @@ class Watched(Protocol):
 
 
 class KeepAliveWheel:
-    """Connections by the second (loop time) of their keep-alive deadline."""
+    """Connections by the second (``clock.monotonic()``) of their keep-alive deadline."""
 
-    __slots__ = ("_buckets", "_due_at", "_handle")
+    __slots__ = ("_buckets", "_clock", "_due_at", "_handle")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._buckets: dict[int, set[Watched]] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Timer | None = None
         self._due_at = 0
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._buckets.values())
 
     def watch(self, conn: Watched, deadline: float) -> None:
-        """File ``conn`` under ``deadline`` (a ``loop.time()`` value), replacing its filing."""
+        """File ``conn`` under ``deadline`` (a ``clock.monotonic()`` value), replacing its
+        filing."""
         if conn.keep_alive_slot:
             self.unwatch(conn)
         slot = max(1, math.ceil(deadline))
@@ -73,11 +76,11 @@ class KeepAliveWheel:
         if self._handle is not None:
             self._handle.cancel()
         self._due_at = slot
-        self._handle = asyncio.get_running_loop().call_at(slot, self._tick)
+        self._handle = self._clock.call_at(slot, self._tick)
 
     def _tick(self) -> None:
         self._handle = None
-        now = asyncio.get_running_loop().time()
+        now = self._clock.monotonic()
         buckets = self._buckets
         for slot in sorted(slot for slot in buckets if slot <= now):
             for conn in buckets.pop(slot):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..events import EventBus
 from ._events import ClientConnected, ClientDisconnected, Subscribed, Unsubscribed
-from ._session import Message
+from ._message import Message
 
 Publish = Callable[[Message], object]
 

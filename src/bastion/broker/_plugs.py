@@ -1,9 +1,10 @@
 """Plug points of the broker, filled by later layers (registry, policy, reserved topics).
 
-The broker only knows these small protocols. In the foundation the authenticator accepts
-any certificate that chained to a trusted CA during the TLS handshake, and the authorizer
-allows everything; the registry and policy packages replace both without touching the
-broker.
+The broker only knows these small protocols; the registry and policy packages
+(``bastion.enforcement``) fill them without touching the broker. Secure by default: a
+broker given neither refuses every CONNECT (:class:`RefuseAll`, :class:`DenyAll`). The
+permissive ones, :class:`AcceptVerifiedCertificates` and :class:`AllowAll`, are opt-ins
+for tests and benchmarks and say so in their names.
 """
 
 from __future__ import annotations
@@ -106,8 +107,30 @@ class Authorizer(Protocol):
         ...
 
 
+class RefuseAll:
+    """The default authenticator: nobody gets past CONNECT (NOT_AUTHORIZED)."""
+
+    async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
+        raise AuthenticationError("the broker has no authenticator: every CONNECT is refused")
+
+
+class _DenyAll:
+    def check(self, action: Action, resource: str) -> bool:
+        return False
+
+
+class DenyAll:
+    """The default authorizer: nothing is allowed, not even ``iot:Connect``."""
+
+    _permissions = _DenyAll()
+
+    async def bind(self, principal: Principal, client_id: str) -> SessionPermissions:
+        return self._permissions
+
+
 class AcceptVerifiedCertificates:
-    """Foundation authenticator: TLS already verified the chain against trusted CAs."""
+    """Opt-in authenticator: any certificate TLS verified against a trusted CA (or, on a
+    plaintext listener, anyone at all). For tests and benchmarks."""
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
         return principal
@@ -119,7 +142,7 @@ class _AllowAll:
 
 
 class AllowAll:
-    """Foundation authorizer: every action is allowed."""
+    """Opt-in authorizer: every action is allowed. For tests and benchmarks."""
 
     _permissions = _AllowAll()
 

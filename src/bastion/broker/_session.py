@@ -4,8 +4,16 @@ Theory of operation
 -------------------
 A :class:`Session` outlives its connections when the client asked for it (MQTT 5
 session expiry > 0, or 3.1.1 ``clean session = 0``). It owns the client's subscriptions,
-the outbound QoS 1/2 flow (packet ids, the in-flight window, the queue behind it) and the
-inbound QoS 2 packet ids still waiting for PUBREL.
+the outbound QoS 1/2 flow (packet ids, the in-flight window, the queue behind it), the
+inbound QoS 2 packet ids still waiting for PUBREL, the will of its live connection, and
+the two timers of an absent client (will delay, session expiry).
+
+A session knows its live connection only as a :class:`Link`, the few things it writes
+to and asks of a connection; it never imports the connection class. A connection is
+attached with :meth:`Session.attach` (CONNECT accepted) and detached with
+:meth:`Session.detach` (connection lost, taken over or dropped); in between, the session
+is "live". Nobody else writes a session's attributes: the broker and the session
+directory call its methods.
 
 Outbound flow: :meth:`Session.deliver` either writes the message to the live connection at
 once (QoS 0; or QoS 1/2 while the in-flight window has room) or queues it (QoS 1/2 only;
@@ -18,26 +26,67 @@ drains. Message bytes are encoded once per (protocol version, QoS, retain flag) 
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-from ..mqtt import (
-    MQTT_5,
-    NO_PROPERTIES,
-    Properties,
-    RetainHandling,
-    Will,
-    encode_publish,
-    with_packet_id,
-)
+from ..clock import Clock, Timer
+from ..mqtt import Packet, Pubrel, ReasonCode, Will
+from ._events import DisconnectReason
+from ._message import Message, SubscriptionOptions
 from ._plugs import Action, Principal, SessionPermissions, TopicTally
 
-if TYPE_CHECKING:
-    from ._connection import MQTTConnection
+NEVER_EXPIRES = 0xFFFFFFFF
+"""The session expiry interval of a session that never expires (MQTT 5)."""
+
+
+class Link(Protocol):
+    """What a session (and the broker, through it) needs of a live network connection:
+    an ``MQTTConnection``, or whatever a test drives the broker with."""
+
+    client_id: str
+    protocol_version: int
+    client_receive_maximum: int
+    paused: bool
+    """The socket's send buffer is past its high-water mark."""
+    unflushed: int
+    """Bytes written in this event-loop step, not yet handed to the socket."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_qos0(self, message: Message, retain: bool,
+                   subscription_ids: tuple[int, ...]) -> bool:
+        """Write a QoS 0 delivery; False when dropped (slow reader, expired, too large)."""
+        ...
+
+    def fits(self, data: bytes) -> bool:
+        """Whether ``data`` respects the client's Maximum Packet Size."""
+        ...
+
+    def send_packet(self, packet: Packet) -> None: ...
+
+    def hold(self) -> None:
+        """A congested subscriber holds this publisher back (counted)."""
+        ...
+
+    def release(self) -> None:
+        """Undo one :meth:`hold`."""
+        ...
+
+    def keep_reading(self) -> None:
+        """Read this connection even while held (its own session is congested)."""
+        ...
+
+    # How it ended, read by the broker once it is detached.
+    disconnect_reason: DisconnectReason
+    client_initiated: bool
+    publish_will: bool
+    """False when the connection ended in a way that sends no will."""
+
+    def close(self, code: ReasonCode, reason: DisconnectReason, *, will: bool = True) -> None:
+        """Server-initiated close (MQTT 5: DISCONNECT with ``code`` first)."""
+        ...
 
 
 _UNDECIDED: dict[str, bool] = {}
@@ -52,107 +101,6 @@ the socket's own high-water mark could say so."""
 
 SLOW_READER_GRACE = 5.0
 """Seconds a subscriber whose socket is full may hold its publishers back."""
-
-
-class Message:
-    """One application message on its way through the broker.
-
-    Mutable only in its private encode cache; the fields themselves never change.
-    ``expires_at`` is a ``time.monotonic()`` deadline (MQTT 5 message expiry) or ``None``.
-    """
-
-    __slots__ = (
-        "_encoded",
-        "_raw",
-        "expires_at",
-        "origin",
-        "payload",
-        "properties",
-        "qos",
-        "received_at",
-        "retain",
-        "topic",
-    )
-
-    def __init__(
-        self,
-        topic: str,
-        payload: bytes,
-        qos: int,
-        retain: bool,
-        properties: Properties = NO_PROPERTIES,
-        origin: str | None = None,
-        expires_at: float | None = None,
-        raw: bytes | None = None,
-    ) -> None:
-        """``raw``: the MQTT 3.1/3.1.1 PUBLISH this message arrived in, when its retain and
-        DUP flags are clear; forwarded unchanged to 3.1/3.1.1 subscribers at its QoS."""
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-        self.properties = properties
-        self.origin = origin
-        self.expires_at = expires_at
-        self.received_at = 0.0  # epoch seconds; set for retained messages when stored
-        self._raw = raw
-        self._encoded: dict[tuple[int, int, bool], bytes] | None = None
-
-    def encoded(self, version: int, qos: int, retain: bool) -> bytes:
-        """PUBLISH bytes for this message; for QoS > 0 the packet id is a placeholder."""
-        if self._raw is not None and version != MQTT_5 and qos == self.qos and not retain:
-            return self._raw
-        key = (version, qos, retain)
-        encoded = self._encoded
-        if encoded is None:
-            encoded = self._encoded = {}
-        data = encoded.get(key)
-        if data is None:
-            props = self.properties if version == MQTT_5 else NO_PROPERTIES
-            data = encode_publish(self.topic, self.payload, qos, retain,
-                                  1 if qos else None, version, props)
-            encoded[key] = data
-        return data
-
-    def encode_for(
-        self, version: int, qos: int, retain: bool, packet_id: int | None,
-        subscription_ids: tuple[int, ...], dup: bool = False,
-    ) -> bytes | None:
-        """The PUBLISH bytes for one delivery, or ``None`` when the message has expired."""
-        if self.expires_at is not None or (subscription_ids and version == MQTT_5):
-            props = self.properties
-            if self.expires_at is not None:
-                remaining = self.expires_at - time.monotonic()
-                if remaining <= 0:
-                    return None
-                if version == MQTT_5:
-                    props = _replace(props, message_expiry_interval=max(1, int(remaining)))
-            if version == MQTT_5:
-                if subscription_ids:
-                    props = _replace(props, subscription_identifiers=subscription_ids)
-            else:
-                props = NO_PROPERTIES
-            return encode_publish(self.topic, self.payload, qos, retain, packet_id, version,
-                                  props, dup)
-        data = self.encoded(version, qos, retain)
-        if packet_id is not None:
-            return with_packet_id(data, packet_id, dup)
-        return data
-
-
-def _replace(props: Properties, **changes: object) -> Properties:
-    from dataclasses import replace
-
-    return replace(props, **changes)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionOptions:
-    qos: int
-    no_local: bool = False
-    retain_as_published: bool = False
-    retain_handling: RetainHandling = RetainHandling.SEND_ON_SUBSCRIBE
-    subscription_id: int | None = None
 
 
 class Outgoing:
@@ -174,25 +122,27 @@ class Session:
     """MQTT session state for one client id. See the module docstring."""
 
     # Slots: a broker holds one per client; a __dict__ would cost ~1 KB more each.
-    __slots__ = ("_decisions", "_grace", "_next_id", "authorization_failures", "bytes_sent",
-                 "client_id", "congested_since", "connection", "dropped", "expiry_handle",
-                 "expiry_interval", "high_water", "holding", "inbound_qos2", "inflight",
-                 "low_water", "max_inflight", "max_queued", "messages_received", "messages_sent",
-                 "permissions", "principal", "publish_allowed", "queue", "receive_allowed", "session_id", "subscriptions",
-                 "topic_tally", "will", "will_handle")
+    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_grace", "_next_id", "_will_timer",
+                 "authorization_failures", "bytes_sent", "client_id", "congested_since",
+                 "connection", "dropped", "expiry_interval", "high_water", "holding",
+                 "inbound_qos2", "inflight", "low_water", "max_inflight", "max_queued",
+                 "messages_received", "messages_sent", "permissions", "principal",
+                 "publish_allowed", "queue", "receive_allowed", "session_id", "subscriptions",
+                 "topic_tally", "will")
 
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
-                 max_queued: int) -> None:
+                 max_queued: int, clock: Clock) -> None:
         self.client_id = client_id
         self.principal = principal
         self.session_id = str(uuid.uuid4())
+        self._clock = clock
         self.subscriptions: dict[str, SubscriptionOptions] = {}
         self.expiry_interval = 0
-        self.connection: MQTTConnection | None = None
+        self.connection: Link | None = None
         self.permissions: SessionPermissions | None = None
         self.will: Will | None = None
-        self.will_handle: object | None = None
-        self.expiry_handle: object | None = None
+        self._will_timer: Timer | None = None
+        self._expiry_timer: Timer | None = None
         self.inflight: dict[int, Outgoing] = {}
         # QoS 1/2 deliveries waiting behind the in-flight window; created when needed
         # (an empty deque costs ~600 bytes, and most sessions never queue).
@@ -212,15 +162,132 @@ class Session:
         # only on sessions a profile with such a dimension targets; None costs nothing.
         self.topic_tally: TopicTally | None = None
         # Flow control: publishers held back while this session is congested.
-        self.holding: set[MQTTConnection] | None = None
+        self.holding: set[Link] | None = None
         self.congested_since = 0.0  # when the send buffer filled (0: it has not)
-        self._grace: asyncio.TimerHandle | None = None
+        self._grace: Timer | None = None
         self.high_water = max(1, max_inflight)
         self.low_water = max(0, max_inflight // 4)
         self._next_id = 1
         self._decisions: dict[tuple[Action, str], bool] | None = None
         self.publish_allowed: dict[str, bool] = _UNDECIDED  # see allowed()
         self.receive_allowed: dict[str, bool] = _UNDECIDED
+
+    # -- connections and timers ----------------------------------------------------------
+
+    def attach(self, link: Link, principal: Principal, permissions: SessionPermissions,
+               will: Will | None, expiry_interval: int) -> None:
+        """A CONNECT for this session was accepted on ``link``: it becomes the live
+        connection, with the principal, permissions, will and session expiry interval of
+        that CONNECT. Pending will-delay and expiry timers are cancelled (a reconnect
+        within the will delay sends no will). The caller detached any previous link."""
+        self.cancel_timers()
+        self.principal = principal
+        self.set_permissions(permissions)
+        self.will = will
+        self.expiry_interval = expiry_interval
+        self.connection = link
+
+    def detach(self, link: Link) -> bool:
+        """``link`` is gone (closed, taken over, dropped). Returns False when ``link`` is
+        not this session's live connection (nothing to do). An offline session holds no
+        publisher back."""
+        if self.connection is not link:
+            return False
+        self.connection = None
+        if self.holding:
+            self.release_all()
+        return True
+
+    def take_will(self) -> Will | None:
+        """The will of the connection that just detached; the session forgets it."""
+        will, self.will = self.will, None
+        return will
+
+    def set_expiry_interval(self, seconds: int) -> None:
+        """A new session expiry interval (MQTT 5 DISCONNECT may change it)."""
+        self.expiry_interval = seconds
+
+    def arm_will(self, delay: float, publish: Callable[[Session, Will], object],
+                 will: Will) -> None:
+        """Call ``publish(self, will)`` after ``delay`` seconds unless a connection
+        attaches first (MQTT 5 will delay interval)."""
+        if self._will_timer is not None:
+            self._will_timer.cancel()
+        self._will_timer = self._clock.call_later(delay, self._will_due, publish, will)
+
+    def _will_due(self, publish: Callable[[Session, Will], object], will: Will) -> None:
+        self._will_timer = None
+        publish(self, will)
+
+    def arm_expiry(self, expire: Callable[[Session], object]) -> None:
+        """Call ``expire(self)`` when the session expiry interval has passed (never for
+        :data:`NEVER_EXPIRES`) unless a connection attaches first."""
+        if self.expiry_interval >= NEVER_EXPIRES:
+            return
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_timer = self._clock.call_later(self.expiry_interval, self._expiry_due,
+                                                    expire)
+
+    def _expiry_due(self, expire: Callable[[Session], object]) -> None:
+        self._expiry_timer = None
+        expire(self)
+
+    @property
+    def will_pending(self) -> bool:
+        """A delayed will waits for its time."""
+        return self._will_timer is not None
+
+    def cancel_timers(self) -> None:
+        """Cancel the will-delay and expiry timers."""
+        for timer in (self._expiry_timer, self._will_timer):
+            if timer is not None:
+                timer.cancel()
+        self._expiry_timer = self._will_timer = None
+
+    def end(self) -> None:
+        """The session is discarded: subscriptions, flow state and timers go."""
+        self.subscriptions.clear()
+        self.clear_flow()
+        self.cancel_timers()
+
+    # -- subscriptions, inbound QoS 2, counters -------------------------------------------
+
+    def add_subscription(self, topic_filter: str, options: SubscriptionOptions) -> bool:
+        """Record (or replace) a subscription. Returns whether ``topic_filter`` is new."""
+        is_new = topic_filter not in self.subscriptions
+        self.subscriptions[topic_filter] = options
+        return is_new
+
+    def remove_subscription(self, topic_filter: str) -> bool:
+        """Forget a subscription. Returns whether it existed."""
+        return self.subscriptions.pop(topic_filter, None) is not None
+
+    def await_release(self, packet_id: int) -> None:
+        """An inbound QoS 2 PUBLISH was accepted: ``packet_id`` waits for PUBREL."""
+        pending = self.inbound_qos2
+        if pending is None:
+            pending = self.inbound_qos2 = set()
+        pending.add(packet_id)
+
+    def release_inbound(self, packet_id: int) -> bool:
+        """PUBREL for ``packet_id``; returns whether it was awaited."""
+        pending = self.inbound_qos2
+        if pending is None or packet_id not in pending:
+            return False
+        pending.discard(packet_id)
+        return True
+
+    def count_sent(self, topic: str, size: int) -> None:
+        """The client published ``size`` payload bytes on ``topic``."""
+        self.messages_sent += 1
+        self.bytes_sent += size
+        if self.topic_tally is not None:
+            self.topic_tally.sent(topic, size)
+
+    def count_denied(self) -> None:
+        """One authorization failure of this client."""
+        self.authorization_failures += 1
 
     # -- authorization -------------------------------------------------------------------
 
@@ -307,17 +374,18 @@ class Session:
             return
         queue.append((message, qos, retain, subscription_ids))
 
-    def _send_new(self, conn: MQTTConnection, message: Message, qos: int, retain: bool,
+    def _send_new(self, conn: Link, message: Message, qos: int, retain: bool,
                   subscription_ids: tuple[int, ...]) -> None:
         pid = self._allocate_id()
-        data = message.encode_for(conn.protocol_version, qos, retain, pid, subscription_ids)
+        data = message.encode_for(conn.protocol_version, qos, retain, pid, subscription_ids,
+                                  self._clock.monotonic)
         if data is None or not conn.fits(data):
             # Expired while queued, or larger than the client's Maximum Packet Size: the
             # spec has the server discard it as if it had been delivered.
             self.dropped += 1
             return
         out = Outgoing(message, qos, retain, subscription_ids)
-        out.sent_at = time.monotonic()
+        out.sent_at = self._clock.monotonic()
         self.inflight[pid] = out
         conn.write(data)
 
@@ -362,11 +430,10 @@ class Session:
             return True
         if not conn.paused and conn.unflushed < UNFLUSHED_HIGH_WATER:
             return False
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if not self.congested_since:
             self.congested_since = now
-            self._grace = asyncio.get_running_loop().call_later(
-                SLOW_READER_GRACE, self._grace_over)
+            self._grace = self._clock.call_later(SLOW_READER_GRACE, self._grace_over)
             return True
         return now - self.congested_since < SLOW_READER_GRACE
 
@@ -387,7 +454,7 @@ class Session:
         if self.holding:
             self.release_if_drained()
 
-    def hold(self, publisher: MQTTConnection) -> None:
+    def hold(self, publisher: Link) -> None:
         conn = self.connection
         if conn is not None:
             conn.keep_reading()  # a congested session's own connection is always read
@@ -430,15 +497,14 @@ class Session:
         conn = self.connection
         if conn is None:
             return
-        from ..mqtt import Pubrel
-
         for pid, out in list(self.inflight.items()):
-            out.sent_at = time.monotonic()
+            out.sent_at = self._clock.monotonic()
             if out.released:
                 conn.send_packet(Pubrel(pid))
                 continue
             data = out.message.encode_for(conn.protocol_version, out.qos, out.retain, pid,
-                                          out.subscription_ids, dup=True)
+                                          out.subscription_ids, self._clock.monotonic,
+                                          dup=True)
             if data is None:
                 del self.inflight[pid]
                 continue

@@ -29,7 +29,8 @@ def test_mosquitto_pub_to_mosquitto_sub(bastion, make_device, version, qos):
         # so poll the broker's subscription index instead.
         from support.clients import wait_for
 
-        wait_for(lambda: bastion.call(lambda: len(bastion.app.broker.subscriptions)) > 0,
+        directory = bastion.app.broker.directory
+        wait_for(lambda: bastion.call(directory.subscription_count) > 0,
                  5, "mosquitto_sub's subscription")
         for i in range(3):
             subprocess.run(["mosquitto_pub", *tls_args(pub_dev, bastion.port), "-V", version,

@@ -89,20 +89,12 @@ def test_unknown_certificate_from_trusted_ca_is_refused(bastion, datadir, tmp_pa
     assert client.connack.value == 0x87
 
 
-def _closed_within(client: Client, seconds: float) -> float:
-    start = time.monotonic()
-    assert client.disconnected.wait(seconds + 2), "connection stayed open"
-    return time.monotonic() - start
-
-
 @pytest.mark.parametrize("status", ["REVOKED", "INACTIVE"])
 def test_revoking_or_deactivating_closes_the_live_session(bastion, make_device, status):
     device = make_device()
     client = Client(device, bastion.port, version=V5).connect()
-    start = time.monotonic()
     bastion.app.plane.identity.update_certificate(device.certificate_id, status)
     assert client.disconnected.wait(WITHIN), "not closed within a second"
-    assert time.monotonic() - start < WITHIN
     again = Client(device, bastion.port, version=V5)
     again.connect(expect_success=False)
     assert again.connack.value == 0x87

@@ -1,47 +1,40 @@
-"""KeepAliveWheel on a real asyncio loop.
+"""KeepAliveWheel on a clock the test moves.
 
-The wheel files connections under whole seconds of loop time, so how long a test waits
-depends on where in its second the loop clock is. Each test runs on a selector loop whose
-clock is the monotonic clock shifted so that it starts at ``PHASE`` past a whole second:
-a deadline 0.3 s ahead then falls in the very next second (0.4 s away) and a deadline
-1.1 s ahead in the one after (1.4 s away). Nothing else about the loop is changed; the
-wheel reads the same ``loop.time()`` the test does.
+The wheel files connections under whole seconds of monotonic time and runs one timer, for
+the earliest second. Each test starts its clock ``PHASE`` past a whole second: a deadline
+0.3 s ahead then falls in the very next second (0.4 s away) and a deadline 1.1 s ahead in
+the one after (1.4 s away). Moving the clock runs the timers that fall due, in order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from bastion.broker._keepalive import KeepAliveWheel
+from support.clock import ManualClock
 
 PHASE = 0.6
 MARGIN = 0.06
 
 
-class PhasedLoop(asyncio.SelectorEventLoop):
-    """A selector loop whose clock starts ``PHASE`` past a whole second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        now = super().time()
-        self._shift = math.floor(now) + 1 + PHASE - now
-
-    def time(self) -> float:
-        return super().time() + self._shift
+def phased_clock() -> ManualClock:
+    clock = ManualClock(datetime.fromtimestamp(1_700_000_000, UTC), monotonic=1000.0)
+    clock.advance(math.floor(clock.monotonic()) + 1 + PHASE - clock.monotonic())
+    return clock
 
 
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    with asyncio.Runner(loop_factory=PhasedLoop) as runner:
-        runner.run(scenario())  # type: ignore[arg-type]
+def run(scenario: Callable[[ManualClock], None]) -> None:
+    scenario(phased_clock())
 
 
 class Conn:
     """A watched connection: records when it was asked, optionally re-files itself."""
 
-    def __init__(self, name: str, calls: list[tuple[str, float]],
+    def __init__(self, clock: ManualClock, name: str, calls: list[tuple[str, float]],
                  on_due: Callable[[Conn], None] | None = None) -> None:
+        self.clock = clock
         self.name = name
         self.keep_alive_slot = 0
         self.calls = calls
@@ -49,7 +42,7 @@ class Conn:
         self.times: list[float] = []
 
     def keep_alive_due(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.clock.monotonic()
         self.times.append(now)
         self.calls.append((self.name, now))
         if self.on_due is not None:
@@ -59,38 +52,32 @@ class Conn:
         return f"Conn({self.name})"
 
 
-async def sleep_until(when: float) -> None:
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(max(0.0, when - loop.time()))
-
-
-def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
-    return [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+def sleep_until(clock: ManualClock, when: float) -> None:
+    clock.advance(max(0.0, when - clock.monotonic()))
 
 
 def test_watched_connection_is_called_once_after_its_deadline() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        conn = Conn("a", calls)
-        deadline = loop.time() + 0.3
+        conn = Conn(clock, "a", calls)
+        deadline = clock.monotonic() + 0.3
         wheel.watch(conn, deadline)
         slot = math.ceil(deadline)
         assert conn.keep_alive_slot == slot
         assert len(wheel) == 1
 
-        await sleep_until(deadline - 0.2)
+        sleep_until(clock, deadline - 0.2)
         assert calls == []
-        await sleep_until(slot + MARGIN)
+        sleep_until(clock, slot + MARGIN)
         assert len(conn.times) == 1
         assert conn.times[0] >= deadline
         assert conn.times[0] >= slot  # checked late (up to a second), never early
         assert conn.keep_alive_slot == 0
         assert len(wheel) == 0
-        assert live_timers(loop) == []  # nothing left to wait for: no timer
+        assert clock.pending() == []  # nothing left to wait for: no timer
 
-        await asyncio.sleep(0.1)
+        clock.advance(0.1)
         assert len(conn.times) == 1
         wheel.close()
 
@@ -98,12 +85,11 @@ def test_watched_connection_is_called_once_after_its_deadline() -> None:
 
 
 def test_unwatch_prevents_the_call_and_empties_the_wheel() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        conn, other = Conn("a", calls), Conn("b", calls)
-        deadline = loop.time() + 0.1
+        conn, other = Conn(clock, "a", calls), Conn(clock, "b", calls)
+        deadline = clock.monotonic() + 0.1
         wheel.watch(conn, deadline)
         wheel.watch(other, deadline)
         assert len(wheel) == 2
@@ -115,7 +101,7 @@ def test_unwatch_prevents_the_call_and_empties_the_wheel() -> None:
         wheel.unwatch(other)  # not filed: nothing happens
         assert len(wheel) == 0
 
-        await sleep_until(math.ceil(deadline) + MARGIN)
+        sleep_until(clock, math.ceil(deadline) + MARGIN)
         assert calls == []
         wheel.close()
 
@@ -123,22 +109,21 @@ def test_unwatch_prevents_the_call_and_empties_the_wheel() -> None:
 
 
 def test_rewatching_moves_the_filing() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        conn = Conn("a", calls)
-        early = loop.time() + 0.1
+        conn = Conn(clock, "a", calls)
+        early = clock.monotonic() + 0.1
         wheel.watch(conn, early)
         late = early + 1.0
         wheel.watch(conn, late)  # heard from the client: a later deadline
         assert conn.keep_alive_slot == math.ceil(late) == math.ceil(early) + 1
         assert len(wheel) == 1
 
-        await sleep_until(math.ceil(early) + MARGIN)
+        sleep_until(clock, math.ceil(early) + MARGIN)
         assert calls == []  # the old filing is gone
         assert len(wheel) == 1
-        await sleep_until(math.ceil(late) + MARGIN)
+        sleep_until(clock, math.ceil(late) + MARGIN)
         assert len(conn.times) == 1
         assert conn.times[0] >= late
         assert len(wheel) == 0
@@ -148,20 +133,18 @@ def test_rewatching_moves_the_filing() -> None:
 
 
 def test_rewatching_earlier_reschedules_the_timer() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        conn = Conn("a", calls)
-        late = loop.time() + 1.1
-        early = loop.time() + 0.1
+        conn = Conn(clock, "a", calls)
+        late = clock.monotonic() + 1.1
+        early = clock.monotonic() + 0.1
         wheel.watch(conn, late)
         wheel.watch(conn, early)
         assert conn.keep_alive_slot == math.ceil(early)
-        timers = live_timers(loop)
-        assert len(timers) == 1 and timers[0].when() == math.ceil(early)
+        assert clock.pending() == [math.ceil(early)]
 
-        await sleep_until(math.ceil(early) + MARGIN)
+        sleep_until(clock, math.ceil(early) + MARGIN)
         assert len(conn.times) == 1
         assert len(wheel) == 0
         wheel.close()
@@ -170,30 +153,29 @@ def test_rewatching_earlier_reschedules_the_timer() -> None:
 
 
 def test_connection_rewatching_itself_is_called_again() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
         second_deadlines: list[float] = []
 
         def rewatch_once(conn: Conn) -> None:
             if len(conn.times) == 1:
                 # Not silent after all: its client spoke; file it under the new deadline.
-                deadline = loop.time() + 0.5
+                deadline = clock.monotonic() + 0.5
                 second_deadlines.append(deadline)
                 wheel.watch(conn, deadline)
                 assert conn.keep_alive_slot == math.ceil(deadline)
 
-        conn = Conn("a", calls, on_due=rewatch_once)
-        first = loop.time() + 0.1
+        conn = Conn(clock, "a", calls, on_due=rewatch_once)
+        first = clock.monotonic() + 0.1
         wheel.watch(conn, first)
 
-        await sleep_until(math.ceil(first) + MARGIN)
+        sleep_until(clock, math.ceil(first) + MARGIN)
         assert len(conn.times) == 1
         assert len(wheel) == 1
         [second] = second_deadlines
         assert math.ceil(second) == math.ceil(first) + 1
-        await sleep_until(math.ceil(second) + MARGIN)
+        sleep_until(clock, math.ceil(second) + MARGIN)
         assert len(conn.times) == 2
         assert conn.times[1] >= second
         assert conn.keep_alive_slot == 0
@@ -204,27 +186,25 @@ def test_connection_rewatching_itself_is_called_again() -> None:
 
 
 def test_connections_in_different_seconds_are_all_called_earliest_first() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        now = loop.time()
+        now = clock.monotonic()
         deadlines = {"late": now + 1.1, "early": now + 0.1, "early-too": now + 0.2}
-        conns = {name: Conn(name, calls) for name in deadlines}
+        conns = {name: Conn(clock, name, calls) for name in deadlines}
         for name in ("late", "early-too", "early"):  # the latest is filed first
             wheel.watch(conns[name], deadlines[name])
         assert len(wheel) == 3
         early_slot, late_slot = math.ceil(now + 0.1), math.ceil(now + 1.1)
         assert late_slot == early_slot + 1
         assert {c.keep_alive_slot for c in conns.values()} == {early_slot, late_slot}
-        # One loop timer, for the earliest second.
-        timers = live_timers(loop)
-        assert len(timers) == 1 and timers[0].when() == early_slot
+        # One timer, for the earliest second.
+        assert clock.pending() == [early_slot]
 
-        await sleep_until(early_slot + MARGIN)
+        sleep_until(clock, early_slot + MARGIN)
         assert sorted(name for name, _ in calls) == ["early", "early-too"]
         assert len(wheel) == 1
-        await sleep_until(late_slot + MARGIN)
+        sleep_until(clock, late_slot + MARGIN)
         assert [name for name, _ in calls][2:] == ["late"]
         for name, conn in conns.items():
             assert len(conn.times) == 1
@@ -236,25 +216,24 @@ def test_connections_in_different_seconds_are_all_called_earliest_first() -> Non
 
 
 def test_close_cancels_everything() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
-        a, b = Conn("a", calls), Conn("b", calls)
-        deadline = loop.time() + 0.1
+        a, b = Conn(clock, "a", calls), Conn(clock, "b", calls)
+        deadline = clock.monotonic() + 0.1
         wheel.watch(a, deadline)
         wheel.watch(b, deadline + 1.0)
-        assert len(live_timers(loop)) == 1
+        assert len(clock.pending()) == 1
         wheel.close()
         assert len(wheel) == 0
-        assert live_timers(loop) == []
+        assert clock.pending() == []
 
-        await sleep_until(math.ceil(deadline) + MARGIN)
+        sleep_until(clock, math.ceil(deadline) + MARGIN)
         assert calls == []
 
         # A closed wheel can be used again (the same connection objects, still marked
         # with their old slots, are re-filed cleanly).
-        wheel.watch(a, loop.time() + 0.1)
+        wheel.watch(a, clock.monotonic() + 0.1)
         assert len(wheel) == 1
         wheel.unwatch(a)
         assert len(wheel) == 0
@@ -264,9 +243,8 @@ def test_close_cancels_everything() -> None:
 
 
 def test_unwatch_from_another_keep_alive_due_in_the_same_second() -> None:
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        wheel = KeepAliveWheel()
+    def scenario(clock: ManualClock) -> None:
+        wheel = KeepAliveWheel(clock)
         calls: list[tuple[str, float]] = []
         pair: list[Conn] = []
 
@@ -275,12 +253,11 @@ def test_unwatch_from_another_keep_alive_due_in_the_same_second() -> None:
                 if other is not conn:
                     wheel.unwatch(other)
 
-        pair += [Conn("a", calls, on_due=drop_the_other), Conn("b", calls,
-                                                              on_due=drop_the_other)]
-        deadline = loop.time() + 0.1
+        pair += [Conn(clock, "a", calls, on_due=drop_the_other), Conn(clock, "b", calls, on_due=drop_the_other)]
+        deadline = clock.monotonic() + 0.1
         for conn in pair:
             wheel.watch(conn, deadline)
-        await sleep_until(math.ceil(deadline) + MARGIN)
+        sleep_until(clock, math.ceil(deadline) + MARGIN)
         # Whichever came first unwatched the other, which must then not be called.
         assert len(calls) == 1, calls
         wheel.close()

@@ -1,0 +1,256 @@
+"""The session directory: live sessions, their subscriptions, routing and retained messages.
+
+Theory of operation
+-------------------
+The broker keeps no session, subscription or retained message of its own: it asks a
+:class:`SessionDirectory`. Today's implementation, :class:`MemorySessionDirectory`, keeps
+everything in this process; a durable one (SQLite/PostgreSQL) or a clustered one (NATS
+JetStream) goes behind the same interface without touching the connection code, which
+only ever sees :class:`~bastion.broker._session.Session` objects and a
+:class:`Router`.
+
+The message path runs one way through it::
+
+    MQTTConnection -> Broker (limits, iot:Publish) -> Router.route -> Session.deliver
+                                                                   -> its Link (bytes)
+
+:meth:`Router.route` is the one call per message: it matches the topic, merges the
+overlapping subscriptions of one session, checks ``iot:Receive`` from each session's
+decision cache and hands one delivery to each session's queue. A congested recipient
+holds the publishing link back (flow control, see ``_session``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from ..clock import Clock
+from ._limits import BrokerLimits
+from ._message import Message, SubscriptionOptions
+from ._plugs import Action, Principal
+from ._retained import RetainedStore
+from ._session import Link, Session
+from ._subscriptions import SubscriptionIndex
+
+__all__ = ["MemorySessionDirectory", "RetainedMessages", "Router", "SessionDirectory"]
+
+Denied = Callable[[Session, Action, str], None]
+"""Told when a session may not receive a message on a topic (``iot:Receive`` denied)."""
+
+
+class RetainedMessages(Protocol):
+    """At most one retained message per topic name."""
+
+    def get(self, topic: str) -> Message | None: ...
+
+    def set(self, topic: str, message: Message) -> None: ...
+
+    def delete(self, topic: str) -> bool:
+        """Returns whether a message was retained on ``topic``."""
+        ...
+
+    def match(self, topic_filter: str) -> list[tuple[str, Message]]:
+        """``(topic, message)`` for every retained topic ``topic_filter`` matches; a
+        wildcard at the first level never matches a topic starting with ``$``."""
+        ...
+
+    def topics(self, prefix: str | None = None, *, after: str | None = None,
+               limit: int | None = None) -> list[str]:
+        """Retained topics in ascending order (paged listing).
+
+        :raises ValueError: ``limit`` is smaller than 1.
+        """
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class Router(Protocol):
+    """Hands a published message to every session subscribed to its topic."""
+
+    def route(self, message: Message, publisher: Link | None) -> bool:
+        """Deliver ``message`` to the sessions whose subscriptions match its topic.
+
+        One delivery per session, however many of its subscriptions match: the highest
+        granted QoS (capped by the message's), every subscription identifier, retain as
+        published if any matching subscription asks for it. A subscription with no local
+        skips the message's own origin. Each shared subscription group gets it once.
+        ``iot:Receive`` is checked per session; a denial is reported, not delivered.
+        When a recipient is congested, ``publisher`` (None for messages the broker
+        originates) is held back until it drains.
+
+        :returns: whether any subscription matched (MQTT 5 "no matching subscribers").
+        """
+        ...
+
+
+class SessionDirectory(Router, Protocol):
+    """Every session of the broker by client id, with subscriptions and retained messages.
+
+    What an implementation must guarantee:
+
+    * **One session per client id.** :meth:`open` returns the session to attach a new
+      connection to. The caller has already detached any live connection of that client
+      id (takeover: the new connection wins, as in AWS IoT); a clustered directory must
+      claim the client id cluster-wide here, so that a connection on another node is
+      taken over too.
+    * **Session present.** :meth:`open` resumes the existing session, with its
+      subscriptions, in-flight and queued messages, only when the CONNECT did not ask
+      for a clean start *and* the certificate is the one that owned the session; else the
+      old session is discarded (never hand one principal's messages to another) and a new
+      one is created. The flag it returns is the CONNACK's "session present".
+    * **Expiry.** Sessions are discarded only by :meth:`discard`; the broker calls it when
+      a session's expiry interval passes with no connection attached (or at once for an
+      interval of 0, or when a principal is dropped). :meth:`discard` of a session that is
+      no longer the client id's current one removes that session's subscriptions only.
+    * **Retained messages.** :attr:`retained` holds at most one message per topic;
+      matching follows MQTT topic-filter rules including the ``$`` rule (``#`` and ``+``
+      at the first level do not match ``$``-topics). Expiry of retained messages is the
+      reader's business (``Message.expires_at``).
+    * **Routing** as described on :meth:`Router.route`, with subscriptions exactly those
+      recorded by :meth:`subscribe`/:meth:`unsubscribe` of live (not discarded) sessions.
+    """
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        """Every session (live or waiting to expire) by client id; read-only."""
+        ...
+
+    @property
+    def retained(self) -> RetainedMessages: ...
+
+    def get(self, client_id: str) -> Session | None: ...
+
+    def open(self, client_id: str, principal: Principal, *,
+             clean_start: bool) -> tuple[Session, bool]:
+        """The session for a CONNECT of ``principal`` as ``client_id``, and whether it
+        existed before ("session present"). See the class docstring."""
+        ...
+
+    def discard(self, session: Session) -> None:
+        """Forget ``session``: its subscriptions, queued messages and timers go."""
+        ...
+
+    def subscribe(self, session: Session, topic_filter: str,
+                  options: SubscriptionOptions) -> bool:
+        """Subscribe (or re-subscribe) ``session``. Returns whether the filter is new to it.
+
+        :raises RemoteProtocolError: ``topic_filter`` is malformed.
+        """
+        ...
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        """Returns whether ``session`` had subscribed to ``topic_filter``."""
+        ...
+
+    def subscription_count(self) -> int:
+        """Subscriptions of every session together."""
+        ...
+
+
+class MemorySessionDirectory:
+    """The :class:`SessionDirectory` of one process: dicts, a subscription trie and a
+    retained-message trie, all in memory. Nothing survives a restart."""
+
+    __slots__ = ("_clock", "_denied", "_index", "_limits", "_retained", "_sessions")
+
+    def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied) -> None:
+        """:param denied: told of every ``iot:Receive`` denial while routing."""
+        self._limits = limits
+        self._clock = clock
+        self._denied = denied
+        self._sessions: dict[str, Session] = {}
+        # Keyed by the session object itself: a match needs no lookup by client id.
+        self._index: SubscriptionIndex[Session, SubscriptionOptions] = SubscriptionIndex()
+        self._retained: RetainedStore[Message] = RetainedStore()
+
+    @property
+    def sessions(self) -> Mapping[str, Session]:
+        return self._sessions
+
+    @property
+    def retained(self) -> RetainedStore[Message]:
+        return self._retained
+
+    def get(self, client_id: str) -> Session | None:
+        return self._sessions.get(client_id)
+
+    def open(self, client_id: str, principal: Principal, *,
+             clean_start: bool) -> tuple[Session, bool]:
+        existing = self._sessions.get(client_id)
+        if existing is not None:
+            if existing.connection is not None:
+                raise RuntimeError(f"session {client_id!r} still has a live connection")
+            if not clean_start and (existing.principal.certificate_id
+                                    == principal.certificate_id):
+                return existing, True
+            self.discard(existing)
+        limits = self._limits
+        session = Session(client_id, principal, limits.max_inflight_messages,
+                          limits.max_queued_messages, self._clock)
+        self._sessions[client_id] = session
+        return session, False
+
+    def discard(self, session: Session) -> None:
+        if self._sessions.get(session.client_id) is session:
+            del self._sessions[session.client_id]
+        self._index.remove_all(session)
+        session.end()
+
+    def subscribe(self, session: Session, topic_filter: str,
+                  options: SubscriptionOptions) -> bool:
+        self._index.add(topic_filter, session, options)
+        return session.add_subscription(topic_filter, options)
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        if not session.remove_subscription(topic_filter):
+            return False
+        self._index.remove(topic_filter, session)
+        return True
+
+    def subscription_count(self) -> int:
+        return len(self._index)
+
+    def route(self, message: Message, publisher: Link | None) -> bool:
+        matches = self._index.match(message.topic)
+        if not matches:
+            return False
+        topic = message.topic
+        origin = message.origin
+        if len(matches) == 1:  # the common case, without the merging below
+            session, opts = matches[0]
+            if not (opts.no_local and session.client_id == origin):
+                allowed = session.receive_allowed.get(topic)
+                if allowed is None:
+                    allowed = session.allowed(Action.RECEIVE, topic)
+                if allowed:
+                    session.deliver(message, min(opts.qos, message.qos),
+                                    message.retain and opts.retain_as_published,
+                                    (opts.subscription_id,) if opts.subscription_id else ())
+                else:
+                    self._denied(session, Action.RECEIVE, topic)
+            if publisher is not None and session.congested():
+                session.hold(publisher)
+            return True
+        merged: dict[Session, tuple[int, bool, list[int]]] = {}
+        for session, opts in matches:
+            if opts.no_local and session.client_id == origin:
+                continue
+            entry = merged.get(session)
+            sub_id = [opts.subscription_id] if opts.subscription_id else []
+            if entry is None:
+                merged[session] = (opts.qos, opts.retain_as_published, sub_id)
+            else:
+                entry[2].extend(sub_id)
+                merged[session] = (max(entry[0], opts.qos),
+                                   entry[1] or opts.retain_as_published, entry[2])
+        for session, (sub_qos, rap, sub_ids) in merged.items():
+            if not session.allowed(Action.RECEIVE, topic):
+                self._denied(session, Action.RECEIVE, topic)
+                continue
+            session.deliver(message, min(sub_qos, message.qos), message.retain and rap,
+                            tuple(sub_ids))
+            if publisher is not None and session.congested():
+                session.hold(publisher)
+        return True
