@@ -24,7 +24,7 @@ The acknowledgement goes back to the publisher after routing.
 Disconnection: a session whose connection ended (or was taken over or dropped) is detached;
 its will is published, at once or after the MQTT 5 will delay (cancelled by a reconnect),
 and the session is discarded at once (expiry interval 0) or when its expiry timer fires.
-Every timer runs on the broker's :class:`~bastion.broker._clock.Clock`.
+Every timer runs on the broker's :class:`bastion.clock.Clock`.
 
 Security changes reach the broker as registry events on the bus; :mod:`bastion.enforcement`
 turns each into :meth:`Broker.drop_sessions` or :meth:`Broker.reauthorize_sessions`, so a

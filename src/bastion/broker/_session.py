@@ -278,6 +278,11 @@ class Session:
         pending.discard(packet_id)
         return True
 
+    def tally_topics(self, tally: TopicTally | None) -> None:
+        """Count this session's messages per topic in ``tally`` from now on (``None``:
+        stop) — Detect's TOPIC_FILTER dimensions."""
+        self.topic_tally = tally
+
     def count_sent(self, topic: str, size: int) -> None:
         """The client published ``size`` payload bytes on ``topic``."""
         self.messages_sent += 1

@@ -342,7 +342,7 @@ class CloudMetricSampler:
         """Give ``session`` the per-topic counters its thing's profiles need (or none)."""
         wanted = self._topic_dimensions(thing, registered)
         if not wanted:
-            session.topic_tally = None
+            session.tally_topics(None)
             return
         client = session.client_id
         resolved = {metric: [(name, tuple(f.replace("${iot:ClientId}", client)
@@ -353,7 +353,7 @@ class CloudMetricSampler:
             return
         if isinstance(current, DimensionTally):
             self._collect_topics(current, thing)
-        session.topic_tally = DimensionTally(resolved)
+        session.tally_topics(DimensionTally(resolved))
 
     def _collect_topics(self, tally: DimensionTally, thing: str) -> None:
         target = self._tally[thing]
