@@ -92,11 +92,19 @@ def registry_services(config: Config, datadir: DataDir, store: Store,
     """
     account = config.account
     authority = CertificateAuthority.from_datadir(datadir)
-    registry = RegistryService(store, account=account, publish=publish)
-    identity = IdentityService(store, authority=authority, account=account, publish=publish)
-    policies = PolicyService(store, account=account, publish=publish)
-    identity.ensure_authority_registered()
-    return ControlPlane(store, account, registry, identity, policies)
+    plane = control_plane(store, account, authority, publish)
+    plane.identity.ensure_authority_registered()
+    return plane
+
+
+def control_plane(store: Store, account: Account, authority: CertificateAuthority,
+                  publish: EventSink | None = None) -> ControlPlane:
+    """The registry services of ``account`` over ``store`` (constructs objects only)."""
+    return ControlPlane(
+        store, account,
+        RegistryService(store, account=account, publish=publish),
+        IdentityService(store, authority=authority, account=account, publish=publish),
+        PolicyService(store, account=account, publish=publish))
 
 
 def ensure_device_policy(plane: ControlPlane) -> str:

@@ -27,7 +27,7 @@ from .account import Account
 from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
 from .clock import Clock, SystemClock
 from .config import Config
-from .controlplane import ControlPlane, registry_services
+from .controlplane import ControlPlane, control_plane, registry_services
 from .datadir import DataDir
 from .defender.audit import AuditMitigationService, AuditService, CrlRegistry, WeakKeyLists
 from .defender.detect import (
@@ -42,7 +42,7 @@ from .files import FileService
 from .jobs import JobService
 from .logging_options import LoggingOptions
 from .provisioning import HttpHookClient, ProvisioningService
-from .registry import CertificateAuthority, IdentityService, PolicyService, RegistryService
+from .registry import CertificateAuthority
 from .shadow import ShadowService
 from .store import Store
 from .trail import Trail
@@ -78,13 +78,7 @@ class Regions:
             account = Account(region, self._plane.account.account_id)
             if self._authority is None:
                 self._authority = CertificateAuthority.from_datadir(self._datadir)
-            store = self._plane.store
-            plane = ControlPlane(
-                store, account,
-                RegistryService(store, account=account, publish=self._publish),
-                IdentityService(store, authority=self._authority, account=account,
-                                publish=self._publish),
-                PolicyService(store, account=account, publish=self._publish))
+            plane = control_plane(self._plane.store, account, self._authority, self._publish)
             self._planes[region] = plane
             return plane
 
