@@ -15,7 +15,7 @@ from bastion.mqtt import (
     ReasonCode,
     Will,
 )
-from support.broker_pair import BrokerPair, run
+from support.broker_pair import BrokerPair, MemoryClient, run
 
 DELAYED = Properties(will_delay_interval=30)
 
@@ -50,14 +50,21 @@ def test_a_normal_disconnect_sends_no_will_but_disconnect_with_will_does() -> No
     run(scenario)
 
 
+async def dropped_with_delayed_will(pair: BrokerPair, *, session_expiry: int) -> MemoryClient:
+    """A watcher of ``wills/#``, and a persistent client "dying" whose connection is lost
+    with a will delayed by 30 s. Returns the watcher."""
+    watcher = await pair.connect("watcher")
+    await watcher.subscribe("wills/#")
+    dying = await pair.connect("dying", clean_start=False, session_expiry=session_expiry,
+                               will=Will("wills/late", b"late", properties=DELAYED))
+    dying.drop()
+    await pair.settle()
+    return watcher
+
+
 def test_a_will_delay_holds_the_will_until_it_passes() -> None:
     async def scenario(pair: BrokerPair) -> None:
-        watcher = await pair.connect("watcher")
-        await watcher.subscribe("wills/#")
-        dying = await pair.connect("dying", clean_start=False, session_expiry=300,
-                                   will=Will("wills/late", b"late", properties=DELAYED))
-        dying.drop()
-        await pair.settle()
+        watcher = await dropped_with_delayed_will(pair, session_expiry=300)
         assert pair.broker.sessions["dying"].will_pending
         pair.clock.advance(29)
         await pair.settle()
@@ -72,12 +79,7 @@ def test_a_will_delay_holds_the_will_until_it_passes() -> None:
 
 def test_a_reconnect_within_the_will_delay_cancels_the_will() -> None:
     async def scenario(pair: BrokerPair) -> None:
-        watcher = await pair.connect("watcher")
-        await watcher.subscribe("wills/#")
-        dying = await pair.connect("dying", clean_start=False, session_expiry=300,
-                                   will=Will("wills/late", b"late", properties=DELAYED))
-        dying.drop()
-        await pair.settle()
+        watcher = await dropped_with_delayed_will(pair, session_expiry=300)
         pair.clock.advance(10)
         back = await pair.connect("dying", clean_start=False, session_expiry=300)
         assert back.connack is not None and back.connack.session_present
@@ -90,12 +92,7 @@ def test_a_reconnect_within_the_will_delay_cancels_the_will() -> None:
 
 def test_the_will_delay_is_cut_short_by_the_session_expiry() -> None:
     async def scenario(pair: BrokerPair) -> None:
-        watcher = await pair.connect("watcher")
-        await watcher.subscribe("wills/#")
-        dying = await pair.connect("dying", clean_start=False, session_expiry=5,
-                                   will=Will("wills/late", b"late", properties=DELAYED))
-        dying.drop()
-        await pair.settle()
+        watcher = await dropped_with_delayed_will(pair, session_expiry=5)
         pair.clock.advance(5)
         await pair.settle()
         assert [m.payload for m in watcher.messages()] == [b"late"]
