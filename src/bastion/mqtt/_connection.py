@@ -11,7 +11,14 @@ table ``_TRANSITIONS`` below; anything else is the client's fault on receive
 States::
 
     AWAITING_CONNECT --CONNECT received--> AWAITING_CONNACK --CONNACK sent--> CONNECTED
-         any state --error raised / DISCONNECT either way / error CONNACK--> CLOSED
+    AWAITING_CONNACK, CONNECTED --DISCONNECT received--> CLIENT_DISCONNECTED
+         any state --error raised / DISCONNECT sent / error CONNACK--> CLOSED
+
+CLIENT_DISCONNECTED: the client said goodbye, but packets it sent before its DISCONNECT
+(often in the same TCP segment: ``publish(qos=1); disconnect()``) still get their answers
+— CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP — so the caller
+handles every packet :meth:`~ServerConnection.receive_data` returned, in order, before it
+closes. Nothing new is sent (no PUBLISH, no DISCONNECT) and nothing more is received.
 
 Clients may pipeline packets behind their CONNECT; they are returned in order and the
 caller handles them after it has sent the CONNACK.
@@ -81,6 +88,7 @@ class ConnectionState(enum.Enum):
     AWAITING_CONNECT = enum.auto()
     AWAITING_CONNACK = enum.auto()  # CONNECT received, CONNACK not yet sent
     CONNECTED = enum.auto()
+    CLIENT_DISCONNECTED = enum.auto()  # DISCONNECT received; replies still go out
     CLOSED = enum.auto()
 
 
@@ -129,6 +137,9 @@ _CLIENT_PACKETS = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP, _P.S
                    _P.UNSUBSCRIBE, _P.PINGREQ, _P.AUTH)
 _SERVER_PACKETS = (_P.PUBLISH, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP, _P.SUBACK,
                    _P.UNSUBACK, _P.PINGRESP, _P.AUTH)
+# What answers a packet the client sent before its DISCONNECT.
+_REPLIES = (_P.CONNACK, _P.PUBACK, _P.PUBREC, _P.PUBREL, _P.PUBCOMP, _P.SUBACK, _P.UNSUBACK,
+            _P.PINGRESP)
 
 # (state, packet type) -> state afterwards, per direction. A pair missing from the table
 # is not allowed. An error CONNACK leads to CLOSED instead of CONNECTED (see send).
@@ -137,12 +148,13 @@ _TRANSITIONS: dict[str, dict[ConnectionState, dict[PacketType, ConnectionState]]
         _S.AWAITING_CONNECT: {_P.CONNECT: _S.AWAITING_CONNACK},
         _S.AWAITING_CONNACK: {
             **{packet_type: _S.AWAITING_CONNACK for packet_type in _CLIENT_PACKETS},
-            _P.DISCONNECT: _S.CLOSED,
+            _P.DISCONNECT: _S.CLIENT_DISCONNECTED,
         },
         _S.CONNECTED: {
             **{packet_type: _S.CONNECTED for packet_type in _CLIENT_PACKETS},
-            _P.DISCONNECT: _S.CLOSED,
+            _P.DISCONNECT: _S.CLIENT_DISCONNECTED,
         },
+        _S.CLIENT_DISCONNECTED: {},
         _S.CLOSED: {},
     },
     "send": {
@@ -155,6 +167,8 @@ _TRANSITIONS: dict[str, dict[ConnectionState, dict[PacketType, ConnectionState]]
             **{packet_type: _S.CONNECTED for packet_type in _SERVER_PACKETS},
             _P.DISCONNECT: _S.CLOSED,
         },
+        _S.CLIENT_DISCONNECTED: {packet_type: _S.CLIENT_DISCONNECTED
+                                 for packet_type in _REPLIES},
         _S.CLOSED: {},
     },
 }
@@ -246,8 +260,8 @@ class ServerConnection:
         """Decode and check the packets completed by ``data``.
 
         A PUBLISH that used a topic alias is returned with its topic filled in and its
-        ``topic_alias`` property removed. A DISCONNECT from the client closes the state;
-        bytes after it are ignored.
+        ``topic_alias`` property removed. A DISCONNECT from the client moves the state to
+        CLIENT_DISCONNECTED; bytes after it, in this call or later, are ignored.
 
         :returns: the complete packets, in order (possibly none).
         :raises RemoteProtocolError: the client broke the protocol; ``reason_code`` says
@@ -258,6 +272,8 @@ class ServerConnection:
         """
         if self._state is ConnectionState.CLOSED:
             raise LocalProtocolError("receive_data on a closed connection")
+        if self._state is ConnectionState.CLIENT_DISCONNECTED:
+            return []  # the client said goodbye: whatever follows is ignored
         decoder = self._decoder
         decoder.feed(data)
         try:
@@ -474,6 +490,11 @@ class ServerConnection:
             raise LocalProtocolError(
                 f"cannot send {packet_type.name} in state {self._state.name}"
             )
+        if self._state is ConnectionState.CLIENT_DISCONNECTED and (
+                isinstance(packet, Connack) == self._connack_sent):
+            raise LocalProtocolError(
+                f"cannot send {packet_type.name} after the client's DISCONNECT "
+                + ("(the CONNACK was sent)" if self._connack_sent else "before the CONNACK"))
         version = self.protocol_version
         assert version is not None
         if isinstance(packet, Publish):

@@ -545,13 +545,51 @@ def test_disconnect_sent_to_5_client() -> None:
 
 
 @pytest.mark.parametrize("version", [MQTT_3_1_1, MQTT_5])
-def test_client_disconnect_closes_and_ignores_the_rest(version: int) -> None:
-    server, _, _ = _open(version)
+def test_client_disconnect_ignores_the_rest_but_lets_replies_out(version: int) -> None:
+    server, client, _ = _open(version)
     received = _to_server(server, version, Pingreq(), Disconnect(), Pingreq())
     assert received == [Pingreq(), Disconnect()]
-    assert server.state is S.CLOSED
+    assert server.state is S.CLIENT_DISCONNECTED
+    assert _to_server(server, version, Pingreq()) == []  # after goodbye: ignored
+    # The PINGREQ that came before the DISCONNECT still gets its answer ...
+    assert _to_client(server, client, Pingresp()) == [Pingresp()]
+    # ... but nothing new goes out.
     with pytest.raises(LocalProtocolError):
+        server.send(Publish("t", b"x"))
+    with pytest.raises(LocalProtocolError):
+        server.send(Disconnect())
+
+
+@pytest.mark.parametrize("reply", [
+    pytest.param(Puback(1), id="puback"),
+    pytest.param(Pubrec(1), id="pubrec"),
+    pytest.param(Pubrel(1), id="pubrel"),
+    pytest.param(Pubcomp(1), id="pubcomp"),
+    pytest.param(Suback(1, (R.GRANTED_QOS_1,)), id="suback"),
+    pytest.param(Unsuback(1, (R.SUCCESS,)), id="unsuback"),
+])
+@pytest.mark.parametrize("version", [MQTT_3_1_1, MQTT_5])
+def test_every_reply_may_follow_the_clients_disconnect(version: int, reply: Packet) -> None:
+    server, client, _ = _open(version)
+    _to_server(server, version, Disconnect())
+    if version != MQTT_5 and isinstance(reply, Unsuback):
+        reply = Unsuback(1)
+    assert _to_client(server, client, reply) == [reply]
+
+
+def test_a_connect_and_disconnect_in_one_read_still_gets_its_connack() -> None:
+    server = ServerConnection()
+    packet = Connect("dev-1", MQTT_5)
+    received = server.receive_data(encode(packet, MQTT_5) + encode(Disconnect(), MQTT_5))
+    assert received == [packet, Disconnect()]
+    assert server.state is S.CLIENT_DISCONNECTED
+    with pytest.raises(LocalProtocolError):  # nothing but the CONNACK before the CONNACK
         server.send(Pingresp())
+    client = PacketDecoder(version=MQTT_5)
+    assert _to_client(server, client, server.connack_for(packet, session_present=False))[0] \
+        .reason_code is R.SUCCESS
+    with pytest.raises(LocalProtocolError):  # one CONNACK only
+        server.send(server.connack_for(packet, session_present=False))
 
 
 # -- error responses ---------------------------------------------------------------------
