@@ -237,12 +237,20 @@ def run(config: Config, datadir: DataDir, on_ready: Callable[[App], None]) -> in
         await app.start()
         on_ready(app)
         loop = asyncio.get_running_loop()
-        stopping = loop.create_task(app.wait())
+        requested = asyncio.Event()
+
+        def on_signal() -> None:
+            log.info("shutting down")
+            requested.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: loop.create_task(app.stop()))
-        failure = await stopping
-        log.info("shut down")
+            loop.add_signal_handler(sig, on_signal)
+        stopped = loop.create_task(app.wait())
+        signalled = loop.create_task(requested.wait())
+        await asyncio.wait((stopped, signalled), return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
         await app.stop()
+        failure = await stopped
         return 1 if failure is not None else 0
 
     try:
