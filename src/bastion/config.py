@@ -46,6 +46,10 @@ class ApiConfig:
     plaintext: bool = False   # plain HTTP: only with a loopback host
     public_host: str = ""     # DescribeEndpoint's answer; empty: the host the client used
     emulator: bool = False    # any SigV4 key accepted, POST /_bastion/reset; loopback only
+    header_timeout: float = 10.0   # seconds from a request's first byte (or the connection's
+    #                                start) to its last header; then the connection is cut
+    body_timeout: float = 30.0     # seconds to receive a declared body: 408, then closed
+    max_connections_per_source: int = 64  # open connections from one address; the next: 429
 
 
 # -- Fleet provisioning, JITP/JITR (bastion.provisioning) ------------------------------

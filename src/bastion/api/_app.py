@@ -4,7 +4,11 @@ Theory of operation
 -------------------
 For every HTTP request:
 
-1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413).
+1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413), within the body
+   timeout from the end of the headers (else ``408 RequestTimeoutException`` and the
+   connection is closed: what is left of the body would arrive as the next request).
+   The headers themselves, and the number of connections per source address, are
+   bounded below the application, in :mod:`._connections`.
 2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
    scope's *service* picks the served service (``iot`` / ``iotdata`` /
    ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
@@ -26,7 +30,10 @@ For every HTTP request:
 8. **Serialize** the result with the output shape (:mod:`._serialize`). Every
    refusal — an :class:`~._errors.ApiError` or a service's own error (registry, jobs,
    shadow, …: any :class:`~bastion.errors.ServiceError`) — is answered here, in one
-   place, in the AWS error shape (:func:`~._errors.wire_error`).
+   place, in the AWS error shape (:func:`~._errors.wire_error`). JSON is parsed only
+   within a nesting depth (:mod:`._nesting`); a :class:`RecursionError` that still
+   escapes — a service parsing a deep document carried in a string member — is the
+   caller's ``400 InvalidRequestException``, not a 500.
 9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
@@ -65,7 +72,15 @@ from ._auth import (
 )
 from ._binding import bind_input, parse_query
 from ._context import Gateway, OperationContext, ServiceDirectory
-from ._errors import ApiError, access_denied, internal_failure, not_implemented, wire_error
+from ._errors import (
+    ApiError,
+    access_denied,
+    internal_failure,
+    invalid_request,
+    not_implemented,
+    request_timeout,
+    wire_error,
+)
 from ._handlers import TABLE, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
@@ -88,6 +103,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
+BODY_TIMEOUT: Final = 30.0
 RESET_PATH: Final = "/_bastion/reset"
 
 
@@ -115,6 +131,7 @@ class ApiApplication:
     :param publish: the registry's event sink (used by the emulator reset).
     :param clock: the current time, for the signature's clock check.
     :param files: serves ``/_bastion/files/…`` (``None``: those paths are 404).
+    :param body_timeout: seconds to receive a request's body once its headers are in.
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
@@ -122,7 +139,8 @@ class ApiApplication:
                  account_id: str, publish: EventSink | None = None,
                  table: HandlerTable = TABLE, catalog: Catalog | None = None,
                  clock: Clock | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                 files: FileService | None = None) -> None:
+                 files: FileService | None = None,
+                 body_timeout: float = BODY_TIMEOUT) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -135,6 +153,7 @@ class ApiApplication:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._max_body = max_body_bytes
         self._files = files
+        self._body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -143,8 +162,16 @@ class ApiApplication:
         if scope["type"] != "http":
             return
         try:
-            body, too_large = await _read_body(receive, self._max_body)
+            async with asyncio.timeout(self._body_timeout):
+                body, too_large = await _read_body(receive, self._max_body)
         except _Disconnected:
+            return
+        except TimeoutError:
+            log.info("%s: request body not received within %.1f s; closing",
+                     _source_ip(scope) or "?", self._body_timeout)
+            late = serialize_error(request_timeout(
+                f"The request body was not received within {self._body_timeout:g} seconds"))
+            await _send_response(send, late, str(uuid.uuid4()), close=True)
             return
         headers = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
                         for name, value in scope.get("headers", ()))
@@ -156,8 +183,7 @@ class ApiApplication:
             headers=headers,
             body=body,
         )
-        client = scope.get("client")
-        source_ip = str(client[0]) if client else ""
+        source_ip = _source_ip(scope)
         if too_large:
             response = serialize_error(ApiError(
                 "RequestEntityTooLargeException", 413,
@@ -175,6 +201,12 @@ class ApiApplication:
             error_code = None
         except ServiceError as error:
             refused = wire_error(error, call.service)
+            response = serialize_error(refused)
+            error_code = refused.aws_error_type
+        except RecursionError:
+            log.warning("%s %s: a document nested too deeply for %s:%s", request.method,
+                        request.raw_path, call.service, call.operation)
+            refused = invalid_request("The request holds a JSON document nested too deeply")
             response = serialize_error(refused)
             error_code = refused.aws_error_type
         except Exception:
@@ -348,9 +380,17 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
-async def _send_response(send: Send, response: Response, request_id: str) -> None:
+def _source_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+async def _send_response(send: Send, response: Response, request_id: str, *,
+                         close: bool = False) -> None:
     headers = [(b"x-amzn-requestid", request_id.encode("ascii")),
                (b"content-length", str(len(response.body)).encode("ascii"))]
+    if close:  # the server (h11) closes the connection once the response is sent
+        headers.append((b"connection", b"close"))
     headers.extend((name.encode("latin-1"), value.encode("latin-1"))
                    for name, value in response.headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})

@@ -36,6 +36,7 @@ from urllib.parse import unquote
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StringShape, StructureShape
 
 from ._errors import invalid_request
+from ._nesting import loads_bounded
 
 log = logging.getLogger("bastion.api")
 
@@ -169,7 +170,7 @@ def _json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
+        document = loads_bounded(body)
     except (UnicodeDecodeError, ValueError):
         raise invalid_request("The request body is not valid JSON") from None
     if not isinstance(document, dict):
@@ -210,7 +211,8 @@ def _from_header(shape: Shape, text: str, path: str, errors: ValidationErrors) -
                 for i, item in enumerate(items)]
     if shape.type_name == "string" and shape.serialization.get("jsonvalue"):
         try:
-            return json.loads(base64.b64decode(text.strip(), validate=True))
+            return loads_bounded(base64.b64decode(text.strip(), validate=True),
+                                 f"The header {path}")
         except (binascii.Error, ValueError):
             errors.add(path, shape, None, "Member must be base64-encoded JSON")
             return None

@@ -85,6 +85,21 @@ def not_implemented(service: str, operation: str) -> ApiError:
                     f"{service}:{operation} is not implemented by Bastion")
 
 
+def request_timeout(message: str) -> ApiError:
+    """``408 RequestTimeoutException``: the client did not send its request in time.
+
+    AWS's type for a request not received in time (botocore's standard retry mode treats
+    it as transient, so SDKs retry on a new connection). Sent with ``connection: close``.
+    """
+    return ApiError("RequestTimeoutException", 408, message)
+
+
+def throttled(message: str) -> ApiError:
+    """``429 ThrottlingException``: the caller holds too many of a resource at once (SDKs
+    retry it with backoff)."""
+    return ApiError("ThrottlingException", 429, message)
+
+
 def internal_failure() -> ApiError:
     """``500 InternalFailureException`` (details are in the server log only)."""
     return ApiError("InternalFailureException", 500,

@@ -6,6 +6,11 @@ loop, with uvicorn's signal handling disabled (the process owner — ``bastion s
 handles signals). HTTPS uses the data directory's server certificate (TLS 1.2+, the key
 decrypted with the installation's master key). Plain HTTP, and emulator mode, are only
 allowed on a loopback address.
+
+uvicorn runs with Bastion's own h11 protocol class (:mod:`._connections`): at most
+``max_connections_per_source`` open connections per address, and a request's headers
+must arrive within ``header_timeout``; the application bounds the body
+(``body_timeout``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from bastion.services import Services
 
 from ._app import ApiApplication
 from ._auth import CredentialSource, LogTrail, TrailSink
+from ._connections import SourceCounts, guarded_h11_protocol
 from ._context import Gateway, ServiceDirectory
 
 log = logging.getLogger("bastion.api")
@@ -54,8 +60,8 @@ def is_loopback(host: str) -> bool:
 
 
 def check_api_config(config: ApiConfig) -> None:
-    """:raises ApiConfigError: plaintext or emulator mode on a non-loopback host, or a
-    port out of range."""
+    """:raises ApiConfigError: plaintext or emulator mode on a non-loopback host, a port
+    out of range, a timeout outside (0, 3600] s or a connection cap below 1."""
     if not 0 <= config.port <= 65535:
         raise ApiConfigError(f"api port {config.port} is out of range")
     if config.plaintext and not is_loopback(config.host):
@@ -65,6 +71,14 @@ def check_api_config(config: ApiConfig) -> None:
     if config.emulator and not is_loopback(config.host):
         raise ApiConfigError(
             f"emulator mode is only allowed on a loopback address, not {config.host!r}")
+    for name in ("header_timeout", "body_timeout"):
+        seconds = getattr(config, name)
+        if not 0 < seconds <= 3600:
+            raise ApiConfigError(f"api {name} must be between 0 and 3600 seconds, not "
+                                 f"{seconds}")
+    if config.max_connections_per_source < 1:
+        raise ApiConfigError("api max_connections_per_source must be at least 1, not "
+                             f"{config.max_connections_per_source}")
 
 
 def server_ssl_context(datadir: DataDir) -> ssl.SSLContext:
@@ -179,7 +193,7 @@ class ApiServer(Component):
             gateway=gateway, services=services, credentials=self._credentials,
             trail=self._trail, emulator=config.emulator,
             account_id=self._plane.account.account_id, publish=self._publish,
-            files=self._files)
+            files=self._files, body_timeout=config.body_timeout)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:
@@ -188,7 +202,9 @@ class ApiServer(Component):
         self._socket = sock
         self._port = int(sock.getsockname()[1])
         uv_config = uvicorn.Config(
-            self.application, interface="asgi3", http="h11", ws="none", lifespan="off",
+            self.application, interface="asgi3", ws="none", lifespan="off",
+            http=guarded_h11_protocol(SourceCounts(config.max_connections_per_source),
+                                      config.header_timeout),
             log_config=None, log_level="warning", access_log=False, proxy_headers=False,
             server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT))
         uv_config.load()

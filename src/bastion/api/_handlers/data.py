@@ -27,6 +27,7 @@ from bastion.mqtt import MQTTError, Properties, validate_topic_name
 
 from .._context import OperationContext
 from .._errors import ApiError, invalid_request, not_found
+from .._nesting import loads_bounded
 from .._pages import decode_token, encode_token
 from ._common import page
 from ._table import TABLE, Params, Result
@@ -56,7 +57,7 @@ def _check_topic(ctx: OperationContext, topic: str, what: str = "topic") -> None
 def _user_properties(value: Any) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads_bounded(value, "userProperties")
         except ValueError:
             value = None
     if not isinstance(value, list):
