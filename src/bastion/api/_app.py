@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 For every HTTP request:
 
-1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413).
+1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413, trailed as
+   ``denied`` with what the unverified ``Authorization`` header and the path say about
+   the caller and the operation: :meth:`ApiApplication.record_refusal`).
 2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
    scope's *service* picks the served service (``iot`` / ``iotdata`` /
    ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
@@ -27,7 +29,9 @@ For every HTTP request:
    refusal — an :class:`~._errors.ApiError` or a service's own error (registry, jobs,
    shadow, …: any :class:`~bastion.errors.ServiceError`) — is answered here, in one
    place, in the AWS error shape (:func:`~._errors.wire_error`).
-9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
+9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome: a
+   refusal before authentication (a malformed or missing signature, an unknown key, a
+   bad signature, a clock skew) is ``denied`` with the access key id the request named.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
 
@@ -159,9 +163,10 @@ class ApiApplication:
         client = scope.get("client")
         source_ip = str(client[0]) if client else ""
         if too_large:
-            response = serialize_error(ApiError(
-                "RequestEntityTooLargeException", 413,
-                f"The request body exceeds {self._max_body} bytes"))
+            refused = ApiError("RequestEntityTooLargeException", 413,
+                               f"The request body exceeds {self._max_body} bytes")
+            response = serialize_error(refused)
+            await self.record_refusal(request, source_ip, refused)
         else:
             response = await self.handle(request, source_ip)
         await _send_response(send, response, str(uuid.uuid4()))
@@ -299,6 +304,37 @@ class ApiApplication:
         headers = (("content-type", "application/octet-stream"),
                    ("x-bastion-sha256", row.sha256))
         return Response(200, headers, data)
+
+    async def record_refusal(self, request: HttpRequest, source_ip: str,
+                             refused: ApiError) -> None:
+        """Trail a request refused before the pipeline ran (e.g. a body too large) as
+        ``denied``, with what it says about itself: the access key id and service of its
+        ``Authorization`` header and the operation its path routes to — unverified, as
+        the trail records for any failed authentication. Never raises.
+
+        :param request: the request as far as it was read (its body may be empty).
+        :param refused: the error answered.
+        """
+        call = _Call(source_ip)
+        content_length = request.header("content-length")
+        if content_length is not None:
+            call.parameters = {"contentLength": content_length}
+        try:
+            self._describe(request, call)
+        except ServiceError:
+            pass  # as much as could be learned; the refusal is recorded regardless
+        await self._record(call, refused.aws_error_type, refused.http_status)
+
+    def _describe(self, request: HttpRequest, call: _Call) -> None:
+        auth = parse_authorization(request)
+        call.access_key_id = auth.credential.access_key_id
+        service = self._catalog.by_signing_name(auth.credential.service)
+        if service is None:
+            return
+        call.service = service.name
+        match = service.router.match(request.method, request.raw_path,
+                                     parse_query(request.raw_query))
+        call.operation = match.operation.name
 
     async def _record(self, call: _Call, error_code: str | None, status: int) -> None:
         try:

@@ -22,7 +22,7 @@ import pytest
 from bastion.access import AccessKeyService, Role
 from bastion.datadir import DataDir
 from bastion.store import Store
-from bastion.trail import Trail
+from bastion.trail import Trail, TrailKeys
 
 BASTION = [sys.executable, "-m", "bastion"]
 KEY_ID = re.compile(r"AWS_ACCESS_KEY_ID=(AKIA[A-Z0-9]{16})")
@@ -186,7 +186,7 @@ def trail_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     assert run("init", "--data-dir", str(data)).returncode == 0
     with Store.for_sqlite_file(data / "bastion.db") as store:
-        trail = Trail(store)
+        trail = Trail(store, TrailKeys.from_keystore(DataDir(data).open_keystore()))
         for n in range(8):
             trail.record(caller=None, access_key_id="AKIAEXAMPLEEXAMPLE00",
                          source_ip="192.0.2.1", service="iot",
@@ -250,14 +250,14 @@ def test_trail_export_as_json_lines(trail_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "trail.jsonl"
     written = run("trail", "export", "--data-dir", str(trail_dir), "--out", str(out))
     assert written.returncode == 0 and "9 records" in written.stderr
-    checked = run("trail", "verify", "--file", str(out))
+    checked = run("trail", "verify", "--file", str(out), "--data-dir", str(trail_dir))
     assert checked.returncode == 0, checked.stderr
     records = out.read_text().splitlines()
     edited = json.loads(records[2])
     edited["source_ip"] = "10.0.0.1"
     records[2] = json.dumps(edited)
     out.write_text("\n".join(records) + "\n")
-    tampered = run("trail", "verify", "--file", str(out))
+    tampered = run("trail", "verify", "--file", str(out), "--data-dir", str(trail_dir))
     assert tampered.returncode == 1 and "BROKEN at record 3" in tampered.stderr
 
 

@@ -23,7 +23,7 @@ from bastion.access import AccessKeyService, Role
 from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
 from bastion.store import Store
-from bastion.trail import Trail, verify
+from bastion.trail import Trail, TrailKeys, export, verify
 from support.running import RunningBastion
 
 BASTION = [sys.executable, "-m", "bastion"]
@@ -49,7 +49,7 @@ class Server:
                               env=self.env(role), check=False)
 
     def trail(self) -> list[dict[str, Any]]:
-        return list(Trail(self.store).export())
+        return list(export(self.store))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     keys = {role: access.create_access_key(role, role.value) for role in Role}
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     api=ApiConfig(host="127.0.0.1", port=0))
-    running = RunningBastion(config, DataDir(data), credentials=access, trail=Trail(store))
+    running = RunningBastion(config, DataDir(data), credentials=access, trail=Trail(store, TrailKeys.from_keystore(datadir.open_keystore())))
     running.start()
     try:
         assert running.app.api is not None
