@@ -322,12 +322,12 @@ def verify(store: Store, keys: TrailKeys | None, *,
         return checker.result()
     if checker.last_sequence < head.sequence:
         if checker.last_sequence == 0:
-            detail = f"the sealed head says {head.sequence} records, none remain"
+            detail = f": the sealed head says {head.sequence} records, none remain"
         else:
-            detail = (f"after record {checker.last_sequence}: the sealed head says "
+            detail = (f" after record {checker.last_sequence}: the sealed head says "
                       f"{head.sequence} records")
         checker.fail(checker.last_sequence + 1, Problem.TRUNCATED,
-                     f"the trail is truncated {detail}")
+                     f"the trail is truncated{detail}")
     elif not same_digest(checker.last_hash, head.hash):
         checker.fail(head.sequence, Problem.LINK_MISMATCH, f"record {head.sequence} is not "
                      "the record the sealed head names")

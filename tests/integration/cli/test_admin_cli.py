@@ -3,6 +3,7 @@ end to end in real subprocesses on a real data directory."""
 
 from __future__ import annotations
 
+import base64
 import configparser
 import csv
 import json
@@ -229,6 +230,43 @@ def test_trail_verify_names_the_first_broken_record(trail_dir: Path, damage: lis
     result = run("trail", "verify", "--data-dir", str(trail_dir))
     assert result.returncode == 1
     assert f"BROKEN at record {broken}" in result.stderr
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (["UPDATE trail_records SET parameters = '{}' WHERE sequence = 5"],
+     "BROKEN at record 5 (record altered)"),
+    (["DELETE FROM trail_records WHERE sequence > 7"],
+     ("BROKEN at record 8 (truncated): the trail is truncated after record 7: the sealed "
+     "head says 9 records")),
+    (["DELETE FROM trail_records"],
+     ("BROKEN at record 1 (truncated): the trail is truncated: the sealed head says 9 "
+     "records, none remain")),
+    (["DELETE FROM trail_records", "DELETE FROM trail_head"],
+     "BROKEN (head missing)"),
+    (["DELETE FROM trail_records WHERE sequence > 7",
+      ("UPDATE trail_head SET sequence = 7, hash = (SELECT hash FROM trail_records WHERE "
+      "sequence = 7)")],
+     "BROKEN (head seal invalid)"),
+    (["UPDATE trail_head SET seal = NULL"], "BROKEN (head not sealed)"),
+], ids=["altered", "truncated", "emptied", "deleted", "head-moved", "seal-removed"])
+def test_trail_verify_says_what_broke(trail_dir: Path, damage: list[str],
+                                      expected: str) -> None:
+    assert run("trail", "verify", "--data-dir", str(trail_dir)).returncode == 0
+    _sql(trail_dir, *damage)
+    result = run("trail", "verify", "--data-dir", str(trail_dir))
+    assert result.returncode == 1, result.stdout
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert "intact" not in result.stdout
+
+
+def test_trail_verify_needs_the_master_key(trail_dir: Path) -> None:
+    (trail_dir / "master.key").rename(trail_dir / "elsewhere.key")
+    missing = run("trail", "verify", "--data-dir", str(trail_dir))
+    assert missing.returncode == 1
+    assert "BROKEN (key unavailable)" in missing.stderr
+    other = base64.b64encode(os.urandom(32)).decode()
+    wrong = run("trail", "verify", "--data-dir", str(trail_dir), BASTION_MASTER_KEY=other)
+    assert wrong.returncode == 1 and "BROKEN (head seal invalid)" in wrong.stderr
 
 
 def test_trail_export_as_json_lines(trail_dir: Path, tmp_path: Path) -> None:
