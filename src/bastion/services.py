@@ -45,7 +45,7 @@ from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .shadow import ShadowService
 from .store import Store
-from .trail import Trail
+from .trail import Trail, TrailError, TrailKeys
 
 log = logging.getLogger("bastion")
 
@@ -147,7 +147,13 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     plane = registry_services(config, datadir, store, bus.publish)
     account = plane.account
     keystore = datadir.open_keystore()
-    trail = Trail(store)
+    trail = Trail(store, TrailKeys.from_keystore(keystore))
+    try:
+        if trail.seal():
+            log.info("trail: the chain head is sealed (keyed records from now on)")
+    except TrailError as error:  # logged by the trail; `bastion trail verify` says more
+        log.error("trail: %s; API calls are answered but not recorded until it is "
+                  "repaired", error)
     files = FileService.from_datadir(store, datadir, clock=clock)
     files.signer()  # the URL-signing key, created on the first start
     provisioning_config = config.provisioning

@@ -11,7 +11,8 @@ When the server cannot be reached, PostgreSQL tests are skipped locally — and 
 Fixtures (import them into a ``conftest.py``):
 
 * ``store`` — a migrated :class:`Store` on each backend (the test is run once per
-  backend), emptied before every test; migrated once per session for speed.
+  backend), emptied before every test (back to the state migrations leave: the trail's
+  empty, unsealed chain head row); migrated once per session for speed.
 * ``fresh_database_url`` — factory of URLs of brand-new, empty databases (a new SQLite
   file, a new PostgreSQL schema), for migration tests.
 """
@@ -166,4 +167,7 @@ def store(_session_store: Store) -> Store:
         conn.execute(metadata.tables["thing_groups"].update().values(parent_name=None))
         for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
+        # As migration 0010 leaves a new database: an empty, not yet sealed chain head.
+        conn.execute(metadata.tables["trail_head"].insert().values(
+            chain="main", sequence=0, hash="0" * 64, keyed_from=1, seal=None))
     return _session_store

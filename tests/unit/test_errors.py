@@ -41,6 +41,7 @@ NOT_WIRE_ERRORS = {
     ("bastion.pki", "PKIError"): "deployment problems; nothing talks to a peer",
     ("bastion.store", "StoreError"): "services above translate it into their own errors",
     ("bastion.alerts", "DeliveryError"): "a receiver's failure to take an alert",
+    ("bastion.trail", "TrailError"): "a tampered trail; the API answers the call and logs it",
 }
 
 

@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 For every HTTP request:
 
-1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413), within the body
+1. **Body** — read in full (at most :data:`MAX_BODY_BYTES`, else 413, trailed as
+   ``denied`` with what the unverified ``Authorization`` header and the path say about
+   the caller and the operation: :meth:`ApiApplication.record_refusal`), within the body
    timeout from the end of the headers (else ``408 RequestTimeoutException`` and the
    connection is closed: what is left of the body would arrive as the next request).
    The headers themselves, and the number of connections per source address, are
@@ -34,7 +36,9 @@ For every HTTP request:
    within a nesting depth (:mod:`._nesting`); a :class:`RecursionError` that still
    escapes — a service parsing a deep document carried in a string member — is the
    caller's ``400 InvalidRequestException``, not a 500.
-9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome.
+9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome: a
+   refusal before authentication (a malformed or missing signature, an unknown key, a
+   bad signature, a clock skew) is ``denied`` with the access key id the request named.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
 
@@ -47,6 +51,7 @@ file, 404 for every such path when the file service is not plugged in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -161,18 +166,6 @@ class ApiApplication:
             return
         if scope["type"] != "http":
             return
-        try:
-            async with asyncio.timeout(self._body_timeout):
-                body, too_large = await _read_body(receive, self._max_body)
-        except _Disconnected:
-            return
-        except TimeoutError:
-            log.info("%s: request body not received within %.1f s; closing",
-                     _source_ip(scope) or "?", self._body_timeout)
-            late = serialize_error(request_timeout(
-                f"The request body was not received within {self._body_timeout:g} seconds"))
-            await _send_response(send, late, str(uuid.uuid4()), close=True)
-            return
         headers = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
                         for name, value in scope.get("headers", ()))
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -181,13 +174,28 @@ class ApiApplication:
             raw_path=raw_path.decode("latin-1").split("?", 1)[0],
             raw_query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
-            body=body,
+            body=b"",
         )
         source_ip = _source_ip(scope)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                body, too_large = await _read_body(receive, self._max_body)
+        except _Disconnected:
+            return
+        except TimeoutError:
+            log.info("%s: request body not received within %.1f s; closing",
+                     source_ip or "?", self._body_timeout)
+            error = request_timeout(
+                f"The request body was not received within {self._body_timeout:g} seconds")
+            await self.record_refusal(request, source_ip, error)
+            await _send_response(send, serialize_error(error), str(uuid.uuid4()), close=True)
+            return
+        request = dataclasses.replace(request, body=body)
         if too_large:
-            response = serialize_error(ApiError(
-                "RequestEntityTooLargeException", 413,
-                f"The request body exceeds {self._max_body} bytes"))
+            refused = ApiError("RequestEntityTooLargeException", 413,
+                               f"The request body exceeds {self._max_body} bytes")
+            response = serialize_error(refused)
+            await self.record_refusal(request, source_ip, refused)
         else:
             response = await self.handle(request, source_ip)
         await _send_response(send, response, str(uuid.uuid4()))
@@ -331,6 +339,37 @@ class ApiApplication:
         headers = (("content-type", "application/octet-stream"),
                    ("x-bastion-sha256", row.sha256))
         return Response(200, headers, data)
+
+    async def record_refusal(self, request: HttpRequest, source_ip: str,
+                             refused: ApiError) -> None:
+        """Trail a request refused before the pipeline ran (e.g. a body too large) as
+        ``denied``, with what it says about itself: the access key id and service of its
+        ``Authorization`` header and the operation its path routes to — unverified, as
+        the trail records for any failed authentication. Never raises.
+
+        :param request: the request as far as it was read (its body may be empty).
+        :param refused: the error answered.
+        """
+        call = _Call(source_ip)
+        content_length = request.header("content-length")
+        if content_length is not None:
+            call.parameters = {"contentLength": content_length}
+        try:
+            self._describe(request, call)
+        except ServiceError:
+            pass  # as much as could be learned; the refusal is recorded regardless
+        await self._record(call, refused.aws_error_type, refused.http_status)
+
+    def _describe(self, request: HttpRequest, call: _Call) -> None:
+        auth = parse_authorization(request)
+        call.access_key_id = auth.credential.access_key_id
+        service = self._catalog.by_signing_name(auth.credential.service)
+        if service is None:
+            return
+        call.service = service.name
+        match = service.router.match(request.method, request.raw_path,
+                                     parse_query(request.raw_query))
+        call.operation = match.operation.name
 
     async def _record(self, call: _Call, error_code: str | None, status: int) -> None:
         try:

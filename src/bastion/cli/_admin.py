@@ -25,9 +25,9 @@ from ..access import AccessError, AccessKeyService, Role
 from ..config import Config, ConfigError, load_config
 from ..controlplane import database_url
 from ..datadir import DataDir, default_data_dir
-from ..pki import KeystoreError
+from ..pki import Keystore, KeystoreError
 from ..store import Store, StoreError
-from ..trail import Trail
+from ..trail import Trail, TrailError, TrailKeys
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -60,15 +60,25 @@ class Local:
     config: Config
     store: Store
 
-    def access_keys(self) -> AccessKeyService:
+    def keystore(self) -> Keystore:
         """:raises KeystoreError: the master key is missing or malformed."""
         try:
-            keystore = self.datadir.open_keystore()
+            return self.datadir.open_keystore()
         except FileNotFoundError:
             raise KeystoreError(
                 f"no master key: set BASTION_MASTER_KEY or restore "
                 f"{self.datadir.master_key_path}") from None
-        return AccessKeyService(self.store, keystore, cache_ttl=0)
+
+    def access_keys(self) -> AccessKeyService:
+        """:raises KeystoreError: the master key is missing or malformed."""
+        return AccessKeyService(self.store, self.keystore(), cache_ttl=0)
+
+    def trail(self) -> Trail:
+        """The trail, keyed under this directory's master key.
+
+        :raises KeystoreError: the master key is missing or malformed.
+        """
+        return Trail(self.store, TrailKeys.from_keystore(self.keystore()))
 
 
 def data_dir_path(path: Path | None) -> Path:
@@ -96,7 +106,7 @@ def open_local(data_dir: Path | None) -> Iterator[Local]:
         raise typer.Exit(1) from None
     try:
         yield Local(datadir, config, store)
-    except (KeystoreError, StoreError) as exc:
+    except (KeystoreError, StoreError, TrailError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     finally:
@@ -112,7 +122,7 @@ def record_local(local: Local, operation: str, parameters: Mapping[str, object],
                  *, outcome: str = "allowed", error_code: str | None = None,
                  http_status: int = 200) -> None:
     """Write a change made through the data directory to the trail, as the local user."""
-    Trail(local.store).record(
+    local.trail().record(
         caller=_LocalCaller(), access_key_id=f"local:{_user()}", source_ip="local",
         service=ADMIN_SERVICE, operation=operation, parameters=parameters, outcome=outcome,
         error_code=error_code, http_status=http_status)

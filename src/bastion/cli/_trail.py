@@ -1,18 +1,24 @@
-"""``bastion trail verify|export``: check and read the hash-chained trail of API calls."""
+"""``bastion trail verify|export``: check and read the keyed, hash-chained trail of API
+calls. ``verify`` exits 0 with ``intact: N records``, or 1 naming the first record that
+fails and what broke (a :class:`~bastion.trail.Problem`), including a missing master key.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..trail import VerifyResult, export, record_from_json, verify, verify_chain
-from ._admin import DataDirOption, console, err, open_local
+from ..datadir import DataDir
+from ..pki import Keystore, KeystoreError
+from ..trail import TrailKeys, VerifyResult, export, record_from_json, verify, verify_chain
+from ._admin import DataDirOption, Local, console, data_dir_path, err, open_local
 
 trail_app = typer.Typer(no_args_is_help=True,
                         help="The hash-chained trail of control-plane calls.")
@@ -46,7 +52,9 @@ def _anchors(values: list[str]) -> dict[int, str]:
 
 def _report(result: VerifyResult, what: str) -> None:
     if result.ok:
-        console.print(f"[green]{what} intact[/]: {result.checked} records checked.")
+        unkeyed = (f" ({result.unkeyed} of them unkeyed, written before the trail was "
+                   "keyed)" if result.unkeyed else "")
+        console.print(f"[green]{what} intact[/]: {result.checked} records{unkeyed}.")
         if result.last_sequence:
             print(f"Last record: {result.last_sequence}:{result.last_hash}", flush=True)
             print("  Note it down elsewhere: `bastion trail verify --anchor "
@@ -55,12 +63,23 @@ def _report(result: VerifyResult, what: str) -> None:
         return
     where = ("" if result.first_broken_sequence is None
              else f" at record {result.first_broken_sequence}")
-    err.print(f"[red bold]{what} BROKEN{where}[/]: {result.reason}")
+    problem = "" if result.problem is None else f" ({result.problem.value})"
+    err.print(f"[red bold]{what} BROKEN{where}{problem}[/]: {result.reason}")
     err.print(f"{result.checked} records before it are intact.")
     raise typer.Exit(1)
 
 
-def _verify_file(path: Path, anchors: dict[int, str]) -> VerifyResult | None:
+def _keys_of(open_keystore: Callable[[], Keystore]) -> TrailKeys | None:
+    """The trail keys, or ``None`` (said on stderr) when the master key is unavailable."""
+    try:
+        return TrailKeys.from_keystore(open_keystore())
+    except (KeystoreError, FileNotFoundError) as exc:
+        err.print(f"[yellow]the trail keys are unavailable:[/] {exc}")
+        return None
+
+
+def _verify_file(path: Path, anchors: dict[int, str],
+                 keys: TrailKeys | None) -> VerifyResult | None:
     records = []
     number = 0
     try:
@@ -74,7 +93,7 @@ def _verify_file(path: Path, anchors: dict[int, str]) -> VerifyResult | None:
     if not records:
         return None
     first = records[0]
-    return verify_chain(records, start_sequence=first.sequence - 1,
+    return verify_chain(records, keys=keys, start_sequence=first.sequence - 1,
                         start_hash=first.previous_hash, anchors=anchors)
 
 
@@ -86,20 +105,28 @@ def verify_command(
                          "(repeatable).")] = [],  # noqa: B006
     file: Annotated[Path | None, typer.Option(
         "--file", help="Verify a JSON-lines export instead of the database (a window of "
-                       "the chain is checked for internal consistency).")] = None,
+                       "the chain is checked for internal consistency; keyed records need "
+                       "the data directory's master key).")] = None,
 ) -> None:
-    """Prove the trail intact (exit 0), or name the first broken record (exit 1)."""
+    """Prove the trail intact (exit 0), or name the first record that fails and why
+    (exit 1): record altered, link mismatch, gap, head missing, head not sealed, head
+    seal invalid, truncated, record beyond head, key unavailable, anchor mismatch."""
     anchors = _anchors(anchor)
     if file is not None:
-        result = _verify_file(file, anchors)
+        datadir = DataDir(data_dir_path(data_dir))
+        result = _verify_file(file, anchors, _keys_of(datadir.open_keystore))
         if result is None:
             console.print(f"{file} holds no records.")
             return
         _report(result, f"Export {file}")
         return
     with open_local(data_dir) as local:
-        result = verify(local.store, anchors=anchors)
+        result = verify(local.store, _local_keys(local), anchors=anchors)
     _report(result, "Trail")
+
+
+def _local_keys(local: Local) -> TrailKeys | None:
+    return _keys_of(local.keystore)
 
 
 @trail_app.command("export")

@@ -8,7 +8,7 @@ takes precedence; otherwise from the file ``master.key`` in the data directory, 
 holds the same base64 text (so ``export BASTION_MASTER_KEY=$(cat master.key)`` moves it)
 and must be mode 0600: a file readable by group or others is refused, like ssh does.
 
-The master key is never used directly. Two independent keys are derived from it with
+The master key is never used directly. Independent keys are derived from it with
 HKDF-SHA256 under distinct labels:
 
 * the *private-key password*, a 64-character hex string, used with
@@ -16,7 +16,10 @@ HKDF-SHA256 under distinct labels:
   key). Because it is an ordinary PEM password, ``ssl.SSLContext.load_cert_chain(...,
   password=keystore.private_key_password)`` and ``openssl pkey -passin`` can read them;
 * the *sealing key*, an AES-256-GCM key for :meth:`Keystore.seal` / :meth:`Keystore.unseal`
-  (API secret keys and other small secrets stored in the database).
+  (API secret keys and other small secrets stored in the database);
+* keys for other components, under labels of their own (:meth:`Keystore.derive_key`,
+  e.g. the trail's chain and head keys). Labels starting with ``bastion keystore`` are
+  this module's.
 
 Sealed blob format, version 1::
 
@@ -64,21 +67,22 @@ class Keystore:
     """Encrypts private keys and secrets at rest under the installation's master key.
 
     Build it with :meth:`open` (environment or master key file), :meth:`generate` (a fresh
-    in-memory key) or ``Keystore(master_key)``. The master key itself is not kept; only
-    the two keys derived from it are, and neither appears in ``repr``.
+    in-memory key) or ``Keystore(master_key)``. The master key is kept only to derive
+    other keys (:meth:`derive_key`); no key appears in ``repr``.
 
     :param master_key: exactly 32 bytes.
     :raises TypeError: ``master_key`` is not bytes.
     :raises ValueError: ``master_key`` is not 32 bytes long.
     """
 
-    __slots__ = ("_aead", "_pem_password")
+    __slots__ = ("_aead", "_master_key", "_pem_password")
 
     def __init__(self, master_key: bytes) -> None:
         if not isinstance(master_key, bytes):
             raise TypeError(f"master_key must be bytes, not {type(master_key).__name__}")
         if len(master_key) != MASTER_KEY_SIZE:
             raise ValueError(f"master_key must be {MASTER_KEY_SIZE} bytes, not {len(master_key)}")
+        self._master_key = master_key
         self._aead = AESGCM(_derive(master_key, _SEAL_LABEL))
         self._pem_password = _derive(master_key, _PEM_LABEL).hex().encode("ascii")
 
@@ -130,6 +134,22 @@ class Keystore:
             else:
                 return cls(master_key)
         return cls(_read_master_key_file(path))
+
+    def derive_key(self, label: bytes) -> bytes:
+        """A 32-byte key for another component: HKDF-SHA256 of the master key with
+        ``label`` as its ``info``. Distinct labels give independent keys; the same label
+        always gives the same key under the same master key.
+
+        :param label: names the key's purpose and version, e.g.
+            ``b"bastion trail chain v1"``.
+        :raises TypeError: ``label`` is not bytes.
+        :raises ValueError: ``label`` is empty or is one of this module's own labels.
+        """
+        if not isinstance(label, bytes):
+            raise TypeError(f"label must be bytes, not {type(label).__name__}")
+        if not label or label.startswith(b"bastion keystore"):
+            raise ValueError("label must be non-empty and not a keystore label")
+        return _derive(self._master_key, label)
 
     # -- private keys -----------------------------------------------------------------
 

@@ -281,6 +281,9 @@ trail_head = sa.Table(
     sa.Column("chain", sa.String(16), primary_key=True),
     sa.Column("sequence", sa.BigInteger(), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # Migration 0010: the first keyed sequence, and the head's HMAC (NULL: never sealed).
+    sa.Column("keyed_from", sa.BigInteger(), nullable=True),
+    sa.Column("seal", sa.String(64), nullable=True),
 )
 
 # -- jobs, job executions, job templates (migration 0005) -----------------------------

@@ -3,13 +3,19 @@
 Theory of operation: an append runs in one transaction that first locks the chain head
 (:meth:`TrailRepository.lock_head`: ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
 ``BEGIN IMMEDIATE`` already holds the database's write lock), then inserts the record and
-moves the head with a compare-and-set (:meth:`TrailRepository.append`). Two writers on
-two nodes therefore take turns; and should one ever skip the lock, the primary key on
-``sequence``, the unique ``previous_hash`` and the compare-and-set on the head make its
-insert fail rather than fork the chain.
+moves the head, with its new seal, by a compare-and-set (:meth:`TrailRepository.append`).
+Two writers on two nodes therefore take turns; and should one ever skip the lock, the
+primary key on ``sequence``, the unique ``previous_hash`` and the compare-and-set on the
+head make its insert fail rather than fork the chain.
+
+The head row (``trail_head``, chain ``"main"``) is created by the schema migration, never
+here: a missing head means it was deleted, and the trail service refuses to guess it.
+It holds the last sequence and link, ``keyed_from`` (the first sequence whose link is
+keyed; earlier records predate the keyed trail) and ``seal`` (``NULL`` until a Bastion
+holding the master key first wrote to the trail after the migration).
 
 There is deliberately no update and no delete: the trail is append-only through this
-code. Hashing and verification are the trail service's job (:mod:`bastion.trail`).
+code. Links, seals and verification are the trail service's job (:mod:`bastion.trail`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ._errors import ConflictError
 from ._schema import trail_head, trail_records
@@ -49,10 +54,17 @@ class TrailRecordRow:
 
 @dataclass(frozen=True, slots=True)
 class TrailHead:
-    """The last record of the chain (sequence 0 and the genesis hash when empty)."""
+    """The chain head: the last record (sequence 0 and the genesis hash when empty).
+
+    :ivar keyed_from: the first sequence whose link is keyed; ``None`` when the head was
+        never sealed (a migrated database before its first keyed append).
+    :ivar seal: the head's seal (hex HMAC), ``None`` when never sealed.
+    """
 
     sequence: int
     hash: str
+    keyed_from: int | None = None
+    seal: str | None = None
 
 
 class TrailRepository:
@@ -65,33 +77,17 @@ class TrailRepository:
 
     # -- writing ----------------------------------------------------------------------
 
-    def lock_head(self, genesis_hash: str) -> TrailHead:
-        """Lock the chain head for this transaction and return it, creating it when
-        missing: from the last stored record if there is one, else ``(0, genesis_hash)``.
-        """
-        head = self._select_head(for_update=True)
-        if head is not None:
-            return head
-        last = self._conn.execute(
-            sa.select(trail_records.c.sequence, trail_records.c.hash)
-            .order_by(trail_records.c.sequence.desc())
-            .limit(1)
-        ).first()
-        sequence, hash_ = (0, genesis_hash) if last is None else (int(last[0]), str(last[1]))
-        values = {"chain": MAIN_CHAIN, "sequence": sequence, "hash": hash_}
-        if self._conn.dialect.name == "postgresql":
-            self._conn.execute(
-                postgresql.insert(trail_head).values(**values).on_conflict_do_nothing()
-            )
-        else:
-            self._conn.execute(sqlite.insert(trail_head).values(**values).on_conflict_do_nothing())
-        head = self._select_head(for_update=True)
-        assert head is not None  # inserted above, or by a concurrent writer
-        return head
+    def lock_head(self) -> TrailHead | None:
+        """Lock the chain head for this transaction and return it; ``None`` when the head
+        row is missing (it is created by the schema migration, so it was deleted)."""
+        return self._select_head(for_update=True)
 
-    def append(self, row: TrailRecordRow) -> None:
-        """Insert ``row`` and make it the chain head. Call :meth:`lock_head` first in the
-        same transaction.
+    def append(self, row: TrailRecordRow, *, keyed_from: int, seal: str) -> None:
+        """Insert ``row`` and make it the chain head, sealed with ``seal``. Call
+        :meth:`lock_head` first in the same transaction.
+
+        :param keyed_from: the head's (possibly unchanged) keyed boundary.
+        :param seal: the new head's seal, computed by the trail service.
 
         :raises ConflictError: the head is not ``row.sequence - 1`` / ``row.previous_hash``
             (another writer appended first), or the sequence or predecessor is taken.
@@ -103,7 +99,7 @@ class TrailRepository:
                 trail_head.c.sequence == row.sequence - 1,
                 trail_head.c.hash == row.previous_hash,
             )
-            .values(sequence=row.sequence, hash=row.hash)
+            .values(sequence=row.sequence, hash=row.hash, keyed_from=keyed_from, seal=seal)
         )
         if moved.rowcount != 1:
             raise ConflictError(
@@ -127,6 +123,21 @@ class TrailRepository:
                 hash=row.hash,
             ),
         )
+
+    def seal_head(self, *, hash: str, keyed_from: int, seal: str) -> None:
+        """Seal the chain head while it is empty (sequence 0) and was never sealed, naming
+        ``hash`` (the genesis hash). Call :meth:`lock_head` first in the same transaction.
+
+        :raises ConflictError: the head is no longer empty and unsealed.
+        """
+        moved = self._conn.execute(
+            trail_head.update()
+            .where(trail_head.c.chain == MAIN_CHAIN, trail_head.c.sequence == 0,
+                   trail_head.c.seal.is_(None))
+            .values(hash=hash, keyed_from=keyed_from, seal=seal)
+        )
+        if moved.rowcount != 1:
+            raise ConflictError("trail head is no longer empty and unsealed")
 
     # -- reading ----------------------------------------------------------------------
 
@@ -163,13 +174,16 @@ class TrailRepository:
         return [_record(found) for found in self._conn.execute(stmt)]
 
     def _select_head(self, *, for_update: bool) -> TrailHead | None:
-        stmt = sa.select(trail_head.c.sequence, trail_head.c.hash).where(
-            trail_head.c.chain == MAIN_CHAIN
-        )
+        stmt = sa.select(trail_head.c.sequence, trail_head.c.hash, trail_head.c.keyed_from,
+                         trail_head.c.seal).where(trail_head.c.chain == MAIN_CHAIN)
         if for_update:
             stmt = stmt.with_for_update()
         found = self._conn.execute(stmt).first()
-        return None if found is None else TrailHead(int(found[0]), str(found[1]))
+        if found is None:
+            return None
+        keyed_from = None if found[2] is None else int(found[2])
+        seal = None if found[3] is None else str(found[3])
+        return TrailHead(int(found[0]), str(found[1]), keyed_from, seal)
 
 
 def _record(found: sa.Row[Any]) -> TrailRecordRow:

@@ -1,12 +1,14 @@
-"""The trail: every control-plane call, allowed or denied, in a hash-chained,
-append-only record.
+"""The trail: every control-plane call, allowed or denied, in a keyed, hash-chained,
+append-only record with a sealed head.
 
 * :class:`Trail` — implements the API's ``TrailSink``: :meth:`Trail.record` redacts the
-  parameters and appends a :class:`TrailRecord` chained to the one before it;
-  :meth:`Trail.verify` and :meth:`Trail.export` read it back. There is no update or
-  delete, here or in the store.
-* :func:`verify` — proves the chain intact or names the first broken record
-  (:class:`VerifyResult`): an edited, deleted or reordered record is detected.
+  parameters and appends a :class:`TrailRecord` linked to the one before it by an HMAC
+  under a key derived from the master key (:class:`TrailKeys`), and re-seals the chain
+  head in the same transaction; :meth:`Trail.verify` and :meth:`Trail.export` read it
+  back. There is no update or delete, here or in the store.
+* :func:`verify` — proves the chain intact or names the first broken record and the
+  :class:`Problem` (:class:`VerifyResult`): an edited, deleted, reordered or recomputed
+  record, a truncated tail, a deleted trail and a forged head are all detected.
 * :func:`export` — records between two times, as dicts ready for JSON lines;
   :func:`record_from_json` and :func:`verify_chain` check such an export offline.
 * :func:`redact` — what of a request's parameters may be stored.
@@ -16,27 +18,40 @@ from __future__ import annotations
 
 from ._chain import (
     GENESIS_HASH,
+    KEYED_FORMAT,
+    UNKEYED_FORMAT,
     TrailRecord,
     canonical_json,
     compute_hash,
     format_time,
     record_from_json,
 )
+from ._errors import TrailError, TrailIntegrityError
+from ._head import head_seal
+from ._keys import TrailKeys
 from ._redact import REDACTED, is_secret_name, redact
-from ._trail import CallerLike, Trail, export, verify
-from ._verify import VerifyResult, verify_chain
+from ._trail import SEAL_OPERATION, CallerLike, Trail, export, verify
+from ._verify import Problem, VerifyResult, verify_chain
 
 __all__ = [
     "GENESIS_HASH",
+    "KEYED_FORMAT",
     "REDACTED",
+    "SEAL_OPERATION",
+    "UNKEYED_FORMAT",
     "CallerLike",
+    "Problem",
     "Trail",
+    "TrailError",
+    "TrailIntegrityError",
+    "TrailKeys",
     "TrailRecord",
     "VerifyResult",
     "canonical_json",
     "compute_hash",
     "export",
     "format_time",
+    "head_seal",
     "is_secret_name",
     "record_from_json",
     "redact",

@@ -1,17 +1,23 @@
-"""The trail record and its hash: what is chained, and how it is encoded.
+"""The trail record and its link: what is chained, and how it is encoded.
 
-Theory of operation: a record's ``hash`` is the lowercase hex SHA-256 of the canonical
-JSON encoding of an object holding the record-format version ``"v": 1``, every field of
-the record (``parameters`` as its stored canonical JSON *text*) and ``previous_hash``,
-the hash of the record before it (64 zeros for the first). Canonical JSON here means
+Theory of operation: a record's ``hash`` (its *link*) covers the canonical JSON encoding
+of an object holding the record-format version ``"v"``, every field of the record
+(``parameters`` as its stored canonical JSON *text*) and ``previous_hash``, the link of
+the record before it (64 zeros for the first). Canonical JSON here means
 :func:`json.dumps` with sorted keys, no whitespace and ASCII-only output (non-ASCII
-characters as ``\\uXXXX``), so anyone can recompute a hash from an exported record with
-any JSON library that can reproduce that encoding. Times are UTC with millisecond
-precision, written ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+characters as ``\\uXXXX``). Times are UTC with millisecond precision, written
+``YYYY-MM-DDTHH:MM:SS.mmmZ``. Two formats exist:
 
-Editing any field of a record changes its hash; recomputing the hash to hide the edit
-breaks the next record's ``previous_hash``; deleting or reordering records breaks the
-sequence numbering or the links.
+* **format 2, keyed** (every record Bastion writes now): ``"v": 2``, and the link is the
+  lowercase hex HMAC-SHA256 of that encoding under the installation's *chain key*
+  (:class:`~._keys.TrailKeys`). Without the master key nobody can compute it.
+* **format 1, unkeyed** (records written before the trail was keyed): ``"v": 1``, and
+  the link is the plain SHA-256 of the encoding, which anyone can recompute. They are
+  only ever found *before* the chain's keyed boundary (see :mod:`._head`).
+
+Editing any field of a record changes its link; recomputing the link to hide the edit
+needs the chain key for a keyed record and breaks the next record's ``previous_hash``
+anyway; deleting or reordering records breaks the sequence numbering or the links.
 """
 
 from __future__ import annotations
@@ -23,10 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from ._keys import TrailKeys
+
 GENESIS_HASH: Final = "0" * 64
 """The ``previous_hash`` of the first record."""
 
-RECORD_FORMAT_VERSION: Final = 1
+UNKEYED_FORMAT: Final = 1
+"""Records written before the trail was keyed: the link is a plain SHA-256."""
+KEYED_FORMAT: Final = 2
+"""Records whose link is an HMAC under the chain key."""
 
 _T = TypeVar("_T")
 
@@ -42,8 +53,11 @@ class TrailRecord:
     :ivar role: the caller's role, ``None`` when authentication failed.
     :ivar parameters: canonical JSON text of the redacted request parameters.
     :ivar outcome: ``allowed``, ``denied`` or ``error``.
-    :ivar previous_hash: the hash of the record before (:data:`GENESIS_HASH` for the first).
-    :ivar hash: SHA-256 over all of the above (see the module docstring).
+    :ivar previous_hash: the link of the record before (:data:`GENESIS_HASH` for the
+        first).
+    :ivar hash: the record's link over all of the above (see the module docstring).
+    :ivar format: :data:`KEYED_FORMAT`, or :data:`UNKEYED_FORMAT` for a record written
+        before the trail was keyed.
     """
 
     sequence: int
@@ -59,6 +73,7 @@ class TrailRecord:
     http_status: int
     previous_hash: str
     hash: str
+    format: int
 
     def to_json(self) -> dict[str, Any]:
         """The exported form: the fields, ``time`` as text and ``parameters`` parsed."""
@@ -76,6 +91,7 @@ class TrailRecord:
             "http_status": self.http_status,
             "previous_hash": self.previous_hash,
             "hash": self.hash,
+            "format": self.format,
         }
 
 
@@ -125,10 +141,13 @@ def compute_hash(
     error_code: str | None,
     http_status: int,
     previous_hash: str,
+    keys: TrailKeys | None = None,
 ) -> str:
-    """The hash of a record with these fields (see the module docstring)."""
+    """The link of a record with these fields (see the module docstring): keyed
+    (format 2) under ``keys``' chain key, or unkeyed (format 1) when ``keys`` is ``None``.
+    """
     body = canonical_json({
-        "v": RECORD_FORMAT_VERSION,
+        "v": UNKEYED_FORMAT if keys is None else KEYED_FORMAT,
         "sequence": sequence,
         "time": format_time(time),
         "access_key_id": access_key_id,
@@ -141,12 +160,23 @@ def compute_hash(
         "error_code": error_code,
         "http_status": http_status,
         "previous_hash": previous_hash,
-    })
-    return hashlib.sha256(body.encode("ascii")).hexdigest()
+    }).encode("ascii")
+    if keys is None:
+        return hashlib.sha256(body).hexdigest()
+    return keys.link(body)
 
 
-def expected_hash(record: TrailRecord) -> str:
-    """The hash ``record`` should carry, recomputed from its other fields."""
+def expected_hash(record: TrailRecord, keys: TrailKeys | None) -> str:
+    """The link ``record`` should carry, recomputed from its other fields in its format.
+
+    :param keys: needed for a keyed record only.
+    :raises ValueError: the record's format is unknown, or it is keyed and ``keys`` is
+        ``None``.
+    """
+    if record.format not in (UNKEYED_FORMAT, KEYED_FORMAT):
+        raise ValueError(f"unknown trail record format {record.format}")
+    if record.format == KEYED_FORMAT and keys is None:
+        raise ValueError(f"record {record.sequence} is keyed: its link needs the chain key")
     return compute_hash(
         sequence=record.sequence,
         time=record.time,
@@ -160,11 +190,13 @@ def expected_hash(record: TrailRecord) -> str:
         error_code=record.error_code,
         http_status=record.http_status,
         previous_hash=record.previous_hash,
+        keys=keys if record.format == KEYED_FORMAT else None,
     )
 
 
 def record_from_json(data: Mapping[str, Any]) -> TrailRecord:
-    """Rebuild a record from its exported form (:meth:`TrailRecord.to_json`).
+    """Rebuild a record from its exported form (:meth:`TrailRecord.to_json`). An export
+    without ``format`` (written before the trail was keyed) holds unkeyed records.
 
     :raises ValueError: a field is missing or has the wrong type.
     """
@@ -187,6 +219,7 @@ def record_from_json(data: Mapping[str, Any]) -> TrailRecord:
             http_status=_typed(data["http_status"], int, "http_status"),
             previous_hash=_typed(data["previous_hash"], str, "previous_hash"),
             hash=_typed(data["hash"], str, "hash"),
+            format=_typed(data.get("format", UNKEYED_FORMAT), int, "format"),
         )
     except KeyError as missing:
         raise ValueError(f"record lacks field {missing}") from None

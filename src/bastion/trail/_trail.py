@@ -2,12 +2,24 @@
 
 Theory of operation of :meth:`Trail.record`: the parameters are redacted
 (:func:`~bastion.trail.redact`) and encoded as canonical JSON, then one transaction locks
-the chain head, numbers the record ``head + 1``, hashes it with the head's hash as
-``previous_hash``, inserts it and moves the head. A lock inside the process keeps this
-process's writers in line without waiting on the database; the head lock (PostgreSQL)
-or the database write lock (SQLite) does the same between processes and nodes. Should a
-writer still lose a race, the store's constraints refuse its record (no fork) and the
-append is retried.
+the chain head, checks its seal, numbers the record ``head + 1``, links it (HMAC under
+the chain key, with the head's link as ``previous_hash``), inserts it and moves the head
+with a fresh seal (:mod:`._head`). A lock inside the process keeps this process's writers
+in line without waiting on the database; the head lock (PostgreSQL) or the database write
+lock (SQLite) does the same between processes and nodes. Should a writer still lose a
+race, the store's constraints refuse its record (no fork) and the append is retried.
+
+The head is never invented: a missing head row, or one whose seal does not match, makes
+the append fail with :class:`~._errors.TrailIntegrityError` instead of carrying on (and
+so re-sealing and hiding) a tampered chain. A head that was never sealed — a database
+migrated from an unkeyed trail, or a new one — is sealed by the first append: it writes a
+keyed ``SealTrail`` record (service ``bastion``, access key ``system:trail``) naming the
+head it found, and the unkeyed records before it stay verifiable as before; an empty one
+is sealed as it is.
+
+The append works inside a :class:`~bastion.store.UnitOfWork` it is given
+(:meth:`Trail._append_in`), so that a later change can write a service's change and its
+record in one transaction; today each record has a transaction of its own.
 
 There is no method to update or delete a record, here or in the store.
 """
@@ -16,28 +28,37 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from bastion.clock import Clock, SystemClock
-from bastion.store import ConflictError, Store, TrailRecordRow
+from bastion.store import ConflictError, Store, TrailHead, TrailRecordRow, UnitOfWork
 
 from ._chain import (
     GENESIS_HASH,
+    KEYED_FORMAT,
+    UNKEYED_FORMAT,
     TrailRecord,
     canonical_json,
     compute_hash,
     truncate_to_millisecond,
 )
+from ._errors import TrailIntegrityError
+from ._head import head_seal
+from ._keys import TrailKeys, same_digest
 from ._redact import redact
-from ._verify import ChainChecker, VerifyResult
+from ._verify import ChainChecker, Problem, VerifyResult
 
 _log = logging.getLogger("bastion.trail")
+_R = TypeVar("_R")
 
 _BATCH: Final = 1000
 _APPEND_ATTEMPTS: Final = 5
+SEAL_OPERATION: Final = "SealTrail"
+"""The operation of the record that seals a head found unsealed."""
+SEAL_ACCESS_KEY: Final = "system:trail"
 # Column widths of trail_records (see bastion.store); longer values are cut.
 _WIDTHS: Final = {"access_key_id": 128, "source_ip": 64, "service": 64, "operation": 128,
                   "outcome": 32, "error_code": 128, "role": 16}
@@ -51,20 +72,24 @@ class CallerLike(Protocol):
 
 
 class Trail:
-    """The hash-chained, append-only trail in ``store``. Implements the API's
+    """The keyed, hash-chained, append-only trail in ``store``. Implements the API's
     ``TrailSink`` protocol. Thread-safe; :meth:`record` blocks on the database.
 
     :param store: an open, migrated :class:`~bastion.store.Store`.
+    :param keys: the installation's trail keys (:meth:`TrailKeys.from_keystore`).
     :param clock: the current time; tests pass one they move by hand.
-    :raises TypeError: ``store`` is not a Store.
+    :raises TypeError: ``store`` is not a Store, or ``keys`` not TrailKeys.
     """
 
-    __slots__ = ("_clock", "_lock", "_store")
+    __slots__ = ("_clock", "_keys", "_lock", "_store")
 
-    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, keys: TrailKeys, *, clock: Clock | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
+        if not isinstance(keys, TrailKeys):
+            raise TypeError(f"keys must be TrailKeys, not {type(keys).__name__}")
         self._store = store
+        self._keys = keys
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
 
@@ -114,6 +139,7 @@ class Trail:
         :param outcome: ``allowed``, ``denied`` or ``error``.
         :returns: the stored record.
         :raises TypeError: a field has the wrong type.
+        :raises TrailIntegrityError: the chain head is missing or its seal does not match.
         :raises bastion.store.StoreError: the database refused the record repeatedly.
         :raises sqlalchemy.exc.SQLAlchemyError: the database failed.
         """
@@ -137,33 +163,99 @@ class Trail:
             "error_code": None if error_code is None else _clean(error_code, "error_code"),
             "http_status": http_status,
         }
+        return self._retrying(lambda uow: self._append_in(uow, fields))
+
+    def seal(self) -> bool:
+        """Seal the chain head if it was never sealed (see the module docstring); Bastion
+        calls it on start so that a new or upgraded trail is sealed before the first call.
+
+        :returns: whether the head was unsealed (and is sealed now).
+        :raises TrailIntegrityError: the head is missing or its seal does not match.
+        :raises bastion.store.StoreError: the database failed.
+        """
+        def seal_in(uow: UnitOfWork) -> bool:
+            head = self._checked_head(uow)
+            if head.seal is not None:
+                return False
+            self._seal_in(uow, head)
+            return True
+        return self._retrying(seal_in)
+
+    def _retrying(self, work: Callable[[UnitOfWork], _R]) -> _R:
         with self._lock:
             for attempt in range(_APPEND_ATTEMPTS):
                 try:
-                    return self._append_once(fields)
+                    with self._store.transaction() as uow:
+                        return work(uow)
                 except ConflictError:
                     if attempt == _APPEND_ATTEMPTS - 1:
                         raise
                     _log.info("trail append lost a race with another writer; retrying")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append_once(self, fields: Mapping[str, Any]) -> TrailRecord:
-        with self._store.transaction() as uow:
-            head = uow.trail.lock_head(GENESIS_HASH)
-            time = truncate_to_millisecond(self._clock.now().astimezone(UTC))
-            sequence = head.sequence + 1
-            digest = compute_hash(sequence=sequence, time=time, previous_hash=head.hash,
-                                  **fields)
-            record = TrailRecord(sequence=sequence, time=time, previous_hash=head.hash,
-                                 hash=digest, **fields)
-            uow.trail.append(_to_row(record))
+    def _append_in(self, uow: UnitOfWork, fields: Mapping[str, Any]) -> TrailRecord:
+        """Append one record inside ``uow`` (sealing an unsealed head first)."""
+        head = self._checked_head(uow)
+        if head.seal is None:
+            head = self._seal_in(uow, head)
+        record, _head = self._link(uow, head, fields)
         return record
+
+    def _checked_head(self, uow: UnitOfWork) -> TrailHead:
+        head = uow.trail.lock_head()
+        if head is None:
+            _log.error("the trail's chain head is missing: refusing to append "
+                       "(run `bastion trail verify`)")
+            raise TrailIntegrityError("the trail's chain head is missing")
+        if head.seal is not None:
+            keyed_from = head.sequence + 1 if head.keyed_from is None else head.keyed_from
+            expected = head_seal(self._keys, sequence=head.sequence, hash=head.hash,
+                                 keyed_from=keyed_from)
+            if not same_digest(expected, head.seal):
+                _log.error("the trail's chain head seal does not match: refusing to append "
+                           "(run `bastion trail verify`)")
+                raise TrailIntegrityError("the trail's chain head seal does not match")
+        return head
+
+    def _seal_in(self, uow: UnitOfWork, head: TrailHead) -> TrailHead:
+        """Seal a never-sealed head: an empty one as it is (every record will be keyed);
+        one with (unkeyed) records by appending a ``SealTrail`` record: the records up to
+        the head stay unkeyed, every record from the seal record on is keyed."""
+        if head.sequence == 0:
+            seal = head_seal(self._keys, sequence=0, hash=GENESIS_HASH, keyed_from=1)
+            uow.trail.seal_head(hash=GENESIS_HASH, keyed_from=1, seal=seal)
+            return TrailHead(0, GENESIS_HASH, 1, seal)
+        _log.info("sealing the trail's chain head (found unsealed at record %d)",
+                  head.sequence)
+        boundary = TrailHead(head.sequence, head.hash, head.sequence + 1, None)
+        _record, sealed = self._link(uow, boundary, {
+            "access_key_id": SEAL_ACCESS_KEY, "role": None, "source_ip": "local",
+            "service": "bastion", "operation": SEAL_OPERATION,
+            "parameters": canonical_json({"unsealedSequence": head.sequence,
+                                          "unsealedHash": head.hash,
+                                          "keyedFrom": head.sequence + 1}),
+            "outcome": "allowed", "error_code": None, "http_status": 200,
+        })
+        return sealed
+
+    def _link(self, uow: UnitOfWork, head: TrailHead,
+              fields: Mapping[str, Any]) -> tuple[TrailRecord, TrailHead]:
+        keyed_from = head.sequence + 1 if head.keyed_from is None else head.keyed_from
+        time = truncate_to_millisecond(self._clock.now().astimezone(UTC))
+        sequence = head.sequence + 1
+        digest = compute_hash(sequence=sequence, time=time, previous_hash=head.hash,
+                              keys=self._keys, **fields)
+        record = TrailRecord(sequence=sequence, time=time, previous_hash=head.hash,
+                             hash=digest, format=KEYED_FORMAT, **fields)
+        seal = head_seal(self._keys, sequence=sequence, hash=digest, keyed_from=keyed_from)
+        uow.trail.append(_to_row(record), keyed_from=keyed_from, seal=seal)
+        return record, TrailHead(sequence, digest, keyed_from, seal)
 
     # -- reading ----------------------------------------------------------------------
 
     def verify(self, *, anchors: Mapping[int, str] | None = None) -> VerifyResult:
         """Verify the whole chain; see :func:`bastion.trail.verify`."""
-        return verify(self._store, anchors=anchors)
+        return verify(self._store, self._keys, anchors=anchors)
 
     def export(self, since: datetime | None = None,
                until: datetime | None = None) -> Iterator[dict[str, Any]]:
@@ -175,21 +267,45 @@ class Trail:
         return export(self._store, since, until)
 
 
-def verify(store: Store, *, anchors: Mapping[int, str] | None = None) -> VerifyResult:
-    """Verify the trail in ``store``: every record from 1 to the chain head, in sequence
-    order, hashes and links (see :mod:`bastion.trail._verify`), then the head itself.
-    Records appended while this runs (after the head was read) are not checked.
+def verify(store: Store, keys: TrailKeys | None, *,
+           anchors: Mapping[int, str] | None = None) -> VerifyResult:
+    """Verify the trail in ``store``: the sealed chain head, then every record from 1 to
+    the head, in sequence order, links and keyed boundary (see :mod:`._verify`), then that
+    the records end where the head says. Records appended while this runs (after the head
+    was read) are not checked.
 
+    :param keys: the installation's trail keys; ``None`` when the master key is not
+        available, which is itself a failure (:attr:`Problem.KEY_UNAVAILABLE`).
     :param anchors: ``{sequence: hash}`` noted from an earlier verification.
+    :raises bastion.store.StoreError: the database failed.
     """
-    checker = ChainChecker(anchors=anchors)
+    if keys is None:
+        checker = ChainChecker(keys=None, anchors=anchors)
+        checker.fail(None, Problem.KEY_UNAVAILABLE, "the trail keys are unavailable (no "
+                     "master key): the links and the head seal cannot be checked")
+        return checker.result()
     with store.transaction(readonly=True) as uow:
         head = uow.trail.head()
+        any_record = uow.trail.records(limit=1)
     if head is None:
-        with store.transaction(readonly=True) as uow:
-            stray = uow.trail.records(limit=1)
-        if stray:
-            checker.fail(None, "the chain head is missing although records exist")
+        checker = ChainChecker(keys=keys, anchors=anchors)
+        left = ("records remain without it" if any_record
+                else "and no record remains: the trail was deleted")
+        checker.fail(None, Problem.HEAD_MISSING, f"the chain head (trail_head) is missing, {left}")
+        return checker.result()
+    keyed_from = head.sequence + 1 if head.keyed_from is None else head.keyed_from
+    checker = ChainChecker(keys=keys, keyed_from=keyed_from, anchors=anchors)
+    if head.seal is None:
+        checker.fail(None, Problem.HEAD_NOT_SEALED, f"the chain head (at record "
+                     f"{head.sequence}) is not sealed. A trail migrated from an older "
+                     "Bastion is sealed by the first start or trail write after the "
+                     "upgrade; if one has happened since, the head was replaced")
+        return checker.result()
+    expected = head_seal(keys, sequence=head.sequence, hash=head.hash, keyed_from=keyed_from)
+    if not same_digest(expected, head.seal):
+        checker.fail(None, Problem.HEAD_SEAL_INVALID, f"the chain head's seal does not match "
+                     f"(it claims record {head.sequence}): the head was edited or replaced, "
+                     "or it was sealed under another master key")
         return checker.result()
     after = 0
     while checker.ok:
@@ -199,19 +315,39 @@ def verify(store: Store, *, anchors: Mapping[int, str] | None = None) -> VerifyR
         if not rows:
             break
         for row in rows:
-            if not checker.check(_from_row(row)):
+            if not checker.check(_from_row(row, keyed_from)):
                 break
         after = rows[-1].sequence
-    if checker.ok and (checker.last_sequence, checker.last_hash) != (head.sequence, head.hash):
-        if checker.last_sequence < head.sequence:
-            checker.fail(checker.last_sequence + 1,
-                         f"record {checker.last_sequence + 1} is missing: the chain head is "
-                         f"at record {head.sequence}, the last record is "
-                         f"{checker.last_sequence}")
+    if not checker.ok:
+        return checker.result()
+    if checker.last_sequence < head.sequence:
+        if checker.last_sequence == 0:
+            detail = f": the sealed head says {head.sequence} records, none remain"
         else:
-            checker.fail(head.sequence, f"record {head.sequence} does not match the chain "
-                         "head's hash")
+            detail = (f" after record {checker.last_sequence}: the sealed head says "
+                      f"{head.sequence} records")
+        checker.fail(checker.last_sequence + 1, Problem.TRUNCATED,
+                     f"the trail is truncated{detail}")
+    elif not same_digest(checker.last_hash, head.hash):
+        checker.fail(head.sequence, Problem.LINK_MISMATCH, f"record {head.sequence} is not "
+                     "the record the sealed head names")
+    else:
+        _check_nothing_beyond(store, head, checker)
     return checker.result()
+
+
+def _check_nothing_beyond(store: Store, head: TrailHead, checker: ChainChecker) -> None:
+    """A record after the head is legitimate only if a writer has moved the head since."""
+    with store.transaction(readonly=True) as uow:
+        stray = uow.trail.records(after_sequence=head.sequence, limit=1)
+    if not stray:
+        return
+    with store.transaction(readonly=True) as uow:
+        now = uow.trail.head()
+    if now is None or now.sequence < stray[0].sequence:
+        checker.fail(stray[0].sequence, Problem.BEYOND_HEAD, f"record {stray[0].sequence} "
+                     f"lies beyond the sealed head (record {head.sequence}): it was added "
+                     "without the key")
 
 
 def export(store: Store, since: datetime | None = None,
@@ -228,13 +364,16 @@ def export(store: Store, since: datetime | None = None,
 
 def _export(store: Store, since: datetime | None,
             until: datetime | None) -> Iterator[dict[str, Any]]:
+    with store.transaction(readonly=True) as uow:
+        head = uow.trail.head()
+    keyed_from = 1 if head is None or head.keyed_from is None else head.keyed_from
     after = 0
     while True:
         with store.transaction(readonly=True) as uow:
             rows = uow.trail.records(after_sequence=after, since=since, until=until,
                                      limit=_BATCH)
         for row in rows:
-            yield _from_row(row).to_json()
+            yield _from_row(row, keyed_from).to_json()
         if len(rows) < _BATCH:
             return
         after = rows[-1].sequence
@@ -262,11 +401,13 @@ def _to_row(record: TrailRecord) -> TrailRecordRow:
     )
 
 
-def _from_row(row: TrailRecordRow) -> TrailRecord:
+def _from_row(row: TrailRecordRow, keyed_from: int) -> TrailRecord:
+    """The record of ``row``; its format follows from the head's keyed boundary."""
     return TrailRecord(
         sequence=row.sequence, time=row.time, access_key_id=row.access_key_id,
         role=row.role, source_ip=row.source_ip, service=row.service,
         operation=row.operation, parameters=row.parameters, outcome=row.outcome,
         error_code=row.error_code, http_status=row.http_status,
         previous_hash=row.previous_hash, hash=row.hash,
+        format=KEYED_FORMAT if row.sequence >= keyed_from else UNKEYED_FORMAT,
     )

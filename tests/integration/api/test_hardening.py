@@ -201,6 +201,9 @@ def test_a_trickled_body_is_answered_408_and_closed(strict: ApiBastion) -> None:
     assert_aws_error(answer, 408, "RequestTimeoutException")
     assert "body" in answer.json()["message"]
     assert "things" in iot.list_things()
+    # The refusal is in the trail, like every other.
+    (late,) = [r for r in strict.trail.records if r.error_code == "RequestTimeoutException"]
+    assert (late.outcome, late.http_status) == ("denied", 408)
 
 
 # -- connections per source ---------------------------------------------------------------

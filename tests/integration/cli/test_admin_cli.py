@@ -3,6 +3,7 @@ end to end in real subprocesses on a real data directory."""
 
 from __future__ import annotations
 
+import base64
 import configparser
 import csv
 import json
@@ -22,7 +23,7 @@ import pytest
 from bastion.access import AccessKeyService, Role
 from bastion.datadir import DataDir
 from bastion.store import Store
-from bastion.trail import Trail
+from bastion.trail import Trail, TrailKeys
 
 BASTION = [sys.executable, "-m", "bastion"]
 KEY_ID = re.compile(r"AWS_ACCESS_KEY_ID=(AKIA[A-Z0-9]{16})")
@@ -186,7 +187,7 @@ def trail_dir(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     assert run("init", "--data-dir", str(data)).returncode == 0
     with Store.for_sqlite_file(data / "bastion.db") as store:
-        trail = Trail(store)
+        trail = Trail(store, TrailKeys.from_keystore(DataDir(data).open_keystore()))
         for n in range(8):
             trail.record(caller=None, access_key_id="AKIAEXAMPLEEXAMPLE00",
                          source_ip="192.0.2.1", service="iot",
@@ -231,6 +232,43 @@ def test_trail_verify_names_the_first_broken_record(trail_dir: Path, damage: lis
     assert f"BROKEN at record {broken}" in result.stderr
 
 
+@pytest.mark.parametrize(("damage", "expected"), [
+    (["UPDATE trail_records SET parameters = '{}' WHERE sequence = 5"],
+     "BROKEN at record 5 (record altered)"),
+    (["DELETE FROM trail_records WHERE sequence > 7"],
+     ("BROKEN at record 8 (truncated): the trail is truncated after record 7: the sealed "
+     "head says 9 records")),
+    (["DELETE FROM trail_records"],
+     ("BROKEN at record 1 (truncated): the trail is truncated: the sealed head says 9 "
+     "records, none remain")),
+    (["DELETE FROM trail_records", "DELETE FROM trail_head"],
+     "BROKEN (head missing)"),
+    (["DELETE FROM trail_records WHERE sequence > 7",
+      ("UPDATE trail_head SET sequence = 7, hash = (SELECT hash FROM trail_records WHERE "
+      "sequence = 7)")],
+     "BROKEN (head seal invalid)"),
+    (["UPDATE trail_head SET seal = NULL"], "BROKEN (head not sealed)"),
+], ids=["altered", "truncated", "emptied", "deleted", "head-moved", "seal-removed"])
+def test_trail_verify_says_what_broke(trail_dir: Path, damage: list[str],
+                                      expected: str) -> None:
+    assert run("trail", "verify", "--data-dir", str(trail_dir)).returncode == 0
+    _sql(trail_dir, *damage)
+    result = run("trail", "verify", "--data-dir", str(trail_dir))
+    assert result.returncode == 1, result.stdout
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert "intact" not in result.stdout
+
+
+def test_trail_verify_needs_the_master_key(trail_dir: Path) -> None:
+    (trail_dir / "master.key").rename(trail_dir / "elsewhere.key")
+    missing = run("trail", "verify", "--data-dir", str(trail_dir))
+    assert missing.returncode == 1
+    assert "BROKEN (key unavailable)" in missing.stderr
+    other = base64.b64encode(os.urandom(32)).decode()
+    wrong = run("trail", "verify", "--data-dir", str(trail_dir), BASTION_MASTER_KEY=other)
+    assert wrong.returncode == 1 and "BROKEN (head seal invalid)" in wrong.stderr
+
+
 def test_trail_export_as_json_lines(trail_dir: Path, tmp_path: Path) -> None:
     everything = run("trail", "export", "--data-dir", str(trail_dir), "--since", "2000-01-01")
     assert everything.returncode == 0, everything.stderr
@@ -250,14 +288,14 @@ def test_trail_export_as_json_lines(trail_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "trail.jsonl"
     written = run("trail", "export", "--data-dir", str(trail_dir), "--out", str(out))
     assert written.returncode == 0 and "9 records" in written.stderr
-    checked = run("trail", "verify", "--file", str(out))
+    checked = run("trail", "verify", "--file", str(out), "--data-dir", str(trail_dir))
     assert checked.returncode == 0, checked.stderr
     records = out.read_text().splitlines()
     edited = json.loads(records[2])
     edited["source_ip"] = "10.0.0.1"
     records[2] = json.dumps(edited)
     out.write_text("\n".join(records) + "\n")
-    tampered = run("trail", "verify", "--file", str(out))
+    tampered = run("trail", "verify", "--file", str(out), "--data-dir", str(trail_dir))
     assert tampered.returncode == 1 and "BROKEN at record 3" in tampered.stderr
 
 

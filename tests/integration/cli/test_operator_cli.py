@@ -23,7 +23,7 @@ from bastion.access import AccessKeyService, Role
 from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
 from bastion.store import Store
-from bastion.trail import Trail, verify
+from bastion.trail import Trail, TrailKeys, export, verify
 from support.running import RunningBastion
 
 BASTION = [sys.executable, "-m", "bastion"]
@@ -49,7 +49,10 @@ class Server:
                               env=self.env(role), check=False)
 
     def trail(self) -> list[dict[str, Any]]:
-        return list(Trail(self.store).export())
+        return list(export(self.store))
+
+    def trail_keys(self) -> TrailKeys:
+        return TrailKeys.from_keystore(DataDir(self.data).open_keystore())
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     keys = {role: access.create_access_key(role, role.value) for role in Role}
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     api=ApiConfig(host="127.0.0.1", port=0))
-    running = RunningBastion(config, DataDir(data), credentials=access, trail=Trail(store))
+    running = RunningBastion(config, DataDir(data), credentials=access, trail=Trail(store, TrailKeys.from_keystore(datadir.open_keystore())))
     running.start()
     try:
         assert running.app.api is not None
@@ -106,7 +109,7 @@ def test_a_denied_call_is_403_and_recorded(server: Server) -> None:
     last = server.trail()[-1]
     assert (last["access_key_id"], last["role"], last["outcome"]) == (
         "AKIAUNKNOWNUNKNOWN00", None, "denied")
-    assert verify(server.store).ok
+    assert verify(server.store, server.trail_keys()).ok
 
 
 def _csr(name: str) -> str:
@@ -169,7 +172,7 @@ def test_certificates_policies_and_test_authorization(server: Server, tmp_path: 
         "certificateDescription"]["status"] == "REVOKED"
     detached = server.run(Role.OPERATOR, "policies", "detach", "meters", "--target", cert_id)
     assert detached.returncode == 0, detached.stderr
-    assert verify(server.store).ok
+    assert verify(server.store, server.trail_keys()).ok
 
 
 def test_no_endpoint_means_no_call(server: Server, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from bastion.trail import Trail
+from bastion.trail import export
 from support.clients import V5, Client, wait_for
 
 from .conftest import Detect, Mailbox, Webhook
@@ -74,7 +74,7 @@ def test_quarantine_cuts_the_live_session_and_alerts_are_delivered(
         assert smtp_server.arrived.wait(10)
         assert violation_id in smtp_server.messages[0].get_payload()
 
-        mine = [json.dumps(r) for r in Trail(plane.store).export()
+        mine = [json.dumps(r) for r in export(plane.store)
                 if "system:detect" in json.dumps(r)]
         assert any("AddThingToThingGroup" in r and violation_id in r for r in mine)
     finally:

@@ -8,7 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.pki import (
     MASTER_KEY_ENV,
@@ -124,6 +125,23 @@ def test_derived_keys_are_independent_of_each_other() -> None:
     password = keystore.private_key_password
     assert len(password) == 64 and bytes.fromhex(password.decode()) != master_key
     assert master_key.hex().encode() != password
+
+
+def test_derive_key_is_hkdf_of_the_master_key_under_the_label() -> None:
+    master_key = os.urandom(32)
+    keystore = Keystore(master_key)
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"bastion trail chain v1").derive(master_key)
+    assert keystore.derive_key(b"bastion trail chain v1") == expected
+    assert Keystore(master_key).derive_key(b"bastion trail chain v1") == expected
+    assert keystore.derive_key(b"bastion trail head v1") != expected
+    assert Keystore.generate().derive_key(b"bastion trail chain v1") != expected
+    with pytest.raises(ValueError):
+        keystore.derive_key(b"bastion keystore v1: AES-256-GCM sealing key")
+    with pytest.raises(ValueError):
+        keystore.derive_key(b"")
+    with pytest.raises(TypeError):
+        keystore.derive_key("bastion trail chain v1")  # type: ignore[arg-type]
 
 
 # -- private keys at rest ---------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The hash chain: building it, and verification catching edits, deletions, reorders."""
+"""The keyed chain: building it, and verification catching edits, deletions, reorders
+(the sealed head's own cases are in ``test_sealed_head.py``)."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -13,19 +15,29 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bastion.pki import Keystore
 from bastion.store import ConflictError, Store, TrailRecordRow, TrailRepository, metadata
 from bastion.trail import (
     GENESIS_HASH,
+    KEYED_FORMAT,
+    Problem,
     Trail,
+    TrailIntegrityError,
+    TrailKeys,
     TrailRecord,
     compute_hash,
+    head_seal,
     record_from_json,
     verify,
     verify_chain,
 )
 from support.clock import ManualClock
 
+MASTER_KEY = bytes(range(32))
+KEYS = TrailKeys.from_keystore(Keystore(MASTER_KEY))
 records_table = metadata.tables["trail_records"]
 head_table = metadata.tables["trail_head"]
 
@@ -42,7 +54,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def trail(store: Store, clock: ManualClock) -> Trail:
-    return Trail(store, clock=clock)
+    return Trail(store, KEYS, clock=clock)
 
 
 def call(trail: Trail, n: int, **overrides: Any) -> TrailRecord:
@@ -102,11 +114,13 @@ def test_records_are_numbered_and_linked(filled: list[TrailRecord], store: Store
     assert [row.time for row in stored] == [r.time for r in filled]
 
 
-def test_the_hash_format_is_the_documented_one(filled: list[TrailRecord]) -> None:
-    """An independent implementation of the module docstring's format."""
+def test_the_link_format_is_the_documented_one(filled: list[TrailRecord]) -> None:
+    """An independent implementation of the module docstring's format: HMAC-SHA256 under
+    HKDF-SHA256(master key, info="bastion trail chain v1")."""
     record = filled[3]
+    assert record.format == KEYED_FORMAT
     body = {
-        "v": 1, "sequence": 4, "time": record.time.strftime("%Y-%m-%dT%H:%M:%S.")
+        "v": 2, "sequence": 4, "time": record.time.strftime("%Y-%m-%dT%H:%M:%S.")
         + f"{record.time.microsecond // 1000:03d}Z", "access_key_id": "AKIABOGUSBOGUSBOGUS0",
         "role": None, "source_ip": "192.0.2.10", "service": "iot", "operation": "DeleteThing",
         "parameters": '{"attributePayload":{"attributes":{}},"thingName":"thing-4"}',
@@ -114,7 +128,10 @@ def test_the_hash_format_is_the_documented_one(filled: list[TrailRecord]) -> Non
         "previous_hash": filled[2].hash,
     }
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    assert record.hash == hashlib.sha256(encoded).hexdigest()
+    chain_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                     info=b"bastion trail chain v1").derive(MASTER_KEY)
+    assert record.hash == hmac.new(chain_key, encoded, hashlib.sha256).hexdigest()
+    assert record.hash != hashlib.sha256(encoded).hexdigest()
 
 
 def test_an_intact_chain_verifies(filled: list[TrailRecord], trail: Trail,
@@ -123,11 +140,14 @@ def test_an_intact_chain_verifies(filled: list[TrailRecord], trail: Trail,
     assert result.ok and result.checked == 6
     assert result.first_broken_sequence is None and result.reason is None
     assert (result.last_sequence, result.last_hash) == (6, filled[-1].hash)
-    assert verify(store) == result
+    assert verify(store, KEYS) == result
 
 
-def test_an_empty_trail_verifies(store: Store) -> None:
-    result = verify(store)
+def test_an_empty_trail_verifies_once_sealed(store: Store, trail: Trail) -> None:
+    assert verify(store, KEYS).problem is Problem.HEAD_NOT_SEALED  # as migrated
+    assert trail.seal() is True
+    assert trail.seal() is False
+    result = verify(store, KEYS)
     assert result.ok and result.checked == 0 and result.last_hash == GENESIS_HASH
 
 
@@ -151,24 +171,45 @@ def test_there_is_no_way_to_change_or_remove_records() -> None:
 def test_an_edited_record_is_named(filled: list[TrailRecord], store: Store, column: str,
                                    value: object) -> None:
     _execute(store, records_table.update().where(_where(4)).values({column: value}))
-    result = verify(store)
+    result = verify(store, KEYS)
     assert not result.ok
     assert result.first_broken_sequence == 4
     assert "record 4 does not match its hash" in (result.reason or "")
+    assert result.problem is Problem.RECORD_ALTERED
     assert result.checked == 3 and result.last_sequence == 3
 
 
-def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(
-        filled: list[TrailRecord], store: Store) -> None:
-    r = filled[1]
-    forged = compute_hash(sequence=2, time=r.time, access_key_id=r.access_key_id, role=r.role,
-                          source_ip=r.source_ip, service=r.service, operation="DescribeThing",
-                          parameters=r.parameters, outcome=r.outcome, error_code=r.error_code,
-                          http_status=r.http_status, previous_hash=r.previous_hash)
+def _forged_link(r: TrailRecord, keys: TrailKeys | None, **changes: Any) -> str:
+    fields: dict[str, Any] = {
+        "sequence": r.sequence, "time": r.time, "access_key_id": r.access_key_id,
+        "role": r.role, "source_ip": r.source_ip, "service": r.service,
+        "operation": r.operation, "parameters": r.parameters, "outcome": r.outcome,
+        "error_code": r.error_code, "http_status": r.http_status,
+        "previous_hash": r.previous_hash}
+    fields.update(changes)
+    return compute_hash(keys=keys, **fields)
+
+
+@pytest.mark.parametrize("keys", [None, TrailKeys.from_keystore(Keystore.generate())],
+                         ids=["unkeyed", "another-key"])
+def test_an_edit_with_a_link_recomputed_without_the_key_is_named(
+        filled: list[TrailRecord], store: Store, keys: TrailKeys | None) -> None:
+    forged = _forged_link(filled[1], keys, operation="DescribeThing")
     _execute(store, records_table.update().where(_where(2))
              .values(operation="DescribeThing", hash=forged))
-    result = verify(store)
+    result = verify(store, KEYS)
+    assert (result.ok, result.first_broken_sequence, result.problem) == (
+        False, 2, Problem.RECORD_ALTERED)
+
+
+def test_an_edit_by_a_key_holder_still_breaks_the_next_link(
+        filled: list[TrailRecord], store: Store) -> None:
+    forged = _forged_link(filled[1], KEYS, operation="DescribeThing")
+    _execute(store, records_table.update().where(_where(2))
+             .values(operation="DescribeThing", hash=forged))
+    result = verify(store, KEYS)
     assert (result.ok, result.first_broken_sequence) == (False, 3)
+    assert result.problem is Problem.LINK_MISMATCH
     assert "does not link to record 2" in (result.reason or "")
 
 
@@ -176,29 +217,19 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(
 def test_a_deleted_record_is_named(filled: list[TrailRecord], store: Store,
                                    deleted: int) -> None:
     _execute(store, records_table.delete().where(_where(deleted)))
-    result = verify(store)
+    result = verify(store, KEYS)
     assert (result.ok, result.first_broken_sequence) == (False, deleted)
     assert f"record {deleted} is missing" in (result.reason or "")
+    assert result.problem is Problem.GAP
 
 
 def test_a_deleted_last_record_is_caught_by_the_head(filled: list[TrailRecord],
                                                      store: Store) -> None:
     _execute(store, records_table.delete().where(_where(6)))
-    result = verify(store)
-    assert (result.ok, result.first_broken_sequence) == (False, 6)
-    assert "chain head" in (result.reason or "")
-
-
-def test_a_deleted_head_is_noticed(filled: list[TrailRecord], store: Store) -> None:
-    _execute(store, head_table.delete())
-    result = verify(store)
-    assert not result.ok and "head is missing" in (result.reason or "")
-
-
-def test_an_edited_head_is_noticed(filled: list[TrailRecord], store: Store) -> None:
-    _execute(store, head_table.update().values(hash="f" * 64))
-    result = verify(store)
-    assert (result.ok, result.first_broken_sequence) == (False, 6)
+    result = verify(store, KEYS)
+    assert (result.ok, result.first_broken_sequence, result.problem) == (
+        False, 6, Problem.TRUNCATED)
+    assert "truncated after record 5" in (result.reason or "")
 
 
 @pytest.mark.parametrize(("a", "b"), [(2, 3), (1, 6), (4, 5)])
@@ -209,33 +240,32 @@ def test_reordered_records_are_named(filled: list[TrailRecord], store: Store, a:
              records_table.update().where(_where(a)).values(sequence=-1),
              records_table.update().where(_where(b)).values(sequence=a),
              records_table.update().where(_where(-1)).values(sequence=b))
-    result = verify(store)
+    result = verify(store, KEYS)
     assert (result.ok, result.first_broken_sequence) == (False, a)
     assert result.checked == a - 1
 
 
 def test_renumbered_records_are_named(filled: list[TrailRecord], store: Store) -> None:
-    """Delete record 3 and close the gap by renumbering the rest."""
+    """Delete record 3 and close the gap by renumbering the rest (the head is left
+    alone: moving it breaks its seal, see test_sealed_head)."""
     _execute(store, records_table.delete().where(_where(3)),
              *[records_table.update().where(_where(n)).values(sequence=n - 1)
-               for n in range(4, 7)],
-             head_table.update().values(sequence=5))
-    result = verify(store)
+               for n in range(4, 7)])
+    result = verify(store, KEYS)
     assert (result.ok, result.first_broken_sequence) == (False, 3)
+    assert result.problem is Problem.RECORD_ALTERED
 
 
-def test_anchors_catch_a_complete_rewrite(filled: list[TrailRecord], store: Store) -> None:
-    noted = verify(store)
-    # Rewrite from record 2 on, recomputing every hash and the head: plain hashes agree.
+def test_anchors_catch_a_complete_rewrite_by_a_key_holder(filled: list[TrailRecord],
+                                                          store: Store) -> None:
+    """Someone holding the master key can relink and reseal everything; only an anchor
+    noted outside the database tells."""
+    noted = verify(store, KEYS)
     previous = filled[0].hash
     statements: list[sa.Executable] = []
     for r in filled[1:]:
         operation = "DescribeThing" if r.sequence == 2 else r.operation
-        digest = compute_hash(sequence=r.sequence, time=r.time, access_key_id=r.access_key_id,
-                              role=r.role, source_ip=r.source_ip, service=r.service,
-                              operation=operation, parameters=r.parameters,
-                              outcome=r.outcome, error_code=r.error_code,
-                              http_status=r.http_status, previous_hash=previous)
+        digest = _forged_link(r, KEYS, operation=operation, previous_hash=previous)
         statements.append(records_table.delete().where(_where(r.sequence)))
         statements.append(records_table.insert().values(
             sequence=r.sequence, time=r.time, access_key_id=r.access_key_id, role=r.role,
@@ -243,24 +273,28 @@ def test_anchors_catch_a_complete_rewrite(filled: list[TrailRecord], store: Stor
             parameters=r.parameters, outcome=r.outcome, error_code=r.error_code,
             http_status=r.http_status, previous_hash=previous, hash=digest))
         previous = digest
-    statements.append(head_table.update().values(hash=previous))
+    statements.append(head_table.update().values(
+        hash=previous, seal=head_seal(KEYS, sequence=6, hash=previous, keyed_from=1)))
     _execute(store, *statements)
-    assert verify(store).ok
-    result = verify(store, anchors={noted.last_sequence: noted.last_hash})
+    assert verify(store, KEYS).ok
+    result = verify(store, KEYS, anchors={noted.last_sequence: noted.last_hash})
     assert (result.ok, result.first_broken_sequence) == (False, 6)
     assert "anchored" in (result.reason or "")
-    truncated = verify(store, anchors={99: "a" * 64})
+    truncated = verify(store, KEYS, anchors={99: "a" * 64})
     assert (truncated.ok, truncated.first_broken_sequence) == (False, 99)
 
 
 # -- writers ----------------------------------------------------------------------------
 
 
-def test_appends_continue_a_chain_whose_head_row_was_lost(filled: list[TrailRecord],
-                                                          trail: Trail, store: Store) -> None:
+def test_appends_refuse_a_chain_whose_head_row_was_lost(filled: list[TrailRecord],
+                                                        trail: Trail, store: Store) -> None:
+    """Recreating the head from the last record would bless a truncated tail."""
     _execute(store, head_table.delete())
-    assert call(trail, 7).sequence == 7
-    assert verify(store).ok
+    with pytest.raises(TrailIntegrityError, match="missing"):
+        call(trail, 7)
+    with store.transaction(readonly=True) as uow:
+        assert len(uow.trail.records()) == 6
 
 
 def test_a_stale_writer_cannot_fork_the_chain(filled: list[TrailRecord], store: Store) -> None:
@@ -270,14 +304,14 @@ def test_a_stale_writer_cannot_fork_the_chain(filled: list[TrailRecord], store: 
                           outcome="allowed", error_code=None, http_status=200,
                           previous_hash=filled[-2].hash, hash="e" * 64)
     with pytest.raises(ConflictError), store.transaction() as uow:
-        uow.trail.lock_head(GENESIS_HASH)
-        uow.trail.append(fork)
+        uow.trail.lock_head()
+        uow.trail.append(fork, keyed_from=1, seal="0" * 64)
     with pytest.raises(sa.exc.IntegrityError), store.transaction() as uow:  # no head lock
         uow.connection.execute(records_table.insert().values(
             sequence=7, time=r.time, access_key_id="x", role=None, source_ip="x",
             service="iot", operation="X", parameters="{}", outcome="allowed",
             error_code=None, http_status=200, previous_hash=filled[-2].hash, hash="e" * 64))
-    assert verify(store).ok
+    assert verify(store, KEYS).ok
 
 
 def _hammer(make_trail: Callable[[], Trail], threads: int, each: int) -> list[BaseException]:
@@ -303,15 +337,15 @@ def _hammer(make_trail: Callable[[], Trail], threads: int, each: int) -> list[Ba
 
 def test_concurrent_writers_of_one_process(trail: Trail, store: Store) -> None:
     assert _hammer(lambda: trail, threads=6, each=15) == []
-    result = verify(store)
+    result = verify(store, KEYS)
     assert result.ok and result.checked == 90
 
 
 def test_concurrent_nodes_never_fork(store: Store, clock: ManualClock) -> None:
     """Separate Trail objects (no shared lock) behave like separate nodes: the database
     head lock and constraints keep one chain."""
-    assert _hammer(lambda: Trail(store, clock=clock), threads=6, each=15) == []
-    result = verify(store)
+    assert _hammer(lambda: Trail(store, KEYS, clock=clock), threads=6, each=15) == []
+    result = verify(store, KEYS)
     assert result.ok and result.checked == 90
 
 
@@ -325,7 +359,8 @@ def test_export_by_time_and_offline_verification(filled: list[TrailRecord],
     text = "\n".join(json.dumps(line) for line in exported)  # JSON lines work
     parsed = [record_from_json(json.loads(line)) for line in text.splitlines()]
     assert parsed == filled
-    assert verify_chain(parsed).ok
+    assert verify_chain(parsed, keys=KEYS).ok
+    assert verify_chain(parsed, keys=None).problem is Problem.KEY_UNAVAILABLE
     assert exported[0]["parameters"] == {"thingName": "thing-1",
                                          "attributePayload": {"attributes": {}}}
     assert exported[3]["time"].endswith("Z") and exported[3]["role"] is None
@@ -334,9 +369,10 @@ def test_export_by_time_and_offline_verification(filled: list[TrailRecord],
     window = list(trail.export(since, until))
     assert [line["sequence"] for line in window] == [3, 4]
     part = [record_from_json(line) for line in window]
-    assert verify_chain(part, start_sequence=2, start_hash=part[0].previous_hash).ok
+    assert verify_chain(part, keys=KEYS, start_sequence=2,
+                        start_hash=part[0].previous_hash).ok
     edited = dict(window[1], outcome="allowed")
-    bad = verify_chain([part[0], record_from_json(edited)], start_sequence=2,
+    bad = verify_chain([part[0], record_from_json(edited)], keys=KEYS, start_sequence=2,
                        start_hash=part[0].previous_hash)
     assert (bad.ok, bad.first_broken_sequence) == (False, 4)
     assert list(trail.export(since=filled[-1].time + timedelta(seconds=1))) == []
@@ -348,7 +384,7 @@ def test_export_reads_in_batches(trail: Trail, store: Store) -> None:
     for n in range(1005):
         call(trail, n)
     assert [line["sequence"] for line in trail.export()] == list(range(1, 1006))
-    assert verify(store).checked == 1005
+    assert verify(store, KEYS).checked == 1005
 
 
 @pytest.mark.parametrize("damage", [{"sequence": "1"}, {"hash": None}, {"time": "yesterday"}])
@@ -369,10 +405,12 @@ def test_field_types_are_checked(trail: Trail) -> None:
     with pytest.raises(TypeError):
         call(trail, 1, operation=None)
     with pytest.raises(TypeError):
-        Trail("sqlite://")  # type: ignore[arg-type]
+        Trail("sqlite://", KEYS)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Trail(trail._store, b"k" * 32)  # type: ignore[arg-type]
 
 
 def test_overlong_and_nul_fields_are_cut(trail: Trail, store: Store) -> None:
     record = call(trail, 1, access_key_id="A\x00" + "K" * 500, source_ip="::1" * 40)
     assert record.access_key_id.startswith("A\ufffdK") and len(record.access_key_id) == 128
-    assert verify(store).ok
+    assert verify(store, KEYS).ok

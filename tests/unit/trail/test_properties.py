@@ -9,8 +9,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bastion.pki import Keystore
 from bastion.trail import (
     GENESIS_HASH,
+    KEYED_FORMAT,
+    UNKEYED_FORMAT,
+    Problem,
+    TrailKeys,
     TrailRecord,
     canonical_json,
     compute_hash,
@@ -19,6 +24,7 @@ from bastion.trail import (
     verify_chain,
 )
 
+KEYS = TrailKeys.from_keystore(Keystore.generate())
 CANARY = "CANARY-7f3a"
 SECRET_KEYS = ["privateKey", "SecretAccessKey", "password", "sessionToken", "keyPair",
                "Authorization", "sasl.plain.password"]
@@ -73,18 +79,26 @@ records = st.builds(
 )
 
 
-@given(st.lists(records, min_size=1, max_size=5))
-def test_exported_records_round_trip_and_verify(fields: list[dict[str, Any]]) -> None:
+@given(st.lists(records, min_size=1, max_size=5), st.integers(0, 5))
+def test_exported_records_round_trip_and_verify(fields: list[dict[str, Any]],
+                                                unkeyed: int) -> None:
+    """The first ``unkeyed`` records predate the keyed trail, the rest are keyed."""
     chain: list[TrailRecord] = []
     previous = GENESIS_HASH
     for sequence, item in enumerate(fields, 1):
         values = dict(item, parameters=canonical_json(item["parameters"]),
                       time=item["time"].replace(microsecond=item["time"].microsecond
                                                 // 1000 * 1000))
-        digest = compute_hash(sequence=sequence, previous_hash=previous, **values)
+        keys = None if sequence <= unkeyed else KEYS
+        digest = compute_hash(sequence=sequence, previous_hash=previous, keys=keys, **values)
         chain.append(TrailRecord(sequence=sequence, previous_hash=previous, hash=digest,
+                                 format=UNKEYED_FORMAT if keys is None else KEYED_FORMAT,
                                  **values))
         previous = digest
     exported = [json.loads(json.dumps(record.to_json())) for record in chain]
     assert [record_from_json(line) for line in exported] == chain
-    assert verify_chain(chain).ok
+    assert verify_chain(chain, keys=KEYS).ok
+    if len(chain) > unkeyed:  # a keyed record needs this installation's key
+        other = verify_chain(chain, keys=TrailKeys.from_keystore(Keystore.generate()))
+        assert (other.ok, other.first_broken_sequence) == (False, unkeyed + 1)
+        assert verify_chain(chain, keys=None).problem is Problem.KEY_UNAVAILABLE

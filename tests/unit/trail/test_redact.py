@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from bastion.pki import Keystore
 from bastion.store import Store
-from bastion.trail import REDACTED, Trail, is_secret_name, redact
+from bastion.trail import REDACTED, Trail, TrailKeys, is_secret_name, redact
 
 botocore_session = pytest.importorskip("botocore.session")
 
@@ -250,7 +251,7 @@ def test_values_are_made_json_safe_and_bounded() -> None:
 
 
 def test_the_trail_stores_only_redacted_parameters(store: Store) -> None:
-    trail = Trail(store)
+    trail = Trail(store, TrailKeys.from_keystore(Keystore.generate()))
     trail.record(caller=None, access_key_id="AKIAEXAMPLEEXAMPLE00", source_ip="127.0.0.1",
                  service="iot", operation="CreateCertificateFromCsr",
                  parameters={"certificateSigningRequest": CSR, "privateKey": PRIVATE_KEY,
