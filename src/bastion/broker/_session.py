@@ -26,6 +26,7 @@ drains. Message bytes are encoded once per (protocol version, QoS, retain flag) 
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -445,7 +446,12 @@ class Session:
     def _grace_over(self) -> None:
         """Still full after the grace period: a slow reader; let its publishers go."""
         self._grace = None
-        if self.congested_since and self.holding:
+        # The timer decides, not a clock reading: a reading taken now may still fall a
+        # little inside the grace (the loop's timers run on the loop's clock), which would
+        # hold the publishers again with no timer left to let them go. A slow reader
+        # holds nobody until its socket drains (writable() resets this).
+        self.congested_since = -math.inf
+        if self.holding:
             queue = self.queue
             if queue is None or len(queue) < self.high_water:
                 self.release_all()
