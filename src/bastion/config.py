@@ -35,6 +35,19 @@ class StoreConfig:
     database_url: str = ""    # empty: SQLite file bastion.db in the data directory
 
 
+@dataclass(frozen=True, slots=True)
+class SessionsConfig:
+    """[sessions]: what MQTT state outlives a crash."""
+
+    durable: bool = True       # persistent sessions and retained messages in the store
+    synchronous: str = "normal"  # SQLite: "normal" survives kill -9; "full" power loss too
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be \"normal\" or \"full\", "
+                             f"not {self.synchronous!r}")
+
+
 # -- The AWS-compatible REST API (bastion.api) -----------------------------------------
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
@@ -98,6 +111,7 @@ class Config:
     limits: BrokerLimits = field(default_factory=BrokerLimits)
     log: LogConfig = field(default_factory=LogConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
@@ -108,6 +122,7 @@ class Config:
 
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
+    "sessions": SessionsConfig,
     "account": Account, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,

@@ -10,7 +10,7 @@ live sessions), hands the services to the front doors (the reserved-topic handle
 REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
 in this order:
 
-    store · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
+    store · sessions · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
     detect loop · provisioning hooks · MQTT listeners · REST API
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..api import ApiServer, CredentialSource, TrailSink
-from ..broker import Broker, Message
+from ..broker import Broker, DurableSessionDirectory, Message
 from ..clock import Clock, SystemClock
 from ..config import Config
 from ..controlplane import ControlPlane, database_url
@@ -42,6 +42,7 @@ from ..services import Services, build_services
 from ..store import Store
 from ._listeners import Listeners
 from ._model import BoundListener
+from ._sessions import DurableSessions
 
 log = logging.getLogger("bastion")
 C = TypeVar("C", bound=Component)
@@ -78,7 +79,9 @@ class App:
         self.config = config
         self.datadir = datadir
         self.bus = InProcessBus()
-        self.broker = Broker(limits=config.limits, bus=self.bus)
+        self.broker = Broker(limits=config.limits, bus=self.bus,
+                             directory=DurableSessionDirectory if config.sessions.durable
+                             else None)
         self._credentials = credentials
         self._trail = trail
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -198,6 +201,8 @@ class App:
         self.journal = ConnectionJournal(plane.store, bus)
         components: list[Component] = [
             _Closing("store", plane.store.close),
+            *([DurableSessions(broker, plane.store, config.sessions)]
+              if config.sessions.durable else []),
             self.journal,
             services.alerts,
             JobScheduler(services.jobs, bus),

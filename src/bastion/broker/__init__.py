@@ -5,6 +5,7 @@ Layers, each importing only those below it::
     _listener                          sockets -> connections
     _broker                            CONNECT, packets, security events (ConnectionHost)
     _connection                        one network connection (asyncio.Protocol)
+    _durable                           DurableSessionDirectory, GroupCommit (journal)
     _directory                         SessionDirectory / Router, MemorySessionDirectory
     _session, _lifecycle               per-client state (talks to a Link protocol)
     _subscriptions, _retained, _keepalive, _tls
@@ -16,6 +17,17 @@ from __future__ import annotations
 from ._broker import Broker, BrokerStats, ReservedTopicHandler
 from ._connection import ConnectionHost, MQTTConnection
 from ._directory import MemorySessionDirectory, RetainedMessages, Router, SessionDirectory
+from ._durable import (
+    DurableSessionDirectory,
+    GroupCommit,
+    Op,
+    SessionRecords,
+    Snapshot,
+    StoredDelivery,
+    StoredRetained,
+    StoredSession,
+    StoredSubscription,
+)
 from ._events import (
     AuthorizationDenied,
     ClientConnected,
@@ -61,12 +73,15 @@ __all__ = [
     "ConnectionHost",
     "DenyAll",
     "DisconnectReason",
+    "DurableSessionDirectory",
     "Event",
+    "GroupCommit",
     "Link",
     "ListenerConfig",
     "MQTTConnection",
     "MemorySessionDirectory",
     "Message",
+    "Op",
     "Principal",
     "RefuseAll",
     "ReservedTopicHandler",
@@ -75,6 +90,12 @@ __all__ = [
     "Session",
     "SessionDirectory",
     "SessionPermissions",
+    "SessionRecords",
+    "Snapshot",
+    "StoredDelivery",
+    "StoredRetained",
+    "StoredSession",
+    "StoredSubscription",
     "Subscribed",
     "SubscriptionOptions",
     "Timer",

@@ -37,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from ..clock import Clock, SystemClock
@@ -69,7 +71,7 @@ from ..mqtt import (
     validate_topic_filter,
 )
 from ._connection import MQTTConnection
-from ._directory import MemorySessionDirectory, RetainedMessages, SessionDirectory
+from ._directory import Denied, MemorySessionDirectory, RetainedMessages, SessionDirectory
 from ._events import (
     AuthorizationDenied,
     ClientConnected,
@@ -92,7 +94,7 @@ from ._plugs import (
     Principal,
     RefuseAll,
 )
-from ._session import NEVER_EXPIRES, Link, Session
+from ._session import NEVER_EXPIRES, Link, QueueFull, Session
 
 log = logging.getLogger("bastion.broker")
 
@@ -110,12 +112,23 @@ class ReservedTopicHandler(Protocol):
         ...
 
 
+DirectoryFactory = Callable[[BrokerLimits, Clock, Denied, QueueFull], SessionDirectory]
+"""Builds the broker's session directory, given its limits, clock and two callbacks."""
+
+QUEUE_FULL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about one session's full queue (each drop is counted)."""
+
+
 @dataclass(slots=True)
 class BrokerStats:
     connections: int = 0
     messages_in: int = 0
     authorization_denied: int = 0
     protocol_errors: int = 0
+    queue_full_drops: int = 0
+    """Deliveries dropped because a session's queue was at its cap."""
+    retained_refused: int = 0
+    """Retained publishes refused (or not retained) at the retained-message cap."""
 
 
 class Broker:
@@ -126,8 +139,8 @@ class Broker:
     NOT_AUTHORIZED. Pass :class:`AcceptVerifiedCertificates` and :class:`AllowAll` to
     open it on purpose (tests, benchmarks).
 
-    :param directory: where sessions, subscriptions and retained messages live; by default
-        a :class:`MemorySessionDirectory`.
+    :param directory: builds where sessions, subscriptions and retained messages live; by
+        default a :class:`MemorySessionDirectory`.
     :param clock: every timer and deadline of the broker; by default the event loop's.
     """
 
@@ -139,16 +152,18 @@ class Broker:
         authorizer: Authorizer | None = None,
         bus: EventBus | None = None,
         clock: Clock | None = None,
-        directory: SessionDirectory | None = None,
+        directory: DirectoryFactory | None = None,
     ) -> None:
         self.limits = limits or BrokerLimits()
         self.authenticator: Authenticator = authenticator or RefuseAll()
         self.authorizer: Authorizer = authorizer or DenyAll()
         self.bus: EventBus = bus or InProcessBus()
         self.clock: Clock = clock or SystemClock()
-        self.directory: SessionDirectory = directory or MemorySessionDirectory(
-            self.limits, self.clock, self._denied)
+        self.directory: SessionDirectory = (directory or MemorySessionDirectory)(
+            self.limits, self.clock, self._denied, self._queue_full)
         self._route = self.directory.route
+        self._pending = self.directory.pending
+        self._queue_full_logged: dict[str, float] = {}
         self.connections: set[MQTTConnection] = set()
         self.reserved_handlers: list[ReservedTopicHandler] = []
         self.stats = BrokerStats()
@@ -211,10 +226,14 @@ class Broker:
                 self._publish_will(session, will)
         if session.expiry_interval == 0:
             self.directory.discard(session)
-        elif session.expiry_interval < NEVER_EXPIRES:
+            return
+        if session.expiry_interval < NEVER_EXPIRES:
             session.arm_expiry(self._expire_session)
+        self.directory.save(session)
 
     def _publish_will(self, session: Session, will: Will) -> None:
+        if session.journal is not None:
+            self.directory.save(session)  # the will is spent
         if not session.allowed(Action.PUBLISH, will.topic):
             self._denied(session, Action.PUBLISH, will.topic)
             return
@@ -294,6 +313,7 @@ class Broker:
             expiry = limits.default_session_expiry
         session.attach(conn, principal, permissions, connect.will,
                        min(expiry, limits.max_session_expiry))
+        self.directory.save(session)
         conn.accept(connect, session, principal, client_id, session_present, assigned)
         self.bus.publish(ClientConnected(
             client_id, principal.certificate_id, principal.source_ip, principal.source_port,
@@ -340,7 +360,7 @@ class Broker:
         elif isinstance(packet, Pubrel):
             code = SUCCESS if session.release_inbound(packet.packet_id) \
                 else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-            conn.send_packet(Pubcomp(packet.packet_id, code))
+            self._reply(conn, Pubcomp(packet.packet_id, code))
         elif isinstance(packet, Pubcomp):
             session.acknowledge(packet.packet_id)
         elif isinstance(packet, Subscribe):
@@ -401,7 +421,7 @@ class Broker:
         pid = packet.packet_id or 0  # the codec guarantees an id when qos > 0
         if qos == 2 and session.inbound_qos2 and pid in session.inbound_qos2:
             # Retransmission of a QoS 2 message we already accepted: acknowledge only.
-            conn.send_packet(Pubrec(pid))
+            self._reply(conn, Pubrec(pid))
             return
         if allowed and packet.retain:
             allowed = session.allowed(Action.RETAIN_PUBLISH, topic)
@@ -414,9 +434,16 @@ class Broker:
                 conn.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR)
                 return
             if qos == 1:
-                conn.send_packet(Puback(pid, ReasonCode.NOT_AUTHORIZED))
+                self._reply(conn, Puback(pid, ReasonCode.NOT_AUTHORIZED))
             elif qos == 2:
-                conn.send_packet(Pubrec(pid, ReasonCode.NOT_AUTHORIZED))
+                self._reply(conn, Pubrec(pid, ReasonCode.NOT_AUTHORIZED))
+            return
+        if (packet.retain and packet.payload and not self._may_retain(topic)
+                and conn.protocol_version == MQTT_5):
+            if qos == 1:
+                self._reply(conn, Puback(pid, ReasonCode.QUOTA_EXCEEDED))
+            elif qos == 2:
+                self._reply(conn, Pubrec(pid, ReasonCode.QUOTA_EXCEEDED))
             return
         props = packet.properties
         if props is NO_PROPERTIES:
@@ -432,12 +459,85 @@ class Broker:
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            conn.send_packet(Puback(pid, code))
+            self._reply(conn, Puback(pid, code))
         elif qos == 2:
             session.await_release(pid)
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
-            conn.send_packet(Pubrec(pid, code))
+            self._reply(conn, Pubrec(pid, code))
+
+    # -- acknowledgements wait for durability ---------------------------------------------
+
+    def _reply(self, conn: MQTTConnection, packet: Packet) -> None:
+        """Send an acknowledgement once what it acknowledges is durable (at once with a
+        memory directory), never ahead of an earlier one of the same connection."""
+        waiting = conn.replies
+        number = self._pending()
+        if waiting is None:
+            if number is None:
+                conn.send_packet(packet)
+                return
+            waiting = conn.replies = deque()
+            self.directory.when_durable(number, partial(self._send_replies, conn, number))
+        elif number is None or number < waiting[-1][0]:
+            number = waiting[-1][0]
+        waiting.append((number, packet))
+
+    def _send_replies(self, conn: MQTTConnection, durable: int) -> None:
+        waiting = conn.replies
+        if waiting is None:
+            return
+        while waiting and waiting[0][0] <= durable:
+            conn.send_packet(waiting.popleft()[1])
+        if waiting:
+            number = waiting[0][0]
+            self.directory.when_durable(number, partial(self._send_replies, conn, number))
+        else:
+            conn.replies = None
+
+    def durable(self) -> asyncio.Future[None] | None:
+        """A future done once every change so far is durable; None when it is already
+        (the API answers a publish only then)."""
+        number = self._pending()
+        if number is None:
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not future.done():
+                future.set_result(None)
+        self.directory.when_durable(number, done)
+        return future
+
+    # -- caps ---------------------------------------------------------------------------
+
+    def _may_retain(self, topic: str) -> bool:
+        """Whether a retained message with a payload may be stored on ``topic`` (replacing
+        one always may); counted and logged when not."""
+        retained = self.directory.retained
+        if len(retained) < self.limits.max_retained_messages or retained.get(topic) is not None:
+            return True
+        self.stats.retained_refused += 1
+        log.warning("retained message on %r not kept: %d retained messages is the cap "
+                    "(limits.max_retained_messages)", topic, len(retained))
+        return False
+
+    def _queue_full(self, session: Session, message: Message) -> None:
+        """A session's queue cap dropped a delivery: counted (broker and session), and
+        logged at most once a minute per session."""
+        self.stats.queue_full_drops += 1
+        now = self.clock.monotonic()
+        logged = self._queue_full_logged
+        last = logged.get(session.client_id)
+        if last is None or now - last >= QUEUE_FULL_LOG_INTERVAL:
+            if len(logged) > 10_000:
+                logged.clear()
+            logged[session.client_id] = now
+            log.warning("client %r: queue full (%d messages, %d bytes queued); dropping "
+                        "deliveries (%d so far); see limits.max_stored_messages, "
+                        "max_queued_messages and max_queued_bytes", session.client_id,
+                        len(session.queue or ()) + session.spilled, session.queued_bytes,
+                        session.dropped)
 
     def _denied(self, session: Session, action: Action, resource: str) -> None:
         self.stats.authorization_denied += 1
@@ -460,11 +560,14 @@ class Broker:
                     return True
         if message.retain:
             retained = self.directory.retained
-            if message.payload:
+            if not message.payload:
+                retained.delete(topic)
+            elif (sender is not None and sender.connection is not None
+                  and sender.connection.protocol_version == MQTT_5) or self._may_retain(topic):
+                # (MQTT 5 publishers were refused at the cap already; 3.1.1 ones cannot be
+                # told, so their message is routed without being kept, like a will's.)
                 message.received_at = self.clock.time()
                 retained.set(topic, message)
-            else:
-                retained.delete(topic)
         return self._route(message, sender.connection if sender is not None else None)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
@@ -512,7 +615,7 @@ class Broker:
                 retained_to_send.append((topic_filter, opts, is_new))
         if not v5:
             codes = [c if not c.is_error else ReasonCode.UNSPECIFIED_ERROR for c in codes]
-        conn.send_packet(Suback(packet.packet_id, tuple(codes)))
+        self._reply(conn, Suback(packet.packet_id, tuple(codes)))
         if granted:
             self.bus.publish(Subscribed(session.client_id, session.principal.certificate_id,
                                         session.session_id, tuple(granted),
@@ -542,11 +645,49 @@ class Broker:
                 removed.append(topic_filter)
             else:
                 codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        conn.send_packet(Unsuback(packet.packet_id, tuple(codes)))
+        self._reply(conn, Unsuback(packet.packet_id, tuple(codes)))
         if removed:
             self.bus.publish(Unsubscribed(session.client_id, session.principal.certificate_id,
                                           session.session_id, tuple(removed),
                                           self.clock.time()))
+
+    # -- sessions restored after a restart ------------------------------------------------
+
+    async def resume_stored(self, sessions: list[Session]) -> None:
+        """Sessions a durable directory read back at start: bind each one's permissions
+        (a certificate revoked or deleted meanwhile loses its session, without a will),
+        then carry on as if its connection had ended at ``detached_at``: a will due by
+        now is published, a session whose expiry has passed is discarded, and the rest
+        get their timers."""
+        now = self.clock.time()
+
+        async def resume(session: Session) -> None:
+            try:
+                permissions = await self.authorizer.bind(session.principal,
+                                                         session.client_id)
+            except AuthenticationError as exc:
+                log.info("stored session of %r discarded: %s", session.client_id, exc)
+                self.directory.discard(session)
+                return
+            session.set_permissions(permissions)
+            detached = session.detached_at if session.detached_at is not None else now
+            will = session.take_will()
+            if will is not None:
+                delay = min(will.properties.will_delay_interval or 0, session.expiry_interval)
+                if detached + delay > now:
+                    session.arm_will(delay, self._publish_will, will,
+                                     after=detached + delay - now)
+                else:
+                    self._publish_will(session, will)
+            left = detached + session.expiry_interval - now
+            if left <= 0:
+                self.directory.discard(session)
+                return
+            if session.expiry_interval < NEVER_EXPIRES:
+                session.arm_expiry(self._expire_session, after=left)
+            self.directory.save(session)
+
+        await asyncio.gather(*(resume(session) for session in sessions))
 
     # -- security events ----------------------------------------------------------------
 

@@ -131,6 +131,7 @@ class MQTTConnection(asyncio.Protocol):
         "proto",
         "protocol_version",
         "publish_will",
+        "replies",
         "session",
         "transport",
         "unflushed",
@@ -168,6 +169,9 @@ class MQTTConnection(asyncio.Protocol):
         self._read_held = False  # reading paused by holds (not by CONNECT handling)
         self._held: deque[Packet] | None = None  # created when first needed
         self.held_dropped = 0
+        # Acknowledgements waiting for the commit that makes them true (see Broker._reply):
+        # (commit number, packet), in the order the client is owed them.
+        self.replies: deque[tuple[int, Packet]] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions
 from ._plugs import Action, Principal
 from ._retained import RetainedStore
-from ._session import Link, Session
+from ._session import Link, QueueFull, Session
 from ._subscriptions import SubscriptionIndex
 
 __all__ = ["MemorySessionDirectory", "RetainedMessages", "Router", "SessionDirectory"]
@@ -148,18 +148,37 @@ class SessionDirectory(Router, Protocol):
         """Subscriptions of every session together."""
         ...
 
+    def save(self, session: Session) -> None:
+        """``session``'s connection came or went, or its expiry or will changed: a durable
+        directory writes it down (a persistent one from now on; one whose expiry became 0
+        is forgotten)."""
+        ...
+
+    def pending(self) -> int | None:
+        """The commit that makes every change so far durable; ``None`` when all is (always,
+        in memory). Acknowledgements wait for it (see :meth:`when_durable`)."""
+        ...
+
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop once commit ``number`` is durable."""
+        ...
+
 
 class MemorySessionDirectory:
     """The :class:`SessionDirectory` of one process: dicts, a subscription trie and a
     retained-message trie, all in memory. Nothing survives a restart."""
 
-    __slots__ = ("_clock", "_denied", "_index", "_limits", "_retained", "_sessions")
+    __slots__ = ("_clock", "_denied", "_index", "_limits", "_queue_full", "_retained",
+                 "_sessions")
 
-    def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied) -> None:
-        """:param denied: told of every ``iot:Receive`` denial while routing."""
+    def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
+                 queue_full: QueueFull | None = None) -> None:
+        """:param denied: told of every ``iot:Receive`` denial while routing.
+        :param queue_full: told of every delivery a session's queue cap drops."""
         self._limits = limits
         self._clock = clock
         self._denied = denied
+        self._queue_full = queue_full
         self._sessions: dict[str, Session] = {}
         # Keyed by the session object itself: a match needs no lookup by client id.
         self._index: SubscriptionIndex[Session, SubscriptionOptions] = SubscriptionIndex()
@@ -186,11 +205,25 @@ class MemorySessionDirectory:
                                     == principal.certificate_id):
                 return existing, True
             self.discard(existing)
-        limits = self._limits
-        session = Session(client_id, principal, limits.max_inflight_messages,
-                          limits.max_queued_messages, self._clock)
+        session = self._new_session(client_id, principal)
         self._sessions[client_id] = session
         return session, False
+
+    def _new_session(self, client_id: str, principal: Principal) -> Session:
+        limits = self._limits
+        return Session(client_id, principal, limits.max_inflight_messages,
+                       limits.max_queued_messages, self._clock,
+                       max_stored=limits.max_stored_messages,
+                       max_queued_bytes=limits.max_queued_bytes, queue_full=self._queue_full)
+
+    def save(self, session: Session) -> None:
+        return None  # nothing outlives this process
+
+    def pending(self) -> int | None:
+        return None
+
+    def when_durable(self, number: int, callback: Callable[[], None]) -> None:
+        callback()
 
     def discard(self, session: Session) -> None:
         if self._sessions.get(session.client_id) is session:

@@ -15,7 +15,10 @@ class BrokerLimits:
     max_filters_per_subscribe: int = 8        # AWS: 8 per SUBSCRIBE
     max_subscriptions_per_session: int = 50   # AWS: 50 per connection (adjustable)
     max_inflight_messages: int = 100          # AWS: 100 unacknowledged QoS 1 each way
-    max_queued_messages: int = 1_000          # per offline or flow-controlled session
+    max_queued_messages: int = 1_000          # per session, in memory behind the window
+    max_stored_messages: int = 100_000        # per persistent session, in memory and stored
+    max_queued_bytes: int = 64 * 1024 * 1024  # payload bytes queued per session
+    max_retained_messages: int = 500_000      # AWS: 500,000 retained messages per account
     max_write_buffer_bytes: int = 4 * 1024 * 1024   # QoS 0 is dropped for a slower reader
     topic_alias_maximum: int = 8
     max_keep_alive: int = 1200                # AWS: 30..1200 s; 0 means "use the maximum"

@@ -90,6 +90,46 @@ class Link(Protocol):
         ...
 
 
+class SessionJournal(Protocol):
+    """Where a persistent session writes down what must survive a crash (see
+    ``_durable``). Every call is made on the loop's thread and only records the change;
+    the journal makes it durable in the background, in call order."""
+
+    def stored(self, session: Session, seq: int, message: Message, qos: int, retain: bool,
+               subscription_ids: tuple[int, ...], packet_id: int | None) -> None:
+        """A QoS 1/2 delivery entered the session (``packet_id``: sent at once)."""
+        ...
+
+    def sent(self, session: Session, seq: int, packet_id: int) -> None:
+        """A queued delivery went out under ``packet_id``."""
+        ...
+
+    def released(self, session: Session, seq: int) -> None:
+        """PUBREC arrived for a QoS 2 delivery: PUBREL is what a resend sends now."""
+        ...
+
+    def done(self, session: Session, seq: int) -> None:
+        """A delivery is complete (acknowledged, expired or refused by the client)."""
+        ...
+
+    def awaiting_release(self, session: Session, packet_id: int) -> None:
+        """An inbound QoS 2 PUBLISH was accepted; ``packet_id`` waits for PUBREL."""
+        ...
+
+    def released_inbound(self, session: Session, packet_id: int) -> None: ...
+
+    def refill(self, session: Session, after_seq: int, limit: int) -> None:
+        """Load up to ``limit`` stored deliveries after ``after_seq`` that are not in
+        memory; the journal hands them to :meth:`Session.refilled` later."""
+        ...
+
+
+class QueueFull(Protocol):
+    """Told when a session's queue cap drops a delivery (counted, logged, never silent)."""
+
+    def __call__(self, session: Session, message: Message) -> None: ...
+
+
 _UNDECIDED: dict[str, bool] = {}
 """Shared by every session until its first decision; never written to (see allowed())."""
 _DECISIONS_KEPT = 4096
@@ -104,13 +144,19 @@ SLOW_READER_GRACE = 5.0
 """Seconds a subscriber whose socket is full may hold its publishers back."""
 
 
+Queued = tuple[Message, int, bool, tuple[int, ...], int]
+"""A delivery waiting behind the in-flight window: message, QoS, retain flag, subscription
+identifiers and its sequence number in the session (the journal's key)."""
+
+
 class Outgoing:
     """An in-flight outbound QoS 1/2 message. ``released`` once PUBREC arrived (QoS 2)."""
 
-    __slots__ = ("message", "qos", "released", "retain", "sent_at", "subscription_ids")
+    __slots__ = ("message", "qos", "released", "retain", "sent_at", "seq", "subscription_ids")
 
     def __init__(self, message: Message, qos: int, retain: bool,
-                 subscription_ids: tuple[int, ...]) -> None:
+                 subscription_ids: tuple[int, ...], seq: int = 0) -> None:
+        self.seq = seq
         self.message = message
         self.qos = qos
         self.retain = retain
@@ -123,16 +169,24 @@ class Session:
     """MQTT session state for one client id. See the module docstring."""
 
     # Slots: a broker holds one per client; a __dict__ would cost ~1 KB more each.
-    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_grace", "_next_id", "_will_timer",
+    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_grace", "_loaded_upto",
+                 "_next_id", "_pending_will", "_refilling", "_seq", "_will_timer",
                  "authorization_failures", "bytes_sent", "client_id", "congested_since",
-                 "connection", "dropped", "expiry_interval", "high_water", "holding",
-                 "inbound_qos2", "inflight", "low_water", "max_inflight", "max_queued",
+                 "connection", "detached_at", "dropped", "expiry_interval", "high_water",
+                 "holding", "inbound_qos2", "inflight", "journal", "low_water",
+                 "max_inflight", "max_queued", "max_queued_bytes", "max_stored",
                  "messages_received", "messages_sent", "permissions", "principal",
-                 "publish_allowed", "queue", "receive_allowed", "session_id", "subscriptions",
-                 "topic_tally", "will")
+                 "publish_allowed", "queue", "queue_full", "queued_bytes", "receive_allowed",
+                 "session_id", "spilled", "subscriptions", "topic_tally", "will")
 
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
-                 max_queued: int, clock: Clock) -> None:
+                 max_queued: int, clock: Clock, *, max_stored: int = 0,
+                 max_queued_bytes: int = 0, queue_full: QueueFull | None = None) -> None:
+        """:param max_queued: deliveries kept in memory behind the in-flight window.
+        :param max_stored: deliveries a persistent session (one with a journal) keeps in
+            all, in memory and stored; 0: ``max_queued``.
+        :param max_queued_bytes: payload bytes queued in all; 0: no byte cap.
+        :param queue_full: told of each delivery a cap drops."""
         self.client_id = client_id
         self.principal = principal
         self.session_id = str(uuid.uuid4())
@@ -147,11 +201,23 @@ class Session:
         self.inflight: dict[int, Outgoing] = {}
         # QoS 1/2 deliveries waiting behind the in-flight window; created when needed
         # (an empty deque costs ~600 bytes, and most sessions never queue).
-        self.queue: deque[tuple[Message, int, bool, tuple[int, ...]]] | None = None
+        self.queue: deque[Queued] | None = None
         self.inbound_qos2: set[int] | None = None  # QoS 2 ids awaiting PUBREL
         self.max_inflight = max_inflight
         self.max_queued = max_queued
+        self.max_stored = max_stored or max_queued
+        self.max_queued_bytes = max_queued_bytes
+        self.queue_full = queue_full
         self.dropped = 0
+        # Durability (persistent sessions of a durable directory; None: memory only).
+        self.journal: SessionJournal | None = None
+        self._seq = 1                  # the next delivery's sequence number
+        self.spilled = 0               # stored deliveries not in memory (after the queue)
+        self.queued_bytes = 0          # payload bytes in the queue and spilled
+        self._loaded_upto = 0          # the highest sequence number brought into memory
+        self._refilling = False
+        self.detached_at: float | None = None  # epoch seconds; None while live
+        self._pending_will: tuple[Will, float] | None = None  # a delayed will, its delay
         # Traffic counters, plain integers sampled by Detect each interval (cloud-side
         # metrics aws:num-messages-sent/-received, aws:message-byte-size,
         # aws:num-authorization-failures). "Sent" is from the device's point of view.
@@ -187,6 +253,7 @@ class Session:
         self.will = will
         self.expiry_interval = expiry_interval
         self.connection = link
+        self.detached_at = None
 
     def detach(self, link: Link) -> bool:
         """``link`` is gone (closed, taken over, dropped). Returns False when ``link`` is
@@ -195,6 +262,7 @@ class Session:
         if self.connection is not link:
             return False
         self.connection = None
+        self.detached_at = self._clock.time()
         if self.holding:
             self.release_all()
         return True
@@ -209,26 +277,37 @@ class Session:
         self.expiry_interval = seconds
 
     def arm_will(self, delay: float, publish: Callable[[Session, Will], object],
-                 will: Will) -> None:
+                 will: Will, after: float | None = None) -> None:
         """Call ``publish(self, will)`` after ``delay`` seconds unless a connection
-        attaches first (MQTT 5 will delay interval)."""
+        attaches first (MQTT 5 will delay interval). ``after``: seconds left, when part of
+        the delay has passed already (a restored session)."""
         if self._will_timer is not None:
             self._will_timer.cancel()
-        self._will_timer = self._clock.call_later(delay, self._will_due, publish, will)
+        self._pending_will = (will, delay)
+        self._will_timer = self._clock.call_later(delay if after is None else after,
+                                                  self._will_due, publish, will)
 
     def _will_due(self, publish: Callable[[Session, Will], object], will: Will) -> None:
         self._will_timer = None
+        self._pending_will = None
         publish(self, will)
 
-    def arm_expiry(self, expire: Callable[[Session], object]) -> None:
+    @property
+    def pending_will(self) -> tuple[Will, float] | None:
+        """The delayed will waiting for its time, with its delay in seconds."""
+        return self._pending_will
+
+    def arm_expiry(self, expire: Callable[[Session], object],
+                   after: float | None = None) -> None:
         """Call ``expire(self)`` when the session expiry interval has passed (never for
-        :data:`NEVER_EXPIRES`) unless a connection attaches first."""
+        :data:`NEVER_EXPIRES`) unless a connection attaches first. ``after``: seconds
+        left, when part of the interval has passed already (a restored session)."""
         if self.expiry_interval >= NEVER_EXPIRES:
             return
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
-        self._expiry_timer = self._clock.call_later(self.expiry_interval, self._expiry_due,
-                                                    expire)
+        delay = self.expiry_interval if after is None else max(0.0, after)
+        self._expiry_timer = self._clock.call_later(delay, self._expiry_due, expire)
 
     def _expiry_due(self, expire: Callable[[Session], object]) -> None:
         self._expiry_timer = None
@@ -245,6 +324,7 @@ class Session:
             if timer is not None:
                 timer.cancel()
         self._expiry_timer = self._will_timer = None
+        self._pending_will = None
 
     def end(self) -> None:
         """The session is discarded: subscriptions, flow state and timers go."""
@@ -270,6 +350,8 @@ class Session:
         if pending is None:
             pending = self.inbound_qos2 = set()
         pending.add(packet_id)
+        if self.journal is not None:
+            self.journal.awaiting_release(self, packet_id)
 
     def release_inbound(self, packet_id: int) -> bool:
         """PUBREL for ``packet_id``; returns whether it was awaited."""
@@ -277,6 +359,8 @@ class Session:
         if pending is None or packet_id not in pending:
             return False
         pending.discard(packet_id)
+        if self.journal is not None:
+            self.journal.released_inbound(self, packet_id)
         return True
 
     def tally_topics(self, tally: TopicTally | None) -> None:
@@ -369,19 +453,38 @@ class Session:
             if conn is None or not conn.write_qos0(message, retain, subscription_ids):
                 self.dropped += 1
             return
-        if conn is not None and not self.queue and len(self.inflight) < self.window():
-            self._send_new(conn, message, qos, retain, subscription_ids)
+        journal = self.journal
+        seq = self._seq
+        self._seq = seq + 1
+        if (conn is not None and not self.queue and not self.spilled
+                and len(self.inflight) < self.window()):
+            pid = self._send_new(conn, message, qos, retain, subscription_ids, seq)
+            if journal is not None and pid:
+                journal.stored(self, seq, message, qos, retain, subscription_ids, pid)
             return
         queue = self.queue
         if queue is None:
             queue = self.queue = deque()
-        elif len(queue) >= self.max_queued:
+        size = len(message.payload)
+        if (len(queue) + self.spilled >= (self.max_stored if journal else self.max_queued)
+                or (self.max_queued_bytes and self.queued_bytes + size > self.max_queued_bytes)):
             self.dropped += 1
+            if self.queue_full is not None:
+                self.queue_full(self, message)
             return
-        queue.append((message, qos, retain, subscription_ids))
+        self.queued_bytes += size
+        if journal is not None:
+            journal.stored(self, seq, message, qos, retain, subscription_ids, None)
+            if self.spilled or len(queue) >= self.max_queued:
+                self.spilled += 1  # stored only: memory holds max_queued per session
+                return
+        queue.append((message, qos, retain, subscription_ids, seq))
+        self._loaded_upto = seq
 
     def _send_new(self, conn: Link, message: Message, qos: int, retain: bool,
-                  subscription_ids: tuple[int, ...]) -> None:
+                  subscription_ids: tuple[int, ...], seq: int) -> int:
+        """Write one delivery under a new packet id; returns the id, or 0 when the
+        delivery is discarded (expired, or too large for the client)."""
         pid = self._allocate_id()
         data = message.encode_for(conn.protocol_version, qos, retain, pid, subscription_ids,
                                   self._clock.monotonic)
@@ -389,11 +492,12 @@ class Session:
             # Expired while queued, or larger than the client's Maximum Packet Size: the
             # spec has the server discard it as if it had been delivered.
             self.dropped += 1
-            return
-        out = Outgoing(message, qos, retain, subscription_ids)
+            return 0
+        out = Outgoing(message, qos, retain, subscription_ids, seq)
         out.sent_at = self._clock.monotonic()
         self.inflight[pid] = out
         conn.write(data)
+        return pid
 
     def pump(self) -> None:
         """Move queued messages into the in-flight window while it has room."""
@@ -402,11 +506,54 @@ class Session:
             return
         window = self.window()
         queue = self.queue
+        journal = self.journal
         while queue and len(self.inflight) < window:
-            message, qos, retain, sub_ids = queue.popleft()
-            self._send_new(conn, message, qos, retain, sub_ids)
+            message, qos, retain, sub_ids, seq = queue.popleft()
+            self.queued_bytes -= len(message.payload)
+            pid = self._send_new(conn, message, qos, retain, sub_ids, seq)
+            if journal is not None:
+                if pid:
+                    journal.sent(self, seq, pid)
+                else:
+                    journal.done(self, seq)
+        if self.spilled and journal is not None and not self._refilling and (
+                queue is None or len(queue) <= self.max_queued // 2):
+            self._refilling = True
+            journal.refill(self, self._loaded_upto,
+                           self.max_queued - (len(queue) if queue else 0))
         if self.holding:
             self.release_if_drained()
+
+    def refilled(self, entries: list[Queued]) -> None:
+        """Stored deliveries loaded back into memory (the journal's answer to
+        ``refill``), in sequence order; ``[]`` when nothing was found."""
+        self._refilling = False
+        if not entries:
+            self.spilled = 0  # the store holds none after all (discarded meanwhile)
+            return
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        for entry in entries:
+            if entry[4] <= self._loaded_upto:
+                continue
+            queue.append(entry)
+            self._loaded_upto = entry[4]
+            self.spilled -= 1
+        self.spilled = max(0, self.spilled)
+        self.pump()
+
+    def restore(self, seq: int, inflight: dict[int, Outgoing], queue: list[Queued],
+                spilled: int, spilled_bytes: int, inbound_qos2: set[int]) -> None:
+        """State read back from the journal after a restart (before any connection)."""
+        self._seq = seq
+        self.inflight = inflight
+        self.queue = deque(queue) if queue else None
+        self.spilled = spilled
+        self.queued_bytes = spilled_bytes + sum(len(e[0].payload) for e in queue)
+        self._loaded_upto = max([e[4] for e in queue] + [o.seq for o in inflight.values()]
+                                + [0])
+        self.inbound_qos2 = inbound_qos2 or None
 
     # -- flow control --------------------------------------------------------------------
     #
@@ -490,8 +637,11 @@ class Session:
 
     def acknowledge(self, packet_id: int) -> bool:
         """PUBACK or PUBCOMP from the client: the delivery is complete."""
-        if self.inflight.pop(packet_id, None) is None:
+        out = self.inflight.pop(packet_id, None)
+        if out is None:
             return False
+        if self.journal is not None:
+            self.journal.done(self, out.seq)
         self.pump()
         return True
 
@@ -500,6 +650,8 @@ class Session:
         out = self.inflight.get(packet_id)
         if out is None or out.qos != 2:
             return False
+        if not out.released and self.journal is not None:
+            self.journal.released(self, out.seq)
         out.released = True
         return True
 
@@ -518,6 +670,8 @@ class Session:
                                           dup=True)
             if data is None:
                 del self.inflight[pid]
+                if self.journal is not None:
+                    self.journal.done(self, out.seq)
                 continue
             conn.write(data)
         self.pump()
@@ -526,3 +680,4 @@ class Session:
         self.inflight.clear()
         self.queue = None
         self.inbound_qos2 = None
+        self.spilled = self.queued_bytes = 0

@@ -634,6 +634,69 @@ shadows = sa.Table(
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
 
+# -- MQTT sessions and retained messages (migration 0011) -----------------------------------
+#
+# Written by the broker's session journal (bastion.broker._durable, through
+# bastion.sessions) in group commits, read back at start. Client ids, topics and filters are
+# opaque text here (their limits are the broker's, configurable); messages are stored as
+# MQTT 5 PUBLISH packets, so every property survives.
+
+mqtt_sessions = sa.Table(
+    "mqtt_sessions",
+    metadata,
+    sa.Column("client_id", sa.Text(), primary_key=True),
+    sa.Column("session_id", sa.String(UUID_LENGTH), nullable=False),
+    sa.Column("certificate_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=False),
+    sa.Column("source_port", sa.Integer(), nullable=False),
+    sa.Column("expiry_interval", sa.BigInteger(), nullable=False),
+    sa.Column("detached_at", sa.Float(precision=53), nullable=True),  # NULL: live
+    sa.Column("will", sa.LargeBinary(), nullable=True),
+    sa.Column("will_delay", sa.BigInteger(), nullable=False),
+)
+
+mqtt_subscriptions = sa.Table(
+    "mqtt_subscriptions",
+    metadata,
+    sa.Column("client_id", sa.Text(), primary_key=True),
+    sa.Column("topic_filter", sa.Text(), primary_key=True),
+    sa.Column("qos", sa.SmallInteger(), nullable=False),
+    sa.Column("no_local", sa.Boolean(), nullable=False),
+    sa.Column("retain_as_published", sa.Boolean(), nullable=False),
+    sa.Column("retain_handling", sa.SmallInteger(), nullable=False),
+    sa.Column("subscription_id", sa.Integer(), nullable=True),
+)
+
+mqtt_deliveries = sa.Table(
+    "mqtt_deliveries",
+    metadata,
+    # One QoS 1/2 delivery to a persistent session, from routing to acknowledgement.
+    sa.Column("client_id", sa.Text(), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), primary_key=True),
+    sa.Column("message", sa.LargeBinary(), nullable=False),
+    sa.Column("qos", sa.SmallInteger(), nullable=False),
+    sa.Column("retain", sa.Boolean(), nullable=False),
+    sa.Column("subscription_ids", sa.Text(), nullable=False),  # "1,7" or ""
+    sa.Column("packet_id", sa.Integer(), nullable=True),       # NULL: not sent yet
+    sa.Column("released", sa.Boolean(), nullable=False),       # PUBREC received (QoS 2)
+    sa.Column("size", sa.Integer(), nullable=False),           # payload bytes
+)
+
+mqtt_inbound_qos2 = sa.Table(
+    "mqtt_inbound_qos2",
+    metadata,
+    sa.Column("client_id", sa.Text(), primary_key=True),
+    sa.Column("packet_id", sa.Integer(), primary_key=True),
+)
+
+mqtt_retained = sa.Table(
+    "mqtt_retained",
+    metadata,
+    sa.Column("topic", sa.Text(), primary_key=True),
+    sa.Column("message", sa.LargeBinary(), nullable=False),
+    sa.Column("received_at", sa.Float(precision=53), nullable=False),  # epoch seconds
+)
+
 # -- uploaded files (migration 0009) ----------------------------------------------------
 
 files = sa.Table(
