@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -21,20 +22,35 @@ OPEN_DOCUMENT = (
 )
 
 
+def with_settings(text: str, settings: dict[str, dict[str, object]]) -> str:
+    """``text`` (a ``config.toml``) with ``settings`` added, each in its section."""
+    for section, values in settings.items():
+        lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+        header = f"[{section}]\n"
+        if header in text:
+            text = text.replace(header, header + lines, 1)
+        else:
+            text += f"\n{header}{lines}"
+    return text
+
+
 class ServedBastion:
     """A data directory and the ``bastion serve`` processes started on it, one at a time.
 
     :param database_url: ``""`` for the embedded SQLite default, else a PostgreSQL URL
         written to ``[store] database_url``.
+    :param settings: more of ``config.toml``: ``{"limits": {"max_queued_messages": 10}}``.
     """
 
-    def __init__(self, root: Path, database_url: str = "", extra_config: str = "") -> None:
+    def __init__(self, root: Path, database_url: str = "",
+                 settings: dict[str, dict[str, object]] | None = None) -> None:
         self.datadir = init_data_dir(root / "data")
-        if database_url or extra_config:
-            config = self.datadir.config_path.read_text()
-            if database_url:
-                config += f'\n[store]\ndatabase_url = "{database_url}"\n'
-            self.datadir.config_path.write_text(config + "\n" + extra_config + "\n")
+        wanted = dict(settings or {})
+        if database_url:
+            wanted.setdefault("store", {})["database_url"] = database_url
+        if wanted:
+            self.datadir.config_path.write_text(
+                with_settings(self.datadir.config_path.read_text(), wanted))
         self.database_url = database_url
         self._out = root / "devices"
         self.proc: subprocess.Popen[str] | None = None
@@ -125,8 +141,9 @@ def served(tmp_path: Path) -> Callable[..., ServedBastion]:
     end."""
     made: list[ServedBastion] = []
 
-    def make(database_url: str = "", extra_config: str = "") -> ServedBastion:
-        server = ServedBastion(tmp_path / f"served-{len(made)}", database_url, extra_config)
+    def make(database_url: str = "",
+             settings: dict[str, dict[str, object]] | None = None) -> ServedBastion:
+        server = ServedBastion(tmp_path / f"served-{len(made)}", database_url, settings)
         made.append(server)
         return server
 

@@ -18,8 +18,11 @@ resend in-flight messages.
 PUBLISH, one way: connection -> :meth:`Broker.handle_packet` (limits, ``iot:Publish`` and
 ``iot:RetainPublish`` from the sending session's decision cache) -> :meth:`Broker.publish`
 (reserved-topic handlers, retained store) -> :meth:`Router.route` (subscriptions,
-``iot:Receive``) -> each recipient's :meth:`Session.deliver` -> its connection's bytes.
-The acknowledgement goes back to the publisher after routing.
+``iot:Receive``) -> each recipient's :meth:`Session.deliver` -> its connection's bytes, or
+its own bounded queue. The acknowledgement goes back to the publisher after routing, once
+what it acknowledges is durable (:meth:`Broker._reply`; at once without a durable
+directory). A slow recipient never holds a publisher back; only the memory budget of all
+queues together does (``QueueBudget``).
 
 Disconnection: a session whose connection ended (or was taken over or dropped) is detached;
 its will is published, at once or after the MQTT 5 will delay (cancelled by a reconnect),
@@ -162,6 +165,7 @@ class Broker:
         self.directory: SessionDirectory = (directory or MemorySessionDirectory)(
             self.limits, self.clock, self._denied, self._queue_full)
         self._route = self.directory.route
+        self._budget = self.directory.budget
         self._pending = self.directory.pending
         self._queue_full_logged: dict[str, float] = {}
         self.connections: set[MQTTConnection] = set()
@@ -197,6 +201,7 @@ class Broker:
 
     def connection_closed(self, conn: MQTTConnection) -> None:
         self.connections.discard(conn)
+        self._budget.forget(conn)
         if not self.connections and self._drained is not None:
             self._drained.set()
         session = conn.session
@@ -456,6 +461,10 @@ class Broker:
                               expiry_deadline(props, self.clock.monotonic),
                               None if packet.retain or packet.dup else packet.raw)
         matched = self.publish(message, sender=session)
+        if self._budget.over:
+            # Every session's queue together is over its memory budget: hold this
+            # publisher back (as every other one that publishes meanwhile) until they drain.
+            self._budget.hold(conn)
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS
@@ -568,7 +577,7 @@ class Broker:
                 # told, so their message is routed without being kept, like a will's.)
                 message.received_at = self.clock.time()
                 retained.set(topic, message)
-        return self._route(message, sender.connection if sender is not None else None)
+        return self._route(message)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
 

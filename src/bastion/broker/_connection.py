@@ -272,22 +272,20 @@ class MQTTConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        session = self.session
-        if session is not None and session.connection is self:
-            session.writable()
 
     # -- flow control --------------------------------------------------------------------
 
     def hold(self) -> None:
-        """A congested subscriber holds this publisher back (counted per subscriber).
+        """The broker holds this publisher back (its queues are over their memory budget).
 
         Reading stops, so TCP slows the client down, unless this connection's own session
-        is congested; PUBLISH packets already read wait in ``_held``.
+        has deliveries queued (draining them takes its acknowledgements) or its output is
+        backed up; PUBLISH packets already read wait in ``_held``.
         """
         self.holds += 1
         session = self.session
         if self._read_held or self.paused or self.closed or self.transport is None or (
-                session is not None and session.congested()):
+                session is not None and session.queue):
             return
         self._read_held = True
         self.transport.pause_reading()
@@ -420,11 +418,6 @@ class MQTTConnection(asyncio.Protocol):
         out.clear()
         self.unflushed = 0
         self.transport.write(data)
-        session = self.session
-        if not self.paused and session is not None and session.holding and (
-                session.connection is self):
-            # Held back for output that had not been flushed yet; the socket took it.
-            session.writable()
 
     def send_packet(self, packet: Packet) -> None:
         """Encode ``packet`` through the protocol state and write it."""

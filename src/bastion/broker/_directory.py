@@ -16,8 +16,8 @@ The message path runs one way through it::
 
 :meth:`Router.route` is the one call per message: it matches the topic, merges the
 overlapping subscriptions of one session, checks ``iot:Receive`` from each session's
-decision cache and hands one delivery to each session's queue. A congested recipient
-holds the publishing link back (flow control, see ``_session``).
+decision cache and hands one delivery to each session's queue. Each session's queue is
+its own and bounded: a slow recipient never holds the publisher back (see ``_session``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions
 from ._plugs import Action, Principal
 from ._retained import RetainedStore
-from ._session import Link, QueueFull, Session
+from ._session import QueueBudget, QueueFull, Session
 from ._subscriptions import SubscriptionIndex
 
 __all__ = ["MemorySessionDirectory", "RetainedMessages", "Router", "SessionDirectory"]
@@ -69,7 +69,7 @@ class RetainedMessages(Protocol):
 class Router(Protocol):
     """Hands a published message to every session subscribed to its topic."""
 
-    def route(self, message: Message, publisher: Link | None) -> bool:
+    def route(self, message: Message) -> bool:
         """Deliver ``message`` to the sessions whose subscriptions match its topic.
 
         One delivery per session, however many of its subscriptions match: the highest
@@ -77,8 +77,6 @@ class Router(Protocol):
         published if any matching subscription asks for it. A subscription with no local
         skips the message's own origin. Each shared subscription group gets it once.
         ``iot:Receive`` is checked per session; a denial is reported, not delivered.
-        When a recipient is congested, ``publisher`` (None for messages the broker
-        originates) is held back until it drains.
 
         :returns: whether any subscription matched (MQTT 5 "no matching subscribers").
         """
@@ -119,6 +117,11 @@ class SessionDirectory(Router, Protocol):
 
     @property
     def retained(self) -> RetainedMessages: ...
+
+    @property
+    def budget(self) -> QueueBudget:
+        """What the queues of every session hold in memory together, against its limit."""
+        ...
 
     def get(self, client_id: str) -> Session | None: ...
 
@@ -168,8 +171,8 @@ class MemorySessionDirectory:
     """The :class:`SessionDirectory` of one process: dicts, a subscription trie and a
     retained-message trie, all in memory. Nothing survives a restart."""
 
-    __slots__ = ("_clock", "_denied", "_index", "_limits", "_queue_full", "_retained",
-                 "_sessions")
+    __slots__ = ("_budget", "_clock", "_denied", "_index", "_limits", "_queue_full",
+                 "_retained", "_sessions")
 
     def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
                  queue_full: QueueFull | None = None) -> None:
@@ -179,6 +182,7 @@ class MemorySessionDirectory:
         self._clock = clock
         self._denied = denied
         self._queue_full = queue_full
+        self._budget = QueueBudget(limits.queue_memory_budget_bytes)
         self._sessions: dict[str, Session] = {}
         # Keyed by the session object itself: a match needs no lookup by client id.
         self._index: SubscriptionIndex[Session, SubscriptionOptions] = SubscriptionIndex()
@@ -191,6 +195,10 @@ class MemorySessionDirectory:
     @property
     def retained(self) -> RetainedStore[Message]:
         return self._retained
+
+    @property
+    def budget(self) -> QueueBudget:
+        return self._budget
 
     def get(self, client_id: str) -> Session | None:
         return self._sessions.get(client_id)
@@ -214,7 +222,8 @@ class MemorySessionDirectory:
         return Session(client_id, principal, limits.max_inflight_messages,
                        limits.max_queued_messages, self._clock,
                        max_stored=limits.max_stored_messages,
-                       max_queued_bytes=limits.max_queued_bytes, queue_full=self._queue_full)
+                       max_queued_bytes=limits.max_queued_bytes, queue_full=self._queue_full,
+                       budget=self._budget)
 
     def save(self, session: Session) -> None:
         return None  # nothing outlives this process
@@ -245,7 +254,7 @@ class MemorySessionDirectory:
     def subscription_count(self) -> int:
         return len(self._index)
 
-    def route(self, message: Message, publisher: Link | None) -> bool:
+    def route(self, message: Message) -> bool:
         matches = self._index.match(message.topic)
         if not matches:
             return False
@@ -263,8 +272,6 @@ class MemorySessionDirectory:
                                     (opts.subscription_id,) if opts.subscription_id else ())
                 else:
                     self._denied(session, Action.RECEIVE, topic)
-            if publisher is not None and session.congested():
-                session.hold(publisher)
             return True
         merged: dict[Session, tuple[int, bool, list[int]]] = {}
         for session, opts in matches:
@@ -284,6 +291,4 @@ class MemorySessionDirectory:
                 continue
             session.deliver(message, min(sub_qos, message.qos), message.retain and rap,
                             tuple(sub_ids))
-            if publisher is not None and session.congested():
-                session.hold(publisher)
         return True

@@ -19,6 +19,8 @@ class BrokerLimits:
     max_stored_messages: int = 100_000        # per persistent session, in memory and stored
     max_queued_bytes: int = 64 * 1024 * 1024  # payload bytes queued per session
     max_retained_messages: int = 500_000      # AWS: 500,000 retained messages per account
+    queue_memory_budget_bytes: int = 512 * 1024 * 1024  # every session's queue together;
+    # past it, publishers are held back (all alike) until queues drain below 3/4 of it
     max_write_buffer_bytes: int = 4 * 1024 * 1024   # QoS 0 is dropped for a slower reader
     topic_alias_maximum: int = 8
     max_keep_alive: int = 1200                # AWS: 30..1200 s; 0 means "use the maximum"

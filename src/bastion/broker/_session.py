@@ -17,7 +17,14 @@ directory call its methods.
 
 Outbound flow: :meth:`Session.deliver` either writes the message to the live connection at
 once (QoS 0; or QoS 1/2 while the in-flight window has room) or queues it (QoS 1/2 only;
-QoS 0 for an absent or congested client is dropped and counted). An acknowledgement frees a
+QoS 0 for an absent client, or one whose socket is backed up past
+``max_write_buffer_bytes``, is dropped and counted). Each session's queue is its own and
+bounded (``max_queued`` in memory; a persistent session's deliveries beyond that are
+stored only, up to ``max_stored`` and ``max_queued_bytes``; past the cap a delivery is
+dropped, counted and reported to ``queue_full``): a subscriber that stops reading fills
+its own queue and never holds back its publishers or anyone else. What every session
+queues in memory together is counted in one :class:`QueueBudget`; only when that is over
+its limit are publishers held back, all alike. An acknowledgement frees a
 window slot and pulls the next queued message. When a connection attaches to an existing
 session, every in-flight message is resent (PUBLISH with DUP, or PUBREL), then the queue
 drains. Message bytes are encoded once per (protocol version, QoS, retain flag) on the
@@ -26,7 +33,6 @@ drains. Message bytes are encoded once per (protocol version, QoS, retain flag) 
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -68,15 +74,11 @@ class Link(Protocol):
     def send_packet(self, packet: Packet) -> None: ...
 
     def hold(self) -> None:
-        """A congested subscriber holds this publisher back (counted)."""
+        """The broker holds this publisher back: its queues are over their memory budget."""
         ...
 
     def release(self) -> None:
         """Undo one :meth:`hold`."""
-        ...
-
-    def keep_reading(self) -> None:
-        """Read this connection even while held (its own session is congested)."""
         ...
 
     # How it ended, read by the broker once it is detached.
@@ -134,14 +136,52 @@ _UNDECIDED: dict[str, bool] = {}
 """Shared by every session until its first decision; never written to (see allowed())."""
 _DECISIONS_KEPT = 4096
 
-UNFLUSHED_HIGH_WATER = 256 * 1024
-"""Bytes written to a connection in this event-loop step (not yet handed to its socket)
-past which the connection counts as congested: a publisher resumed after a pause may
-deliver megabytes in one step (libuv reads up to 32 times per readiness event), before
-the socket's own high-water mark could say so."""
+class QueueBudget:
+    """The memory every session's queue may take together (payload bytes in memory).
 
-SLOW_READER_GRACE = 5.0
-"""Seconds a subscriber whose socket is full may hold its publishers back."""
+    Sessions ``take`` and ``give`` as their queues grow and drain. While more than
+    ``limit`` is taken, the broker holds back each connection that publishes
+    (:meth:`hold`: it stops reading it, so TCP slows the client down); once the total is
+    back under three quarters of the limit, every held publisher is let go at once.
+    Everybody is held alike: no publisher is singled out for a subscriber it happens to
+    share.
+    """
+
+    __slots__ = ("held", "holds", "limit", "low_water", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.low_water = limit * 3 // 4
+        self.used = 0
+        self.held: set[Link] = set()
+        self.holds = 0  # publishers held so far (counted)
+
+    def take(self, size: int) -> None:
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        if self.held and self.used <= self.low_water:
+            self.release()
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.limit
+
+    def hold(self, publisher: Link) -> None:
+        if publisher not in self.held:
+            self.held.add(publisher)
+            self.holds += 1
+            publisher.hold()
+
+    def release(self) -> None:
+        held, self.held = self.held, set()
+        for publisher in held:
+            publisher.release()
+
+    def forget(self, link: Link) -> None:
+        """``link`` closed: it is no longer held."""
+        self.held.discard(link)
 
 
 Queued = tuple[Message, int, bool, tuple[int, ...], int]
@@ -169,24 +209,26 @@ class Session:
     """MQTT session state for one client id. See the module docstring."""
 
     # Slots: a broker holds one per client; a __dict__ would cost ~1 KB more each.
-    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_grace", "_loaded_upto",
-                 "_next_id", "_pending_will", "_refilling", "_seq", "_will_timer",
-                 "authorization_failures", "bytes_sent", "client_id", "congested_since",
-                 "connection", "detached_at", "dropped", "expiry_interval", "high_water",
-                 "holding", "inbound_qos2", "inflight", "journal", "low_water",
-                 "max_inflight", "max_queued", "max_queued_bytes", "max_stored",
-                 "messages_received", "messages_sent", "permissions", "principal",
-                 "publish_allowed", "queue", "queue_full", "queued_bytes", "receive_allowed",
-                 "session_id", "spilled", "subscriptions", "topic_tally", "will")
+    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_loaded_upto", "_next_id",
+                 "_pending_will", "_refilling", "_seq", "_will_timer",
+                 "authorization_failures", "budget", "bytes_sent", "client_id",
+                 "connection", "detached_at", "dropped", "expiry_interval", "inbound_qos2",
+                 "inflight", "journal", "max_inflight", "max_queued", "max_queued_bytes",
+                 "max_stored", "memory_bytes", "messages_received", "messages_sent",
+                 "permissions", "principal", "publish_allowed", "queue", "queue_full",
+                 "queued_bytes", "receive_allowed", "session_id", "spilled", "subscriptions",
+                 "topic_tally", "will")
 
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
                  max_queued: int, clock: Clock, *, max_stored: int = 0,
-                 max_queued_bytes: int = 0, queue_full: QueueFull | None = None) -> None:
+                 max_queued_bytes: int = 0, queue_full: QueueFull | None = None,
+                 budget: QueueBudget | None = None) -> None:
         """:param max_queued: deliveries kept in memory behind the in-flight window.
         :param max_stored: deliveries a persistent session (one with a journal) keeps in
             all, in memory and stored; 0: ``max_queued``.
         :param max_queued_bytes: payload bytes queued in all; 0: no byte cap.
-        :param queue_full: told of each delivery a cap drops."""
+        :param queue_full: told of each delivery a cap drops.
+        :param budget: what the queues of every session may hold in memory together."""
         self.client_id = client_id
         self.principal = principal
         self.session_id = str(uuid.uuid4())
@@ -208,6 +250,8 @@ class Session:
         self.max_stored = max_stored or max_queued
         self.max_queued_bytes = max_queued_bytes
         self.queue_full = queue_full
+        self.budget = budget if budget is not None else QueueBudget(1 << 62)
+        self.memory_bytes = 0  # payload bytes in ``queue`` (taken from the budget)
         self.dropped = 0
         # Durability (persistent sessions of a durable directory; None: memory only).
         self.journal: SessionJournal | None = None
@@ -228,12 +272,6 @@ class Session:
         # Per-topic-filter counters (Detect's TOPIC_FILTER dimensions), set by Detect
         # only on sessions a profile with such a dimension targets; None costs nothing.
         self.topic_tally: TopicTally | None = None
-        # Flow control: publishers held back while this session is congested.
-        self.holding: set[Link] | None = None
-        self.congested_since = 0.0  # when the send buffer filled (0: it has not)
-        self._grace: Timer | None = None
-        self.high_water = max(1, max_inflight)
-        self.low_water = max(0, max_inflight // 4)
         self._next_id = 1
         self._decisions: dict[tuple[Action, str], bool] | None = None
         self.publish_allowed: dict[str, bool] = _UNDECIDED  # see allowed()
@@ -257,14 +295,11 @@ class Session:
 
     def detach(self, link: Link) -> bool:
         """``link`` is gone (closed, taken over, dropped). Returns False when ``link`` is
-        not this session's live connection (nothing to do). An offline session holds no
-        publisher back."""
+        not this session's live connection (nothing to do)."""
         if self.connection is not link:
             return False
         self.connection = None
         self.detached_at = self._clock.time()
-        if self.holding:
-            self.release_all()
         return True
 
     def take_will(self) -> Will | None:
@@ -479,6 +514,8 @@ class Session:
                 self.spilled += 1  # stored only: memory holds max_queued per session
                 return
         queue.append((message, qos, retain, subscription_ids, seq))
+        self.memory_bytes += size
+        self.budget.take(size)
         self._loaded_upto = seq
 
     def _send_new(self, conn: Link, message: Message, qos: int, retain: bool,
@@ -507,22 +544,25 @@ class Session:
         window = self.window()
         queue = self.queue
         journal = self.journal
+        taken = 0
         while queue and len(self.inflight) < window:
             message, qos, retain, sub_ids, seq = queue.popleft()
-            self.queued_bytes -= len(message.payload)
+            taken += len(message.payload)
             pid = self._send_new(conn, message, qos, retain, sub_ids, seq)
             if journal is not None:
                 if pid:
                     journal.sent(self, seq, pid)
                 else:
                     journal.done(self, seq)
+        if taken:
+            self.queued_bytes -= taken
+            self.memory_bytes -= taken
+            self.budget.give(taken)
         if self.spilled and journal is not None and not self._refilling and (
                 queue is None or len(queue) <= self.max_queued // 2):
             self._refilling = True
             journal.refill(self, self._loaded_upto,
                            self.max_queued - (len(queue) if queue else 0))
-        if self.holding:
-            self.release_if_drained()
 
     def refilled(self, entries: list[Queued]) -> None:
         """Stored deliveries loaded back into memory (the journal's answer to
@@ -538,6 +578,9 @@ class Session:
             if entry[4] <= self._loaded_upto:
                 continue
             queue.append(entry)
+            size = len(entry[0].payload)
+            self.memory_bytes += size
+            self.budget.take(size)
             self._loaded_upto = entry[4]
             self.spilled -= 1
         self.spilled = max(0, self.spilled)
@@ -550,90 +593,12 @@ class Session:
         self.inflight = inflight
         self.queue = deque(queue) if queue else None
         self.spilled = spilled
-        self.queued_bytes = spilled_bytes + sum(len(e[0].payload) for e in queue)
+        self.memory_bytes = sum(len(e[0].payload) for e in queue)
+        self.budget.take(self.memory_bytes)
+        self.queued_bytes = spilled_bytes + self.memory_bytes
         self._loaded_upto = max([e[4] for e in queue] + [o.seq for o in inflight.values()]
                                 + [0])
         self.inbound_qos2 = inbound_qos2 or None
-
-    # -- flow control --------------------------------------------------------------------
-    #
-    # A live subscriber that cannot keep up (its QoS 1/2 queue behind the in-flight window
-    # is past the high-water mark, or its socket's send buffer is) holds back the
-    # connections publishing to it: the broker stops reading them, so TCP slows them down
-    # to the subscriber's pace, and PUBLISH packets already read wait unprocessed (QoS 1/2
-    # unacknowledged) until the subscriber drains. Nothing is lost and memory stays
-    # bounded. Deadlock freedom rests on one rule: a congested session's own connection
-    # is always read (hold() resumes it, and so does a full send buffer), because draining
-    # it needs its acknowledgements, and a client that publishes and subscribes from one
-    # thread may sit in a blocking write until we read. An offline session never holds
-    # anyone back: its queue is bounded by ``max_queued`` and drops beyond. A subscriber
-    # whose socket stays full for SLOW_READER_GRACE seconds stops holding anyone and loses
-    # QoS 0 messages instead (at most once, as MQTT allows).
-
-    def congested(self) -> bool:
-        """Whether publishers to this session should be held back now: its QoS 1/2
-        queue is past the high-water mark, or its socket's send buffer is (for at most
-        ``SLOW_READER_GRACE`` seconds in a row; after that it is a slow reader, which
-        loses QoS 0 messages instead of slowing everyone down)."""
-        conn = self.connection
-        if conn is None:
-            return False
-        queue = self.queue
-        if queue is not None and len(queue) >= self.high_water:
-            return True
-        if not conn.paused and conn.unflushed < UNFLUSHED_HIGH_WATER:
-            return False
-        now = self._clock.monotonic()
-        if not self.congested_since:
-            self.congested_since = now
-            self._grace = self._clock.call_later(SLOW_READER_GRACE, self._grace_over)
-            return True
-        return now - self.congested_since < SLOW_READER_GRACE
-
-    def _grace_over(self) -> None:
-        """Still full after the grace period: a slow reader; let its publishers go."""
-        self._grace = None
-        # The timer decides, not a clock reading: a reading taken now may still fall a
-        # little inside the grace (the loop's timers run on the loop's clock), which would
-        # hold the publishers again with no timer left to let them go. A slow reader
-        # holds nobody until its socket drains (writable() resets this).
-        self.congested_since = -math.inf
-        if self.holding:
-            queue = self.queue
-            if queue is None or len(queue) < self.high_water:
-                self.release_all()
-
-    def writable(self) -> None:
-        """The connection's send buffer drained below its low-water mark."""
-        self.congested_since = 0.0
-        if self._grace is not None:
-            self._grace.cancel()
-            self._grace = None
-        if self.holding:
-            self.release_if_drained()
-
-    def hold(self, publisher: Link) -> None:
-        conn = self.connection
-        if conn is not None:
-            conn.keep_reading()  # a congested session's own connection is always read
-        holding = self.holding
-        if holding is None:
-            holding = self.holding = set()
-        if publisher is conn or publisher in holding:
-            return
-        holding.add(publisher)
-        publisher.hold()
-
-    def release_if_drained(self) -> None:
-        queue = self.queue
-        if self.connection is not None and queue is not None and len(queue) > self.low_water:
-            return
-        self.release_all()
-
-    def release_all(self) -> None:
-        holding, self.holding = self.holding, None
-        for publisher in holding or ():
-            publisher.release()
 
     def acknowledge(self, packet_id: int) -> bool:
         """PUBACK or PUBCOMP from the client: the delivery is complete."""
@@ -680,4 +645,5 @@ class Session:
         self.inflight.clear()
         self.queue = None
         self.inbound_qos2 = None
-        self.spilled = self.queued_bytes = 0
+        self.budget.give(self.memory_bytes)
+        self.spilled = self.queued_bytes = self.memory_bytes = 0

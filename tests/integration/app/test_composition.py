@@ -13,7 +13,7 @@ from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
-EXPECTED_ORDER = ["store", "connection-journal", "alert-dispatcher", "jobs-scheduler",
+EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
                   "audit-scheduler", "detect", "provisioning-hooks", "mqtt-listeners", "api"]
 
 

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,42 @@ def test_queued_messages_and_retained_survive_a_clean_restart(
     sub.disconnect()
     assert server.terminate() == 0
 
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+def test_an_offline_session_spills_to_the_store_and_memory_stays_bounded(
+        served: Callable[..., ServedBastion], database: str) -> None:
+    # 30,000 deliveries of 2 KB (60 MB, under the 64 MiB max_queued_bytes) for a session
+    # that is away: memory holds max_queued_messages (1,000) of them, the store the rest;
+    # all come back, in order.
+    server = served(database)
+    sub_device, pub_device = server.devices("sub-dev", "pub-dev")
+    port = server.start()
+    assert server.proc is not None
+    sub = subscriber(sub_device, port, V311).connect()
+    sub.subscribe("fleet/bulk", qos=1)
+    sub.disconnect()
+    pub = Client(pub_device, port, version=V311, client_id="bulk-pub")
+    pub.paho.max_inflight_messages_set(100)
+    pub.connect()
+    before = rss_bytes(server.proc.pid)
+    total, filler = 30_000, b"." * 1_994
+    infos = [pub.publish("fleet/bulk", b"%06d" % n + filler, qos=1, wait=False)
+             for n in range(total)]
+    wait_for(lambda: all(i.mid in pub.acks for i in infos), 60, "every PUBACK")
+    grown = rss_bytes(server.proc.pid) - before
+    assert grown < 32 * 1024 * 1024, f"the broker grew by {grown / 2**20:.0f} MiB"
+    pub.disconnect()
+
+    sub = subscriber(sub_device, port, V311).connect()
+    assert sub.session_present is True
+    got = [int(m.payload[:6]) for m in sub.expect(total, timeout=40)]
+    assert got == list(range(total))
+    sub.disconnect()
