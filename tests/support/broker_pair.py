@@ -39,6 +39,7 @@ from bastion.broker import (
     MQTTConnection,
 )
 from bastion.broker._listener import server_limits
+from bastion.broker._broker import DirectoryFactory
 from bastion.mqtt import (
     MQTT_5,
     NO_PROPERTIES,
@@ -200,23 +201,31 @@ class BrokerPair:
     def __init__(self, *, limits: BrokerLimits | None = None,
                  authenticator: Authenticator | None = None,
                  authorizer: Authorizer | None = None,
-                 open_by_default: bool = True) -> None:
+                 open_by_default: bool = True,
+                 directory: DirectoryFactory | None = None) -> None:
         """``open_by_default``: without an explicit authenticator/authorizer, opt in to
         :class:`AcceptVerifiedCertificates` and :class:`AllowAll` (False: the broker's own
-        defaults)."""
+        defaults). ``directory``: builds the session directory (default: in memory)."""
         self.clock = ManualClock(datetime.fromtimestamp(1_700_000_000, UTC), monotonic=1000.0)
         if open_by_default:
             authenticator = authenticator or AcceptVerifiedCertificates()
             authorizer = authorizer or AllowAll()
         self.broker = Broker(limits=limits, authenticator=authenticator,
-                             authorizer=authorizer, clock=self.clock)
+                             authorizer=authorizer, clock=self.clock, directory=directory)
         self._limits = server_limits(self.broker)
         self._ports = itertools.count(40000)
 
-    async def settle(self) -> None:
-        """Let the loop run what is ready (CONNECT handling, flushes, closes)."""
+    async def settle(self, *, durable: bool = True) -> None:
+        """Let the loop run what is ready (CONNECT handling, flushes, closes); with a
+        durable directory (and ``durable``), also until what was journaled is committed
+        and the acknowledgements waiting for it went out."""
         for _ in range(SETTLE_STEPS):
             await asyncio.sleep(0)
+        waiting = self.broker.durable() if durable else None
+        if waiting is not None:
+            await asyncio.wait_for(waiting, 10)
+            for _ in range(SETTLE_STEPS):
+                await asyncio.sleep(0)
 
     def open(self, *, certificate: bytes | None = b"device", version: int = MQTT_5
              ) -> MemoryClient:

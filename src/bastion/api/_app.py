@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -276,12 +277,15 @@ class ApiApplication:
         if spec.on_loop:
             context = OperationContext(caller, self._services.default, self._gateway, host,
                                        host_header)
-            result = spec.handler(context, params)
+            answer = spec.handler(context, params)
+            result = await answer if inspect.isawaitable(answer) else answer
         else:
             def run() -> Mapping[str, Any]:
                 services = self._services.for_region(caller.region)
                 context = OperationContext(caller, services, self._gateway, host, host_header)
-                return spec.handler(context, params)
+                answer = spec.handler(context, params)
+                assert not inspect.isawaitable(answer), "only on_loop handlers may await"
+                return answer
             result = await asyncio.to_thread(run)
         return serialize_output(operation, result)
 

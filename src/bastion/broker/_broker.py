@@ -443,8 +443,8 @@ class Broker:
             elif qos == 2:
                 self._reply(conn, Pubrec(pid, ReasonCode.NOT_AUTHORIZED))
             return
-        if (packet.retain and packet.payload and not self._may_retain(topic)
-                and conn.protocol_version == MQTT_5):
+        if (packet.retain and packet.payload and conn.protocol_version == MQTT_5
+                and not self._may_retain(topic)):
             if qos == 1:
                 self._reply(conn, Puback(pid, ReasonCode.QUOTA_EXCEEDED))
             elif qos == 2:

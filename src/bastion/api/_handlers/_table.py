@@ -5,12 +5,12 @@ input members (keyed like boto3's keyword arguments), ``result`` the output memb
 (keyed like boto3's response). Handlers are synchronous. Most call the registry
 services, which do blocking I/O, and run in a worker thread; those marked ``on_loop``
 touch the broker's single-threaded state and run on the event loop (they must not
-block).
+block, and may return an awaitable of their result to answer later).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,9 @@ from .._context import OperationContext
 
 Params = dict[str, Any]
 Result = Mapping[str, Any]
-Handler = Callable[[OperationContext, Params], Result]
+Handler = Callable[[OperationContext, Params], Result | Awaitable[Result]]
+"""A handler returns its result; one running on the loop may return an awaitable of it
+instead (it answers once something on the loop is done, e.g. a publish is durable)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from bastion.broker import Message
@@ -110,7 +111,7 @@ def _properties(params: Params, payload: bytes) -> tuple[Properties, float | Non
 
 
 @TABLE.register("iot-data", "Publish", on_loop=True)
-def publish(ctx: OperationContext, params: Params) -> Result:
+def publish(ctx: OperationContext, params: Params) -> Result | Awaitable[Result]:
     topic = params["topic"]
     _check_topic(ctx, topic)
     if params.get("responseTopic") is not None:
@@ -126,6 +127,16 @@ def publish(ctx: OperationContext, params: Params) -> Result:
     message = Message(topic, payload, int(params.get("qos", 0)), retain, properties, None,
                       expires_at)
     broker.publish(message)
+    durable = broker.durable()
+    if durable is None:
+        return {}
+    return _answer_when(durable)
+
+
+async def _answer_when(durable: Awaitable[None]) -> Result:
+    """The 200 of a publish once what it changed (queued deliveries of persistent sessions,
+    a retained message) is durable: an acknowledged publish survives a crash."""
+    await durable
     return {}
 
 
