@@ -38,8 +38,8 @@ from bastion.broker import (
     BrokerLimits,
     MQTTConnection,
 )
-from bastion.broker._listener import server_limits
 from bastion.broker._broker import DirectoryFactory
+from bastion.broker._listener import server_limits
 from bastion.mqtt import (
     MQTT_5,
     NO_PROPERTIES,
