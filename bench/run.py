@@ -4,14 +4,17 @@
                                   [--connections N] [--hold S] [--duration S]
                                   [--rate MSG_PER_S] [--paced-devices N]
                                   [--brokers bastion,mosquitto,system] [--repeat N]
+                                  [--durable-sync normal|full] [--mosquitto-autosave N]
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
 ACL file, so it authorizes every publish as Bastion does), and, as a reference only, the
-machine's own Mosquitto on 127.0.0.1:1883 over plain TCP. Results go to stdout as a
-plain table and to ``bench/results/latest.json``; ``bench/README.md`` explains how to
-read them. Exit status: 0 if every requested measurement was taken, 1 if some failed
-(the rest are still reported), 130 on Ctrl-C.
+machine's own Mosquitto on 127.0.0.1:1883 over plain TCP. The durability scenario kills
+its brokers with SIGKILL, so it runs only against the two the bench starts itself, set up
+to keep what they acknowledge. Results go to stdout as a plain table and to
+``bench/results/latest.json``; ``bench/README.md`` explains how to read them. Exit
+status: 0 if every requested measurement was taken, 1 if some failed (the rest are still
+reported), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import brokers
+import durability
 import loadgen
 import procstat
 
@@ -49,6 +53,8 @@ SCENARIOS = {
     "connect": "connects per second (handshake + CONNECT/CONNACK + DISCONNECT)",
     "latency": "publish -> deliver latency at a fixed offered load",
     "paced": "broker CPU per message from many slow devices, one message per read",
+    "durable": "QoS 1 fan-in to an offline persistent session, then kill -9: acked msg/s, "
+    "acknowledged messages lost",
 }
 BROKERS = ("bastion", "mosquitto", "system")
 HEADLINE = {
@@ -58,8 +64,12 @@ HEADLINE = {
     "connect": "connects_per_s",
     "latency": "p99_ms",
     "paced": "broker_us_per_msg",
+    "durable": "acked_per_s",
 }
 """The figure by which repeated runs are ranked (the median run is kept)."""
+EVERY_RUN = {"durable": ("acked_lost",)}
+"""Figures kept from every repeated run as well (``<figure>_runs``): one kill -9 is one
+sample, and a loss in any run counts."""
 OTHER_LOAD_LIMIT = 0.25
 """Cores used by unrelated processes above which a run is flagged as disturbed."""
 
@@ -85,6 +95,8 @@ class Settings:
     paced_devices: int
     paced_rate: float
     paced_procs: int
+    durable_sync: str
+    mosquitto_autosave: int
     ceiling_duration: float
     repeat: int
     output: Path
@@ -160,6 +172,18 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--paced-procs", type=int, default=4, help="processes the paced devices share (4)"
     )
     parser.add_argument(
+        "--durable-sync",
+        choices=("normal", "full"),
+        default="normal",
+        help="durable: Bastion's [sessions] synchronous setting (normal)",
+    )
+    parser.add_argument(
+        "--mosquitto-autosave",
+        type=int,
+        default=1,
+        help="durable: Mosquitto's autosave_interval, in changes (1: save after every change)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="runs per scenario and broker; the median is kept (1)"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
@@ -173,6 +197,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         parser.error("--duration must be positive and --connections at least 10")
     if args.hold < 0 or args.paced_devices < 1 or args.paced_rate <= 0 or args.rate <= 0:
         parser.error("--hold must be >= 0, --paced-devices >= 1, the rates positive")
+    if args.mosquitto_autosave < 1:
+        parser.error("--mosquitto-autosave must be at least 1 (0 would never save)")
     return Settings(
         quick=quick,
         scenarios=scenarios,
@@ -191,6 +217,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         paced_devices=args.paced_devices,
         paced_rate=args.paced_rate,
         paced_procs=max(1, args.paced_procs),
+        durable_sync=args.durable_sync,
+        mosquitto_autosave=args.mosquitto_autosave,
         ceiling_duration=min(duration, 1.0 if quick else 3.0),
         repeat=max(1, args.repeat),
         output=args.output,
@@ -223,6 +251,17 @@ class Broker(Protocol):
     def log_tail(self) -> str: ...
 
 
+class DurableBroker(Broker, Protocol):
+    """A broker the durability scenario may kill (SIGKILL) and start again on its data."""
+
+    settings: str
+    """Its durability settings, as printed and recorded."""
+
+    def kill(self) -> None: ...
+
+    def restart(self) -> loadgen.Endpoint: ...
+
+
 @dataclass
 class Bench:
     """Everything one bench run holds: settings, brokers, results, errors."""
@@ -231,6 +270,7 @@ class Bench:
     workdir: Path
     pki: brokers.BenchPki | None = None
     brokers: dict[str, Broker] = field(default_factory=dict)
+    durable_brokers: dict[str, DurableBroker] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -253,6 +293,11 @@ class Bench:
                 self._unavailable("bastion", f"setup failed: {exc}")
             else:
                 self.brokers["bastion"] = brokers.BastionBroker(install, self.workdir)
+                if "durable" in self.settings.scenarios:
+                    # Copies the data directory now, before any broker has run on it.
+                    self.durable_brokers["bastion"] = brokers.DurableBastion(
+                        install, self.workdir, self.settings.durable_sync
+                    )
                 self.versions["bastion_certificates"] = install.server_key_type
                 self.versions["bastion_provisioning"] = install.provisioning
                 if not install.provisioning.startswith("bench/"):
@@ -261,6 +306,10 @@ class Bench:
             mosquitto = brokers.MosquittoBroker(self.pki, self.workdir)
             self.brokers["mosquitto"] = mosquitto
             self.versions["mosquitto"] = mosquitto.version
+            if "durable" in self.settings.scenarios:
+                self.durable_brokers["mosquitto"] = brokers.DurableMosquitto(
+                    self.pki, self.workdir, self.settings.mosquitto_autosave
+                )
         if "system" in self.settings.brokers:
             self.brokers["system"] = brokers.SystemMosquitto()
 
@@ -272,12 +321,25 @@ class Bench:
             f"{self.brokers[key].label if key in self.brokers else key} IS NOT MEASURED", reason
         )
 
-    def run(self, scenario: str, measure: Callable[[loadgen.Endpoint, int | None], Any]) -> None:
+    def run(
+        self,
+        scenario: str,
+        measure: Callable[[loadgen.Endpoint, Any], Any],
+        brokers: dict[str, Any] | None = None,
+        preamble: Callable[[], None] | None = None,
+    ) -> None:
         """Run one scenario against every available broker, ``--repeat`` times each, with
-        a fresh broker process every time; keep the run with the median headline figure."""
+        a fresh broker process every time; keep the run with the median headline figure.
+
+        ``measure(endpoint, broker)`` measures one started broker; ``brokers`` replaces
+        the usual ones (the durability scenario's are set up differently); ``preamble``
+        runs after the scenario's heading.
+        """
         print(f"\n== {scenario}: {SCENARIOS[scenario]}", flush=True)
+        if preamble is not None:
+            preamble()
         results = self.details.setdefault(scenario, {})
-        for key, broker in self.brokers.items():
+        for key, broker in (self.brokers if brokers is None else brokers).items():
             runs = []
             for _ in range(self.settings.repeat):
                 outcome = self._run_once(scenario, key, broker, measure)
@@ -289,13 +351,15 @@ class Bench:
                 headline = HEADLINE[scenario]
                 runs.sort(key=lambda r: (r[headline] is None, r[headline] or 0.0))
                 results[key] = {**runs[len(runs) // 2], "runs": [r[headline] for r in runs]}
+                for name in EVERY_RUN.get(scenario, ()):
+                    results[key][f"{name}_runs"] = [r[name] for r in runs]
 
     def _run_once(
         self,
         scenario: str,
         key: str,
         broker: Broker,
-        measure: Callable[[loadgen.Endpoint, int | None], Any],
+        measure: Callable[[loadgen.Endpoint, Any], Any],
     ) -> dict[str, Any]:
         if key in self.unavailable:
             return {"error": self.unavailable[key]}
@@ -306,7 +370,7 @@ class Bench:
             return {"error": f"did not start: {exc}"}
         began = time.monotonic()
         try:
-            result: dict[str, Any] = asdict(measure(endpoint, broker.pid))
+            result: dict[str, Any] = asdict(measure(endpoint, broker))
         except loadgen.LoadError as exc:
             broker.stop()
             log = broker.log_tail()
@@ -386,6 +450,18 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
             f"p50 {_num(r['p50_ms'], 2)} ms, p99 {_num(r['p99_ms'], 2)} ms over "
             f"{r['samples']} messages, {_num(r['delivered_per_s'])} msg/s delivered, {cores}"
         )
+    if scenario == "durable":
+        lost = f"{r['acked_lost']:,} LOST" if r["acked_lost"] else "none lost"
+        open_ = r["publishers_still_open"]
+        return (
+            f"{_num(r['acked_per_s'])} msg/s acknowledged ({_num(r['broker_us_per_msg'], 2)} us "
+            f"broker CPU/msg), {cores}; kill -9 with {r['acked']:,} acknowledged: {lost}; "
+            f"after the restart ({_num(r['restart_seconds'], 1)} s, session "
+            f"{'kept' if r['session_present'] else 'GONE'}) {r['delivered']:,} delivered in "
+            f"{_num(r['drain_seconds'], 1)} s ({r['delivered_unacked']:,} never acknowledged, "
+            f"{r['duplicates']:,} duplicates)"
+            + (f", {open_} PUBLISHER CONNECTIONS OUTLIVED THE KILL" if open_ else "")
+        )
     return ""
 
 
@@ -425,16 +501,16 @@ def run_all(bench: Bench) -> None:
     # Idle memory goes first: the system Mosquitto is never restarted, and its heap, once
     # grown by the throughput runs, would absorb new connections without growing RSS.
     if "idle" in s.scenarios:
-        bench.run("idle", lambda ep, pid: _idle(ep, pid, s))
+        bench.run("idle", lambda ep, b: _idle(ep, b.pid, s))
     if "qos0" in s.scenarios:
         bench.run(
             "qos0",
-            lambda ep, pid: loadgen.fan_in(
+            lambda ep, b: loadgen.fan_in(
                 ep,
                 qos=0,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -442,12 +518,12 @@ def run_all(bench: Bench) -> None:
     if "qos1" in s.scenarios:
         bench.run(
             "qos1",
-            lambda ep, pid: loadgen.fan_in(
+            lambda ep, b: loadgen.fan_in(
                 ep,
                 qos=1,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -455,11 +531,11 @@ def run_all(bench: Bench) -> None:
     if "connect" in s.scenarios:
         bench.run(
             "connect",
-            lambda ep, pid: loadgen.connect_rate(
+            lambda ep, b: loadgen.connect_rate(
                 ep,
                 concurrency=s.connect_concurrency,
                 processes=s.connect_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -467,13 +543,13 @@ def run_all(bench: Bench) -> None:
     if "latency" in s.scenarios:
         bench.run(
             "latency",
-            lambda ep, pid: loadgen.latency(
+            lambda ep, b: loadgen.latency(
                 ep,
                 rate=s.rate,
                 qos=s.latency_qos,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -481,16 +557,95 @@ def run_all(bench: Bench) -> None:
     if "paced" in s.scenarios:
         bench.run(
             "paced",
-            lambda ep, pid: loadgen.paced(
+            lambda ep, b: loadgen.paced(
                 ep,
                 devices=s.paced_devices,
                 rate=s.paced_rate,
                 processes=s.paced_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
         )
+    if "durable" in s.scenarios and bench.durable_brokers:
+        bench.run(
+            "durable",
+            lambda ep, b: _durable(ep, b, s),
+            brokers=dict(bench.durable_brokers),
+            preamble=lambda: _durable_preamble(bench),
+        )
+
+
+def _durable_preamble(bench: Bench) -> None:
+    """Say how each broker keeps what it acknowledges, and what the generator can do."""
+    s = bench.settings
+    print(
+        f"   Mosquitto: persistence true, autosave_on_changes true, autosave_interval "
+        f"{s.mosquitto_autosave}: it saves its whole database at the end of every main-loop "
+        f"pass after which {s.mosquitto_autosave} change(s) are unsaved (1 is the only setting "
+        "that saves every message; the PUBACK still goes out before the save at the end of "
+        "the pass)",
+        flush=True,
+    )
+    print(
+        f"   Bastion: [sessions] durable = true, synchronous = \"{s.durable_sync}\" where this "
+        "Bastion knows [sessions] (each run says what it set); "
+        f"[limits] max_queued_messages = {brokers.DURABLE_MAX_QUEUED:,} (Mosquitto: the same)",
+        flush=True,
+    )
+    print(
+        f"   Their data: {procstat.filesystem(str(bench.workdir))} (the bench's temporary "
+        "directory; TMPDIR moves it, e.g. off a tmpfs, where fsync costs nothing)",
+        flush=True,
+    )
+    assert bench.pki is not None
+    try:
+        figure = durability.numbered_ceiling(
+            bench.pki.server,
+            bench.pki.client,
+            publishers=s.publishers,
+            processes=s.publisher_procs,
+            warmup=min(s.warmup, 0.5),
+            duration=s.ceiling_duration,
+        )
+    except loadgen.LoadError as exc:
+        bench.errors.append(f"durable generator ceiling: {exc}")
+        print(f"   generator ceiling FAILED: {exc}", flush=True)
+        return
+    bench.ceiling = {**(bench.ceiling or {}), "publish_qos1_numbered": asdict(figure)}
+    note = ""
+    if figure.other_cores > OTHER_LOAD_LIMIT:
+        note = f"  DISTURBED: other processes used {figure.other_cores:.2f} cores"
+        bench.warnings.append(f"durable generator ceiling:{note.split(':', 1)[1]}")
+    print(
+        f"   {'generator ceiling':<18} {_num(figure.msgs_per_s)} msg/s acknowledged by a "
+        f"do-nothing server, generator {figure.generator_cores:.2f} cores: "
+        f"{figure.generator_us_per_msg:.2f} us/msg, ~{_num(1e6 / figure.generator_us_per_msg)}"
+        f" msg/s per core{note}",
+        flush=True,
+    )
+
+
+def _durable(
+    endpoint: loadgen.Endpoint, broker: DurableBroker, s: Settings
+) -> durability.DurableResult:
+    def restart() -> loadgen.Endpoint:
+        try:
+            return broker.restart()
+        except brokers.BrokerError as exc:
+            raise loadgen.LoadError(f"did not start again after kill -9: {exc}") from None
+
+    return durability.durable(
+        endpoint,
+        kill=broker.kill,
+        restart=restart,
+        settings=broker.settings,
+        publishers=s.publishers,
+        processes=s.publisher_procs,
+        warmup=s.warmup,
+        duration=s.duration,
+        broker_pid=broker.pid,
+    )
 
 
 def _idle(endpoint: loadgen.Endpoint, pid: int | None, s: Settings) -> loadgen.IdleResult:
@@ -597,6 +752,22 @@ def summary(bench: Bench) -> dict[str, Any]:
     out["paced_tcp_system_mosquitto_delivered_msgs"] = g("paced", "system", "delivered_per_s")
     out["paced_devices"] = bench.settings.paced_devices
     out["paced_offered_msgs"] = bench.settings.paced_rate
+    b, m = g("durable", "bastion", "acked_per_s"), g("durable", "mosquitto", "acked_per_s")
+    out["durable_mtls_ratio"] = _ratio(b, m)
+    out["durable_mtls_bastion_msgs"] = b
+    out["durable_mtls_mosquitto_msgs"] = m
+    for broker in ("bastion", "mosquitto"):
+        entry = bench.details.get("durable", {}).get(broker, {})
+        for key in ("acked", "acked_lost", "delivered", "delivered_unacked", "duplicates"):
+            value = entry.get(key)
+            out[f"durable_{broker}_{key}"] = value if isinstance(value, int) else None
+        every = entry.get("acked_lost_runs")
+        out[f"durable_{broker}_acked_lost_worst"] = max(every) if every else None
+        out[f"durable_{broker}_session_present"] = entry.get("session_present")
+        out[f"durable_{broker}_broker_us_per_msg"] = g("durable", broker, "broker_us_per_msg")
+        out[f"durable_{broker}_settings"] = entry.get("settings")
+    out["durable_sync"] = bench.settings.durable_sync
+    out["durable_mosquitto_autosave_interval"] = bench.settings.mosquitto_autosave
     return out
 
 
@@ -619,6 +790,7 @@ def machine(bench: Bench) -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         info["git_commit"] = None
+    info["bench_filesystem"] = procstat.filesystem(str(bench.workdir))
     info["load_average_at_start"] = bench.load_at_start
     info["load_average_at_end"] = procstat.load_average()
     info.update(bench.versions)
@@ -671,7 +843,13 @@ _TABLE = (
     ("Paced {paced_devices} devices, us CPU/msg", "paced", "broker_us_per_msg", 2, 1.0),
     ("  delivered msg/s of {paced_rate:,.0f}", "paced", "delivered_per_s", 0, 1.0),
     ("  generator cores", "paced", "generator_cores", 2, 1.0),
+    ("Durable QoS 1 {publishers}->offline, acked/s", "durable", "acked_per_s", 0, 1.0),
+    ("  broker CPU per message, us", "durable", "broker_us_per_msg", 2, 1.0),
+    ("  acknowledged before kill -9", "durable", "acked", 0, 1.0),
+    ("  ...of which LOST after restart", "durable", "acked_lost", 0, 1.0),
 )
+_COUNTS = {("durable", "acked"), ("durable", "acked_lost")}
+"""Rows whose Bastion ÷ Mosquitto ratio means nothing (they depend on how long it ran)."""
 
 
 def print_table(bench: Bench) -> None:
@@ -697,17 +875,30 @@ def print_table(bench: Bench) -> None:
             broker: _cell(bench, scenario, broker, values[broker], digits) for broker in BROKERS
         }
         ratio = _ratio(values["bastion"], values["mosquitto"])
+        if (scenario, key) in _COUNTS:
+            ratio = None
         print(
             f"{label.format(**asdict(s)):<40} {cells['bastion']:>12} {cells['mosquitto']:>15} "
             f"{_num(ratio, 2):>7} {cells['system']:>14}"
         )
     if bench.ceiling:
         c = {k: _num(1e6 / v["generator_us_per_msg"]) for k, v in bench.ceiling.items()}
+        names = {
+            "publish_qos0": "publish QoS 0",
+            "publish_qos1": "publish QoS 1",
+            "subscribe_qos0": "subscribe QoS 0",
+            "subscribe_qos1": "subscribe QoS 1",
+            "publish_qos1_numbered": "durable publish",
+        }
+        order = [k for k in names if k in c] + [k for k in c if k not in names]
         print(rule)
-        print(
-            f"Generator, msg/s per core: publish QoS 0 {c['publish_qos0']}, QoS 1 "
-            f"{c['publish_qos1']}; subscribe QoS 0 {c['subscribe_qos0']}, QoS 1 {c['subscribe_qos1']}"
-        )
+        print("Generator, msg/s per core: " + "; ".join(f"{names.get(k, k)} {c[k]}" for k in order))
+    if "durable" in s.scenarios:
+        print(rule)
+        for broker, label in (("bastion", "Bastion"), ("mosquitto", "Mosquitto")):
+            entry = bench.details.get("durable", {}).get(broker)
+            if entry and "settings" in entry:
+                print(f"Durable {label}: {entry['settings']}")
     print("=" * len(header))
     print("ratio = Bastion / Mosquitto mTLS. sys Mosq. TCP = the machine's Mosquitto on :1883,")
     print("plain TCP, default limits: a reference, not like for like. '!' = failed, see below.")
@@ -764,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print("\ninterrupted: brokers and workers stopped; partial results follow", flush=True)
     finally:
-        for broker in bench.brokers.values():
+        for broker in [*bench.brokers.values(), *bench.durable_brokers.values()]:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     figures = summary(bench)
