@@ -20,14 +20,8 @@ reported), 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import json
-import math
-import platform
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,6 +35,7 @@ import brokers
 import durability
 import loadgen
 import procstat
+import report
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.json"
@@ -56,7 +51,7 @@ SCENARIOS = {
     "durable": "QoS 1 fan-in to an offline persistent session, then kill -9: acked msg/s, "
     "acknowledged messages lost",
 }
-BROKERS = ("bastion", "mosquitto", "system")
+BROKERS = report.COLUMNS
 HEADLINE = {
     "qos0": "delivered_per_s",
     "qos1": "delivered_per_s",
@@ -412,10 +407,10 @@ def _first_line(text: str) -> str:
 
 
 def _progress(scenario: str, r: dict[str, Any]) -> str:
-    cores = f"broker {_num(r.get('broker_cores'), 2)} cores, generator {_num(r.get('generator_cores'), 2)}"
+    cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
-        return f"{_num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
+        return f"{report.num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
     if scenario == "idle":
         held = (
             f"held {r['connections_held']:,} of {r['connections']:,}"
@@ -423,11 +418,11 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
             f" {r['failed']} failed, pings {r['pings_answered']}/{r['pings_sent']})"
         )
         return (
-            f"{_num(r['bytes_per_connection'] / 1024, 1)} KiB/connection over "
+            f"{report.num(r['bytes_per_connection'] / 1024, 1)} KiB/connection over "
             f"{r['measured_connections']:,} connections; {held}; opened in "
-            f"{_num(r['open_seconds'], 1)} s ({_num(r['opens_per_s'])}/s); peak broker RSS "
-            f"{_num(r['broker_peak_rss'] / 2**20)} MiB; generator "
-            f"{_num(r['generator_bytes_per_connection'] / 1024, 1)} KiB/connection"
+            f"{report.num(r['open_seconds'], 1)} s ({report.num(r['opens_per_s'])}/s); peak broker RSS "
+            f"{report.num(r['broker_peak_rss'] / 2**20)} MiB; generator "
+            f"{report.num(r['generator_bytes_per_connection'] / 1024, 1)} KiB/connection"
             + (f"; STOPPED: {r['stopped']}" if r["stopped"] else "")
         )
     if scenario == "paced":
@@ -435,30 +430,30 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
         if abs(r["delivered_per_s"] - r["sent_per_s"]) > 0.05 * r["sent_per_s"]:
             lost += ", BROKER FELL BEHIND OR CAUGHT UP in the window: read the whole-run figure"
         return (
-            f"{_num(r['broker_us_per_msg'], 2)} us broker CPU/msg "
-            f"(whole run {_num(r['broker_us_per_msg_whole_run'], 2)}), "
-            f"{_num(r['delivered_per_s'])} of {_num(r['sent_per_s'])} msg/s delivered "
-            f"(offered {_num(r['offered_per_s'])}), loss {r['loss']:.1%}, {cores} "
-            f"({_num(r['generator_us_per_msg'], 1)} us/msg), {r['devices']} devices connected in "
-            f"{_num(r['connect_seconds'], 1)} s, broker quiet {_num(r['settle_seconds'], 1)} s "
+            f"{report.num(r['broker_us_per_msg'], 2)} us broker CPU/msg "
+            f"(whole run {report.num(r['broker_us_per_msg_whole_run'], 2)}), "
+            f"{report.num(r['delivered_per_s'])} of {report.num(r['sent_per_s'])} msg/s delivered "
+            f"(offered {report.num(r['offered_per_s'])}), loss {r['loss']:.1%}, {cores} "
+            f"({report.num(r['generator_us_per_msg'], 1)} us/msg), {r['devices']} devices connected in "
+            f"{report.num(r['connect_seconds'], 1)} s, broker quiet {report.num(r['settle_seconds'], 1)} s "
             f"later{lost}"
         )
     if scenario == "connect":
-        return f"{_num(r['connects_per_s'])} connects/s ({r['failed']} failed), {cores}"
+        return f"{report.num(r['connects_per_s'])} connects/s ({r['failed']} failed), {cores}"
     if scenario == "latency":
         return (
-            f"p50 {_num(r['p50_ms'], 2)} ms, p99 {_num(r['p99_ms'], 2)} ms over "
-            f"{r['samples']} messages, {_num(r['delivered_per_s'])} msg/s delivered, {cores}"
+            f"p50 {report.num(r['p50_ms'], 2)} ms, p99 {report.num(r['p99_ms'], 2)} ms over "
+            f"{r['samples']} messages, {report.num(r['delivered_per_s'])} msg/s delivered, {cores}"
         )
     if scenario == "durable":
         lost = f"{r['acked_lost']:,} LOST" if r["acked_lost"] else "none lost"
         open_ = r["publishers_still_open"]
         return (
-            f"{_num(r['acked_per_s'])} msg/s acknowledged ({_num(r['broker_us_per_msg'], 2)} us "
+            f"{report.num(r['acked_per_s'])} msg/s acknowledged ({report.num(r['broker_us_per_msg'], 2)} us "
             f"broker CPU/msg), {cores}; kill -9 with {r['acked']:,} acknowledged: {lost}; "
-            f"after the restart ({_num(r['restart_seconds'], 1)} s, session "
+            f"after the restart ({report.num(r['restart_seconds'], 1)} s, session "
             f"{'kept' if r['session_present'] else 'GONE'}) {r['delivered']:,} delivered in "
-            f"{_num(r['drain_seconds'], 1)} s ({r['delivered_unacked']:,} never acknowledged, "
+            f"{report.num(r['drain_seconds'], 1)} s ({r['delivered_unacked']:,} never acknowledged, "
             f"{r['duplicates']:,} duplicates)"
             + (f", {open_} PUBLISHER CONNECTIONS OUTLIVED THE KILL" if open_ else "")
         )
@@ -493,9 +488,9 @@ def run_all(bench: Bench) -> None:
                     note = f"  DISTURBED: other processes used {fig.other_cores:.2f} cores"
                     bench.warnings.append(f"ceiling {name}:{note.split(':', 1)[1]}")
                 print(
-                    f"   {name:<15} {_num(fig.msgs_per_s):>10} msg/s, generator "
+                    f"   {name:<15} {report.num(fig.msgs_per_s):>10} msg/s, generator "
                     f"{fig.generator_cores:.2f} cores: {fig.generator_us_per_msg:.2f} us/msg, "
-                    f"~{_num(1e6 / fig.generator_us_per_msg)} msg/s per core{note}",
+                    f"~{report.num(1e6 / fig.generator_us_per_msg)} msg/s per core{note}",
                     flush=True,
                 )
     # Idle memory goes first: the system Mosquitto is never restarted, and its heap, once
@@ -618,9 +613,9 @@ def _durable_preamble(bench: Bench) -> None:
         note = f"  DISTURBED: other processes used {figure.other_cores:.2f} cores"
         bench.warnings.append(f"durable generator ceiling:{note.split(':', 1)[1]}")
     print(
-        f"   {'generator ceiling':<18} {_num(figure.msgs_per_s)} msg/s acknowledged by a "
+        f"   {'generator ceiling':<18} {report.num(figure.msgs_per_s)} msg/s acknowledged by a "
         f"do-nothing server, generator {figure.generator_cores:.2f} cores: "
-        f"{figure.generator_us_per_msg:.2f} us/msg, ~{_num(1e6 / figure.generator_us_per_msg)}"
+        f"{figure.generator_us_per_msg:.2f} us/msg, ~{report.num(1e6 / figure.generator_us_per_msg)}"
         f" msg/s per core{note}",
         flush=True,
     )
@@ -660,267 +655,6 @@ def _idle(endpoint: loadgen.Endpoint, pid: int | None, s: Settings) -> loadgen.I
     )
 
 
-# ------------------------------------------------------------------ report
-
-
-def _get(bench: Bench, scenario: str, broker: str, key: str) -> float | None:
-    value = bench.details.get(scenario, {}).get(broker, {}).get(key)
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def summary(bench: Bench) -> dict[str, Any]:
-    """The flat figures of ``latest.json``; ``None`` where a figure was not measured."""
-
-    def g(scenario: str, broker: str, key: str) -> float | None:
-        return _get(bench, scenario, broker, key)
-
-    out: dict[str, Any] = {}
-    for scenario in ("qos0", "qos1"):
-        b, m = (
-            g(scenario, "bastion", "delivered_per_s"),
-            g(scenario, "mosquitto", "delivered_per_s"),
-        )
-        out[f"{scenario}_mtls_ratio"] = _ratio(b, m)
-        out[f"{scenario}_mtls_bastion_msgs"] = b
-        out[f"{scenario}_mtls_mosquitto_msgs"] = m
-        out[f"{scenario}_tcp_system_mosquitto_msgs"] = g(scenario, "system", "delivered_per_s")
-        out[f"{scenario}_mtls_bastion_broker_us_per_msg"] = g(
-            scenario, "bastion", "broker_us_per_msg"
-        )
-        out[f"{scenario}_mtls_mosquitto_broker_us_per_msg"] = g(
-            scenario, "mosquitto", "broker_us_per_msg"
-        )
-    b, m = (
-        g("idle", "bastion", "bytes_per_connection"),
-        g("idle", "mosquitto", "bytes_per_connection"),
-    )
-    out["idle_mtls_mem_ratio"] = _ratio(b, m)
-    out["idle_mtls_bastion_bytes"] = b
-    out["idle_mtls_mosquitto_bytes"] = m
-    out["idle_tcp_system_mosquitto_bytes"] = g("idle", "system", "bytes_per_connection")
-    out["idle_hold_connections"] = bench.settings.connections
-    out["idle_hold_seconds"] = bench.settings.hold
-    for broker, name in (
-        ("bastion", "bastion"),
-        ("mosquitto", "mosquitto"),
-        ("system", "system_mosquitto"),
-    ):
-        for key, field_name in (
-            ("held", "connections_held"),
-            ("lost", "connections_lost"),
-            ("failed", "failed"),
-            ("pings_answered", "pings_answered"),
-            ("pings_sent", "pings_sent"),
-            ("bytes_per_connection", "bytes_per_connection"),
-            ("open_seconds", "open_seconds"),
-            ("peak_rss", "broker_peak_rss"),
-        ):
-            value = g("idle", broker, field_name)
-            count = key in ("held", "lost", "failed", "pings_answered", "pings_sent", "peak_rss")
-            out[f"idle_hold_{name}_{key}"] = int(value) if count and value is not None else value
-    b, m = g("connect", "bastion", "connects_per_s"), g("connect", "mosquitto", "connects_per_s")
-    out["mtls_connect_ratio"] = _ratio(b, m)
-    out["mtls_connect_bastion_per_s"] = b
-    out["mtls_connect_mosquitto_per_s"] = m
-    out["tcp_connect_system_mosquitto_per_s"] = g("connect", "system", "connects_per_s")
-    out["mtls_connect_bastion_broker_ms"] = g("connect", "bastion", "broker_ms_per_connect")
-    out["mtls_connect_mosquitto_broker_ms"] = g("connect", "mosquitto", "broker_ms_per_connect")
-    for q in ("p50", "p99"):
-        b, m = g("latency", "bastion", f"{q}_ms"), g("latency", "mosquitto", f"{q}_ms")
-        out[f"{q}_latency_ms"] = b
-        out[f"{q}_latency_ms_mosquitto"] = m
-        out[f"{q}_latency_ms_system_mosquitto"] = g("latency", "system", f"{q}_ms")
-        out[f"{q}_latency_ratio"] = _ratio(b, m)
-    out["latency_offered_msgs"] = bench.settings.rate
-    out["latency_qos"] = bench.settings.latency_qos
-    b, m = g("paced", "bastion", "broker_us_per_msg"), g("paced", "mosquitto", "broker_us_per_msg")
-    out["paced_mtls_cpu_ratio"] = _ratio(b, m)
-    out["paced_mtls_bastion_us_per_msg"] = b
-    out["paced_mtls_mosquitto_us_per_msg"] = m
-    out["paced_tcp_system_mosquitto_us_per_msg"] = g("paced", "system", "broker_us_per_msg")
-    for broker, name in (("bastion", "mtls_bastion"), ("mosquitto", "mtls_mosquitto")):
-        out[f"paced_{name}_us_per_msg_whole_run"] = g(
-            "paced", broker, "broker_us_per_msg_whole_run"
-        )
-        out[f"paced_{name}_generator_cores"] = g("paced", broker, "generator_cores")
-    out["paced_mtls_bastion_delivered_msgs"] = g("paced", "bastion", "delivered_per_s")
-    out["paced_mtls_mosquitto_delivered_msgs"] = g("paced", "mosquitto", "delivered_per_s")
-    out["paced_tcp_system_mosquitto_delivered_msgs"] = g("paced", "system", "delivered_per_s")
-    out["paced_devices"] = bench.settings.paced_devices
-    out["paced_offered_msgs"] = bench.settings.paced_rate
-    b, m = g("durable", "bastion", "acked_per_s"), g("durable", "mosquitto", "acked_per_s")
-    out["durable_mtls_ratio"] = _ratio(b, m)
-    out["durable_mtls_bastion_msgs"] = b
-    out["durable_mtls_mosquitto_msgs"] = m
-    for broker in ("bastion", "mosquitto"):
-        entry = bench.details.get("durable", {}).get(broker, {})
-        for key in ("acked", "acked_lost", "delivered", "delivered_unacked", "duplicates"):
-            value = entry.get(key)
-            out[f"durable_{broker}_{key}"] = value if isinstance(value, int) else None
-        every = entry.get("acked_lost_runs")
-        out[f"durable_{broker}_acked_lost_worst"] = max(every) if every else None
-        out[f"durable_{broker}_session_present"] = entry.get("session_present")
-        out[f"durable_{broker}_broker_us_per_msg"] = g("durable", broker, "broker_us_per_msg")
-        out[f"durable_{broker}_settings"] = entry.get("settings")
-    out["durable_sync"] = bench.settings.durable_sync
-    out["durable_mosquitto_autosave_interval"] = bench.settings.mosquitto_autosave
-    return out
-
-
-def machine(bench: Bench) -> dict[str, Any]:
-    info = procstat.machine_info()
-    info["python"] = platform.python_version()
-    info["openssl"] = ssl.OPENSSL_VERSION
-    for package in ("uvloop", "bastion-iot"):
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = None
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    info["bench_filesystem"] = procstat.filesystem(str(bench.workdir))
-    info["load_average_at_start"] = bench.load_at_start
-    info["load_average_at_end"] = procstat.load_average()
-    info.update(bench.versions)
-    return info
-
-
-def write_json(bench: Bench, figures: dict[str, Any], interrupted: bool) -> Path:
-    s = bench.settings
-    document = {
-        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "complete": not bench.errors and not bench.warnings and not interrupted,
-        **figures,
-        "generator_ceiling": bench.ceiling,
-        "machine": machine(bench),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
-        "details": bench.details,
-        "errors": bench.errors,
-        "warnings": bench.warnings,
-    }
-    s.output.parent.mkdir(parents=True, exist_ok=True)
-    s.output.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
-    return s.output
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _num(value: float | None, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-_TABLE = (
-    # label, scenario, result key, digits, scale
-    ("QoS 0 fan-in {publishers}->1, msg/s", "qos0", "delivered_per_s", 0, 1.0),
-    ("  broker CPU per message, us", "qos0", "broker_us_per_msg", 2, 1.0),
-    ("QoS 1 fan-in {publishers}->1, msg/s", "qos1", "delivered_per_s", 0, 1.0),
-    ("  broker CPU per message, us", "qos1", "broker_us_per_msg", 2, 1.0),
-    ("Idle connection, KiB RSS (lower=better)", "idle", "bytes_per_connection", 1, 1 / 1024),
-    ("  held of {connections:,} after {hold:g} s", "idle", "connections_held", 0, 1.0),
-    ("  seconds to open them", "idle", "open_seconds", 1, 1.0),
-    ("Connects/s, {connect_concurrency} at once", "connect", "connects_per_s", 0, 1.0),
-    ("  broker CPU per connect, ms", "connect", "broker_ms_per_connect", 2, 1.0),
-    ("Latency p50 ms, {rate:,.0f}/s QoS {latency_qos}", "latency", "p50_ms", 2, 1.0),
-    ("Latency p99 ms (lower=better)", "latency", "p99_ms", 2, 1.0),
-    ("Paced {paced_devices} devices, us CPU/msg", "paced", "broker_us_per_msg", 2, 1.0),
-    ("  delivered msg/s of {paced_rate:,.0f}", "paced", "delivered_per_s", 0, 1.0),
-    ("  generator cores", "paced", "generator_cores", 2, 1.0),
-    ("Durable QoS 1 {publishers}->offline, acked/s", "durable", "acked_per_s", 0, 1.0),
-    ("  broker CPU per message, us", "durable", "broker_us_per_msg", 2, 1.0),
-    ("  acknowledged before kill -9", "durable", "acked", 0, 1.0),
-    ("  ...of which LOST after restart", "durable", "acked_lost", 0, 1.0),
-)
-_COUNTS = {("durable", "acked"), ("durable", "acked_lost")}
-"""Rows whose Bastion ÷ Mosquitto ratio means nothing (they depend on how long it ran)."""
-
-
-def print_table(bench: Bench) -> None:
-    """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio."""
-    s = bench.settings
-    header = f"{'':<40} {'Bastion':>12} {'Mosquitto mTLS':>15} {'ratio':>7} {'sys Mosq. TCP':>14}"
-    rule = "-" * len(header)
-    print("\n" + "=" * len(header))
-    print(
-        f"Bastion vs Mosquitto {bench.versions.get('mosquitto', '?')} over mutual TLS, loopback, "
-        f"{procstat.machine_info()['cpus']} cores, {'quick' if s.quick else 'full'} run"
-    )
-    print(header)
-    print(rule)
-    for label, scenario, key, digits, scale in _TABLE:
-        if scenario not in s.scenarios:
-            continue
-        values = {
-            broker: None if (v := _get(bench, scenario, broker, key)) is None else v * scale
-            for broker in BROKERS
-        }
-        cells = {
-            broker: _cell(bench, scenario, broker, values[broker], digits) for broker in BROKERS
-        }
-        ratio = _ratio(values["bastion"], values["mosquitto"])
-        if (scenario, key) in _COUNTS:
-            ratio = None
-        print(
-            f"{label.format(**asdict(s)):<40} {cells['bastion']:>12} {cells['mosquitto']:>15} "
-            f"{_num(ratio, 2):>7} {cells['system']:>14}"
-        )
-    if bench.ceiling:
-        c = {k: _num(1e6 / v["generator_us_per_msg"]) for k, v in bench.ceiling.items()}
-        names = {
-            "publish_qos0": "publish QoS 0",
-            "publish_qos1": "publish QoS 1",
-            "subscribe_qos0": "subscribe QoS 0",
-            "subscribe_qos1": "subscribe QoS 1",
-            "publish_qos1_numbered": "durable publish",
-        }
-        order = [k for k in names if k in c] + [k for k in c if k not in names]
-        print(rule)
-        print("Generator, msg/s per core: " + "; ".join(f"{names.get(k, k)} {c[k]}" for k in order))
-    if "durable" in s.scenarios:
-        print(rule)
-        for broker, label in (("bastion", "Bastion"), ("mosquitto", "Mosquitto")):
-            entry = bench.details.get("durable", {}).get(broker)
-            if entry and "settings" in entry:
-                print(f"Durable {label}: {entry['settings']}")
-    print("=" * len(header))
-    print("ratio = Bastion / Mosquitto mTLS. sys Mosq. TCP = the machine's Mosquitto on :1883,")
-    print("plain TCP, default limits: a reference, not like for like. '!' = failed, see below.")
-    if bench.warnings:
-        print("\nWarnings (figures disturbed by other work on the machine; rerun when it is idle):")
-        for warning in bench.warnings:
-            print("  - " + warning)
-    if bench.errors:
-        print("\nErrors:")
-        for error in bench.errors:
-            print("  - " + error.strip().replace("\n", "\n    "))
-
-
-def _cell(bench: Bench, scenario: str, broker: str, value: float | None, digits: int) -> str:
-    entry = bench.details.get(scenario, {}).get(broker)
-    if entry is None:
-        return "-"
-    if "error" in entry:
-        return "!"
-    return _num(value, digits)
-
-
 # ------------------------------------------------------------------ main
 
 
@@ -958,9 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         for broker in [*bench.brokers.values(), *bench.durable_brokers.values()]:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    figures = summary(bench)
-    print_table(bench)
-    path = write_json(bench, figures, interrupted)
+    figures = report.summary(bench)
+    report.print_table(bench)
+    path = report.write_json(bench, figures, interrupted)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
     if interrupted:
         return 130
