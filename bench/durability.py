@@ -72,8 +72,9 @@ reload its queue before it delivers)."""
 QUIET = 2.0
 """Seconds without a delivery after which the drain is over while acknowledged messages
 are still missing; 0.5 s once every acknowledged message has arrived."""
-DRAIN_LIMIT = 120.0
-"""The drain never lasts longer than this."""
+DRAIN_LIMIT = 300.0
+"""The drain never lasts longer than this (``drain_cut_off`` says when it had to stop
+while messages were still coming: then LOST includes messages not delivered *yet*)."""
 
 
 # ------------------------------------------------------------------ clients
@@ -353,6 +354,8 @@ class DurableResult:
     drain_seconds: float
     """From the subscriber's reconnect until its last delivery."""
     drain_per_s: float | None
+    drain_cut_off: bool
+    """The drain stopped at DRAIN_LIMIT while messages were still arriving."""
     publishers_still_open: int
     """Publisher connections not ended END_TIMEOUT seconds after the kill (should be 0)."""
     generator_cores: float
@@ -419,7 +422,7 @@ def durable(
         session_present = bool(
             group.wait_for("draining", [sub], CONNECT_TIMEOUT * 2)[sub]["session_present"]
         )
-        last_delivery = _drain(group, sub, acked, session_present)
+        last_delivery, cut_off = _drain(group, sub, acked, session_present)
         collected = group.stop([sub])[sub]
     acked_maps: dict[int, bytes] = {}
     for r in published.values():
@@ -441,6 +444,7 @@ def durable(
         restart_seconds=restart_seconds,
         drain_seconds=drain_seconds,
         drain_per_s=collected["received"] / drain_seconds if drain_seconds > 0 else None,
+        drain_cut_off=cut_off,
         publishers_still_open=sum(int(r["still_open"]) for r in published.values()),
         generator_cores=window.generator_cores,
         broker_cores=broker,
@@ -452,9 +456,11 @@ def durable(
     )
 
 
-def _drain(group: WorkerGroup, slot: int, acked: int, session_present: bool) -> float:
+def _drain(
+    group: WorkerGroup, slot: int, acked: int, session_present: bool
+) -> tuple[float, bool]:
     """Wait until the reconnected subscriber has had everything; returns the time of its
-    last delivery (``time.monotonic()``).
+    last delivery (``time.monotonic()``) and whether DRAIN_LIMIT cut the drain off.
 
     It is over after QUIET s without a delivery (0.5 s once ``acked`` have arrived), but
     never before FIRST_DELIVERY_TIMEOUT s have passed without any delivery at all, unless
@@ -474,7 +480,9 @@ def _drain(group: WorkerGroup, slot: int, acked: int, session_present: bool) -> 
         elif quiet > (0.5 if count >= acked else QUIET):
             break
         time.sleep(0.02)
-    return last_change
+    else:
+        return last_change, True
+    return last_change, False
 
 
 def _tally(acked_maps: dict[int, bytes], seen_maps: dict[int, bytes]) -> dict[str, int]:

@@ -456,6 +456,12 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
             f"{report.num(r['drain_seconds'], 1)} s ({r['delivered_unacked']:,} never acknowledged, "
             f"{r['duplicates']:,} duplicates)"
             + (f", {open_} PUBLISHER CONNECTIONS OUTLIVED THE KILL" if open_ else "")
+            + (
+                f", DRAIN CUT OFF after {durability.DRAIN_LIMIT:.0f} s while still delivering: "
+                "LOST includes messages not delivered yet"
+                if r["drain_cut_off"]
+                else ""
+            )
         )
     return ""
 
