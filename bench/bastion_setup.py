@@ -20,14 +20,25 @@ It writes the same files as ``bastion device create`` (``bench-device.cert.pem``
 ``bench-device.key.pem``, ``root-ca.pem``) and exits 0, or prints why it could not
 and exits 1. It runs in its own process so that the bench itself never imports
 ``bastion``: only this setup step depends on Bastion's control-plane API.
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --durable normal|full
+                                            [--max-queued N]
+
+configures the data directory for the durability scenario instead: ``[sessions]
+durable = true`` and ``synchronous`` in ``config.toml``, but only the keys this Bastion's
+``bastion.config`` has (a Bastion from before durable sessions refuses an unknown
+section), and ``[limits] max_queued_messages``. It checks the result with Bastion's own
+config loader and prints, as its last line, what it set (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 DEVICE = "bench-device"
@@ -67,11 +78,58 @@ def open_policy() -> str:
         {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
 
 
+def configure_durable(data_dir: Path, synchronous: str, max_queued: int) -> dict[str, object]:
+    """Switch on durable sessions in ``data_dir/config.toml`` as far as this Bastion knows
+    them; returns what was set (``sessions`` is ``None`` when it has no such section).
+
+    :raises ImportError: if ``bastion.config`` is not what this function expects.
+    :raises ValueError: if Bastion's config loader refuses the result.
+    """
+    import tomli_w
+
+    from bastion.config import Config, ConfigError, load_config
+
+    path = data_dir / "config.toml"
+    document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    sections = {f.name: getattr(Config(), f.name) for f in dataclasses.fields(Config)}
+
+    def keys(section: str) -> set[str]:
+        return {f.name for f in dataclasses.fields(sections[section])}
+
+    sessions: dict[str, object] | None = None
+    if "sessions" in sections:
+        wanted = {"durable": True, "synchronous": synchronous}
+        sessions = {k: v for k, v in wanted.items() if k in keys("sessions")}
+        document.setdefault("sessions", {}).update(sessions)
+    limits: dict[str, object] = {}
+    if "max_queued_messages" in keys("limits"):
+        limits["max_queued_messages"] = max_queued
+        document.setdefault("limits", {}).update(limits)
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        raise ValueError(f"Bastion refuses the durable configuration: {exc}") from None
+    return {"sessions": sessions, "limits": limits}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--durable", choices=("normal", "full"))
+    parser.add_argument("--max-queued", type=int, default=1_000_000)
     args = parser.parse_args()
+    if args.durable:
+        try:
+            done = configure_durable(args.data_dir, args.durable, args.max_queued)
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"could not configure durable sessions: {exc}")
+            return 1
+        print(json.dumps(done))
+        return 0
+    if args.out is None:
+        parser.error("--out is required (unless --durable)")
     try:
         from bastion.config import load_config
         from bastion.controlplane import open_control_plane, provision_device

@@ -8,12 +8,17 @@
   and an ACL file so that it checks every publish and subscribe, as Bastion's policies do.
 * :class:`SystemMosquitto` is the machine's own Mosquitto on 127.0.0.1:1883 (plain TCP),
   a reference only: the bench never starts, stops or reconfigures it.
+* :class:`DurableBastion` and :class:`DurableMosquitto` are the same two brokers set up to
+  keep what they acknowledge (Bastion's ``[sessions]``; Mosquitto's ``persistence``), for
+  the durability scenario, which kills them with SIGKILL (:meth:`kill`) and starts them
+  again on the same data (:meth:`restart`).
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import pwd
 import queue
@@ -217,6 +222,17 @@ class _Process:
             for line in text[-lines:]
         )
 
+    def kill(self) -> None:
+        """SIGKILL to the broker's process group (its own session, so only the broker and
+        whatever it forked), as a crash would end it: nothing gets to flush or save."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self._reader.join(timeout=2)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; always reaps the process."""
         if self.proc.poll() is None:
@@ -283,8 +299,11 @@ class BastionInstall:
         return cls(executable, data_dir, tls, describe_certificate(tls.cert_file), provisioning)
 
 
-def _run_setup_step(argv: list[str]) -> None:
-    """:raises BrokerError: if the command fails; the message holds the end of its output."""
+def _run_setup_step(argv: list[str]) -> str:
+    """Run a setup command and return its standard output.
+
+    :raises BrokerError: if the command fails; the message holds the end of its output.
+    """
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         output = (done.stderr.strip() + "\n" + done.stdout.strip()).strip()
@@ -292,6 +311,7 @@ def _run_setup_step(argv: list[str]) -> None:
             f"`{' '.join(Path(a).name for a in argv[:3])}` exited with {done.returncode}:\n"
             + output[-2000:]
         )
+    return done.stdout
 
 
 def _first_line(exc: BaseException) -> str:
@@ -317,18 +337,22 @@ class BastionBroker:
     def start(self) -> Endpoint:
         """:raises BrokerError: if the broker exits or prints no ``mqtts://`` URL in time."""
         self.runs += 1
+        return self._serve(self._install.data_dir, f"bastion-{self.runs}.log")
+
+    def _serve(self, data_dir: Path, log_name: str, *extra: str) -> Endpoint:
         self._process = _Process(
             [
                 self._install.executable,
                 "serve",
                 "--data-dir",
-                str(self._install.data_dir),
+                str(data_dir),
                 "--mqtt-port",
                 "0",
                 "--host",
                 "127.0.0.1",
+                *extra,
             ],
-            self._workdir / f"bastion-{self.runs}.log",
+            self._workdir / log_name,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the URL line must not sit in a buffer
         )
         try:
@@ -356,7 +380,7 @@ class BastionBroker:
 _MOSQUITTO_CONF = """\
 # Written by bench/brokers.py for one benchmark run.
 per_listener_settings false
-persistence false
+{persistence}
 log_dest stdout
 log_type error
 log_type warning
@@ -365,7 +389,7 @@ connection_messages false
 allow_anonymous false
 acl_file {acl}
 max_inflight_messages 100
-max_queued_messages 1000000
+max_queued_messages {max_queued}
 max_queued_bytes 0
 set_tcp_nodelay true
 
@@ -395,6 +419,8 @@ class MosquittoBroker:
     """A private ``mosquitto`` with a mutual-TLS listener, started fresh by :meth:`start`."""
 
     label = "Mosquitto mTLS"
+    max_queued = 1_000_000
+    """``max_queued_messages``: so that it never drops (the default 1000 does)."""
 
     def __init__(self, pki: BenchPki, workdir: Path) -> None:
         self._pki = pki
@@ -402,6 +428,8 @@ class MosquittoBroker:
         self._dir = workdir / "mosquitto"
         self._process: _Process | None = None
         self._last_log: _Process | None = None
+        self._port = 0
+        self._conf = self._dir / "mosquitto.conf"
         self.runs = 0
         self.version = _mosquitto_version()
 
@@ -419,14 +447,29 @@ class MosquittoBroker:
         server = self._pki.server
         conf.write_text(
             _MOSQUITTO_CONF.format(
-                acl=acl, port=port, ca=server.ca_file, cert=server.cert_file, key=server.key_file
+                persistence=self._persistence(),
+                max_queued=self.max_queued,
+                acl=acl,
+                port=port,
+                ca=server.ca_file,
+                cert=server.cert_file,
+                key=server.key_file,
             )
         )
         _readable_by_mosquitto(
             [self._dir, *map(Path, (server.ca_file, server.cert_file, server.key_file))],
             root=self._workdir,
         )
-        self._process = _Process([executable, "-c", str(conf)], self._dir / f"run-{self.runs}.log")
+        self._port, self._conf = port, conf
+        return self._launch(executable, f"run-{self.runs}.log")
+
+    def _persistence(self) -> str:
+        """The configuration's persistence lines."""
+        return "persistence false"
+
+    def _launch(self, executable: str, log_name: str) -> Endpoint:
+        port = self._port
+        self._process = _Process([executable, "-c", str(self._conf)], self._dir / log_name)
         try:
             # mosquitto block-buffers its log on a pipe, so readiness is probed, not read.
             self._process.wait_for_port(port, _START_TIMEOUT)
@@ -526,3 +569,149 @@ def _system_mosquitto_pid(exclude: set[int]) -> int | None:
         if os.path.basename(argv0) == b"mosquitto":
             candidates.append(int(entry))
     return candidates[0] if len(candidates) == 1 else None
+
+
+# ------------------------------------------------------------- durable brokers
+
+DURABLE_MAX_QUEUED = 10_000_000
+"""Queued messages an offline session may hold, on both brokers: far more than a run
+queues (Bastion's default is AWS's 1,000, which would drop most of a durability run, and
+a drop is not what the run measures)."""
+
+
+class DurableBastion(BastionBroker):
+    """``bastion serve`` with durable sessions, for the durability scenario.
+
+    Every :meth:`start` begins from a copy of the data directory as it was right after
+    registration (taken when this object is made, before any broker ran on it), so no
+    session of an earlier run is left; :meth:`restart` serves the same copy again.
+    Durability is switched on by ``bastion_setup.py --durable``, which writes
+    ``[sessions] durable = true`` and ``synchronous`` only if this Bastion's config loader
+    knows them (an older one refuses an unknown section), and raises
+    ``[limits] max_queued_messages``.
+    """
+
+    def __init__(self, install: BastionInstall, workdir: Path, synchronous: str) -> None:
+        super().__init__(install, workdir)
+        self._pristine = workdir / "bastion-durable-pristine"
+        shutil.copytree(install.data_dir, self._pristine)
+        self._synchronous = synchronous
+        self._data_dir: Path | None = None
+        self.settings = "not configured yet"
+
+    def start(self) -> Endpoint:
+        """:raises BrokerError: if configuring fails, or the broker does not start."""
+        self.runs += 1
+        if self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)  # the last run's, done with
+        self._data_dir = self._workdir / f"bastion-durable-{self.runs}"
+        shutil.copytree(self._pristine, self._data_dir)
+        out = _run_setup_step(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("bastion_setup.py")),
+                "--data-dir",
+                str(self._data_dir),
+                "--durable",
+                self._synchronous,
+                "--max-queued",
+                str(DURABLE_MAX_QUEUED),
+            ]
+        )
+        self.settings = _describe_durable(out)
+        return self._serve(self._data_dir, f"bastion-durable-{self.runs}.log", "--api-port", "0")
+
+    def restart(self) -> Endpoint:
+        """Serve the same data directory again (on a new port).
+
+        :raises BrokerError: if the broker does not start.
+        """
+        assert self._data_dir is not None, "restart() before start()"
+        self.stop()
+        return self._serve(
+            self._data_dir, f"bastion-durable-{self.runs}-restarted.log", "--api-port", "0"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it."""
+        if self._process is not None:
+            self._last_log = self._process
+            self._process.kill()
+            self._process = None
+
+
+def _describe_durable(setup_output: str) -> str:
+    """What ``bastion_setup.py --durable`` set, in words, from its last line (JSON)."""
+    lines = setup_output.strip().splitlines()
+    try:
+        done = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return f"unknown ({setup_output.strip()[-200:]!r})"
+    limits = ", ".join(f"{k} = {v}" for k, v in (done.get("limits") or {}).items())
+    limits = f"; [limits] {limits}" if limits else ""
+    sessions = done.get("sessions")
+    if sessions is None:
+        return (
+            "[sessions] unknown to this Bastion (no durable sessions yet): what it "
+            "acknowledges lives in memory only" + limits
+        )
+    settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sessions.items())
+    return f"[sessions] {settings or '(no keys known)'}{limits}"
+
+
+class DurableMosquitto(MosquittoBroker):
+    """The private Mosquitto with ``persistence true`` in a directory of its own.
+
+    ``autosave_on_changes true`` makes ``autosave_interval`` a number of changes (messages
+    queued, subscriptions, retained messages) instead of seconds. Mosquitto checks it once
+    per pass of its main loop and then writes its whole in-memory database to
+    ``mosquitto.db`` (to a new file, renamed over the old one), so ``autosave_interval 1``
+    saves after every pass that changed anything: the only setting under which every
+    message is saved soon after it is acknowledged. It is not saved *before*: the PUBACK
+    is written while the pass handles the PUBLISH, the save comes at the end of the pass,
+    so a kill in between loses what that pass acknowledged. Each save rewrites the whole
+    queue, so the cost of a pass grows with the queue.
+    """
+
+    label = "Mosquitto mTLS"
+    max_queued = DURABLE_MAX_QUEUED
+
+    def __init__(self, pki: BenchPki, workdir: Path, autosave_interval: int) -> None:
+        super().__init__(pki, workdir)
+        self._dir = workdir / "mosquitto-durable"
+        self.autosave_interval = autosave_interval
+        self._data: Path | None = None
+        self.settings = (
+            f"persistence true, autosave_on_changes true, autosave_interval {autosave_interval}"
+            f"; max_queued_messages {DURABLE_MAX_QUEUED}"
+        )
+
+    def _persistence(self) -> str:
+        if self._data is not None:
+            shutil.rmtree(self._data, ignore_errors=True)  # the last run's, done with
+        self._data = self._dir / f"run-{self.runs}-data"
+        self._data.mkdir(parents=True)
+        _readable_by_mosquitto([self._data], root=self._workdir)  # it writes there too
+        return (
+            "persistence true\n"
+            f"persistence_location {self._data}/\n"
+            "persistence_file mosquitto.db\n"
+            "autosave_on_changes true\n"
+            f"autosave_interval {self.autosave_interval}"
+        )
+
+    def restart(self) -> Endpoint:
+        """Start mosquitto again on the same configuration, port and persistence file.
+
+        :raises BrokerError: if it does not start.
+        """
+        self.stop()
+        executable = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        return self._launch(executable, f"run-{self.runs}-restarted.log")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it."""
+        if self._process is not None:
+            self._last_log = self._process
+            self._process.kill()
+            self._process = None

@@ -123,6 +123,8 @@ class Client(asyncio.BaseProtocol):
         self.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.session_present = False
+        """The CONNACK's session-present flag: the broker still had this client's session."""
         self.reader = wire.FrameReader()
         self._connect = connect
         self._subscribe = subscribe
@@ -174,7 +176,9 @@ class Client(asyncio.BaseProtocol):
             if len(body) < 2 or body[1] != 0:
                 code = body[1] if len(body) > 1 else -1
                 self._refuse(f"CONNACK return code {code} ({_CONNACK_CODES.get(code, '?')})")
-            elif self._subscribe is not None:
+                return
+            self.session_present = bool(body[0] & 0x01)
+            if self._subscribe is not None:
                 self.transport.write(self._subscribe)  # type: ignore[union-attr]
             else:
                 self._accepted()

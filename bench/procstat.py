@@ -135,3 +135,20 @@ def machine_info() -> dict[str, object]:
     except OSError:
         pass
     return info
+
+
+def filesystem(path: str) -> str:
+    """``"<type> <device> on <mount point>"`` of the filesystem holding ``path``, from
+    /proc/self/mounts (the durability run writes its brokers' data there)."""
+    real = os.path.realpath(path)
+    best: tuple[str, str, str] = ("?", "?", "")
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                device, mount, kind = line.split()[:3]
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best[2]):
+                    best = (kind, device, mount)
+    except OSError:
+        pass
+    return f"{best[0]} {best[1]} on {best[2] or '?'}"

@@ -4,27 +4,24 @@
                                   [--connections N] [--hold S] [--duration S]
                                   [--rate MSG_PER_S] [--paced-devices N]
                                   [--brokers bastion,mosquitto,system] [--repeat N]
+                                  [--durable-sync normal|full] [--mosquitto-autosave N]
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
 ACL file, so it authorizes every publish as Bastion does), and, as a reference only, the
-machine's own Mosquitto on 127.0.0.1:1883 over plain TCP. Results go to stdout as a
-plain table and to ``bench/results/latest.json``; ``bench/README.md`` explains how to
-read them. Exit status: 0 if every requested measurement was taken, 1 if some failed
-(the rest are still reported), 130 on Ctrl-C.
+machine's own Mosquitto on 127.0.0.1:1883 over plain TCP. The durability scenario kills
+its brokers with SIGKILL, so it runs only against the two the bench starts itself, set up
+to keep what they acknowledge. Results go to stdout as a plain table and to
+``bench/results/latest.json``; ``bench/README.md`` explains how to read them. Exit
+status: 0 if every requested measurement was taken, 1 if some failed (the rest are still
+reported), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import json
-import math
-import platform
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,8 +32,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import brokers
+import durability
 import loadgen
 import procstat
+import report
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.json"
@@ -49,8 +48,10 @@ SCENARIOS = {
     "connect": "connects per second (handshake + CONNECT/CONNACK + DISCONNECT)",
     "latency": "publish -> deliver latency at a fixed offered load",
     "paced": "broker CPU per message from many slow devices, one message per read",
+    "durable": "QoS 1 fan-in to an offline persistent session, then kill -9: acked msg/s, "
+    "acknowledged messages lost",
 }
-BROKERS = ("bastion", "mosquitto", "system")
+BROKERS = report.COLUMNS
 HEADLINE = {
     "qos0": "delivered_per_s",
     "qos1": "delivered_per_s",
@@ -58,8 +59,12 @@ HEADLINE = {
     "connect": "connects_per_s",
     "latency": "p99_ms",
     "paced": "broker_us_per_msg",
+    "durable": "acked_per_s",
 }
 """The figure by which repeated runs are ranked (the median run is kept)."""
+EVERY_RUN = {"durable": ("acked_lost",)}
+"""Figures kept from every repeated run as well (``<figure>_runs``): one kill -9 is one
+sample, and a loss in any run counts."""
 OTHER_LOAD_LIMIT = 0.25
 """Cores used by unrelated processes above which a run is flagged as disturbed."""
 
@@ -85,6 +90,8 @@ class Settings:
     paced_devices: int
     paced_rate: float
     paced_procs: int
+    durable_sync: str
+    mosquitto_autosave: int
     ceiling_duration: float
     repeat: int
     output: Path
@@ -160,6 +167,18 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--paced-procs", type=int, default=4, help="processes the paced devices share (4)"
     )
     parser.add_argument(
+        "--durable-sync",
+        choices=("normal", "full"),
+        default="normal",
+        help="durable: Bastion's [sessions] synchronous setting (normal)",
+    )
+    parser.add_argument(
+        "--mosquitto-autosave",
+        type=int,
+        default=1,
+        help="durable: Mosquitto's autosave_interval, in changes (1: save after every change)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="runs per scenario and broker; the median is kept (1)"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
@@ -173,6 +192,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         parser.error("--duration must be positive and --connections at least 10")
     if args.hold < 0 or args.paced_devices < 1 or args.paced_rate <= 0 or args.rate <= 0:
         parser.error("--hold must be >= 0, --paced-devices >= 1, the rates positive")
+    if args.mosquitto_autosave < 1:
+        parser.error("--mosquitto-autosave must be at least 1 (0 would never save)")
     return Settings(
         quick=quick,
         scenarios=scenarios,
@@ -191,6 +212,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         paced_devices=args.paced_devices,
         paced_rate=args.paced_rate,
         paced_procs=max(1, args.paced_procs),
+        durable_sync=args.durable_sync,
+        mosquitto_autosave=args.mosquitto_autosave,
         ceiling_duration=min(duration, 1.0 if quick else 3.0),
         repeat=max(1, args.repeat),
         output=args.output,
@@ -223,6 +246,17 @@ class Broker(Protocol):
     def log_tail(self) -> str: ...
 
 
+class DurableBroker(Broker, Protocol):
+    """A broker the durability scenario may kill (SIGKILL) and start again on its data."""
+
+    settings: str
+    """Its durability settings, as printed and recorded."""
+
+    def kill(self) -> None: ...
+
+    def restart(self) -> loadgen.Endpoint: ...
+
+
 @dataclass
 class Bench:
     """Everything one bench run holds: settings, brokers, results, errors."""
@@ -231,6 +265,7 @@ class Bench:
     workdir: Path
     pki: brokers.BenchPki | None = None
     brokers: dict[str, Broker] = field(default_factory=dict)
+    durable_brokers: dict[str, DurableBroker] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -253,6 +288,11 @@ class Bench:
                 self._unavailable("bastion", f"setup failed: {exc}")
             else:
                 self.brokers["bastion"] = brokers.BastionBroker(install, self.workdir)
+                if "durable" in self.settings.scenarios:
+                    # Copies the data directory now, before any broker has run on it.
+                    self.durable_brokers["bastion"] = brokers.DurableBastion(
+                        install, self.workdir, self.settings.durable_sync
+                    )
                 self.versions["bastion_certificates"] = install.server_key_type
                 self.versions["bastion_provisioning"] = install.provisioning
                 if not install.provisioning.startswith("bench/"):
@@ -261,6 +301,10 @@ class Bench:
             mosquitto = brokers.MosquittoBroker(self.pki, self.workdir)
             self.brokers["mosquitto"] = mosquitto
             self.versions["mosquitto"] = mosquitto.version
+            if "durable" in self.settings.scenarios:
+                self.durable_brokers["mosquitto"] = brokers.DurableMosquitto(
+                    self.pki, self.workdir, self.settings.mosquitto_autosave
+                )
         if "system" in self.settings.brokers:
             self.brokers["system"] = brokers.SystemMosquitto()
 
@@ -272,12 +316,25 @@ class Bench:
             f"{self.brokers[key].label if key in self.brokers else key} IS NOT MEASURED", reason
         )
 
-    def run(self, scenario: str, measure: Callable[[loadgen.Endpoint, int | None], Any]) -> None:
+    def run(
+        self,
+        scenario: str,
+        measure: Callable[[loadgen.Endpoint, Any], Any],
+        brokers: dict[str, Any] | None = None,
+        preamble: Callable[[], None] | None = None,
+    ) -> None:
         """Run one scenario against every available broker, ``--repeat`` times each, with
-        a fresh broker process every time; keep the run with the median headline figure."""
+        a fresh broker process every time; keep the run with the median headline figure.
+
+        ``measure(endpoint, broker)`` measures one started broker; ``brokers`` replaces
+        the usual ones (the durability scenario's are set up differently); ``preamble``
+        runs after the scenario's heading.
+        """
         print(f"\n== {scenario}: {SCENARIOS[scenario]}", flush=True)
+        if preamble is not None:
+            preamble()
         results = self.details.setdefault(scenario, {})
-        for key, broker in self.brokers.items():
+        for key, broker in (self.brokers if brokers is None else brokers).items():
             runs = []
             for _ in range(self.settings.repeat):
                 outcome = self._run_once(scenario, key, broker, measure)
@@ -289,13 +346,15 @@ class Bench:
                 headline = HEADLINE[scenario]
                 runs.sort(key=lambda r: (r[headline] is None, r[headline] or 0.0))
                 results[key] = {**runs[len(runs) // 2], "runs": [r[headline] for r in runs]}
+                for name in EVERY_RUN.get(scenario, ()):
+                    results[key][f"{name}_runs"] = [r[name] for r in runs]
 
     def _run_once(
         self,
         scenario: str,
         key: str,
         broker: Broker,
-        measure: Callable[[loadgen.Endpoint, int | None], Any],
+        measure: Callable[[loadgen.Endpoint, Any], Any],
     ) -> dict[str, Any]:
         if key in self.unavailable:
             return {"error": self.unavailable[key]}
@@ -306,7 +365,7 @@ class Bench:
             return {"error": f"did not start: {exc}"}
         began = time.monotonic()
         try:
-            result: dict[str, Any] = asdict(measure(endpoint, broker.pid))
+            result: dict[str, Any] = asdict(measure(endpoint, broker))
         except loadgen.LoadError as exc:
             broker.stop()
             log = broker.log_tail()
@@ -348,10 +407,10 @@ def _first_line(text: str) -> str:
 
 
 def _progress(scenario: str, r: dict[str, Any]) -> str:
-    cores = f"broker {_num(r.get('broker_cores'), 2)} cores, generator {_num(r.get('generator_cores'), 2)}"
+    cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
-        return f"{_num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
+        return f"{report.num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
     if scenario == "idle":
         held = (
             f"held {r['connections_held']:,} of {r['connections']:,}"
@@ -359,11 +418,11 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
             f" {r['failed']} failed, pings {r['pings_answered']}/{r['pings_sent']})"
         )
         return (
-            f"{_num(r['bytes_per_connection'] / 1024, 1)} KiB/connection over "
+            f"{report.num(r['bytes_per_connection'] / 1024, 1)} KiB/connection over "
             f"{r['measured_connections']:,} connections; {held}; opened in "
-            f"{_num(r['open_seconds'], 1)} s ({_num(r['opens_per_s'])}/s); peak broker RSS "
-            f"{_num(r['broker_peak_rss'] / 2**20)} MiB; generator "
-            f"{_num(r['generator_bytes_per_connection'] / 1024, 1)} KiB/connection"
+            f"{report.num(r['open_seconds'], 1)} s ({report.num(r['opens_per_s'])}/s); peak broker RSS "
+            f"{report.num(r['broker_peak_rss'] / 2**20)} MiB; generator "
+            f"{report.num(r['generator_bytes_per_connection'] / 1024, 1)} KiB/connection"
             + (f"; STOPPED: {r['stopped']}" if r["stopped"] else "")
         )
     if scenario == "paced":
@@ -371,20 +430,38 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
         if abs(r["delivered_per_s"] - r["sent_per_s"]) > 0.05 * r["sent_per_s"]:
             lost += ", BROKER FELL BEHIND OR CAUGHT UP in the window: read the whole-run figure"
         return (
-            f"{_num(r['broker_us_per_msg'], 2)} us broker CPU/msg "
-            f"(whole run {_num(r['broker_us_per_msg_whole_run'], 2)}), "
-            f"{_num(r['delivered_per_s'])} of {_num(r['sent_per_s'])} msg/s delivered "
-            f"(offered {_num(r['offered_per_s'])}), loss {r['loss']:.1%}, {cores} "
-            f"({_num(r['generator_us_per_msg'], 1)} us/msg), {r['devices']} devices connected in "
-            f"{_num(r['connect_seconds'], 1)} s, broker quiet {_num(r['settle_seconds'], 1)} s "
+            f"{report.num(r['broker_us_per_msg'], 2)} us broker CPU/msg "
+            f"(whole run {report.num(r['broker_us_per_msg_whole_run'], 2)}), "
+            f"{report.num(r['delivered_per_s'])} of {report.num(r['sent_per_s'])} msg/s delivered "
+            f"(offered {report.num(r['offered_per_s'])}), loss {r['loss']:.1%}, {cores} "
+            f"({report.num(r['generator_us_per_msg'], 1)} us/msg), {r['devices']} devices connected in "
+            f"{report.num(r['connect_seconds'], 1)} s, broker quiet {report.num(r['settle_seconds'], 1)} s "
             f"later{lost}"
         )
     if scenario == "connect":
-        return f"{_num(r['connects_per_s'])} connects/s ({r['failed']} failed), {cores}"
+        return f"{report.num(r['connects_per_s'])} connects/s ({r['failed']} failed), {cores}"
     if scenario == "latency":
         return (
-            f"p50 {_num(r['p50_ms'], 2)} ms, p99 {_num(r['p99_ms'], 2)} ms over "
-            f"{r['samples']} messages, {_num(r['delivered_per_s'])} msg/s delivered, {cores}"
+            f"p50 {report.num(r['p50_ms'], 2)} ms, p99 {report.num(r['p99_ms'], 2)} ms over "
+            f"{r['samples']} messages, {report.num(r['delivered_per_s'])} msg/s delivered, {cores}"
+        )
+    if scenario == "durable":
+        lost = f"{r['acked_lost']:,} LOST" if r["acked_lost"] else "none lost"
+        open_ = r["publishers_still_open"]
+        return (
+            f"{report.num(r['acked_per_s'])} msg/s acknowledged ({report.num(r['broker_us_per_msg'], 2)} us "
+            f"broker CPU/msg), {cores}; kill -9 with {r['acked']:,} acknowledged: {lost}; "
+            f"after the restart ({report.num(r['restart_seconds'], 1)} s, session "
+            f"{'kept' if r['session_present'] else 'GONE'}) {r['delivered']:,} delivered in "
+            f"{report.num(r['drain_seconds'], 1)} s ({r['delivered_unacked']:,} never acknowledged, "
+            f"{r['duplicates']:,} duplicates)"
+            + (f", {open_} PUBLISHER CONNECTIONS OUTLIVED THE KILL" if open_ else "")
+            + (
+                f", DRAIN CUT OFF after {durability.DRAIN_LIMIT:.0f} s while still delivering: "
+                "LOST includes messages not delivered yet"
+                if r["drain_cut_off"]
+                else ""
+            )
         )
     return ""
 
@@ -417,24 +494,24 @@ def run_all(bench: Bench) -> None:
                     note = f"  DISTURBED: other processes used {fig.other_cores:.2f} cores"
                     bench.warnings.append(f"ceiling {name}:{note.split(':', 1)[1]}")
                 print(
-                    f"   {name:<15} {_num(fig.msgs_per_s):>10} msg/s, generator "
+                    f"   {name:<15} {report.num(fig.msgs_per_s):>10} msg/s, generator "
                     f"{fig.generator_cores:.2f} cores: {fig.generator_us_per_msg:.2f} us/msg, "
-                    f"~{_num(1e6 / fig.generator_us_per_msg)} msg/s per core{note}",
+                    f"~{report.num(1e6 / fig.generator_us_per_msg)} msg/s per core{note}",
                     flush=True,
                 )
     # Idle memory goes first: the system Mosquitto is never restarted, and its heap, once
     # grown by the throughput runs, would absorb new connections without growing RSS.
     if "idle" in s.scenarios:
-        bench.run("idle", lambda ep, pid: _idle(ep, pid, s))
+        bench.run("idle", lambda ep, b: _idle(ep, b.pid, s))
     if "qos0" in s.scenarios:
         bench.run(
             "qos0",
-            lambda ep, pid: loadgen.fan_in(
+            lambda ep, b: loadgen.fan_in(
                 ep,
                 qos=0,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -442,12 +519,12 @@ def run_all(bench: Bench) -> None:
     if "qos1" in s.scenarios:
         bench.run(
             "qos1",
-            lambda ep, pid: loadgen.fan_in(
+            lambda ep, b: loadgen.fan_in(
                 ep,
                 qos=1,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -455,11 +532,11 @@ def run_all(bench: Bench) -> None:
     if "connect" in s.scenarios:
         bench.run(
             "connect",
-            lambda ep, pid: loadgen.connect_rate(
+            lambda ep, b: loadgen.connect_rate(
                 ep,
                 concurrency=s.connect_concurrency,
                 processes=s.connect_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -467,13 +544,13 @@ def run_all(bench: Bench) -> None:
     if "latency" in s.scenarios:
         bench.run(
             "latency",
-            lambda ep, pid: loadgen.latency(
+            lambda ep, b: loadgen.latency(
                 ep,
                 rate=s.rate,
                 qos=s.latency_qos,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
@@ -481,16 +558,95 @@ def run_all(bench: Bench) -> None:
     if "paced" in s.scenarios:
         bench.run(
             "paced",
-            lambda ep, pid: loadgen.paced(
+            lambda ep, b: loadgen.paced(
                 ep,
                 devices=s.paced_devices,
                 rate=s.paced_rate,
                 processes=s.paced_procs,
-                broker_pid=pid,
+                broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
             ),
         )
+    if "durable" in s.scenarios and bench.durable_brokers:
+        bench.run(
+            "durable",
+            lambda ep, b: _durable(ep, b, s),
+            brokers=dict(bench.durable_brokers),
+            preamble=lambda: _durable_preamble(bench),
+        )
+
+
+def _durable_preamble(bench: Bench) -> None:
+    """Say how each broker keeps what it acknowledges, and what the generator can do."""
+    s = bench.settings
+    print(
+        f"   Mosquitto: persistence true, autosave_on_changes true, autosave_interval "
+        f"{s.mosquitto_autosave}: it saves its whole database at the end of every main-loop "
+        f"pass after which {s.mosquitto_autosave} change(s) are unsaved (1 is the only setting "
+        "that saves every message; the PUBACK still goes out before the save at the end of "
+        "the pass)",
+        flush=True,
+    )
+    print(
+        f"   Bastion: [sessions] durable = true, synchronous = \"{s.durable_sync}\" where this "
+        "Bastion knows [sessions] (each run says what it set); "
+        f"[limits] max_queued_messages = {brokers.DURABLE_MAX_QUEUED:,} (Mosquitto: the same)",
+        flush=True,
+    )
+    print(
+        f"   Their data: {procstat.filesystem(str(bench.workdir))} (the bench's temporary "
+        "directory; TMPDIR moves it, e.g. off a tmpfs, where fsync costs nothing)",
+        flush=True,
+    )
+    assert bench.pki is not None
+    try:
+        figure = durability.numbered_ceiling(
+            bench.pki.server,
+            bench.pki.client,
+            publishers=s.publishers,
+            processes=s.publisher_procs,
+            warmup=min(s.warmup, 0.5),
+            duration=s.ceiling_duration,
+        )
+    except loadgen.LoadError as exc:
+        bench.errors.append(f"durable generator ceiling: {exc}")
+        print(f"   generator ceiling FAILED: {exc}", flush=True)
+        return
+    bench.ceiling = {**(bench.ceiling or {}), "publish_qos1_numbered": asdict(figure)}
+    note = ""
+    if figure.other_cores > OTHER_LOAD_LIMIT:
+        note = f"  DISTURBED: other processes used {figure.other_cores:.2f} cores"
+        bench.warnings.append(f"durable generator ceiling:{note.split(':', 1)[1]}")
+    print(
+        f"   {'generator ceiling':<18} {report.num(figure.msgs_per_s)} msg/s acknowledged by a "
+        f"do-nothing server, generator {figure.generator_cores:.2f} cores: "
+        f"{figure.generator_us_per_msg:.2f} us/msg, ~{report.num(1e6 / figure.generator_us_per_msg)}"
+        f" msg/s per core{note}",
+        flush=True,
+    )
+
+
+def _durable(
+    endpoint: loadgen.Endpoint, broker: DurableBroker, s: Settings
+) -> durability.DurableResult:
+    def restart() -> loadgen.Endpoint:
+        try:
+            return broker.restart()
+        except brokers.BrokerError as exc:
+            raise loadgen.LoadError(f"did not start again after kill -9: {exc}") from None
+
+    return durability.durable(
+        endpoint,
+        kill=broker.kill,
+        restart=restart,
+        settings=broker.settings,
+        publishers=s.publishers,
+        processes=s.publisher_procs,
+        warmup=s.warmup,
+        duration=s.duration,
+        broker_pid=broker.pid,
+    )
 
 
 def _idle(endpoint: loadgen.Endpoint, pid: int | None, s: Settings) -> loadgen.IdleResult:
@@ -503,231 +659,6 @@ def _idle(endpoint: loadgen.Endpoint, pid: int | None, s: Settings) -> loadgen.I
         hold=s.hold,
         processes=s.idle_procs,
     )
-
-
-# ------------------------------------------------------------------ report
-
-
-def _get(bench: Bench, scenario: str, broker: str, key: str) -> float | None:
-    value = bench.details.get(scenario, {}).get(broker, {}).get(key)
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def summary(bench: Bench) -> dict[str, Any]:
-    """The flat figures of ``latest.json``; ``None`` where a figure was not measured."""
-
-    def g(scenario: str, broker: str, key: str) -> float | None:
-        return _get(bench, scenario, broker, key)
-
-    out: dict[str, Any] = {}
-    for scenario in ("qos0", "qos1"):
-        b, m = (
-            g(scenario, "bastion", "delivered_per_s"),
-            g(scenario, "mosquitto", "delivered_per_s"),
-        )
-        out[f"{scenario}_mtls_ratio"] = _ratio(b, m)
-        out[f"{scenario}_mtls_bastion_msgs"] = b
-        out[f"{scenario}_mtls_mosquitto_msgs"] = m
-        out[f"{scenario}_tcp_system_mosquitto_msgs"] = g(scenario, "system", "delivered_per_s")
-        out[f"{scenario}_mtls_bastion_broker_us_per_msg"] = g(
-            scenario, "bastion", "broker_us_per_msg"
-        )
-        out[f"{scenario}_mtls_mosquitto_broker_us_per_msg"] = g(
-            scenario, "mosquitto", "broker_us_per_msg"
-        )
-    b, m = (
-        g("idle", "bastion", "bytes_per_connection"),
-        g("idle", "mosquitto", "bytes_per_connection"),
-    )
-    out["idle_mtls_mem_ratio"] = _ratio(b, m)
-    out["idle_mtls_bastion_bytes"] = b
-    out["idle_mtls_mosquitto_bytes"] = m
-    out["idle_tcp_system_mosquitto_bytes"] = g("idle", "system", "bytes_per_connection")
-    out["idle_hold_connections"] = bench.settings.connections
-    out["idle_hold_seconds"] = bench.settings.hold
-    for broker, name in (
-        ("bastion", "bastion"),
-        ("mosquitto", "mosquitto"),
-        ("system", "system_mosquitto"),
-    ):
-        for key, field_name in (
-            ("held", "connections_held"),
-            ("lost", "connections_lost"),
-            ("failed", "failed"),
-            ("pings_answered", "pings_answered"),
-            ("pings_sent", "pings_sent"),
-            ("bytes_per_connection", "bytes_per_connection"),
-            ("open_seconds", "open_seconds"),
-            ("peak_rss", "broker_peak_rss"),
-        ):
-            value = g("idle", broker, field_name)
-            count = key in ("held", "lost", "failed", "pings_answered", "pings_sent", "peak_rss")
-            out[f"idle_hold_{name}_{key}"] = int(value) if count and value is not None else value
-    b, m = g("connect", "bastion", "connects_per_s"), g("connect", "mosquitto", "connects_per_s")
-    out["mtls_connect_ratio"] = _ratio(b, m)
-    out["mtls_connect_bastion_per_s"] = b
-    out["mtls_connect_mosquitto_per_s"] = m
-    out["tcp_connect_system_mosquitto_per_s"] = g("connect", "system", "connects_per_s")
-    out["mtls_connect_bastion_broker_ms"] = g("connect", "bastion", "broker_ms_per_connect")
-    out["mtls_connect_mosquitto_broker_ms"] = g("connect", "mosquitto", "broker_ms_per_connect")
-    for q in ("p50", "p99"):
-        b, m = g("latency", "bastion", f"{q}_ms"), g("latency", "mosquitto", f"{q}_ms")
-        out[f"{q}_latency_ms"] = b
-        out[f"{q}_latency_ms_mosquitto"] = m
-        out[f"{q}_latency_ms_system_mosquitto"] = g("latency", "system", f"{q}_ms")
-        out[f"{q}_latency_ratio"] = _ratio(b, m)
-    out["latency_offered_msgs"] = bench.settings.rate
-    out["latency_qos"] = bench.settings.latency_qos
-    b, m = g("paced", "bastion", "broker_us_per_msg"), g("paced", "mosquitto", "broker_us_per_msg")
-    out["paced_mtls_cpu_ratio"] = _ratio(b, m)
-    out["paced_mtls_bastion_us_per_msg"] = b
-    out["paced_mtls_mosquitto_us_per_msg"] = m
-    out["paced_tcp_system_mosquitto_us_per_msg"] = g("paced", "system", "broker_us_per_msg")
-    for broker, name in (("bastion", "mtls_bastion"), ("mosquitto", "mtls_mosquitto")):
-        out[f"paced_{name}_us_per_msg_whole_run"] = g(
-            "paced", broker, "broker_us_per_msg_whole_run"
-        )
-        out[f"paced_{name}_generator_cores"] = g("paced", broker, "generator_cores")
-    out["paced_mtls_bastion_delivered_msgs"] = g("paced", "bastion", "delivered_per_s")
-    out["paced_mtls_mosquitto_delivered_msgs"] = g("paced", "mosquitto", "delivered_per_s")
-    out["paced_tcp_system_mosquitto_delivered_msgs"] = g("paced", "system", "delivered_per_s")
-    out["paced_devices"] = bench.settings.paced_devices
-    out["paced_offered_msgs"] = bench.settings.paced_rate
-    return out
-
-
-def machine(bench: Bench) -> dict[str, Any]:
-    info = procstat.machine_info()
-    info["python"] = platform.python_version()
-    info["openssl"] = ssl.OPENSSL_VERSION
-    for package in ("uvloop", "bastion-iot"):
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = None
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    info["load_average_at_start"] = bench.load_at_start
-    info["load_average_at_end"] = procstat.load_average()
-    info.update(bench.versions)
-    return info
-
-
-def write_json(bench: Bench, figures: dict[str, Any], interrupted: bool) -> Path:
-    s = bench.settings
-    document = {
-        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "complete": not bench.errors and not bench.warnings and not interrupted,
-        **figures,
-        "generator_ceiling": bench.ceiling,
-        "machine": machine(bench),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()},
-        "details": bench.details,
-        "errors": bench.errors,
-        "warnings": bench.warnings,
-    }
-    s.output.parent.mkdir(parents=True, exist_ok=True)
-    s.output.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
-    return s.output
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _num(value: float | None, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-_TABLE = (
-    # label, scenario, result key, digits, scale
-    ("QoS 0 fan-in {publishers}->1, msg/s", "qos0", "delivered_per_s", 0, 1.0),
-    ("  broker CPU per message, us", "qos0", "broker_us_per_msg", 2, 1.0),
-    ("QoS 1 fan-in {publishers}->1, msg/s", "qos1", "delivered_per_s", 0, 1.0),
-    ("  broker CPU per message, us", "qos1", "broker_us_per_msg", 2, 1.0),
-    ("Idle connection, KiB RSS (lower=better)", "idle", "bytes_per_connection", 1, 1 / 1024),
-    ("  held of {connections:,} after {hold:g} s", "idle", "connections_held", 0, 1.0),
-    ("  seconds to open them", "idle", "open_seconds", 1, 1.0),
-    ("Connects/s, {connect_concurrency} at once", "connect", "connects_per_s", 0, 1.0),
-    ("  broker CPU per connect, ms", "connect", "broker_ms_per_connect", 2, 1.0),
-    ("Latency p50 ms, {rate:,.0f}/s QoS {latency_qos}", "latency", "p50_ms", 2, 1.0),
-    ("Latency p99 ms (lower=better)", "latency", "p99_ms", 2, 1.0),
-    ("Paced {paced_devices} devices, us CPU/msg", "paced", "broker_us_per_msg", 2, 1.0),
-    ("  delivered msg/s of {paced_rate:,.0f}", "paced", "delivered_per_s", 0, 1.0),
-    ("  generator cores", "paced", "generator_cores", 2, 1.0),
-)
-
-
-def print_table(bench: Bench) -> None:
-    """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio."""
-    s = bench.settings
-    header = f"{'':<40} {'Bastion':>12} {'Mosquitto mTLS':>15} {'ratio':>7} {'sys Mosq. TCP':>14}"
-    rule = "-" * len(header)
-    print("\n" + "=" * len(header))
-    print(
-        f"Bastion vs Mosquitto {bench.versions.get('mosquitto', '?')} over mutual TLS, loopback, "
-        f"{procstat.machine_info()['cpus']} cores, {'quick' if s.quick else 'full'} run"
-    )
-    print(header)
-    print(rule)
-    for label, scenario, key, digits, scale in _TABLE:
-        if scenario not in s.scenarios:
-            continue
-        values = {
-            broker: None if (v := _get(bench, scenario, broker, key)) is None else v * scale
-            for broker in BROKERS
-        }
-        cells = {
-            broker: _cell(bench, scenario, broker, values[broker], digits) for broker in BROKERS
-        }
-        ratio = _ratio(values["bastion"], values["mosquitto"])
-        print(
-            f"{label.format(**asdict(s)):<40} {cells['bastion']:>12} {cells['mosquitto']:>15} "
-            f"{_num(ratio, 2):>7} {cells['system']:>14}"
-        )
-    if bench.ceiling:
-        c = {k: _num(1e6 / v["generator_us_per_msg"]) for k, v in bench.ceiling.items()}
-        print(rule)
-        print(
-            f"Generator, msg/s per core: publish QoS 0 {c['publish_qos0']}, QoS 1 "
-            f"{c['publish_qos1']}; subscribe QoS 0 {c['subscribe_qos0']}, QoS 1 {c['subscribe_qos1']}"
-        )
-    print("=" * len(header))
-    print("ratio = Bastion / Mosquitto mTLS. sys Mosq. TCP = the machine's Mosquitto on :1883,")
-    print("plain TCP, default limits: a reference, not like for like. '!' = failed, see below.")
-    if bench.warnings:
-        print("\nWarnings (figures disturbed by other work on the machine; rerun when it is idle):")
-        for warning in bench.warnings:
-            print("  - " + warning)
-    if bench.errors:
-        print("\nErrors:")
-        for error in bench.errors:
-            print("  - " + error.strip().replace("\n", "\n    "))
-
-
-def _cell(bench: Bench, scenario: str, broker: str, value: float | None, digits: int) -> str:
-    entry = bench.details.get(scenario, {}).get(broker)
-    if entry is None:
-        return "-"
-    if "error" in entry:
-        return "!"
-    return _num(value, digits)
 
 
 # ------------------------------------------------------------------ main
@@ -764,12 +695,12 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print("\ninterrupted: brokers and workers stopped; partial results follow", flush=True)
     finally:
-        for broker in bench.brokers.values():
+        for broker in [*bench.brokers.values(), *bench.durable_brokers.values()]:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    figures = summary(bench)
-    print_table(bench)
-    path = write_json(bench, figures, interrupted)
+    figures = report.summary(bench)
+    report.print_table(bench)
+    path = report.write_json(bench, figures, interrupted)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
     if interrupted:
         return 130
