@@ -27,8 +27,10 @@ and exits 1. It runs in its own process so that the bench itself never imports
 configures the data directory for the durability scenario instead: ``[sessions]
 durable = true`` and ``synchronous`` in ``config.toml``, but only the keys this Bastion's
 ``bastion.config`` has (a Bastion from before durable sessions refuses an unknown
-section), and ``[limits] max_queued_messages``. It checks the result with Bastion's own
-config loader and prints, as its last line, what it set (JSON).
+section), and the per-session queue cap: ``[limits] max_stored_messages`` (and
+``max_queued_bytes``) where Bastion stores queues, else ``max_queued_messages``. It
+checks the result with Bastion's own config loader and prints, as its last line, what it
+set (JSON).
 """
 
 from __future__ import annotations
@@ -102,8 +104,13 @@ def configure_durable(data_dir: Path, synchronous: str, max_queued: int) -> dict
         sessions = {k: v for k, v in wanted.items() if k in keys("sessions")}
         document.setdefault("sessions", {}).update(sessions)
     limits: dict[str, object] = {}
-    if "max_queued_messages" in keys("limits"):
+    if "max_stored_messages" in keys("limits"):
+        # Memory keeps its default; the store takes the rest (the point of durability).
+        limits["max_stored_messages"] = max_queued
+        limits["max_queued_bytes"] = 1 << 40
+    elif "max_queued_messages" in keys("limits"):
         limits["max_queued_messages"] = max_queued
+    if limits:
         document.setdefault("limits", {}).update(limits)
     path.write_text(tomli_w.dumps(document), encoding="utf-8")
     try:
