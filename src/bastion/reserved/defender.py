@@ -190,6 +190,7 @@ class _Tally:
     bytes_sent: int = 0
     messages_received: int = 0
     authorization_failures: int = 0
+    messages_dropped: int = 0
     connection_attempts: int = 0
     disconnects: int = 0
     source_ips: set[str] = field(default_factory=set)
@@ -263,7 +264,7 @@ class CloudMetricSampler:
         self._broker = broker
         self._dimensions = dimensions
         self._topic_dimensions = topic_dimensions
-        self._seen: dict[int, tuple[int, int, int, int]] = {}
+        self._seen: dict[int, tuple[int, int, int, int, int]] = {}
         self._tally: dict[str, _Tally] = defaultdict(_Tally)
         self._things_of_certificate: dict[str, tuple[str, bool]] = {}
         self.disconnected_since: dict[str, float] = {}
@@ -369,8 +370,8 @@ class CloudMetricSampler:
         if isinstance(session.topic_tally, DimensionTally):
             self._collect_topics(session.topic_tally, thing)
         now = (session.messages_sent, session.bytes_sent, session.messages_received,
-               session.authorization_failures)
-        before = self._seen.get(id(session), (0, 0, 0, 0))
+               session.authorization_failures, session.dropped)
+        before = self._seen.get(id(session), (0, 0, 0, 0, 0))
         self._seen[id(session)] = now
         tally = self._tally[thing]
         tally.registered = registered
@@ -378,15 +379,18 @@ class CloudMetricSampler:
         tally.bytes_sent += now[1] - before[1]
         tally.messages_received += now[2] - before[2]
         tally.authorization_failures += now[3] - before[3]
+        tally.messages_dropped += now[4] - before[4]
 
     def sample(self, now: float) -> list[Datapoint]:
         """The datapoints of the interval that ends ``now``: one set per thing that was
         connected or active during the interval. Must run on the broker's loop."""
         live: set[int] = set()
         for session in self._broker.sessions.values():
+            # An offline session keeps its counters (what it dropped meanwhile counts at
+            # its next interval online); only a session that is gone is forgotten.
+            live.add(id(session))
             if session.connection is None:
                 continue
-            live.add(id(session))
             thing, registered = thing_of(session)
             self._collect(session, thing, registered)
             self._equip(session, thing, registered)
@@ -403,6 +407,7 @@ class CloudMetricSampler:
                  MetricValue(count=t.authorization_failures)),
                 ("aws:num-connection-attempts", MetricValue(count=t.connection_attempts)),
                 ("aws:num-disconnects", MetricValue(count=t.disconnects)),
+                ("bastion:num-messages-dropped", MetricValue(count=t.messages_dropped)),
             ]
             if t.messages_sent:
                 values.append(("aws:message-byte-size",

@@ -13,7 +13,8 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from bastion.defender.detect import ViolationEventType
-from support.clients import HOST, V5, Client, wait_for
+from bastion.mqtt import Connect, PacketDecoder, Suback, Subscribe, Subscription, encode
+from support.clients import HOST, V5, Client, tls_socket, wait_for
 
 from .conftest import Detect
 
@@ -178,4 +179,37 @@ def test_authorization_failures_by_topic_filter_dimension(detect: Detect) -> Non
         assert [v.count for _, v in values] == [3]
     finally:
         a.disconnect()
+        b.disconnect()
+
+
+def test_a_device_whose_queue_overflows_raises_messages_dropped(detect: Detect) -> None:
+    # Bastion's own cloud-side metric: a device subscribed at QoS 1 that stops reading
+    # fills its queue (100 in flight + 1,000 queued); what its cap drops is counted
+    # against it, and the device publishing to it is not blamed.
+    stuck, publisher = detect.make_device(), detect.make_device()
+    group = detect.group(stuck, publisher)
+    detect.profile(group, _number("bastion:num-messages-dropped", "less-than", 1))
+    sock = tls_socket(stuck, detect.running.port, ca=stuck.ca)
+    sock.sendall(encode(Connect(stuck.name, keep_alive=60), 4))
+    sock.sendall(encode(Subscribe(1, (Subscription("alerts/#", 1),)), 4))
+    decoder, answers = PacketDecoder(version=4), []
+    while len(answers) < 2:  # CONNACK, SUBACK: then it reads no more
+        decoder.feed(sock.recv(4096))
+        answers.extend(iter(decoder.next_packet, None))
+    assert isinstance(answers[1], Suback)
+    b = Client(publisher, detect.running.port, client_id=publisher.name)
+    b.paho.max_inflight_messages_set(100)
+    b.connect()
+    try:
+        infos = [b.publish("alerts/x", b"%d" % i, qos=1, wait=False) for i in range(1_150)]
+        wait_for(lambda: all(info.mid in b.acks for info in infos), 20, "every PUBACK")
+        events = detect.tick()
+        assert _events(events, ViolationEventType.IN_ALARM) == [
+            (stuck.name, "num-messages-dropped")]
+        assert len(events) == 1
+        values = detect.service.list_metric_values(stuck.name, "bastion:num-messages-dropped",
+                                                   0, detect.clock.time() + 1)
+        assert [v.count for _, v in values] == [50]
+    finally:
+        sock.close()
         b.disconnect()

@@ -41,6 +41,9 @@ CLOUD_METRICS: Final[dict[str, MetricType]] = {
     "aws:num-disconnects": MetricType.NUMBER,
     "aws:source-ip-address": MetricType.IP_ADDRESS_LIST,
     "aws:disconnect-duration": MetricType.NUMBER,
+    # Bastion's own: deliveries to the device that were dropped (its queue at its cap,
+    # QoS 0 to a backed-up socket, expired or too large for it). Not an AWS metric.
+    "bastion:num-messages-dropped": MetricType.NUMBER,
 }
 DEVICE_METRICS: Final[dict[str, MetricType]] = {
     "aws:all-bytes-out": MetricType.NUMBER,
@@ -57,7 +60,8 @@ DEVICE_METRICS: Final[dict[str, MetricType]] = {
 BUILTIN_METRICS: Final = {**CLOUD_METRICS, **DEVICE_METRICS}
 ACCUMULATING: Final = frozenset({
     "aws:num-messages-sent", "aws:num-messages-received", "aws:num-authorization-failures",
-    "aws:num-connection-attempts", "aws:num-disconnects", "aws:all-bytes-out",
+    "aws:num-connection-attempts", "aws:num-disconnects", "bastion:num-messages-dropped",
+    "aws:all-bytes-out",
     "aws:all-bytes-in", "aws:all-packets-out", "aws:all-packets-in",
 })
 """Per-interval counts: over ``durationSeconds`` their datapoints are summed."""
