@@ -28,7 +28,11 @@ For every HTTP request:
 6. **Bind and validate** the input with the operation's model (:mod:`._binding`).
 7. **Handle** — the handler registered for the operation (:mod:`._handlers`), in a worker
    thread unless it must run on the broker's loop; an operation without one answers
-   ``NotImplementedException`` naming it.
+   ``NotImplementedException`` naming it. The handler runs inside
+   :meth:`~._auth.TrailSink.record_with_change`: the first database transaction it
+   commits — the call's change — appends the call's record (as the call is answered when
+   it succeeds) in that same transaction, so that a crash (``kill -9``) leaves the change
+   and its record, or neither.
 8. **Serialize** the result with the output shape (:mod:`._serialize`). Every
    refusal — an :class:`~._errors.ApiError` or a service's own error (registry, jobs,
    shadow, …: any :class:`~bastion.errors.ServiceError`) — is answered here, in one
@@ -36,9 +40,12 @@ For every HTTP request:
    within a nesting depth (:mod:`._nesting`); a :class:`RecursionError` that still
    escapes — a service parsing a deep document carried in a string member — is the
    caller's ``400 InvalidRequestException``, not a 500.
-9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome: a
-   refusal before authentication (a malformed or missing signature, an unknown key, a
-   bad signature, a clock skew) is ``denied`` with the access key id the request named.
+9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome, unless
+   its record committed with its change and the answer is the one recorded: a refusal
+   before authentication (a malformed or missing signature, an unknown key, a bad
+   signature, a clock skew) is ``denied`` with the access key id the request named. A
+   call that fails after its change committed (a later step refused, say) has two
+   records: the change's, and the answer's.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
 
@@ -70,6 +77,7 @@ from ._auth import (
     OUTCOME_DENIED,
     OUTCOME_ERROR,
     Caller,
+    ChangeRecord,
     CredentialSource,
     Role,
     TrailSink,
@@ -86,10 +94,16 @@ from ._errors import (
     request_timeout,
     wire_error,
 )
-from ._handlers import TABLE, HandlerTable
+from ._handlers import TABLE, HandlerSpec, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
-from ._serialize import JSON_CONTENT_TYPE, Response, serialize_error, serialize_output
+from ._serialize import (
+    JSON_CONTENT_TYPE,
+    Response,
+    serialize_error,
+    serialize_output,
+    success_status,
+)
 from ._sigv4 import (
     HttpRequest,
     SigV4Authorization,
@@ -123,6 +137,8 @@ class _Call:
     operation: str = ""
     parameters: Mapping[str, object] = field(default_factory=dict)
     outcome: str = OUTCOME_DENIED
+    change: ChangeRecord | None = None  # the record joined to the call's change, if any
+    change_status: int = 0              # the HTTP status that record says
 
 
 class ApiApplication:
@@ -225,6 +241,14 @@ class ApiApplication:
             error_code = failure.aws_error_type
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
+        change = call.change
+        if change is not None and change.committed:
+            if error_code is None and response.status == call.change_status:
+                return response  # recorded with its change, as it was answered
+            log.warning("%s:%s answered %d %s after its change committed (with its record "
+                        "saying %d); recording the answer too", call.service,
+                        call.operation, response.status, error_code or "",
+                        call.change_status)
         await self._record(call, error_code, response.status)
         return response
 
@@ -273,17 +297,30 @@ class ApiApplication:
         call.parameters = params
         host_header = request.header("host") or ""
         host = _host_without_port(host_header)
+        status = success_status(operation)
         if spec.on_loop:
             context = OperationContext(caller, self._services.default, self._gateway, host,
                                        host_header)
-            result = spec.handler(context, params)
+            result = self._run_recorded(spec, context, params, call, status)
         else:
             def run() -> Mapping[str, Any]:
                 services = self._services.for_region(caller.region)
                 context = OperationContext(caller, services, self._gateway, host, host_header)
-                return spec.handler(context, params)
+                return self._run_recorded(spec, context, params, call, status)
             result = await asyncio.to_thread(run)
         return serialize_output(operation, result)
+
+    def _run_recorded(self, spec: HandlerSpec, context: OperationContext,
+                      params: dict[str, Any], call: _Call, status: int) -> Mapping[str, Any]:
+        """Run the handler in this thread, its change carrying the call's record as the
+        call is answered when it succeeds (``allowed``, ``status``)."""
+        with self._trail.record_with_change(
+                caller=call.caller, access_key_id=call.access_key_id,
+                source_ip=call.source_ip, service=call.service, operation=call.operation,
+                parameters=params, outcome=OUTCOME_ALLOWED, error_code=None,
+                http_status=status) as change:
+            call.change, call.change_status = change, status
+            return spec.handler(context, params)
 
     async def _authenticate(self, request: HttpRequest, auth: SigV4Authorization,
                             source_ip: str) -> Caller:
