@@ -10,7 +10,8 @@ For every HTTP request:
    timeout from the end of the headers (else ``408 RequestTimeoutException`` and the
    connection is closed: what is left of the body would arrive as the next request).
    The headers themselves, and the number of connections per source address, are
-   bounded below the application, in :mod:`._connections`.
+   bounded below the application, in :mod:`._connections`; what is refused there (and a
+   request h11 cannot parse) is trailed through :meth:`ApiApplication.record_unparsed`.
 2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
    scope's *service* picks the served service (``iot`` / ``iotdata`` /
    ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
@@ -84,6 +85,7 @@ from ._auth import (
     role_allows,
 )
 from ._binding import bind_input, parse_query
+from ._connections import Refusal
 from ._context import Gateway, OperationContext, ServiceDirectory
 from ._errors import (
     ApiError,
@@ -396,6 +398,15 @@ class ApiApplication:
         except ServiceError:
             pass  # as much as could be learned; the refusal is recorded regardless
         await self._record(call, refused.aws_error_type, refused.http_status)
+
+    async def record_unparsed(self, refusal: Refusal) -> None:
+        """Trail a request refused below the application, before any of it was parsed
+        (:mod:`._connections`: a malformed request, headers too slow, too many
+        connections from one address), as ``denied``: the source address and the reason,
+        nothing of what was sent. Never raises.
+        """
+        call = _Call(refusal.source_ip, parameters={"reason": refusal.reason})
+        await self._record(call, refusal.error_code, refusal.http_status)
 
     def _describe(self, request: HttpRequest, call: _Call) -> None:
         auth = parse_authorization(request)
