@@ -152,8 +152,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         if trail.seal():
             log.info("trail: the chain head is sealed (keyed records from now on)")
     except TrailError as error:  # logged by the trail; `bastion trail verify` says more
-        log.error("trail: %s; API calls are answered but not recorded until it is "
-                  "repaired", error)
+        log.error("trail: %s; until it is repaired, API calls that change nothing are "
+                  "answered but not recorded, and changes are refused", error)
     files = FileService.from_datadir(store, datadir, clock=clock)
     files.signer()  # the URL-signing key, created on the first start
     provisioning_config = config.provisioning

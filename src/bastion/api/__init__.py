@@ -7,9 +7,10 @@ error codes match AWS; each implemented operation is one small handler
 (:mod:`._handlers`). See :mod:`._app` for the life of a request.
 
 * :class:`ApiServer` — serve the API inside Bastion's event loop (``bastion serve``).
-* :class:`CredentialSource`, :class:`TrailSink`, :class:`Role`, :class:`Caller`,
-  :func:`role_allows` — the plug points for access keys and the audit trail, with
-  :class:`StaticCredentials`, :class:`MemoryTrail` and :class:`LogTrail`.
+* :class:`CredentialSource`, :class:`TrailSink` (and its :class:`ChangeRecord`),
+  :class:`Role`, :class:`Caller`, :func:`role_allows` — the plug points for access keys
+  and the audit trail, with :class:`StaticCredentials`, :class:`MemoryTrail` and
+  :class:`LogTrail`.
 * :func:`implemented_operations` — which operations have a handler.
 """
 
@@ -19,6 +20,7 @@ from ._app import ApiApplication
 from ._auth import (
     ADMIN_SERVICE,
     Caller,
+    ChangeRecord,
     CredentialSource,
     LogTrail,
     MemoryTrail,
@@ -49,6 +51,7 @@ __all__ = [
     "ApiError",
     "ApiServer",
     "Caller",
+    "ChangeRecord",
     "CredentialSource",
     "LogTrail",
     "MemoryTrail",

@@ -10,7 +10,8 @@ For every HTTP request:
    timeout from the end of the headers (else ``408 RequestTimeoutException`` and the
    connection is closed: what is left of the body would arrive as the next request).
    The headers themselves, and the number of connections per source address, are
-   bounded below the application, in :mod:`._connections`.
+   bounded below the application, in :mod:`._connections`; what is refused there (and a
+   request h11 cannot parse) is trailed through :meth:`ApiApplication.record_unparsed`.
 2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
    scope's *service* picks the served service (``iot`` / ``iotdata`` /
    ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
@@ -28,7 +29,11 @@ For every HTTP request:
 6. **Bind and validate** the input with the operation's model (:mod:`._binding`).
 7. **Handle** — the handler registered for the operation (:mod:`._handlers`), in a worker
    thread unless it must run on the broker's loop; an operation without one answers
-   ``NotImplementedException`` naming it.
+   ``NotImplementedException`` naming it. The handler runs inside
+   :meth:`~._auth.TrailSink.record_with_change`: the first database transaction it
+   commits — the call's change — appends the call's record (as the call is answered when
+   it succeeds) in that same transaction, so that a crash (``kill -9``) leaves the change
+   and its record, or neither.
 8. **Serialize** the result with the output shape (:mod:`._serialize`). Every
    refusal — an :class:`~._errors.ApiError` or a service's own error (registry, jobs,
    shadow, …: any :class:`~bastion.errors.ServiceError`) — is answered here, in one
@@ -36,9 +41,12 @@ For every HTTP request:
    within a nesting depth (:mod:`._nesting`); a :class:`RecursionError` that still
    escapes — a service parsing a deep document carried in a string member — is the
    caller's ``400 InvalidRequestException``, not a 500.
-9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome: a
-   refusal before authentication (a malformed or missing signature, an unknown key, a
-   bad signature, a clock skew) is ``denied`` with the access key id the request named.
+9. **Record** the call in the :class:`~._auth.TrailSink`, whatever the outcome, unless
+   its record committed with its change and the answer is the one recorded: a refusal
+   before authentication (a malformed or missing signature, an unknown key, a bad
+   signature, a clock skew) is ``denied`` with the access key id the request named. A
+   call that fails after its change committed (a later step refused, say) has two
+   records: the change's, and the answer's.
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
 
@@ -71,12 +79,14 @@ from ._auth import (
     OUTCOME_DENIED,
     OUTCOME_ERROR,
     Caller,
+    ChangeRecord,
     CredentialSource,
     Role,
     TrailSink,
     role_allows,
 )
 from ._binding import bind_input, parse_query
+from ._connections import Refusal
 from ._context import Gateway, OperationContext, ServiceDirectory
 from ._errors import (
     ApiError,
@@ -87,10 +97,16 @@ from ._errors import (
     request_timeout,
     wire_error,
 )
-from ._handlers import TABLE, HandlerTable
+from ._handlers import TABLE, HandlerSpec, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
-from ._serialize import JSON_CONTENT_TYPE, Response, serialize_error, serialize_output
+from ._serialize import (
+    JSON_CONTENT_TYPE,
+    Response,
+    serialize_error,
+    serialize_output,
+    success_status,
+)
 from ._sigv4 import (
     HttpRequest,
     SigV4Authorization,
@@ -124,6 +140,8 @@ class _Call:
     operation: str = ""
     parameters: Mapping[str, object] = field(default_factory=dict)
     outcome: str = OUTCOME_DENIED
+    change: ChangeRecord | None = None  # the record joined to the call's change, if any
+    change_status: int = 0              # the HTTP status that record says
 
 
 class ApiApplication:
@@ -226,6 +244,14 @@ class ApiApplication:
             error_code = failure.aws_error_type
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
+        change = call.change
+        if change is not None and change.committed:
+            if error_code is None and response.status == call.change_status:
+                return response  # recorded with its change, as it was answered
+            log.warning("%s:%s answered %d %s after its change committed (with its record "
+                        "saying %d); recording the answer too", call.service,
+                        call.operation, response.status, error_code or "",
+                        call.change_status)
         await self._record(call, error_code, response.status)
         return response
 
@@ -274,20 +300,35 @@ class ApiApplication:
         call.parameters = params
         host_header = request.header("host") or ""
         host = _host_without_port(host_header)
+        status = success_status(operation)
         if spec.on_loop:
             context = OperationContext(caller, self._services.default, self._gateway, host,
                                        host_header)
-            answer = spec.handler(context, params)
+            answer = self._run_recorded(spec, context, params, call, status)
             result = await answer if inspect.isawaitable(answer) else answer
         else:
             def run() -> Mapping[str, Any]:
                 services = self._services.for_region(caller.region)
                 context = OperationContext(caller, services, self._gateway, host, host_header)
-                answer = spec.handler(context, params)
+                answer = self._run_recorded(spec, context, params, call, status)
                 assert not inspect.isawaitable(answer), "only on_loop handlers may await"
                 return answer
             result = await asyncio.to_thread(run)
         return serialize_output(operation, result)
+
+    def _run_recorded(self, spec: HandlerSpec, context: OperationContext,
+                      params: dict[str, Any], call: _Call, status: int
+                      ) -> Mapping[str, Any] | Awaitable[Mapping[str, Any]]:
+        """Run the handler in this thread, its change carrying the call's record as the
+        call is answered when it succeeds (``allowed``, ``status``). (An ``on_loop``
+        handler may answer with an awaitable; those change nothing in the store.)"""
+        with self._trail.record_with_change(
+                caller=call.caller, access_key_id=call.access_key_id,
+                source_ip=call.source_ip, service=call.service, operation=call.operation,
+                parameters=params, outcome=OUTCOME_ALLOWED, error_code=None,
+                http_status=status) as change:
+            call.change, call.change_status = change, status
+            return spec.handler(context, params)
 
     async def _authenticate(self, request: HttpRequest, auth: SigV4Authorization,
                             source_ip: str) -> Caller:
@@ -363,6 +404,15 @@ class ApiApplication:
         except ServiceError:
             pass  # as much as could be learned; the refusal is recorded regardless
         await self._record(call, refused.aws_error_type, refused.http_status)
+
+    async def record_unparsed(self, refusal: Refusal) -> None:
+        """Trail a request refused below the application, before any of it was parsed
+        (:mod:`._connections`: a malformed request, headers too slow, too many
+        connections from one address), as ``denied``: the source address and the reason,
+        nothing of what was sent. Never raises.
+        """
+        call = _Call(refusal.source_ip, parameters={"reason": refusal.reason})
+        await self._record(call, refusal.error_code, refusal.http_status)
 
     def _describe(self, request: HttpRequest, call: _Call) -> None:
         auth = parse_authorization(request)

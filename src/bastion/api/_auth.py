@@ -4,7 +4,9 @@ Plug points (``typing.Protocol``), so that the access-key store and the hash-cha
 trail can live elsewhere:
 
 * :class:`CredentialSource` — access key id → (secret access key, :class:`Role`);
-* :class:`TrailSink` — receives one record per API call, whatever its outcome.
+* :class:`TrailSink` — receives one record per API call, whatever its outcome; the record
+  of a call that changes something commits with the change, when the sink keeps its
+  records in the same database (:meth:`TrailSink.record_with_change`).
 
 Roles are coarse on purpose: ``auditor`` reads, ``operator`` runs the fleet, ``admin``
 also manages Bastion itself (access keys, users). :func:`role_allows` is the one table
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -27,6 +30,7 @@ from ..access import Role  # one enum: its values are stored with each access ke
 
 __all__ = [
     "Caller",
+    "ChangeRecord",
     "CredentialSource",
     "LogTrail",
     "MemoryTrail",
@@ -100,6 +104,51 @@ class TrailSink(Protocol):
         :param http_status: the HTTP status answered.
         """
         ...
+
+    def record_with_change(
+        self,
+        *,
+        caller: Caller | None,
+        access_key_id: str,
+        source_ip: str,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, object],
+        outcome: str,
+        error_code: str | None,
+        http_status: int,
+    ) -> AbstractContextManager[ChangeRecord]:
+        """A block in which the call runs, so that its change carries its record: the
+        first database transaction that the block's thread commits — the change the call
+        makes — appends the record too, in that transaction, so that a crash leaves both
+        or neither. The fields are those of :meth:`record`, given before the call runs:
+        the answer it gets when it succeeds.
+
+        The block's value says whether the record has committed. When it has not (the
+        call changed nothing, or the sink keeps no database to join), the caller records
+        the call with :meth:`record` once its outcome is known; when it has, but the call
+        then ends otherwise than the record says, the caller records that answer too.
+        """
+        ...
+
+
+class ChangeRecord(Protocol):
+    """The block value of :meth:`TrailSink.record_with_change`."""
+
+    @property
+    def committed(self) -> bool:
+        """Whether the record has committed, with the call's change."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Unjoined:
+    """The change record of a sink that joins no transaction: never committed."""
+
+    committed: bool = False
+
+
+_UNJOINED: Final = _Unjoined()
 
 
 OUTCOME_ALLOWED: Final = "allowed"
@@ -224,6 +273,22 @@ class MemoryTrail:
         with self._lock:
             self._records.append(entry)
 
+    def record_with_change(
+        self,
+        *,
+        caller: Caller | None,
+        access_key_id: str,
+        source_ip: str,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, object],
+        outcome: str,
+        error_code: str | None,
+        http_status: int,
+    ) -> AbstractContextManager[ChangeRecord]:
+        """No database to join: every call is recorded afterwards, with :meth:`record`."""
+        return nullcontext(_UNJOINED)
+
 
 class LogTrail:
     """Writes one line per call to the ``bastion.api.trail`` logger, without parameters
@@ -251,3 +316,19 @@ class LogTrail:
         self._log.info("%s %s:%s key=%s role=%s from=%s -> %d %s", outcome, service,
                        operation or "-", access_key_id or "-", role, source_ip,
                        http_status, error_code or "")
+
+    def record_with_change(
+        self,
+        *,
+        caller: Caller | None,
+        access_key_id: str,
+        source_ip: str,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, object],
+        outcome: str,
+        error_code: str | None,
+        http_status: int,
+    ) -> AbstractContextManager[ChangeRecord]:
+        """No database to join: every call is recorded afterwards, with :meth:`record`."""
+        return nullcontext(_UNJOINED)

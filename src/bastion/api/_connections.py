@@ -1,4 +1,5 @@
-"""The API's connections below HTTP: a cap per source address and a deadline on headers.
+"""The API's connections below HTTP: a cap per source address, a deadline on headers,
+and a record of every request refused down here.
 
 Theory of operation
 -------------------
@@ -26,6 +27,17 @@ things and changes nothing else:
   it is still sending) and the connection is closed. Data arriving does not extend the
   deadline, so trickling bytes does not keep a connection open.
 
+And one thing it only watches: a request that h11 cannot parse (a bad request line, a
+malformed header, headers too large) is answered by uvicorn itself, ``400`` in plain
+text, and the connection closed; the subclass keeps h11's reason for it, without the
+bytes h11 quotes in it (a malformed header line may hold a secret).
+
+Each of these refusals — 429, the header deadline's 408, the malformed request's 400 —
+is handed to the bound :data:`RefusalSink` as a :class:`Refusal` (the source address,
+the status, the AWS error type answered if any, the reason; nothing of what was sent):
+the application trails it (:meth:`~._app.ApiApplication.record_unparsed`). The sink runs
+as a task among uvicorn's own request tasks, so a graceful shutdown waits for it.
+
 The deadline on the *body* is the application's (:mod:`._app`): it can still answer in
 AWS's error shape through the ASGI response. The TLS handshake is bounded by the event
 loop's own handshake timeout (60 s), before this layer exists for the connection.
@@ -36,17 +48,45 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import re
 import uuid
 from collections import Counter
-from typing import Any, ClassVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ._errors import ApiError, request_timeout, throttled
 from ._serialize import serialize_error
 
 log = logging.getLogger("bastion.api")
+
+
+MALFORMED_STATUS = 400
+"""What uvicorn answers a request h11 cannot parse."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request refused below the application, before any of it was parsed.
+
+    :ivar source_ip: the peer's address.
+    :ivar http_status: the status answered.
+    :ivar error_code: the AWS error type answered; ``None`` for uvicorn's plain 400.
+    :ivar reason: why, in words (h11's for a malformed request).
+    """
+
+    source_ip: str
+    http_status: int
+    error_code: str | None
+    reason: str
+
+
+RefusalSink = Callable[[Refusal], Coroutine[Any, Any, None]]
+"""Receives each :class:`Refusal` (it must not raise)."""
 
 
 class SourceCounts:
@@ -107,16 +147,45 @@ def early_response(error: ApiError) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
+_QUOTED_BYTES: Final = re.compile(r"(?::\s*|\s+)(?:bytearray\()?b['\"]")
+
+
+def without_quoted_bytes(message: str) -> str:
+    """h11's error message without the bytes it quotes (``illegal header line:
+    bytearray(b'…')`` → ``illegal header line``): what went wrong, not what was sent."""
+    found = _QUOTED_BYTES.search(message)
+    return (message if found is None else message[:found.start()]).strip()
+
+
+class _ReasonKeepingConnection(h11.Connection):
+    """h11's connection, keeping the error it raised on the peer's bytes (uvicorn answers
+    it with a fixed message and drops it)."""
+
+    remote_error: h11.RemoteProtocolError | None = None
+
+    def next_event(self) -> type[h11.NEED_DATA | h11.PAUSED] | h11.Event:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as error:
+            self.remote_error = error
+            raise
+
+
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the per-source cap and the header deadline (see the
-    module docstring). Use :func:`guarded_h11_protocol` to bind it to a server's
-    settings."""
+    """uvicorn's h11 protocol with the per-source cap and the header deadline, reporting
+    every refusal (see the module docstring). Use :func:`guarded_h11_protocol` to bind it
+    to a server's settings."""
 
     sources: ClassVar[SourceCounts]
     header_timeout: ClassVar[float]
+    on_refusal: ClassVar[RefusalSink | None] = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        # h11's connection as uvicorn builds it, but keeping the reason of a refusal.
+        limit = config.h11_max_incomplete_event_size
+        self.conn = (_ReasonKeepingConnection(h11.SERVER) if limit is None else
+                     _ReasonKeepingConnection(h11.SERVER, max_incomplete_event_size=limit))
         self._source = ""
         self._admitted = False
         self._header_timer: asyncio.TimerHandle | None = None
@@ -127,10 +196,12 @@ class GuardedH11Protocol(H11Protocol):
         if not self.sources.admit(source):
             log.warning("refusing an API connection from %s: it holds %d already",
                         source or "?", self.sources.limit)
-            transport.write(early_response(throttled(
-                f"Too many open connections from {source or 'this address'}: at most "
-                f"{self.sources.limit}")))
+            refused = throttled(f"Too many open connections from {source or 'this address'}"
+                                f": at most {self.sources.limit}")
+            transport.write(early_response(refused))
             transport.close()
+            self._report(Refusal(source, refused.http_status, refused.aws_error_type,
+                                 refused.message))
             return
         self._source, self._admitted = source, True
         super().connection_made(transport)
@@ -173,25 +244,52 @@ class GuardedH11Protocol(H11Protocol):
             self.conn.send(h11.ConnectionClosed())
         except h11.LocalProtocolError:
             pass
-        self.transport.write(early_response(request_timeout(
-            f"The request headers were not received within {self.header_timeout:g} "
-            "seconds")))
+        refused = request_timeout(f"The request headers were not received within "
+                                  f"{self.header_timeout:g} seconds")
+        self.transport.write(early_response(refused))
         self.transport.close()
+        self._report(Refusal(self._source, refused.http_status, refused.aws_error_type,
+                             refused.message))
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request h11 cannot parse, reported with h11's reason."""
+        error = getattr(self.conn, "remote_error", None)
+        reason = (without_quoted_bytes(str(error)) if error is not None else "") or msg
+        log.info("refusing a malformed HTTP request from %s: %s", self._source or "?",
+                 reason)
+        super().send_400_response(msg)
+        self._report(Refusal(self._source, MALFORMED_STATUS, None,
+                             f"Malformed HTTP request: {reason}"))
+
+    def _report(self, refusal: Refusal) -> None:
+        sink = type(self).on_refusal  # through the class: a function stays unbound
+        if sink is None:
+            return
+        task = self.loop.create_task(sink(refusal))
+        self.tasks.add(task)  # uvicorn's request tasks: a graceful shutdown waits for them
+        task.add_done_callback(self.tasks.discard)
 
 
-def guarded_h11_protocol(sources: SourceCounts,
-                         header_timeout: float) -> type[GuardedH11Protocol]:
-    """:class:`GuardedH11Protocol` bound to one server's counts and header deadline
-    (uvicorn instantiates the ``http`` class itself, so the settings ride on a subclass).
+def guarded_h11_protocol(sources: SourceCounts, header_timeout: float, *,
+                         on_refusal: RefusalSink | None = None) -> type[GuardedH11Protocol]:
+    """:class:`GuardedH11Protocol` bound to one server's counts, header deadline and
+    refusal sink (uvicorn instantiates the ``http`` class itself, so the settings ride on
+    a subclass).
 
+    :param on_refusal: receives every refusal made below the application; ``None``:
+        they are only logged.
     :raises ValueError: ``header_timeout`` is not positive.
+    :raises TypeError: ``on_refusal`` is not callable.
     """
     if not header_timeout > 0:
         raise ValueError(f"the header timeout must be > 0, not {header_timeout}")
+    if on_refusal is not None and not callable(on_refusal):
+        raise TypeError("on_refusal must be callable")
 
     class BoundGuardedH11Protocol(GuardedH11Protocol):
         pass
 
     BoundGuardedH11Protocol.sources = sources
     BoundGuardedH11Protocol.header_timeout = header_timeout
+    BoundGuardedH11Protocol.on_refusal = on_refusal
     return BoundGuardedH11Protocol

@@ -40,13 +40,20 @@ class Response:
     body: bytes
 
 
+def success_status(operation: OperationModel) -> int:
+    """The HTTP status of a successful call: the model's ``http.responseCode`` (200 by
+    default). An output member bound to the status code (``location: statusCode``) may
+    answer another one."""
+    return int(operation.http.get("responseCode", 200))
+
+
 def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Response:
     """The HTTP response for a successful call.
 
     :raises TypeError: ``result`` has a key the output shape lacks, or a value of the
         wrong type.
     """
-    status = int(operation.http.get("responseCode", 200))
+    status = success_status(operation)
     shape = operation.output_shape
     if shape is None:
         if result:

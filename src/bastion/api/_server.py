@@ -10,7 +10,8 @@ allowed on a loopback address.
 uvicorn runs with Bastion's own h11 protocol class (:mod:`._connections`): at most
 ``max_connections_per_source`` open connections per address, and a request's headers
 must arrive within ``header_timeout``; the application bounds the body
-(``body_timeout``).
+(``body_timeout``). What that class refuses, and a request h11 cannot parse, is trailed
+by the application.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ class ApiServer(Component):
         uv_config = uvicorn.Config(
             self.application, interface="asgi3", ws="none", lifespan="off",
             http=guarded_h11_protocol(SourceCounts(config.max_connections_per_source),
-                                      config.header_timeout),
+                                      config.header_timeout,
+                                      on_refusal=self.application.record_unparsed),
             log_config=None, log_level="warning", access_log=False, proxy_headers=False,
             server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT))
         uv_config.load()

@@ -7,7 +7,9 @@ Only this package knows SQL. Services open a unit of work and use its repositori
         row = uow.things.get("dev1")
 
 * :class:`Store` — the engine, Alembic migrations (``migrations/``), and
-  :meth:`Store.transaction` yielding a :class:`UnitOfWork`.
+  :meth:`Store.transaction` yielding a :class:`UnitOfWork`; :meth:`Store.join_writes`
+  lets a :class:`CommitParticipant` add its writes to each writing transaction of a
+  block, just before the commit.
 * Repositories, one per aggregate: things, thing types, thing groups (hierarchy and
   membership), thing principals, certificates, CA certificates, policies (versions and
   attachments), settings, sealed secrets, the connection journal, API access keys, and
@@ -59,6 +61,7 @@ from ._jobs import (
     JobTemplateRepository,
     JobTemplateRow,
 )
+from ._joining import CommitParticipant
 from ._pages import Page, page_of_sorted
 from ._policies import PolicyRepository
 from ._provisioning import (
@@ -105,6 +108,7 @@ __all__ = [
     "CaCertificateRow",
     "CertificateRepository",
     "CertificateRow",
+    "CommitParticipant",
     "ConflictError",
     "ConnectionJournalRepository",
     "ConnectionSessionRow",

@@ -6,14 +6,16 @@ this package). PostgreSQL serialises concurrent upgrades with an advisory lock; 
 ``BEGIN IMMEDIATE`` does the same. Every read or write then happens inside
 :meth:`Store.transaction`, which yields a :class:`UnitOfWork`: the repositories, all bound
 to one connection and one transaction, committed when the block ends normally and rolled
-back when it raises.
+back when it raises. Inside a :meth:`Store.join_writes` block a writing transaction is
+joined by the block's :class:`CommitParticipant` just before it commits (how the trail's
+record commits with the change it describes: :mod:`._joining`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -42,6 +44,7 @@ from ._files import FileRepository
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
+from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
 from ._schema import metadata
@@ -238,14 +241,37 @@ class Store:
     def transaction(self, *, readonly: bool = False) -> Iterator[UnitOfWork]:
         """A unit of work: committed when the block ends, rolled back if it raises.
 
+        A writing transaction opened inside a :meth:`join_writes` block (on this thread)
+        calls the block's participant before it commits and after.
+
         :param readonly: the block only reads. On SQLite this starts a deferred
             transaction, which does not take the write lock.
+        :raises Exception: whatever the block, or a joined participant, raised.
         """
+        participant = None if readonly else participant_of(self)
         with self._engine.connect() as conn:
             if readonly:
                 conn.execution_options(**{READONLY_OPTION: True})
             with conn.begin():
-                yield UnitOfWork(conn)
+                uow = UnitOfWork(conn)
+                yield uow
+                if participant is not None:
+                    participant.before_commit(uow)
+            if participant is not None:
+                participant.after_commit()
+
+    def join_writes(self, participant: CommitParticipant) -> AbstractContextManager[None]:
+        """A block whose writing transactions on this store, opened by this thread, are
+        joined by ``participant``: its ``before_commit(uow)`` is each one's last work,
+        inside the transaction, and its ``after_commit()`` follows each commit (see
+        :mod:`._joining` for what is not joined).
+
+        :raises TypeError: ``participant`` lacks ``before_commit`` or ``after_commit``.
+        """
+        if not (callable(getattr(participant, "before_commit", None))
+                and callable(getattr(participant, "after_commit", None))):
+            raise TypeError("participant must have before_commit(uow) and after_commit()")
+        return joining(self, participant)
 
 
 def _alembic_config() -> Config:

@@ -4,7 +4,9 @@ append-only record with a sealed head.
 * :class:`Trail` — implements the API's ``TrailSink``: :meth:`Trail.record` redacts the
   parameters and appends a :class:`TrailRecord` linked to the one before it by an HMAC
   under a key derived from the master key (:class:`TrailKeys`), and re-seals the chain
-  head in the same transaction; :meth:`Trail.verify` and :meth:`Trail.export` read it
+  head in the same transaction; :meth:`Trail.record_with_change` appends the record of a
+  call in the transaction of the change it makes (a :class:`ChangeRecord`), so that a
+  crash leaves both or neither; :meth:`Trail.verify` and :meth:`Trail.export` read it
   back. There is no update or delete, here or in the store.
 * :func:`verify` — proves the chain intact or names the first broken record and the
   :class:`Problem` (:class:`VerifyResult`): an edited, deleted, reordered or recomputed
@@ -30,7 +32,7 @@ from ._errors import TrailError, TrailIntegrityError
 from ._head import head_seal
 from ._keys import TrailKeys
 from ._redact import REDACTED, is_secret_name, redact
-from ._trail import SEAL_OPERATION, CallerLike, Trail, export, verify
+from ._trail import SEAL_OPERATION, CallerLike, ChangeRecord, Trail, export, verify
 from ._verify import Problem, VerifyResult, verify_chain
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "SEAL_OPERATION",
     "UNKEYED_FORMAT",
     "CallerLike",
+    "ChangeRecord",
     "Problem",
     "Trail",
     "TrailError",

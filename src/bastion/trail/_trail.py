@@ -17,9 +17,17 @@ keyed ``SealTrail`` record (service ``bastion``, access key ``system:trail``) na
 head it found, and the unkeyed records before it stay verifiable as before; an empty one
 is sealed as it is.
 
-The append works inside a :class:`~bastion.store.UnitOfWork` it is given
-(:meth:`Trail._append_in`), so that a later change can write a service's change and its
-record in one transaction; today each record has a transaction of its own.
+A call that changes something is recorded in the transaction of its change
+(:meth:`Trail.record_with_change`): the record joins the first writing transaction the
+call's thread commits on the trail's store (:meth:`bastion.store.Store.join_writes`), as
+that transaction's last work, so a crash leaves the change and its record or neither, and
+a record the trail refuses (a tampered head) refuses the change with it. The chain stays
+in line as for any append: the head is locked (PostgreSQL) or the write lock already held
+(SQLite's ``BEGIN IMMEDIATE``) in that transaction, and the head is the last lock a
+transaction takes, so two changes wait for each other there and never deadlock. The lock
+inside the process is not taken there (a transaction holding SQLite's write lock must not
+wait for a thread that is waiting for it). A call that changes nothing is recorded in a
+transaction of its own (:meth:`Trail.record`), as is everything else the trail keeps.
 
 There is no method to update or delete a record, here or in the store.
 """
@@ -29,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, Protocol, TypeVar
@@ -45,7 +54,7 @@ from ._chain import (
     compute_hash,
     truncate_to_millisecond,
 )
-from ._errors import TrailIntegrityError
+from ._errors import TrailError, TrailIntegrityError
 from ._head import head_seal
 from ._keys import TrailKeys, same_digest
 from ._redact import redact
@@ -129,7 +138,7 @@ class Trail:
         error_code: str | None,
         http_status: int,
     ) -> TrailRecord:
-        """Redact, chain and store one call.
+        """Redact, chain and store one call, in a transaction of its own.
 
         :param caller: the authenticated caller (its ``role`` is recorded); ``None`` when
             authentication failed.
@@ -143,27 +152,47 @@ class Trail:
         :raises bastion.store.StoreError: the database refused the record repeatedly.
         :raises sqlalchemy.exc.SQLAlchemyError: the database failed.
         """
-        for name, text in (("access_key_id", access_key_id), ("source_ip", source_ip),
-                           ("service", service), ("operation", operation),
-                           ("outcome", outcome)):
-            if not isinstance(text, str):
-                raise TypeError(f"{name} must be a str, not {type(text).__name__}")
-        if error_code is not None and not isinstance(error_code, str):
-            raise TypeError(f"error_code must be a str or None, not {type(error_code).__name__}")
-        if isinstance(http_status, bool) or not isinstance(http_status, int):
-            raise TypeError(f"http_status must be an int, not {type(http_status).__name__}")
-        fields: dict[str, Any] = {
-            "access_key_id": _clean(access_key_id, "access_key_id"),
-            "role": None if caller is None else _clean(_role_name(caller.role), "role"),
-            "source_ip": _clean(source_ip, "source_ip"),
-            "service": _clean(service, "service"),
-            "operation": _clean(operation, "operation"),
-            "parameters": canonical_json(redact(service, operation, parameters)),
-            "outcome": _clean(outcome, "outcome"),
-            "error_code": None if error_code is None else _clean(error_code, "error_code"),
-            "http_status": http_status,
-        }
+        fields = _fields(caller=caller, access_key_id=access_key_id, source_ip=source_ip,
+                         service=service, operation=operation, parameters=parameters,
+                         outcome=outcome, error_code=error_code, http_status=http_status)
         return self._retrying(lambda uow: self._append_in(uow, fields))
+
+    @contextmanager
+    def record_with_change(
+        self,
+        *,
+        caller: CallerLike | None,
+        access_key_id: str,
+        source_ip: str,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, object],
+        outcome: str,
+        error_code: str | None,
+        http_status: int,
+    ) -> Iterator[ChangeRecord]:
+        """A block whose change carries this record of a call (``TrailSink``): the first
+        writing transaction that this thread commits on the trail's store inside the
+        block also appends the record, as its last work (see the module docstring).
+        Later transactions of the block append nothing. A block that commits no writing
+        transaction appends nothing either: record the call with :meth:`record` then.
+
+        The fields are those of :meth:`append`, given before the call runs: the answer it
+        gets when it succeeds.
+
+        :returns: (the block's value) whether the record has committed so far
+            (:attr:`ChangeRecord.committed`).
+        :raises TypeError: a field has the wrong type (before the block runs).
+        :raises TrailIntegrityError: (from the change's transaction, which is rolled back)
+            the chain head is missing or its seal does not match.
+        :raises TrailError: (likewise) the head moved although it was locked.
+        """
+        record = ChangeRecord(self, _fields(
+            caller=caller, access_key_id=access_key_id, source_ip=source_ip,
+            service=service, operation=operation, parameters=parameters, outcome=outcome,
+            error_code=error_code, http_status=http_status))
+        with self._store.join_writes(record):
+            yield record
 
     def seal(self) -> bool:
         """Seal the chain head if it was never sealed (see the module docstring); Bastion
@@ -265,6 +294,83 @@ class Trail:
         :raises ValueError: ``since`` or ``until`` is naive.
         """
         return export(self._store, since, until)
+
+
+class ChangeRecord:
+    """The record of one call, joined to the writing transactions of its change
+    (:meth:`Trail.record_with_change`): appended in the first, nothing in the others.
+    Used by one thread (the store calls it only from the thread of the block)."""
+
+    __slots__ = ("_appending", "_committed", "_fields", "_trail")
+
+    def __init__(self, trail: Trail, fields: Mapping[str, Any]) -> None:
+        self._trail = trail
+        self._fields = fields
+        self._appending = False
+        self._committed = False
+
+    def __repr__(self) -> str:
+        return (f"<ChangeRecord {self._fields['service']}:{self._fields['operation']} "
+                f"committed={self._committed}>")
+
+    @property
+    def committed(self) -> bool:
+        """Whether the record has committed, with the first change of the block."""
+        return self._committed
+
+    def before_commit(self, uow: UnitOfWork) -> None:
+        """Append the record in ``uow``, unless it has committed already.
+
+        :raises TrailIntegrityError: the chain head is missing or its seal does not match.
+        :raises TrailError: the head moved although this transaction had locked it.
+        """
+        self._appending = False
+        if self._committed:
+            return
+        try:
+            self._trail._append_in(uow, self._fields)
+        except ConflictError as error:
+            # Not a ConflictError any more: the change's own code must not take it for
+            # one of its constraints (a name taken, say) and answer the caller so.
+            _log.error("the trail's chain head moved under a locked append: %s", error)
+            raise TrailError(f"the trail's chain head moved under a locked append: "
+                             f"{error}") from error
+        self._appending = True
+
+    def after_commit(self) -> None:
+        """The transaction committed: with the record, if it was appended there."""
+        if self._appending:
+            self._appending = False
+            self._committed = True
+
+
+def _fields(*, caller: CallerLike | None, access_key_id: str, source_ip: str, service: str,
+            operation: str, parameters: Mapping[str, object], outcome: str,
+            error_code: str | None, http_status: int) -> dict[str, Any]:
+    """A record's fields, checked, redacted and cut to their columns.
+
+    :raises TypeError: a field has the wrong type.
+    """
+    for name, text in (("access_key_id", access_key_id), ("source_ip", source_ip),
+                       ("service", service), ("operation", operation),
+                       ("outcome", outcome)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a str, not {type(text).__name__}")
+    if error_code is not None and not isinstance(error_code, str):
+        raise TypeError(f"error_code must be a str or None, not {type(error_code).__name__}")
+    if isinstance(http_status, bool) or not isinstance(http_status, int):
+        raise TypeError(f"http_status must be an int, not {type(http_status).__name__}")
+    return {
+        "access_key_id": _clean(access_key_id, "access_key_id"),
+        "role": None if caller is None else _clean(_role_name(caller.role), "role"),
+        "source_ip": _clean(source_ip, "source_ip"),
+        "service": _clean(service, "service"),
+        "operation": _clean(operation, "operation"),
+        "parameters": canonical_json(redact(service, operation, parameters)),
+        "outcome": _clean(outcome, "outcome"),
+        "error_code": None if error_code is None else _clean(error_code, "error_code"),
+        "http_status": http_status,
+    }
 
 
 def verify(store: Store, keys: TrailKeys | None, *,

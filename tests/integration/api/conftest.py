@@ -18,7 +18,10 @@ from bastion.broker import BrokerLimits
 from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import DeviceFiles
+from support.databases import _pg_schemas, fresh_database_url
 from support.running import RunningBastion
+
+__all__ = ["_pg_schemas", "fresh_database_url"]  # the store fixtures, for the crash test
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -3,8 +3,9 @@
 A slowloris client (headers never finished) and a trickled body are cut within their
 configured limits while boto3 keeps working on other connections; one source address
 cannot hold more than its share of connections while other addresses are served; a JSON
-body nested 100,000 deep is a 400, not a crash. Timeouts are short in these servers'
-configuration; every wait is a deadline (limit + margin), never a sleep.
+body nested 100,000 deep is a 400, not a crash. Each refusal is trailed. Timeouts are
+short in these servers' configuration; every wait is a deadline (limit + margin), never
+a sleep.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from bastion.api import MemoryTrail
+from bastion.api import MemoryTrail, TrailRecord
 from bastion.config import ApiConfig
 from bastion.datadir import init_data_dir
+from support.clients import wait_for
 
 from .conftest import KEYS, ApiBastion, _start
 from .test_security import raw
@@ -155,11 +157,27 @@ def assert_aws_error(answer: Answer, status: int, error_type: str) -> None:
 UNSIGNED_GET = b"GET /things HTTP/1.1\r\nHost: bastion\r\n\r\n"
 
 
+def refusals(api: ApiBastion, status: int, source: str = "127.0.0.1") -> list[TrailRecord]:
+    """The trail's records of connections refused below the application."""
+    return [record for record in api.trail.records
+            if record.http_status == status and record.source_ip == source
+            and "reason" in record.parameters]
+
+
+def assert_refusal_record(record: TrailRecord, error_type: str, reason: str) -> None:
+    """Trailed as denied, with nothing but the source, the answer and the reason."""
+    assert (record.outcome, record.error_code) == ("denied", error_type)
+    assert (record.caller, record.access_key_id, record.service, record.operation) == (
+        None, "", "", "")
+    assert record.parameters == {"reason": reason}
+
+
 # -- header timeout ---------------------------------------------------------------------
 
 
 def test_unfinished_headers_are_cut_while_others_are_served(strict: ApiBastion) -> None:
     iot = strict.client()
+    trailed = len(refusals(strict, 408))
     started = time.monotonic()
     with connect(strict) as silent, connect(strict) as trickling:
         # ``silent`` never sends a byte; ``trickling`` starts a request, then sends one
@@ -175,6 +193,12 @@ def test_unfinished_headers_are_cut_while_others_are_served(strict: ApiBastion) 
     assert_aws_error(told, 408, "RequestTimeoutException")
     assert "headers" in told.json()["message"]
     assert "things" in iot.list_things()   # and the server is still there
+    # Both cuts are in the trail, as refusals of the address.
+    wait_for(lambda: len(refusals(strict, 408)) >= trailed + 2, timeout=MARGIN,
+             what="the two header timeouts in the trail")
+    for record in refusals(strict, 408)[trailed:]:
+        assert_refusal_record(record, "RequestTimeoutException",
+                              told.json()["message"])
 
 
 def test_a_kept_alive_connection_gets_a_fresh_header_deadline(strict: ApiBastion) -> None:
@@ -202,7 +226,8 @@ def test_a_trickled_body_is_answered_408_and_closed(strict: ApiBastion) -> None:
     assert "body" in answer.json()["message"]
     assert "things" in iot.list_things()
     # The refusal is in the trail, like every other.
-    (late,) = [r for r in strict.trail.records if r.error_code == "RequestTimeoutException"]
+    (late,) = [r for r in strict.trail.records if r.error_code == "RequestTimeoutException"
+               and r.parameters.get("contentLength") == "1000"]
     assert (late.outcome, late.http_status) == ("denied", 408)
 
 
@@ -243,6 +268,10 @@ def test_one_source_is_capped_while_others_are_served(capped: ApiBastion) -> Non
         assert_aws_error(answer, 429, "ThrottlingException")
         assert str(CAP) in answer.json()["message"]
         refused.close()
+        wait_for(lambda: refusals(capped, 429, "127.0.0.2"), timeout=MARGIN,
+                 what="the refused connection in the trail")
+        assert_refusal_record(refusals(capped, 429, "127.0.0.2")[0], "ThrottlingException",
+                              answer.json()["message"])
 
         assert "things" in capped.client().list_things()  # 127.0.0.1 is served
         other, answer = admitted(capped, "127.0.0.3")

@@ -1,11 +1,15 @@
 """Refused requests land in the real, keyed trail: a body too large (413), a bad
-signature, an unknown key and a missing signature each leave a record with what is known
-of the caller, and the trail still verifies intact."""
+signature, an expired one, an unknown key, a missing signature and a request h11 cannot
+parse (uvicorn's 400) each leave a record with what is known of the caller, and the trail
+still verifies intact."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -18,10 +22,12 @@ from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
 from bastion.store import Store
 from bastion.trail import TrailKeys, export, verify
+from support.clients import wait_for
 from support.running import RunningBastion
 
 from .conftest import KEYS, NO_RETRIES, REGION
-from .test_security import raw
+from .test_hardening import connect, parse, until_closed
+from .test_security import raw, signing_clock
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # the API's default cap (bastion.api._app)
 
@@ -118,4 +124,43 @@ def test_an_unknown_key_and_a_missing_signature_are_trailed(bastion: TrailedBast
     assert (unsigned["access_key_id"], unsigned["error_code"], unsigned["outcome"]) == (
         "", "MissingAuthenticationTokenException", "denied")
     assert unsigned["source_ip"] == "127.0.0.1"
+    assert verify(bastion.store, bastion.keys()).ok
+
+
+def test_an_expired_signature_is_trailed(bastion: TrailedBastion) -> None:
+    before = len(bastion.records())
+    iot = bastion.client("iot", KEYS["operator"])
+    with signing_clock(timedelta(minutes=-6)), pytest.raises(ClientError) as caught:
+        iot.create_thing(thingName="signed-too-long-ago")
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+    [record] = _new_records(bastion, before)
+    assert (record["outcome"], record["role"], record["access_key_id"]) == (
+        "denied", None, KEYS["operator"][0])
+    assert (record["http_status"], record["error_code"]) == (403, "InvalidSignatureException")
+    assert (record["service"], record["operation"]) == ("iot", "CreateThing")
+    assert verify(bastion.store, bastion.keys()).ok
+
+
+@pytest.mark.parametrize(("sent", "reason"), [
+    (b"\x16\x03 not HTTP at all\r\n\r\n", "illegal request line"),
+    ((b"POST /things/x HTTP/1.1\r\nHost: bastion\r\nContent-Length: 11\r\n"
+      b"x-amz-security-token secret-token\r\n\r\nsecret-body"), "illegal header line"),
+    (b"GET /things HTTP/1.1\r\n\r\n", "Missing mandatory Host: header"),
+], ids=["request-line", "header-line", "no-host"])
+def test_a_request_h11_cannot_parse_is_trailed(bastion: TrailedBastion, sent: bytes,
+                                               reason: str) -> None:
+    before = len(bastion.records())
+    with connect(bastion) as sock:  # type: ignore[arg-type]
+        sock.sendall(sent)
+        answer = parse(until_closed(sock, time.monotonic() + 10))
+    assert answer.status == 400  # uvicorn's own answer, before any parsing of ours
+    wait_for(lambda: len(bastion.records()) > before, what="the refusal's record")
+    [record] = _new_records(bastion, before)
+    assert (record["outcome"], record["http_status"], record["error_code"]) == (
+        "denied", 400, None)
+    assert (record["source_ip"], record["access_key_id"], record["role"]) == (
+        "127.0.0.1", "", None)
+    assert (record["service"], record["operation"]) == ("", "")
+    assert record["parameters"] == {"reason": f"Malformed HTTP request: {reason}"}
+    assert "secret" not in json.dumps(record)  # neither the header line nor the body
     assert verify(bastion.store, bastion.keys()).ok

@@ -66,7 +66,7 @@ def test_acknowledged_messages_survive_kill_9(served: Callable[..., ServedBastio
                                               database: str, version: int) -> None:
     server = served(database)
     sub_device, pub_device, late_device = server.devices("sub-dev", "pub-dev", "late-dev")
-    port = server.start()
+    port = server.start().port
 
     sub = subscriber(sub_device, port, version).connect()
     assert sub.subscribe("fleet/durable", qos=1)[0] == 1
@@ -106,7 +106,7 @@ def test_acknowledged_messages_survive_kill_9(served: Callable[..., ServedBastio
     acknowledged = set(acked)
     assert len(acknowledged) >= 1_500
 
-    port = server.start()
+    port = server.start().port
     sub = subscriber(sub_device, port, version).connect()
     assert sub.session_present is True
     got = sequence_numbers(sub, acknowledged, timeout=60)
@@ -119,7 +119,7 @@ def test_acknowledged_messages_survive_kill_9(served: Callable[..., ServedBastio
     assert late.expect(1, timeout=5)[0].payload == b"retained-1"
     late.disconnect()
     sub.disconnect()
-    assert server.terminate() == 0
+    assert server.stop() == 0
 
 
 @pytest.mark.parametrize("database", BACKENDS, indirect=True)
@@ -127,7 +127,7 @@ def test_queued_messages_and_retained_survive_a_clean_restart(
         served: Callable[..., ServedBastion], database: str) -> None:
     server = served(database)
     sub_device, pub_device, late_device = server.devices("sub-dev", "pub-dev", "late-dev")
-    port = server.start()
+    port = server.start().port
     sub = subscriber(sub_device, port, V5).connect()
     sub.subscribe("fleet/queued", qos=1)
     sub.disconnect()
@@ -139,9 +139,9 @@ def test_queued_messages_and_retained_survive_a_clean_restart(
     wait_for(lambda: all(info.mid in pub.acks for info in infos), 60, "5,000 PUBACKs")
     pub.publish("fleet/state", b"on", qos=1, retain=True)
     pub.disconnect()
-    assert server.terminate() == 0
+    assert server.stop() == 0
 
-    port = server.start()
+    port = server.start().port
     sub = subscriber(sub_device, port, V5).connect()
     assert sub.session_present is True
     got = sequence_numbers(sub, set(range(5_000)), timeout=60)
@@ -151,7 +151,7 @@ def test_queued_messages_and_retained_survive_a_clean_restart(
     assert late.expect(1, timeout=5)[0].payload == b"on"
     late.disconnect()
     sub.disconnect()
-    assert server.terminate() == 0
+    assert server.stop() == 0
 
 
 
@@ -170,20 +170,20 @@ def test_an_offline_session_spills_to_the_store_and_memory_stays_bounded(
     # all come back, in order.
     server = served(database)
     sub_device, pub_device = server.devices("sub-dev", "pub-dev")
-    port = server.start()
-    assert server.proc is not None
+    port = server.start().port
+    assert server.pid
     sub = subscriber(sub_device, port, V311).connect()
     sub.subscribe("fleet/bulk", qos=1)
     sub.disconnect()
     pub = Client(pub_device, port, version=V311, client_id="bulk-pub")
     pub.paho.max_inflight_messages_set(100)
     pub.connect()
-    before = rss_bytes(server.proc.pid)
+    before = rss_bytes(server.pid)
     total, filler = 30_000, b"." * 1_994
     infos = [pub.publish("fleet/bulk", b"%06d" % n + filler, qos=1, wait=False)
              for n in range(total)]
     wait_for(lambda: all(i.mid in pub.acks for i in infos), 60, "every PUBACK")
-    grown = rss_bytes(server.proc.pid) - before
+    grown = rss_bytes(server.pid) - before
     assert grown < 32 * 1024 * 1024, f"the broker grew by {grown / 2**20:.0f} MiB"
     pub.disconnect()
 
