@@ -46,8 +46,8 @@ def test_a_stuck_subscriber_stalls_nobody_and_memory_stays_bounded(
     for n in range(total):
         infos.append(pub.publish("fleet/data", b"%06d" % n + filler, qos=1, wait=False))
         if n % 200 == 199:  # paced to what one paho client here reads
-            sent = n
-            wait_for(lambda: len(healthy.messages.queue) + 300 > sent, 20, "the healthy one")
+            wait_for(lambda sent=n: len(healthy.messages.queue) + 300 > sent, 20,
+                     "the healthy one")
     got = [int(m.payload[:6]) for m in healthy.expect(total, timeout=60)]
     elapsed = time.monotonic() - started
     assert got == list(range(total))
