@@ -177,14 +177,15 @@ class SessionRecords(Protocol):
 def encode_message(message: Message, clock: Clock) -> bytes:
     """``message`` as an MQTT 5 PUBLISH: every property survives; an expiry deadline
     becomes the interval left (read back against the clock of the next start)."""
+    if message.expires_at is None:  # the bytes MQTT 5 subscribers get (cached)
+        return message.encoded(MQTT_5, message.qos, message.retain)
     props = message.properties
-    if message.expires_at is not None:
-        left = max(1, int(message.expires_at - clock.monotonic()))
-        props = Properties(
-            payload_format_indicator=props.payload_format_indicator,
-            content_type=props.content_type, response_topic=props.response_topic,
-            correlation_data=props.correlation_data, user_properties=props.user_properties,
-            message_expiry_interval=left)
+    left = max(1, int(message.expires_at - clock.monotonic()))
+    props = Properties(
+        payload_format_indicator=props.payload_format_indicator,
+        content_type=props.content_type, response_topic=props.response_topic,
+        correlation_data=props.correlation_data, user_properties=props.user_properties,
+        message_expiry_interval=left)
     return encode_publish(message.topic, message.payload, message.qos, message.retain,
                           1 if message.qos else None, MQTT_5, props)
 
