@@ -240,7 +240,30 @@ class TrailRecord:
     http_status: int
 
 
-class MemoryTrail:
+class _RecordedAfterwards:
+    """A trail with no database to join: ``record_with_change`` joins nothing, and every
+    call is recorded afterwards, with ``record``."""
+
+    __slots__ = ()
+
+    def record_with_change(
+        self,
+        *,
+        caller: Caller | None,
+        access_key_id: str,
+        source_ip: str,
+        service: str,
+        operation: str,
+        parameters: Mapping[str, object],
+        outcome: str,
+        error_code: str | None,
+        http_status: int,
+    ) -> AbstractContextManager[ChangeRecord]:
+        """No database to join: every call is recorded afterwards, with :meth:`record`."""
+        return nullcontext(_UNJOINED)
+
+
+class MemoryTrail(_RecordedAfterwards):
     """Keeps every record in a list (thread-safe); for tests."""
 
     __slots__ = ("_lock", "_records")
@@ -273,24 +296,8 @@ class MemoryTrail:
         with self._lock:
             self._records.append(entry)
 
-    def record_with_change(
-        self,
-        *,
-        caller: Caller | None,
-        access_key_id: str,
-        source_ip: str,
-        service: str,
-        operation: str,
-        parameters: Mapping[str, object],
-        outcome: str,
-        error_code: str | None,
-        http_status: int,
-    ) -> AbstractContextManager[ChangeRecord]:
-        """No database to join: every call is recorded afterwards, with :meth:`record`."""
-        return nullcontext(_UNJOINED)
 
-
-class LogTrail:
+class LogTrail(_RecordedAfterwards):
     """Writes one line per call to the ``bastion.api.trail`` logger, without parameters
     (so nothing secret reaches the log). The stand-in until a real trail is plugged in."""
 
@@ -316,19 +323,3 @@ class LogTrail:
         self._log.info("%s %s:%s key=%s role=%s from=%s -> %d %s", outcome, service,
                        operation or "-", access_key_id or "-", role, source_ip,
                        http_status, error_code or "")
-
-    def record_with_change(
-        self,
-        *,
-        caller: Caller | None,
-        access_key_id: str,
-        source_ip: str,
-        service: str,
-        operation: str,
-        parameters: Mapping[str, object],
-        outcome: str,
-        error_code: str | None,
-        http_status: int,
-    ) -> AbstractContextManager[ChangeRecord]:
-        """No database to join: every call is recorded afterwards, with :meth:`record`."""
-        return nullcontext(_UNJOINED)
