@@ -45,12 +45,16 @@ class GatedRecords:
         self.records = records
         self.gate = threading.Event()
         self.gate.set()
+        self.failures = 0  # the next commits that fail (a locked or full disk)
 
     def load(self, per_session: int) -> Snapshot:
         return self.records.load(per_session)
 
     def apply(self, ops: Sequence[Op]) -> None:
         self.gate.wait(10)
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk full")
         self.records.apply(ops)
 
     def page(self, client_id: str, after_seq: int, limit: int) -> list[StoredDelivery]:
@@ -247,48 +251,22 @@ def test_the_retained_cap_answers_quota_exceeded() -> None:
     run(scenario, limits=BrokerLimits(max_retained_messages=2))
 
 
-class FailingRecords(GatedRecords):
-    """The real records, whose next ``failures`` commits fail (a locked or full disk)."""
-
-    def __init__(self, records: SqlSessionRecords, failures: int) -> None:
-        super().__init__(records)
-        self.failures = failures
-
-    def apply(self, ops: Sequence[Op]) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise OSError("disk full")
-        self.records.apply(ops)
-
-
 def test_a_failed_commit_is_retried_and_nothing_is_acknowledged_before(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async def main() -> None:
-        store = Store.open(f"sqlite:///{tmp_path / 'e.db'}")
-        records = FailingRecords(SqlSessionRecords(store.engine), failures=0)
-        pair = BrokerPair(directory=DurableSessionDirectory)
-        directory = pair.broker.directory
-        assert isinstance(directory, DurableSessionDirectory)
-        commit = GroupCommit(records, pair.clock, asyncio.get_running_loop())
-        directory.open_journal(commit)
-        try:
-            sub = await pair.connect("sub", clean_start=False, session_expiry=3600)
-            await sub.subscribe("d/#", 1)
-            sub.drop()
-            await pair.settle()
-            pub = await pair.connect("pub")
-            records.failures = 2
-            with caplog.at_level(logging.ERROR, "bastion.broker.durable"):
-                pub.send(Publish("d/1", b"one", 1, packet_id=1))
-                await pair.settle(durable=False)
-                assert pub.packets() == []  # the commit failed: no PUBACK
-                await pair.settle()  # retried (twice) until it succeeded
-            assert pub.take(Puback) == [Puback(1)]
-            assert commit.failures == 2
-            assert "commit of 1 changes failed; retrying" in caplog.text
-        finally:
-            await pair.broker.close()
-            await commit.close()
-            store.close()
+    async def scenario(pair: BrokerPair, commit: GroupCommit, records: GatedRecords) -> None:
+        sub = await pair.connect("sub", clean_start=False, session_expiry=3600)
+        await sub.subscribe("d/#", 1)
+        sub.drop()
+        await pair.settle()
+        pub = await pair.connect("pub")
+        records.failures = 2
+        with caplog.at_level(logging.ERROR, "bastion.broker.durable"):
+            pub.send(Publish("d/1", b"one", 1, packet_id=1))
+            await pair.settle(durable=False)
+            assert pub.packets() == []  # the commit failed: no PUBACK
+            await pair.settle()  # retried (twice) until it succeeded
+        assert pub.take(Puback) == [Puback(1)]
+        assert commit.failures == 2
+        assert "commit of 1 changes failed; retrying" in caplog.text
 
-    asyncio.run(main())
+    run_durable(tmp_path / "e.db", scenario)
