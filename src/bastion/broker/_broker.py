@@ -678,6 +678,10 @@ class Broker:
                 log.info("stored session of %r discarded: %s", session.client_id, exc)
                 self.directory.discard(session)
                 return
+            except Exception:  # kept, without permissions, until its client reconnects
+                log.exception("re-binding the stored session of %r failed",
+                              session.client_id)
+                permissions = None
             session.set_permissions(permissions)
             detached = session.detached_at if session.detached_at is not None else now
             will = session.take_will()
