@@ -31,6 +31,14 @@ section), and the per-session queue cap: ``[limits] max_stored_messages`` (and
 ``max_queued_bytes``) where Bastion stores queues, else ``max_queued_messages``. It
 checks the result with Bastion's own config loader and prints, as its last line, what it
 set (JSON).
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --no-drop
+
+gives Bastion the limits the private Mosquitto runs with (``max_queued_messages
+1000000``, ``max_queued_bytes 0``): queues that do not drop within a bench run. Each
+subscriber's queue is its own in Bastion, so a subscriber slower than its publishers
+drops at its cap instead of slowing them down, as Mosquitto does at its own; the fan-in
+scenarios compare the two with caps that never bite. Same checks, same last line.
 """
 
 from __future__ import annotations
@@ -80,6 +88,38 @@ def open_policy() -> str:
         {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
 
 
+NO_DROP_LIMITS = {
+    "max_queued_messages": 1_000_000,
+    "max_queued_bytes": 0,                       # no byte cap (Mosquitto: 0)
+    "max_write_buffer_bytes": 1 << 30,           # QoS 0 kept for a slow socket too
+    "queue_memory_budget_bytes": 16 << 30,
+}
+"""Bastion's counterpart of the private Mosquitto's ``max_queued_messages 1000000`` and
+``max_queued_bytes 0``."""
+
+
+def configure_no_drop(data_dir: Path) -> dict[str, object]:
+    """Set :data:`NO_DROP_LIMITS` (the keys this Bastion knows) in ``config.toml``.
+
+    :raises ValueError: if Bastion's config loader refuses the result.
+    """
+    import tomli_w
+
+    from bastion.config import Config, ConfigError, load_config
+
+    path = data_dir / "config.toml"
+    document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    known = {f.name for f in dataclasses.fields(Config().limits)}
+    limits = {k: v for k, v in NO_DROP_LIMITS.items() if k in known}
+    document.setdefault("limits", {}).update(limits)
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        raise ValueError(f"Bastion refuses the limits: {exc}") from None
+    return {"limits": limits}
+
+
 def configure_durable(data_dir: Path, synchronous: str, max_queued: int) -> dict[str, object]:
     """Switch on durable sessions in ``data_dir/config.toml`` as far as this Bastion knows
     them; returns what was set (``sessions`` is ``None`` when it has no such section).
@@ -126,7 +166,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--durable", choices=("normal", "full"))
     parser.add_argument("--max-queued", type=int, default=1_000_000)
+    parser.add_argument("--no-drop", action="store_true")
     args = parser.parse_args()
+    if args.no_drop:
+        try:
+            print(json.dumps(configure_no_drop(args.data_dir)))
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"could not configure the limits: {exc}")
+            return 1
+        return 0
     if args.durable:
         try:
             done = configure_durable(args.data_dir, args.durable, args.max_queued)
@@ -136,7 +184,7 @@ def main() -> int:
         print(json.dumps(done))
         return 0
     if args.out is None:
-        parser.error("--out is required (unless --durable)")
+        parser.error("--out is required (unless --durable or --no-drop)")
     try:
         from bastion.config import load_config
         from bastion.controlplane import open_control_plane, provision_device

@@ -273,6 +273,11 @@ class BastionInstall:
         try:
             _run_setup_step([*setup, "--data-dir", str(data_dir), "--out", str(out)])
             provisioning = "bench/bastion_setup.py: bench policy (client bench-*, topics bench/*)"
+            # Mosquitto's limits here never drop within a run; Bastion gets the same.
+            limits = json.loads(_run_setup_step(
+                [*setup, "--data-dir", str(data_dir), "--no-drop"]).strip().splitlines()[-1])
+            provisioning += "; [limits] " + ", ".join(
+                f"{k} = {v}" for k, v in limits["limits"].items())
         except BrokerError as exc:
             _run_setup_step(
                 [

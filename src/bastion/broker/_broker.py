@@ -21,8 +21,9 @@ PUBLISH, one way: connection -> :meth:`Broker.handle_packet` (limits, ``iot:Publ
 ``iot:Receive``) -> each recipient's :meth:`Session.deliver` -> its connection's bytes, or
 its own bounded queue. The acknowledgement goes back to the publisher after routing, once
 what it acknowledges is durable (:meth:`Broker._reply`; at once without a durable
-directory). A slow recipient never holds a publisher back; only the memory budget of all
-queues together does (``QueueBudget``).
+directory). A recipient that cannot keep up paces a publisher only when that publisher
+serves nobody else (``Session`` flow control); the memory budget of all queues together
+(``QueueBudget``) holds every publisher alike.
 
 Disconnection: a session whose connection ended (or was taken over or dropped) is detached;
 its will is published, at once or after the MQTT 5 will delay (cancelled by a reconnect),
@@ -577,7 +578,7 @@ class Broker:
                 # told, so their message is routed without being kept, like a will's.)
                 message.received_at = self.clock.time()
                 retained.set(topic, message)
-        return self._route(message)
+        return self._route(message, sender.connection if sender is not None else None)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
 

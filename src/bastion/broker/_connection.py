@@ -132,6 +132,9 @@ class MQTTConnection(asyncio.Protocol):
         "protocol_version",
         "publish_will",
         "replies",
+        "routed",
+        "served",
+        "served_at",
         "session",
         "transport",
         "unflushed",
@@ -172,6 +175,10 @@ class MQTTConnection(asyncio.Protocol):
         # Acknowledgements waiting for the commit that makes them true (see Broker._reply):
         # (commit number, packet), in the order the client is owed them.
         self.replies: deque[tuple[int, Packet]] | None = None
+        # What the router notes when this connection publishes (see Session.may_hold).
+        self.routed = 0
+        self.served: object | None = None
+        self.served_at = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -272,20 +279,24 @@ class MQTTConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
+        session = self.session
+        if session is not None and session.connection is self:
+            session.writable()
 
     # -- flow control --------------------------------------------------------------------
 
     def hold(self) -> None:
-        """The broker holds this publisher back (its queues are over their memory budget).
+        """The broker holds this publisher back (a subscriber it alone serves paces it, or
+        every queue together is over its memory budget; counted per holder).
 
         Reading stops, so TCP slows the client down, unless this connection's own session
-        has deliveries queued (draining them takes its acknowledgements) or its output is
-        backed up; PUBLISH packets already read wait in ``_held``.
+        is congested or has deliveries queued (draining them takes its acknowledgements);
+        PUBLISH packets already read wait in ``_held``.
         """
         self.holds += 1
         session = self.session
         if self._read_held or self.paused or self.closed or self.transport is None or (
-                session is not None and session.queue):
+                session is not None and (session.queue or session.congested())):
             return
         self._read_held = True
         self.transport.pause_reading()
@@ -418,6 +429,11 @@ class MQTTConnection(asyncio.Protocol):
         out.clear()
         self.unflushed = 0
         self.transport.write(data)
+        session = self.session
+        if not self.paused and session is not None and session.holding and (
+                session.connection is self):
+            # Held back for output that had not been flushed yet; the socket took it.
+            session.writable()
 
     def send_packet(self, packet: Packet) -> None:
         """Encode ``packet`` through the protocol state and write it."""

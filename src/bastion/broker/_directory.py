@@ -17,7 +17,8 @@ The message path runs one way through it::
 :meth:`Router.route` is the one call per message: it matches the topic, merges the
 overlapping subscriptions of one session, checks ``iot:Receive`` from each session's
 decision cache and hands one delivery to each session's queue. Each session's queue is
-its own and bounded: a slow recipient never holds the publisher back (see ``_session``).
+its own and bounded; a recipient that cannot keep up paces the publishing link only when
+that link serves nobody else (see ``_session``, flow control).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions
 from ._plugs import Action, Principal
 from ._retained import RetainedStore
-from ._session import QueueBudget, QueueFull, Session
+from ._session import Link, QueueBudget, QueueFull, Session
 from ._subscriptions import SubscriptionIndex
 
 __all__ = ["MemorySessionDirectory", "RetainedMessages", "Router", "SessionDirectory"]
@@ -69,7 +70,7 @@ class RetainedMessages(Protocol):
 class Router(Protocol):
     """Hands a published message to every session subscribed to its topic."""
 
-    def route(self, message: Message) -> bool:
+    def route(self, message: Message, publisher: Link | None) -> bool:
         """Deliver ``message`` to the sessions whose subscriptions match its topic.
 
         One delivery per session, however many of its subscriptions match: the highest
@@ -77,6 +78,8 @@ class Router(Protocol):
         published if any matching subscription asks for it. A subscription with no local
         skips the message's own origin. Each shared subscription group gets it once.
         ``iot:Receive`` is checked per session; a denial is reported, not delivered.
+        ``publisher`` (None for messages the broker originates) is paced by a recipient
+        that cannot keep up only when it serves nobody else (``Session.may_hold``).
 
         :returns: whether any subscription matched (MQTT 5 "no matching subscribers").
         """
@@ -254,7 +257,7 @@ class MemorySessionDirectory:
     def subscription_count(self) -> int:
         return len(self._index)
 
-    def route(self, message: Message) -> bool:
+    def route(self, message: Message, publisher: Link | None) -> bool:
         matches = self._index.match(message.topic)
         if not matches:
             return False
@@ -272,6 +275,12 @@ class MemorySessionDirectory:
                                     (opts.subscription_id,) if opts.subscription_id else ())
                 else:
                     self._denied(session, Action.RECEIVE, topic)
+            if publisher is not None:
+                routed = publisher.routed = publisher.routed + 1
+                if not session.congested():
+                    publisher.served, publisher.served_at = session, routed
+                elif session.may_hold(publisher):
+                    session.hold(publisher)
             return True
         merged: dict[Session, tuple[int, bool, list[int]]] = {}
         for session, opts in matches:
@@ -285,10 +294,25 @@ class MemorySessionDirectory:
                 entry[2].extend(sub_id)
                 merged[session] = (max(entry[0], opts.qos),
                                    entry[1] or opts.retain_as_published, entry[2])
+        congested: list[Session] = []
+        keeping_up: Session | None = None
         for session, (sub_qos, rap, sub_ids) in merged.items():
             if not session.allowed(Action.RECEIVE, topic):
                 self._denied(session, Action.RECEIVE, topic)
                 continue
             session.deliver(message, min(sub_qos, message.qos), message.retain and rap,
                             tuple(sub_ids))
+            if publisher is not None:
+                if session.congested():
+                    congested.append(session)
+                else:
+                    keeping_up = session
+        if publisher is not None:
+            routed = publisher.routed = publisher.routed + 1
+            if keeping_up is not None:  # it serves someone who keeps up: nobody holds it
+                publisher.served, publisher.served_at = keeping_up, routed
+            else:
+                for session in congested:
+                    if session.may_hold(publisher):
+                        session.hold(publisher)
         return True

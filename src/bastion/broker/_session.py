@@ -21,10 +21,10 @@ QoS 0 for an absent client, or one whose socket is backed up past
 ``max_write_buffer_bytes``, is dropped and counted). Each session's queue is its own and
 bounded (``max_queued`` in memory; a persistent session's deliveries beyond that are
 stored only, up to ``max_stored`` and ``max_queued_bytes``; past the cap a delivery is
-dropped, counted and reported to ``queue_full``): a subscriber that stops reading fills
-its own queue and never holds back its publishers or anyone else. What every session
-queues in memory together is counted in one :class:`QueueBudget`; only when that is over
-its limit are publishers held back, all alike. An acknowledgement frees a
+dropped, counted and reported to ``queue_full``). What every session queues in memory
+together is counted in one :class:`QueueBudget`; when that is over its limit, publishers
+are held back, all alike. See "flow control" below for the one case where a subscriber
+paces a publisher: never one that serves anybody else, and never for long when stuck. An acknowledgement frees a
 window slot and pulls the next queued message. When a connection attaches to an existing
 session, every in-flight message is resent (PUBLISH with DUP, or PUBREL), then the queue
 drains. Message bytes are encoded once per (protocol version, QoS, retain flag) on the
@@ -74,12 +74,24 @@ class Link(Protocol):
     def send_packet(self, packet: Packet) -> None: ...
 
     def hold(self) -> None:
-        """The broker holds this publisher back: its queues are over their memory budget."""
+        """The broker holds this publisher back (counted; see Session's flow control)."""
+        ...
+
+    def keep_reading(self) -> None:
+        """Read this connection even while held (its own session is congested)."""
         ...
 
     def release(self) -> None:
         """Undo one :meth:`hold`."""
         ...
+
+    # What the router notes on a publishing link (see Session.may_hold).
+    routed: int
+    """Messages routed from this link so far."""
+    served: object | None
+    """The last session this link's messages reached while it was keeping up."""
+    served_at: int
+    """``routed`` at that moment."""
 
     # How it ended, read by the broker once it is detached.
     disconnect_reason: DisconnectReason
@@ -135,6 +147,21 @@ class QueueFull(Protocol):
 _UNDECIDED: dict[str, bool] = {}
 """Shared by every session until its first decision; never written to (see allowed())."""
 _DECISIONS_KEPT = 4096
+
+UNFLUSHED_HIGH_WATER = 256 * 1024
+"""Bytes written to a connection in this event-loop step (not yet handed to its socket)
+past which the connection counts as congested: a publisher resumed after a pause may
+deliver megabytes in one step (libuv reads up to 32 times per readiness event), before
+the socket's own high-water mark could say so."""
+
+STUCK_AFTER = 1.0
+"""Seconds a congested subscriber may pace its publishers without making progress (a
+quarter of its in-flight window acknowledged, or its socket drained); after that it is
+stuck and holds nobody until it makes progress again."""
+
+SERVED_RECENTLY = 1_000
+"""A publisher whose last this many messages reached a session that keeps up (other than
+the congested one) serves others: no congested subscriber holds it back."""
 
 class QueueBudget:
     """The memory every session's queue may take together (payload bytes in memory).
@@ -209,15 +236,53 @@ class Session:
     """MQTT session state for one client id. See the module docstring."""
 
     # Slots: a broker holds one per client; a __dict__ would cost ~1 KB more each.
-    __slots__ = ("_clock", "_decisions", "_expiry_timer", "_loaded_upto", "_next_id",
-                 "_pending_will", "_refilling", "_seq", "_will_timer",
-                 "authorization_failures", "budget", "bytes_sent", "client_id",
-                 "connection", "detached_at", "dropped", "expiry_interval", "inbound_qos2",
-                 "inflight", "journal", "max_inflight", "max_queued", "max_queued_bytes",
-                 "max_stored", "memory_bytes", "messages_received", "messages_sent",
-                 "permissions", "principal", "publish_allowed", "queue", "queue_full",
-                 "queued_bytes", "receive_allowed", "session_id", "spilled", "subscriptions",
-                 "topic_tally", "will")
+    __slots__ = (
+        "_clock",
+        "_decisions",
+        "_expiry_timer",
+        "_loaded_upto",
+        "_next_id",
+        "_pending_will",
+        "_progress",
+        "_refilling",
+        "_seq",
+        "_stuck",
+        "_watch",
+        "_will_timer",
+        "authorization_failures",
+        "budget",
+        "bytes_sent",
+        "client_id",
+        "connection",
+        "detached_at",
+        "dropped",
+        "expiry_interval",
+        "high_water",
+        "holding",
+        "inbound_qos2",
+        "inflight",
+        "journal",
+        "low_water",
+        "max_inflight",
+        "max_queued",
+        "max_queued_bytes",
+        "max_stored",
+        "memory_bytes",
+        "messages_received",
+        "messages_sent",
+        "permissions",
+        "principal",
+        "publish_allowed",
+        "queue",
+        "queue_full",
+        "queued_bytes",
+        "receive_allowed",
+        "session_id",
+        "spilled",
+        "subscriptions",
+        "topic_tally",
+        "will",
+    )
 
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
                  max_queued: int, clock: Clock, *, max_stored: int = 0,
@@ -251,6 +316,13 @@ class Session:
         self.max_queued_bytes = max_queued_bytes
         self.queue_full = queue_full
         self.budget = budget if budget is not None else QueueBudget(1 << 62)
+        # Flow control (below): publishers this session paces, and whether it progresses.
+        self.holding: set[Link] | None = None
+        self.high_water = max(1, max_inflight)
+        self.low_water = max(0, max_inflight // 4)
+        self._progress = 0       # acknowledgements (and drained sockets) while holding
+        self._stuck = False
+        self._watch: Timer | None = None
         self.memory_bytes = 0  # payload bytes in ``queue`` (taken from the budget)
         self.dropped = 0
         # Durability (persistent sessions of a durable directory; None: memory only).
@@ -295,11 +367,14 @@ class Session:
 
     def detach(self, link: Link) -> bool:
         """``link`` is gone (closed, taken over, dropped). Returns False when ``link`` is
-        not this session's live connection (nothing to do)."""
+        not this session's live connection (nothing to do). An offline session holds no
+        publisher back."""
         if self.connection is not link:
             return False
         self.connection = None
         self.detached_at = self._clock.time()
+        if self.holding:
+            self.release_all()
         return True
 
     def take_will(self) -> Will | None:
@@ -366,6 +441,8 @@ class Session:
         self.subscriptions.clear()
         self.clear_flow()
         self.cancel_timers()
+        if self.holding:
+            self.release_all()
 
     # -- subscriptions, inbound QoS 2, counters -------------------------------------------
 
@@ -563,6 +640,8 @@ class Session:
             self._refilling = True
             journal.refill(self, self._loaded_upto,
                            self.max_queued - (len(queue) if queue else 0))
+        if self.holding:
+            self.release_if_drained()
 
     def refilled(self, entries: list[Queued]) -> None:
         """Stored deliveries loaded back into memory (the journal's answer to
@@ -600,11 +679,105 @@ class Session:
                                 + [0])
         self.inbound_qos2 = inbound_qos2 or None
 
+    # -- flow control --------------------------------------------------------------------
+    #
+    # Each session's queue is its own (see the module docstring). One exception keeps a
+    # flood from costing messages where nobody else is at stake: a live subscriber that
+    # cannot keep up (its QoS 1/2 queue behind the in-flight window is past the high-water
+    # mark, or its socket's send buffer is) paces a connection publishing to it, by the
+    # broker not reading that connection (TCP slows it down; PUBLISH packets already read
+    # wait unprocessed, QoS 1/2 unacknowledged), but only when
+    #
+    # * the publisher serves nobody else: none of its last SERVED_RECENTLY messages reached
+    #   another session that was keeping up (may_hold); a backend publishing to many
+    #   devices is never held back by one of them;
+    # * and the subscriber makes progress: a quarter of its in-flight window acknowledged
+    #   (or its socket drained) every STUCK_AFTER seconds. A subscriber that does not is stuck: it lets its
+    #   publishers go and holds nobody until it progresses again; meanwhile its queue takes
+    #   what comes and drops at its cap.
+    #
+    # Deadlock freedom rests on one rule: a congested session's own connection is always
+    # read (hold() resumes it, and so does a full send buffer), because draining it needs
+    # its acknowledgements, and a client that publishes and subscribes from one thread may
+    # sit in a blocking write until we read. An offline session holds nobody.
+
+    def congested(self) -> bool:
+        """Whether this session cannot keep up now (and is not stuck)."""
+        conn = self.connection
+        if conn is None or self._stuck:
+            return False
+        queue = self.queue
+        if queue is not None and len(queue) >= self.high_water:
+            return True
+        return conn.paused or conn.unflushed >= UNFLUSHED_HIGH_WATER
+
+    def may_hold(self, publisher: Link) -> bool:
+        """Whether pacing ``publisher`` stalls nobody else (see flow control)."""
+        served = publisher.served
+        return (served is None or served is self
+                or publisher.routed - publisher.served_at > SERVED_RECENTLY)
+
+    def hold(self, publisher: Link) -> None:
+        conn = self.connection
+        if conn is not None:
+            conn.keep_reading()  # a congested session's own connection is always read
+        holding = self.holding
+        if holding is None:
+            holding = self.holding = set()
+        if publisher is conn or publisher in holding:
+            return
+        holding.add(publisher)
+        publisher.hold()
+        if self._watch is None:
+            self._progress = 0
+            self._watch = self._clock.call_later(STUCK_AFTER, self._check_progress)
+
+    def _check_progress(self) -> None:
+        self._watch = None
+        if not self.holding:
+            return
+        if self._progress >= max(1, self.low_water):
+            self._progress = 0
+            self._watch = self._clock.call_later(STUCK_AFTER, self._check_progress)
+            return
+        self._stuck = True  # it holds nobody until it makes progress again
+        self.release_all()
+
+    def _progressed(self, amount: int = 1) -> None:
+        self._progress += amount
+        if self._stuck:
+            self._stuck = False
+
+    def writable(self) -> None:
+        """The connection's send buffer drained below its low-water mark."""
+        self._progressed(max(1, self.low_water))
+        if self.holding:
+            self.release_if_drained()
+
+    def release_if_drained(self) -> None:
+        queue = self.queue
+        if self.connection is not None and (
+                (queue is not None and len(queue) > self.low_water)
+                or self.connection.paused):
+            return
+        self.release_all()
+
+    def release_all(self) -> None:
+        holding, self.holding = self.holding, None
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        for publisher in holding or ():
+            publisher.release()
+
     def acknowledge(self, packet_id: int) -> bool:
         """PUBACK or PUBCOMP from the client: the delivery is complete."""
         out = self.inflight.pop(packet_id, None)
         if out is None:
             return False
+        self._progress += 1
+        if self._stuck:
+            self._stuck = False
         if self.journal is not None:
             self.journal.done(self, out.seq)
         self.pump()

@@ -106,7 +106,7 @@ def test_discard_forgets_the_session_and_its_subscriptions(
     directory.discard(session)
     assert directory.get("dev") is None
     assert directory.subscription_count() == 0
-    assert not directory.route(Message("t/1", b"", 0, False))
+    assert not directory.route(Message("t/1", b"", 0, False), None)
 
 
 def test_discarding_a_replaced_session_leaves_its_successor_alone(
@@ -117,7 +117,7 @@ def test_discarding_a_replaced_session_leaves_its_successor_alone(
     directory.subscribe(new, "t/#", SubscriptionOptions(0))
     directory.discard(old)  # e.g. its expiry timer fired late
     assert directory.get("dev") is new
-    assert directory.route(Message("t/1", b"", 0, False))
+    assert directory.route(Message("t/1", b"", 0, False), None)
     assert sink.topics == ["t/1"]
 
 
@@ -130,7 +130,7 @@ def test_overlapping_subscriptions_deliver_once_and_receive_is_checked(
         assert directory.subscribe(session, topic_filter, SubscriptionOptions(0))
     assert not directory.subscribe(session, "t/1", SubscriptionOptions(1))  # replaced
     directory.subscribe(blocked, "t/#", SubscriptionOptions(0))
-    assert directory.route(Message("t/1", b"x", 0, False))
+    assert directory.route(Message("t/1", b"x", 0, False), None)
     assert sink.topics == ["t/1"]
     assert blocked_sink.topics == []
     assert denials == [("blocked", Action.RECEIVE, "t/1")]
@@ -143,8 +143,8 @@ def test_no_local_skips_the_origin(setup: tuple[SessionDirectory, Denials]) -> N
     directory, _ = setup
     session, sink = live(directory, "dev")
     directory.subscribe(session, "t/#", SubscriptionOptions(0, no_local=True))
-    assert directory.route(Message("t/1", b"", 0, False, origin="dev"))
-    assert directory.route(Message("t/2", b"", 0, False, origin="other"))
+    assert directory.route(Message("t/1", b"", 0, False, origin="dev"), None)
+    assert directory.route(Message("t/2", b"", 0, False, origin="other"), None)
     assert sink.topics == ["t/2"]
 
 
