@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +47,31 @@ class SessionsConfig:
         if self.synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be \"normal\" or \"full\", "
                              f"not {self.synchronous!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """[cluster]: several nodes serving one fleet (docs/cluster.md)."""
+
+    nats_url: str = ""   # empty: a single node; e.g. "nats://10.0.0.5:4222" (JetStream on)
+    node_id: str = ""    # this node's stable id; empty: the host name
+    name: str = "bastion"  # the cluster's name: its NATS subjects and buckets start with it
+
+    def __post_init__(self) -> None:
+        for key, value in (("name", self.name), ("node_id", self.node_id)):
+            if value and not _NATS_TOKEN.fullmatch(value):
+                raise ValueError(f"{key} may hold only letters, digits, '-' and '_', "
+                                 f"not {value!r}")
+
+    @property
+    def node(self) -> str:
+        """``node_id``, or the host name made into a NATS token."""
+        import socket
+
+        return self.node_id or re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())
+
+
+_NATS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # -- The AWS-compatible REST API (bastion.api) -----------------------------------------
@@ -112,6 +138,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
@@ -122,7 +149,7 @@ class Config:
 
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
-    "sessions": SessionsConfig,
+    "sessions": SessionsConfig, "cluster": ClusterConfig,
     "account": Account, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,

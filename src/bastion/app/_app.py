@@ -10,7 +10,7 @@ live sessions), hands the services to the front doors (the reserved-topic handle
 REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
 in this order:
 
-    store · sessions · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
+    store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
     detect loop · provisioning hooks · MQTT listeners · REST API
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
@@ -28,6 +28,7 @@ from typing import TypeVar
 from ..api import ApiServer, CredentialSource, TrailSink
 from ..broker import Broker, DurableSessionDirectory, Message
 from ..clock import Clock, SystemClock
+from ..cluster import ClusterNode
 from ..config import Config
 from ..controlplane import ControlPlane, database_url
 from ..datadir import DataDir
@@ -199,10 +200,15 @@ class App:
             [shadow, jobs, ProvisioningTopics(broker, services.provisioning)])
         gate.first_sight = FirstConnectionRegistration(broker, services.provisioning)
         self.journal = ConnectionJournal(plane.store, bus)
-        components: list[Component] = [
-            _Closing("store", plane.store.close),
-            *([DurableSessions(broker, plane.store, config.sessions)]
-              if config.sessions.durable else []),
+        components: list[Component] = [_Closing("store", plane.store.close)]
+        sessions = None
+        if config.sessions.durable:
+            sessions = DurableSessions(broker, plane.store, config.sessions)
+            components.append(sessions)
+        if config.cluster.nats_url:
+            components.append(ClusterNode(broker, config.cluster,
+                                          sessions.records if sessions else None))
+        components += [
             self.journal,
             services.alerts,
             JobScheduler(services.jobs, bus),

@@ -29,14 +29,14 @@ class DurableSessions(Component):
                             "DurableSessionDirectory")
         self._broker = broker
         self._directory = directory
-        self._records = SqlSessionRecords(store.engine, synchronous=config.synchronous)
+        self.records = SqlSessionRecords(store.engine, synchronous=config.synchronous)
         self.commit: GroupCommit | None = None
 
     async def start(self) -> None:
         broker = self._broker
-        snapshot = await asyncio.to_thread(self._records.load,
+        snapshot = await asyncio.to_thread(self.records.load,
                                            broker.limits.max_queued_messages)
-        self.commit = GroupCommit(self._records, broker.clock, asyncio.get_running_loop())
+        self.commit = GroupCommit(self.records, broker.clock, asyncio.get_running_loop())
         self._directory.open_journal(self.commit)
         sessions = self._directory.restore(snapshot)
         await broker.resume_stored(sessions)

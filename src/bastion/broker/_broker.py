@@ -105,6 +105,20 @@ log = logging.getLogger("bastion.broker")
 SUCCESS = ReasonCode.SUCCESS
 
 
+class Ownership(Protocol):
+    """Who owns a client id when several brokers serve one fleet (``bastion.cluster``).
+
+    :meth:`claim` runs in every CONNECT before the session is opened: it makes this node
+    the owner, has the previous owner hand the session over, and brings what the store
+    holds of it into this node's directory. :meth:`released` is told when this node no
+    longer holds a session for the client id.
+    """
+
+    async def claim(self, client_id: str) -> None: ...
+
+    def released(self, client_id: str) -> None: ...
+
+
 class ReservedTopicHandler(Protocol):
     """A service answering PUBLISHes on reserved topics (``$aws/things/…/shadow/…``)."""
 
@@ -177,6 +191,8 @@ class Broker:
         self._closing = False
         self._drained: asyncio.Event | None = None
         self.lifecycle = LifecycleEvents(self.bus, self.publish)
+        self.ownership: Ownership | None = None
+        """None on a single node: every client id is this broker's."""
 
     @property
     def sessions(self) -> Mapping[str, Session]:
@@ -231,7 +247,7 @@ class Broker:
             else:
                 self._publish_will(session, will)
         if session.expiry_interval == 0:
-            self.directory.discard(session)
+            self._discard(session)
             return
         if session.expiry_interval < NEVER_EXPIRES:
             session.arm_expiry(self._expire_session)
@@ -254,7 +270,30 @@ class Broker:
 
     def _expire_session(self, session: Session) -> None:
         if session.connection is None and self.directory.get(session.client_id) is session:
-            self.directory.discard(session)
+            self._discard(session)
+
+    def _discard(self, session: Session) -> None:
+        """Forget ``session`` (and, in a cluster, give up its client id if no other session
+        of it is held here)."""
+        self.directory.discard(session)
+        if self.ownership is not None and self.directory.get(session.client_id) is None:
+            self.ownership.released(session.client_id)
+
+    def give_up(self, client_id: str) -> Session | None:
+        """Another node owns ``client_id`` now: close its live connection here (MQTT 5:
+        DISCONNECT 0x8E, as a takeover), and drop its session from memory without
+        forgetting what the store holds (the new owner reads it). Returns the session."""
+        session = self.directory.get(client_id)
+        if session is None:
+            return None
+        link = session.connection
+        if link is not None:
+            log.info("client %r: session taken over by another node", client_id)
+            link.close(ReasonCode.SESSION_TAKEN_OVER, DisconnectReason.DUPLICATE_CLIENTID)
+            self._detach(session, link)
+        if self.directory.get(client_id) is session:
+            self.directory.hand_over(session)
+        return session
 
     # -- CONNECT ------------------------------------------------------------------------
 
@@ -301,6 +340,16 @@ class Broker:
                 return self._refuse(conn, connect, ReasonCode.QOS_NOT_SUPPORTED,
                                     "will QoS not supported")
 
+        if self.ownership is not None:
+            try:
+                await self.ownership.claim(client_id)
+            except Exception as exc:  # noqa: BLE001 - the registry is unreachable
+                log.warning("client %r: the session registry is unavailable: %s", client_id,
+                            exc)
+                return self._refuse(conn, connect, ReasonCode.SERVER_UNAVAILABLE,
+                                    "session registry unavailable")
+            if conn.closed:
+                return False
         # Take over a live connection with the same client id (the new one wins).
         existing = self.directory.get(client_id)
         if existing is not None and existing.connection is not None:
@@ -677,7 +726,7 @@ class Broker:
                                                          session.client_id)
             except AuthenticationError as exc:
                 log.info("stored session of %r discarded: %s", session.client_id, exc)
-                self.directory.discard(session)
+                self._discard(session)
                 return
             except Exception:  # kept, without permissions, until its client reconnects
                 log.exception("re-binding the stored session of %r failed",
@@ -695,7 +744,7 @@ class Broker:
                     self._publish_will(session, will)
             left = detached + session.expiry_interval - now
             if left <= 0:
-                self.directory.discard(session)
+                self._discard(session)
                 return
             if session.expiry_interval < NEVER_EXPIRES:
                 session.arm_expiry(self._expire_session, after=left)
@@ -725,7 +774,8 @@ class Broker:
                 log.info("client %r: dropped (%s)", session.client_id, reason)
                 link.close(ReasonCode.NOT_AUTHORIZED, DisconnectReason.AUTH_ERROR, will=False)
                 self._detach(session, link)
-            self.directory.discard(session)
+            if self.directory.get(session.client_id) is session:
+                self._discard(session)
         return dropped
 
     def reauthorize_sessions(self, selector: Callable[[Session], bool]) -> int:

@@ -138,6 +138,11 @@ class SessionDirectory(Router, Protocol):
         """Forget ``session``: its subscriptions, queued messages and timers go."""
         ...
 
+    def hand_over(self, session: Session) -> None:
+        """Drop ``session`` from this node's memory but keep what the store holds of it:
+        another node of the cluster takes it over and reads it back."""
+        ...
+
     def subscribe(self, session: Session, topic_filter: str,
                   options: SubscriptionOptions) -> bool:
         """Subscribe (or re-subscribe) ``session``. Returns whether the filter is new to it.
@@ -227,6 +232,9 @@ class MemorySessionDirectory:
                        max_stored=limits.max_stored_messages,
                        max_queued_bytes=limits.max_queued_bytes, queue_full=self._queue_full,
                        budget=self._budget)
+
+    def hand_over(self, session: Session) -> None:
+        self.discard(session)  # nothing is stored: the other node starts afresh
 
     def save(self, session: Session) -> None:
         return None  # nothing outlives this process

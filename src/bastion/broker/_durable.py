@@ -159,7 +159,10 @@ class SessionRecords(Protocol):
     """The database side. Every method but :meth:`load` is called from the one writer
     thread of a :class:`GroupCommit`."""
 
-    def load(self, per_session: int) -> Snapshot: ...
+    def load(self, per_session: int, client_id: str | None = None) -> Snapshot:
+        """Everything stored (``client_id``: only that client's session, no retained
+        messages), with at most ``per_session`` unsent deliveries of each session."""
+        ...
 
     def apply(self, ops: Sequence[Op]) -> None:
         """Apply ``ops`` in order, in one transaction, and commit."""
@@ -534,6 +537,20 @@ class DurableSessionDirectory(MemorySessionDirectory):
         if current and session.journal is not None and self.commit is not None:
             self.commit.add(FORGET, (session.client_id,))
         session.journal = None
+
+    def hand_over(self, session: Session) -> None:
+        session.journal = None  # from now on nothing of it is written here
+        MemorySessionDirectory.discard(self, session)
+
+    def adopt(self, snapshot: Snapshot) -> list[Session]:
+        """Sessions another node handed over (or left behind), read back from the store
+        as :meth:`restore` does (``snapshot`` holds no retained messages); what this node
+        still had of them in memory is dropped first (the store is the truth)."""
+        for row in snapshot.sessions:
+            stale = self._sessions.get(row.client_id)
+            if stale is not None and stale.connection is None:
+                self.hand_over(stale)
+        return self.restore(snapshot)
 
     def subscribe(self, session: Session, topic_filter: str,
                   options: SubscriptionOptions) -> bool:

@@ -205,40 +205,46 @@ class SqlSessionRecords:
 
     # -- at start -----------------------------------------------------------------------------
 
-    def load(self, per_session: int) -> Snapshot:
+    def load(self, per_session: int, client_id: str | None = None) -> Snapshot:
         """Everything stored; at most ``per_session`` unsent deliveries of each session
-        (every sent one), the rest counted in ``totals``."""
+        (every sent one), the rest counted in ``totals``. With ``client_id``: only that
+        client's session, and no retained messages (a session another node handed over)."""
         snapshot = Snapshot()
+        only = "" if client_id is None else " WHERE client_id = ?"
+        args: tuple[object, ...] = () if client_id is None else (client_id,)
         with self._engine.connect() as conn:
-            q = conn.exec_driver_sql
+            def q(sql: str, extra: tuple[object, ...] = ()) -> Any:
+                return conn.exec_driver_sql(self._marked(sql), (*args, *extra))
+
             snapshot.sessions = [
                 StoredSession(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]),
                               int(r[5]), None if r[6] is None else float(r[6]),
                               None if r[7] is None else bytes(r[7]), int(r[8]))
                 for r in q("SELECT client_id, session_id, certificate_id, source_ip,"
                            " source_port, expiry_interval, detached_at, will, will_delay"
-                           " FROM mqtt_sessions")]
+                           " FROM mqtt_sessions" + only)]
             snapshot.subscriptions = [
                 StoredSubscription(str(r[0]), str(r[1]), int(r[2]), bool(r[3]), bool(r[4]),
                                    int(r[5]), None if r[6] is None else int(r[6]))
                 for r in q("SELECT client_id, topic_filter, qos, no_local,"
                            " retain_as_published, retain_handling, subscription_id"
-                           " FROM mqtt_subscriptions")]
-            snapshot.deliveries = [_delivery(r) for r in q(self._marked(
+                           " FROM mqtt_subscriptions" + only)]
+            snapshot.deliveries = [_delivery(r) for r in q(
                 f"SELECT {_DELIVERY_COLUMNS} FROM (SELECT {_DELIVERY_COLUMNS},"
                 " ROW_NUMBER() OVER (PARTITION BY client_id ORDER BY seq) AS n"
-                " FROM mqtt_deliveries) AS ranked"
-                " WHERE n <= ? OR packet_id IS NOT NULL ORDER BY client_id, seq"),
+                f" FROM mqtt_deliveries{only}) AS ranked"
+                " WHERE n <= ? OR packet_id IS NOT NULL ORDER BY client_id, seq",
                 (per_session,))]
             snapshot.totals = {
                 str(r[0]): (int(r[1]), int(r[2]), int(r[3]))
                 for r in q("SELECT client_id, COUNT(*), COALESCE(SUM(size), 0), MAX(seq)"
-                           " FROM mqtt_deliveries GROUP BY client_id")}
+                           f" FROM mqtt_deliveries{only} GROUP BY client_id")}
             snapshot.inbound = [(str(r[0]), int(r[1])) for r in q(
-                "SELECT client_id, packet_id FROM mqtt_inbound_qos2")]
-            snapshot.retained = [
-                StoredRetained(str(r[0]), bytes(r[1]), float(r[2]))
-                for r in q("SELECT topic, message, received_at FROM mqtt_retained")]
+                "SELECT client_id, packet_id FROM mqtt_inbound_qos2" + only)]
+            if client_id is None:
+                snapshot.retained = [
+                    StoredRetained(str(r[0]), bytes(r[1]), float(r[2]))
+                    for r in q("SELECT topic, message, received_at FROM mqtt_retained")]
             conn.rollback()
         return snapshot
 

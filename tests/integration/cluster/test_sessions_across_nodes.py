@@ -1,0 +1,194 @@
+"""One client id, two nodes: a CONNECT on the second takes the session over from the first
+(never two live owners), and a persistent session resumes there with its queued
+messages. Two real Bastion nodes sharing the machine's PostgreSQL and NATS (JetStream),
+real mutual-TLS paho clients."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bastion.cluster import ClusterNode
+from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
+from bastion.controlplane import open_control_plane, provision_device
+from bastion.datadir import DataDir, init_data_dir
+from support.clients import V5, Client, DeviceFiles, wait_for
+from support.databases import require_postgres
+from support.running import RunningBastion
+
+NATS_URL = "nats://127.0.0.1:4222"
+OPEN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
+
+
+@dataclasses.dataclass
+class Fleet:
+    datadir: DataDir
+    config: Config
+    devices: dict[str, DeviceFiles]
+    nodes: list[RunningBastion]
+
+    def start(self, node_id: str) -> RunningBastion:
+        config = dataclasses.replace(
+            self.config, cluster=dataclasses.replace(self.config.cluster, node_id=node_id))
+        node = RunningBastion(config, self.datadir).start()
+        self.nodes.append(node)
+        return node
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[Fleet]:
+    require_postgres()
+    url = fresh_database_url("postgresql")
+    datadir = init_data_dir(tmp_path / "data")
+    config = Config(
+        mqtt=MQTTConfig(host="127.0.0.1", port=0), store=StoreConfig(database_url=url),
+        cluster=ClusterConfig(nats_url=NATS_URL, name=f"t{uuid.uuid4().hex[:12]}"))
+    config = dataclasses.replace(config, api=dataclasses.replace(config.api, enabled=False))
+    plane = open_control_plane(config, datadir)
+    try:
+        plane.policies.create_policy("cluster-open", OPEN)
+        devices = {}
+        for name in ("roamer", "sender"):
+            files = provision_device(plane, datadir, name, tmp_path / "devices",
+                                     policy_name="cluster-open")
+            devices[name] = DeviceFiles(name, files.cert_path, files.key_path,
+                                        files.root_ca_path, files.certificate_id,
+                                        files.certificate_arn)
+    finally:
+        plane.close()
+    made = Fleet(datadir, config, devices, [])
+    yield made
+    for node in made.nodes:
+        node.stop()
+    _drop_nats_state(config.cluster.name)
+
+
+def _drop_nats_state(name: str) -> None:
+    """Delete the test's key-value bucket (its stream) from the shared NATS."""
+    import asyncio
+
+    import nats
+
+    async def drop() -> None:
+        nc = await nats.connect(NATS_URL)
+        with contextlib.suppress(Exception):  # nothing to drop
+            await nc.jetstream().delete_key_value(f"{name}_sessions")
+        await nc.close()
+
+    asyncio.run(drop())
+
+
+def test_a_connect_on_another_node_takes_the_session_over(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer = fleet.devices["roamer"]
+    first = Client(roamer, one.port, version=V5, client_id="roamer").connect()
+    second = Client(roamer, two.port, version=V5, client_id="roamer")
+    started = time.monotonic()
+    second.connect()
+    assert first.disconnected.wait(1.0), "the first connection still lives after 1 s"
+    assert time.monotonic() - started < 1.5
+    assert first.disconnect_reason == 0x8E  # Session taken over
+    assert second.paho.is_connected()
+    # Each node agrees on who holds it now.
+    wait_for(lambda: "roamer" not in one.app.broker.sessions, 2, "node-1 to let go")
+    assert two.call(lambda: two.app.broker.sessions["roamer"].connection is not None)
+    second.disconnect()
+
+
+def test_a_persistent_session_resumes_on_another_node_with_its_queue(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+    sub = Client(roamer, one.port, version=V5, client_id="roamer", clean=False,
+                 session_expiry=3600).connect()
+    sub.subscribe("fleet/roamer/cmd", qos=1)
+    sub.disconnect()  # parked on node-1, offline
+    pub = Client(sender, one.port, version=V5, client_id="sender").connect()
+    for n in range(100):
+        pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)  # each PUBACKed
+    pub.disconnect()
+    # The device comes back through the other node.
+    sub = Client(roamer, two.port, version=V5, client_id="roamer", clean=False,
+                 session_expiry=3600).connect()
+    assert sub.session_present is True
+    got = [int(m.payload) for m in sub.expect(100, timeout=10)]
+    assert got == list(range(100))
+    wait_for(lambda: "roamer" not in one.app.broker.sessions, 2, "node-1 to let go")
+    sub.disconnect()
+
+
+class PrivateNats:
+    """A nats-server with JetStream of this test's own, to be stopped and started."""
+
+    def __init__(self, root: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._store = root / "jetstream"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+             "-sd", str(self._store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("nats-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+
+
+def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
+        fleet: Fleet, tmp_path: Path) -> None:
+    private = PrivateNats(tmp_path)
+    private.start()
+    try:
+        fleet.config = dataclasses.replace(
+            fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
+                                                      nats_url=private.url))
+        node = fleet.start("node-1")
+        roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+        live = Client(roamer, node.port, version=V5, client_id="roamer").connect()
+        live.subscribe("fleet/roamer/#", qos=1)
+        private.stop()
+        wait_for(lambda: not node.call(
+            lambda: node.app.component(ClusterNode).connected), 5, "NATS to be gone")
+        refused = Client(sender, node.port, version=V5, client_id="sender")
+        started = time.monotonic()
+        refused.connect(expect_success=False)
+        assert refused.connack == 0x88  # Server unavailable
+        assert time.monotonic() - started < 2
+        live.publish("fleet/roamer/self", b"still here", qos=1)  # local traffic goes on
+        assert live.expect(1)[0].payload == b"still here"
+        private.start()  # back: the node reconnects and accepts CONNECTs again
+        wait_for(lambda: node.call(lambda: node.app.component(ClusterNode).connected), 10,
+                 "NATS to be back")
+        again = Client(sender, node.port, version=V5, client_id="sender").connect()
+        again.disconnect()
+        live.disconnect()
+    finally:
+        for running in fleet.nodes:
+            running.stop()
+        fleet.nodes.clear()
+        private.stop()
