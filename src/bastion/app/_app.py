@@ -206,8 +206,10 @@ class App:
             sessions = DurableSessions(broker, plane.store, config.sessions)
             components.append(sessions)
         if config.cluster.nats_url:
+            bridge = self._bridge
             components.append(ClusterNode(broker, config.cluster,
-                                          sessions.records if sessions else None))
+                                          sessions.records if sessions else None, bus,
+                                          resync=bridge.resync))
         components += [
             self.journal,
             services.alerts,

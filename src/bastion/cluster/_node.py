@@ -1,52 +1,76 @@
-"""This node in a cluster: its NATS connection and its part in the session registry."""
+"""This node in a cluster: its NATS connection, its part in the session registry, and the
+security events it shares with the other nodes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..broker import Broker, DurableSessionDirectory, SessionRecords
 from ..config import ClusterConfig
+from ..events import EventBus
 from ..lifecycle import Component
+from ._events import RELAYED, decode_event, encode_event
 from ._registry import SessionRegistry
 
 log = logging.getLogger("bastion.cluster")
 
 
 class ClusterNode(Component):
-    """Connects to the cluster's NATS and makes the broker claim every client id in the
-    session registry before it opens a session (``Broker.ownership``).
+    """Connects to the cluster's NATS, makes the broker claim every client id in the
+    session registry before it opens a session (``Broker.ownership``), and relays the
+    registry's security events between this node's bus and the other nodes'.
 
     :param records: where the directory's sessions are stored (``None`` without durable
         sessions: a session taken over from another node then starts afresh).
+    :param resync: re-check every live session against the registry; called when the
+        node reaches NATS again after losing it (events sent meanwhile never came).
     """
 
     name = "cluster"
 
     def __init__(self, broker: Broker, config: ClusterConfig,
-                 records: SessionRecords | None) -> None:
+                 records: SessionRecords | None, bus: EventBus,
+                 resync: Callable[[], object]) -> None:
         self._broker = broker
         self._config = config
         self._records = records
+        self._bus = bus
+        self._resync = resync
         self.node = config.node
         self._nc: Any = None
         self.registry: SessionRegistry | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._relaying: object | None = None  # the remote event being published here
+
+    @property
+    def _events_subject(self) -> str:
+        return f"{self._config.name}.ev"
 
     async def start(self) -> None:
         import nats
 
         self._nc = await nats.connect(self._config.nats_url, name=f"bastion-{self.node}",
-                                      max_reconnect_attempts=-1)
+                                      max_reconnect_attempts=-1, no_echo=True,
+                                      reconnected_cb=self._reconnected,
+                                      disconnected_cb=self._disconnected)
         self.registry = SessionRegistry(self._nc, self._config.name, self.node)
         await self.registry.start(self._hand_over, self._lost)
+        await self._nc.subscribe(self._events_subject, cb=self._remote_event)
+        self._unsubscribe = [self._bus.subscribe(kind, self._local_event)
+                             for kind in RELAYED]
         self._broker.ownership = self
         log.info("cluster %r: node %r on %s", self._config.name, self.node,
                  self._config.nats_url)
 
     async def stop(self) -> None:
         self._broker.ownership = None
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         if self._tasks:  # the releases of the sessions the listeners just closed
             await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
@@ -82,6 +106,35 @@ class ClusterNode(Component):
         task = asyncio.get_running_loop().create_task(self.registry.release(client_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _local_event(self, event: object) -> None:
+        if event is self._relaying or self._nc is None:
+            return  # it came from another node: it is not sent back
+        task = asyncio.get_running_loop().create_task(
+            self._nc.publish(self._events_subject, encode_event(event)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remote_event(self, msg: Any) -> None:
+        try:
+            event = decode_event(msg.data)
+        except ValueError as exc:
+            log.warning("ignored a malformed cluster event: %s", exc)
+            return
+        self._relaying = event
+        try:
+            self._bus.publish(event)
+        finally:
+            self._relaying = None
+
+    async def _disconnected(self) -> None:
+        log.warning("cluster: NATS is unreachable; new CONNECTs are refused until it is back")
+
+    async def _reconnected(self) -> None:
+        log.info("cluster: NATS reachable again; re-checking every live session")
+        self._resync()
 
     # -- asked by the registry ---------------------------------------------------------------
 

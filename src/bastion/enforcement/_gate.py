@@ -217,6 +217,12 @@ class RegistryGate:
             self._compiled.popitem(last=False)
         return compiled
 
+    def forget_all(self) -> None:
+        """Forget every cached record and compiled policy set (changes may have been
+        missed: a cluster node that was cut off from the others' events)."""
+        self.invalidate()
+        self._compiled.clear()
+
     def forget_policy(self, policy_name: str) -> None:
         """Drop compiled sets that contain ``policy_name`` (a version was replaced)."""
         for key in [k for k in self._compiled if any(name == policy_name for name, _ in k)]:

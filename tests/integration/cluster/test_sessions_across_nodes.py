@@ -192,3 +192,41 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
             running.stop()
         fleet.nodes.clear()
         private.stop()
+
+
+def test_a_revocation_through_one_node_closes_the_session_on_another(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer = fleet.devices["roamer"]
+    client = Client(roamer, two.port, version=V5, client_id="roamer").connect()
+    started = time.monotonic()
+    one.app.plane.identity.update_certificate(roamer.certificate_id, "REVOKED")
+    assert client.disconnected.wait(1.0), "node-2 kept the revoked device past 1 s"
+    assert client.disconnect_reason == 0x87
+    assert time.monotonic() - started < 1.5
+    again = Client(roamer, two.port, version=V5, client_id="roamer")
+    again.connect(expect_success=False)
+    assert again.connack == 0x87
+
+
+def test_a_node_cut_off_during_a_revocation_applies_it_when_it_is_back(
+        fleet: Fleet, tmp_path: Path) -> None:
+    private = PrivateNats(tmp_path)
+    private.start()
+    try:
+        fleet.config = dataclasses.replace(
+            fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
+                                                      nats_url=private.url))
+        one, two = fleet.start("node-1"), fleet.start("node-2")
+        roamer = fleet.devices["roamer"]
+        client = Client(roamer, two.port, version=V5, client_id="roamer").connect()
+        private.stop()  # the event of the revocation below reaches nobody
+        one.app.plane.identity.update_certificate(roamer.certificate_id, "REVOKED")
+        assert not client.disconnected.wait(0.5)
+        private.start()  # node-2 reconnects and re-checks its live sessions
+        assert client.disconnected.wait(10), "node-2 never applied the revocation"
+        assert client.disconnect_reason == 0x87
+    finally:
+        for running in fleet.nodes:
+            running.stop()
+        fleet.nodes.clear()
+        private.stop()
