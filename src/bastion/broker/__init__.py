@@ -14,9 +14,15 @@ Layers, each importing only those below it::
 
 from __future__ import annotations
 
-from ._broker import Broker, BrokerStats, ReservedTopicHandler
+from ._broker import Broker, BrokerStats, Ownership, Relay, ReservedTopicHandler
 from ._connection import ConnectionHost, MQTTConnection
-from ._directory import MemorySessionDirectory, RetainedMessages, Router, SessionDirectory
+from ._directory import (
+    Interest,
+    MemorySessionDirectory,
+    RetainedMessages,
+    Router,
+    SessionDirectory,
+)
 from ._durable import (
     DurableSessionDirectory,
     GroupCommit,
@@ -24,6 +30,8 @@ from ._durable import (
     SessionRecords,
     Snapshot,
     StoredDelivery,
+    decode_message,
+    encode_message,
     StoredRetained,
     StoredSession,
     StoredSubscription,
@@ -76,6 +84,9 @@ __all__ = [
     "DurableSessionDirectory",
     "Event",
     "GroupCommit",
+    "Interest",
+    "Ownership",
+    "Relay",
     "Link",
     "ListenerConfig",
     "MQTTConnection",
@@ -102,5 +113,7 @@ __all__ = [
     "TopicTally",
     "Unsubscribed",
     "bound_port",
+    "decode_message",
+    "encode_message",
     "start_listener",
 ]

@@ -119,6 +119,13 @@ class Ownership(Protocol):
     def released(self, client_id: str) -> None: ...
 
 
+class Relay(Protocol):
+    """Where a cluster node sends what is published here, for the other nodes' subscribers
+    (``bastion.cluster``)."""
+
+    def send(self, message: Message) -> None: ...
+
+
 class ReservedTopicHandler(Protocol):
     """A service answering PUBLISHes on reserved topics (``$aws/things/…/shadow/…``)."""
 
@@ -193,6 +200,8 @@ class Broker:
         self.lifecycle = LifecycleEvents(self.bus, self.publish)
         self.ownership: Ownership | None = None
         """None on a single node: every client id is this broker's."""
+        self.relay: Relay | None = None
+        """None on a single node: messages stay here."""
 
     @property
     def sessions(self) -> Mapping[str, Session]:
@@ -627,7 +636,25 @@ class Broker:
                 # told, so their message is routed without being kept, like a will's.)
                 message.received_at = self.clock.time()
                 retained.set(topic, message)
-        return self._route(message, sender.connection if sender is not None else None)
+        matched = self._route(message, sender.connection if sender is not None else None)
+        relay = self.relay
+        if relay is None:
+            return matched
+        relay.send(message)
+        return True  # subscribers on other nodes are not known here
+
+    def publish_remote(self, message: Message) -> None:
+        """A message another cluster node published (and relayed): deliver it to the
+        subscribers here, and keep (or drop) it as retained without writing it down, which
+        the node it was published on did."""
+        if message.retain:
+            retained = self.directory.retained
+            if message.payload:
+                message.received_at = self.clock.time()
+                retained.keep(message.topic, message)
+            else:
+                retained.drop(message.topic)
+        self._route(message, None)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
 

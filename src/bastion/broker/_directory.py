@@ -56,6 +56,14 @@ class RetainedMessages(Protocol):
         wildcard at the first level never matches a topic starting with ``$``."""
         ...
 
+    def keep(self, topic: str, message: Message) -> None:
+        """Retain ``message`` that another cluster node retained (and wrote down)."""
+        ...
+
+    def drop(self, topic: str) -> bool:
+        """Forget what another cluster node deleted."""
+        ...
+
     def topics(self, prefix: str | None = None, *, after: str | None = None,
                limit: int | None = None) -> list[str]:
         """Retained topics in ascending order (paged listing).
@@ -65,6 +73,15 @@ class RetainedMessages(Protocol):
         ...
 
     def __len__(self) -> int: ...
+
+
+class Interest(Protocol):
+    """Told when the first session subscribes to a topic filter and when the last one
+    leaves it (a cluster node subscribes to the other nodes' messages for exactly these)."""
+
+    def added(self, topic_filter: str) -> None: ...
+
+    def removed(self, topic_filter: str) -> None: ...
 
 
 class Router(Protocol):
@@ -159,6 +176,13 @@ class SessionDirectory(Router, Protocol):
         """Subscriptions of every session together."""
         ...
 
+    def filters(self) -> list[str]:
+        """Every topic filter some session subscribes to (each once)."""
+        ...
+
+    interest: Interest | None
+    """Told of the filters as they come and go (None: nobody asks)."""
+
     def save(self, session: Session) -> None:
         """``session``'s connection came or went, or its expiry or will changed: a durable
         directory writes it down (a persistent one from now on; one whose expiry became 0
@@ -179,8 +203,8 @@ class MemorySessionDirectory:
     """The :class:`SessionDirectory` of one process: dicts, a subscription trie and a
     retained-message trie, all in memory. Nothing survives a restart."""
 
-    __slots__ = ("_budget", "_clock", "_denied", "_index", "_limits", "_queue_full",
-                 "_retained", "_sessions")
+    __slots__ = ("_budget", "_clock", "_denied", "_filters", "_index", "_limits",
+                 "_queue_full", "_retained", "_sessions", "interest")
 
     def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
                  queue_full: QueueFull | None = None) -> None:
@@ -195,6 +219,8 @@ class MemorySessionDirectory:
         # Keyed by the session object itself: a match needs no lookup by client id.
         self._index: SubscriptionIndex[Session, SubscriptionOptions] = SubscriptionIndex()
         self._retained: RetainedStore[Message] = RetainedStore()
+        self._filters: dict[str, int] = {}  # topic filter -> sessions subscribed to it
+        self.interest: Interest | None = None
 
     @property
     def sessions(self) -> Mapping[str, Session]:
@@ -249,21 +275,42 @@ class MemorySessionDirectory:
         if self._sessions.get(session.client_id) is session:
             del self._sessions[session.client_id]
         self._index.remove_all(session)
+        for topic_filter in session.subscriptions:
+            self._left(topic_filter)
         session.end()
 
     def subscribe(self, session: Session, topic_filter: str,
                   options: SubscriptionOptions) -> bool:
         self._index.add(topic_filter, session, options)
-        return session.add_subscription(topic_filter, options)
+        is_new = session.add_subscription(topic_filter, options)
+        if is_new:
+            count = self._filters.get(topic_filter, 0)
+            self._filters[topic_filter] = count + 1
+            if not count and self.interest is not None:
+                self.interest.added(topic_filter)
+        return is_new
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         if not session.remove_subscription(topic_filter):
             return False
         self._index.remove(topic_filter, session)
+        self._left(topic_filter)
         return True
+
+    def _left(self, topic_filter: str) -> None:
+        count = self._filters.get(topic_filter, 0) - 1
+        if count > 0:
+            self._filters[topic_filter] = count
+            return
+        self._filters.pop(topic_filter, None)
+        if self.interest is not None:
+            self.interest.removed(topic_filter)
 
     def subscription_count(self) -> int:
         return len(self._index)
+
+    def filters(self) -> list[str]:
+        return list(self._filters)
 
     def route(self, message: Message, publisher: Link | None) -> bool:
         matches = self._index.match(message.topic)

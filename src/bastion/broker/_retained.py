@@ -127,6 +127,15 @@ class RetainedStore(Generic[M]):
             node = parent
         return True
 
+    def keep(self, topic: str, message: M) -> None:
+        """:meth:`set`, for a message another cluster node retained (and wrote down):
+        a subclass that writes changes down writes nothing here."""
+        RetainedStore.set(self, topic, message)
+
+    def drop(self, topic: str) -> bool:
+        """:meth:`delete`, for a deletion another cluster node made (see :meth:`keep`)."""
+        return RetainedStore.delete(self, topic)
+
     def get(self, topic: str) -> M | None:
         """The message retained on ``topic``, or ``None``."""
         node = self._nodes.get(topic)

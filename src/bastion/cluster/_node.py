@@ -13,7 +13,9 @@ from ..config import ClusterConfig
 from ..events import EventBus
 from ..lifecycle import Component
 from ._events import RELAYED, decode_event, encode_event
+from ._messages import MessageRelay
 from ._registry import SessionRegistry
+from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
 
@@ -45,6 +47,7 @@ class ClusterNode(Component):
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self._relaying: object | None = None  # the remote event being published here
+        self.relay: MessageRelay | None = None
 
     @property
     def _events_subject(self) -> str:
@@ -62,12 +65,23 @@ class ClusterNode(Component):
         await self._nc.subscribe(self._events_subject, cb=self._remote_event)
         self._unsubscribe = [self._bus.subscribe(kind, self._local_event)
                              for kind in RELAYED]
-        self._broker.ownership = self
+        broker = self._broker
+        relay = self.relay = MessageRelay(self._nc, SubjectCodec(f"{self._config.name}.msg"),
+                                          broker, broker.clock)
+        broker.directory.interest = relay
+        for topic_filter in broker.directory.filters():  # sessions restored at start
+            relay.added(topic_filter)
+        broker.relay = relay
+        broker.ownership = self
         log.info("cluster %r: node %r on %s", self._config.name, self.node,
                  self._config.nats_url)
 
     async def stop(self) -> None:
         self._broker.ownership = None
+        self._broker.relay = None
+        self._broker.directory.interest = None
+        if self.relay is not None:
+            await self.relay.close()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []

@@ -230,3 +230,34 @@ def test_a_node_cut_off_during_a_revocation_applies_it_when_it_is_back(
             running.stop()
         fleet.nodes.clear()
         private.stop()
+
+
+def settled(node: RunningBastion) -> bool:
+    relay = node.app.component(ClusterNode).relay
+    return relay is not None and relay.settled
+
+
+def test_messages_reach_subscribers_on_every_node(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+    here = Client(sender, one.port, version=V5, client_id="sender").connect()
+    there = Client(roamer, two.port, version=V5, client_id="roamer").connect()
+    there.subscribe("fleet/+/telemetry", qos=1)
+    here.subscribe("fleet/#", qos=1)
+    wait_for(lambda: two.call(lambda: settled(two)) and one.call(lambda: settled(one)), 5,
+             "both nodes' NATS interest")
+    for n in range(50):
+        here.publish(f"fleet/d{n % 5}/telemetry", str(n).encode(), qos=n % 2)
+    # Across the nodes, and on the publisher's own node once (no echo back from NATS).
+    assert sorted(int(m.payload) for m in there.expect(50, timeout=5)) == list(range(50))
+    assert sorted(int(m.payload) for m in here.expect(50, timeout=5)) == list(range(50))
+    here.expect_none(0.3)
+    # Retained on one node is retained on the other, for a subscriber that comes later.
+    here.publish("fleet/config", b"v2", qos=1, retain=True)
+    wait_for(lambda: two.call(lambda: two.app.broker.retained.get("fleet/config")) is not None,
+             5, "the retained message on node-2")
+    late = Client(sender, two.port, version=V5, client_id="late").connect()
+    late.subscribe("fleet/config", qos=1)
+    assert late.expect(1)[0].payload == b"v2"
+    for client in (here, there, late):
+        client.disconnect()

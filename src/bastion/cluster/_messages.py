@@ -1,0 +1,160 @@
+"""Messages across nodes: what is published on one node reaches the subscribers on all.
+
+Theory of operation
+-------------------
+Every node subscribes, on core NATS, to the subjects of the topic filters its sessions
+subscribe to (:class:`~bastion.cluster.SubjectCodec` maps filters to subjects so that
+NATS's matching is MQTT's), once per filter however many sessions share it. A message
+published on a node is delivered to that node's subscribers as on a single node, then
+sent once on its topic's subject; the node's NATS connection has ``no_echo`` set, so it
+never comes back to it. A node receiving one delivers it to its own subscribers and,
+when retained, keeps it in memory (the publishing node wrote it to the store).
+
+The wire form is the message as an MQTT 5 PUBLISH (every property survives; an expiry
+becomes the interval left) with the publishing client's id in the NATS header
+``Bastion-Origin`` (for MQTT 5 "no local").
+
+Subscriptions change on the event loop without waiting: a change marks what is wanted,
+and one task brings the NATS subscriptions in line (so a subscribe and an unsubscribe of
+one filter never race). Messages to send wait for the end of the loop step and go out
+together.
+
+What this does not promise yet: core NATS delivers at most once, so a QoS 1 message to a
+subscriber on another node is delivered at most once across the hop, and the publisher's
+PUBACK does not wait for that node (issue 14 continues with JetStream for persistent
+sessions on other nodes). Shared subscriptions are balanced within each node only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..broker import Broker, Message, decode_message, encode_message
+from ..clock import Clock
+from ._subjects import SubjectCodec
+
+log = logging.getLogger("bastion.cluster")
+
+ORIGIN_HEADER = "Bastion-Origin"
+
+
+class MessageRelay:
+    """The broker's ``relay`` and its directory's ``interest`` (see the module docstring)."""
+
+    def __init__(self, nc: Any, codec: SubjectCodec, broker: Broker, clock: Clock) -> None:
+        self._nc = nc
+        self._codec = codec
+        self._broker = broker
+        self._clock = clock
+        self._wanted: dict[str, int] = {}   # subject -> filters here that need it
+        self._subscribed: dict[str, Any] = {}
+        self._reconciling: asyncio.Task[None] | None = None
+        self._out: list[tuple[str, bytes, dict[str, str]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.received = 0
+
+    # -- interest (the directory's filters) -----------------------------------------------
+
+    def added(self, topic_filter: str) -> None:
+        for subject in self._subjects(topic_filter):
+            self._wanted[subject] = self._wanted.get(subject, 0) + 1
+        self._reconcile_soon()
+
+    def removed(self, topic_filter: str) -> None:
+        for subject in self._subjects(topic_filter):
+            count = self._wanted.get(subject, 0) - 1
+            if count > 0:
+                self._wanted[subject] = count
+            else:
+                self._wanted.pop(subject, None)
+        self._reconcile_soon()
+
+    def _subjects(self, topic_filter: str) -> tuple[str, ...]:
+        if topic_filter.startswith("$share/"):
+            return ()  # balanced within this node only (see the module docstring)
+        try:
+            return self._codec.encode_filter(topic_filter)
+        except ValueError:
+            return ()
+
+    @property
+    def settled(self) -> bool:
+        """Whether the NATS subscriptions match the filters subscribed here."""
+        return self._reconciling is None and set(self._subscribed) == set(self._wanted)
+
+    def _reconcile_soon(self) -> None:
+        if self._reconciling is None:
+            self._reconciling = asyncio.get_running_loop().create_task(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        try:
+            while True:
+                missing = [s for s in self._wanted if s not in self._subscribed]
+                extra = [s for s in self._subscribed if s not in self._wanted]
+                if not missing and not extra:
+                    break
+                for subject in missing:
+                    self._subscribed[subject] = await self._nc.subscribe(
+                        subject, cb=self._incoming)
+                for subject in extra:
+                    await self._subscribed.pop(subject).unsubscribe()
+            await self._nc.flush()  # the server knows our interest
+        except Exception:
+            log.exception("cluster: subscribing to the other nodes' messages failed")
+        finally:
+            self._reconciling = None
+        if not self.settled:
+            self._reconcile_soon()
+
+    async def close(self) -> None:
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+        for task in list(self._sending):
+            task.cancel()
+        for subscription in self._subscribed.values():
+            try:
+                await subscription.unsubscribe()
+            except Exception:  # noqa: BLE001, S112 - the connection may be gone already
+                continue
+        self._subscribed.clear()
+
+    # -- out and in -----------------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        try:
+            subject = self._codec.encode_topic(message.topic)
+        except ValueError:
+            return
+        headers = {ORIGIN_HEADER: message.origin} if message.origin else {}
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append((subject, encode_message(message, self._clock), headers))
+
+    def _flush(self) -> None:
+        batch, self._out = self._out, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._publish(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _publish(self, batch: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        try:
+            for subject, data, headers in batch:
+                await self._nc.publish(subject, data, headers=headers or None)
+            self.sent += len(batch)
+        except Exception as exc:  # noqa: BLE001 - NATS unreachable: local delivery stands
+            log.warning("cluster: %d messages not relayed to the other nodes: %s",
+                        len(batch), exc)
+
+    async def _incoming(self, msg: Any) -> None:
+        try:
+            origin = (msg.headers or {}).get(ORIGIN_HEADER)
+            message = decode_message(msg.data, origin, self._clock)
+        except Exception as exc:  # noqa: BLE001 - a malformed relay never stops the node
+            log.warning("cluster: ignored a malformed message on %s: %s", msg.subject, exc)
+            return
+        self.received += 1
+        self._broker.publish_remote(message)
