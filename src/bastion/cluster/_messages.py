@@ -7,8 +7,12 @@ subscribe to (:class:`~bastion.cluster.SubjectCodec` maps filters to subjects so
 NATS's matching is MQTT's), once per filter however many sessions share it. A message
 published on a node is delivered to that node's subscribers as on a single node, then
 sent once on its topic's subject; the node's NATS connection has ``no_echo`` set, so it
-never comes back to it. A node receiving one delivers it to its own subscribers and,
-when retained, keeps it in memory (the publishing node wrote it to the store).
+never comes back to it. A node receiving one delivers it to its own subscribers.
+
+Retained messages (and their deletions) must reach every node, subscribed or not, since
+any node may get a subscriber for them later: they travel under a second prefix, which
+every node subscribes to whole (``<name>.ret.>``); a node receiving one keeps it in memory
+(the publishing node wrote it to the store) and delivers it to its own subscribers.
 
 The wire form is the message as an MQTT 5 PUBLISH (every property survives; an expiry
 becomes the interval left) with the publishing client's id in the NATS header
@@ -43,9 +47,12 @@ ORIGIN_HEADER = "Bastion-Origin"
 class MessageRelay:
     """The broker's ``relay`` and its directory's ``interest`` (see the module docstring)."""
 
-    def __init__(self, nc: Any, codec: SubjectCodec, broker: Broker, clock: Clock) -> None:
+    def __init__(self, nc: Any, codec: SubjectCodec, retained: SubjectCodec, broker: Broker,
+                 clock: Clock) -> None:
+        """:param codec: the subjects of messages; :param retained: of retained ones."""
         self._nc = nc
         self._codec = codec
+        self._retained = retained
         self._broker = broker
         self._clock = clock
         self._wanted: dict[str, int] = {}   # subject -> filters here that need it
@@ -109,6 +116,12 @@ class MessageRelay:
         if not self.settled:
             self._reconcile_soon()
 
+    async def start(self) -> None:
+        """Take every retained message the other nodes publish."""
+        self._subscribed[self._retained.stream_subject] = await self._nc.subscribe(
+            self._retained.stream_subject, cb=self._incoming)
+        self._wanted[self._retained.stream_subject] = 1
+
     async def close(self) -> None:
         if self._reconciling is not None:
             self._reconciling.cancel()
@@ -125,7 +138,8 @@ class MessageRelay:
 
     def send(self, message: Message) -> None:
         try:
-            subject = self._codec.encode_topic(message.topic)
+            codec = self._retained if message.retain else self._codec
+            subject = codec.encode_topic(message.topic)
         except ValueError:
             return
         headers = {ORIGIN_HEADER: message.origin} if message.origin else {}

@@ -66,8 +66,10 @@ class ClusterNode(Component):
         self._unsubscribe = [self._bus.subscribe(kind, self._local_event)
                              for kind in RELAYED]
         broker = self._broker
-        relay = self.relay = MessageRelay(self._nc, SubjectCodec(f"{self._config.name}.msg"),
-                                          broker, broker.clock)
+        name = self._config.name
+        relay = self.relay = MessageRelay(self._nc, SubjectCodec(f"{name}.msg"),
+                                          SubjectCodec(f"{name}.ret"), broker, broker.clock)
+        await relay.start()
         broker.directory.interest = relay
         for topic_filter in broker.directory.filters():  # sessions restored at start
             relay.added(topic_filter)
