@@ -261,3 +261,49 @@ def test_messages_reach_subscribers_on_every_node(fleet: Fleet) -> None:
     assert late.expect(1)[0].payload == b"v2"
     for client in (here, there, late):
         client.disconnect()
+
+
+def test_a_killed_node_loses_no_acknowledged_message_of_a_persistent_session(
+        tmp_path: Path, fresh_database_url: Callable[[str], str]) -> None:
+    # Real `bastion serve` processes: node-1 holds the parked session and its queue and is
+    # killed with SIGKILL; the device comes back through node-2 and gets everything.
+    from support.served import ServedBastion
+
+    require_postgres()
+    url = fresh_database_url("postgresql")
+    name = f"t{uuid.uuid4().hex[:12]}"
+    first = ServedBastion(tmp_path / "n1", url, {"cluster": {
+        "nats_url": NATS_URL, "name": name, "node_id": "node-1"}})
+    roamer, sender = first.devices("roamer", "sender")
+    second = ServedBastion(tmp_path / "n2", url, {"cluster": {
+        "nats_url": NATS_URL, "name": name, "node_id": "node-2"}})
+    # One fleet: the second node uses the first one's secrets (CA, keys, master key).
+    import shutil
+
+    for part in ("ca", "tls", "master.key"):
+        source, target = first.data / part, second.data / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+    try:
+        first.start()
+        second.start()
+        sub = Client(roamer, first.port, version=V5, client_id="roamer", clean=False,
+                     session_expiry=3600).connect()
+        sub.subscribe("fleet/roamer/cmd", qos=1)
+        sub.disconnect()
+        pub = Client(sender, first.port, version=V5, client_id="sender").connect()
+        for n in range(200):
+            pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)  # each PUBACKed
+        first.kill()
+        sub = Client(roamer, second.port, version=V5, client_id="roamer", clean=False,
+                     session_expiry=3600).connect()
+        assert sub.session_present is True
+        assert [int(m.payload) for m in sub.expect(200, timeout=10)] == list(range(200))
+        sub.disconnect()
+    finally:
+        first.kill()
+        second.kill()
+        _drop_nats_state(name)
