@@ -18,6 +18,7 @@ from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
+from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app
 from ._files import files_app
 from ._operator import device_create_many, operator_app
@@ -34,6 +35,7 @@ device_app.command("create-many")(device_create_many)
 app.add_typer(alerts_app, name="alerts")  # bastion alerts …
 app.add_typer(audit_app, name="audit")  # bastion audit crl …
 app.add_typer(files_app, name="files")  # bastion files upload …
+app.add_typer(cluster_app, name="cluster")  # bastion cluster status
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -25,17 +25,21 @@ from ._registry import (
     client_of,
     session_key,
 )
+from ._status import ClusterStatus, NodeStatus, read_status
 from ._subjects import DEFAULT_SUBJECT_PREFIX, SubjectCodec
 
 __all__ = [
     "DEFAULT_SUBJECT_PREFIX",
     "HANDOVER_TIMEOUT",
     "ClusterNode",
+    "ClusterStatus",
     "ClusterUnavailable",
     "MessageRelay",
+    "NodeStatus",
     "Owner",
     "SessionRegistry",
     "SubjectCodec",
     "client_of",
+    "read_status",
     "session_key",
 ]

@@ -4,6 +4,7 @@ security events it shares with the other nodes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from ..lifecycle import Component
 from ._events import RELAYED, decode_event, encode_event
 from ._messages import MessageRelay
 from ._registry import SessionRegistry
+from ._status import HEARTBEAT, NodeStatus, nodes_bucket
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
@@ -48,6 +50,8 @@ class ClusterNode(Component):
         self._unsubscribe: list[Callable[[], None]] = []
         self._relaying: object | None = None  # the remote event being published here
         self.relay: MessageRelay | None = None
+        self._nodes: Any = None  # the heartbeat bucket
+        self._started = 0.0
 
     @property
     def _events_subject(self) -> str:
@@ -75,6 +79,26 @@ class ClusterNode(Component):
             relay.added(topic_filter)
         broker.relay = relay
         broker.ownership = self
+        self._nodes = await nodes_bucket(self._nc, self._config.name)
+        self._started = broker.clock.time()
+        await self._heartbeat()
+
+    async def run(self) -> None:
+        """Tell the other nodes (and ``bastion cluster status``) this node is alive."""
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                await self._heartbeat()
+            except Exception as exc:  # noqa: BLE001 - NATS away: the next beat may do
+                log.debug("cluster heartbeat failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        from .. import __version__
+
+        broker = self._broker
+        status = NodeStatus(self.node, __version__, self._started, broker.clock.time(),
+                            len(broker.connections), len(broker.sessions))
+        await self._nodes.put(self.node, status.to_json())
         log.info("cluster %r: node %r on %s", self._config.name, self.node,
                  self._config.nats_url)
 
@@ -84,6 +108,9 @@ class ClusterNode(Component):
         self._broker.directory.interest = None
         if self.relay is not None:
             await self.relay.close()
+        if self._nodes is not None:
+            with contextlib.suppress(Exception):  # gone with NATS: it expires by itself
+                await self._nodes.delete(self.node)
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -307,3 +310,34 @@ def test_a_killed_node_loses_no_acknowledged_message_of_a_persistent_session(
         first.kill()
         second.kill()
         _drop_nats_state(name)
+
+
+def test_cluster_status_lists_the_nodes_and_their_health(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    client = Client(fleet.devices["roamer"], two.port, version=V5, client_id="roamer").connect()
+    # The CLI reads the data directory's config: write the fleet's into it.
+    from support.served import with_settings
+
+    cluster = fleet.config.cluster
+    fleet.datadir.config_path.write_text(with_settings(
+        fleet.datadir.config_path.read_text(),
+        {"store": {"database_url": fleet.config.store.database_url},
+         "cluster": {"nats_url": cluster.nats_url, "name": cluster.name}}))
+    wait_for(lambda: _status(fleet)["nodes"] and any(
+        n["connections"] for n in _status(fleet)["nodes"]), 10, "a heartbeat with the client")
+    report = _status(fleet)
+    assert report["healthy"] and report["nats"]["jetstream"] and report["store"]["ok"]
+    assert {n["node"]: n["connections"] for n in report["nodes"]} == {"node-1": 0, "node-2": 1}
+    assert "password" not in json.dumps(report["store"])
+    client.disconnect()
+    one.stop()  # a node that stops cleanly leaves the list at once
+    fleet.nodes.remove(one)
+    assert [n["node"] for n in _status(fleet)["nodes"]] == ["node-2"]
+
+
+def _status(fleet: Fleet) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bastion", "cluster", "status", "--json",
+                           "--data-dir", str(fleet.datadir.path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
