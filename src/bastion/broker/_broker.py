@@ -643,6 +643,11 @@ class Broker:
         relay.send(message)
         return True  # subscribers on other nodes are not known here
 
+    def deliver_shared(self, message: Message, share_filter: str) -> None:
+        """A message the cluster handed to this node for its members of the shared
+        subscription ``share_filter`` (one node of the fleet gets each message)."""
+        self.directory.deliver_shared(message, share_filter)
+
     def publish_remote(self, message: Message) -> None:
         """A message another cluster node published (and relayed): deliver it to the
         subscribers here, and keep (or drop) it as retained without writing it down, which

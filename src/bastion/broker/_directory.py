@@ -183,6 +183,14 @@ class SessionDirectory(Router, Protocol):
     interest: Interest | None
     """Told of the filters as they come and go (None: nobody asks)."""
 
+    share_here: bool
+    """Whether :meth:`route` serves shared subscriptions (False in a cluster, which serves
+    them across its nodes through :meth:`deliver_shared`)."""
+
+    def deliver_shared(self, message: Message, share_filter: str) -> bool:
+        """Deliver ``message`` to this node's next member of ``share_filter``."""
+        ...
+
     def save(self, session: Session) -> None:
         """``session``'s connection came or went, or its expiry or will changed: a durable
         directory writes it down (a persistent one from now on; one whose expiry became 0
@@ -204,7 +212,7 @@ class MemorySessionDirectory:
     retained-message trie, all in memory. Nothing survives a restart."""
 
     __slots__ = ("_budget", "_clock", "_denied", "_filters", "_index", "_limits",
-                 "_queue_full", "_retained", "_sessions", "interest")
+                 "_queue_full", "_retained", "_sessions", "interest", "share_here")
 
     def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
                  queue_full: QueueFull | None = None) -> None:
@@ -221,6 +229,9 @@ class MemorySessionDirectory:
         self._retained: RetainedStore[Message] = RetainedStore()
         self._filters: dict[str, int] = {}  # topic filter -> sessions subscribed to it
         self.interest: Interest | None = None
+        # False in a cluster: shared subscriptions are served across the nodes
+        # (deliver_shared), not by routing here.
+        self.share_here = True
 
     @property
     def sessions(self) -> Mapping[str, Session]:
@@ -312,8 +323,24 @@ class MemorySessionDirectory:
     def filters(self) -> list[str]:
         return list(self._filters)
 
+    def deliver_shared(self, message: Message, share_filter: str) -> bool:
+        """Deliver ``message`` to this node's next member of the shared subscription
+        ``share_filter`` (the cluster chose this node for it). Returns whether one got it."""
+        member = self._index.pick(share_filter)
+        if member is None:
+            return False
+        session, opts = member
+        topic = message.topic
+        if not session.allowed(Action.RECEIVE, topic):
+            self._denied(session, Action.RECEIVE, topic)
+            return False
+        session.deliver(message, min(opts.qos, message.qos),
+                        message.retain and opts.retain_as_published,
+                        (opts.subscription_id,) if opts.subscription_id else ())
+        return True
+
     def route(self, message: Message, publisher: Link | None) -> bool:
-        matches = self._index.match(message.topic)
+        matches = self._index.match(message.topic, self.share_here)
         if not matches:
             return False
         topic = message.topic

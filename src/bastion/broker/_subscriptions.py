@@ -326,7 +326,7 @@ class SubscriptionIndex(Generic[K, V]):
             parent.drop_child(level)
             node = parent
 
-    def match(self, topic: str) -> list[tuple[K, V]]:
+    def match(self, topic: str, with_shared: bool = True) -> list[tuple[K, V]]:
         """The subscriptions that receive a message published on ``topic``.
 
         Every matching non-shared subscription appears once per ``(key, filter)``: a key
@@ -339,6 +339,8 @@ class SubscriptionIndex(Generic[K, V]):
         cached list, so callers must not modify it.
 
         :param topic: a valid topic name.
+        :param with_shared: include shared subscriptions (False: a cluster serves them
+            across its nodes, see :meth:`pick`).
         :returns: ``(key, value)`` pairs, in no particular order.
         """
         cache = self._cache
@@ -352,9 +354,30 @@ class SubscriptionIndex(Generic[K, V]):
                 cache.clear()
             cache[topic] = entry
         matched, groups = entry
-        if groups is None:
+        if groups is None or not with_shared:
             return matched
         return [*matched, *(members.pick() for members in groups)]
+
+    def pick(self, share_filter: str) -> tuple[K, V] | None:
+        """The next member in turn of the shared subscription ``share_filter``
+        (``$share/{group}/{filter}``), or None when nobody here is in it."""
+        shared = parse_shared_subscription(share_filter)
+        if shared is None:
+            return None
+        inner = shared.topic_filter
+        node: _Node[K, V] | None
+        if _has_wildcard(inner):
+            node = self._root
+            for level in inner.split("/"):
+                node = node.child(level)
+                if node is None:
+                    return None
+        else:
+            node = self._exact.get(inner)
+        if node is None or node.groups is None:
+            return None
+        members = node.groups.get(shared.group)
+        return None if members is None else members.pick()
 
     def _walk(self, topic: str, matched: list[tuple[K, V]],
               shared: list[_Group[K, V]]) -> None:

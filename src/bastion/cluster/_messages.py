@@ -23,40 +23,61 @@ and one task brings the NATS subscriptions in line (so a subscribe and an unsubs
 one filter never race). Messages to send wait for the end of the loop step and go out
 together.
 
+Shared subscriptions are balanced across the fleet by NATS queue groups: every node with
+a member of ``$share/<group>/<filter>`` subscribes to the filter's subjects in a queue
+group named after the whole shared filter, so NATS hands each message to one of those
+nodes, which gives it to one of its members. These subscriptions use a second NATS
+connection without ``no_echo``, since the node that published a message may be the one
+chosen; nodes then route without their shared subscriptions.
+
 What this does not promise yet: core NATS delivers at most once, so a QoS 1 message to a
 subscriber on another node is delivered at most once across the hop, and the publisher's
 PUBACK does not wait for that node (issue 14 continues with JetStream for persistent
-sessions on other nodes). Shared subscriptions are balanced within each node only.
+sessions on other nodes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+from functools import partial
 from typing import Any
 
 from ..broker import Broker, Message, decode_message, encode_message
 from ..clock import Clock
+from ..mqtt import parse_shared_subscription
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
 
 ORIGIN_HEADER = "Bastion-Origin"
 
+Want = tuple[str, str, str]
+"""A NATS subscription this node needs: (subject, queue group or "", shared filter or "")."""
+
+
+def queue_group(share_filter: str) -> str:
+    """The NATS queue group of a shared subscription (a valid token, one per filter)."""
+    return "s" + base64.urlsafe_b64encode(share_filter.encode()).decode().rstrip("=")
+
 
 class MessageRelay:
     """The broker's ``relay`` and its directory's ``interest`` (see the module docstring)."""
 
-    def __init__(self, nc: Any, codec: SubjectCodec, retained: SubjectCodec, broker: Broker,
-                 clock: Clock) -> None:
-        """:param codec: the subjects of messages; :param retained: of retained ones."""
+    def __init__(self, nc: Any, shared_nc: Any, codec: SubjectCodec, retained: SubjectCodec,
+                 broker: Broker, clock: Clock) -> None:
+        """:param nc: the node's connection (``no_echo``); :param shared_nc: a second one,
+        with echo, for the shared subscriptions' queue groups. :param codec: the subjects
+        of messages; :param retained: of retained ones."""
         self._nc = nc
+        self._shared_nc = shared_nc
         self._codec = codec
         self._retained = retained
         self._broker = broker
         self._clock = clock
-        self._wanted: dict[str, int] = {}   # subject -> filters here that need it
-        self._subscribed: dict[str, Any] = {}
+        self._wanted: dict[Want, int] = {}  # -> filters here that need it
+        self._subscribed: dict[Want, Any] = {}
         self._reconciling: asyncio.Task[None] | None = None
         self._out: list[tuple[str, bytes, dict[str, str]]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -66,26 +87,30 @@ class MessageRelay:
     # -- interest (the directory's filters) -----------------------------------------------
 
     def added(self, topic_filter: str) -> None:
-        for subject in self._subjects(topic_filter):
-            self._wanted[subject] = self._wanted.get(subject, 0) + 1
+        for want in self._wants(topic_filter):
+            self._wanted[want] = self._wanted.get(want, 0) + 1
         self._reconcile_soon()
 
     def removed(self, topic_filter: str) -> None:
-        for subject in self._subjects(topic_filter):
-            count = self._wanted.get(subject, 0) - 1
+        for want in self._wants(topic_filter):
+            count = self._wanted.get(want, 0) - 1
             if count > 0:
-                self._wanted[subject] = count
+                self._wanted[want] = count
             else:
-                self._wanted.pop(subject, None)
+                self._wanted.pop(want, None)
         self._reconcile_soon()
 
-    def _subjects(self, topic_filter: str) -> tuple[str, ...]:
-        if topic_filter.startswith("$share/"):
-            return ()  # balanced within this node only (see the module docstring)
+    def _wants(self, topic_filter: str) -> list[Want]:
+        shared = parse_shared_subscription(topic_filter)
         try:
-            return self._codec.encode_filter(topic_filter)
+            if shared is None:
+                return [(s, "", "") for s in self._codec.encode_filter(topic_filter)]
+            inner, queue = shared.topic_filter, queue_group(topic_filter)
+            return [(s, queue, topic_filter)
+                    for codec in (self._codec, self._retained)
+                    for s in codec.encode_filter(inner)]
         except ValueError:
-            return ()
+            return []
 
     @property
     def settled(self) -> bool:
@@ -103,12 +128,19 @@ class MessageRelay:
                 extra = [s for s in self._subscribed if s not in self._wanted]
                 if not missing and not extra:
                     break
-                for subject in missing:
-                    self._subscribed[subject] = await self._nc.subscribe(
-                        subject, cb=self._incoming)
-                for subject in extra:
-                    await self._subscribed.pop(subject).unsubscribe()
+                for want in missing:
+                    subject, queue, share_filter = want
+                    if queue:
+                        self._subscribed[want] = await self._shared_nc.subscribe(
+                            subject, queue=queue,
+                            cb=partial(self._incoming_shared, share_filter))
+                    else:
+                        self._subscribed[want] = await self._nc.subscribe(
+                            subject, cb=self._incoming)
+                for want in extra:
+                    await self._subscribed.pop(want).unsubscribe()
             await self._nc.flush()  # the server knows our interest
+            await self._shared_nc.flush()
         except Exception:
             log.exception("cluster: subscribing to the other nodes' messages failed")
         finally:
@@ -118,9 +150,9 @@ class MessageRelay:
 
     async def start(self) -> None:
         """Take every retained message the other nodes publish."""
-        self._subscribed[self._retained.stream_subject] = await self._nc.subscribe(
-            self._retained.stream_subject, cb=self._incoming)
-        self._wanted[self._retained.stream_subject] = 1
+        want = (self._retained.stream_subject, "", "")
+        self._subscribed[want] = await self._nc.subscribe(want[0], cb=self._incoming)
+        self._wanted[want] = 1
 
     async def close(self) -> None:
         if self._reconciling is not None:
@@ -164,11 +196,20 @@ class MessageRelay:
                         len(batch), exc)
 
     async def _incoming(self, msg: Any) -> None:
+        message = self._decoded(msg)
+        if message is not None:
+            self.received += 1
+            self._broker.publish_remote(message)
+
+    async def _incoming_shared(self, share_filter: str, msg: Any) -> None:
+        message = self._decoded(msg)
+        if message is not None:
+            self._broker.deliver_shared(message, share_filter)
+
+    def _decoded(self, msg: Any) -> Message | None:
         try:
             origin = (msg.headers or {}).get(ORIGIN_HEADER)
-            message = decode_message(msg.data, origin, self._clock)
+            return decode_message(msg.data, origin, self._clock)
         except Exception as exc:  # noqa: BLE001 - a malformed relay never stops the node
             log.warning("cluster: ignored a malformed message on %s: %s", msg.subject, exc)
-            return
-        self.received += 1
-        self._broker.publish_remote(message)
+            return None

@@ -45,6 +45,7 @@ class ClusterNode(Component):
         self._resync = resync
         self.node = config.node
         self._nc: Any = None
+        self._shared_nc: Any = None  # echo on: the shared subscriptions' queue groups
         self.registry: SessionRegistry | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
@@ -71,10 +72,15 @@ class ClusterNode(Component):
                              for kind in RELAYED]
         broker = self._broker
         name = self._config.name
-        relay = self.relay = MessageRelay(self._nc, SubjectCodec(f"{name}.msg"),
+        self._shared_nc = await nats.connect(self._config.nats_url,
+                                             name=f"bastion-{self.node}-shared",
+                                             max_reconnect_attempts=-1)
+        relay = self.relay = MessageRelay(self._nc, self._shared_nc,
+                                          SubjectCodec(f"{name}.msg"),
                                           SubjectCodec(f"{name}.ret"), broker, broker.clock)
         await relay.start()
         broker.directory.interest = relay
+        broker.directory.share_here = False
         for topic_filter in broker.directory.filters():  # sessions restored at start
             relay.added(topic_filter)
         broker.relay = relay
@@ -106,8 +112,11 @@ class ClusterNode(Component):
         self._broker.ownership = None
         self._broker.relay = None
         self._broker.directory.interest = None
+        self._broker.directory.share_here = True
         if self.relay is not None:
             await self.relay.close()
+        if self._shared_nc is not None:
+            await self._shared_nc.close()
         if self._nodes is not None:
             with contextlib.suppress(Exception):  # gone with NATS: it expires by itself
                 await self._nodes.delete(self.node)

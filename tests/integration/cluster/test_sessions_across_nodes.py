@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import queue
 import subprocess
 import sys
 import time
@@ -341,3 +342,33 @@ def _status(fleet: Fleet) -> dict[str, Any]:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
+
+
+def test_a_shared_subscription_is_balanced_across_nodes(fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+    workers = [Client(roamer, one.port, version=V5, client_id="worker-1").connect(),
+               Client(roamer, two.port, version=V5, client_id="worker-2").connect()]
+    for worker in workers:
+        worker.subscribe("$share/workers/jobs/#", qos=1)
+    watcher = Client(roamer, two.port, version=V5, client_id="watcher").connect()
+    watcher.subscribe("jobs/#", qos=1)
+    pub = Client(sender, one.port, version=V5, client_id="sender").connect()
+    wait_for(lambda: two.call(lambda: settled(two)) and one.call(lambda: settled(one)), 5,
+             "both nodes' NATS interest")
+    for n in range(40):
+        pub.publish(f"jobs/{n}", str(n).encode(), qos=1)
+    assert sorted(int(m.payload) for m in watcher.expect(40)) == list(range(40))
+    got: list[list[int]] = [[], []]
+    deadline = time.monotonic() + 5
+    while len(got[0]) + len(got[1]) < 40 and time.monotonic() < deadline:
+        for mine, worker in zip(got, workers, strict=True):
+            with contextlib.suppress(queue.Empty):
+                mine.append(int(worker.messages.get(timeout=0.05).payload))
+    # Each message reached the group once; each node's member took a share.
+    assert sorted(got[0] + got[1]) == list(range(40)), got
+    assert got[0] and got[1], got
+    for worker in workers:
+        worker.expect_none(0.3)
+    for client in (*workers, watcher, pub):
+        client.disconnect()
