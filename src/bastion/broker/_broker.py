@@ -288,17 +288,21 @@ class Broker:
         if self.ownership is not None and self.directory.get(session.client_id) is None:
             self.ownership.released(session.client_id)
 
-    def give_up(self, client_id: str) -> Session | None:
-        """Another node owns ``client_id`` now: close its live connection here (MQTT 5:
-        DISCONNECT 0x8E, as a takeover), and drop its session from memory without
-        forgetting what the store holds (the new owner reads it). Returns the session."""
+    def give_up(self, client_id: str,
+                code: ReasonCode = ReasonCode.SESSION_TAKEN_OVER) -> Session | None:
+        """Another node owns ``client_id`` now (or this node can no longer prove it owns
+        it): close its live connection here (MQTT 5: DISCONNECT with ``code``, 0x8E by
+        default, as a takeover), and drop its session from memory without forgetting
+        what the store holds (the new owner reads it). Returns the session."""
         session = self.directory.get(client_id)
         if session is None:
             return None
         link = session.connection
         if link is not None:
-            log.info("client %r: session taken over by another node", client_id)
-            link.close(ReasonCode.SESSION_TAKEN_OVER, DisconnectReason.DUPLICATE_CLIENTID)
+            log.info("client %r: session given up (%s)", client_id, code.name)
+            link.close(code, DisconnectReason.DUPLICATE_CLIENTID
+                       if code is ReasonCode.SESSION_TAKEN_OVER
+                       else DisconnectReason.SERVER_INITIATED_DISCONNECT)
             self._detach(session, link)
         if self.directory.get(client_id) is session:
             self.directory.hand_over(session)

@@ -13,10 +13,11 @@ from ..broker import Broker, DurableSessionDirectory, SessionRecords
 from ..config import ClusterConfig
 from ..events import EventBus
 from ..lifecycle import Component
+from ..mqtt import ReasonCode
 from ._events import RELAYED, decode_event, encode_event
 from ._messages import MessageRelay
 from ._registry import SessionRegistry
-from ._status import HEARTBEAT, NodeStatus, nodes_bucket
+from ._status import FENCE_AFTER, HEARTBEAT, STALE_AFTER, NodeStatus, nodes_bucket
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
@@ -53,6 +54,8 @@ class ClusterNode(Component):
         self.relay: MessageRelay | None = None
         self._nodes: Any = None  # the heartbeat bucket
         self._started = 0.0
+        self._renewed = 0.0  # monotonic time of the last heartbeat written
+        self.fenced = False  # sessions given up: this node could not renew its lease
 
     @property
     def _events_subject(self) -> str:
@@ -63,10 +66,11 @@ class ClusterNode(Component):
 
         self._nc = await nats.connect(self._config.nats_url, name=f"bastion-{self.node}",
                                       max_reconnect_attempts=-1, no_echo=True,
+                                      ping_interval=2, max_outstanding_pings=2,
                                       reconnected_cb=self._reconnected,
                                       disconnected_cb=self._disconnected)
         self.registry = SessionRegistry(self._nc, self._config.name, self.node)
-        await self.registry.start(self._hand_over, self._lost)
+        await self.registry.start(self._hand_over, self._lost, self._alive)
         await self._nc.subscribe(self._events_subject, cb=self._remote_event)
         self._unsubscribe = [self._bus.subscribe(kind, self._local_event)
                              for kind in RELAYED]
@@ -90,13 +94,21 @@ class ClusterNode(Component):
         await self._heartbeat()
 
     async def run(self) -> None:
-        """Tell the other nodes (and ``bastion cluster status``) this node is alive."""
+        """Renew this node's lease (its heartbeat) every ``HEARTBEAT`` seconds; give up
+        every session when it could not for ``FENCE_AFTER`` seconds."""
+        clock = self._broker.clock
+        attempted = clock.monotonic()
         while True:
-            await asyncio.sleep(HEARTBEAT)
-            try:
-                await self._heartbeat()
-            except Exception as exc:  # noqa: BLE001 - NATS away: the next beat may do
-                log.debug("cluster heartbeat failed: %s", exc)
+            await asyncio.sleep(1.0)
+            now = clock.monotonic()
+            if now - attempted >= HEARTBEAT or self.fenced:
+                attempted = now
+                try:
+                    await asyncio.wait_for(self._heartbeat(), timeout=2.0)
+                except Exception as exc:  # noqa: BLE001 - NATS away: the next one may do
+                    log.debug("cluster heartbeat failed: %s", exc)
+            if not self.fenced and clock.monotonic() - self._renewed > FENCE_AFTER:
+                self._fence()
 
     async def _heartbeat(self) -> None:
         from .. import __version__
@@ -105,6 +117,34 @@ class ClusterNode(Component):
         status = NodeStatus(self.node, __version__, self._started, broker.clock.time(),
                             len(broker.connections), len(broker.sessions))
         await self._nodes.put(self.node, status.to_json())
+        self._renewed = broker.clock.monotonic()
+        if self.fenced:
+            self.fenced = False
+            log.warning("cluster: lease renewed; this node accepts devices again")
+
+    def _fence(self) -> None:
+        """The lease is about to run out and cannot be renewed: another node may soon
+        take any of this node's sessions. Give them all up first (connections closed with
+        0x9C, use another server; what the store holds stays for the next owner)."""
+        self.fenced = True
+        broker = self._broker
+        held = list(broker.sessions)
+        log.warning("cluster: could not renew this node's lease for %.0f s; giving up "
+                    "its %d sessions", FENCE_AFTER, len(held))
+        for client_id in held:
+            broker.give_up(client_id, ReasonCode.USE_ANOTHER_SERVER)
+
+    async def _alive(self, node: str) -> bool:
+        """Whether ``node``'s lease still runs (its heartbeat entry exists and is fresh)."""
+        try:
+            entry = await self._nodes.get(node)
+        except Exception:  # noqa: BLE001 - no entry: no lease
+            return False
+        try:
+            seen = NodeStatus.from_json(entry.value or b"").seen
+        except (ValueError, KeyError):
+            return False
+        return self._broker.clock.time() - seen <= STALE_AFTER
         log.info("cluster %r: node %r on %s", self._config.name, self.node,
                  self._config.nats_url)
 

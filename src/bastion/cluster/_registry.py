@@ -10,20 +10,28 @@ so two nodes claiming at once cannot both win.
 
 A CONNECT on node B for a client id owned by node A (:meth:`SessionRegistry.claim`):
 
-1. B writes itself as the owner (compare-and-set);
-2. B asks A, over the core NATS subject ``<name>.ctl.<A>.handover``, to hand the session
+1. B asks A, over the core NATS subject ``<name>.ctl.<A>.handover``, to hand the session
    over. A closes the live connection (MQTT 5: DISCONNECT 0x8E, as a takeover on one
    node), removes the session from its memory without forgetting what the store holds,
    waits until its journal has committed everything about it, and answers;
-3. B reads the session back from the store (``SessionRecords.load_one``) into its own
-   directory, and the CONNECT continues as on one node: the session is resumed (session
-   present) when the certificate matches and the client did not ask for a clean start.
+2. B writes itself as the owner (compare-and-set on the revision it read first);
+3. B reads the session back from the store into its own directory, and the CONNECT
+   continues as on one node: the session is resumed (session present) when the
+   certificate matches and the client did not ask for a clean start.
 
-A node that does not answer within ``HANDOVER_TIMEOUT`` is taken to be gone: B goes on
-with what the store holds, which is everything acknowledged (acknowledgements wait for
-the commit). A node also watches the bucket: a client id it holds that another node now
-owns is closed and dropped from memory there and then, so that a lost handover request
-cannot leave two live owners for long.
+Never two owners: if A does not answer, B must know whether A is gone or only out of
+reach. NATS answering "no responders" means no process of A is connected: A is gone, and
+B takes over with what the store holds (everything acknowledged: acknowledgements wait
+for the commit). A silent A may still be serving the device from the other side of a
+partition; B then takes over only once A's lease (its heartbeat in ``<name>_nodes``,
+``STALE_AFTER`` seconds) has run out, and refuses the CONNECT until then (0x88, the
+device retries). A node that cannot renew its lease for ``FENCE_AFTER`` seconds, shorter
+than the lease, gives up every live session of its own accord (``ClusterNode``), so by
+the time its lease is gone it holds none.
+
+Every node also watches the bucket: a client id it holds that another node now owns is
+closed and dropped from memory there and then (a lost handover request, a healed
+partition).
 
 When a session ends (expiry 0 at disconnect, expiry, revocation) and the node holds no
 other for that client id, it deletes the key, again only if the key still names it.
@@ -47,7 +55,12 @@ HANDOVER_TIMEOUT = 1.0
 
 
 class ClusterUnavailable(Exception):
-    """The cluster's NATS cannot be reached: no client id can be claimed."""
+    """No client id can be claimed now: the cluster's NATS cannot be reached, or the node
+    holding the session cannot be reached and may still be alive."""
+
+
+Alive = Callable[[str], Awaitable[bool]]
+"""Whether a node's lease is still running (see ``ClusterNode``)."""
 
 
 def session_key(client_id: str) -> str:
@@ -93,17 +106,18 @@ class SessionRegistry:
         self._watch_task: asyncio.Task[None] | None = None
         self._hand_over: HandOver | None = None
         self._lost: Lost | None = None
+        self._alive: Alive | None = None
         self._claimed: dict[str, int] = {}  # client id -> the revision of our last claim
 
     @property
     def bucket(self) -> str:
         return f"{self._name}_sessions"
 
-    async def start(self, hand_over: HandOver, lost: Lost) -> None:
+    async def start(self, hand_over: HandOver, lost: Lost, alive: Alive) -> None:
         """Create (or open) the bucket, answer handover requests, watch the bucket."""
         from nats.js.api import KeyValueConfig
 
-        self._hand_over, self._lost = hand_over, lost
+        self._hand_over, self._lost, self._alive = hand_over, lost, alive
         js = self._nc.jetstream()
         self._kv = await js.create_key_value(KeyValueConfig(bucket=self.bucket, history=1))
         self._subscription = await self._nc.subscribe(
@@ -148,6 +162,8 @@ class SessionRegistry:
         value = json.dumps({"node": self.node}).encode()
         while True:
             previous, revision = await self.owner(client_id)
+            if previous is not None and previous.node != self.node:
+                await self._take_from(previous.node, client_id)
             try:
                 if revision:
                     claimed = await self._kv.update(key, value, last=revision)
@@ -161,8 +177,6 @@ class SessionRegistry:
                 raise
             break
         self._claimed[client_id] = int(claimed)
-        if previous is not None and previous.node != self.node:
-            await self._ask_handover(previous.node, client_id)
         return previous
 
     async def release(self, client_id: str) -> None:
@@ -176,13 +190,28 @@ class SessionRegistry:
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self._kv.delete(session_key(client_id), last=revision)
 
-    async def _ask_handover(self, node: str, client_id: str) -> None:
+    async def _take_from(self, node: str, client_id: str) -> None:
+        """Have ``node`` hand ``client_id`` over; return when it did, or when it is gone.
+
+        :raises ClusterUnavailable: ``node`` does not answer and its lease still runs.
+        """
+        from nats.errors import NoRespondersError
+
         try:
             await self._nc.request(f"{self._name}.ctl.{node}.handover", client_id.encode(),
                                    timeout=HANDOVER_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - timeout or no responders: node gone
-            log.warning("node %r did not hand over client %r (%s); going on with what "
-                        "the store holds", node, client_id, type(exc).__name__)
+            return
+        except NoRespondersError:
+            log.warning("node %r is gone; client %r resumes from the store", node, client_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - a timeout: out of reach, maybe alive
+            silent = type(exc).__name__
+        assert self._alive is not None
+        if await self._alive(node):
+            raise ClusterUnavailable(f"node {node!r} holds client {client_id!r}, does not "
+                                     f"answer ({silent}) and its lease still runs")
+        log.warning("node %r's lease ran out; client %r resumes from the store", node,
+                    client_id)
 
     # -- answering -------------------------------------------------------------------------
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 HEARTBEAT: Final = 5.0
+"""Seconds between two heartbeats of a node."""
 STALE_AFTER: Final = 3 * HEARTBEAT
+"""A node's lease: seconds its heartbeat entry lives after it was written."""
+FENCE_AFTER: Final = 2 * HEARTBEAT
+"""Seconds after its last written heartbeat at which a node that cannot write another one
+gives up its sessions: before its lease runs out and another node may take them."""
 
 
 @dataclass(frozen=True, slots=True)

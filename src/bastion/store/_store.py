@@ -14,6 +14,7 @@ record commits with the change it describes: :mod:`._joining`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -191,8 +192,15 @@ class Store:
                 if table.name not in _KEEP_ON_RESET and not table.name.startswith("trail"):
                     conn.execute(table.delete())
 
-    def close(self) -> None:
-        """Close every pooled connection."""
+    def close(self, wait: float = 10.0) -> None:
+        """Close every pooled connection, after waiting up to ``wait`` seconds for those
+        still in use to come back (a worker thread finishing a transaction while Bastion
+        stops): a connection in use when the pool goes would be left open."""
+        checked_out = getattr(self._engine.pool, "checkedout", None)
+        if checked_out is not None:
+            deadline = time.monotonic() + wait
+            while checked_out() > 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._engine.dispose()
 
     def __enter__(self) -> Self:
