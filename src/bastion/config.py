@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .account import Account
-from .broker import BrokerLimits
+from .broker import BrokerLimits, ProxyTrust
 
 
 class ConfigError(ValueError):
@@ -24,6 +24,20 @@ class MQTTConfig:
     plaintext_port: int = 0   # 0: no plaintext listener; only for an explicit opt-in
     plaintext_host: str = "127.0.0.1"
     tls_session_tickets: int = 0  # TLS 1.3 tickets per handshake; 0: no resumption
+    # Behind a TCP load balancer (docs/broker.md): the TLS listeners take connections only
+    # from proxy_trusted (addresses or CIDR blocks), each starting with a PROXY v2 header.
+    proxy_protocol: bool = False
+    proxy_trusted: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.proxy_trusted, tuple | list):
+            raise TypeError("proxy_trusted must be a list of strings, not "
+                            f"{type(self.proxy_trusted).__name__}")
+        object.__setattr__(self, "proxy_trusted", tuple(self.proxy_trusted))
+        ProxyTrust.parse(self.proxy_trusted)  # ValueError/TypeError for a bad entry
+        if self.proxy_protocol and not self.proxy_trusted:
+            raise ValueError("proxy_protocol needs proxy_trusted: the load balancers' "
+                             "addresses (no other client could connect)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +181,10 @@ def _section(name: str, cls: type[Any], values: object) -> Any:
         if key not in known:
             raise ConfigError(f"unknown key {name}.{key}")
         expected = type(getattr(defaults, key))
+        if expected is tuple:  # every tuple field is a list of strings in TOML
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name}.{key} must be a list of strings")
+            value = tuple(value)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):

@@ -174,8 +174,10 @@ class Client:
 
 
 def tls_socket(device: DeviceFiles | None, port: int, *, ca: Path,
-               alpn: list[str] | None = None, timeout: float = 5.0) -> ssl.SSLSocket:
-    """A raw TLS socket to the broker (for hand-built packets)."""
+               alpn: list[str] | None = None, timeout: float = 5.0,
+               preamble: bytes = b"") -> ssl.SSLSocket:
+    """A raw TLS socket to the broker (for hand-built packets); ``preamble`` is sent in
+    the clear before the handshake (a load balancer's PROXY header)."""
     context = ssl.create_default_context(cafile=str(ca))
     if device is not None:
         context.load_cert_chain(str(device.cert), str(device.key))
@@ -183,6 +185,8 @@ def tls_socket(device: DeviceFiles | None, port: int, *, ca: Path,
         context.set_alpn_protocols(alpn)
     raw = socket.create_connection((HOST, port), timeout=timeout)
     try:
+        if preamble:
+            raw.sendall(preamble)
         return context.wrap_socket(raw, server_hostname=HOST)
     except BaseException:
         raw.close()

@@ -8,7 +8,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from ..broker import Broker, ListenerConfig, bound_port, start_listener
+from ..broker import Broker, ListenerConfig, ProxyTrust, bound_port, start_listener
 from ..config import MQTTConfig
 from ..controlplane import ControlPlane
 from ..datadir import DataDir, server_ssl_context_for
@@ -53,9 +53,16 @@ class Listeners(Component):
         self._tls = server_ssl_context_for(self._datadir,
                                            extra_trusted_ca_pems=await self._active_ca_pems(),
                                            session_tickets=mqtt.tls_session_tickets)
-        wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls)]
+        # Behind a load balancer, both TLS listeners take only its connections, each with a
+        # PROXY v2 header; the plaintext one (loopback, opt-in) is never behind one.
+        proxy = ProxyTrust.parse(mqtt.proxy_trusted) if mqtt.proxy_protocol else None
+        if proxy is not None:
+            log.info("MQTT TLS listeners expect PROXY v2 headers from %s",
+                     ", ".join(map(str, proxy.networks)))
+        wanted = [ListenerConfig("mqtts", mqtt.host, mqtt.port, self._tls, proxy)]
         if mqtt.alpn_port:
-            wanted.append(ListenerConfig("mqtts-alpn", mqtt.host, mqtt.alpn_port, self._tls))
+            wanted.append(ListenerConfig("mqtts-alpn", mqtt.host, mqtt.alpn_port, self._tls,
+                                         proxy))
         if mqtt.plaintext_port:
             log.warning("plaintext MQTT listener enabled on %s:%d (no client authentication)",
                         mqtt.plaintext_host, mqtt.plaintext_port)

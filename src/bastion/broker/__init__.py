@@ -3,6 +3,7 @@
 Layers, each importing only those below it::
 
     _listener                          sockets -> connections
+    _proxy, _proxy_header              behind a load balancer: the PROXY v2 header
     _broker                            CONNECT, packets, security events (ConnectionHost)
     _connection                        one network connection (asyncio.Protocol)
     _durable                           DurableSessionDirectory, GroupCommit (journal)
@@ -62,6 +63,7 @@ from ._plugs import (
     SessionPermissions,
     TopicTally,
 )
+from ._proxy import ProxyTrust
 from ._session import Link, Session
 
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "Op",
     "Ownership",
     "Principal",
+    "ProxyTrust",
     "RefuseAll",
     "Relay",
     "ReservedTopicHandler",

@@ -11,15 +11,20 @@ from dataclasses import dataclass
 from ..mqtt import ServerLimits
 from ._broker import Broker
 from ._connection import MQTTConnection
+from ._proxy import PeerName, ProxyHeaderGate, ProxyTrust
 from ._tls import TLSStream
 
 
 @dataclass(frozen=True, slots=True)
 class ListenerConfig:
+    """One listener. With ``proxy``, it is behind a load balancer: only those balancers may
+    connect, and each connection starts with a PROXY v2 header (TLS listeners only)."""
+
     name: str
     host: str
     port: int
     tls: ssl.SSLContext | None
+    proxy: ProxyTrust | None = None
 
 
 def server_limits(broker: Broker) -> ServerLimits:
@@ -38,6 +43,7 @@ def server_limits(broker: Broker) -> ServerLimits:
 async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Server:
     """Bind and start serving. Port 0 picks a free port (read it from ``sockets``).
 
+    :raises ValueError: ``config`` asks for the PROXY protocol without TLS.
     :raises OSError: the address is in use or cannot be bound.
     """
     loop = asyncio.get_running_loop()
@@ -48,7 +54,16 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
 
     factory: Callable[[], asyncio.Protocol] = mqtt
     tls, handshake_timeout = config.tls, broker.limits.tls_handshake_timeout
-    if tls is not None:
+    proxy, header_timeout = config.proxy, broker.limits.connect_timeout
+    if proxy is not None and tls is None:
+        raise ValueError(f"listener {config.name}: the PROXY protocol needs TLS")
+    if tls is not None and proxy is not None:
+        def behind_proxy(peername: PeerName) -> asyncio.Protocol:
+            return TLSStream(tls, mqtt, handshake_timeout, peername=peername)
+
+        def factory() -> asyncio.Protocol:
+            return ProxyHeaderGate(proxy, behind_proxy, header_timeout)
+    elif tls is not None:
         # TLS runs in the broker's own lean stream, not the event loop's TLS transport
         # (see _tls.py: memory per idle connection, Python calls per message).
         def factory() -> asyncio.Protocol:

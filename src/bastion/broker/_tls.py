@@ -17,7 +17,9 @@ application writes is encrypted at once and handed to the TCP transport, which d
 socket buffering (and its flow control reaches the application unchanged). OpenSSL does
 the cryptography, certificate verification, ALPN and key updates; nothing here parses
 TLS. The stream is the application's transport: it answers ``get_extra_info`` with
-``ssl_object``, ``peercert`` and the socket's details like asyncio's TLS transport.
+``ssl_object``, ``peercert`` and the socket's details like asyncio's TLS transport; behind
+a load balancer its ``peername`` is the client's, as the PROXY header gave it (see
+``_proxy.py``), not the socket's.
 
 Lifecycle: the handshake must finish within ``handshake_timeout`` or the socket is cut;
 a failed handshake (no certificate, unknown CA, expired, old protocol version) sends
@@ -43,12 +45,17 @@ _READ_SIZE = 16 * 1024 + 256
 class TLSStream(asyncio.Protocol):
     """Server-side TLS over one accepted TCP connection; the application's transport."""
 
-    __slots__ = ("_app", "_app_factory", "_closing", "_in", "_loop", "_out",
+    __slots__ = ("_app", "_app_factory", "_closing", "_in", "_loop", "_out", "_peername",
                  "_read_paused", "_ssl", "_tcp", "_timer")
 
     def __init__(self, context: ssl.SSLContext,
                  app_factory: Callable[[], asyncio.Protocol],
-                 handshake_timeout: float) -> None:
+                 handshake_timeout: float, *, peername: tuple[Any, ...] | None = None) -> None:
+        """
+        :param peername: the client's address when it is not the socket's peer (a PROXY
+            header's source); ``get_extra_info("peername")`` answers it.
+        """
+        self._peername = peername
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
@@ -118,8 +125,7 @@ class TLSStream(asyncio.Protocol):
             self._read_records()  # application data that came with the client's Finished
 
     def _handshake_failed(self, exc: Exception) -> None:
-        peer = self._tcp.get_extra_info("peername") if self._tcp is not None else None
-        log.info("TLS handshake with %s failed: %s", peer, exc)
+        log.info("TLS handshake with %s failed: %s", self.get_extra_info("peername"), exc)
         self._flush_out()  # OpenSSL's alert tells the client why
         self._closing = True
         self._cancel_timer()
@@ -129,8 +135,7 @@ class TLSStream(asyncio.Protocol):
     def _handshake_timed_out(self) -> None:
         self._timer = None
         if self._app is None and self._tcp is not None:
-            log.info("TLS handshake with %s timed out",
-                     self._tcp.get_extra_info("peername"))
+            log.info("TLS handshake with %s timed out", self.get_extra_info("peername"))
             self._closing = True
             self._tcp.abort()
 
@@ -246,4 +251,6 @@ class TLSStream(asyncio.Protocol):
             return self._ssl.cipher()
         if name == "compression":
             return self._ssl.compression()
+        if name == "peername" and self._peername is not None:
+            return self._peername
         return self._tcp.get_extra_info(name, default) if self._tcp is not None else default
