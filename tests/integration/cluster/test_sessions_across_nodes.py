@@ -6,8 +6,8 @@ real mutual-TLS paho clients."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import dataclasses
+import gc
 import json
 import queue
 import subprocess
