@@ -75,6 +75,7 @@ class Client:
         self.connack: Any = None
         self.session_present: bool | None = None
         self.disconnect_reason: Any = None
+        self.closed_at = 0.0  # time.monotonic() when the connection ended
         self.acks: dict[int, Any] = {}
         self.subacks: dict[int, list[Any]] = {}
         self._port = port
@@ -95,6 +96,7 @@ class Client:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         self.disconnect_reason = rc
+        self.closed_at = time.monotonic()
         self.disconnected.set()
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:

@@ -66,7 +66,7 @@ class ClusterNode(Component):
 
         self._nc = await nats.connect(self._config.nats_url, name=f"bastion-{self.node}",
                                       max_reconnect_attempts=-1, no_echo=True,
-                                      ping_interval=2, max_outstanding_pings=2,
+                                      ping_interval=3, max_outstanding_pings=2,
                                       reconnected_cb=self._reconnected,
                                       disconnected_cb=self._disconnected)
         self.registry = SessionRegistry(self._nc, self._config.name, self.node)
@@ -149,17 +149,12 @@ class ClusterNode(Component):
                  self._config.nats_url)
 
     async def stop(self) -> None:
-        self._broker.ownership = None
-        self._broker.relay = None
-        self._broker.directory.interest = None
-        self._broker.directory.share_here = True
-        if self.relay is not None:
-            await self.relay.close()
-        if self._shared_nc is not None:
-            await self._shared_nc.close()
-        if self._nodes is not None:
-            with contextlib.suppress(Exception):  # gone with NATS: it expires by itself
-                await self._nodes.delete(self.node)
+        """Leave the cluster; every step is bounded, so a node cut off still stops."""
+        broker = self._broker
+        broker.ownership = None
+        broker.relay = None
+        broker.directory.interest = None
+        broker.directory.share_here = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
@@ -167,10 +162,15 @@ class ClusterNode(Component):
             await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
-        if self.registry is not None:
-            await self.registry.stop()
-        if self._nc is not None:
-            await self._nc.close()
+        steps = [self.relay.close() if self.relay is not None else None,
+                 self.registry.stop() if self.registry is not None else None,
+                 self._nodes.delete(self.node) if self._nodes is not None else None,
+                 *(connection.close() for connection in (self._shared_nc, self._nc)
+                   if connection is not None)]
+        for step in steps:
+            if step is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(step, timeout=2.0)
 
     @property
     def connected(self) -> bool:

@@ -19,13 +19,13 @@ A CONNECT on node B for a client id owned by node A (:meth:`SessionRegistry.clai
    continues as on one node: the session is resumed (session present) when the
    certificate matches and the client did not ask for a clean start.
 
-Never two owners: if A does not answer, B must know whether A is gone or only out of
-reach. NATS answering "no responders" means no process of A is connected: A is gone, and
-B takes over with what the store holds (everything acknowledged: acknowledgements wait
-for the commit). A silent A may still be serving the device from the other side of a
-partition; B then takes over only once A's lease (its heartbeat in ``<name>_nodes``,
-``STALE_AFTER`` seconds) has run out, and refuses the CONNECT until then (0x88, the
-device retries). A node that cannot renew its lease for ``FENCE_AFTER`` seconds, shorter
+Never two owners: if A does not answer, B cannot tell a dead A from one cut off from
+NATS (then NATS answers "no responders" too, once A's connection is gone) that still
+serves the device on the other side of the partition. B therefore takes over only once
+A's lease (its heartbeat in ``<name>_nodes``, ``STALE_AFTER`` seconds) has run out, and
+refuses the CONNECT until then (0x88; the device retries): a device whose node died
+resumes on another within the lease. It resumes with what the store holds, which is
+everything acknowledged (acknowledgements wait for the commit). A node that cannot renew its lease for ``FENCE_AFTER`` seconds, shorter
 than the lease, gives up every live session of its own accord (``ClusterNode``), so by
 the time its lease is gone it holds none.
 
@@ -195,16 +195,11 @@ class SessionRegistry:
 
         :raises ClusterUnavailable: ``node`` does not answer and its lease still runs.
         """
-        from nats.errors import NoRespondersError
-
         try:
             await self._nc.request(f"{self._name}.ctl.{node}.handover", client_id.encode(),
                                    timeout=HANDOVER_TIMEOUT)
             return
-        except NoRespondersError:
-            log.warning("node %r is gone; client %r resumes from the store", node, client_id)
-            return
-        except Exception as exc:  # noqa: BLE001 - a timeout: out of reach, maybe alive
+        except Exception as exc:  # noqa: BLE001 - no responders or a timeout: maybe alive
             silent = type(exc).__name__
         assert self._alive is not None
         if await self._alive(node):
