@@ -20,32 +20,13 @@ import json
 import typing
 from typing import Any, Final
 
-from ..registry import (
-    CaCertificateDeleted,
-    CaCertificateRegistered,
-    CaCertificateStatusChanged,
-    CertificateDeleted,
-    CertificateRegistered,
-    CertificateStatusChanged,
-    PolicyAttachmentChanged,
-    PolicyDefaultVersionChanged,
-    PolicyDeleted,
-    ThingDeleted,
-    ThingGroupDeleted,
-    ThingGroupMembershipChanged,
-    ThingPrincipalChanged,
-    ThingUpdated,
-)
+from ..enforcement import SECURITY_EVENTS
+from ..registry import CaCertificateRegistered, CertificateRegistered
 
 RELAYED: Final[tuple[type, ...]] = (
-    CertificateRegistered, CertificateStatusChanged, CertificateDeleted,
-    CaCertificateRegistered, CaCertificateStatusChanged, CaCertificateDeleted,
-    PolicyAttachmentChanged, PolicyDefaultVersionChanged, PolicyDeleted,
-    ThingPrincipalChanged, ThingUpdated, ThingDeleted, ThingGroupMembershipChanged,
-    ThingGroupDeleted,
-)
-"""The events every node must see: the security state of live sessions (and the CAs the
-listeners trust)."""
+    *SECURITY_EVENTS, CertificateRegistered, CaCertificateRegistered)
+"""The events every node must see: the security state of live sessions
+(:data:`~bastion.enforcement.SECURITY_EVENTS`) and the CAs the listeners trust."""
 
 _BY_NAME: Final = {kind.__name__: kind for kind in RELAYED}
 

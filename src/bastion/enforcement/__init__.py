@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ._bridge import SecurityEventBridge
+from ._bridge import SECURITY_EVENTS, SecurityEventBridge
 from ._context import request_context
 from ._gate import GatePermissions, RegistryGate
 from ._journal import ConnectionJournal
 
-__all__ = ["ConnectionJournal", "GatePermissions", "RegistryGate", "SecurityEventBridge", "request_context"]
+__all__ = ["SECURITY_EVENTS", "ConnectionJournal", "GatePermissions", "RegistryGate", "SecurityEventBridge", "request_context"]

@@ -165,39 +165,43 @@ class PrivateNats:
             self._proc = None
 
 
+@pytest.fixture
+def private(tmp_path: Path, fleet: Fleet) -> Iterator[PrivateNats]:
+    """A NATS of this test's own, started; the fleet's nodes stop before it does."""
+    server = PrivateNats(tmp_path)
+    server.start()
+    yield server
+    for running in fleet.nodes:
+        running.stop()
+    fleet.nodes.clear()
+    server.stop()
+
+
 def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
-        fleet: Fleet, tmp_path: Path) -> None:
-    private = PrivateNats(tmp_path)
-    private.start()
-    try:
-        fleet.config = dataclasses.replace(
-            fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
-                                                      nats_url=private.url))
-        node = fleet.start("node-1")
-        roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
-        live = Client(roamer, node.port, version=V5, client_id="roamer").connect()
-        live.subscribe("fleet/roamer/#", qos=1)
-        private.stop()
-        wait_for(lambda: not node.call(
-            lambda: node.app.component(ClusterNode).connected), 5, "NATS to be gone")
-        refused = Client(sender, node.port, version=V5, client_id="sender")
-        started = time.monotonic()
-        refused.connect(expect_success=False)
-        assert refused.connack == 0x88  # Server unavailable
-        assert time.monotonic() - started < 2
-        live.publish("fleet/roamer/self", b"still here", qos=1)  # local traffic goes on
-        assert live.expect(1)[0].payload == b"still here"
-        private.start()  # back: the node reconnects and accepts CONNECTs again
-        wait_for(lambda: node.call(lambda: node.app.component(ClusterNode).connected), 10,
-                 "NATS to be back")
-        again = Client(sender, node.port, version=V5, client_id="sender").connect()
-        again.disconnect()
-        live.disconnect()
-    finally:
-        for running in fleet.nodes:
-            running.stop()
-        fleet.nodes.clear()
-        private.stop()
+        fleet: Fleet, private: PrivateNats) -> None:
+    fleet.config = dataclasses.replace(
+        fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
+                                                  nats_url=private.url))
+    node = fleet.start("node-1")
+    roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+    live = Client(roamer, node.port, version=V5, client_id="roamer").connect()
+    live.subscribe("fleet/roamer/#", qos=1)
+    private.stop()
+    wait_for(lambda: not node.call(
+        lambda: node.app.component(ClusterNode).connected), 5, "NATS to be gone")
+    refused = Client(sender, node.port, version=V5, client_id="sender")
+    started = time.monotonic()
+    refused.connect(expect_success=False)
+    assert refused.connack == 0x88  # Server unavailable
+    assert time.monotonic() - started < 2
+    live.publish("fleet/roamer/self", b"still here", qos=1)  # local traffic goes on
+    assert live.expect(1)[0].payload == b"still here"
+    private.start()  # back: the node reconnects and accepts CONNECTs again
+    wait_for(lambda: node.call(lambda: node.app.component(ClusterNode).connected), 10,
+             "NATS to be back")
+    again = Client(sender, node.port, version=V5, client_id="sender").connect()
+    again.disconnect()
+    live.disconnect()
 
 
 def test_a_revocation_through_one_node_closes_the_session_on_another(fleet: Fleet) -> None:
@@ -215,27 +219,19 @@ def test_a_revocation_through_one_node_closes_the_session_on_another(fleet: Flee
 
 
 def test_a_node_cut_off_during_a_revocation_applies_it_when_it_is_back(
-        fleet: Fleet, tmp_path: Path) -> None:
-    private = PrivateNats(tmp_path)
-    private.start()
-    try:
-        fleet.config = dataclasses.replace(
-            fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
-                                                      nats_url=private.url))
-        one, two = fleet.start("node-1"), fleet.start("node-2")
-        roamer = fleet.devices["roamer"]
-        client = Client(roamer, two.port, version=V5, client_id="roamer").connect()
-        private.stop()  # the event of the revocation below reaches nobody
-        one.app.plane.identity.update_certificate(roamer.certificate_id, "REVOKED")
-        assert not client.disconnected.wait(0.5)
-        private.start()  # node-2 reconnects and re-checks its live sessions
-        assert client.disconnected.wait(10), "node-2 never applied the revocation"
-        assert client.disconnect_reason == 0x87
-    finally:
-        for running in fleet.nodes:
-            running.stop()
-        fleet.nodes.clear()
-        private.stop()
+        fleet: Fleet, private: PrivateNats) -> None:
+    fleet.config = dataclasses.replace(
+        fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
+                                                  nats_url=private.url))
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    roamer = fleet.devices["roamer"]
+    client = Client(roamer, two.port, version=V5, client_id="roamer").connect()
+    private.stop()  # the event of the revocation below reaches nobody
+    one.app.plane.identity.update_certificate(roamer.certificate_id, "REVOKED")
+    assert not client.disconnected.wait(0.5)
+    private.start()  # node-2 reconnects and re-checks its live sessions
+    assert client.disconnected.wait(10), "node-2 never applied the revocation"
+    assert client.disconnect_reason == 0x87
 
 
 def settled(node: RunningBastion) -> bool:
@@ -391,15 +387,13 @@ def test_a_shared_subscription_is_balanced_across_nodes(fleet: Fleet) -> None:
 # when the node's loop closes. They are the NATS client's, not Bastion's.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: PrivateNats) -> None:
     # node-1 reaches NATS through a forwarder the test cuts (bytes vanish, connections stay
     # open: NATS itself still believes node-1 is there). A device on node-1 then comes
     # back through node-2. History: when each of its two connections was live; they must
     # not overlap by more than a second.
     from support.tcp_proxy import Partitionable
 
-    private = PrivateNats(tmp_path)
-    private.start()
     cutter = Partitionable(("127.0.0.1", private.port))
     try:
         cluster = fleet.config.cluster
@@ -439,8 +433,4 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, tmp_path: Path) 
         assert "roamer" not in one.call(lambda: list(one.app.broker.sessions))
         second.disconnect()
     finally:
-        for running in fleet.nodes:
-            running.stop()
-        fleet.nodes.clear()
         cutter.close()
-        private.stop()
