@@ -396,7 +396,7 @@ acl_file {acl}
 max_inflight_messages 100
 max_queued_messages {max_queued}
 max_queued_bytes 0
-set_tcp_nodelay true
+set_tcp_nodelay {nodelay}
 
 listener {port} 127.0.0.1
 cafile {ca}
@@ -427,8 +427,12 @@ class MosquittoBroker:
     max_queued = 1_000_000
     """``max_queued_messages``: so that it never drops (the default 1000 does)."""
 
-    def __init__(self, pki: BenchPki, workdir: Path) -> None:
+    def __init__(self, pki: BenchPki, workdir: Path, *, nodelay: bool = True) -> None:
         self._pki = pki
+        self.nodelay = nodelay
+        """``set_tcp_nodelay``: true sends every packet at once (one TCP segment per
+        message on loopback, as asyncio's sockets do); false, Mosquitto's default, lets
+        Nagle's algorithm coalesce what it writes while earlier data is unacknowledged."""
         self._workdir = workdir
         self._dir = workdir / "mosquitto"
         self._process: _Process | None = None
@@ -454,6 +458,7 @@ class MosquittoBroker:
             _MOSQUITTO_CONF.format(
                 persistence=self._persistence(),
                 max_queued=self.max_queued,
+                nodelay="true" if self.nodelay else "false",
                 acl=acl,
                 port=port,
                 ca=server.ca_file,
@@ -681,8 +686,10 @@ class DurableMosquitto(MosquittoBroker):
     label = "Mosquitto mTLS"
     max_queued = DURABLE_MAX_QUEUED
 
-    def __init__(self, pki: BenchPki, workdir: Path, autosave_interval: int) -> None:
-        super().__init__(pki, workdir)
+    def __init__(
+        self, pki: BenchPki, workdir: Path, autosave_interval: int, *, nodelay: bool = True
+    ) -> None:
+        super().__init__(pki, workdir, nodelay=nodelay)
         self._dir = workdir / "mosquitto-durable"
         self.autosave_interval = autosave_interval
         self._data: Path | None = None

@@ -6,7 +6,10 @@ the do-nothing server of the ceiling runs); ``workers`` spawns processes full of
 clients and measures them over a window; this module composes them into scenarios:
 
 * :func:`fan_in` - publishers flood ``bench/<client id>``, one subscriber on ``bench/#``
-  counts deliveries (QoS 0: batched writes; QoS 1: ``MAX_INFLIGHT`` outstanding).
+  counts deliveries (QoS 0: batched writes; QoS 1: ``MAX_INFLIGHT`` outstanding). With
+  several subscribers, each in its own process, subscriber ``k`` takes ``bench/<k>/#``
+  and the publishers are spread over them. Subscribers (and QoS 1 publishers reading
+  PUBACKs) read in batches, so the broker is not charged for waking them per message.
 * :func:`latency` - a fixed offered load; each payload starts with the sender's
   ``CLOCK_MONOTONIC`` nanoseconds (system-wide on Linux, so comparable across
   processes), stamped when the message is generated: time spent waiting for an in-flight
@@ -36,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import procstat
-from clients import CONNECT_TIMEOUT, PING_TIMEOUT, Endpoint, LoadError, TlsFiles
+from clients import CONNECT_TIMEOUT, PING_TIMEOUT, TOPIC_FILTER, Endpoint, LoadError, TlsFiles
 from workers import (
     READY_TIMEOUT,
     RESULT_TIMEOUT,
@@ -152,7 +155,15 @@ class FanInResult:
     delivered: int
     acked: int
     loss: float
+    subscribers: int
+    """Subscriber connections, each in its own process."""
     generator_cores: float
+    publisher_cores: float
+    subscriber_cores: float
+    """The generator's CPU split by role (publisher and subscriber processes)."""
+    idle_cores: float
+    """Cores nobody used in the window: above ~0.15, the machine was not full, so a
+    broker below one core was held back by something other than CPU."""
     broker_cores: float | None
     broker_us_per_msg: float | None
     broker_peak_rss: int | None
@@ -172,19 +183,40 @@ def fan_in(
     warmup: float,
     duration: float,
     broker_pid: int | None,
+    subscribers: int = 1,
     payload_size: int = 64,
     batch: int = 64,
 ) -> FanInResult:
     """``publishers`` connections flood ``bench/<id>``; one subscriber on ``bench/#`` counts.
 
+    With ``subscribers`` > 1, subscriber ``k`` (its own process) takes ``bench/<k>/#`` and
+    publisher ``i`` publishes to ``bench/<i % subscribers>/<id>``: the same fan-in, with
+    the decrypting of the broker's deliveries spread over several processes.
+
     :raises LoadError: if a client cannot connect or subscribe, or a worker fails.
     """
     prefix = _client_prefix(f"q{qos}")
     ids = [f"{prefix}-p{k}" for k in range(publishers)]
+    subscribers = max(1, min(subscribers, publishers))
+    if subscribers == 1:
+        topics = {cid: f"bench/{cid}" for cid in ids}
+        filters = [(f"{prefix}-sub", TOPIC_FILTER)]
+    else:
+        topics = {cid: f"bench/{k % subscribers}/{cid}" for k, cid in enumerate(ids)}
+        filters = [(f"{prefix}-sub{k}", f"bench/{k}/#") for k in range(subscribers)]
     with WorkerGroup(hard_seconds=warmup + duration + 90) as group:
-        sub = group.add(subscriber_job, endpoint, f"{prefix}-sub", qos, False)
+        subs = [
+            group.add(subscriber_job, endpoint, cid, qos, False, topic_filter, True)
+            for cid, topic_filter in filters
+        ]
         pubs = [
-            group.add(publisher_job, endpoint, PublisherSpec(chunk, qos, payload_size, batch))
+            group.add(
+                publisher_job,
+                endpoint,
+                PublisherSpec(
+                    chunk, qos, payload_size, batch, topics=tuple(topics[c] for c in chunk)
+                ),
+            )
             for chunk in _split(ids, processes)
         ]
         group.start()
@@ -192,11 +224,11 @@ def fan_in(
         results = group.stop(pubs)
         sent = sum(int(r["sent"]) for r in results.values())
         acked = sum(int(r["acked"]) for r in results.values())
-        _wait_for_drain(group, sub, sent if qos == 0 else acked)
-        sub_result = group.stop([sub])[sub]
-        delivered = int(sub_result["received"])
-        lost = sum(int(r["lost"]) for r in results.values()) + int(sub_result["lost"])
-    delivered_rate = window.rate([sub])
+        _wait_for_drain(group, subs, sent if qos == 0 else acked)
+        sub_results = group.stop(subs)
+        delivered = sum(int(r["received"]) for r in sub_results.values())
+        lost = sum(int(r["lost"]) for r in [*results.values(), *sub_results.values()])
+    delivered_rate = window.rate(subs)
     broker = window.broker_cores
     return FanInResult(
         delivered_per_s=delivered_rate,
@@ -205,27 +237,37 @@ def fan_in(
         delivered=delivered,
         acked=acked,
         loss=1 - delivered / sent if sent else 0.0,
+        subscribers=subscribers,
         generator_cores=window.generator_cores,
+        publisher_cores=window.cores(pubs),
+        subscriber_cores=window.cores(subs),
+        idle_cores=window.idle_cores,
         broker_cores=broker,
         broker_us_per_msg=broker / delivered_rate * 1e6 if broker and delivered_rate else None,
         broker_peak_rss=window.broker_peak_rss,
         connections_lost=lost,
         other_cores=window.other_cores,
-        tls=str(group.ready[sub]["tls"]),
+        tls=str(group.ready[subs[0]]["tls"]),
     )
 
 
-def _wait_for_drain(group: WorkerGroup, slot: int, expected: int, quiet: float = 0.5) -> None:
-    """Let the subscriber catch up: until it counted ``expected``, went ``quiet`` s without
-    a message, or 60 s passed. A broker that slows publishers down by not reading them
-    leaves its backlog in the kernel's socket buffers (megabytes per connection on
-    loopback), which arrives after the window; it is late, not lost, while it keeps
-    coming."""
+def _wait_for_drain(
+    group: WorkerGroup, slots: Sequence[int], expected: int, quiet: float = 0.5
+) -> None:
+    """Let the subscribers catch up: until they counted ``expected`` together, went
+    ``quiet`` s without a message, or 60 s passed. A broker that slows publishers down by
+    not reading them leaves its backlog in the kernel's socket buffers (megabytes per
+    connection on loopback), which arrives after the window; it is late, not lost, while
+    it keeps coming."""
+
+    def counted() -> float:
+        return float(sum(group.counters[s] for s in slots))
+
     deadline = time.monotonic() + 60
-    last, last_change = group.counters[slot], time.monotonic()
-    while (now := time.monotonic()) < deadline and group.counters[slot] < expected:
-        if group.counters[slot] != last:
-            last, last_change = group.counters[slot], now
+    last, last_change = counted(), time.monotonic()
+    while (now := time.monotonic()) < deadline and (count := counted()) < expected:
+        if count != last:
+            last, last_change = count, now
         elif now - last_change > quiet:
             return
         time.sleep(0.02)
@@ -301,7 +343,7 @@ def latency(
         group.start()
         window = measure(group, warmup, duration, broker_pid)
         group.stop(pubs)
-        _wait_for_drain(group, sub, expected=2**62, quiet=0.3)
+        _wait_for_drain(group, [sub], expected=2**62, quiet=0.3)
         result = group.stop([sub])[sub]
     stamps = array("q")
     stamps.frombytes(result["stamps"])
@@ -414,7 +456,7 @@ def paced(
         group.halt(pubs)
         stopped = group.wait_for("stopped", pubs, RESULT_TIMEOUT)
         sent = sum(int(r["sent"]) for r in stopped.values())
-        _wait_for_drain(group, sub, sent)
+        _wait_for_drain(group, [sub], sent)
         cpu_whole_run = procstat.cpu_seconds(tree) - cpu_at_go
         disconnect.set()
         results = group.wait_for("result", pubs, RESULT_TIMEOUT)
@@ -726,7 +768,17 @@ def ceiling(
                             for chunk in _split(ids, processes)
                         ]
                     else:
-                        slots = [group.add(subscriber_job, endpoint, f"{prefix}-s", qos, False)]
+                        slots = [
+                            group.add(
+                                subscriber_job,
+                                endpoint,
+                                f"{prefix}-s",
+                                qos,
+                                False,
+                                TOPIC_FILTER,
+                                True,
+                            )
+                        ]
                     group.start()
                     sink_group.go.set()
                     window = measure(group, warmup, duration, sink_pid)

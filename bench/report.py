@@ -59,6 +59,11 @@ def summary(bench: Bench) -> dict[str, Any]:
         out[f"{scenario}_mtls_mosquitto_broker_us_per_msg"] = g(
             scenario, "mosquitto", "broker_us_per_msg"
         )
+        for broker in ("bastion", "mosquitto"):
+            for key in ("broker_cores", "generator_cores", "idle_cores"):
+                out[f"{scenario}_mtls_{broker}_{key}"] = g(scenario, broker, key)
+    out["fan_in_subscribers"] = bench.settings.subscribers
+    out["mosquitto_tcp_nodelay"] = bench.settings.mosquitto_nodelay
     b, m = (
         g("idle", "bastion", "bytes_per_connection"),
         g("idle", "mosquitto", "bytes_per_connection"),
@@ -195,10 +200,14 @@ def num(value: float | None, digits: int = 0) -> str:
 
 _TABLE = (
     # label, scenario, result key, digits, scale
-    ("QoS 0 fan-in {publishers}->1, msg/s", "qos0", "delivered_per_s", 0, 1.0),
+    ("QoS 0 fan-in {publishers}->{subscribers}, msg/s", "qos0", "delivered_per_s", 0, 1.0),
     ("  broker CPU per message, us", "qos0", "broker_us_per_msg", 2, 1.0),
-    ("QoS 1 fan-in {publishers}->1, msg/s", "qos1", "delivered_per_s", 0, 1.0),
+    ("  broker cores", "qos0", "broker_cores", 2, 1.0),
+    ("  generator cores", "qos0", "generator_cores", 2, 1.0),
+    ("QoS 1 fan-in {publishers}->{subscribers}, msg/s", "qos1", "delivered_per_s", 0, 1.0),
     ("  broker CPU per message, us", "qos1", "broker_us_per_msg", 2, 1.0),
+    ("  broker cores", "qos1", "broker_cores", 2, 1.0),
+    ("  generator cores", "qos1", "generator_cores", 2, 1.0),
     ("Idle connection, KiB RSS (lower=better)", "idle", "bytes_per_connection", 1, 1 / 1024),
     ("  held of {connections:,} after {hold:g} s", "idle", "connections_held", 0, 1.0),
     ("  seconds to open them", "idle", "open_seconds", 1, 1.0),
@@ -214,8 +223,16 @@ _TABLE = (
     ("  acknowledged before kill -9", "durable", "acked", 0, 1.0),
     ("  ...of which LOST after restart", "durable", "acked_lost", 0, 1.0),
 )
-_COUNTS = {("durable", "acked"), ("durable", "acked_lost")}
-"""Rows whose Bastion ÷ Mosquitto ratio means nothing (they depend on how long it ran)."""
+_NO_RATIO = {
+    ("durable", "acked"),
+    ("durable", "acked_lost"),
+    ("qos0", "broker_cores"),
+    ("qos0", "generator_cores"),
+    ("qos1", "broker_cores"),
+    ("qos1", "generator_cores"),
+}
+"""Rows whose Bastion ÷ Mosquitto ratio means nothing: counts that depend on how long it
+ran, and the cores that show who was the bottleneck."""
 
 
 def print_table(bench: Bench) -> None:
@@ -241,7 +258,7 @@ def print_table(bench: Bench) -> None:
             broker: _cell(bench, scenario, broker, values[broker], digits) for broker in COLUMNS
         }
         ratio = _ratio(values["bastion"], values["mosquitto"])
-        if (scenario, key) in _COUNTS:
+        if (scenario, key) in _NO_RATIO:
             ratio = None
         print(
             f"{label.format(**asdict(s)):<40} {cells['bastion']:>12} {cells['mosquitto']:>15} "
@@ -259,6 +276,13 @@ def print_table(bench: Bench) -> None:
         order = [k for k in names if k in c] + [k for k in c if k not in names]
         print(rule)
         print("Generator, msg/s per core: " + "; ".join(f"{names.get(k, k)} {c[k]}" for k in order))
+    if "qos0" in s.scenarios or "qos1" in s.scenarios:
+        print(rule)
+        print(
+            f"Fan-in: {s.subscribers} subscriber process(es), reading in batches; Mosquitto "
+            f"set_tcp_nodelay {'true' if s.mosquitto_nodelay else 'false'}. A broker at its "
+            "limit uses ~1.00 core (one thread) with cores to spare."
+        )
     if "durable" in s.scenarios:
         print(rule)
         for broker, label in (("bastion", "Bastion"), ("mosquitto", "Mosquitto")):

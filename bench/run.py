@@ -5,6 +5,8 @@
                                   [--rate MSG_PER_S] [--paced-devices N]
                                   [--brokers bastion,mosquitto,system] [--repeat N]
                                   [--durable-sync normal|full] [--mosquitto-autosave N]
+                                  [--subscribers N] [--mosquitto-nodelay true|false]
+                                  [--quiet-wait S]
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
@@ -85,6 +87,8 @@ class Settings:
     latency_qos: int
     publishers: int
     publisher_procs: int
+    subscribers: int
+    mosquitto_nodelay: bool
     connect_concurrency: int
     connect_procs: int
     paced_devices: int
@@ -93,6 +97,7 @@ class Settings:
     durable_sync: str
     mosquitto_autosave: int
     ceiling_duration: float
+    quiet_wait: float
     repeat: int
     output: Path
 
@@ -149,6 +154,20 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--publisher-procs", type=int, default=1, help="processes the publishers share (1)"
     )
     parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=1,
+        help="qos0/qos1: subscriber connections, one process each, on bench/<k>/# (1: one "
+        "on bench/#)",
+    )
+    parser.add_argument(
+        "--mosquitto-nodelay",
+        choices=("true", "false"),
+        default="true",
+        help="the private Mosquitto's set_tcp_nodelay (true, like asyncio's sockets; false is "
+        "Mosquitto's default)",
+    )
+    parser.add_argument(
         "--connect-concurrency", type=int, default=16, help="clients connecting at once (16)"
     )
     parser.add_argument(
@@ -181,6 +200,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per scenario and broker; the median is kept (1)"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each run, wait up to S s for other work on the machine to stop (0)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
     args = parser.parse_args(argv)
 
@@ -207,6 +233,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         latency_qos=args.latency_qos,
         publishers=args.publishers,
         publisher_procs=max(1, min(args.publisher_procs, args.publishers)),
+        subscribers=max(1, min(args.subscribers, args.publishers)),
+        mosquitto_nodelay=args.mosquitto_nodelay == "true",
         connect_concurrency=args.connect_concurrency,
         connect_procs=max(1, args.connect_procs),
         paced_devices=args.paced_devices,
@@ -215,6 +243,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         durable_sync=args.durable_sync,
         mosquitto_autosave=args.mosquitto_autosave,
         ceiling_duration=min(duration, 1.0 if quick else 3.0),
+        quiet_wait=max(0.0, args.quiet_wait),
         repeat=max(1, args.repeat),
         output=args.output,
     )
@@ -298,12 +327,18 @@ class Bench:
                 if not install.provisioning.startswith("bench/"):
                     self.warnings.append(f"bastion: registered by {install.provisioning}")
         if "mosquitto" in self.settings.brokers:
-            mosquitto = brokers.MosquittoBroker(self.pki, self.workdir)
+            mosquitto = brokers.MosquittoBroker(
+                self.pki, self.workdir, nodelay=self.settings.mosquitto_nodelay
+            )
             self.brokers["mosquitto"] = mosquitto
             self.versions["mosquitto"] = mosquitto.version
+            self.versions["mosquitto_tcp_nodelay"] = self.settings.mosquitto_nodelay
             if "durable" in self.settings.scenarios:
                 self.durable_brokers["mosquitto"] = brokers.DurableMosquitto(
-                    self.pki, self.workdir, self.settings.mosquitto_autosave
+                    self.pki,
+                    self.workdir,
+                    self.settings.mosquitto_autosave,
+                    nodelay=self.settings.mosquitto_nodelay,
                 )
         if "system" in self.settings.brokers:
             self.brokers["system"] = brokers.SystemMosquitto()
@@ -326,6 +361,10 @@ class Bench:
         """Run one scenario against every available broker, ``--repeat`` times each, with
         a fresh broker process every time; keep the run with the median headline figure.
 
+        The brokers take turns (first run of each, then the second of each, ...), so that
+        a slow spell of the machine (other people's work, or the host's) falls on both
+        rather than on one broker's runs.
+
         ``measure(endpoint, broker)`` measures one started broker; ``brokers`` replaces
         the usual ones (the durability scenario's are set up differently); ``preamble``
         runs after the scenario's heading.
@@ -334,20 +373,25 @@ class Bench:
         if preamble is not None:
             preamble()
         results = self.details.setdefault(scenario, {})
-        for key, broker in (self.brokers if brokers is None else brokers).items():
-            runs = []
-            for _ in range(self.settings.repeat):
+        chosen = self.brokers if brokers is None else brokers
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in chosen}
+        for _ in range(self.settings.repeat):
+            for key, broker in chosen.items():
+                if "error" in results.get(key, {}):
+                    continue
                 outcome = self._run_once(scenario, key, broker, measure)
                 if "error" in outcome:
                     results[key] = outcome
-                    break
-                runs.append(outcome)
-            else:
-                headline = HEADLINE[scenario]
-                runs.sort(key=lambda r: (r[headline] is None, r[headline] or 0.0))
-                results[key] = {**runs[len(runs) // 2], "runs": [r[headline] for r in runs]}
-                for name in EVERY_RUN.get(scenario, ()):
-                    results[key][f"{name}_runs"] = [r[name] for r in runs]
+                else:
+                    runs[key].append(outcome)
+        headline = HEADLINE[scenario]
+        for key, done in runs.items():
+            if key in results:
+                continue  # failed
+            done.sort(key=lambda r: (r[headline] is None, r[headline] or 0.0))
+            results[key] = {**done[len(done) // 2], "runs": [r[headline] for r in done]}
+            for name in EVERY_RUN.get(scenario, ()):
+                results[key][f"{name}_runs"] = [r[name] for r in done]
 
     def _run_once(
         self,
@@ -358,6 +402,7 @@ class Bench:
     ) -> dict[str, Any]:
         if key in self.unavailable:
             return {"error": self.unavailable[key]}
+        _wait_for_quiet_machine(self.settings.quiet_wait)
         try:
             endpoint = broker.start()
         except brokers.BrokerError as exc:
@@ -397,6 +442,18 @@ class Bench:
         return result
 
 
+def _wait_for_quiet_machine(limit: float, step: float = 1.0) -> None:
+    """Wait (at most ``limit`` s) until the machine's cores were busy for less than
+    ``OTHER_LOAD_LIMIT`` over ``step`` s: nothing of the bench runs between two runs, so
+    that is other people's work. A shared machine's tests come in bursts."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = procstat.machine_busy_seconds()
+        time.sleep(step)
+        if procstat.machine_busy_seconds() - before < OTHER_LOAD_LIMIT * step:
+            return
+
+
 def _banner(title: str, text: str) -> None:
     rule = "!" * 78
     print(f"\n{rule}\n!! {title}\n{rule}\n{text.rstrip()}\n{rule}", flush=True)
@@ -406,11 +463,35 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "?"
 
 
+BROKER_BOUND = 0.9
+"""Broker cores from which a single-threaded broker counts as the bottleneck."""
+IDLE_ENOUGH = 0.25
+"""Idle cores from which the machine counts as not full."""
+
+
+def _limit(r: dict[str, Any]) -> str:
+    """Who set a throughput figure, judged from the cores each side used."""
+    broker = r.get("broker_cores")
+    if broker is None:
+        return "broker CPU unknown"
+    if broker >= BROKER_BOUND:
+        return "broker-bound"
+    if r["idle_cores"] < IDLE_ENOUGH or r["other_cores"] > OTHER_LOAD_LIMIT:
+        return "the broker did not get its core (machine full or shared): rerun"
+    return "BROKER BELOW ONE CORE WITH CORES IDLE: held back by its peers"
+
+
 def _progress(scenario: str, r: dict[str, Any]) -> str:
     cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
-        return f"{report.num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores}{lost}"
+        subs = r["subscribers"]
+        return (
+            f"{report.num(r['delivered_per_s'])} msg/s delivered, loss {r['loss']:.1%}, {cores} "
+            f"(publishers {report.num(r['publisher_cores'], 2)}, "
+            f"{subs} subscriber{'s' if subs > 1 else ''} {report.num(r['subscriber_cores'], 2)}), "
+            f"idle {report.num(r['idle_cores'], 2)}: {_limit(r)}{lost}"
+        )
     if scenario == "idle":
         held = (
             f"held {r['connections_held']:,} of {r['connections']:,}"
@@ -474,6 +555,7 @@ def run_all(bench: Bench) -> None:
     if "ceiling" in s.scenarios:
         print("\n== ceiling: " + SCENARIOS["ceiling"], flush=True)
         assert bench.pki is not None
+        _wait_for_quiet_machine(s.quiet_wait)
         try:
             figures = loadgen.ceiling(
                 bench.pki.server,
@@ -511,6 +593,7 @@ def run_all(bench: Bench) -> None:
                 qos=0,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
+                subscribers=s.subscribers,
                 broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,
@@ -524,6 +607,7 @@ def run_all(bench: Bench) -> None:
                 qos=1,
                 publishers=s.publishers,
                 processes=s.publisher_procs,
+                subscribers=s.subscribers,
                 broker_pid=b.pid,
                 warmup=s.warmup,
                 duration=s.duration,

@@ -42,6 +42,7 @@ from typing import Any, Self
 import procstat
 import wire
 from clients import (
+    SUBSCRIBER_LOW_WATER,
     TOPIC_FILTER,
     Client,
     Endpoint,
@@ -144,18 +145,21 @@ class PublisherSpec:
     batch: int = 64
     rate: float | None = None
     """Messages per second for this worker (paced, latency runs); ``None`` floods."""
+    topics: tuple[str, ...] | None = None
+    """The topic of each client (``None``: ``bench/<client id>`` for all)."""
 
 
 async def publisher_job(control: Control, endpoint: Endpoint, spec: PublisherSpec) -> None:
     ctx = client_ssl_context(endpoint.tls)
+    topics = spec.topics or tuple(f"bench/{cid}" for cid in spec.client_ids)
     conns: list[Publisher] = await open_many(  # type: ignore[assignment]
         endpoint,
         ctx,
         [
-            lambda cid=cid: Publisher(  # type: ignore[misc]
-                wire.encode_connect(cid), f"bench/{cid}", spec.qos, spec.payload_size
+            lambda cid=cid, topic=topic: Publisher(  # type: ignore[misc]
+                wire.encode_connect(cid), topic, spec.qos, spec.payload_size
             )
-            for cid in spec.client_ids
+            for cid, topic in zip(spec.client_ids, topics, strict=True)
         ],
     )
     control.report("ready", {"tls": conns[0].tls_version(), "pid": os.getpid()})
@@ -173,9 +177,15 @@ async def publisher_job(control: Control, endpoint: Endpoint, spec: PublisherSpe
         await control.wait_stop(publish_counts)
         await asyncio.gather(*floods)
     else:
+
+        def count_and_tick() -> None:
+            publish_counts()
+            for c in conns:
+                c.tick()
+
         for c in conns:
             c.start_flood_qos1()
-        await control.wait_stop(publish_counts)
+        await control.wait_stop(count_and_tick)
         for c in conns:
             c.stop_flood()
     await asyncio.gather(*(c.settle(RESULT_TIMEOUT / 3) for c in conns))
@@ -305,23 +315,33 @@ async def pace_devices(conns: list[Publisher], spec: PacedSpec, control: Control
 
 
 async def subscriber_job(
-    control: Control, endpoint: Endpoint, client_id: str, qos: int, record_latency: bool
+    control: Control,
+    endpoint: Endpoint,
+    client_id: str,
+    qos: int,
+    record_latency: bool,
+    topic_filter: str = TOPIC_FILTER,
+    batched: bool = False,
 ) -> None:
+    """One subscriber on ``topic_filter``. ``batched`` (throughput runs only): read in
+    batches of ``SUBSCRIBER_LOW_WATER[qos]`` bytes, so that it is not woken per message."""
     ctx = client_ssl_context(endpoint.tls)
     sub: Subscriber = await open_client(  # type: ignore[assignment]
         endpoint,
         ctx,
         lambda: Subscriber(
             wire.encode_connect(client_id),
-            wire.encode_subscribe(1, TOPIC_FILTER, qos),
+            wire.encode_subscribe(1, topic_filter, qos),
             control.counters,
             control.slot,
             record_latency=record_latency,
         ),
     )
+    if batched:
+        sub.read_in_batches(SUBSCRIBER_LOW_WATER[qos])
     control.report("ready", {"tls": sub.tls_version(), "pid": os.getpid()})
     await control.wait_go()
-    await control.wait_stop()
+    await control.wait_stop(sub.tick)
     result: dict[str, Any] = {"received": sub.received, "lost": int(sub.lost)}
     sub.close()
     if record_latency:
@@ -506,6 +526,8 @@ class Snapshot:
     at_ns: int
     counts: tuple[float, ...]
     generator: procstat.ProcSample
+    slot_cpu: tuple[float, ...]
+    """CPU seconds of each worker slot's process."""
     broker: procstat.ProcSample | None
     machine_busy: float
 
@@ -601,6 +623,7 @@ class WorkerGroup:
             time.monotonic_ns(),
             tuple(self.counters),
             procstat.sample_pids(self.pids),
+            tuple(procstat.cpu_seconds([p.pid]) if p.pid else 0.0 for p in self._procs),
             procstat.sample_pids(broker_tree) if broker_tree else None,
             procstat.machine_busy_seconds(),
         )
@@ -657,11 +680,22 @@ class Window:
     def generator_cores(self) -> float:
         return (self.last.generator.cpu_seconds - self.first.generator.cpu_seconds) / self.seconds
 
+    def cores(self, slots: Sequence[int]) -> float:
+        """CPU used by the processes of ``slots`` (1.0 = one core busy)."""
+        used = sum(self.last.slot_cpu[s] - self.first.slot_cpu[s] for s in slots)
+        return used / self.seconds
+
     @property
     def broker_cores(self) -> float | None:
         if self.first.broker is None or self.last.broker is None:
             return None
         return (self.last.broker.cpu_seconds - self.first.broker.cpu_seconds) / self.seconds
+
+    @property
+    def idle_cores(self) -> float:
+        """Cores nobody used in the window (the machine's idle and I/O-wait time)."""
+        busy = (self.last.machine_busy - self.first.machine_busy) / self.seconds
+        return max(0.0, (os.cpu_count() or 1) - busy)
 
     @property
     def other_cores(self) -> float:
