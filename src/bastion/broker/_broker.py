@@ -97,6 +97,7 @@ from ._plugs import (
     DenyAll,
     Principal,
     RefuseAll,
+    SessionPermissions,
 )
 from ._session import NEVER_EXPIRES, Link, QueueFull, Session
 
@@ -114,7 +115,11 @@ class Ownership(Protocol):
     longer holds a session for the client id.
     """
 
-    async def claim(self, client_id: str) -> None: ...
+    async def claim(self, client_id: str, principal: Principal,
+                    permissions: SessionPermissions) -> None:
+        """:param principal: who connects; :param permissions: what it may do, bound to
+        a session brought here for it, so that what reaches it meanwhile is checked."""
+        ...
 
     def released(self, client_id: str) -> None: ...
 
@@ -370,7 +375,7 @@ class Broker:
 
         if self.ownership is not None:
             try:
-                await self.ownership.claim(client_id)
+                await self.ownership.claim(client_id, principal, permissions)
             except Exception as exc:  # noqa: BLE001 - the registry is unreachable
                 log.warning("client %r: the session registry is unavailable: %s", client_id,
                             exc)

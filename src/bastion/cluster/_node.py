@@ -9,7 +9,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..broker import Broker, DurableSessionDirectory, SessionRecords
+from ..broker import (
+    Broker,
+    DurableSessionDirectory,
+    Principal,
+    SessionPermissions,
+    SessionRecords,
+)
 from ..config import ClusterConfig
 from ..events import EventBus
 from ..lifecycle import Component
@@ -208,7 +214,8 @@ class ClusterNode(Component):
 
     # -- Broker.ownership ------------------------------------------------------------------
 
-    async def claim(self, client_id: str) -> None:
+    async def claim(self, client_id: str, principal: Principal,
+                    permissions: SessionPermissions) -> None:
         assert self.registry is not None
         previous = await self.registry.claim(client_id)
         if previous is None or previous.node == self.node or self._records is None:
@@ -224,11 +231,21 @@ class ClusterNode(Component):
         position = previous.position
         if position is None and relay is not None:  # it did not answer: its stored one
             position = await relay.stream.stored_position(previous.node)
+
+        def adopt() -> bool:
+            """Bring the session here; True when it is the connecting certificate's (else
+            the CONNECT replaces it and nothing need reach it)."""
+            ours = False
+            for session in directory.adopt(snapshot):
+                if session.principal.certificate_id == principal.certificate_id:
+                    session.set_permissions(permissions)
+                    ours = True
+            return ours
+
         if relay is None or position is None:
-            directory.adopt(snapshot)
+            adopt()
             return
-        await relay.stream.catch_up(client_id, position,
-                                    lambda: bool(directory.adopt(snapshot)))
+        await relay.stream.catch_up(client_id, position, adopt)
 
     def released(self, client_id: str) -> None:
         if self.registry is None:

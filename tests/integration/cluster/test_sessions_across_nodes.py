@@ -25,6 +25,7 @@ from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
 from bastion.controlplane import open_control_plane, provision_device
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import V5, Client, DeviceFiles, wait_for
+from support.cluster import drop_nats_state
 from support.databases import require_postgres
 from support.running import RunningBastion
 
@@ -77,18 +78,7 @@ def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[
 
 
 def _drop_nats_state(name: str) -> None:
-    """Delete the test's key-value bucket (its stream) from the shared NATS."""
-    import asyncio
-
-    import nats
-
-    async def drop() -> None:
-        nc = await nats.connect(NATS_URL)
-        with contextlib.suppress(Exception):  # nothing to drop
-            await nc.jetstream().delete_key_value(f"{name}_sessions")
-        await nc.close()
-
-    asyncio.run(drop())
+    drop_nats_state(name)
 
 
 def test_a_connect_on_another_node_takes_the_session_over(fleet: Fleet) -> None:
