@@ -13,7 +13,8 @@ A CONNECT on node B for a client id owned by node A (:meth:`SessionRegistry.clai
 1. B asks A, over the core NATS subject ``<name>.ctl.<A>.handover``, to hand the session
    over. A closes the live connection (MQTT 5: DISCONNECT 0x8E, as a takeover on one
    node), removes the session from its memory without forgetting what the store holds,
-   waits until its journal has committed everything about it, and answers;
+   waits until its journal has committed everything about it, and answers with where it
+   was in the cluster's message stream when it let go (B delivers what came after);
 2. B writes itself as the owner (compare-and-set on the revision it read first);
 3. B reads the session back from the store into its own directory, and the CONNECT
    continues as on one node: the session is resumed (session present) when the
