@@ -50,6 +50,12 @@ For every HTTP request:
 
 ``POST /_bastion/reset`` exists only in emulator mode (see :mod:`._reset`).
 
+``GET /_bastion/health/live`` and ``GET /_bastion/health/ready`` answer a load balancer's
+or an orchestrator's probes without SigV4 and without a trail record (a probe every few
+seconds is not an API call): ``live`` is 200 while the process serves; ``ready`` is 200
+when every check of the :data:`Readiness` callable passes, else 503, with the checks as
+JSON either way (no secret in them: component names and "ok" or why not).
+
 ``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…`` serves a file
 uploaded to Bastion without SigV4: the URL's signature is the authorization
 (:mod:`bastion.files`); 403 for a missing, bad or expired signature, 404 for an unknown
@@ -61,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -127,6 +134,10 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 BODY_TIMEOUT: Final = 30.0
 RESET_PATH: Final = "/_bastion/reset"
+HEALTH_PREFIX: Final = "/_bastion/health/"
+
+Readiness = Callable[[], Awaitable[dict[str, str]]]
+"""The checks behind ``/_bastion/health/ready``: each name with "ok", or why not."""
 
 
 @dataclass(slots=True)
@@ -164,7 +175,8 @@ class ApiApplication:
                  table: HandlerTable = TABLE, catalog: Catalog | None = None,
                  clock: Clock | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  files: FileService | None = None,
-                 body_timeout: float = BODY_TIMEOUT) -> None:
+                 body_timeout: float = BODY_TIMEOUT,
+                 readiness: Readiness | None = None) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -178,6 +190,7 @@ class ApiApplication:
         self._max_body = max_body_bytes
         self._files = files
         self._body_timeout = body_timeout
+        self._readiness = readiness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -196,6 +209,10 @@ class ApiApplication:
             body=b"",
         )
         source_ip = _source_ip(scope)
+        if request.raw_path.startswith(HEALTH_PREFIX) and request.method == "GET":
+            await _send_response(send, await self._health(request.raw_path),
+                                 str(uuid.uuid4()))
+            return
         try:
             async with asyncio.timeout(self._body_timeout):
                 body, too_large = await _read_body(receive, self._max_body)
@@ -351,6 +368,22 @@ class ApiApplication:
         verify_signature(request, auth, secret)
         return Caller(credential.access_key_id, role, source_ip, credential.region,
                       self._account_id, emulated=False)
+
+    async def _health(self, path: str) -> Response:
+        kind = path[len(HEALTH_PREFIX):]
+        body: dict[str, object]
+        if kind == "live":
+            status, body = 200, {"status": "live"}
+        elif kind == "ready":
+            checks = await self._readiness() if self._readiness is not None else {}
+            ready = all(value == "ok" for value in checks.values())
+            status = 200 if ready else 503
+            body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        else:
+            status, body = 404, {"message": "Use /_bastion/health/live or /ready"}
+        return Response(status, (("content-type", JSON_CONTENT_TYPE),
+                                 ("cache-control", "no-store")),
+                        json.dumps(body).encode())
 
     async def _reset(self, request: HttpRequest, call: _Call) -> Response:
         if not self._emulator:

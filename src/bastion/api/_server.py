@@ -33,7 +33,7 @@ from bastion.datadir import DataDir
 from bastion.lifecycle import Component
 from bastion.services import Services
 
-from ._app import ApiApplication
+from ._app import ApiApplication, Readiness
 from ._auth import CredentialSource, LogTrail, TrailSink
 from ._connections import SourceCounts, guarded_h11_protocol
 from ._context import Gateway, ServiceDirectory
@@ -118,6 +118,7 @@ class ApiServer(Component):
     :param broker: the MQTT broker (iot-data).
     :param credentials: the access keys; ``None`` refuses every request (normal mode).
     :param trail: where every call is recorded (default: the log).
+    :param readiness: the checks behind ``/_bastion/health/ready`` (none: ready while up).
     :raises ApiConfigError: see :func:`check_api_config`.
     """
 
@@ -125,8 +126,10 @@ class ApiServer(Component):
 
     def __init__(self, config: ApiConfig, *, services: Services, broker: Broker,
                  credentials: CredentialSource | None = None,
-                 trail: TrailSink | None = None) -> None:
+                 trail: TrailSink | None = None,
+                 readiness: Readiness | None = None) -> None:
         check_api_config(config)
+        self._readiness = readiness
         self.config = config
         self._services = services
         self._plane = services.plane
@@ -194,7 +197,8 @@ class ApiServer(Component):
             gateway=gateway, services=services, credentials=self._credentials,
             trail=self._trail, emulator=config.emulator,
             account_id=self._plane.account.account_id, publish=self._publish,
-            files=self._files, body_timeout=config.body_timeout)
+            files=self._files, body_timeout=config.body_timeout,
+            readiness=self._readiness)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:

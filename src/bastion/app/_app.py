@@ -95,6 +95,7 @@ class App:
         self.journal: ConnectionJournal | None = None
         self.detect: DetectLoop | None = None
         self.api: ApiServer | None = None
+        self._store_ping: asyncio.Task[None] | None = None
 
     # -- what tests and the CLI look at -------------------------------------------------
 
@@ -144,6 +145,30 @@ class App:
             if listener.name == name:
                 return listener.port
         raise KeyError(name)
+
+    async def readiness(self) -> dict[str, str]:
+        """What ``/_bastion/health/ready`` reports: whether this node can take a new device
+        now. Each check is "ok" or why not: the database answers (within 2 s), the
+        listeners are up, and in a cluster the node reaches NATS and holds its lease."""
+        checks: dict[str, str] = {}
+        store = self.services.plane.store
+        if self._store_ping is None or self._store_ping.done():
+            self._store_ping = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(store.ping))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._store_ping), 2.0)
+            checks["database"] = "ok"
+        except TimeoutError:
+            checks["database"] = "no answer within 2 s"
+        except Exception as exc:  # noqa: BLE001 - the reason is the answer
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["mqtt"] = "ok" if self.listeners else "not listening"
+        for component in self.components:
+            if isinstance(component, ClusterNode):
+                checks["cluster"] = ("NATS unreachable" if not component.connected else
+                                     "lease not renewed; devices sent elsewhere"
+                                     if component.fenced else "ok")
+        return checks
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -231,7 +256,8 @@ class App:
         if config.api.enabled:
             self.api = ApiServer(config.api, services=services, broker=broker,
                                  credentials=self._credentials or services.access,
-                                 trail=self._trail or services.trail)
+                                 trail=self._trail or services.trail,
+                                 readiness=self.readiness)
             components.append(self.api)
         return components
 

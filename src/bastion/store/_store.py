@@ -171,6 +171,15 @@ class Store:
         directory's ``db_path``."""
         return cls.open(URL.create("sqlite", database=str(Path(path))), migrate=migrate)
 
+    def ping(self) -> None:
+        """Run ``SELECT 1``: returns once the database answers.
+
+        :raises sqlalchemy.exc.OperationalError: it cannot be reached.
+        """
+        with self._engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            conn.rollback()
+
     @property
     def engine(self) -> sa.Engine:
         return self._engine

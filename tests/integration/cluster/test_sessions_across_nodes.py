@@ -10,9 +10,12 @@ import dataclasses
 import gc
 import json
 import queue
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,8 +174,21 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
         fleet: Fleet, private: PrivateNats) -> None:
     fleet.config = dataclasses.replace(
         fleet.config, cluster=dataclasses.replace(fleet.config.cluster,
-                                                  nats_url=private.url))
+                                                  nats_url=private.url),
+        api=dataclasses.replace(fleet.config.api, enabled=True, host="127.0.0.1", port=0))
     node = fleet.start("node-1")
+
+    def ready() -> tuple[int, dict[str, Any]]:
+        context = ssl.create_default_context(cafile=str(fleet.datadir.ca_cert_path))
+        url = f"https://127.0.0.1:{node.app.api_port}/_bastion/health/ready"
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    assert ready() == (200, {"status": "ready", "checks": {
+        "database": "ok", "mqtt": "ok", "cluster": "ok"}})
     roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
     live = Client(roamer, node.port, version=V5, client_id="roamer").connect()
     live.subscribe("fleet/roamer/#", qos=1)
@@ -184,6 +200,8 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
     refused.connect(expect_success=False)
     assert refused.connack == 0x88  # Server unavailable
     assert time.monotonic() - started < 2
+    status, body = ready()  # a load balancer's probe sends devices elsewhere
+    assert status == 503 and body["checks"]["cluster"] == "NATS unreachable"
     live.publish("fleet/roamer/zero", b"still here", qos=0)  # local traffic goes on
     assert live.expect(1)[0].payload == b"still here"
     # QoS 1 is delivered here at once, but acknowledged only once the cluster's stream
@@ -197,6 +215,7 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
     wait_for(lambda: node.call(lambda: node.app.component(ClusterNode).connected), 10,
              "NATS to be back")
     wait_for(lambda: info.mid in live.acks, 10, "the held PUBACK")
+    assert ready()[0] == 200
     again = Client(sender, node.port, version=V5, client_id="sender").connect()
     again.disconnect()
     live.disconnect()
