@@ -33,7 +33,8 @@ evaluation state and stops pulling.
 
 Everything an API call reads comes from PostgreSQL on every node: profiles (each node
 reloads them when another announces a change on ``<name>.detect.changed``, and at every
-tick), active violations, violation events and metric values.
+tick; the evaluator before it evaluates the tick), active violations, violation events and
+metric values.
 """
 
 from __future__ import annotations
@@ -288,6 +289,9 @@ class FleetDetect(Component):
             points = merge_samples([points for _, _, points, _ in taken], at)
             service = self._service
             try:
+                # Profiles changed through another node count from this tick on, even
+                # when their announcement is still on its way.
+                await asyncio.to_thread(service.reload_definitions)
                 events = await asyncio.to_thread(service.ingest, points, at)
                 events += await asyncio.to_thread(service.expire, at)
             except BaseException:
