@@ -77,15 +77,18 @@ def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[
 
 
 def _drop_nats_state(name: str) -> None:
-    """Delete the test's key-value bucket (its stream) from the shared NATS."""
+    """Delete the test's key-value buckets and streams from the shared NATS."""
     import asyncio
 
     import nats
 
     async def drop() -> None:
         nc = await nats.connect(NATS_URL)
-        with contextlib.suppress(Exception):  # nothing to drop
-            await nc.jetstream().delete_key_value(f"{name}_sessions")
+        for bucket in ("sessions", "nodes", "leader"):
+            with contextlib.suppress(Exception):  # nothing to drop
+                await nc.jetstream().delete_key_value(f"{name}_{bucket}")
+        with contextlib.suppress(Exception):
+            await nc.jetstream().delete_stream(f"{name}_detect")
         await nc.close()
 
     asyncio.run(drop())
