@@ -378,18 +378,25 @@ class FleetDetect(Component):
 
     async def _evaluate_reports(self, reports: list[tuple[list[Datapoint], float, Any]]
                                 ) -> None:
+        """One evaluation (one store transaction) for the batch; when it fails, one per
+        report, so that one bad report (evaluated before by an evaluator that died before
+        acknowledging it: its datapoints are stored already) does not hold back the rest."""
         batch = [point for points, _, _ in reports for point in points]
         at = max(at for _, at, _ in reports)
         try:
             await asyncio.to_thread(self._service.ingest, batch, at)
         except Exception:
-            log.exception("detect: evaluating %d metrics reports failed", len(reports))
-            for _, _, msg in reports:
-                with contextlib.suppress(Exception):
-                    if msg.metadata.num_delivered >= MAX_DELIVERIES:
-                        await msg.term()
-                    else:
-                        await msg.nak(delay=1.0)
+            if len(reports) > 1:
+                for report in reports:
+                    await self._evaluate_reports([report])
+                return
+            log.exception("detect: evaluating a metrics report failed")
+            msg = reports[0][2]
+            with contextlib.suppress(Exception):
+                if msg.metadata.num_delivered >= MAX_DELIVERIES:
+                    await msg.term()
+                else:
+                    await msg.nak(delay=1.0)
             return
         for _, _, msg in reports:
             with contextlib.suppress(Exception):

@@ -74,22 +74,32 @@ class LeaderLease:
     async def run(self, gained: Callable[[], Awaitable[None]],
                   lost: Callable[[], Awaitable[None]]) -> None:
         """Take and keep the lease forever; ``gained()`` when this node took it,
-        ``lost()`` when it lost it. Never raises for NATS trouble."""
+        ``lost()`` when it lost it. The renewals go on while those run. Never raises for
+        NATS trouble."""
+        renewing = asyncio.get_running_loop().create_task(self._renew_forever())
         holding = False
+        try:
+            while True:
+                if self.held and not holding:
+                    holding = True
+                    log.info("this node holds the %s lease", self.role)
+                    await gained()
+                elif holding and not self.held:
+                    holding = False
+                    log.warning("this node lost the %s lease", self.role)
+                    await lost()
+                await asyncio.sleep(self.renew / 4)
+        finally:
+            renewing.cancel()
+
+    async def _renew_forever(self) -> None:
         while True:
             try:
                 await asyncio.wait_for(self._attempt(), timeout=self.renew * 2)
             except Exception as exc:  # noqa: BLE001 - NATS away: keep trying
                 log.debug("lease %s: %s", self.role, exc)
-            if self.held and not holding:
-                holding = True
-                log.info("this node holds the %s lease", self.role)
-                await gained()
-            elif holding and not self.held:
-                holding = False
-                self._revision = None
-                log.warning("this node lost the %s lease", self.role)
-                await lost()
+            if self._revision is not None and not self.held:
+                self._revision = None  # ran out: take it afresh, if it is free
             await asyncio.sleep(self.renew)
 
     async def _attempt(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -173,6 +174,37 @@ def test_a_device_on_node_2_violating_a_profile_made_on_node_1_is_one_violation(
         assert (active["thingName"], active["behavior"]["name"]) == ("roamer", "chatty")
         assert active["lastViolationValue"] == {"count": 10}
         assert [e["violationEventType"] for e in _events(iot, profile)] == ["in-alarm"]
+    device.disconnect()
+
+
+def test_a_device_report_on_one_node_is_evaluated_at_once_by_the_evaluator(
+        fleet: Fleet) -> None:
+    one, two = fleet.start("node-1"), fleet.start("node-2")
+    assert fleet.evaluator() is one
+    iot_two = fleet.iot(two)
+    name = f"sp-{uuid.uuid4().hex[:8]}"
+    iot_two.create_security_profile(securityProfileName=name, behaviors=[{
+        "name": "ports", "metric": "aws:listening-tcp-ports",
+        "criteria": {"comparisonOperator": "in-port-set", "value": {"ports": [22, 443]}}}])
+    detect = two.app.services.detect
+    assert detect is not None
+    iot_two.attach_security_profile(
+        securityProfileName=name, securityProfileTargetArn=detect.service.target_arn(
+            "all/things"))
+    device = Client(fleet.devices["roamer"], two.port, version=V5,
+                    client_id="roamer").connect()
+    base = "$aws/things/roamer/defender/metrics/json"
+    device.subscribe(base + "/+", qos=1)
+    device.publish(base, json.dumps({
+        "header": {"report_id": 1, "version": "1.0"},
+        "metrics": {"listening_tcp_ports": {"ports": [{"port": 22}, {"port": 8080}],
+                                            "total": 2}}}), qos=1)
+    (reply,) = device.expect()
+    assert reply.topic == base + "/accepted"  # answered by node-2, evaluated by node-1
+    wait_for(lambda: [e["violationEventType"] for e in _events(iot_two, name)] == [
+        "in-alarm"], 10, "the report's violation")
+    (active,) = iot_two.list_active_violations(securityProfileName=name)["activeViolations"]
+    assert active["lastViolationValue"] == {"ports": [22, 8080]}
     device.disconnect()
 
 
