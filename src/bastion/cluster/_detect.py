@@ -190,7 +190,7 @@ class FleetDetect(Component):
         await self._stop_evaluating()
         if self.lease is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.lease.release(), 2.0)
+                await asyncio.wait_for(self.lease.close(), 2.0)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
         if self._nc is not None:

@@ -64,6 +64,7 @@ class LeaderLease:
         self._monotonic = monotonic
         self._revision: int | None = None  # of our own last write, while we hold it
         self._renewed = 0.0
+        self._closed = False
 
     @property
     def held(self) -> bool:
@@ -105,6 +106,8 @@ class LeaderLease:
     async def _attempt(self) -> None:
         from nats.js.errors import KeyWrongLastSequenceError
 
+        if self._closed:
+            return
         value = self.node.encode()
         try:
             if self._revision is None:
@@ -127,8 +130,17 @@ class LeaderLease:
             return None
         return bytes(entry.value or b"").decode() or None
 
+    async def close(self) -> None:
+        """Give the role up now and never take it again (the node stops)."""
+        self._closed = True
+        await self.release()
+        with contextlib.suppress(Exception):  # a renewal that was under way wrote it again
+            entry = await self._bucket.get(self.role)
+            if entry.value == self.node.encode():
+                await self._bucket.delete(self.role, last=entry.revision)
+
     async def release(self) -> None:
-        """Give the role up now, if this node holds it."""
+        """Give the role up now, if this node holds it (it may take it again later)."""
         revision, self._revision = self._revision, None
         if revision is not None:
             with contextlib.suppress(Exception):  # taken meanwhile, or NATS away

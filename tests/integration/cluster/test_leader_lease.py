@@ -123,3 +123,25 @@ def test_a_holder_whose_entry_another_node_overwrote_lets_go(cluster: str) -> No
 def test_the_renewal_must_leave_room_before_the_entry_runs_out() -> None:
     with pytest.raises(ValueError, match="renew"):
         LeaderLease(object(), "detect", "n", ttl=2.0, renew=1.0, monotonic=time.monotonic)
+
+
+def test_a_closed_lease_is_not_taken_again(cluster: str) -> None:
+    async def scenario() -> None:
+        import nats
+
+        nc = await nats.connect(NATS_URL)
+        try:
+            bucket = await leader_bucket(nc, cluster, ttl=TTL)
+            a = Holder(bucket, "node-a")
+            await _until(lambda: a.lease.held, 5, [a])
+            await a.lease.close()
+            await asyncio.sleep(3 * RENEW)  # renewals go on trying meanwhile
+            assert await a.lease.holder() is None
+            assert not a.lease.held
+            a.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await a.task
+        finally:
+            await nc.close()
+
+    asyncio.run(scenario())
