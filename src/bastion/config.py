@@ -70,6 +70,10 @@ class ClusterConfig:
     nats_url: str = ""   # empty: a single node; e.g. "nats://10.0.0.5:4222" (JetStream on)
     node_id: str = ""    # this node's stable id; empty: the host name
     name: str = "bastion"  # the cluster's name: its NATS subjects and buckets start with it
+    stream_max_age: float = 86400.0   # seconds the message stream keeps a QoS >= 1 or
+    #                                   retained message (replayed by a node that restarts
+    #                                   or adopts a session within that time)
+    stream_max_bytes: int = 1 << 30   # the stream's size cap; the oldest go first
 
     def __post_init__(self) -> None:
         for key, value in (("name", self.name), ("node_id", self.node_id)):

@@ -97,6 +97,7 @@ from ._plugs import (
     DenyAll,
     Principal,
     RefuseAll,
+    SessionPermissions,
 )
 from ._session import NEVER_EXPIRES, Link, QueueFull, Session
 
@@ -114,7 +115,11 @@ class Ownership(Protocol):
     longer holds a session for the client id.
     """
 
-    async def claim(self, client_id: str) -> None: ...
+    async def claim(self, client_id: str, principal: Principal,
+                    permissions: SessionPermissions) -> None:
+        """:param principal: who connects; :param permissions: what it may do, bound to
+        a session brought here for it, so that what reaches it meanwhile is checked."""
+        ...
 
     def released(self, client_id: str) -> None: ...
 
@@ -124,6 +129,21 @@ class Relay(Protocol):
     (``bastion.cluster``)."""
 
     def send(self, message: Message) -> None: ...
+
+    def streams(self, message: Message) -> bool:
+        """Whether ``message`` goes through the cluster's durable stream, from which this
+        node too delivers it to its persistent sessions (``Broker.publish_remote`` with
+        ``own``); the broker then routes it here only to the others."""
+        ...
+
+
+def _transient(session: Session) -> bool:
+    """Whether ``session`` writes nothing down (clean, or no durable directory)."""
+    return session.journal is None
+
+
+def _persistent(session: Session) -> bool:
+    return session.journal is not None
 
 
 class ReservedTopicHandler(Protocol):
@@ -355,7 +375,7 @@ class Broker:
 
         if self.ownership is not None:
             try:
-                await self.ownership.claim(client_id)
+                await self.ownership.claim(client_id, principal, permissions)
             except Exception as exc:  # noqa: BLE001 - the registry is unreachable
                 log.warning("client %r: the session registry is unavailable: %s", client_id,
                             exc)
@@ -640,10 +660,11 @@ class Broker:
                 # told, so their message is routed without being kept, like a will's.)
                 message.received_at = self.clock.time()
                 retained.set(topic, message)
-        matched = self._route(message, sender.connection if sender is not None else None)
         relay = self.relay
         if relay is None:
-            return matched
+            return self._route(message, sender.connection if sender is not None else None)
+        self._route(message, sender.connection if sender is not None else None,
+                    _transient if relay.streams(message) else None)
         relay.send(message)
         return True  # subscribers on other nodes are not known here
 
@@ -652,10 +673,29 @@ class Broker:
         subscription ``share_filter`` (one node of the fleet gets each message)."""
         self.directory.deliver_shared(message, share_filter)
 
-    def publish_remote(self, message: Message) -> None:
+    def publish_remote(self, message: Message, *, own: bool = False,
+                       only: str | None = None,
+                       skip: frozenset[str] | None = None) -> None:
         """A message another cluster node published (and relayed): deliver it to the
         subscribers here, and keep (or drop) it as retained without writing it down, which
-        the node it was published on did."""
+        the node it was published on did.
+
+        :param own: this node published it (it comes back from the cluster's stream):
+            deliver it to the persistent sessions only, :meth:`publish` served the rest.
+        :param only: deliver it to this client's session alone (a session adopted from
+            another node catching up with the stream), retained messages untouched.
+        :param skip: client ids not to deliver it to (their previous node did).
+        """
+        which: Callable[[Session], bool] | None
+        if only is not None:
+            self._route(message, None, lambda session: session.client_id == only)
+            return
+        if own:
+            which = _persistent if skip is None else (
+                lambda session: session.journal is not None and session.client_id not in skip)
+            self._route(message, None, which)
+            return
+        which = None if skip is None else (lambda session: session.client_id not in skip)
         if message.retain:
             retained = self.directory.retained
             if message.payload:
@@ -663,7 +703,7 @@ class Broker:
                 retained.keep(message.topic, message)
             else:
                 retained.drop(message.topic)
-        self._route(message, None)
+        self._route(message, None, which)
 
     # -- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------
 

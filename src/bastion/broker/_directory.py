@@ -87,8 +87,10 @@ class Interest(Protocol):
 class Router(Protocol):
     """Hands a published message to every session subscribed to its topic."""
 
-    def route(self, message: Message, publisher: Link | None) -> bool:
-        """Deliver ``message`` to the sessions whose subscriptions match its topic.
+    def route(self, message: Message, publisher: Link | None,
+              which: Callable[[Session], bool] | None = None) -> bool:
+        """Deliver ``message`` to the sessions whose subscriptions match its topic (only
+        those ``which`` accepts, when given).
 
         One delivery per session, however many of its subscriptions match: the highest
         granted QoS (capped by the message's), every subscription identifier, retain as
@@ -339,10 +341,15 @@ class MemorySessionDirectory:
                         (opts.subscription_id,) if opts.subscription_id else ())
         return True
 
-    def route(self, message: Message, publisher: Link | None) -> bool:
+    def route(self, message: Message, publisher: Link | None,
+              which: Callable[[Session], bool] | None = None) -> bool:
         matches = self._index.match(message.topic, self.share_here)
         if not matches:
             return False
+        if which is not None:
+            matches = [match for match in matches if which(match[0])]
+            if not matches:
+                return True
         topic = message.topic
         origin = message.origin
         if len(matches) == 1:  # the common case, without the merging below

@@ -94,6 +94,9 @@ RETAIN = "retain"
 """(topic, message, received_at): insert or replace."""
 UNRETAIN = "unretain"
 """(topic,)."""
+CURSOR = "cursor"
+"""(node, seq): the last message of the cluster's stream this node has applied (see
+``bastion.cluster``), written with the deliveries it made."""
 
 Op = tuple[str, tuple[object, ...]]
 
@@ -170,6 +173,11 @@ class SessionRecords(Protocol):
 
     def page(self, client_id: str, after_seq: int, limit: int) -> list[StoredDelivery]:
         """Unsent deliveries of ``client_id`` after ``after_seq``, in order."""
+        ...
+
+    def stream_cursor(self, node: str) -> int | None:
+        """The last cluster stream message ``node`` applied (written with :data:`CURSOR`);
+        None if it never wrote one."""
         ...
 
     def close(self) -> None: ...
@@ -256,6 +264,12 @@ class GroupCommit:
     commit ``n`` is done. A failed commit is retried (the database may be locked or the
     disk full for a while) and logged; nothing waiting for it is acknowledged until it
     succeeds.
+
+    Something outside the database can be made part of a commit's durability: a
+    :meth:`hold` taken now delays :meth:`when_durable` of the commit gathering now (and of
+    every later one) until it is released (a cluster node holds the commit for the
+    acknowledgement of its message stream). :meth:`note_cursor` records a position that
+    goes in the next commit.
     """
 
     def __init__(self, records: SessionRecords, clock: Clock,
@@ -266,8 +280,11 @@ class GroupCommit:
         self._ops: list[Op | None] = []
         self._stores: dict[tuple[str, int], int] = {}  # (client, seq) -> index in _ops
         self._number = 1          # the commit the gathering ops will go in
-        self._durable = 0         # the last commit done
+        self._durable = 0         # the last commit done and no longer held
+        self._written = 0         # the last commit the writer finished
         self._submitted = 0       # the last commit handed to the writer
+        self._holds: dict[int, int] = {}  # commit -> holds not yet released
+        self._cursor: tuple[str, int] | None = None  # noted, not yet submitted
         self._scheduled = False
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._jobs: queue.SimpleQueue[_Apply | _Page | None] = queue.SimpleQueue()
@@ -309,6 +326,37 @@ class GroupCommit:
             self._idle.clear()
             self._loop.call_soon(self._submit)
 
+    def hold(self) -> int:
+        """Hold the commit gathering now (and so every later one) until :meth:`release`."""
+        if not self._ops:
+            self._ops.append(None)  # an empty commit, so that there is one to hold
+            if not self._scheduled:
+                self._scheduled = True
+                self._idle.clear()
+                self._loop.call_soon(self._submit)
+        number = self._number
+        self._holds[number] = self._holds.get(number, 0) + 1
+        return number
+
+    def release(self, number: int) -> None:
+        count = self._holds.get(number, 0) - 1
+        if count > 0:
+            self._holds[number] = count
+        else:
+            self._holds.pop(number, None)
+            self._advance()
+
+    def note_cursor(self, node: str, seq: int, *, write: bool = False) -> None:
+        """Record ``seq`` as ``node``'s stream position in the next commit; ``write``:
+        make one now for it if nothing else is gathering."""
+        self._cursor = (node, seq)
+        if write and not self._ops:
+            self._ops.append(None)
+            if not self._scheduled:
+                self._scheduled = True
+                self._idle.clear()
+                self._loop.call_soon(self._submit)
+
     def pending(self) -> int | None:
         """The commit that makes everything recorded so far durable; None: it is."""
         if self._ops:
@@ -343,9 +391,12 @@ class GroupCommit:
 
     def _submit(self, force: bool = False) -> None:
         self._scheduled = False
-        if not self._ops or (self._submitted > self._durable and not force):
+        if not self._ops or (self._submitted > self._written and not force):
             return  # the writer is busy: these ops join the next commit
         ops = [op for op in self._ops if op is not None]
+        if self._cursor is not None:
+            ops.append((CURSOR, self._cursor))
+            self._cursor = None
         number = self._number
         self._number += 1
         self._ops = []
@@ -354,21 +405,30 @@ class GroupCommit:
         self._jobs.put(_Apply(ops, number))
 
     def _committed(self, number: int, count: int) -> None:
-        self._durable = number
+        self._written = number
         self.commits += 1
         self.ops_written += count
-        waiters = self._waiters
-        if waiters:
-            ready = [cb for n, cb in waiters if n <= number]
-            self._waiters = [(n, cb) for n, cb in waiters if n > number]
-            for callback in ready:
-                try:
-                    callback()
-                except Exception:
-                    log.exception("a durable-commit callback failed")
+        self._advance()
         if self._ops:
             self._submit()
-        elif self._submitted <= self._durable:
+
+    def _advance(self) -> None:
+        """Make durable every commit written and held by nobody (in order)."""
+        number = self._written
+        if self._holds:
+            number = min(number, min(self._holds) - 1)
+        if number > self._durable:
+            self._durable = number
+            waiters = self._waiters
+            if waiters:
+                ready = [cb for n, cb in waiters if n <= number]
+                self._waiters = [(n, cb) for n, cb in waiters if n > number]
+                for callback in ready:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("a durable-commit callback failed")
+        if not self._ops and self._submitted <= self._durable:
             self._idle.set()
 
     def _paged(self, session: Session, rows: list[StoredDelivery]) -> None:
@@ -387,7 +447,8 @@ class GroupCommit:
             if job is None:
                 return
             if isinstance(job, _Apply):
-                self._apply(job.ops)
+                if job.ops:
+                    self._apply(job.ops)
                 self._call(self._committed, job.number, len(job.ops))
                 continue
             try:

@@ -2,17 +2,29 @@
 
 Theory of operation
 -------------------
-Every node subscribes, on core NATS, to the subjects of the topic filters its sessions
-subscribe to (:class:`~bastion.cluster.SubjectCodec` maps filters to subjects so that
-NATS's matching is MQTT's), once per filter however many sessions share it. A message
-published on a node is delivered to that node's subscribers as on a single node, then
-sent once on its topic's subject; the node's NATS connection has ``no_echo`` set, so it
-never comes back to it. A node receiving one delivers it to its own subscribers.
+Two paths, by what a message must survive:
 
-Retained messages (and their deletions) must reach every node, subscribed or not, since
-any node may get a subscriber for them later: they travel under a second prefix, which
-every node subscribes to whole (``<name>.ret.>``); a node receiving one keeps it in memory
-(the publishing node wrote it to the store) and delivers it to its own subscribers.
+* **QoS 1 and 2, and retained messages** go through the cluster's JetStream stream
+  (:class:`~bastion.cluster._stream.MessageStream`): the publisher's acknowledgement
+  waits for the stream's, every node reads the stream in order and delivers each message
+  to its own sessions, and a node's position in the stream is committed with the
+  deliveries it made. Nothing acknowledged is lost with a node.
+* **QoS 0** goes over core NATS, at most once, as MQTT allows. Every node subscribes to
+  the subjects of the topic filters its sessions subscribe to
+  (:class:`~bastion.cluster.SubjectCodec` maps filters to subjects so that NATS's matching
+  is MQTT's), once per filter however many sessions share it. A message published on a
+  node is delivered to that node's subscribers as on a single node, then sent once on
+  its topic's subject; the node's NATS connection has ``no_echo`` set, so it never comes
+  back to it.
+
+Every message is also sent on core NATS (retained ones under a second prefix) for the
+shared subscriptions, which are balanced across the fleet by NATS queue groups: every
+node with a member of ``$share/<group>/<filter>`` subscribes to the filter's subjects in
+a queue group named after the whole shared filter, so NATS hands each message to one of
+those nodes, which gives it to one of its members. These subscriptions use a second NATS
+connection without ``no_echo``, since the node that published a message may be the one
+chosen; nodes then route without their shared subscriptions. A shared subscription on
+another node therefore gets a message at most once across the hop, whatever its QoS.
 
 The wire form is the message as an MQTT 5 PUBLISH (every property survives; an expiry
 becomes the interval left) with the publishing client's id in the NATS header
@@ -22,18 +34,6 @@ Subscriptions change on the event loop without waiting: a change marks what is w
 and one task brings the NATS subscriptions in line (so a subscribe and an unsubscribe of
 one filter never race). Messages to send wait for the end of the loop step and go out
 together.
-
-Shared subscriptions are balanced across the fleet by NATS queue groups: every node with
-a member of ``$share/<group>/<filter>`` subscribes to the filter's subjects in a queue
-group named after the whole shared filter, so NATS hands each message to one of those
-nodes, which gives it to one of its members. These subscriptions use a second NATS
-connection without ``no_echo``, since the node that published a message may be the one
-chosen; nodes then route without their shared subscriptions.
-
-What this does not promise yet: core NATS delivers at most once, so a QoS 1 message to a
-subscriber on another node is delivered at most once across the hop, and the publisher's
-PUBACK does not wait for that node (issue 14 continues with JetStream for persistent
-sessions on other nodes).
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ from typing import Any
 from ..broker import Broker, Message, decode_message, encode_message
 from ..clock import Clock
 from ..mqtt import parse_shared_subscription
+from ._stream import ORIGIN_HEADER, MessageStream
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
 
-ORIGIN_HEADER = "Bastion-Origin"
+STREAMED_FLAGS = 0x07
+"""The PUBLISH fixed-header bits of a message that travels in the stream (QoS, retain)."""
 
 Want = tuple[str, str, str]
 """A NATS subscription this node needs: (subject, queue group or "", shared filter or "")."""
@@ -66,16 +68,18 @@ class MessageRelay:
     """The broker's ``relay`` and its directory's ``interest`` (see the module docstring)."""
 
     def __init__(self, nc: Any, shared_nc: Any, codec: SubjectCodec, retained: SubjectCodec,
-                 broker: Broker, clock: Clock) -> None:
+                 broker: Broker, clock: Clock, stream: MessageStream) -> None:
         """:param nc: the node's connection (``no_echo``); :param shared_nc: a second one,
         with echo, for the shared subscriptions' queue groups. :param codec: the subjects
-        of messages; :param retained: of retained ones."""
+        of messages; :param retained: of retained ones. :param stream: the cluster's
+        message stream."""
         self._nc = nc
         self._shared_nc = shared_nc
         self._codec = codec
         self._retained = retained
         self._broker = broker
         self._clock = clock
+        self.stream = stream
         self._wanted: dict[Want, int] = {}  # -> filters here that need it
         self._subscribed: dict[Want, Any] = {}
         self._reconciling: asyncio.Task[None] | None = None
@@ -149,12 +153,11 @@ class MessageRelay:
             self._reconcile_soon()
 
     async def start(self) -> None:
-        """Take every retained message the other nodes publish."""
-        want = (self._retained.stream_subject, "", "")
-        self._subscribed[want] = await self._nc.subscribe(want[0], cb=self._incoming)
-        self._wanted[want] = 1
+        """Read the stream on from this node's position."""
+        await self.stream.start()
 
     async def close(self) -> None:
+        await self.stream.close()
         if self._reconciling is not None:
             self._reconciling.cancel()
         for task in list(self._sending):
@@ -168,16 +171,22 @@ class MessageRelay:
 
     # -- out and in -----------------------------------------------------------------------
 
+    def streams(self, message: Message) -> bool:
+        return self.stream.streams(message)
+
     def send(self, message: Message) -> None:
         try:
             codec = self._retained if message.retain else self._codec
             subject = codec.encode_topic(message.topic)
         except ValueError:
             return
+        data = encode_message(message, self._clock)
+        if self.stream.streams(message):
+            self.stream.send(message, data)
         headers = {ORIGIN_HEADER: message.origin} if message.origin else {}
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append((subject, encode_message(message, self._clock), headers))
+        self._out.append((subject, data, headers))
 
     def _flush(self) -> None:
         batch, self._out = self._out, []
@@ -196,6 +205,8 @@ class MessageRelay:
                         len(batch), exc)
 
     async def _incoming(self, msg: Any) -> None:
+        if msg.data and msg.data[0] & STREAMED_FLAGS:
+            return  # it comes from the stream (this copy is for the shared subscriptions)
         message = self._decoded(msg)
         if message is not None:
             self.received += 1

@@ -9,7 +9,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..broker import Broker, DurableSessionDirectory, SessionRecords
+from ..broker import (
+    Broker,
+    DurableSessionDirectory,
+    Principal,
+    SessionPermissions,
+    SessionRecords,
+)
 from ..config import ClusterConfig
 from ..events import EventBus
 from ..lifecycle import Component
@@ -18,6 +24,7 @@ from ._events import RELAYED, decode_event, encode_event
 from ._messages import MessageRelay
 from ._registry import SessionRegistry
 from ._status import FENCE_AFTER, HEARTBEAT, STALE_AFTER, NodeStatus, nodes_bucket
+from ._stream import MessageStream
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
@@ -76,12 +83,19 @@ class ClusterNode(Component):
                              for kind in RELAYED]
         broker = self._broker
         name = self._config.name
+        await self._sweep()
         self._shared_nc = await nats.connect(self._config.nats_url,
                                              name=f"bastion-{self.node}-shared",
                                              max_reconnect_attempts=-1)
+        directory = broker.directory
+        commit = directory.commit if isinstance(directory, DurableSessionDirectory) else None
+        stream = MessageStream(self._nc, name, self.node, broker, broker.clock, commit,
+                               self._records, max_age=self._config.stream_max_age,
+                               max_bytes=self._config.stream_max_bytes)
         relay = self.relay = MessageRelay(self._nc, self._shared_nc,
                                           SubjectCodec(f"{name}.msg"),
-                                          SubjectCodec(f"{name}.ret"), broker, broker.clock)
+                                          SubjectCodec(f"{name}.ret"), broker, broker.clock,
+                                          stream)
         await relay.start()
         broker.directory.interest = relay
         broker.directory.share_here = False
@@ -92,6 +106,25 @@ class ClusterNode(Component):
         self._nodes = await nodes_bucket(self._nc, self._config.name)
         self._started = broker.clock.time()
         await self._heartbeat()
+
+    async def _sweep(self) -> None:
+        """Sessions read back from the store at start: give up those another node owns now
+        (it adopted them while this node was away) and claim those nobody owns."""
+        registry = self.registry
+        assert registry is not None
+        broker = self._broker
+
+        async def settle(client_id: str) -> None:
+            owner, _ = await registry.owner(client_id)
+            if owner is None:
+                await registry.claim(client_id)
+            elif owner.node != self.node:
+                log.info("client %r is owned by node %r now", client_id, owner.node)
+                broker.give_up(client_id)
+
+        held = list(broker.directory.sessions)
+        for start in range(0, len(held), 64):
+            await asyncio.gather(*(settle(client_id) for client_id in held[start:start + 64]))
 
     async def run(self) -> None:
         """Renew this node's lease (its heartbeat) every ``HEARTBEAT`` seconds; give up
@@ -109,6 +142,8 @@ class ClusterNode(Component):
                     log.debug("cluster heartbeat failed: %s", exc)
             if not self.fenced and clock.monotonic() - self._renewed > FENCE_AFTER:
                 self._fence()
+            if self.relay is not None:
+                self.relay.stream.keep_position()
 
     async def _heartbeat(self) -> None:
         from .. import __version__
@@ -179,7 +214,8 @@ class ClusterNode(Component):
 
     # -- Broker.ownership ------------------------------------------------------------------
 
-    async def claim(self, client_id: str) -> None:
+    async def claim(self, client_id: str, principal: Principal,
+                    permissions: SessionPermissions) -> None:
         assert self.registry is not None
         previous = await self.registry.claim(client_id)
         if previous is None or previous.node == self.node or self._records is None:
@@ -189,8 +225,27 @@ class ClusterNode(Component):
             return
         snapshot = await asyncio.to_thread(
             self._records.load, self._broker.limits.max_queued_messages, client_id)
-        if snapshot.sessions:
-            directory.adopt(snapshot)
+        if not snapshot.sessions:
+            return
+        relay = self.relay
+        position = previous.position
+        if position is None and relay is not None:  # it did not answer: its stored one
+            position = await relay.stream.stored_position(previous.node)
+
+        def adopt() -> bool:
+            """Bring the session here; True when it is the connecting certificate's (else
+            the CONNECT replaces it and nothing need reach it)."""
+            ours = False
+            for session in directory.adopt(snapshot):
+                if session.principal.certificate_id == principal.certificate_id:
+                    session.set_permissions(permissions)
+                    ours = True
+            return ours
+
+        if relay is None or position is None:
+            adopt()
+            return
+        await relay.stream.catch_up(client_id, position, adopt)
 
     def released(self, client_id: str) -> None:
         if self.registry is None:
@@ -230,12 +285,16 @@ class ClusterNode(Component):
 
     # -- asked by the registry ---------------------------------------------------------------
 
-    async def _hand_over(self, client_id: str) -> None:
-        """Another node claimed ``client_id``: give it up and let the journal finish."""
+    async def _hand_over(self, client_id: str) -> int:
+        """Another node claimed ``client_id``: give it up and let the journal finish.
+        Returns where this node was in the message stream when it gave the session up:
+        the new owner delivers to it what comes after."""
         self._broker.give_up(client_id)
+        position = self.relay.stream.applied if self.relay is not None else 0
         directory = self._broker.directory
         if isinstance(directory, DurableSessionDirectory) and directory.commit is not None:
             await directory.commit.drain()
+        return position
 
     def _lost(self, client_id: str, node: str) -> None:
         if self._broker.directory.get(client_id) is not None:

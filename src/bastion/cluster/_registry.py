@@ -13,7 +13,8 @@ A CONNECT on node B for a client id owned by node A (:meth:`SessionRegistry.clai
 1. B asks A, over the core NATS subject ``<name>.ctl.<A>.handover``, to hand the session
    over. A closes the live connection (MQTT 5: DISCONNECT 0x8E, as a takeover on one
    node), removes the session from its memory without forgetting what the store holds,
-   waits until its journal has committed everything about it, and answers;
+   waits until its journal has committed everything about it, and answers with where it
+   was in the cluster's message stream when it let go (B delivers what came after);
 2. B writes itself as the owner (compare-and-set on the revision it read first);
 3. B reads the session back from the store into its own directory, and the CONNECT
    continues as on one node: the session is resumed (session present) when the
@@ -79,11 +80,15 @@ def client_of(key: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Owner:
     node: str
+    position: int | None = None
+    """Where the node was in the cluster's message stream when it handed the session over;
+    None when it did not answer (dead, or cut off)."""
 
 
-HandOver = Callable[[str], Awaitable[None]]
+HandOver = Callable[[str], Awaitable[int]]
 """Give up a client id held here (close its connection, keep its stored state, wait for the
-journal): what the previous owner does when another node claims it."""
+journal): what the previous owner does when another node claims it. Returns this node's
+position in the message stream at the moment it gave the session up."""
 Lost = Callable[[str, str], None]
 """A client id held here is now owned by another node (seen on the bucket): drop it."""
 
@@ -163,7 +168,8 @@ class SessionRegistry:
         while True:
             previous, revision = await self.owner(client_id)
             if previous is not None and previous.node != self.node:
-                await self._take_from(previous.node, client_id)
+                previous = Owner(previous.node,
+                                 await self._take_from(previous.node, client_id))
             try:
                 if revision:
                     claimed = await self._kv.update(key, value, last=revision)
@@ -190,23 +196,29 @@ class SessionRegistry:
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self._kv.delete(session_key(client_id), last=revision)
 
-    async def _take_from(self, node: str, client_id: str) -> None:
-        """Have ``node`` hand ``client_id`` over; return when it did, or when it is gone.
+    async def _take_from(self, node: str, client_id: str) -> int | None:
+        """Have ``node`` hand ``client_id`` over; return when it did (with its position in
+        the message stream), or when it is gone (None).
 
         :raises ClusterUnavailable: ``node`` does not answer and its lease still runs.
         """
         try:
-            await self._nc.request(f"{self._name}.ctl.{node}.handover", client_id.encode(),
-                                   timeout=HANDOVER_TIMEOUT)
-            return
+            reply = await self._nc.request(f"{self._name}.ctl.{node}.handover",
+                                           client_id.encode(), timeout=HANDOVER_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - no responders or a timeout: maybe alive
             silent = type(exc).__name__
+        else:
+            try:
+                return int(json.loads(reply.data)["position"])
+            except (ValueError, KeyError, TypeError):
+                silent = "a malformed answer"
         assert self._alive is not None
         if await self._alive(node):
             raise ClusterUnavailable(f"node {node!r} holds client {client_id!r}, does not "
                                      f"answer ({silent}) and its lease still runs")
         log.warning("node %r's lease ran out; client %r resumes from the store", node,
                     client_id)
+        return None
 
     # -- answering -------------------------------------------------------------------------
 
@@ -214,11 +226,12 @@ class SessionRegistry:
         client_id = msg.data.decode()
         try:
             assert self._hand_over is not None
-            await self._hand_over(client_id)
+            position = await self._hand_over(client_id)
         except Exception:
             log.exception("handing client %r over failed", client_id)
+            return  # no answer: the claiming node waits for this node's lease
         with contextlib.suppress(Exception):
-            await msg.respond(b"ok")
+            await msg.respond(json.dumps({"position": position}).encode())
 
     async def _watch(self) -> None:
         watcher = self._watcher

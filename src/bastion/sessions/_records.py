@@ -94,6 +94,10 @@ _STATEMENTS: Final[dict[str, tuple[str, ...]]] = {
     "unretain": (
         "DELETE FROM mqtt_retained WHERE topic = ?",
     ),
+    "cursor": (
+        ("INSERT INTO mqtt_stream_cursors (node, seq) VALUES (?, ?)"
+         " ON CONFLICT (node) DO UPDATE SET seq = excluded.seq"),
+    ),
 }
 
 _DELIVERY_COLUMNS: Final = ("client_id, seq, message, qos, retain, subscription_ids,"
@@ -202,6 +206,16 @@ class SqlSessionRecords:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def stream_cursor(self, node: str) -> int | None:
+        """The last message of the cluster's stream ``node`` applied (None: it never
+        wrote one)."""
+        with self._engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                self._marked("SELECT seq FROM mqtt_stream_cursors WHERE node = ?"),
+                (node,)).first()
+            conn.rollback()
+        return None if row is None else int(row[0])
 
     # -- at start -----------------------------------------------------------------------------
 

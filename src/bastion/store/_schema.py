@@ -697,6 +697,15 @@ mqtt_retained = sa.Table(
     sa.Column("received_at", sa.Float(precision=53), nullable=False),  # epoch seconds
 )
 
+# -- cluster stream positions (migration 0012) ----------------------------------------------
+
+mqtt_stream_cursors = sa.Table(
+    "mqtt_stream_cursors",
+    metadata,
+    sa.Column("node", sa.Text(), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+)
+
 # -- uploaded files (migration 0009) ----------------------------------------------------
 
 files = sa.Table(

@@ -126,7 +126,7 @@ _KEEP_ON_RESET: Final = frozenset({
     "sealed_secrets", "access_keys",
     # The broker's working copy of these is in memory; the emulator's reset leaves both.
     "mqtt_sessions", "mqtt_subscriptions", "mqtt_deliveries", "mqtt_inbound_qos2",
-    "mqtt_retained",
+    "mqtt_retained", "mqtt_stream_cursors",
 })
 
 

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
-from support.databases import _pg_schemas, fresh_database_url
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from support.cluster import ServedFleet
+from support.databases import _pg_schemas, fresh_database_url, require_postgres
 
 __all__ = ["_pg_schemas", "fresh_database_url"]
+
+
+@pytest.fixture
+def served_fleet(tmp_path: Path,
+                 fresh_database_url: Callable[[str], str]) -> Iterator[ServedFleet]:
+    require_postgres()
+    fleet = ServedFleet(tmp_path, fresh_database_url("postgresql"))
+    try:
+        yield fleet
+    finally:
+        fleet.close()

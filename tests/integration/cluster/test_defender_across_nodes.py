@@ -9,7 +9,6 @@ nodes' own detect interval is an hour."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import json
@@ -31,10 +30,10 @@ from bastion.controlplane import open_control_plane, provision_device
 from bastion.datadir import DataDir, init_data_dir
 from bastion.defender.audit import AuditScheduler
 from support.clients import V5, Client, DeviceFiles, wait_for
+from support.cluster import NATS_URL, drop_nats_state
 from support.databases import require_postgres
 from support.running import RunningBastion
 
-NATS_URL = "nats://127.0.0.1:4222"
 OPEN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
 ADMIN = ("AKIACLUSTERDETECT001", "cluster-detect-secret/abcdefghijklmnopqrs")
 REGION = "us-east-1"
@@ -109,27 +108,8 @@ def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[
     yield made
     for node in made.nodes.values():
         node.stop()
-    _drop_nats_state(config.cluster.name)
+    drop_nats_state(config.cluster.name)
     gc.collect()  # what a test left open is reported against that test
-
-
-def _drop_nats_state(name: str) -> None:
-    """Delete the test's buckets and stream from the shared NATS."""
-    import asyncio
-
-    import nats
-
-    async def drop() -> None:
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
-        for bucket in ("sessions", "nodes", "leader"):
-            with contextlib.suppress(Exception):  # nothing to drop
-                await js.delete_key_value(f"{name}_{bucket}")
-        with contextlib.suppress(Exception):
-            await js.delete_stream(f"{name}_detect")
-        await nc.close()
-
-    asyncio.run(drop())
 
 
 def _profile(iot: Any, node: RunningBastion, *, alarm: int = 1, clear: int = 1) -> str:

@@ -1,0 +1,86 @@
+"""A cluster of real ``bastion serve`` processes for tests, and what goes with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from support.clients import V5, Client, DeviceFiles
+from support.served import ServedBastion
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def drop_nats_state(name: str, nats_url: str = NATS_URL) -> None:
+    """Delete what a test's cluster made on the shared NATS: its buckets and stream."""
+    import nats
+
+    async def drop() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        for bucket in (f"{name}_sessions", f"{name}_nodes", f"{name}_leader"):
+            with contextlib.suppress(Exception):  # nothing to drop
+                await js.delete_key_value(bucket)
+        for stream in (f"{name}_msgs", f"{name}_detect"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(stream)
+        await nc.close()
+
+    asyncio.run(drop())
+
+
+class ServedFleet:
+    """``bastion serve`` subprocesses forming one cluster: one PostgreSQL database and
+    one cluster name of their own; every node has the first node's secrets."""
+
+    def __init__(self, root: Path, database_url: str) -> None:
+        self.root = root
+        self.database_url = database_url
+        self.name = f"t{uuid.uuid4().hex[:12]}"
+        self.nodes: dict[str, ServedBastion] = {}
+
+    def node(self, node_id: str) -> ServedBastion:
+        """The node ``node_id`` (made on first use, not started)."""
+        found = self.nodes.get(node_id)
+        if found is not None:
+            return found
+        made = ServedBastion(self.root / node_id, self.database_url, {"cluster": {
+            "nats_url": NATS_URL, "name": self.name, "node_id": node_id}})
+        if self.nodes:
+            first = next(iter(self.nodes.values()))
+            for part in ("ca", "tls", "master.key"):
+                source, target = first.data / part, made.data / part
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+        self.nodes[node_id] = made
+        return made
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.kill()
+        drop_nats_state(self.name)
+
+
+def connect_when_lease_ends(device: DeviceFiles, port: int, client_id: str,
+                            timeout: float = 30.0, **options: object) -> Client:
+    """Connect ``client_id`` (MQTT 5, persistent) to the node on ``port``, retrying while
+    it answers 0x88: until a dead node's lease runs out, the session cannot be taken
+    (a device retries, as devices do)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client = Client(device, port, version=V5, client_id=client_id, clean=False,
+                        session_expiry=3600, **options)  # type: ignore[arg-type]
+        client.connect(expect_success=False)
+        if client.connack == 0 or time.monotonic() > deadline:
+            assert client.connack == 0, f"CONNACK {client.connack}"
+            return client
+        assert client.connack == 0x88, f"CONNACK {client.connack}"
+        client.paho.loop_stop()
+        time.sleep(1.0)
