@@ -22,11 +22,12 @@ def drop_nats_state(name: str, nats_url: str = NATS_URL) -> None:
     async def drop() -> None:
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
-        for bucket in (f"{name}_sessions", f"{name}_nodes"):
+        for bucket in (f"{name}_sessions", f"{name}_nodes", f"{name}_leader"):
             with contextlib.suppress(Exception):  # nothing to drop
                 await js.delete_key_value(bucket)
-        with contextlib.suppress(Exception):
-            await js.delete_stream(f"{name}_msgs")
+        for stream in (f"{name}_msgs", f"{name}_detect"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(stream)
         await nc.close()
 
     asyncio.run(drop())

@@ -11,7 +11,7 @@ REST API) and runs the long-lived components under one :class:`~bastion.lifecycl
 in this order:
 
     store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
-    detect loop · provisioning hooks · MQTT listeners · REST API
+    detect loop · fleet detect (cluster) · provisioning hooks · MQTT listeners · REST API
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
@@ -28,7 +28,7 @@ from typing import TypeVar
 from ..api import ApiServer, CredentialSource, TrailSink
 from ..broker import Broker, DurableSessionDirectory, Message
 from ..clock import Clock, SystemClock
-from ..cluster import ClusterNode
+from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
 from ..controlplane import ControlPlane, database_url
 from ..datadir import DataDir
@@ -246,10 +246,15 @@ class App:
             detect = services.detect
             self.detect = DetectLoop(broker, detect.service, bus,
                                      interval=config.detect.interval, clock=self._clock)
-            broker.reserved_handlers.append(DefenderMetricsTopics(
+            reports = DefenderMetricsTopics(
                 broker, detect.service, clock=self._clock,
-                min_period=min(DEFAULT_MIN_REPORT_PERIOD, config.detect.interval)))
+                min_period=min(DEFAULT_MIN_REPORT_PERIOD, config.detect.interval))
+            broker.reserved_handlers.append(reports)
             components.append(self.detect)
+            if config.cluster.nats_url:  # one evaluator for the fleet
+                components.append(FleetDetect(self.detect, reports, config.cluster,
+                                              interval=config.detect.interval,
+                                              clock=self._clock))
         components.append(_Closing("provisioning-hooks", services.provisioning.close))
         self._listeners = Listeners(broker, config.mqtt, self.datadir, plane, bus)
         components.append(self._listeners)

@@ -5,6 +5,9 @@ PostgreSQL. See ``docs/cluster.md``.
   session registry (:class:`SessionRegistry`: who owns each client id, the handover), the
   registry's security events relayed between nodes, and messages across nodes
   (:class:`MessageRelay`).
+* :class:`FleetDetect` (a component): Detect across nodes. Every node forwards its
+  datapoints on a JetStream stream; the holder of the ``detect`` lease
+  (:class:`LeaderLease`) evaluates them all.
 * :class:`SubjectCodec`: MQTT topics and filters as NATS subjects, so that NATS's matching
   is MQTT's::
 
@@ -15,6 +18,8 @@ PostgreSQL. See ``docs/cluster.md``.
 
 from __future__ import annotations
 
+from ._detect import FleetDetect
+from ._leader import LeaderLease, leader_bucket
 from ._messages import MessageRelay
 from ._node import ClusterNode
 from ._registry import (
@@ -34,12 +39,15 @@ __all__ = [
     "ClusterNode",
     "ClusterStatus",
     "ClusterUnavailable",
+    "FleetDetect",
+    "LeaderLease",
     "MessageRelay",
     "NodeStatus",
     "Owner",
     "SessionRegistry",
     "SubjectCodec",
     "client_of",
+    "leader_bucket",
     "read_status",
     "session_key",
 ]

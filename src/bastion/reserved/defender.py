@@ -99,6 +99,9 @@ class DefenderMetricsTopics:
     :param clock: when reports arrive (its epoch seconds).
     :param min_period: a thing's reports closer together than this are rejected.
     :param max_batch: the most datapoints of queued reports ingested in one batch.
+
+    :attr:`submit`, when set (a cluster), takes the accepted reports' datapoints instead of
+    this node's detect service: ``submit(datapoints, now)``, on the broker's loop.
     """
 
     def __init__(self, broker: Broker, detect: DetectService, *, min_period: float,
@@ -113,6 +116,7 @@ class DefenderMetricsTopics:
         self._last: dict[str, float] = {}
         self._pending: list[tuple[list[Datapoint], float]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self.submit: Callable[[list[Datapoint], float], None] | None = None
 
     def handles(self, topic: str) -> bool:
         return parse_metrics_topic(topic) is not None
@@ -153,9 +157,12 @@ class DefenderMetricsTopics:
                           and getattr(session.permissions, "thing_name", None) is None)
         points = [Datapoint(thing, metric, value, now, None, registered)
                   for metric, value in report.values]
-        self._pending.append((points, now))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = broker.spawn(self._drain())
+        if self.submit is not None:
+            self.submit(points, now)
+        else:
+            self._pending.append((points, now))
+            if self._drainer is None or self._drainer.done():
+                self._drainer = broker.spawn(self._drain())
         self._reply(base + "/accepted", encoding, {
             "thingName": thing, "reportId": report.report_id, "status": "ACCEPTED",
             "timestamp": int(now * 1000)})
@@ -457,6 +464,9 @@ class DetectLoop(Component):
 
     :param interval: seconds between evaluations.
     :param clock: the evaluations' time (tests move it by hand and call :meth:`tick`).
+
+    In a cluster the fleet paces the evaluations (:attr:`paced` is cleared): every node's
+    sampler is read when the evaluating node asks, and only that node evaluates.
     """
 
     name = "detect"
@@ -471,6 +481,8 @@ class DetectLoop(Component):
         self.sampler: CloudMetricSampler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self.paced = True
+        """Whether :meth:`run` evaluates every ``interval`` (else the cluster does)."""
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -490,6 +502,8 @@ class DetectLoop(Component):
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            if not self.paced:
+                continue
             try:
                 await self.tick()
             except Exception:

@@ -171,7 +171,9 @@ class DetectRepository:
     def save_violations(self, rows: Iterable[ViolationRow]) -> None:
         """Insert or update violations by id (a repeated id keeps the last row): one
         select of the ids already stored, then one batched update and one batched
-        insert."""
+        insert. An update leaves the verification state alone: only
+        :meth:`set_verification` changes it, so an evaluator holding an older copy (another
+        node's API set it meanwhile) cannot undo it."""
         t = detect_violations
         unique = {row.violation_id: row for row in rows}
         if not unique:
@@ -182,7 +184,7 @@ class DetectRepository:
             chunk = ids[start:start + _IN_CHUNK]
             existing.update(self._conn.execute(
                 sa.select(t.c.violation_id).where(t.c.violation_id.in_(chunk))).scalars())
-        updates = [{"b_violation_id": i, **_violation_values(r)}
+        updates = [{"b_violation_id": i, **_violation_values(r, verification=False)}
                    for i, r in unique.items() if i in existing]
         inserts = [{"violation_id": i, **_violation_values(r)}
                    for i, r in unique.items() if i not in existing]
@@ -248,15 +250,18 @@ class DetectRepository:
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 
 
-def _violation_values(row: ViolationRow) -> dict[str, Any]:
-    return {"thing_name": row.thing_name,
-            "security_profile_name": row.security_profile_name,
-            "behavior_name": row.behavior_name, "behavior": dict(row.behavior),
-            "active": row.active, "suppressed": row.suppressed,
-            "start_time": row.start_time, "last_time": row.last_time,
-            "last_value": None if row.last_value is None else dict(row.last_value),
-            "verification_state": row.verification_state,
-            "verification_description": row.verification_description}
+def _violation_values(row: ViolationRow, *, verification: bool = True) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "thing_name": row.thing_name, "security_profile_name": row.security_profile_name,
+        "behavior_name": row.behavior_name, "behavior": dict(row.behavior),
+        "active": row.active, "suppressed": row.suppressed,
+        "start_time": row.start_time, "last_time": row.last_time,
+        "last_value": None if row.last_value is None else dict(row.last_value),
+        "verification_state": row.verification_state,
+        "verification_description": row.verification_description}
+    if not verification:
+        del values["verification_state"], values["verification_description"]
+    return values
 
 
 def _violation(r: Any) -> ViolationRow:

@@ -120,3 +120,52 @@ def test_violations_are_saved_in_batches_inserting_and_updating(store: Store) ->
     assert active["v-300"].last_value == {"count": 2}
     assert "v-301" not in active
     assert active["v-1199"].last_value == {"count": 3}
+
+
+def test_two_services_on_one_store_an_api_node_and_the_evaluator(store: Store) -> None:
+    """A cluster's split: profiles change through one node's service; another evaluates."""
+    suffix = uuid.uuid4().hex[:8]
+    thing, profile = f"thing-{suffix}", f"sp-{suffix}"
+    api, evaluator = _service(store), _service(store)
+    api.shared = evaluator.shared = True
+    changes: list[str] = []
+    api.on_change = lambda: changes.append("changed")
+    api.create_security_profile(profile, behaviors=[
+        {"name": "msgs", "metric": "aws:num-messages-sent",
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 5}}},
+        {"name": "fails", "metric": "aws:num-authorization-failures",
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 1}}}], now=T0)
+    api.attach(profile, PREFIX + "all/things")
+    assert changes == ["changed", "changed"]
+    assert evaluator.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=9),
+                                       T0)], T0) == []  # not known there yet
+    evaluator.reload_definitions()
+    events = evaluator.ingest([
+        Datapoint(thing, "aws:num-messages-sent", MetricValue(count=9), T0 + 1),
+        Datapoint(thing, "aws:num-authorization-failures", MetricValue(count=3), T0 + 1)],
+        T0 + 1)
+    assert len(events) == 2
+    listed = {v.behavior.name: v for v in api.list_active_violations(thing_name=thing)}
+    assert set(listed) == {"msgs", "fails"}  # from the store: the api node holds none
+    # A verification set through the api node survives the evaluator's next update.
+    api.put_verification_state(listed["msgs"].violation_id, "BENIGN_POSITIVE")
+    evaluator.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=8),
+                                T0 + 2)], T0 + 2)
+    again = {v.behavior.name: v for v in api.list_active_violations(thing_name=thing)}
+    assert again["msgs"].verification_state is not None
+    assert again["msgs"].verification_state.value == "BENIGN_POSITIVE"
+    assert again["msgs"].last_violation_value == MetricValue(count=8)
+    # A behavior removed through the api node: the evaluator ends its alarm on reload.
+    api.update_security_profile(profile, behaviors=[
+        {"name": "msgs", "metric": "aws:num-messages-sent",
+         "criteria": {"comparisonOperator": "less-than", "value": {"count": 5}}}], now=T0 + 3)
+    evaluator.reload_definitions()
+    assert [v.behavior.name for v in api.list_active_violations(thing_name=thing)] == ["msgs"]
+    # An evaluator that stops evaluating forgets; the next one loads the open alarm.
+    evaluator.reset()
+    assert evaluator.active == {}
+    api.reset()
+    api.load()
+    assert api.ingest([Datapoint(thing, "aws:num-messages-sent", MetricValue(count=7),
+                                 T0 + 4)], T0 + 4) == []  # still the same alarm
+    assert len(evaluator.list_active_violations(thing_name=thing)) == 1

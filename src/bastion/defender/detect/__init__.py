@@ -7,6 +7,7 @@ behaviors and violations.
   AWS's behavior shapes, validated;
 * :func:`satisfies`, :func:`percentile`, :class:`AlarmTracker` — pure evaluation;
 * :class:`DetectService` — profiles, targets, metric values, evaluation, violations;
+* :func:`merge_samples` — one interval's cloud-side samples from several nodes as one;
 * :class:`DetectMitigationTasks` — mitigation actions tasks over violations.
 """
 
@@ -22,6 +23,7 @@ from ._errors import (
 )
 from ._evaluate import AlarmTracker, percentile, satisfies
 from ._membership import thing_membership
+from ._merge import merge_samples
 from ._model import (
     BUILTIN_METRICS,
     CLOUD_METRICS,
@@ -101,6 +103,7 @@ __all__ = [
     "ViolationEventType",
     "decode_payload",
     "dimension_key",
+    "merge_samples",
     "parse_behavior",
     "parse_report",
     "percentile",

@@ -58,12 +58,32 @@ class StoreRecords:
         self._store = store
 
     def load(self) -> Loaded:
+        loaded = self.load_definitions()
+        loaded.active = self.active_violations(
+            {m.name: m.metric_type for m in loaded.custom_metrics})
+        return loaded
+
+    def load_definitions(self) -> Loaded:
+        """Profiles, custom metrics and dimensions (``active`` is left empty)."""
         with self._store.transaction(readonly=True) as uow:
             profiles = uow.detect.profiles()
             metrics = uow.detect.custom_metrics()
             dimensions = uow.detect.dimensions()
-            active = uow.detect.active_violations()
         custom = {name: MetricType(kind) for name, kind, _ in metrics}
+        return Loaded(self._profiles(profiles, custom),
+                      [CustomMetric(n, MetricType(k), d) for n, k, d in metrics],
+                      dimensions, [])
+
+    def active_violations(self, custom: dict[str, MetricType]
+                          ) -> list[tuple[ActiveViolation, bool]]:
+        """The stored active violations, oldest first, each with its suppressed flag."""
+        with self._store.transaction(readonly=True) as uow:
+            rows = uow.detect.active_violations()
+        return _actives(rows, custom)
+
+    @staticmethod
+    def _profiles(profiles: list[DetectProfileRow], custom: dict[str, MetricType]
+                  ) -> list[SecurityProfile]:
         loaded_profiles = []
         for row in profiles:
             doc = row.document
@@ -74,16 +94,7 @@ class StoreRecords:
                 row.version, row.creation_date.timestamp(), row.last_modified_date.timestamp(),
                 set(doc.get("targets", ())), tuple(doc.get("mitigationActions", ())),
                 doc.get("metricsExportConfig")))
-        actives = [(ActiveViolation(
-            r.violation_id, r.thing_name, r.security_profile_name,
-            _stored_behavior(r.behavior, custom),
-            None if r.last_value is None else MetricValue.from_json(r.last_value),
-            r.last_time.timestamp(), r.start_time.timestamp(),
-            None if r.verification_state is None else VerificationState(r.verification_state),
-            r.verification_description), r.suppressed) for r in active]
-        return Loaded(loaded_profiles,
-                      [CustomMetric(n, MetricType(k), d) for n, k, d in metrics],
-                      dimensions, actives)
+        return loaded_profiles
 
     def save_profile(self, profile: SecurityProfile) -> None:
         document = {"behaviors": [_behavior_document(b) for b in profile.behaviors],
@@ -176,6 +187,17 @@ class StoreRecords:
         with self._store.transaction() as uow:
             uow.detect.purge_metric_values(_dt(before))
             uow.detect.purge_violations(_dt(before))
+
+
+def _actives(rows: list[ViolationRow], custom: dict[str, MetricType]
+             ) -> list[tuple[ActiveViolation, bool]]:
+    return [(ActiveViolation(
+        r.violation_id, r.thing_name, r.security_profile_name,
+        _stored_behavior(r.behavior, custom),
+        None if r.last_value is None else MetricValue.from_json(r.last_value),
+        r.last_time.timestamp(), r.start_time.timestamp(),
+        None if r.verification_state is None else VerificationState(r.verification_state),
+        r.verification_description), r.suppressed) for r in rows]
 
 
 def _behavior_document(behavior: Behavior) -> dict[str, Any]:

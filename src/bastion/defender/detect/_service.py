@@ -22,6 +22,14 @@ With ``records`` (:class:`~._records.StoreRecords`) every change is written thro
 the store and :meth:`DetectService.load` restores profiles, custom metrics, dimensions
 and open alarms at start; metric values and violation events are then read from the
 store. Without it (unit tests, benchmarks) everything stays in memory.
+
+In a cluster (``docs/cluster.md``) every node has a service, but only one of them, the
+evaluator, ingests: the others hold no evaluation state. Then :attr:`DetectService.shared`
+is set: active violations are listed from the store, and every change of a profile, custom
+metric, dimension or verification state calls :attr:`DetectService.on_change`, so the
+other nodes :meth:`~DetectService.reload_definitions`. :meth:`~DetectService.reset`
+forgets the evaluation state (a node that stops evaluating; one that starts calls
+:meth:`~DetectService.load` after it).
 """
 
 from __future__ import annotations
@@ -123,9 +131,15 @@ class DetectService:
         """Set by the app: publishes an exported metrics batch (topic, document)."""
         self.mitigation_tasks: DetectMitigationTasks | None = None
         """Set by the app: the detect mitigation actions tasks on these violations."""
+        self.shared = False
+        """Another node may be the one evaluating: list active violations from the store."""
+        self.on_change: Callable[[], None] | None = None
+        """Called (any thread) after a profile, custom metric, dimension or verification
+        state changed through this service."""
 
     def load(self) -> None:
-        """Restore the stored state (no-op without records)."""
+        """Restore the stored state (no-op without records): the definitions, and the
+        open alarms added to what is held."""
         if self._records is None:
             return
         loaded = self._records.load()
@@ -139,6 +153,51 @@ class DetectService:
                 self._trackers[key] = AlarmTracker(True, 0, 0, active.last_violation_time)
                 if suppressed:
                     self._suppressed.add(active.violation_id)
+
+    def reset(self) -> None:
+        """Forget the evaluation state: windows, alarm trackers, active violations and
+        thresholds (the stored records stay). Definitions are kept."""
+        with self._lock:
+            self._values.clear()
+            self._windows.clear()
+            self._trackers.clear()
+            self.active.clear()
+            self.events.clear()
+            self._threshold_cache.clear()
+            self._suppressed.clear()
+
+    def reload_definitions(self) -> None:
+        """Read profiles, custom metrics and dimensions from the store again (another node
+        may have changed them), end the alarms of behaviors and targets that are gone, and
+        take the stored verification state of the open alarms. No-op without records."""
+        if self._records is None:
+            return
+        loaded = self._records.load_definitions()
+        stored = {v.violation_id: v for v, _ in self._records.active_violations(
+            {m.name: m.metric_type for m in loaded.custom_metrics})} if self.active else {}
+        with self._lock:
+            self.profiles = {p.name: p for p in loaded.profiles}
+            self.custom_metrics = {m.name: m for m in loaded.custom_metrics}
+            self.dimensions = {n: Dimension(n, tuple(v), t) for n, t, v in loaded.dimensions}
+            self._threshold_cache.clear()
+            gone = []
+            for key in self._trackers:
+                thing, name, behavior = key
+                profile = self.profiles.get(name)
+                if profile is None or behavior not in {b.name for b in profile.behaviors} \
+                        or not self._targets(profile, thing, thing not in self._unregistered):
+                    gone.append(key)
+            for active in self.active.values():
+                found = stored.get(active.violation_id)
+                if found is not None:
+                    active.verification_state = found.verification_state
+                    active.verification_state_description = \
+                        found.verification_state_description
+            self._end_alarms(gone)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _end_alarms(self, keys: list[tuple[str, str, str]]) -> None:
         """Forget the alarms of ``keys`` (behavior or target removed); lock held."""
@@ -176,6 +235,7 @@ class DetectService:
             if self._records is not None:
                 self._records.save_custom_metric(metric, self.clock.time())
             self.custom_metrics[name] = metric
+            self._changed()
             return metric
 
     def describe_custom_metric(self, name: str) -> CustomMetric:
@@ -190,6 +250,7 @@ class DetectService:
             if self._records is not None:
                 self._records.save_custom_metric(metric, self.clock.time())
             self.custom_metrics[name] = metric
+            self._changed()
             return metric
 
     def delete_custom_metric(self, name: str) -> None:
@@ -197,6 +258,7 @@ class DetectService:
             if self._records is not None:
                 self._records.delete_custom_metric(name)
             self.custom_metrics.pop(name, None)
+            self._changed()
 
     def create_dimension(self, name: str, type_: str, values: list[str]) -> Dimension:
         if not NAME_PATTERN.match(name):
@@ -213,6 +275,7 @@ class DetectService:
             if self._records is not None:
                 self._records.save_dimension(name, type_, list(values), self.clock.time())
             self.dimensions[name] = dimension
+            self._changed()
             return dimension
 
     def describe_dimension(self, name: str) -> Dimension:
@@ -228,6 +291,7 @@ class DetectService:
             if self._records is not None:
                 self._records.save_dimension(name, old.type, list(values), self.clock.time())
             self.dimensions[name] = dimension
+            self._changed()
             return dimension
 
     def dimensions_in_use(self, metric: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -269,6 +333,7 @@ class DetectService:
             if self._records is not None:
                 self._records.delete_dimension(name)
             self.dimensions.pop(name, None)
+            self._changed()
 
     # -- security profiles ----------------------------------------------------------------
 
@@ -316,6 +381,7 @@ class DetectService:
             if self._records is not None:
                 self._records.save_profile(profile)
             self.profiles[name] = profile
+            self._changed()
             return profile
 
     def describe_security_profile(self, name: str) -> SecurityProfile:
@@ -378,6 +444,7 @@ class DetectService:
                 self._records.save_profile(profile)
             kept = {b.name for b in profile.behaviors}
             self._end_alarms([k for k in self._trackers if k[1] == name and k[2] not in kept])
+            self._changed()
             return profile
 
     def delete_security_profile(self, name: str, expected_version: int | None = None) -> None:
@@ -389,6 +456,7 @@ class DetectService:
                 self._records.delete_profile(name)
             del self.profiles[name]
             self._end_alarms([k for k in self._trackers if k[1] == name])
+            self._changed()
 
     def list_security_profiles(self) -> list[SecurityProfile]:
         with self._lock:
@@ -417,6 +485,7 @@ class DetectService:
             profile.targets.add(key)
             if self._records is not None:
                 self._records.save_profile(profile)
+            self._changed()
 
     def detach(self, name: str, target_arn: str) -> None:
         key = self.target_key(target_arn)
@@ -427,6 +496,7 @@ class DetectService:
                 self._records.save_profile(profile)
             self._end_alarms([k for k in self._trackers
                               if k[1] == name and not self._targets(profile, k[0])])
+            self._changed()
 
     def profiles_for_target(self, target_arn: str) -> list[tuple[SecurityProfile, str]]:
         key = self.target_key(target_arn)
@@ -671,8 +741,15 @@ class DetectService:
                                list_suppressed: bool | None = None,
                                verification_state: str | None = None
                                ) -> list[ActiveViolation]:
-        with self._lock:
-            found = sorted(self.active.values(), key=lambda v: v.violation_start_time)
+        if self.shared and self._records is not None:
+            stored = self._records.active_violations(self.custom_types())
+            found = [v for v, _ in stored]
+            with self._lock:
+                self._suppressed.update(v.violation_id for v, suppressed in stored
+                                        if suppressed)
+        else:
+            with self._lock:
+                found = sorted(self.active.values(), key=lambda v: v.violation_start_time)
         return [v for v in found if _matches(
             v.thing_name, v.security_profile_name, v.behavior, v.verification_state,
             v.violation_id, self, thing_name=thing_name,
@@ -729,6 +806,7 @@ class DetectService:
                                                      description) or hit
             if not hit:
                 raise InvalidRequestError(f"no violation {violation_id}")
+            self._changed()
 
 
 ExportSink = Callable[[str, dict[str, Any]], None]
