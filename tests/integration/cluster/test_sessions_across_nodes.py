@@ -13,6 +13,7 @@ import queue
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -407,8 +408,9 @@ def test_a_shared_subscription_is_balanced_across_nodes(fleet: Fleet) -> None:
 def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: PrivateNats) -> None:
     # node-1 reaches NATS through a forwarder the test cuts (bytes vanish, connections stay
     # open: NATS itself still believes node-1 is there). A device on node-1 then comes
-    # back through node-2. History: when each of its two connections was live; they must
-    # not overlap by more than a second.
+    # back through node-2. History: when each of its two connections was live (they must
+    # not overlap by more than a second), and every QoS 1 message a publisher on node-2
+    # had acknowledged before, during and after the partition (none may be lost).
     from support.tcp_proxy import Partitionable
 
     cutter = Partitionable(("127.0.0.1", private.port))
@@ -420,14 +422,33 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
         fleet.config = dataclasses.replace(fleet.config, cluster=dataclasses.replace(
             cluster, nats_url=private.url))
         two = fleet.start("node-2")
-        roamer = fleet.devices["roamer"]
-        first = Client(roamer, one.port, version=V5, client_id="roamer").connect()
+        roamer, sender = fleet.devices["roamer"], fleet.devices["sender"]
+        first = Client(roamer, one.port, version=V5, client_id="roamer", clean=False,
+                       session_expiry=3600).connect()
+        first.subscribe("fleet/roamer/cmd", qos=1)
         first_up = time.monotonic()
+        acked: list[int] = []
+        stop = threading.Event()
+
+        def publish() -> None:
+            pub = Client(sender, two.port, version=V5, client_id="sender").connect()
+            n = 0
+            while not stop.is_set():
+                pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)
+                acked.append(n)
+                n += 1
+                time.sleep(0.02)
+            pub.disconnect()
+
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        time.sleep(0.5)
         cutter.cut()
         refused, second, second_up = 0, None, 0.0
         deadline = time.monotonic() + 40
         while second is None and time.monotonic() < deadline:
-            attempt = Client(roamer, two.port, version=V5, client_id="roamer")
+            attempt = Client(roamer, two.port, version=V5, client_id="roamer", clean=False,
+                             session_expiry=3600)
             attempt.connect(expect_success=False)
             if attempt.connack == 0:
                 second, second_up = attempt, time.monotonic()
@@ -444,6 +465,20 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
         assert first.closed_at < second_up, (
             f"two live owners for {first.closed_at - second_up:.1f} s")
         assert first.closed_at - first_up < 16  # within node-1's lease
+        assert second.session_present is True
+        time.sleep(0.5)
+        stop.set()
+        publisher.join(10)
+        received: set[int] = set()
+
+        def everything() -> bool:
+            for client in (first, second):
+                while not client.messages.empty():
+                    received.add(int(client.messages.get().payload))
+            return received >= set(acked)
+
+        wait_for(everything, 15, "every acknowledged message")
+        assert len(acked) > 100
         cutter.heal()  # node-1 comes back, renews its lease and accepts devices again
         wait_for(lambda: not one.call(lambda: one.app.component(ClusterNode).fenced), 20,
                  "node-1 to be back")

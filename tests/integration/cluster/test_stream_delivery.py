@@ -116,3 +116,22 @@ def test_a_session_moving_between_nodes_under_load_loses_nothing_acknowledged(
     assert not missing, f"{len(missing)} acknowledged messages lost: {missing[:20]}"
     twice = len(received) - len(set(received))
     assert twice == 0, f"{twice} delivered twice"
+
+
+def test_qos_2_across_nodes_arrives_exactly_once(served_fleet: ServedFleet) -> None:
+    one, two = served_fleet.node("node-1"), served_fleet.node("node-2")
+    roamer, sender = one.devices("roamer", "sender")
+    one.start()
+    two.start()
+    sub = Client(roamer, two.port, version=V5, client_id="roamer", clean=False,
+                 session_expiry=3600).connect()
+    sub.subscribe("fleet/roamer/cmd", qos=2)
+    pub = Client(sender, one.port, version=V5, client_id="sender").connect()
+    for n in range(100):
+        pub.publish("fleet/roamer/cmd", str(n).encode(), qos=2)  # each PUBCOMPed
+    messages = sub.expect(100, timeout=15)
+    sub.expect_none(1.0)
+    assert [int(m.payload) for m in messages] == list(range(100))
+    assert {m.qos for m in messages} == {2}
+    pub.disconnect()
+    sub.disconnect()
