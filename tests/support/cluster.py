@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,3 +85,46 @@ def connect_when_lease_ends(device: DeviceFiles, port: int, client_id: str,
         assert client.connack == 0x88, f"CONNACK {client.connack}"
         client.paho.loop_stop()
         time.sleep(1.0)
+
+
+class NumberedPublisher:
+    """Publishes 0, 1, 2, ... to ``topic`` at QoS 1 from a thread, each acknowledged
+    before the next, until :meth:`stop`; ``acked`` is what the broker acknowledged (the
+    history a test checks deliveries against)."""
+
+    def __init__(self, device: DeviceFiles, port: int, topic: str, pause: float = 0.0
+                 ) -> None:
+        self.acked: list[int] = []
+        self._stop = threading.Event()
+        self._client = Client(device, port, version=V5, client_id=device.name).connect()
+        self._topic = topic
+        self._pause = pause
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            self._client.publish(self._topic, str(n).encode(), qos=1)
+            self.acked.append(n)
+            n += 1
+            if self._pause:
+                time.sleep(self._pause)
+
+    def stop(self) -> list[int]:
+        """Stop after the publish under way; what was acknowledged."""
+        self._stop.set()
+        self._thread.join(10)
+        self._client.disconnect()
+        return self.acked
+
+
+def drain_numbers(received: set[int] | list[int], *clients: Client) -> None:
+    """Move what ``clients`` received so far into ``received`` (as numbers)."""
+    for client in clients:
+        while not client.messages.empty():
+            number = int(client.messages.get().payload)
+            if isinstance(received, set):
+                received.add(number)
+            else:
+                received.append(number)

@@ -13,7 +13,6 @@ import queue
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,13 @@ from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
 from bastion.controlplane import open_control_plane, provision_device
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import V5, Client, DeviceFiles, wait_for
-from support.cluster import drop_nats_state
+from support.cluster import (
+    NumberedPublisher,
+    ServedFleet,
+    connect_when_lease_ends,
+    drain_numbers,
+    drop_nats_state,
+)
 from support.databases import require_postgres
 from support.running import RunningBastion
 
@@ -284,59 +289,27 @@ def test_messages_reach_subscribers_on_every_node(fleet: Fleet) -> None:
 
 
 def test_a_killed_node_loses_no_acknowledged_message_of_a_persistent_session(
-        tmp_path: Path, fresh_database_url: Callable[[str], str]) -> None:
+        served_fleet: ServedFleet) -> None:
     # Real `bastion serve` processes: node-1 holds the parked session and its queue and is
     # killed with SIGKILL; the device comes back through node-2 and gets everything.
-    from support.served import ServedBastion
-
-    require_postgres()
-    url = fresh_database_url("postgresql")
-    name = f"t{uuid.uuid4().hex[:12]}"
-    first = ServedBastion(tmp_path / "n1", url, {"cluster": {
-        "nats_url": NATS_URL, "name": name, "node_id": "node-1"}})
+    first, second = served_fleet.node("node-1"), served_fleet.node("node-2")
     roamer, sender = first.devices("roamer", "sender")
-    second = ServedBastion(tmp_path / "n2", url, {"cluster": {
-        "nats_url": NATS_URL, "name": name, "node_id": "node-2"}})
-    # One fleet: the second node uses the first one's secrets (CA, keys, master key).
-    import shutil
-
-    for part in ("ca", "tls", "master.key"):
-        source, target = first.data / part, second.data / part
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-    try:
-        first.start()
-        second.start()
-        sub = Client(roamer, first.port, version=V5, client_id="roamer", clean=False,
-                     session_expiry=3600).connect()
-        sub.subscribe("fleet/roamer/cmd", qos=1)
-        sub.disconnect()
-        pub = Client(sender, first.port, version=V5, client_id="sender").connect()
-        for n in range(200):
-            pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)  # each PUBACKed
-        first.kill()
-        # Until node-1's lease runs out (15 s) node-2 cannot tell it from a node cut off
-        # by a partition: the device is refused (0x88) and retries, as devices do.
-        deadline = time.monotonic() + 30
-        while True:
-            sub = Client(roamer, second.port, version=V5, client_id="roamer", clean=False,
-                         session_expiry=3600)
-            sub.connect(expect_success=False)
-            if sub.connack == 0 or time.monotonic() > deadline:
-                break
-            assert sub.connack == 0x88
-            sub.paho.loop_stop()
-            time.sleep(1.0)
-        assert sub.connack == 0 and sub.session_present is True
-        assert [int(m.payload) for m in sub.expect(200, timeout=10)] == list(range(200))
-        sub.disconnect()
-    finally:
-        first.kill()
-        second.kill()
-        _drop_nats_state(name)
+    first.start()
+    second.start()
+    sub = Client(roamer, first.port, version=V5, client_id="roamer", clean=False,
+                 session_expiry=3600).connect()
+    sub.subscribe("fleet/roamer/cmd", qos=1)
+    sub.disconnect()
+    pub = Client(sender, first.port, version=V5, client_id="sender").connect()
+    for n in range(200):
+        pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)  # each PUBACKed
+    first.kill()
+    # Until node-1's lease runs out (15 s) node-2 cannot tell it from a node cut off by a
+    # partition: the device is refused (0x88) and retries, as devices do.
+    sub = connect_when_lease_ends(roamer, second.port, "roamer")
+    assert sub.session_present is True
+    assert [int(m.payload) for m in sub.expect(200, timeout=10)] == list(range(200))
+    sub.disconnect()
 
 
 def test_cluster_status_lists_the_nodes_and_their_health(fleet: Fleet) -> None:
@@ -427,21 +400,7 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
                        session_expiry=3600).connect()
         first.subscribe("fleet/roamer/cmd", qos=1)
         first_up = time.monotonic()
-        acked: list[int] = []
-        stop = threading.Event()
-
-        def publish() -> None:
-            pub = Client(sender, two.port, version=V5, client_id="sender").connect()
-            n = 0
-            while not stop.is_set():
-                pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)
-                acked.append(n)
-                n += 1
-                time.sleep(0.02)
-            pub.disconnect()
-
-        publisher = threading.Thread(target=publish, daemon=True)
-        publisher.start()
+        publisher = NumberedPublisher(sender, two.port, "fleet/roamer/cmd", pause=0.02)
         time.sleep(0.5)
         cutter.cut()
         refused, second, second_up = 0, None, 0.0
@@ -467,14 +426,11 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
         assert first.closed_at - first_up < 16  # within node-1's lease
         assert second.session_present is True
         time.sleep(0.5)
-        stop.set()
-        publisher.join(10)
+        acked = publisher.stop()
         received: set[int] = set()
 
         def everything() -> bool:
-            for client in (first, second):
-                while not client.messages.empty():
-                    received.add(int(client.messages.get().payload))
+            drain_numbers(received, first, second)
             return received >= set(acked)
 
         wait_for(everything, 15, "every acknowledged message")
