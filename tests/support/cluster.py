@@ -10,6 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
+from bastion.config import Config
+from bastion.controlplane import open_control_plane, provision_device
+from bastion.datadir import DataDir, init_data_dir
 from support.clients import V5, Client, DeviceFiles
 from support.served import ServedBastion
 
@@ -128,3 +131,27 @@ def drain_numbers(received: set[int] | list[int], *clients: Client) -> None:
                 received.add(number)
             else:
                 received.append(number)
+
+
+OPEN_POLICY = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*",'
+               '"Resource":"*"}]}')
+
+
+def provision_fleet(config: Config, root: Path, names: tuple[str, ...] = ("roamer", "sender")
+                    ) -> tuple[DataDir, dict[str, DeviceFiles]]:
+    """A data directory for in-process nodes of ``config``'s cluster (``root/data``), and
+    devices ``names`` registered in its database, allowed everything."""
+    datadir = init_data_dir(root / "data")
+    plane = open_control_plane(config, datadir)
+    try:
+        plane.policies.create_policy("cluster-open", OPEN_POLICY)
+        devices = {}
+        for name in names:
+            files = provision_device(plane, datadir, name, root / "devices",
+                                     policy_name="cluster-open")
+            devices[name] = DeviceFiles(name, files.cert_path, files.key_path,
+                                        files.root_ca_path, files.certificate_id,
+                                        files.certificate_arn)
+    finally:
+        plane.close()
+    return datadir, devices

@@ -26,15 +26,13 @@ from botocore.config import Config as BotoConfig
 from bastion.api import MemoryTrail, Role, StaticCredentials
 from bastion.cluster import FleetDetect
 from bastion.config import ApiConfig, ClusterConfig, Config, DetectConfig, MQTTConfig, StoreConfig
-from bastion.controlplane import open_control_plane, provision_device
-from bastion.datadir import DataDir, init_data_dir
+from bastion.datadir import DataDir
 from bastion.defender.audit import AuditScheduler
 from support.clients import V5, Client, DeviceFiles, wait_for
-from support.cluster import NATS_URL, drop_nats_state
+from support.cluster import NATS_URL, drop_nats_state, provision_fleet
 from support.databases import require_postgres
 from support.running import RunningBastion
 
-OPEN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
 ADMIN = ("AKIACLUSTERDETECT001", "cluster-detect-secret/abcdefghijklmnopqrs")
 REGION = "us-east-1"
 NO_RETRIES = BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
@@ -87,23 +85,11 @@ class Fleet:
 def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[Fleet]:
     require_postgres()
     url = fresh_database_url("postgresql")
-    datadir = init_data_dir(tmp_path / "data")
     config = Config(
         mqtt=MQTTConfig(host="127.0.0.1", port=0), store=StoreConfig(database_url=url),
         api=ApiConfig(host="127.0.0.1", port=0), detect=DetectConfig(interval=3600.0),
         cluster=ClusterConfig(nats_url=NATS_URL, name=f"t{uuid.uuid4().hex[:12]}"))
-    plane = open_control_plane(config, datadir)
-    try:
-        plane.policies.create_policy("cluster-open", OPEN)
-        devices = {}
-        for name in ("roamer", "sender"):
-            files = provision_device(plane, datadir, name, tmp_path / "devices",
-                                     policy_name="cluster-open")
-            devices[name] = DeviceFiles(name, files.cert_path, files.key_path,
-                                        files.root_ca_path, files.certificate_id,
-                                        files.certificate_arn)
-    finally:
-        plane.close()
+    datadir, devices = provision_fleet(config, tmp_path)
     made = Fleet(datadir, config, devices, {})
     yield made
     for node in made.nodes.values():

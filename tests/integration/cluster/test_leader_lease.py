@@ -51,6 +51,12 @@ class Holder:
     async def _lost(self) -> None:
         self.changes.append("lost")
 
+    async def die(self) -> None:
+        """Stop its task without a word (no release), as a killed node."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
 
 async def _until(predicate: object, timeout: float, watch: list[Holder]) -> float:
     """Seconds until ``predicate()``; meanwhile never two holders act at once."""
@@ -75,9 +81,7 @@ def test_a_silent_holder_is_replaced_once_its_entry_has_run_out(cluster: str) ->
             await asyncio.sleep(3 * RENEW)
             assert not b.lease.held and b.changes == []
             assert await b.lease.holder() == "node-a"
-            a.task.cancel()  # dies without a word: no release
-            with contextlib.suppress(asyncio.CancelledError):
-                await a.task
+            await a.die()  # without a word: no release
             took = await _until(lambda: b.lease.held, TTL + 3, [a, b])
             assert took >= TTL - 2 * RENEW  # not before the entry ran out
             assert not a.lease.held
@@ -86,13 +90,9 @@ def test_a_silent_holder_is_replaced_once_its_entry_has_run_out(cluster: str) ->
             # A clean stop hands it on within a renewal.
             a = Holder(bucket, "node-a")
             await b.lease.release()
-            b.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await b.task
+            await b.die()
             assert await _until(lambda: a.lease.held, 3, [a, b]) < 3 * RENEW
-            a.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await a.task
+            await a.die()
         finally:
             await nc.close()
 
@@ -111,9 +111,7 @@ def test_a_holder_whose_entry_another_node_overwrote_lets_go(cluster: str) -> No
             await bucket.put("detect", b"node-z")  # someone else wrote it
             await _until(lambda: a.changes == ["gained", "lost"], 3, [a])
             assert not a.lease.held
-            a.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await a.task
+            await a.die()
         finally:
             await nc.close()
 
@@ -138,9 +136,7 @@ def test_a_closed_lease_is_not_taken_again(cluster: str) -> None:
             await asyncio.sleep(3 * RENEW)  # renewals go on trying meanwhile
             assert await a.lease.holder() is None
             assert not a.lease.held
-            a.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await a.task
+            await a.die()
         finally:
             await nc.close()
 

@@ -25,8 +25,7 @@ import pytest
 
 from bastion.cluster import ClusterNode
 from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
-from bastion.controlplane import open_control_plane, provision_device
-from bastion.datadir import DataDir, init_data_dir
+from bastion.datadir import DataDir
 from support.clients import V5, Client, DeviceFiles, wait_for
 from support.cluster import (
     NumberedPublisher,
@@ -34,12 +33,12 @@ from support.cluster import (
     connect_when_lease_ends,
     drain_numbers,
     drop_nats_state,
+    provision_fleet,
 )
 from support.databases import require_postgres
 from support.running import RunningBastion
 
 NATS_URL = "nats://127.0.0.1:4222"
-OPEN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
 
 
 @dataclasses.dataclass
@@ -61,23 +60,11 @@ class Fleet:
 def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[Fleet]:
     require_postgres()
     url = fresh_database_url("postgresql")
-    datadir = init_data_dir(tmp_path / "data")
     config = Config(
         mqtt=MQTTConfig(host="127.0.0.1", port=0), store=StoreConfig(database_url=url),
         cluster=ClusterConfig(nats_url=NATS_URL, name=f"t{uuid.uuid4().hex[:12]}"))
     config = dataclasses.replace(config, api=dataclasses.replace(config.api, enabled=False))
-    plane = open_control_plane(config, datadir)
-    try:
-        plane.policies.create_policy("cluster-open", OPEN)
-        devices = {}
-        for name in ("roamer", "sender"):
-            files = provision_device(plane, datadir, name, tmp_path / "devices",
-                                     policy_name="cluster-open")
-            devices[name] = DeviceFiles(name, files.cert_path, files.key_path,
-                                        files.root_ca_path, files.certificate_id,
-                                        files.certificate_arn)
-    finally:
-        plane.close()
+    datadir, devices = provision_fleet(config, tmp_path)
     made = Fleet(datadir, config, devices, [])
     yield made
     for node in made.nodes:
