@@ -4,7 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint typecheck lock clean
+.PHONY: run test bench lint typecheck lock clean system-packages
+
+# Debian packages the tests run (HAProxy: tests/integration/cluster/test_haproxy.py),
+# installed only when missing; with sudo when not root.
+SYSTEM_COMMANDS := haproxy
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +19,18 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/bastion serve
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/pytest
+
+system-packages:
+	@missing=$$(for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || [ -x /usr/sbin/$$c ] || echo $$c; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "installing Debian packages: $$missing"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -qq -y \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

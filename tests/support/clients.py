@@ -105,7 +105,10 @@ class Client:
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
         self.subacks[mid] = list(rcs)
 
-    def connect(self, timeout: float = 5.0, expect_success: bool = True) -> Client:
+    def connect(self, timeout: float = 5.0, expect_success: bool = True,
+                bind_address: str = "") -> Client:
+        """Connect and wait for the CONNACK; ``bind_address``: the local address to
+        connect from (``127.0.0.2``: another device on loopback)."""
         kwargs: dict[str, Any] = {}
         if self.version == V5:
             kwargs["clean_start"] = self._clean
@@ -113,7 +116,8 @@ class Client:
                 props = PahoProperties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self._session_expiry
                 kwargs["properties"] = props
-        self.paho.connect(HOST, self._port, keepalive=self._keepalive, **kwargs)
+        self.paho.connect(HOST, self._port, keepalive=self._keepalive,
+                          bind_address=bind_address, **kwargs)
         self.paho.loop_start()
         if not self.connected.wait(timeout):
             raise AssertionError("no CONNACK")

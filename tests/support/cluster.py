@@ -14,7 +14,7 @@ from bastion.config import Config
 from bastion.controlplane import open_control_plane, provision_device
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import V5, Client, DeviceFiles
-from support.served import ServedBastion
+from support.served import ServedBastion, Settings
 
 NATS_URL = "nats://127.0.0.1:4222"
 
@@ -47,13 +47,19 @@ class ServedFleet:
         self.name = f"t{uuid.uuid4().hex[:12]}"
         self.nodes: dict[str, ServedBastion] = {}
 
-    def node(self, node_id: str) -> ServedBastion:
-        """The node ``node_id`` (made on first use, not started)."""
+    def node(self, node_id: str, settings: Settings | None = None) -> ServedBastion:
+        """The node ``node_id`` (made on first use, not started).
+
+        :param settings: more of its ``config.toml`` (``{"mqtt": {...}}``), used when it is
+            made; the fleet's ``[cluster]`` settings are added to them.
+        """
         found = self.nodes.get(node_id)
         if found is not None:
             return found
-        made = ServedBastion(self.root / node_id, self.database_url, {"cluster": {
-            "nats_url": NATS_URL, "name": self.name, "node_id": node_id}})
+        wanted = {section: dict(values) for section, values in (settings or {}).items()}
+        wanted.setdefault("cluster", {}).update(
+            {"nats_url": NATS_URL, "name": self.name, "node_id": node_id})
+        made = ServedBastion(self.root / node_id, self.database_url, wanted)
         if self.nodes:
             first = next(iter(self.nodes.values()))
             for part in ("ca", "tls", "master.key"):
