@@ -224,7 +224,9 @@ class App:
         broker.reserved_handlers.extend(
             [shadow, jobs, ProvisioningTopics(broker, services.provisioning)])
         gate.first_sight = FirstConnectionRegistration(broker, services.provisioning)
-        self.journal = ConnectionJournal(plane.store, bus)
+        # In a cluster each node closes at start only the rows it left open: its node id.
+        self.journal = ConnectionJournal(
+            plane.store, bus, node=config.cluster.node if config.cluster.nats_url else None)
         components: list[Component] = [_Closing("store", plane.store.close)]
         sessions = None
         if config.sessions.durable:
