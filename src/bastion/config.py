@@ -74,8 +74,13 @@ class ClusterConfig:
     #                                   retained message (replayed by a node that restarts
     #                                   or adopts a session within that time)
     stream_max_bytes: int = 1 << 30   # the stream's size cap; the oldest go first
+    lease: float = 15.0  # seconds a silent node keeps its sessions before another takes
+    #                      them (it gives them up itself after two thirds); the same on
+    #                      every node
 
     def __post_init__(self) -> None:
+        if not 3.0 <= self.lease <= 300.0:
+            raise ValueError(f"lease must be between 3 and 300 seconds, not {self.lease}")
         for key, value in (("name", self.name), ("node_id", self.node_id)):
             if value and not _NATS_TOKEN.fullmatch(value):
                 raise ValueError(f"{key} may hold only letters, digits, '-' and '_', "

@@ -167,6 +167,12 @@ class Client:
         self.disconnected.wait(5)
         self.paho.loop_stop()
 
+    def stop(self) -> None:
+        """Stop a client whose CONNECT was refused: paho's thread would otherwise connect
+        again and again in the background, and leave a socket open."""
+        self.paho.disconnect()
+        self.paho.loop_stop()
+
     def kill(self) -> None:
         """Drop the TCP connection without DISCONNECT (so the will fires)."""
         sock = self.paho.socket()

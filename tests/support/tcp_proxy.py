@@ -17,6 +17,7 @@ class Partitionable:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._cut = threading.Event()
+        self._down = threading.Event()
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -24,6 +25,15 @@ class Partitionable:
 
     def cut(self) -> None:
         self._cut.set()
+
+    def down(self) -> None:
+        """Refuse: every connection is closed, and each new one at once (a server that
+        is down, rather than one behind a partition)."""
+        self._down.set()
+        self.heal()
+
+    def up(self) -> None:
+        self._down.clear()
 
     def heal(self) -> None:
         """Forward again; the connections of the partition are closed (their peers find
@@ -45,6 +55,9 @@ class Partitionable:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self._down.is_set():
+                _close(client)
+                continue
             try:
                 upstream = socket.create_connection(self._target, timeout=5)
             except OSError:

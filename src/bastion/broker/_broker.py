@@ -351,6 +351,11 @@ class Broker:
         except AuthenticationError as exc:
             return self._refuse(conn, connect, exc.reason_code, str(exc),
                                 DisconnectReason.AUTH_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the registry (its database) is unreachable
+            log.warning("client %r: the registry is unavailable (%s: %s); CONNECT refused "
+                        "with server unavailable", client_id, type(exc).__name__, exc)
+            return self._refuse(conn, connect, ReasonCode.SERVER_UNAVAILABLE,
+                                "registry unavailable")
         if conn.closed:
             return False
         principal = principal.connected()

@@ -12,7 +12,7 @@ import typer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ..cluster import read_status
+from ..cluster import Lease, read_status
 from ..controlplane import database_url
 from ._admin import DataDirOption, JsonOption, console, open_local
 
@@ -41,7 +41,8 @@ def status(data_dir: DataDirOption = None, as_json: JsonOption = False,
         console.print(f"Not a cluster: a single node ([cluster] nats_url is empty). "
                       f"Store {shown_url}: {'ok' if store_ok else store_problem}")
         raise typer.Exit(0 if store_ok else 1)
-    found = asyncio.run(read_status(cluster.nats_url, cluster.name, timeout))
+    found = asyncio.run(read_status(cluster.nats_url, cluster.name, timeout,
+                                    Lease(cluster.lease)))
     healthy = store_ok and found.nats_ok and found.jetstream_ok and bool(found.nodes)
     if as_json:
         print(json.dumps({

@@ -30,7 +30,7 @@ from ._registry import (
     client_of,
     session_key,
 )
-from ._status import ClusterStatus, NodeStatus, read_status
+from ._status import ClusterStatus, Lease, NodeStatus, read_status
 from ._subjects import DEFAULT_SUBJECT_PREFIX, SubjectCodec
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "ClusterUnavailable",
     "FleetDetect",
     "LeaderLease",
+    "Lease",
     "MessageRelay",
     "NodeStatus",
     "Owner",

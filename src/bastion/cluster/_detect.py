@@ -50,7 +50,7 @@ from ..config import ClusterConfig
 from ..defender.detect import Datapoint, MetricValue, ViolationEvent, merge_samples
 from ..lifecycle import Component
 from ._leader import LeaderLease, leader_bucket
-from ._status import nodes_bucket
+from ._status import Lease, nodes_bucket
 
 if TYPE_CHECKING:
     from ..reserved.defender import DefenderMetricsTopics, DetectLoop
@@ -162,7 +162,7 @@ class FleetDetect(Component):
             name=self._stream, subjects=[self._points],
             retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE,
             max_age=RETENTION))
-        self._nodes = await nodes_bucket(self._nc, self._config.name)
+        self._nodes = await nodes_bucket(self._nc, self._config.name, Lease(self._config.lease))
         self.lease = LeaderLease(await leader_bucket(self._nc, self._config.name), ROLE,
                                  self.node, monotonic=self._clock.monotonic)
         await self._nc.subscribe(self._ticks, cb=self._tick_asked)

@@ -23,7 +23,7 @@ from ..mqtt import ReasonCode
 from ._events import RELAYED, decode_event, encode_event
 from ._messages import MessageRelay
 from ._registry import SessionRegistry
-from ._status import FENCE_AFTER, HEARTBEAT, STALE_AFTER, NodeStatus, nodes_bucket
+from ._status import Lease, NodeStatus, nodes_bucket
 from ._stream import MessageStream
 from ._subjects import SubjectCodec
 
@@ -52,6 +52,7 @@ class ClusterNode(Component):
         self._bus = bus
         self._resync = resync
         self.node = config.node
+        self._lease = Lease(config.lease)
         self._nc: Any = None
         self._shared_nc: Any = None  # echo on: the shared subscriptions' queue groups
         self.registry: SessionRegistry | None = None
@@ -103,7 +104,7 @@ class ClusterNode(Component):
             relay.added(topic_filter)
         broker.relay = relay
         broker.ownership = self
-        self._nodes = await nodes_bucket(self._nc, self._config.name)
+        self._nodes = await nodes_bucket(self._nc, self._config.name, self._lease)
         self._started = broker.clock.time()
         await self._heartbeat()
 
@@ -127,20 +128,20 @@ class ClusterNode(Component):
             await asyncio.gather(*(settle(client_id) for client_id in held[start:start + 64]))
 
     async def run(self) -> None:
-        """Renew this node's lease (its heartbeat) every ``HEARTBEAT`` seconds; give up
-        every session when it could not for ``FENCE_AFTER`` seconds."""
+        """Renew this node's lease (its heartbeat) every third of it; give up every
+        session when it could not for two thirds of it."""
         clock = self._broker.clock
         attempted = clock.monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = clock.monotonic()
-            if now - attempted >= HEARTBEAT or self.fenced:
+            if now - attempted >= self._lease.heartbeat or self.fenced:
                 attempted = now
                 try:
                     await asyncio.wait_for(self._heartbeat(), timeout=2.0)
                 except Exception as exc:  # noqa: BLE001 - NATS away: the next one may do
                     log.debug("cluster heartbeat failed: %s", exc)
-            if not self.fenced and clock.monotonic() - self._renewed > FENCE_AFTER:
+            if not self.fenced and clock.monotonic() - self._renewed > self._lease.fence:
                 self._fence()
             if self.relay is not None:
                 self.relay.stream.keep_position()
@@ -165,7 +166,7 @@ class ClusterNode(Component):
         broker = self._broker
         held = list(broker.sessions)
         log.warning("cluster: could not renew this node's lease for %.0f s; giving up "
-                    "its %d sessions", FENCE_AFTER, len(held))
+                    "its %d sessions", self._lease.fence, len(held))
         for client_id in held:
             broker.give_up(client_id, ReasonCode.USE_ANOTHER_SERVER)
 
@@ -179,7 +180,7 @@ class ClusterNode(Component):
             seen = NodeStatus.from_json(entry.value or b"").seen
         except (ValueError, KeyError):
             return False
-        return self._broker.clock.time() - seen <= STALE_AFTER
+        return self._broker.clock.time() - seen <= self._lease.seconds
         log.info("cluster %r: node %r on %s", self._config.name, self.node,
                  self._config.nats_url)
 

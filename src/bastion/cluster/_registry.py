@@ -23,12 +23,12 @@ A CONNECT on node B for a client id owned by node A (:meth:`SessionRegistry.clai
 Never two owners: if A does not answer, B cannot tell a dead A from one cut off from
 NATS (then NATS answers "no responders" too, once A's connection is gone) that still
 serves the device on the other side of the partition. B therefore takes over only once
-A's lease (its heartbeat in ``<name>_nodes``, ``STALE_AFTER`` seconds) has run out, and
+A's lease (its heartbeat in ``<name>_nodes``, ``[cluster] lease`` seconds) has run out, and
 refuses the CONNECT until then (0x88; the device retries): a device whose node died
 resumes on another within the lease. It resumes with what the store holds, which is
-everything acknowledged (acknowledgements wait for the commit). A node that cannot renew its lease for ``FENCE_AFTER`` seconds, shorter
-than the lease, gives up every live session of its own accord (``ClusterNode``), so by
-the time its lease is gone it holds none.
+everything acknowledged (acknowledgements wait for the commit). A node that cannot
+renew its lease for two thirds of it gives up every live session of its own accord
+(``ClusterNode``), so by the time its lease is gone it holds none.
 
 Every node also watches the bucket: a client id it holds that another node now owns is
 closed and dropped from memory there and then (a lost handover request, a healed

@@ -1,8 +1,8 @@
 """Which nodes serve the fleet now: each node's heartbeat in a key-value bucket.
 
-Every node writes ``<name>_nodes[<node>]`` every :data:`HEARTBEAT` seconds: its
-connections, sessions, version and start time. The bucket keeps an entry for
-:data:`STALE_AFTER` seconds (NATS's own time-to-live), so a node that died without a word
+Every node writes ``<name>_nodes[<node>]`` every :attr:`Lease.heartbeat` seconds (a
+third of the lease): its connections, sessions, version and start time. The bucket keeps
+an entry for the lease (NATS's own time-to-live), so a node that died without a word
 disappears from it by itself; one that stops cleanly deletes its entry.
 :func:`read_status` is what ``bastion cluster status`` shows.
 """
@@ -11,17 +11,34 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-HEARTBEAT: Final = 5.0
-"""Seconds between two heartbeats of a node."""
-STALE_AFTER: Final = 3 * HEARTBEAT
-"""A node's lease: seconds its heartbeat entry lives after it was written."""
-FENCE_AFTER: Final = 2 * HEARTBEAT
-"""Seconds after its last written heartbeat at which a node that cannot write another one
-gives up its sessions: before its lease runs out and another node may take them."""
+log = logging.getLogger("bastion.cluster")
+
+DEFAULT_LEASE: Final = 15.0
+"""Seconds a node's lease runs (``[cluster] lease``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A node's lease: how long its heartbeat entry lives after it was written."""
+
+    seconds: float = DEFAULT_LEASE
+
+    @property
+    def heartbeat(self) -> float:
+        """Seconds between two heartbeats of a node."""
+        return self.seconds / 3
+
+    @property
+    def fence(self) -> float:
+        """Seconds after its last written heartbeat at which a node that cannot write
+        another one gives up its sessions: before its lease runs out and another node may
+        take them."""
+        return self.seconds * 2 / 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +75,25 @@ class ClusterStatus:
     nodes: list[NodeStatus] = field(default_factory=list)
 
 
-async def nodes_bucket(nc: Any, name: str) -> Any:
-    """The heartbeat bucket of cluster ``name`` (created when missing)."""
+async def nodes_bucket(nc: Any, name: str, lease: Lease) -> Any:
+    """The heartbeat bucket of cluster ``name`` (created when missing; every node of a
+    cluster must use the same lease)."""
     from nats.js.api import KeyValueConfig
 
-    return await nc.jetstream().create_key_value(
-        KeyValueConfig(bucket=f"{name}_nodes", history=1, ttl=STALE_AFTER))
+    js = nc.jetstream()
+    try:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=f"{name}_nodes", history=1, ttl=lease.seconds))
+    except Exception as exc:  # noqa: BLE001 - it exists with another lease
+        bucket = await js.key_value(f"{name}_nodes")
+        log.warning("cluster %r: the heartbeat bucket keeps entries for another time than "
+                    "this node's lease of %.0f s (%s); give every node the same "
+                    "[cluster] lease", name, lease.seconds, exc)
+        return bucket
 
 
-async def read_status(nats_url: str, name: str, timeout: float = 3.0) -> ClusterStatus:
+async def read_status(nats_url: str, name: str, timeout: float = 3.0,
+                      lease: Lease | None = None) -> ClusterStatus:
     """Connect to ``nats_url`` and read cluster ``name``'s nodes; never raises for an
     unreachable NATS (the status says so)."""
     import nats
@@ -100,5 +127,6 @@ async def read_status(nats_url: str, name: str, timeout: float = 3.0) -> Cluster
     finally:
         await nc.close()
     now = time.time()
-    status.nodes = [n for n in status.nodes if now - n.seen <= STALE_AFTER]
+    stale = (lease or Lease()).seconds
+    status.nodes = [n for n in status.nodes if now - n.seen <= stale]
     return status

@@ -193,7 +193,7 @@ def test_nodes_behind_haproxy_see_the_device_and_leave_rotation_when_stopped(
     # From 127.0.0.3 it may not; HAProxy's own 127.0.0.1 is not allowed either.
     stranger = through(mqtt, device, "roamer-3", STRANGER)
     assert stranger.connack == NOT_AUTHORIZED
-    stranger.paho.loop_stop()
+    stranger.stop()
 
     with Store.open(fleet.database_url) as store:
         def journaled() -> dict[str, str]:

@@ -28,6 +28,7 @@ from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
 from bastion.datadir import DataDir
 from support.clients import V5, Client, DeviceFiles, wait_for
 from support.cluster import (
+    LEASE,
     NumberedPublisher,
     ServedFleet,
     connect_when_lease_ends,
@@ -62,7 +63,8 @@ def fleet(tmp_path: Path, fresh_database_url: Callable[[str], str]) -> Iterator[
     url = fresh_database_url("postgresql")
     config = Config(
         mqtt=MQTTConfig(host="127.0.0.1", port=0), store=StoreConfig(database_url=url),
-        cluster=ClusterConfig(nats_url=NATS_URL, name=f"t{uuid.uuid4().hex[:12]}"))
+        cluster=ClusterConfig(nats_url=NATS_URL, name=f"t{uuid.uuid4().hex[:12]}",
+                              lease=LEASE))
     config = dataclasses.replace(config, api=dataclasses.replace(config.api, enabled=False))
     datadir, devices = provision_fleet(config, tmp_path)
     made = Fleet(datadir, config, devices, [])
@@ -193,6 +195,7 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
     refused.connect(expect_success=False)
     assert refused.connack == 0x88  # Server unavailable
     assert time.monotonic() - started < 2
+    refused.stop()
     status, body = ready()  # a load balancer's probe sends devices elsewhere
     assert status == 503 and body["checks"]["cluster"] == "NATS unreachable"
     live.publish("fleet/roamer/zero", b"still here", qos=0)  # local traffic goes on
@@ -226,6 +229,7 @@ def test_a_revocation_through_one_node_closes_the_session_on_another(fleet: Flee
     again = Client(roamer, two.port, version=V5, client_id="roamer")
     again.connect(expect_success=False)
     assert again.connack == 0x87
+    again.stop()
 
 
 def test_a_node_cut_off_during_a_revocation_applies_it_when_it_is_back(
@@ -291,7 +295,7 @@ def test_a_killed_node_loses_no_acknowledged_message_of_a_persistent_session(
     for n in range(200):
         pub.publish("fleet/roamer/cmd", str(n).encode(), qos=1)  # each PUBACKed
     first.kill()
-    # Until node-1's lease runs out (15 s) node-2 cannot tell it from a node cut off by a
+    # Until node-1's lease runs out (LEASE s) node-2 cannot tell it from a node cut off by a
     # partition: the device is refused (0x88) and retries, as devices do.
     sub = connect_when_lease_ends(roamer, second.port, "roamer")
     assert sub.session_present is True
@@ -401,7 +405,7 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
             else:
                 assert attempt.connack == 0x88  # the owner may be alive: not yet
                 refused += 1
-                attempt.paho.loop_stop()
+                attempt.stop()
                 time.sleep(1.0)
         assert second is not None, "node-2 never took the session over"
         assert refused >= 1  # it waited for node-1's lease to run out
@@ -410,7 +414,7 @@ def test_a_partition_never_leaves_two_live_owners(fleet: Fleet, private: Private
         assert first.disconnected.is_set(), "node-1 still serves the device"
         assert first.closed_at < second_up, (
             f"two live owners for {first.closed_at - second_up:.1f} s")
-        assert first.closed_at - first_up < 16  # within node-1's lease
+        assert first.closed_at - first_up < LEASE + 1  # within node-1's lease
         assert second.session_present is True
         time.sleep(0.5)
         acked = publisher.stop()
