@@ -10,7 +10,8 @@ revocation scenario, devices with certificates of their own) in the shared datab
 ``bastion admin create-access-key`` an API key there. The other nodes' directories are
 copies of the first (the same CA, TLS key, master key and ``config.toml``) with only
 ``[cluster] node_id`` changed. :meth:`Fleet.drop` stops the nodes, drops the database and
-deletes the cluster's key-value buckets (``<name>_sessions``, ``<name>_nodes``).
+deletes the cluster's JetStream state: every stream named ``<name>_...`` and every
+key-value bucket ``<name>_...`` (``<name>_sessions``, ``<name>_nodes``, ...).
 
 A :class:`FleetSetup` is one way of running that fleet as a broker under test (the
 ``run.Broker`` protocol: ``start``, ``stop``, ``pid``, ``label``, ``log_tail``), so that
@@ -366,11 +367,15 @@ def _drop_nats_state(name: str) -> None:
         nc = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0)
         try:
             js = nc.jetstream()
-            for bucket in (f"{name}_sessions", f"{name}_nodes"):
-                try:
-                    await js.delete_key_value(bucket)
-                except Exception:  # noqa: BLE001, S112 - never made, or gone already
-                    continue
+            # Key-value buckets are streams KV_<bucket> (<name>_sessions, <name>_nodes, and
+            # whatever a newer Bastion adds); newer ones also have streams <name>_...
+            prefixes = (f"KV_{name}_", f"OBJ_{name}_", f"{name}_")
+            for info in await js.streams_info():
+                if info.config.name and info.config.name.startswith(prefixes):
+                    try:
+                        await js.delete_stream(info.config.name)
+                    except Exception:  # noqa: BLE001, S112 - gone already
+                        continue
         finally:
             await nc.close()
 
