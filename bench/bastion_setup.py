@@ -39,6 +39,12 @@ gives Bastion the limits the private Mosquitto runs with (``max_queued_messages
 subscriber's queue is its own in Bastion, so a subscriber slower than its publishers
 drops at its cap instead of slowing them down, as Mosquitto does at its own; the fan-in
 scenarios compare the two with caps that never bite. Same checks, same last line.
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --out OUTDIR --devices N
+
+registers ``N`` more devices with the bench policy, each with a certificate of its own
+(``bench-revoke-<k>``, files in ``OUTDIR``), for the cluster's revocation scenario, which
+revokes them one by one; its last line lists them as JSON (name, certificate id).
 """
 
 from __future__ import annotations
@@ -167,6 +173,7 @@ def main() -> int:
     parser.add_argument("--durable", choices=("normal", "full"))
     parser.add_argument("--max-queued", type=int, default=1_000_000)
     parser.add_argument("--no-drop", action="store_true")
+    parser.add_argument("--devices", type=int, default=0)
     args = parser.parse_args()
     if args.no_drop:
         try:
@@ -198,6 +205,14 @@ def main() -> int:
     try:
         document = (open_policy() if os.environ.get("BASTION_BENCH_POLICY") == "open"
                     else bench_policy(plane.account.region, plane.account.account_id))
+        if args.devices:
+            # The bench device's registration created the policy.
+            made = [
+                provision_device(plane, datadir, f"bench-revoke-{k}", args.out, policy_name=POLICY)
+                for k in range(args.devices)
+            ]
+            print(json.dumps([[d.thing_name, d.certificate_id] for d in made]))
+            return 0
         plane.policies.create_policy(POLICY, document)
         device = provision_device(plane, datadir, DEVICE, args.out, policy_name=POLICY)
     finally:

@@ -400,11 +400,20 @@ class Publisher(BufferedClient):
 
     # flood mode (throughput runs)
     async def flood_qos0(self, batch: int, running: Callable[[], bool]) -> None:
-        """Write ``batch`` prebuilt packets per write for as long as ``running()``."""
+        """Write ``batch`` prebuilt packets per write for as long as ``running()``.
+
+        A broker that stops reading (a cluster node backlogged on its relay, say) keeps
+        the transport paused: the wait for it re-checks ``running()`` every 0.1 s, so the
+        publisher still stops when told to.
+        """
         chunk = (self._prefix + self._payload) * batch
         write = self.transport.write  # type: ignore[union-attr]
         while running() and not self.lost:
-            await self.writable()
+            if self._paused:
+                try:
+                    await asyncio.wait_for(self.writable(), 0.1)
+                except TimeoutError:
+                    continue
             write(chunk)
             self.sent += batch
             await asyncio.sleep(0)

@@ -35,8 +35,8 @@ import resource
 import statistics
 import time
 from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import procstat
 from clients import CONNECT_TIMEOUT, PING_TIMEOUT, TOPIC_FILTER, Endpoint, LoadError, TlsFiles
@@ -172,6 +172,8 @@ class FanInResult:
     other_cores: float
     """CPU used by other processes on the machine meanwhile (should be near 0)."""
     tls: str
+    part_cores: dict[str, float] = field(default_factory=dict)
+    """CPU of each of ``parts`` (a cluster's nodes, NATS), by name."""
 
 
 def fan_in(
@@ -182,16 +184,22 @@ def fan_in(
     processes: int,
     warmup: float,
     duration: float,
-    broker_pid: int | None,
+    broker_pid: int | Sequence[int] | None,
     subscribers: int = 1,
     payload_size: int = 64,
     batch: int = 64,
+    subscriber_endpoint: Endpoint | None = None,
+    parts: Mapping[str, int | Sequence[int]] | None = None,
 ) -> FanInResult:
     """``publishers`` connections flood ``bench/<id>``; one subscriber on ``bench/#`` counts.
 
     With ``subscribers`` > 1, subscriber ``k`` (its own process) takes ``bench/<k>/#`` and
     publisher ``i`` publishes to ``bench/<i % subscribers>/<id>``: the same fan-in, with
     the decrypting of the broker's deliveries spread over several processes.
+
+    ``subscriber_endpoint`` (default ``endpoint``) is where the subscribers connect: another
+    node of a cluster than the publishers'. ``broker_pid`` may list several processes (a
+    cluster's), whose CPU is summed; ``parts`` are also measured one by one.
 
     :raises LoadError: if a client cannot connect or subscribe, or a worker fails.
     """
@@ -206,7 +214,9 @@ def fan_in(
         filters = [(f"{prefix}-sub{k}", f"bench/{k}/#") for k in range(subscribers)]
     with WorkerGroup(hard_seconds=warmup + duration + 90) as group:
         subs = [
-            group.add(subscriber_job, endpoint, cid, qos, False, topic_filter, True)
+            group.add(
+                subscriber_job, subscriber_endpoint or endpoint, cid, qos, False, topic_filter, True
+            )
             for cid, topic_filter in filters
         ]
         pubs = [
@@ -220,7 +230,7 @@ def fan_in(
             for chunk in _split(ids, processes)
         ]
         group.start()
-        window = measure(group, warmup, duration, broker_pid)
+        window = measure(group, warmup, duration, broker_pid, parts)
         results = group.stop(pubs)
         sent = sum(int(r["sent"]) for r in results.values())
         acked = sum(int(r["acked"]) for r in results.values())
@@ -248,6 +258,7 @@ def fan_in(
         connections_lost=lost,
         other_cores=window.other_cores,
         tls=str(group.ready[subs[0]]["tls"]),
+        part_cores=window.part_cores(),
     )
 
 
@@ -307,6 +318,8 @@ class LatencyResult:
     generator_cores: float
     broker_cores: float | None
     other_cores: float
+    part_cores: dict[str, float] = field(default_factory=dict)
+    """CPU of each of ``parts`` (a cluster's nodes, NATS), by name."""
 
 
 def latency(
@@ -318,12 +331,15 @@ def latency(
     processes: int,
     warmup: float,
     duration: float,
-    broker_pid: int | None,
+    broker_pid: int | Sequence[int] | None,
     payload_size: int = 64,
+    parts: Mapping[str, int | Sequence[int]] | None = None,
+    subscriber_endpoint: Endpoint | None = None,
 ) -> LatencyResult:
     """Offer ``rate`` msg/s in total and report publish→deliver latency percentiles.
 
-    Only messages generated inside the measured window count.
+    Only messages generated inside the measured window count. ``subscriber_endpoint``,
+    ``broker_pid`` and ``parts`` as for :func:`fan_in`.
 
     :raises LoadError: if a client cannot connect or subscribe, or a worker fails.
     """
@@ -331,7 +347,7 @@ def latency(
     ids = [f"{prefix}-p{k}" for k in range(publishers)]
     chunks = _split(ids, processes)
     with WorkerGroup(hard_seconds=warmup + duration + 90) as group:
-        sub = group.add(subscriber_job, endpoint, f"{prefix}-sub", qos, True)
+        sub = group.add(subscriber_job, subscriber_endpoint or endpoint, f"{prefix}-sub", qos, True)
         pubs = [
             group.add(
                 publisher_job,
@@ -341,7 +357,7 @@ def latency(
             for chunk in chunks
         ]
         group.start()
-        window = measure(group, warmup, duration, broker_pid)
+        window = measure(group, warmup, duration, broker_pid, parts)
         group.stop(pubs)
         _wait_for_drain(group, [sub], expected=2**62, quiet=0.3)
         result = group.stop([sub])[sub]
@@ -371,6 +387,7 @@ def latency(
         generator_cores=window.generator_cores,
         broker_cores=window.broker_cores,
         other_cores=window.other_cores,
+        part_cores=window.part_cores(),
     )
 
 
@@ -526,6 +543,14 @@ class IdleResult:
     """The least memory the machine had available during the run, in bytes."""
     stopped: str | None
     """Why opening stopped before every connection was tried, if it did."""
+    nodes: int = 1
+    """Broker processes the connections were spread over (a cluster's nodes)."""
+    close_seconds: float | None = None
+    """Seconds the workers took to close every connection at the end; ``None`` if they
+    had not within ``RESULT_TIMEOUT`` + 1 ms per connection (not a failure)."""
+    part_rss_before: dict[str, int] = field(default_factory=dict)
+    part_rss_after_hold: dict[str, int] = field(default_factory=dict)
+    """RSS of each of ``parts`` (each node, NATS) at the baseline and after the hold."""
 
 
 def idle_sources(connections: int) -> tuple[str, ...]:
@@ -535,14 +560,15 @@ def idle_sources(connections: int) -> tuple[str, ...]:
 
 
 def idle_memory(
-    endpoint: Endpoint,
+    endpoint: Endpoint | Sequence[Endpoint],
     *,
     connections: int,
-    broker_pid: int,
+    broker_pid: int | Sequence[int],
     hold: float = 0.0,
     processes: int | None = None,
     settle: float = 1.0,
     ping_every: int = 100,
+    parts: Mapping[str, int | Sequence[int]] | None = None,
 ) -> IdleResult:
     """Broker RSS growth per idle connection (CONNECT, keep-alive 600 s, then nothing),
     and whether the broker still holds them all after ``hold`` seconds.
@@ -558,9 +584,18 @@ def idle_memory(
     Opening stops early (and ``stopped`` says why) when the machine runs short of memory
     or a worker has had ``workers.IDLE_GIVE_UP_AFTER`` failures.
 
+    Given several endpoints (a cluster's nodes) and their pids, connection ``k`` of each
+    worker goes to endpoint ``k mod n``, the figure is the growth of the nodes' RSS
+    together, and each node's open-files limit must hold its share. ``parts`` (each node,
+    NATS) have their RSS kept one by one.
+
     :raises LoadError: if a worker fails, or the broker's open-files limit is too low.
     """
-    fd_limit = _check_fd_limit(broker_pid, connections)
+    endpoints = (endpoint,) if isinstance(endpoint, Endpoint) else tuple(endpoint)
+    pids = [broker_pid] if isinstance(broker_pid, int) else list(broker_pid)
+    share = -(-connections // len(endpoints))
+    limits = [_check_fd_limit(pid, share) for pid in pids]
+    fd_limit = min((x for x in limits if x is not None), default=None)
     own_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     per_process = max(1, min(IDLE_PER_PROCESS, own_limit - FD_MARGIN))
     procs = max(processes or 1, -(-connections // per_process))
@@ -574,11 +609,13 @@ def idle_memory(
     ]
     open_timeout = connections / 20 + 60
     with WorkerGroup(hard_seconds=open_timeout + hold + 180) as group:
+        target = endpoints[0] if len(endpoints) == 1 else endpoints
         slots = [
-            group.add(idle_job, endpoint, _client_prefix("idle"), sources, q) for q in commands
+            group.add(idle_job, target, _client_prefix("idle"), sources, q) for q in commands
         ]
         group.start()
-        tree = procstat.descendants(broker_pid)
+        tree = procstat.trees(pids) or []
+        part_trees = {name: procstat.trees(p) or [] for name, p in (parts or {}).items()}
         peak = 0
         mem_min = procstat.mem_available_bytes()
         stopped: str | None = None
@@ -595,6 +632,7 @@ def idle_memory(
         group.wait_for("opened", [slots[0]], READY_TIMEOUT, sample)
         time.sleep(settle)
         before = procstat.rss_bytes(tree)
+        parts_before = {name: procstat.rss_bytes(t) for name, t in part_trees.items()}
         began = time.monotonic()
         for q, share in zip(commands, shares, strict=True):
             q.put(("open", share))
@@ -613,9 +651,18 @@ def idle_memory(
         checked = group.wait_for("checked", slots, CONNECT_TIMEOUT + PING_TIMEOUT + 30)
         sample()
         after_hold = procstat.rss_bytes(tree)
+        parts_after = {name: procstat.rss_bytes(t) for name, t in part_trees.items()}
         for q in commands:
             q.put(("close", 0))
-        group.wait_for("result", slots, RESULT_TIMEOUT + connections / 5000)
+        began_close = time.monotonic()
+        try:
+            # Closing tens of thousands at once can take a loaded broker long; the
+            # figures are taken already, so a slow close is reported, not a failure
+            # (leaving the group terminates the workers).
+            group.wait_for("result", slots, RESULT_TIMEOUT + connections / 1000)
+            close_seconds: float | None = time.monotonic() - began_close
+        except LoadError:
+            close_seconds = None
     is_open = sum(int(r["open"]) for r in opened.values())
     failed = sum(int(r["failed"]) for r in opened.values())
     skipped = sum(int(r["skipped"]) for r in opened.values())
@@ -656,6 +703,10 @@ def idle_memory(
         source_addresses=len(sources),
         mem_available_min=mem_min,
         stopped=stopped,
+        nodes=len(endpoints),
+        close_seconds=close_seconds,
+        part_rss_before=parts_before,
+        part_rss_after_hold=parts_after,
     )
 
 

@@ -8,6 +8,7 @@ for a forking broker it over-counts pages the processes share.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -45,6 +46,66 @@ def descendants(pid: int) -> list[int]:
         frontier = [c for p in frontier for c in children.get(p, [])]
         tree.extend(frontier)
     return tree
+
+
+def trees(pids: int | Sequence[int] | None) -> list[int] | None:
+    """Every process of the trees rooted at ``pids`` (one broker, or the nodes of a
+    cluster), or ``None`` when there is no pid."""
+    if pids is None:
+        return None
+    roots = [pids] if isinstance(pids, int) else list(pids)
+    out: list[int] = []
+    for root in roots:
+        out.extend(p for p in descendants(root) if p not in out)
+    return out
+
+
+def pid_of(command: str) -> int | None:
+    """The pid of the root process named ``command`` (``nats-server``, or ``postgres``'s
+    postmaster, whose backends are its children: system services the bench only
+    watches), or ``None`` if there is none, or several unrelated ones."""
+    found: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="utf-8", errors="replace") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        fields = _stat_fields(int(entry)) if name == command[:15] else None
+        if fields is not None:
+            found[int(entry)] = int(fields[1])
+    roots = [pid for pid, parent in found.items() if parent not in found]
+    return roots[0] if len(roots) == 1 else None
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (any address), or ``None`` if
+    there is none or its file descriptors cannot be read (another user's process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        except (OSError, StopIteration):
+            continue
+    if not inodes:
+        return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
+                    return int(entry)
+        except OSError:
+            continue
+    return None
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -236,8 +236,12 @@ ran, and the cores that show who was the bottleneck."""
 
 
 def print_table(bench: Bench) -> None:
-    """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio."""
+    """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio (only
+    the warnings and errors when only cluster scenarios ran: ``cluster.print_tables``)."""
     s = bench.settings
+    if all(scenario.startswith("cluster-") for scenario in s.scenarios):
+        print_problems(bench)
+        return
     header = f"{'':<40} {'Bastion':>12} {'Mosquitto mTLS':>15} {'ratio':>7} {'sys Mosq. TCP':>14}"
     rule = "-" * len(header)
     print("\n" + "=" * len(header))
@@ -292,6 +296,11 @@ def print_table(bench: Bench) -> None:
     print("=" * len(header))
     print("ratio = Bastion / Mosquitto mTLS. sys Mosq. TCP = the machine's Mosquitto on :1883,")
     print("plain TCP, default limits: a reference, not like for like. '!' = failed, see below.")
+    print_problems(bench)
+
+
+def print_problems(bench: Bench) -> None:
+    """The run's warnings (disturbed runs) and errors."""
     if bench.warnings:
         print("\nWarnings (figures disturbed by other work on the machine; rerun when it is idle):")
         for warning in bench.warnings:

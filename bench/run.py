@@ -6,7 +6,11 @@
                                   [--brokers bastion,mosquitto,system] [--repeat N]
                                   [--durable-sync normal|full] [--mosquitto-autosave N]
                                   [--subscribers N] [--mosquitto-nodelay true|false]
-                                  [--quiet-wait S]
+                                  [--quiet-wait S] [--nodes N] [--revocations N]
+
+``--only cluster`` (or ``cluster-qos0``, ``cluster-qos1``, ``cluster-latency``,
+``cluster-revoke``, ``cluster-idle``) runs the cluster scenarios of ``cluster.py``, which
+are never part of the default set: they need NATS and PostgreSQL.
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import brokers
+import cluster
 import durability
 import loadgen
 import procstat
@@ -63,7 +68,12 @@ HEADLINE = {
     "paced": "broker_us_per_msg",
     "durable": "acked_per_s",
 }
+HEADLINE.update(cluster.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
+ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS}
+"""What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
+need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
+stands for ``cluster.DEFAULT``."""
 EVERY_RUN = {"durable": ("acked_lost",)}
 """Figures kept from every repeated run as well (``<figure>_runs``): one kill -9 is one
 sample, and a loss in any run counts."""
@@ -97,6 +107,11 @@ class Settings:
     durable_sync: str
     mosquitto_autosave: int
     ceiling_duration: float
+    nodes: int | None
+    """cluster-idle: nodes to spread the connections over (None: ~17,000 each)."""
+    cluster_connections: int
+    cluster_hold: float
+    revocations: int
     quiet_wait: float
     repeat: int
     output: Path
@@ -107,7 +122,12 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
         description="Benchmark Bastion against Mosquitto over mutual TLS.",
-        epilog="Scenarios: " + "; ".join(f"{k} = {v}" for k, v in SCENARIOS.items()),
+        epilog="Scenarios: "
+        + "; ".join(f"{k} = {v}" for k, v in ALL_SCENARIOS.items())
+        + ". Without --only: "
+        + ", ".join(SCENARIOS)
+        + "; --only cluster = "
+        + ",".join(cluster.DEFAULT),
     )
     parser.add_argument(
         "--quick", action="store_true", help="short windows and few connections (< 2 min)"
@@ -116,7 +136,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--only",
         action="append",
         metavar="SCENARIO",
-        help=f"run only these scenarios (comma-separated or repeated): {', '.join(SCENARIOS)}",
+        help="run only these scenarios (comma-separated or repeated): "
+        f"{', '.join(ALL_SCENARIOS)}, cluster",
     )
     parser.add_argument(
         "--brokers",
@@ -124,13 +145,26 @@ def parse_args(argv: list[str] | None) -> Settings:
         help=f"which brokers to measure, comma-separated (default: {','.join(BROKERS)})",
     )
     parser.add_argument(
-        "--connections", type=int, help="idle connections to open (default 2000; quick 500)"
+        "--connections",
+        type=int,
+        help="idle connections to open (default 2000, quick 500; cluster-idle 100000, quick 2000)",
     )
     parser.add_argument(
         "--hold",
         type=float,
-        default=0.0,
-        help="seconds to hold the idle connections open before checking them (0)",
+        help="seconds to hold the idle connections open before checking them (0; "
+        "cluster-idle 60, quick 5)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        help=f"cluster-idle: nodes to spread the connections over (default: one per "
+        f"{cluster.PER_NODE:,}, at least 2)",
+    )
+    parser.add_argument(
+        "--revocations",
+        type=int,
+        help="cluster-revoke: certificates revoked one by one (default 200; quick 50)",
     )
     parser.add_argument(
         "--idle-procs",
@@ -210,13 +244,20 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
     args = parser.parse_args(argv)
 
-    scenarios = _choices(args.only, SCENARIOS, parser, "--only") if args.only else tuple(SCENARIOS)
+    only = None
+    if args.only:
+        only = [
+            ",".join(cluster.DEFAULT) if v.strip() == "cluster" else v
+            for value in args.only
+            for v in value.split(",")
+        ]
+    scenarios = _choices(only, ALL_SCENARIOS, parser, "--only") if only else tuple(SCENARIOS)
     chosen_brokers = _choices([args.brokers], BROKERS, parser, "--brokers")
     quick = args.quick
     duration = args.duration if args.duration is not None else (1.5 if quick else 5.0)
     if duration <= 0 or (args.connections is not None and args.connections < 10):
         parser.error("--duration must be positive and --connections at least 10")
-    if args.hold < 0 or args.paced_devices < 1 or args.paced_rate <= 0 or args.rate <= 0:
+    if (args.hold or 0) < 0 or args.paced_devices < 1 or args.paced_rate <= 0 or args.rate <= 0:
         parser.error("--hold must be >= 0, --paced-devices >= 1, the rates positive")
     if args.mosquitto_autosave < 1:
         parser.error("--mosquitto-autosave must be at least 1 (0 would never save)")
@@ -227,7 +268,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         warmup=args.warmup if args.warmup is not None else (0.5 if quick else 1.0),
         duration=duration,
         connections=args.connections or (500 if quick else 2000),
-        hold=args.hold,
+        hold=args.hold or 0.0,
         idle_procs=max(1, args.idle_procs) if args.idle_procs else None,
         rate=args.rate,
         latency_qos=args.latency_qos,
@@ -243,6 +284,10 @@ def parse_args(argv: list[str] | None) -> Settings:
         durable_sync=args.durable_sync,
         mosquitto_autosave=args.mosquitto_autosave,
         ceiling_duration=min(duration, 1.0 if quick else 3.0),
+        nodes=max(2, args.nodes) if args.nodes else None,
+        cluster_connections=args.connections or (2000 if quick else 100_000),
+        cluster_hold=args.hold if args.hold is not None else (5.0 if quick else 60.0),
+        revocations=max(1, args.revocations or (50 if quick else 200)),
         quiet_wait=max(0.0, args.quiet_wait),
         repeat=max(1, args.repeat),
         output=args.output,
@@ -369,7 +414,7 @@ class Bench:
         the usual ones (the durability scenario's are set up differently); ``preamble``
         runs after the scenario's heading.
         """
-        print(f"\n== {scenario}: {SCENARIOS[scenario]}", flush=True)
+        print(f"\n== {scenario}: {ALL_SCENARIOS[scenario]}", flush=True)
         if preamble is not None:
             preamble()
         results = self.details.setdefault(scenario, {})
@@ -410,7 +455,8 @@ class Bench:
             return {"error": f"did not start: {exc}"}
         began = time.monotonic()
         try:
-            result: dict[str, Any] = asdict(measure(endpoint, broker))
+            measured = measure(endpoint, broker)
+            result: dict[str, Any] = measured if isinstance(measured, dict) else asdict(measured)
         except loadgen.LoadError as exc:
             broker.stop()
             log = broker.log_tail()
@@ -424,7 +470,8 @@ class Bench:
         if result.get("other_cores", 0.0) > OTHER_LOAD_LIMIT:
             note = f"  DISTURBED: other processes used {result['other_cores']:.2f} cores"
             self.warnings.append(f"{scenario} on {broker.label}:{note.split(':', 1)[1]}")
-        if scenario == "idle" and result["connections_held"] < result["connections"]:
+        idle = scenario in ("idle", "cluster-idle")
+        if idle and result["connections_held"] < result["connections"]:
             # The figures are kept (they show how far it got); the run still fails.
             self.errors.append(
                 f"idle on {broker.label}: held {result['connections_held']} of "
@@ -482,6 +529,8 @@ def _limit(r: dict[str, Any]) -> str:
 
 
 def _progress(scenario: str, r: dict[str, Any]) -> str:
+    if scenario in cluster.SCENARIOS:
+        return cluster.progress(scenario, r)
     cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
@@ -552,7 +601,7 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
 
 def run_all(bench: Bench) -> None:
     s = bench.settings
-    if "ceiling" in s.scenarios:
+    if "ceiling" in s.scenarios or "cluster-qos0" in s.scenarios or "cluster-qos1" in s.scenarios:
         print("\n== ceiling: " + SCENARIOS["ceiling"], flush=True)
         assert bench.pki is not None
         _wait_for_quiet_machine(s.quiet_wait)
@@ -659,6 +708,7 @@ def run_all(bench: Bench) -> None:
             brokers=dict(bench.durable_brokers),
             preamble=lambda: _durable_preamble(bench),
         )
+    cluster.run_all(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -783,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     figures = report.summary(bench)
+    figures.update(cluster.summary(bench))
+    cluster.print_tables(bench)
     report.print_table(bench)
     path = report.write_json(bench, figures, interrupted)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")

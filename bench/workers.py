@@ -35,7 +35,7 @@ import statistics
 import time
 import traceback
 from array import array
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -352,7 +352,7 @@ async def subscriber_job(
 
 async def idle_job(
     control: Control,
-    endpoint: Endpoint,
+    endpoint: Endpoint | tuple[Endpoint, ...],
     prefix: str,
     sources: tuple[str, ...],
     commands: multiprocessing.queues.Queue[tuple[str, int]],
@@ -361,11 +361,13 @@ async def idle_job(
     ``opened``), ``("check", every)`` counts the connections the broker closed and pings
     every ``every``-th of the others (reports ``checked``), ``("close", 0)`` ends.
 
-    Connection ``k`` is bound to ``sources[k % len(sources)]`` (none if empty). Opening
-    stops early when the parent raises the stop flag or after ``IDLE_GIVE_UP_AFTER``
-    failures.
+    Connection ``k`` is bound to ``sources[k % len(sources)]`` (none if empty) and, given
+    several endpoints (a cluster's nodes, which share one CA and device certificate),
+    goes to ``endpoint[k % len(endpoint)]``. Opening stops early when the parent raises
+    the stop flag or after ``IDLE_GIVE_UP_AFTER`` failures.
     """
-    ctx = client_ssl_context(endpoint.tls)
+    endpoints = endpoint if isinstance(endpoint, tuple) else (endpoint,)
+    ctx = client_ssl_context(endpoints[0].tls)
     loop = asyncio.get_running_loop()
     conns: list[IdleClient] = []
     attempted = 0
@@ -381,7 +383,7 @@ async def idle_job(
             break
         if command == "open":
             results = await _open_idle(
-                endpoint, ctx, prefix, control, sources, attempted, count, failed
+                endpoints, ctx, prefix, control, sources, attempted, count, failed
             )
             attempted += count
             failures = [r for r in results if isinstance(r, BaseException)]
@@ -409,7 +411,7 @@ async def idle_job(
 
 
 async def _open_idle(
-    endpoint: Endpoint,
+    endpoints: tuple[Endpoint, ...],
     ctx: ssl.SSLContext | None,
     prefix: str,
     control: Control,
@@ -429,6 +431,7 @@ async def _open_idle(
                 return None
             connect = wire.encode_connect(f"{prefix}-{control.slot}-{index}", keep_alive=600)
             source = sources[index % len(sources)] if sources else None
+            endpoint = endpoints[index % len(endpoints)]
             try:
                 client = await open_client(endpoint, ctx, lambda: IdleClient(connect), source)
             except BaseException:
@@ -530,6 +533,8 @@ class Snapshot:
     """CPU seconds of each worker slot's process."""
     broker: procstat.ProcSample | None
     machine_busy: float
+    parts: tuple[procstat.ProcSample, ...] = ()
+    """CPU and RSS of each of :func:`measure`'s ``parts`` (a cluster's nodes, NATS)."""
 
 
 def new_queue() -> multiprocessing.queues.Queue[Any]:
@@ -617,7 +622,9 @@ class WorkerGroup:
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs if p.pid is not None]
 
-    def snapshot(self, broker_tree: list[int] | None) -> Snapshot:
+    def snapshot(
+        self, broker_tree: list[int] | None, parts: Sequence[list[int]] = ()
+    ) -> Snapshot:
         return Snapshot(
             time.monotonic(),
             time.monotonic_ns(),
@@ -626,6 +633,7 @@ class WorkerGroup:
             tuple(procstat.cpu_seconds([p.pid]) if p.pid else 0.0 for p in self._procs),
             procstat.sample_pids(broker_tree) if broker_tree else None,
             procstat.machine_busy_seconds(),
+            tuple(procstat.sample_pids(part) for part in parts),
         )
 
     def halt(self, slots: Sequence[int]) -> None:
@@ -667,6 +675,8 @@ class Window:
     first: Snapshot
     last: Snapshot
     broker_peak_rss: int | None
+    names: tuple[str, ...] = ()
+    """The names of :func:`measure`'s ``parts``."""
 
     @property
     def seconds(self) -> float:
@@ -691,6 +701,13 @@ class Window:
             return None
         return (self.last.broker.cpu_seconds - self.first.broker.cpu_seconds) / self.seconds
 
+    def part_cores(self) -> dict[str, float]:
+        """CPU used by each of :func:`measure`'s ``parts``, by name."""
+        return {
+            name: (b.cpu_seconds - a.cpu_seconds) / self.seconds
+            for name, a, b in zip(self.names, self.first.parts, self.last.parts, strict=True)
+        }
+
     @property
     def idle_cores(self) -> float:
         """Cores nobody used in the window (the machine's idle and I/O-wait time)."""
@@ -704,16 +721,29 @@ class Window:
         return max(0.0, busy - self.generator_cores - (self.broker_cores or 0.0))
 
 
-def measure(group: WorkerGroup, warmup: float, duration: float, broker_pid: int | None) -> Window:
-    """Release the workers, skip ``warmup`` seconds, then measure ``duration`` seconds."""
-    tree = procstat.descendants(broker_pid) if broker_pid is not None else None
+def measure(
+    group: WorkerGroup,
+    warmup: float,
+    duration: float,
+    broker_pid: int | Sequence[int] | None,
+    parts: Mapping[str, int | Sequence[int]] | None = None,
+) -> Window:
+    """Release the workers, skip ``warmup`` seconds, then measure ``duration`` seconds.
+
+    ``broker_pid`` is the broker's process, or a cluster's processes together (their
+    trees are summed); ``parts`` are pids (or groups of them) whose CPU and RSS the window
+    also keeps one by one (``Window.part_cores``): each node of a cluster, say.
+    """
+    tree = procstat.trees(broker_pid)
+    parts = parts or {}
+    part_trees = [procstat.trees(p) or [] for p in parts.values()]
     group.go.set()
     time.sleep(warmup)
-    first = group.snapshot(tree)
+    first = group.snapshot(tree, part_trees)
     peak = first.broker.rss_bytes if first.broker else None
     end = first.at + duration
     while (now := time.monotonic()) < end:
         time.sleep(min(0.1, end - now))
         if tree is not None:
             peak = max(peak or 0, procstat.rss_bytes(tree))
-    return Window(first, group.snapshot(tree), peak)
+    return Window(first, group.snapshot(tree, part_trees), peak, tuple(parts))
