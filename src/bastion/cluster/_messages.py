@@ -52,6 +52,14 @@ from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
 
+MAX_BACKLOG = 10_000
+"""Messages waiting to go out on core NATS. Beyond it a node drops the copies for the
+other nodes (counted, logged every ``DROP_LOG_INTERVAL`` seconds) rather than holding
+them in memory: a node publishing faster than NATS takes keeps its memory, and the other
+nodes' subscribers miss QoS 0 messages, as QoS 0 allows. (QoS 1 and 2 are held back
+instead: their acknowledgement waits for the stream.)"""
+DROP_LOG_INTERVAL = 10.0
+
 STREAMED_FLAGS = 0x07
 """The PUBLISH fixed-header bits of a message that travels in the stream (QoS, retain)."""
 
@@ -87,6 +95,9 @@ class MessageRelay:
         self._sending: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.received = 0
+        self.dropped = 0
+        self._backlog = 0
+        self._dropped_logged = (0.0, 0)  # when, and the count then
 
     # -- interest (the directory's filters) -----------------------------------------------
 
@@ -183,10 +194,24 @@ class MessageRelay:
         data = encode_message(message, self._clock)
         if self.stream.streams(message):
             self.stream.send(message, data)
+        if self._backlog >= MAX_BACKLOG:
+            self._drop()
+            return
+        self._backlog += 1
         headers = {ORIGIN_HEADER: message.origin} if message.origin else {}
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append((subject, data, headers))
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        now = self._clock.monotonic()
+        logged_at, count = self._dropped_logged
+        if now - logged_at >= DROP_LOG_INTERVAL:
+            self._dropped_logged = (now, self.dropped)
+            log.warning("cluster: NATS takes messages slower than they are published here; "
+                        "%d copies for the other nodes dropped (%d in all; their QoS 0 "
+                        "subscribers miss them)", self.dropped - count, self.dropped)
 
     def _flush(self) -> None:
         batch, self._out = self._out, []
@@ -196,13 +221,18 @@ class MessageRelay:
             task.add_done_callback(self._sending.discard)
 
     async def _publish(self, batch: list[tuple[str, bytes, dict[str, str]]]) -> None:
+        sent = 0
         try:
             for subject, data, headers in batch:
                 await self._nc.publish(subject, data, headers=headers or None)
-            self.sent += len(batch)
+                sent += 1
         except Exception as exc:  # noqa: BLE001 - NATS unreachable: local delivery stands
+            self.dropped += len(batch) - sent
             log.warning("cluster: %d messages not relayed to the other nodes: %s",
-                        len(batch), exc)
+                        len(batch) - sent, exc)
+        finally:
+            self.sent += sent
+            self._backlog -= len(batch)
 
     async def _incoming(self, msg: Any) -> None:
         if msg.data and msg.data[0] & STREAMED_FLAGS:

@@ -61,6 +61,7 @@ class ClusterNode(Component):
         self._relaying: object | None = None  # the remote event being published here
         self.relay: MessageRelay | None = None
         self._nodes: Any = None  # the heartbeat bucket
+        self._lease_nc: Any = None
         self._started = 0.0
         self._renewed = 0.0  # monotonic time of the last heartbeat written
         self.fenced = False  # sessions given up: this node could not renew its lease
@@ -104,7 +105,13 @@ class ClusterNode(Component):
             relay.added(topic_filter)
         broker.relay = relay
         broker.ownership = self
-        self._nodes = await nodes_bucket(self._nc, self._config.name, self._lease)
+        # The lease has a connection of its own: its renewal never waits behind the
+        # messages, registry updates and events of the node's main connection.
+        self._lease_nc = await nats.connect(self._config.nats_url,
+                                            name=f"bastion-{self.node}-lease",
+                                            max_reconnect_attempts=-1, ping_interval=3,
+                                            max_outstanding_pings=2)
+        self._nodes = await nodes_bucket(self._lease_nc, self._config.name, self._lease)
         self._started = broker.clock.time()
         await self._heartbeat()
 
@@ -128,15 +135,14 @@ class ClusterNode(Component):
             await asyncio.gather(*(settle(client_id) for client_id in held[start:start + 64]))
 
     async def run(self) -> None:
-        """Renew this node's lease (its heartbeat) every third of it; give up every
-        session when it could not for two thirds of it."""
+        """Renew this node's lease (its heartbeat) every third of it, and every second
+        after a renewal failed; give up every session when it could not for two thirds
+        of it."""
         clock = self._broker.clock
-        attempted = clock.monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = clock.monotonic()
-            if now - attempted >= self._lease.heartbeat or self.fenced:
-                attempted = now
+            if now - self._renewed >= self._lease.heartbeat or self.fenced:
                 try:
                     await asyncio.wait_for(self._heartbeat(), timeout=2.0)
                 except Exception as exc:  # noqa: BLE001 - NATS away: the next one may do
@@ -201,7 +207,8 @@ class ClusterNode(Component):
         steps = [self.relay.close() if self.relay is not None else None,
                  self.registry.stop() if self.registry is not None else None,
                  self._nodes.delete(self.node) if self._nodes is not None else None,
-                 *(connection.close() for connection in (self._shared_nc, self._nc)
+                 *(connection.close()
+                   for connection in (self._shared_nc, self._lease_nc, self._nc)
                    if connection is not None)]
         for step in steps:
             if step is not None:
@@ -249,11 +256,18 @@ class ClusterNode(Component):
         await relay.stream.catch_up(client_id, position, adopt)
 
     def released(self, client_id: str) -> None:
-        if self.registry is None:
-            return
-        task = asyncio.get_running_loop().create_task(self.registry.release(client_id))
+        if self.registry is None or self.fenced:
+            return  # fenced: the key goes to whoever claims it once the lease has run out
+        task = asyncio.get_running_loop().create_task(self._release(client_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, client_id: str) -> None:
+        assert self.registry is not None
+        try:
+            await self.registry.release(client_id)
+        except Exception as exc:  # noqa: BLE001 - the next claim overwrites the key anyway
+            log.debug("cluster: releasing client %r failed: %s", client_id, exc)
 
     # -- events ---------------------------------------------------------------------------
 
