@@ -6,14 +6,18 @@ Core NATS delivers at most once: a node that dies, or is cut off, loses what was
 way to it. So every QoS >= 1 or retained message published on any node also goes into one
 JetStream stream, ``<name>_msgs`` (file storage, subjects ``<name>.js.>``), and:
 
-* **The publisher's acknowledgement waits for the stream's.** The message is sent with
+* **One loop step, one stream message.** The QoS >= 1 and retained messages published
+  on a node during one event-loop step travel together, framed (:func:`pack`: origin and
+  encoded PUBLISH of each, up to ``BATCH_BYTES``), on the subject ``<name>.js.<node>``:
+  JetStream and the Python client then pay their per-message costs once per batch.
+* **The publisher's acknowledgement waits for the stream's.** A batch is sent with
   ``publish_async`` and a ``Nats-Msg-Id`` (``<node>.<boot>.<n>``), and the commit of the
-  session journal gathering at that moment is *held* until the stream has it
-  (``GroupCommit.hold``): PUBACK, PUBREC and the API's Publish answer wait for both. A
-  publish that gets no acknowledgement is sent again with the same id (JetStream drops
+  session journal gathering when its first message came is *held* until the stream has
+  it (``GroupCommit.hold``): PUBACK, PUBREC and the API's Publish answer wait for both. A
+  batch that gets no acknowledgement is sent again with the same id (JetStream drops
   the duplicate) until it does.
 * **Every node reads the whole stream, in order** (an ordered push consumer), and delivers
-  each message to its own sessions: all of them for another node's message; for its own,
+  each message of each batch to its own sessions: all of them for another node's message; for its own,
   only the persistent ones, since the node routed it to the others when it was published
   (``Broker.publish`` with :meth:`MessageStream.streams`). A persistent session therefore
   gets every QoS >= 1 message from the stream, even one published next to it.
@@ -39,9 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..broker import Broker, GroupCommit, Message, SessionRecords, decode_message
@@ -52,6 +57,53 @@ log = logging.getLogger("bastion.cluster")
 
 NODE_HEADER = "Bastion-Node"
 ORIGIN_HEADER = "Bastion-Origin"
+BATCH_BYTES = 512 * 1024
+"""The most one stream message carries (NATS's default limit is 1 MiB); one MQTT message
+bigger than that goes alone."""
+_FRAME = struct.Struct("!HI")
+
+
+def frame(origin: str, data: bytes) -> bytes:
+    """One message in a batch: its origin (client id) and its encoded PUBLISH."""
+    raw = origin.encode()
+    return _FRAME.pack(len(raw), len(data)) + raw + data
+
+
+def pack(frames: list[bytes]) -> list[bytes]:
+    """The stream messages that carry ``frames``, each at most ``BATCH_BYTES`` unless a
+    single frame is bigger."""
+    batches: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for one in frames:
+        if current and size + len(one) > BATCH_BYTES:
+            batches.append(b"".join(current))
+            current, size = [], 0
+        current.append(one)
+        size += len(one)
+    if current:
+        batches.append(b"".join(current))
+    return batches
+
+
+def unpack(batch: bytes) -> Iterator[tuple[str, bytes]]:
+    """(origin, encoded PUBLISH) of each message of a batch.
+
+    :raises ValueError: the batch is cut short.
+    """
+    view = memoryview(batch)
+    offset, end = 0, len(batch)
+    while offset < end:
+        if end - offset < _FRAME.size:
+            raise ValueError("a batch cut inside a frame header")
+        origin_size, data_size = _FRAME.unpack_from(view, offset)
+        offset += _FRAME.size
+        if end - offset < origin_size + data_size:
+            raise ValueError("a batch cut inside a frame")
+        origin = bytes(view[offset:offset + origin_size]).decode()
+        offset += origin_size
+        yield origin, bytes(view[offset:offset + data_size])
+        offset += data_size
 ACK_WAIT = 5.0
 """Seconds to wait for the stream's acknowledgement before publishing again."""
 FETCH_WAIT = 5.0
@@ -82,7 +134,9 @@ class MessageStream:
         self._max_bytes = max_bytes
         self._boot = uuid.uuid4().hex[:8]
         self._count = 0
-        self._out: list[tuple[str, bytes, dict[str, str], int | None]] = []
+        self._subject = f"{self._codec.prefix}.{node}"
+        self._out: list[bytes] = []
+        self._hold: int | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._subscription: Any = None
         self._watching: dict[str, list[Message]] = {}  # client id -> read while adopting
@@ -154,38 +208,36 @@ class MessageStream:
 
     def send(self, message: Message, data: bytes) -> None:
         """Put ``message`` (encoded as ``data``) in the stream; the acknowledgements of
-        what is being recorded now wait until it is there."""
-        try:
-            subject = self._codec.encode_topic(message.topic)
-        except ValueError:
-            return
-        self._count += 1
-        headers = {NODE_HEADER: self._node,
-                   "Nats-Msg-Id": f"{self._node}.{self._boot}.{self._count}"}
-        if message.origin:
-            headers[ORIGIN_HEADER] = message.origin
-        hold = self._commit.hold() if self._commit is not None else None
+        what is being recorded now wait until it is there. The messages of one loop step
+        travel together, as one stream message (:func:`pack`)."""
         if not self._out:
+            self._hold = self._commit.hold() if self._commit is not None else None
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append((subject, data, headers, hold))
+        self._out.append(frame(message.origin or "", data))
 
     def _flush(self) -> None:
-        batch, self._out = self._out, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._publish(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        frames, self._out = self._out, []
+        hold, self._hold = self._hold, None
+        if not frames:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._publish(pack(frames), hold, len(frames)))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
-    async def _publish(self, batch: list[tuple[str, bytes, dict[str, str], int | None]]
-                       ) -> None:
-        waiting: list[tuple[Any, str, bytes, dict[str, str], int | None]] = []
-        for subject, data, headers, hold in batch:
+    async def _publish(self, batches: list[bytes], hold: int | None, count: int) -> None:
+        waiting: list[tuple[Any, bytes, dict[str, str]]] = []
+        for batch in batches:
+            self._count += 1
+            headers = {NODE_HEADER: self._node,
+                       "Nats-Msg-Id": f"{self._node}.{self._boot}.{self._count}"}
             try:
-                future = await self._js.publish_async(subject, data, headers=dict(headers))
+                future = await self._js.publish_async(self._subject, batch,
+                                                      headers=dict(headers))
             except Exception:  # noqa: BLE001 - sent again below
                 future = None
-            waiting.append((future, subject, data, headers, hold))
-        for future, subject, data, headers, hold in waiting:
+            waiting.append((future, batch, headers))
+        for future, batch, headers in waiting:
             stored = False
             if future is not None:
                 try:
@@ -194,10 +246,10 @@ class MessageStream:
                 except Exception:  # noqa: BLE001, S110 - sent again below
                     pass
             if not stored:
-                await self._until_stored(subject, data, headers)
-            self.published += 1
-            if hold is not None and self._commit is not None:
-                self._commit.release(hold)
+                await self._until_stored(self._subject, batch, headers)
+        self.published += count
+        if hold is not None and self._commit is not None:
+            self._commit.release(hold)
 
     async def _until_stored(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         delay = 0.1
@@ -216,27 +268,28 @@ class MessageStream:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def _decode(self, msg: Any) -> tuple[Message, bool] | None:
-        headers = msg.headers or {}
+    def _decode(self, msg: Any) -> list[Message]:
+        messages: list[Message] = []
         try:
-            message = decode_message(msg.data, headers.get(ORIGIN_HEADER), self._clock)
+            for origin, data in unpack(msg.data):
+                messages.append(decode_message(data, origin or None, self._clock))
         except Exception as exc:  # noqa: BLE001 - a malformed message never stops the node
-            log.warning("cluster: ignored a malformed message on %s: %s", msg.subject, exc)
-            return None
-        return message, headers.get(NODE_HEADER) == self._node
+            log.warning("cluster: ignored what is left of a malformed batch on %s (%d "
+                        "messages read): %s", msg.subject, len(messages), exc)
+        return messages
 
     async def _delivered(self, msg: Any) -> None:
         seq = int(msg.metadata.sequence.stream)
-        decoded = self._decode(msg)
-        if decoded is not None:
-            message, own = decoded
+        own = (msg.headers or {}).get(NODE_HEADER) == self._node
+        skip = self._skipped(seq)
+        publish = self._broker.publish_remote
+        for message in self._decode(msg):
             for watched in self._watching.values():
                 watched.append(message)
-            skip = self._skipped(seq)
             if skip is None:
-                self._broker.publish_remote(message, own=own)
+                publish(message, own=own)
             else:
-                self._broker.publish_remote(message, own=own, skip=skip)
+                publish(message, own=own, skip=skip)
             self.delivered += 1
         self.applied = seq
         self._note_position()
@@ -311,9 +364,7 @@ class MessageStream:
                 seq = int(msg.metadata.sequence.stream)
                 if seq > end:
                     break
-                decoded = self._decode(msg)
-                if decoded is not None:
-                    out.append(decoded[0])
+                out.extend(self._decode(msg))
                 if seq >= end:
                     break
         finally:
