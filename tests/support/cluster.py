@@ -29,7 +29,8 @@ def drop_nats_state(name: str, nats_url: str = NATS_URL) -> None:
     async def drop() -> None:
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
-        for bucket in (f"{name}_sessions", f"{name}_nodes", f"{name}_leader"):
+        for bucket in (f"{name}_sessions", f"{name}_nodes", f"{name}_leader",
+                       f"{name}_shared"):
             with contextlib.suppress(Exception):  # nothing to drop
                 await js.delete_key_value(bucket)
         for stream in (f"{name}_msgs", f"{name}_detect"):

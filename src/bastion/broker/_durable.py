@@ -549,7 +549,7 @@ class DurableSessionDirectory(MemorySessionDirectory):
     Until :meth:`open_journal` it behaves as :class:`MemorySessionDirectory`.
     """
 
-    __slots__ = ("_journal", "clock", "commit")
+    __slots__ = ("_journal", "clock", "commit", "persistent")
 
     def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
                  queue_full: QueueFull | None = None) -> None:
@@ -557,7 +557,15 @@ class DurableSessionDirectory(MemorySessionDirectory):
         self.clock = clock
         self.commit: GroupCommit | None = None
         self._journal: _SessionJournal | None = None
+        self.persistent = 0
+        """Sessions written down (persistent ones) held here now."""
         self._retained = _JournaledRetained(self)
+
+    def _journaled(self, session: Session, journal: _SessionJournal | None) -> None:
+        """Set ``session.journal``, counting the persistent sessions."""
+        if (session.journal is None) != (journal is None):
+            self.persistent += 1 if journal is not None else -1
+        session.journal = journal
 
     def open_journal(self, commit: GroupCommit) -> None:
         self.commit = commit
@@ -576,11 +584,11 @@ class DurableSessionDirectory(MemorySessionDirectory):
             return
         if session.expiry_interval == 0:
             if session.journal is not None:  # was persistent; not any more
-                session.journal = None
+                self._journaled(session, None)
                 commit.add(FORGET, (session.client_id,))
             return
         if session.journal is None:
-            session.journal = self._journal
+            self._journaled(session, self._journal)
         will, delay = session.will, (session.will.properties.will_delay_interval or 0) \
             if session.will is not None else 0
         pending = session.pending_will
@@ -597,10 +605,10 @@ class DurableSessionDirectory(MemorySessionDirectory):
         super().discard(session)
         if current and session.journal is not None and self.commit is not None:
             self.commit.add(FORGET, (session.client_id,))
-        session.journal = None
+        self._journaled(session, None)
 
     def hand_over(self, session: Session) -> None:
-        session.journal = None  # from now on nothing of it is written here
+        self._journaled(session, None)  # from now on nothing of it is written here
         MemorySessionDirectory.discard(self, session)
 
     def adopt(self, snapshot: Snapshot) -> list[Session]:
@@ -651,7 +659,7 @@ class DurableSessionDirectory(MemorySessionDirectory):
             session.detached_at = srow.detached_at if srow.detached_at is not None else now
             if srow.will is not None:
                 session.will = _decode_will(srow.will, srow.will_delay)
-            session.journal = self._journal
+            self._journaled(session, self._journal)
             self._sessions[srow.client_id] = session
             by_client[srow.client_id] = session
         for sub in snapshot.subscriptions:

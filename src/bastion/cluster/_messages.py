@@ -67,6 +67,74 @@ Want = tuple[str, str, str]
 """A NATS subscription this node needs: (subject, queue group or "", shared filter or "")."""
 
 
+class SharingNodes:
+    """Which nodes have members of shared subscriptions now: a key per such node in the
+    bucket ``<name>_shared``, watched by every node. A QoS 1 or 2 message travels in the
+    stream; its copy on core NATS serves only the shared subscriptions' queue groups, so
+    a node sends that copy only while some node has one.
+
+    A node that dies with its key set leaves it behind: the others then send copies
+    nobody takes, which costs them a little and loses nothing.
+    """
+
+    def __init__(self, nc: Any, name: str, node: str) -> None:
+        self._nc = nc
+        self._bucket_name = f"{name}_shared"
+        self._node = node
+        self._bucket: Any = None
+        self._watcher: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._mine = False
+        self.nodes: set[str] = set()
+
+    async def start(self) -> None:
+        from nats.js.api import KeyValueConfig
+
+        self._bucket = await self._nc.jetstream().create_key_value(
+            KeyValueConfig(bucket=self._bucket_name, history=1))
+        self._watcher = await self._bucket.watchall()
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                entry = await self._watcher.updates(timeout=3600)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - NATS away: the watcher resumes
+                await asyncio.sleep(1.0)
+                continue
+            if entry is None:
+                continue
+            if entry.value:
+                self.nodes.add(entry.key)
+            else:
+                self.nodes.discard(entry.key)
+
+    async def set(self, mine: bool) -> None:
+        """Say whether this node has members of shared subscriptions now."""
+        if mine == self._mine or self._bucket is None:
+            return
+        if mine:
+            await self._bucket.put(self._node, b"1")
+            self.nodes.add(self._node)
+        else:
+            await self._bucket.delete(self._node)
+        self._mine = mine
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for step in (self.set(False), self._watcher.stop() if self._watcher else None):
+            if step is not None:
+                try:
+                    await asyncio.wait_for(step, timeout=2.0)
+                except Exception:  # noqa: BLE001, S112 - the connection may be gone already
+                    continue
+
+
 def queue_group(share_filter: str) -> str:
     """The NATS queue group of a shared subscription (a valid token, one per filter)."""
     return "s" + base64.urlsafe_b64encode(share_filter.encode()).decode().rstrip("=")
@@ -76,11 +144,13 @@ class MessageRelay:
     """The broker's ``relay`` and its directory's ``interest`` (see the module docstring)."""
 
     def __init__(self, nc: Any, shared_nc: Any, codec: SubjectCodec, retained: SubjectCodec,
-                 broker: Broker, clock: Clock, stream: MessageStream) -> None:
+                 broker: Broker, clock: Clock, stream: MessageStream,
+                 sharing: SharingNodes | None = None) -> None:
         """:param nc: the node's connection (``no_echo``); :param shared_nc: a second one,
         with echo, for the shared subscriptions' queue groups. :param codec: the subjects
         of messages; :param retained: of retained ones. :param stream: the cluster's
-        message stream."""
+        message stream; :param sharing: which nodes have shared subscriptions (None:
+        assume some do)."""
         self._nc = nc
         self._shared_nc = shared_nc
         self._codec = codec
@@ -88,6 +158,7 @@ class MessageRelay:
         self._broker = broker
         self._clock = clock
         self.stream = stream
+        self._sharing = sharing
         self._wanted: dict[Want, int] = {}  # -> filters here that need it
         self._subscribed: dict[Want, Any] = {}
         self._reconciling: asyncio.Task[None] | None = None
@@ -156,6 +227,8 @@ class MessageRelay:
                     await self._subscribed.pop(want).unsubscribe()
             await self._nc.flush()  # the server knows our interest
             await self._shared_nc.flush()
+            if self._sharing is not None:
+                await self._sharing.set(any(queue for _, queue, _ in self._subscribed))
         except Exception:
             log.exception("cluster: subscribing to the other nodes' messages failed")
         finally:
@@ -165,10 +238,14 @@ class MessageRelay:
 
     async def start(self) -> None:
         """Read the stream on from this node's position."""
+        if self._sharing is not None:
+            await self._sharing.start()
         await self.stream.start()
 
     async def close(self) -> None:
         await self.stream.close()
+        if self._sharing is not None:
+            await self._sharing.close()
         if self._reconciling is not None:
             self._reconciling.cancel()
         for task in list(self._sending):
@@ -194,6 +271,8 @@ class MessageRelay:
         data = encode_message(message, self._clock)
         if self.stream.streams(message):
             self.stream.send(message, data)
+            if self._sharing is not None and not self._sharing.nodes:
+                return  # the copy on core NATS would serve no shared subscription
         if self._backlog >= MAX_BACKLOG:
             self._drop()
             return

@@ -21,7 +21,7 @@ from ..events import EventBus
 from ..lifecycle import Component
 from ..mqtt import ReasonCode
 from ._events import RELAYED, decode_event, encode_event
-from ._messages import MessageRelay
+from ._messages import MessageRelay, SharingNodes
 from ._registry import SessionRegistry
 from ._status import Lease, NodeStatus, nodes_bucket
 from ._stream import MessageStream
@@ -97,7 +97,7 @@ class ClusterNode(Component):
         relay = self.relay = MessageRelay(self._nc, self._shared_nc,
                                           SubjectCodec(f"{name}.msg"),
                                           SubjectCodec(f"{name}.ret"), broker, broker.clock,
-                                          stream)
+                                          stream, SharingNodes(self._nc, name, self.node))
         await relay.start()
         broker.directory.interest = relay
         broker.directory.share_here = False

@@ -281,6 +281,11 @@ class MessageStream:
     async def _delivered(self, msg: Any) -> None:
         seq = int(msg.metadata.sequence.stream)
         own = (msg.headers or {}).get(NODE_HEADER) == self._node
+        if own and not self._watching and not getattr(self._broker.directory,
+                                                      "persistent", 0):
+            self.applied = seq  # its own batch, and no persistent session to give it to
+            self._note_position()
+            return
         skip = self._skipped(seq)
         publish = self._broker.publish_remote
         for message in self._decode(msg):
