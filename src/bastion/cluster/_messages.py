@@ -27,13 +27,14 @@ chosen; nodes then route without their shared subscriptions. A shared subscripti
 another node therefore gets a message at most once across the hop, whatever its QoS.
 
 The wire form is the message as an MQTT 5 PUBLISH (every property survives; an expiry
-becomes the interval left) with the publishing client's id in the NATS header
-``Bastion-Origin`` (for MQTT 5 "no local").
+becomes the interval left), framed with the publishing client's id (for MQTT 5 "no
+local"; :func:`~bastion.cluster._stream.frame`). The messages one loop step publishes on
+one topic go out as one NATS message of such frames, so NATS and its client pay their
+per-message costs once per topic and step rather than once per message.
 
 Subscriptions change on the event loop without waiting: a change marks what is wanted,
 and one task brings the NATS subscriptions in line (so a subscribe and an unsubscribe of
-one filter never race). Messages to send wait for the end of the loop step and go out
-together.
+one filter never race).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from typing import Any
 from ..broker import Broker, Message, decode_message, encode_message
 from ..clock import Clock
 from ..mqtt import parse_shared_subscription
-from ._stream import ORIGIN_HEADER, MessageStream
+from ._stream import MessageStream, frame, pack, unpack
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
@@ -162,7 +163,7 @@ class MessageRelay:
         self._wanted: dict[Want, int] = {}  # -> filters here that need it
         self._subscribed: dict[Want, Any] = {}
         self._reconciling: asyncio.Task[None] | None = None
-        self._out: list[tuple[str, bytes, dict[str, str]]] = []
+        self._out: list[tuple[str, bytes]] = []  # (subject, frame)
         self._sending: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.received = 0
@@ -277,10 +278,9 @@ class MessageRelay:
             self._drop()
             return
         self._backlog += 1
-        headers = {ORIGIN_HEADER: message.origin} if message.origin else {}
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append((subject, data, headers))
+        self._out.append((subject, frame(message.origin or "", data)))
 
     def _drop(self) -> None:
         self.dropped += 1
@@ -293,43 +293,55 @@ class MessageRelay:
                         "subscribers miss them)", self.dropped - count, self.dropped)
 
     def _flush(self) -> None:
-        batch, self._out = self._out, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._publish(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        """Send what this loop step published: the messages of one topic together, as one
+        NATS message of frames (the per-message costs of NATS and its client are paid
+        once per topic and step)."""
+        out, self._out = self._out, []
+        if not out:
+            return
+        by_subject: dict[str, list[bytes]] = {}
+        for subject, one in out:
+            by_subject.setdefault(subject, []).append(one)
+        task = asyncio.get_running_loop().create_task(self._publish(by_subject, len(out)))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
-    async def _publish(self, batch: list[tuple[str, bytes, dict[str, str]]]) -> None:
+    async def _publish(self, by_subject: dict[str, list[bytes]], count: int) -> None:
         sent = 0
         try:
-            for subject, data, headers in batch:
-                await self._nc.publish(subject, data, headers=headers or None)
-                sent += 1
+            for subject, frames in by_subject.items():
+                for batch in pack(frames):
+                    await self._nc.publish(subject, batch)
+                sent += len(frames)
         except Exception as exc:  # noqa: BLE001 - NATS unreachable: local delivery stands
-            self.dropped += len(batch) - sent
+            self.dropped += count - sent
             log.warning("cluster: %d messages not relayed to the other nodes: %s",
-                        len(batch) - sent, exc)
+                        count - sent, exc)
         finally:
             self.sent += sent
-            self._backlog -= len(batch)
+            self._backlog -= count
 
     async def _incoming(self, msg: Any) -> None:
-        if msg.data and msg.data[0] & STREAMED_FLAGS:
-            return  # it comes from the stream (this copy is for the shared subscriptions)
-        message = self._decoded(msg)
-        if message is not None:
+        publish = self._broker.publish_remote
+        for message in self._decoded(msg, skip_streamed=True):
             self.received += 1
-            self._broker.publish_remote(message)
+            publish(message)
 
     async def _incoming_shared(self, share_filter: str, msg: Any) -> None:
-        message = self._decoded(msg)
-        if message is not None:
-            self._broker.deliver_shared(message, share_filter)
+        deliver = self._broker.deliver_shared
+        for message in self._decoded(msg):
+            deliver(message, share_filter)
 
-    def _decoded(self, msg: Any) -> Message | None:
+    def _decoded(self, msg: Any, skip_streamed: bool = False) -> list[Message]:
+        """The messages of a batch; ``skip_streamed``: not those that travel in the stream
+        (their copy here is for the shared subscriptions)."""
+        messages: list[Message] = []
         try:
-            origin = (msg.headers or {}).get(ORIGIN_HEADER)
-            return decode_message(msg.data, origin, self._clock)
+            for origin, data in unpack(msg.data):
+                if skip_streamed and data and data[0] & STREAMED_FLAGS:
+                    continue
+                messages.append(decode_message(data, origin or None, self._clock))
         except Exception as exc:  # noqa: BLE001 - a malformed relay never stops the node
-            log.warning("cluster: ignored a malformed message on %s: %s", msg.subject, exc)
-            return None
+            log.warning("cluster: ignored what is left of a malformed batch on %s: %s",
+                        msg.subject, exc)
+        return messages

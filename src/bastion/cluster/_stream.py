@@ -56,7 +56,6 @@ from ._subjects import SubjectCodec
 log = logging.getLogger("bastion.cluster")
 
 NODE_HEADER = "Bastion-Node"
-ORIGIN_HEADER = "Bastion-Origin"
 BATCH_BYTES = 512 * 1024
 """The most one stream message carries (NATS's default limit is 1 MiB); one MQTT message
 bigger than that goes alone."""
