@@ -39,6 +39,13 @@ class RunningBastion:
         self._ready.set_result(None)
         self.loop.run_forever()
         self.loop.run_until_complete(self.app.stop())
+        # What the app left running (a client library's tasks) is cancelled and awaited
+        # here, as asyncio.run does, rather than destroyed pending with the loop.
+        left = asyncio.all_tasks(self.loop)
+        for task in left:
+            task.cancel()
+        if left:
+            self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 

@@ -4,9 +4,8 @@ security events it shares with the other nodes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..broker import (
@@ -28,6 +27,18 @@ from ._stream import MessageStream
 from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
+
+
+async def _bounded(steps: list[Coroutine[Any, Any, Any]], timeout: float) -> None:
+    """Run ``steps`` together for at most ``timeout`` seconds (a node cut off from NATS
+    still stops); what has not finished by then is cancelled, failures are ignored."""
+    if not steps:
+        return
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class ClusterNode(Component):
@@ -204,16 +215,13 @@ class ClusterNode(Component):
             await asyncio.wait(list(self._tasks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
-        steps = [self.relay.close() if self.relay is not None else None,
-                 self.registry.stop() if self.registry is not None else None,
-                 self._nodes.delete(self.node) if self._nodes is not None else None,
-                 *(connection.close()
-                   for connection in (self._shared_nc, self._lease_nc, self._nc)
-                   if connection is not None)]
-        for step in steps:
-            if step is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(step, timeout=2.0)
+        leaving = [self.relay.close() if self.relay is not None else None,
+                   self.registry.stop() if self.registry is not None else None,
+                   self._nodes.delete(self.node) if self._nodes is not None else None]
+        await _bounded([step for step in leaving if step is not None], 3.0)
+        await _bounded([connection.close()
+                        for connection in (self._shared_nc, self._lease_nc, self._nc)
+                        if connection is not None], 3.0)
 
     @property
     def connected(self) -> bool:
