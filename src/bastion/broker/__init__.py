@@ -64,7 +64,7 @@ from ._plugs import (
     TopicTally,
 )
 from ._proxy import ProxyTrust
-from ._session import Link, Session
+from ._session import Link, QueueBudget, Session
 
 __all__ = [
     "AcceptVerifiedCertificates",
@@ -96,6 +96,7 @@ __all__ = [
     "Ownership",
     "Principal",
     "ProxyTrust",
+    "QueueBudget",
     "RefuseAll",
     "Relay",
     "ReservedTopicHandler",

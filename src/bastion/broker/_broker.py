@@ -99,7 +99,7 @@ from ._plugs import (
     RefuseAll,
     SessionPermissions,
 )
-from ._session import NEVER_EXPIRES, Link, QueueFull, Session
+from ._session import NEVER_EXPIRES, Link, QueueBudget, QueueFull, Session
 
 log = logging.getLogger("bastion.broker")
 
@@ -134,6 +134,12 @@ class Relay(Protocol):
         """Whether ``message`` goes through the cluster's durable stream, from which this
         node too delivers it to its persistent sessions (``Broker.publish_remote`` with
         ``own``); the broker then routes it here only to the others."""
+        ...
+
+    @property
+    def budget(self) -> QueueBudget:
+        """What waits to leave for the other nodes; while it is over its limit, the broker
+        holds back each connection that publishes, as for the queues' budget."""
         ...
 
 
@@ -248,6 +254,8 @@ class Broker:
     def connection_closed(self, conn: MQTTConnection) -> None:
         self.connections.discard(conn)
         self._budget.forget(conn)
+        if self.relay is not None:
+            self.relay.budget.forget(conn)
         if not self.connections and self._drained is not None:
             self._drained.set()
         session = conn.session
@@ -553,6 +561,9 @@ class Broker:
             # Every session's queue together is over its memory budget: hold this
             # publisher back (as every other one that publishes meanwhile) until they drain.
             self._budget.hold(conn)
+        relay = self.relay
+        if relay is not None and relay.budget.over:
+            relay.budget.hold(conn)  # the same, for what waits to leave for other nodes
         if qos == 1:
             code = SUCCESS if matched or conn.protocol_version != MQTT_5 \
                 else ReasonCode.NO_MATCHING_SUBSCRIBERS

@@ -45,7 +45,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from ..broker import Broker, Message, decode_message, encode_message
+from ..broker import Broker, Message, QueueBudget, decode_message, encode_message
 from ..clock import Clock
 from ..mqtt import parse_shared_subscription
 from ._stream import MessageStream, frame, pack, unpack
@@ -53,9 +53,14 @@ from ._subjects import SubjectCodec
 
 log = logging.getLogger("bastion.cluster")
 
+RELAY_BUDGET = 5_000
+"""What may wait to go out on core NATS, in units of one per message plus one per KiB,
+before the broker holds back each connection that publishes (as the queues' memory
+budget does), until it is under three quarters of it: a node takes QoS 0 messages no
+faster than it can pass them on. Reached before ``MAX_BACKLOG``."""
 MAX_BACKLOG = 10_000
-"""Messages waiting to go out on core NATS. Beyond it a node drops the copies for the
-other nodes (counted, logged every ``DROP_LOG_INTERVAL`` seconds) rather than holding
+"""Messages waiting to go out on core NATS. Beyond it (publishers the budget cannot hold:
+the API, Bastion's own services) a node drops the copies for the other nodes (counted, logged every ``DROP_LOG_INTERVAL`` seconds) rather than holding
 them in memory: a node publishing faster than NATS takes keeps its memory, and the other
 nodes' subscribers miss QoS 0 messages, as QoS 0 allows. (QoS 1 and 2 are held back
 instead: their acknowledgement waits for the stream.)"""
@@ -169,6 +174,7 @@ class MessageRelay:
         self.received = 0
         self.dropped = 0
         self._backlog = 0
+        self.budget = QueueBudget(RELAY_BUDGET)
         self._dropped_logged = (0.0, 0)  # when, and the count then
 
     # -- interest (the directory's filters) -----------------------------------------------
@@ -244,6 +250,7 @@ class MessageRelay:
         await self.stream.start()
 
     async def close(self) -> None:
+        self.budget.release()
         await self.stream.close()
         if self._sharing is not None:
             await self._sharing.close()
@@ -278,9 +285,11 @@ class MessageRelay:
             self._drop()
             return
         self._backlog += 1
+        framed = frame(message.origin or "", data)
+        self.budget.take(1 + (len(framed) >> 10))
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append((subject, frame(message.origin or "", data)))
+        self._out.append((subject, framed))
 
     def _drop(self) -> None:
         self.dropped += 1
@@ -300,13 +309,17 @@ class MessageRelay:
         if not out:
             return
         by_subject: dict[str, list[bytes]] = {}
+        size = 0
         for subject, one in out:
             by_subject.setdefault(subject, []).append(one)
-        task = asyncio.get_running_loop().create_task(self._publish(by_subject, len(out)))
+            size += 1 + (len(one) >> 10)
+        task = asyncio.get_running_loop().create_task(
+            self._publish(by_subject, len(out), size))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _publish(self, by_subject: dict[str, list[bytes]], count: int) -> None:
+    async def _publish(self, by_subject: dict[str, list[bytes]], count: int, size: int
+                       ) -> None:
         sent = 0
         try:
             for subject, frames in by_subject.items():
@@ -320,6 +333,7 @@ class MessageRelay:
         finally:
             self.sent += sent
             self._backlog -= count
+            self.budget.give(size)
 
     async def _incoming(self, msg: Any) -> None:
         publish = self._broker.publish_remote

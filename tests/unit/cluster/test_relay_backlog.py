@@ -1,6 +1,7 @@
 """A node publishing faster than NATS takes its messages keeps a bounded backlog: past
-``MAX_BACKLOG`` the QoS 0 copies for the other nodes are dropped and counted, not held
-in memory; once NATS catches up, copies flow again."""
+its budget the relay asks the broker to hold publishers back, and past ``MAX_BACKLOG``
+(publishers it cannot hold) the QoS 0 copies for the other nodes are dropped and counted,
+not held in memory; once NATS catches up, copies flow again."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def test_the_backlog_is_bounded_and_drops_are_counted() -> None:
             if n % 1000 == 0:
                 await asyncio.sleep(0)  # batches leave for NATS, and wait there
         assert relay.dropped == 500
+        assert relay.budget.over  # the broker holds publishers back meanwhile
         nc.open.set()
         while len(nc.published) < MAX_BACKLOG:
             await asyncio.sleep(0.01)
@@ -49,5 +51,6 @@ def test_the_backlog_is_bounded_and_drops_are_counted() -> None:
         await asyncio.sleep(0.05)
         assert nc.published[-1].endswith("after") and relay.dropped == 500
         assert relay.sent == MAX_BACKLOG + 1
+        assert not relay.budget.over and relay.budget.used == 0
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
