@@ -104,6 +104,10 @@ class Router(Protocol):
         """
         ...
 
+    def wants(self, topic: str) -> bool:
+        """Whether any session here subscribes to ``topic``."""
+        ...
+
 
 class SessionDirectory(Router, Protocol):
     """Every session of the broker by client id, with subscriptions and retained messages.
@@ -340,6 +344,11 @@ class MemorySessionDirectory:
                         message.retain and opts.retain_as_published,
                         (opts.subscription_id,) if opts.subscription_id else ())
         return True
+
+    def wants(self, topic: str) -> bool:
+        """Whether any session here subscribes to ``topic`` (shared ones only where this
+        directory routes them)."""
+        return bool(self._index.match(topic, self.share_here))
 
     def route(self, message: Message, publisher: Link | None,
               which: Callable[[Session], bool] | None = None) -> bool:

@@ -85,6 +85,25 @@ def pack(frames: list[bytes]) -> list[bytes]:
     return batches
 
 
+def peek_topic(data: bytes) -> str | None:
+    """The topic of an encoded PUBLISH, read without decoding the rest (None: not a
+    well-formed start of one)."""
+    offset = 1
+    for _ in range(4):  # the remaining length, 1 to 4 bytes
+        if offset >= len(data):
+            return None
+        offset += 1
+        if not data[offset - 1] & 0x80:
+            break
+    if offset + 2 > len(data):
+        return None
+    size = int.from_bytes(data[offset:offset + 2], "big")
+    try:
+        return data[offset + 2:offset + 2 + size].decode()
+    except UnicodeDecodeError:
+        return None
+
+
 def unpack(batch: bytes) -> Iterator[tuple[str, bytes]]:
     """(origin, encoded PUBLISH) of each message of a batch.
 
@@ -267,10 +286,17 @@ class MessageStream:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def _decode(self, msg: Any) -> list[Message]:
+    def _decode(self, msg: Any, wanted: Callable[[str], bool] | None = None
+                ) -> list[Message]:
+        """The messages of a batch; with ``wanted``, only the retained ones and those whose
+        topic it accepts (the others are not decoded at all)."""
         messages: list[Message] = []
         try:
             for origin, data in unpack(msg.data):
+                if wanted is not None and not data[0] & 0x01:  # not retained
+                    topic = peek_topic(data)
+                    if topic is not None and not wanted(topic):
+                        continue
                 messages.append(decode_message(data, origin or None, self._clock))
         except Exception as exc:  # noqa: BLE001 - a malformed message never stops the node
             log.warning("cluster: ignored what is left of a malformed batch on %s (%d "
@@ -287,7 +313,9 @@ class MessageStream:
             return
         skip = self._skipped(seq)
         publish = self._broker.publish_remote
-        for message in self._decode(msg):
+        directory = self._broker.directory
+        wanted = None if self._watching else directory.wants
+        for message in self._decode(msg, wanted):
             for watched in self._watching.values():
                 watched.append(message)
             if skip is None:
