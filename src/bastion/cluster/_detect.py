@@ -86,7 +86,7 @@ def decode_points(data: bytes) -> tuple[str, str, int, float, list[Datapoint]]:
     try:
         raw = json.loads(data)
         kind, node, tick, at = raw["kind"], raw["node"], raw["tick"], raw["at"]
-        if kind not in ("report", "sample") or not isinstance(node, str) \
+        if kind not in ("report", "sample", "sample-part") or not isinstance(node, str) \
                 or type(tick) is not int or not isinstance(at, (int, float)):
             raise ValueError("bad header")
         points = []
@@ -103,6 +103,22 @@ def decode_points(data: bytes) -> tuple[str, str, int, float, list[Datapoint]]:
     except Exception as exc:  # noqa: BLE001 - any shape error is the sender's
         raise ValueError(f"not a detect message: {exc}") from None
     return kind, node, tick, float(at), points
+
+
+SAMPLE_PART = 2_000
+"""Datapoints per stream message of a node's sample (well under NATS's payload limit)."""
+
+
+def sample_messages(node: str, tick: int, at: float, points: list[Datapoint]
+                    ) -> list[bytes]:
+    """A node's sample for ``tick`` as stream messages. A big node's sample would pass
+    NATS's payload limit (1 MiB), so it goes in parts of ``SAMPLE_PART`` datapoints; the
+    last one is of kind "sample", which tells the evaluator the node has answered, the
+    others "sample-part"."""
+    parts = [points[start:start + SAMPLE_PART]
+             for start in range(0, len(points), SAMPLE_PART)] or [[]]
+    return [encode_points("sample" if number == len(parts) else "sample-part", node, tick,
+                          at, part) for number, part in enumerate(parts, 1)]
 
 
 class FleetDetect(Component):
@@ -218,8 +234,8 @@ class FleetDetect(Component):
         sampler = self._detect.sampler
         if sampler is None:
             return
-        points = sampler.sample(at)
-        await self._publish(encode_points("sample", self.node, tick, at, points))
+        for message in sample_messages(self.node, tick, at, sampler.sample(at)):
+            await self._publish(message)
 
     async def _tick_asked(self, msg: Any) -> None:
         try:
@@ -371,6 +387,8 @@ class FleetDetect(Component):
                 if kind == "sample":
                     self._samples.append((node, tick, points, msg))
                     self._arrived.set()
+                elif kind == "sample-part":  # more of that node's sample follows
+                    self._samples.append(("", tick, points, msg))
                 else:
                     reports.append((points, at, msg))
             if reports:

@@ -4,23 +4,15 @@ NATS is away: tests/integration/cluster.)"""
 
 from __future__ import annotations
 
-import json
-import ssl
-import urllib.error
-import urllib.request
+from support.health import probe
 
 from .conftest import ApiBastion
 
 
 def _get(api: ApiBastion, path: str, method: str = "GET") -> tuple[int, dict[str, object]]:
-    context = ssl.create_default_context(cafile=str(api.verify))
-    request = urllib.request.Request(api.url + path, method=method)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        return error.code, json.loads(body) if body else {}
+    port = int(api.url.rsplit(":", 1)[1])
+    return probe(port, api.verify if isinstance(api.verify, str) else "", path.rsplit("/", 1)[1],
+                 method)
 
 
 def test_live_and_ready_answer_without_credentials_or_trail(api_bastion: ApiBastion) -> None:

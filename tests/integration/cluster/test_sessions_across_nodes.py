@@ -10,12 +10,9 @@ import dataclasses
 import gc
 import json
 import queue
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +34,7 @@ from support.cluster import (
     provision_fleet,
 )
 from support.databases import require_postgres
+from support.health import probe
 from support.running import RunningBastion
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -174,13 +172,7 @@ def test_without_nats_new_connects_are_refused_and_live_ones_go_on(
     node = fleet.start("node-1")
 
     def ready() -> tuple[int, dict[str, Any]]:
-        context = ssl.create_default_context(cafile=str(fleet.datadir.ca_cert_path))
-        url = f"https://127.0.0.1:{node.app.api_port}/_bastion/health/ready"
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return probe(node.app.api_port, fleet.datadir.ca_cert_path)
 
     assert ready() == (200, {"status": "ready", "checks": {
         "database": "ok", "mqtt": "ok", "cluster": "ok"}})

@@ -6,10 +6,6 @@ stays up), a real Bastion, real mutual-TLS paho clients."""
 
 from __future__ import annotations
 
-import json
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,7 @@ from bastion.config import ApiConfig, Config, MQTTConfig, StoreConfig
 from support.clients import V5, V311, Client, wait_for
 from support.cluster import provision_fleet
 from support.databases import _pg_schemas, fresh_database_url, require_postgres
+from support.health import probe
 from support.running import RunningBastion
 from support.tcp_proxy import Partitionable
 
@@ -50,13 +47,7 @@ def test_a_database_that_is_down_refuses_new_devices_and_spares_live_ones(
     running = RunningBastion(config, datadir).start()
     try:
         def ready() -> tuple[int, dict[str, Any]]:
-            context = ssl.create_default_context(cafile=str(datadir.ca_cert_path))
-            address = f"https://127.0.0.1:{running.app.api_port}/_bastion/health/ready"
-            try:
-                with urllib.request.urlopen(address, context=context, timeout=10) as answer:
-                    return answer.status, json.loads(answer.read())
-            except urllib.error.HTTPError as error:
-                return error.code, json.loads(error.read())
+            return probe(running.app.api_port, datadir.ca_cert_path)
 
         live = Client(devices["stayer"], running.port, version=V5,
                       client_id="stayer").connect()

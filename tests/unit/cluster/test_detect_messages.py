@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bastion.cluster._detect import decode_points, encode_points
+from bastion.cluster._detect import SAMPLE_PART, decode_points, encode_points, sample_messages
 from bastion.defender.detect import Datapoint, MetricValue
 
 POINTS = [
@@ -19,7 +19,7 @@ POINTS = [
 ]
 
 
-@pytest.mark.parametrize("kind", ["report", "sample"])
+@pytest.mark.parametrize("kind", ["report", "sample", "sample-part"])
 def test_round_trip(kind: str) -> None:
     data = encode_points(kind, "node-2", 7, 2.0, POINTS)
     assert decode_points(data) == (kind, "node-2", 7, 2.0, POINTS)
@@ -39,3 +39,18 @@ def test_round_trip(kind: str) -> None:
 def test_malformed_messages_are_refused(document: bytes) -> None:
     with pytest.raises(ValueError):
         decode_points(document)
+
+
+def test_a_big_sample_goes_in_parts_under_the_payload_limit() -> None:
+    # 17,000 devices on one node (the 100,000-connection bench) made one sample of
+    # several MiB, which NATS refused ("maximum payload exceeded").
+    points = [Datapoint(f"device-{n:05}", "aws:num-messages-sent", MetricValue(count=n), 1.5)
+              for n in range(17_000)]
+    messages = sample_messages("node-5", 3, 2.0, points)
+    assert len(messages) == -(-17_000 // SAMPLE_PART)
+    assert all(len(m) < 512 * 1024 for m in messages)
+    decoded = [decode_points(m) for m in messages]
+    assert [kind for kind, *_ in decoded] == ["sample-part"] * (len(messages) - 1) + ["sample"]
+    assert [p for *_, part in decoded for p in part] == points
+    assert [kind for kind, *_ in map(decode_points, sample_messages("n", 1, 1.0, []))] \
+        == ["sample"]  # a node with nothing to say still answers
