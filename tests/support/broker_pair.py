@@ -150,8 +150,14 @@ class MemoryClient:
 
     async def subscribe(self, topic_filter: str, qos: int = 0) -> Suback:
         self.send(Subscribe(next(self._ids), (Subscription(topic_filter, qos),)))
-        await self.pair.settle()
-        (suback,) = self.take(Suback)
+        got: list[Suback] = []
+        for _ in range(100):  # the SUBACK waits for the journal's commit
+            await self.pair.settle()
+            got += self.take(Suback)
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        (suback,) = got
         return suback
 
     async def disconnect(self, packet: Disconnect | None = None) -> None:
