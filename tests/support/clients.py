@@ -199,10 +199,16 @@ def tls_socket(device: DeviceFiles | None, port: int, *, ca: Path,
     try:
         if preamble:
             raw.sendall(preamble)
-        return context.wrap_socket(raw, server_hostname=HOST)
+        sock = context.wrap_socket(raw, server_hostname=HOST, do_handshake_on_connect=False)
     except BaseException:
         raw.close()
         raise
+    try:  # the TLS socket owns the descriptor now: close it, not ``raw``, on failure
+        sock.do_handshake()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def read_until_closed(sock: ssl.SSLSocket | socket.socket, timeout: float = 5.0) -> bytes:
