@@ -10,19 +10,12 @@ JetStream stream, ``<name>_msgs`` (file storage, subjects ``<name>.js.>``), and:
   on a node during one event-loop step travel together, framed (:func:`pack`: origin and
   encoded PUBLISH of each, up to ``BATCH_BYTES``), on the subject ``<name>.js.<node>``:
   JetStream and the Python client then pay their per-message costs once per batch.
-* **The publisher's acknowledgement waits for the stream.** A batch is sent with a
-  ``Nats-Msg-Id`` (``<node>.<boot>.<n>``), and the commit of the session journal
-  gathering when its first message came is *held* until the stream has it
-  (``GroupCommit.hold``): PUBACK, PUBREC and the API's Publish answer wait for both.
-  The node reads the whole stream anyway, so its own batch coming back is the proof
-  that the stream stored it; the batch asks for no acknowledgement of its own (that
-  message and its wake-up were the largest part of a QoS 1 message's cost on the
-  node). One not back within ``CONFIRM_WAIT`` is sent again, this time with the
-  stream's acknowledgement and the same id (JetStream drops a duplicate), until it is
-  stored.
-* **Under load, fewer and larger batches.** While a batch is on its way, the messages
-  of the next loop steps gather behind it until it is back (or for
-  ``GATHER_AT_MOST``); an idle node sends at once.
+* **The publisher's acknowledgement waits for the stream's.** A batch is sent with
+  ``publish_async`` and a ``Nats-Msg-Id`` (``<node>.<boot>.<n>``), and the commit of the
+  session journal gathering when its first message came is *held* until the stream has
+  it (``GroupCommit.hold``): PUBACK, PUBREC and the API's Publish answer wait for both. A
+  batch that gets no acknowledgement is sent again with the same id (JetStream drops
+  the duplicate) until it does.
 * **Every node reads the whole stream, in order** (an ordered push consumer), and delivers
   each message of each batch to its own sessions: all of them for another node's message; for its own,
   only the persistent ones, since the node routed it to the others when it was published
@@ -50,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import struct
 import time
 import uuid
@@ -131,24 +123,7 @@ def unpack(batch: bytes) -> Iterator[tuple[str, bytes]]:
         yield origin, bytes(view[offset:offset + data_size])
         offset += data_size
 ACK_WAIT = 5.0
-"""Seconds to wait for the stream's acknowledgement of a batch sent again."""
-GATHER_AT_MOST = 0.002
-"""Seconds the messages of a loop step wait for the previous batch to come back before
-they are sent anyway (under load, fewer and larger batches; idle, no wait at all)."""
-CONFIRM_WAIT = 1.0
-"""Seconds to wait for a batch to come back from the stream before sending it again, this
-time asking for the stream's acknowledgement."""
-
-
-class _Unconfirmed:
-    """The batches of one loop step that have not come back from the stream yet."""
-
-    __slots__ = ("count", "hold", "left")
-
-    def __init__(self, hold: int | None, left: int, count: int) -> None:
-        self.hold = hold    # the journal commit they hold, if any
-        self.left = left    # batches not seen in the stream yet
-        self.count = count  # MQTT messages in them
+"""Seconds to wait for the stream's acknowledgement before publishing again."""
 FETCH_WAIT = 5.0
 """Seconds a catch-up read waits for the next message before giving up."""
 
@@ -181,11 +156,6 @@ class MessageStream:
         self._out: list[bytes] = []
         self._hold: int | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        # Nats-Msg-Id -> (its loop step's batches, the batch, its headers, when it was sent)
-        self._unconfirmed: dict[str, tuple[_Unconfirmed, bytes, dict[str, str], float]] = {}
-        self._overdue_timer: asyncio.TimerHandle | None = None
-        self._on_the_way = 0  # loop steps sent and not all back yet
-        self._gathering: asyncio.TimerHandle | None = None  # the next one's deadline
         self._subscription: Any = None
         self._watching: dict[str, list[Message]] = {}  # client id -> read while adopting
         self._skip: dict[str, int] = {}  # client id -> delivered up to here by its old node
@@ -247,9 +217,6 @@ class MessageStream:
                 pass
         for task in list(self._sending):
             task.cancel()
-        for timer in (self._overdue_timer, self._gathering):
-            if timer is not None:
-                timer.cancel()
 
     # -- out --------------------------------------------------------------------------------
 
@@ -260,89 +227,47 @@ class MessageStream:
     def send(self, message: Message, data: bytes) -> None:
         """Put ``message`` (encoded as ``data``) in the stream; the acknowledgements of
         what is being recorded now wait until it is there. The messages of one loop step
-        travel together, as one stream message (:func:`pack`); while one is on its way,
-        the next gathers behind it until it is back, or for :data:`GATHER_AT_MOST`."""
+        travel together, as one stream message (:func:`pack`)."""
         if not self._out:
             self._hold = self._commit.hold() if self._commit is not None else None
-            loop = asyncio.get_running_loop()
-            if self._on_the_way:
-                self._gathering = loop.call_later(GATHER_AT_MOST, self._flush)
-            else:
-                loop.call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(frame(message.origin or "", data))
 
     def _flush(self) -> None:
-        if self._gathering is not None:
-            self._gathering.cancel()
-            self._gathering = None
         frames, self._out = self._out, []
         hold, self._hold = self._hold, None
         if not frames:
             return
-        self._on_the_way += 1
         task = asyncio.get_running_loop().create_task(
             self._publish(pack(frames), hold, len(frames)))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
     async def _publish(self, batches: list[bytes], hold: int | None, count: int) -> None:
-        """Send the batches of one loop step. They are not acknowledged one by one: this
-        node reads the whole stream anyway, and a batch of its own coming back from it
-        is the proof that the stream stored it (:meth:`_confirm`). That saves a message
-        and a wake-up per batch on the node, the most expensive part of a QoS 1 message
-        in a cluster. One that has not come back after :data:`CONFIRM_WAIT` is sent
-        again with the stream's acknowledgement (:meth:`_overdue`)."""
-        step = _Unconfirmed(hold, len(batches), count)
-        now = time.monotonic()
+        waiting: list[tuple[Any, bytes, dict[str, str]]] = []
         for batch in batches:
             self._count += 1
-            msg_id = f"{self._node}.{self._boot}.{self._count}"
-            headers = {NODE_HEADER: self._node, "Nats-Msg-Id": msg_id}
-            self._unconfirmed[msg_id] = (step, batch, headers, now)
+            headers = {NODE_HEADER: self._node,
+                       "Nats-Msg-Id": f"{self._node}.{self._boot}.{self._count}"}
             try:
-                await self._nc.publish(self._subject, batch, headers=dict(headers))
-            except Exception as exc:  # noqa: BLE001 - sent again when overdue
-                log.debug("cluster: sending a stream batch failed: %s", exc)
-        if self._overdue_timer is None:
-            self._overdue_timer = asyncio.get_running_loop().call_later(
-                CONFIRM_WAIT, self._overdue)
-
-    def _confirm(self, msg_id: str) -> None:
-        """Batch ``msg_id`` is in the stream: once all of its loop step's are, their
-        acknowledgements may go."""
-        entry = self._unconfirmed.pop(msg_id, None)
-        if entry is None:
-            return  # not ours any more: confirmed already (seen, or acknowledged)
-        step = entry[0]
-        step.left -= 1
-        if step.left:
-            return
-        self.published += step.count
-        if step.hold is not None and self._commit is not None:
-            self._commit.release(step.hold)
-        self._on_the_way -= 1
-        if not self._on_the_way and self._gathering is not None:
-            self._flush()  # what gathered behind it goes now
-
-    def _overdue(self) -> None:
-        """Send again, asking for the stream's acknowledgement, every batch not seen
-        coming back for :data:`CONFIRM_WAIT` (JetStream drops a duplicate by its id)."""
-        self._overdue_timer = None
-        now = time.monotonic()
-        for msg_id, (step, batch, headers, sent) in list(self._unconfirmed.items()):
-            if now - sent < CONFIRM_WAIT:
-                continue
-            self._unconfirmed[msg_id] = (step, batch, headers, math.inf)  # being resent
-            task = asyncio.get_running_loop().create_task(self._resend(msg_id, batch, headers))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-        if any(sent != math.inf for _, _, _, sent in self._unconfirmed.values()):
-            self._overdue_timer = asyncio.get_running_loop().call_later(
-                CONFIRM_WAIT, self._overdue)
-
-    async def _resend(self, msg_id: str, batch: bytes, headers: dict[str, str]) -> None:
-        await self._until_stored(self._subject, batch, headers)
-        self._confirm(msg_id)
+                future = await self._js.publish_async(self._subject, batch,
+                                                      headers=dict(headers))
+            except Exception:  # noqa: BLE001 - sent again below
+                future = None
+            waiting.append((future, batch, headers))
+        for future, batch, headers in waiting:
+            stored = False
+            if future is not None:
+                try:
+                    await asyncio.wait_for(future, ACK_WAIT)
+                    stored = True
+                except Exception:  # noqa: BLE001, S110 - sent again below
+                    pass
+            if not stored:
+                await self._until_stored(self._subject, batch, headers)
+        self.published += count
+        if hold is not None and self._commit is not None:
+            self._commit.release(hold)
 
     async def _until_stored(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         delay = 0.1
@@ -380,10 +305,7 @@ class MessageStream:
 
     async def _delivered(self, msg: Any) -> None:
         seq = int(msg.metadata.sequence.stream)
-        headers = msg.headers or {}
-        own = headers.get(NODE_HEADER) == self._node
-        if own and self._unconfirmed:
-            self._confirm(headers.get("Nats-Msg-Id", ""))
+        own = (msg.headers or {}).get(NODE_HEADER) == self._node
         if own and not self._watching and not getattr(self._broker.directory,
                                                       "persistent", 0):
             self.applied = seq  # its own batch, and no persistent session to give it to
