@@ -84,9 +84,14 @@ class ClusterNode(Component):
     async def start(self) -> None:
         import nats
 
+        # A loop too busy to answer NATS's pings for a few seconds (thousands of
+        # connections closing at once) is not a dead server: the connection is given up
+        # only after about a lease without a pong. Whether this node may keep its
+        # sessions meanwhile is the lease's business (renewed from its own thread).
         self._nc = await nats.connect(self._config.nats_url, name=f"bastion-{self.node}",
                                       max_reconnect_attempts=-1, no_echo=True,
-                                      ping_interval=3, max_outstanding_pings=2,
+                                      ping_interval=max(1.0, self._lease.heartbeat),
+                                      max_outstanding_pings=3,
                                       reconnected_cb=self._reconnected,
                                       disconnected_cb=self._disconnected)
         self.registry = SessionRegistry(self._nc, self._config.name, self.node)
