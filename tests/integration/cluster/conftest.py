@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from support.cluster import ServedFleet
+from support.cluster import ServedFleet, drop_nats_state
 from support.databases import _pg_schemas, fresh_database_url, require_postgres
 
 __all__ = ["_pg_schemas", "fresh_database_url"]
@@ -22,3 +23,14 @@ def served_fleet(tmp_path: Path,
         yield fleet
     finally:
         fleet.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[str]:
+    """A cluster name of the test's own; what it made on the machine's NATS is dropped
+    after it."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        drop_nats_state(name)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,20 +17,6 @@ TTL = 2.0
 RENEW = 0.2
 
 
-@pytest.fixture
-def cluster() -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:12]}"
-    yield name
-
-    async def drop() -> None:
-        import nats
-
-        nc = await nats.connect(NATS_URL)
-        with contextlib.suppress(Exception):  # nothing to drop
-            await nc.jetstream().delete_key_value(f"{name}_leader")
-        await nc.close()
-
-    asyncio.run(drop())
 
 
 class Holder:

@@ -6,10 +6,7 @@ nodes can take its sessions."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,20 +17,6 @@ NATS_URL = "nats://127.0.0.1:4222"
 LEASE = Lease(3.0)  # a renewal every second; fenced after 2 s without one
 
 
-@pytest.fixture
-def cluster() -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:12]}"
-    yield name
-
-    async def drop() -> None:
-        import nats
-
-        nc = await nats.connect(NATS_URL)
-        with contextlib.suppress(Exception):  # nothing to drop
-            await nc.jetstream().delete_key_value(f"{name}_nodes")
-        await nc.close()
-
-    asyncio.run(drop())
 
 
 def _status() -> NodeStatus:

@@ -5,32 +5,13 @@ key, and never a claim another node made since."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from bastion.cluster._registry import SessionRegistry
 
 NATS_URL = "nats://127.0.0.1:4222"
 
 
-@pytest.fixture
-def cluster() -> Iterator[str]:
-    name = f"t{uuid.uuid4().hex[:12]}"
-    yield name
-
-    async def drop() -> None:
-        import nats
-
-        nc = await nats.connect(NATS_URL)
-        with contextlib.suppress(Exception):  # nothing to drop
-            await nc.jetstream().delete_key_value(f"{name}_sessions")
-        await nc.close()
-
-    asyncio.run(drop())
 
 
 async def _node(name: str, node: str) -> tuple[object, SessionRegistry]:
