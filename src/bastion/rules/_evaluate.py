@@ -314,3 +314,8 @@ def _finite(number: float) -> Value:
     if isinstance(number, float) and not math.isfinite(number):
         return UNDEFINED
     return number
+
+
+def evaluate_expression(expr: Expr, ctx: MessageContext) -> Value:
+    """One expression's value for one message (a substitution template's); never raises."""
+    return _finish(_eval(expr, ctx), ctx)

@@ -421,3 +421,28 @@ def quote_string(text: str) -> str:
     """``text`` as a single-quoted SQL string literal that :func:`parse` reads back."""
     body = json.dumps(text, ensure_ascii=False)[1:-1]
     return "'" + body.replace('\\"', '"').replace("'", "\\'") + "'"
+
+
+_EXPRESSION_PREFIX = "SELECT VALUE "
+
+
+def parse_expression(text: str) -> Expr:
+    """Parse one expression (a substitution template's ``${...}``).
+
+    :raises SqlParseError: it is not an expression; the position is within ``text``.
+    """
+    try:
+        statement = parse(_EXPRESSION_PREFIX + text)
+    except SqlParseError as error:
+        if error.line == 1 and error.column > len(_EXPRESSION_PREFIX):
+            column = error.column - len(_EXPRESSION_PREFIX)
+            message = re.sub(r" at line 1, column \d+$", "", error.message)
+            raise SqlParseError(f"{message} at column {column}", line=1, column=column,
+                                offset=max(0, error.offset - len(_EXPRESSION_PREFIX))
+                                ) from None
+        raise
+    if statement.topic_filter is not None or statement.where is not None:
+        raise SqlParseError("a substitution template holds one expression")
+    expr = statement.items[0].expr
+    assert not isinstance(expr, Wildcard)
+    return expr

@@ -1,0 +1,200 @@
+"""Rule actions as the API describes them (AWS's ``Action`` shapes) → checked specs.
+
+A rule's actions arrive in AWS's shapes, so boto3, the CLI and CloudFormation-style
+tooling describe them unchanged; Bastion runs each one it supports with a local analog:
+
+============== ====================================================================
+AWS action     what Bastion does
+============== ====================================================================
+republish      publishes the result on an MQTT topic of this broker (QoS 0 or 1,
+               MQTT 5 headers); the topic may not be reserved (``$...``)
+http           POSTs the result to a URL under a confirmed topic rule destination
+cloudwatchLogs appends the result to a local JSON-lines file per log group (rotated)
+dynamoDBv2     inserts the result as a row of a table in the operator's SQL database
+               (``[rules] sql_url``): each top-level key fills the column of its name
+============== ====================================================================
+
+Every other AWS action (lambda, sns, s3, kinesis, …) is refused when the rule is created,
+naming the action, rather than accepted and never run. Parameters that AWS lets hold
+substitution templates (``${...}``) are parsed here, so a bad template is the caller's
+error at CreateTopicRule time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+from ._errors import InvalidRuleError
+from ._templates import Template, parse_template
+
+MAX_ACTIONS = 10
+"""AWS's limit of actions per rule."""
+
+SUPPORTED_ACTIONS = ("republish", "http", "cloudwatchLogs", "dynamoDBv2")
+
+_LOG_GROUP = re.compile(r"[A-Za-z0-9_.\-/#]{1,512}")
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class RepublishSpec:
+    topic: Template
+    qos: int
+    content_type: Template | None = None
+    response_topic: Template | None = None
+    correlation_data: Template | None = None
+    message_expiry: Template | None = None
+    payload_format_indicator: str | None = None
+    user_properties: tuple[tuple[str, Template], ...] = ()
+
+    kind = "republish"
+    name = "RepublishAction"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    url: Template
+    confirmation_url: str
+    headers: tuple[tuple[str, Template], ...] = ()
+
+    kind = "http"
+    name = "HttpAction"
+
+
+@dataclass(frozen=True, slots=True)
+class LogFileSpec:
+    log_group: Template
+
+    kind = "cloudwatchLogs"
+    name = "CloudwatchLogsAction"
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTableSpec:
+    table: Template
+
+    kind = "dynamoDBv2"
+    name = "DynamoDBv2Action"
+
+
+ActionSpec: TypeAlias = RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec
+
+
+def _template(value: Any, what: str) -> Template:
+    if not isinstance(value, str) or not value:
+        raise InvalidRuleError(f"{what} must be a non-empty string")
+    return parse_template(value)
+
+
+def _republish(params: dict[str, Any]) -> RepublishSpec:
+    topic = _template(params.get("topic"), "republish.topic")
+    if topic.source.startswith("$"):
+        raise InvalidRuleError(
+            f"republish.topic {topic.source!r} is a reserved topic; a rule may not "
+            "republish to $aws/... or other $ topics")
+    if "+" in topic.source or "#" in topic.source:
+        raise InvalidRuleError(f"republish.topic {topic.source!r} has a wildcard")
+    qos = params.get("qos", 0)
+    if qos not in (0, 1):
+        raise InvalidRuleError("republish.qos must be 0 or 1")
+    headers = params.get("headers") or {}
+    indicator = headers.get("payloadFormatIndicator")
+    if indicator not in (None, "UNSPECIFIED_BYTES", "UTF8_DATA"):
+        raise InvalidRuleError("republish.headers.payloadFormatIndicator must be "
+                               "UNSPECIFIED_BYTES or UTF8_DATA")
+
+    def optional(key: str) -> Template | None:
+        value = headers.get(key)
+        return None if value is None else _template(value, f"republish.headers.{key}")
+
+    properties = tuple(
+        (str(item.get("key", "")), _template(item.get("value"), "a user property's value"))
+        for item in headers.get("userProperties") or [])
+    return RepublishSpec(topic, int(qos), optional("contentType"),
+                         optional("responseTopic"), optional("correlationData"),
+                         optional("messageExpiry"), indicator, properties)
+
+
+def _http(params: dict[str, Any]) -> HttpSpec:
+    url = _template(params.get("url"), "http.url")
+    scheme = urlsplit(url.source).scheme
+    if scheme not in ("https", "http"):
+        raise InvalidRuleError("http.url must be an https:// (or http://) URL")
+    confirmation = params.get("confirmationUrl")
+    if confirmation is None:
+        if not url.is_constant:
+            raise InvalidRuleError("http.confirmationUrl is required when http.url holds "
+                                   "a substitution template")
+        confirmation = url.source
+    if not isinstance(confirmation, str) or "${" in confirmation:
+        raise InvalidRuleError("http.confirmationUrl must be a URL without templates")
+    prefix = url.source.split("${", 1)[0]
+    if not prefix.startswith(confirmation) and not confirmation.startswith(prefix):
+        raise InvalidRuleError("http.url must start with http.confirmationUrl")
+    for unsupported in ("auth", "enableBatching", "batchConfig"):
+        if params.get(unsupported):
+            raise InvalidRuleError(f"http.{unsupported} is not supported by Bastion yet")
+    headers = tuple((str(item.get("key", "")), _template(item.get("value"), "a header value"))
+                    for item in params.get("headers") or [])
+    return HttpSpec(url, confirmation, headers)
+
+
+def _log_file(params: dict[str, Any]) -> LogFileSpec:
+    group = _template(params.get("logGroupName"), "cloudwatchLogs.logGroupName")
+    if group.is_constant and not _LOG_GROUP.fullmatch(group.source):
+        raise InvalidRuleError("cloudwatchLogs.logGroupName may hold letters, digits and "
+                               "_ . - / # (at most 512)")
+    if params.get("batchMode"):
+        raise InvalidRuleError("cloudwatchLogs.batchMode is not supported by Bastion yet")
+    return LogFileSpec(group)
+
+
+def _sql_table(params: dict[str, Any]) -> SqlTableSpec:
+    put = params.get("putItem") or {}
+    table = _template(put.get("tableName"), "dynamoDBv2.putItem.tableName")
+    if table.is_constant and not _TABLE.fullmatch(table.source):
+        raise InvalidRuleError("dynamoDBv2.putItem.tableName must be a plain SQL table name "
+                               "(letters, digits, _; at most 63)")
+    return SqlTableSpec(table)
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], ActionSpec]] = {"republish": _republish, "http": _http, "cloudwatchLogs": _log_file,
+             "dynamoDBv2": _sql_table}
+
+
+def parse_action(action: Any) -> ActionSpec:
+    """One AWS ``Action`` → its spec.
+
+    :raises InvalidRuleError: not exactly one action in it, or one Bastion does not run.
+    :raises SqlParseError: a substitution template does not parse.
+    """
+    if not isinstance(action, dict):
+        raise InvalidRuleError("an action must be an object")
+    kinds = [key for key, value in action.items() if value is not None]
+    if len(kinds) != 1:
+        raise InvalidRuleError(f"an action names exactly one kind, not {len(kinds)}")
+    kind = kinds[0]
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        raise InvalidRuleError(
+            f"the {kind} action is not supported by Bastion; supported: "
+            f"{', '.join(SUPPORTED_ACTIONS)} (see docs/rules.md)")
+    params = action[kind]
+    if not isinstance(params, dict):
+        raise InvalidRuleError(f"{kind} must be an object")
+    return builder(params)
+
+
+def describe_resource(spec: ActionSpec) -> str:
+    """What the action writes to, for an error action's ``failedResource``."""
+    if isinstance(spec, RepublishSpec):
+        return spec.topic.source
+    if isinstance(spec, HttpSpec):
+        return spec.url.source
+    if isinstance(spec, LogFileSpec):
+        return spec.log_group.source
+    return spec.table.source
