@@ -92,11 +92,12 @@ def _template(value: Any, what: str) -> Template:
 
 def _republish(params: dict[str, Any]) -> RepublishSpec:
     topic = _template(params.get("topic"), "republish.topic")
-    if topic.source.startswith("$"):
+    literal = [part for part in topic.parts if isinstance(part, str)]
+    if topic.parts and isinstance(topic.parts[0], str) and topic.parts[0].startswith("$"):
         raise InvalidRuleError(
             f"republish.topic {topic.source!r} is a reserved topic; a rule may not "
             "republish to $aws/... or other $ topics")
-    if "+" in topic.source or "#" in topic.source:
+    if any("+" in part or "#" in part for part in literal):
         raise InvalidRuleError(f"republish.topic {topic.source!r} has a wildcard")
     qos = params.get("qos", 0)
     if qos not in (0, 1):

@@ -163,6 +163,10 @@ class RulesEngine(Component):
         self.http = HttpDeliveries(lambda: self._enabled_urls, timeout=config.action_timeout,
                                    cafile=config.http_cafile or None)
 
+    @property
+    def service(self) -> RuleService:
+        return self._service
+
     # -- the message path (event loop) ----------------------------------------------------
 
     def wants(self, topic: str) -> bool:

@@ -395,7 +395,10 @@ def parse(sql: str) -> Statement:
         line = getattr(error, "line", 1)
         column = getattr(error, "column", 1)
         offset = getattr(error, "pos_in_stream", None)
-        if not isinstance(line, int) or line < 1:  # at the end of input
+        token = getattr(error, "token", None)
+        at_end = isinstance(error, UnexpectedEOF) or (
+            token is not None and getattr(token, "type", None) == "$END")
+        if at_end or not isinstance(line, int) or line < 1:
             line, column, offset = _end_position(sql)
         message = _describe(error, sql)
         raise SqlParseError(f"{message} at line {line}, column {column}", line=line,

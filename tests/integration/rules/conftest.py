@@ -22,11 +22,12 @@ from bastion.config import ApiConfig, Config, MQTTConfig, RulesConfig
 from bastion.datadir import DataDir
 from bastion.rules import RulesEngine
 from support.clients import DeviceFiles
-from support.databases import _pg_schemas
+from support.databases import _pg_schemas, _session_store, store
 from support.receivers import Webhook, ca_file, test_ca, webhook
 from support.running import RunningBastion
 
-__all__ = ["Webhook", "_pg_schemas", "ca_file", "test_ca", "webhook"]
+__all__ = ["Webhook", "_pg_schemas", "_session_store", "ca_file", "store", "test_ca",
+           "webhook"]
 
 REGION = "us-east-1"
 KEY = ("AKIARULESADMIN000001", "rules-secret/abcdefghijklmnopqrstuvwxyz012")

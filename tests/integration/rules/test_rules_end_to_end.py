@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
-from support.clients import Client, wait_for
+from support.clients import V5, Client, wait_for
 from support.receivers import Webhook
 
 from .conftest import RulesBastion
@@ -256,3 +258,33 @@ def test_basic_ingest_reaches_the_rule_and_no_subscriber(
         client.expect_none(0.2)
     finally:
         client.stop()
+
+
+def test_rules_see_only_messages_the_broker_accepted(rules_bastion: RulesBastion,
+                                                    unique: Callable[[str], str]) -> None:
+    iot = rules_bastion.client()
+    area = unique("guarded")
+    policy = unique("narrow")
+    iot.create_policy(policyName=policy, policyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+            {"Effect": "Allow", "Action": "iot:Publish",
+             "Resource": f"arn:aws:iot:*:*:topic/{area}/open"}]}))
+    name = unique("guard")
+    iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+        f"SELECT n, topic(2) AS via FROM '{area}/+'", _republish(f"seen/{area}", qos=1)))
+    rules_bastion.wait_enabled(name)
+    narrow = Client(rules_bastion.make_device(policy=policy), rules_bastion.port,
+                    version=V5).connect()
+    listener = Client(rules_bastion.make_device(), rules_bastion.port).connect()
+    try:
+        listener.subscribe(f"seen/{area}", qos=1)
+        refused = narrow.publish(f"{area}/closed", b'{"n": 1}', qos=1)
+        assert narrow.acks[refused.mid] == ReasonCode(PacketTypes.PUBACK, "Not authorized")
+        narrow.publish(f"{area}/open", b'{"n": 2}', qos=1)
+        [message] = listener.expect(1)
+        assert json.loads(message.payload) == {"n": 2, "via": "open"}
+        listener.expect_none(0.2)
+    finally:
+        narrow.stop()
+        listener.stop()

@@ -34,7 +34,7 @@ from bastion.rules._ast import (
     Wildcard,
 )
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 names = st.one_of(
