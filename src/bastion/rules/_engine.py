@@ -171,6 +171,8 @@ class RulesEngine(Component):
 
     def wants(self, topic: str) -> bool:
         """Whether any enabled rule takes messages on ``topic`` (cheap; cached)."""
+        if not self._rules:
+            return False
         found = self._by_topic.get(topic)
         if found is None:
             found = self._match(topic)
