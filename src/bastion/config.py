@@ -169,6 +169,7 @@ class RulesConfig:
     log_dir: str = ""              # the cloudwatchLogs action's files; empty: <data>/rules/logs
     log_max_bytes: int = 10 << 20  # a log file is rotated past this size
     log_files_kept: int = 5        # rotated files kept per log group
+    nats_url: str = ""             # the kinesis action's NATS (JetStream); empty: the cluster's
     http_cafile: str = ""          # CA bundle for https:// actions and confirmations; empty:
     #                                the system's
 

@@ -21,6 +21,7 @@ store last.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -281,7 +282,10 @@ class App:
         log_dir = (Path(config.rules.log_dir) if config.rules.log_dir
                    else self.datadir.path / "rules" / "logs")
         republisher = BrokerRepublisher(broker, asyncio.get_running_loop())
-        engine = RulesEngine(services.rules, self.bus, config.rules, clock=self._clock,
+        settings = config.rules
+        if not settings.nats_url and config.cluster.nats_url:
+            settings = dataclasses.replace(settings, nats_url=config.cluster.nats_url)
+        engine = RulesEngine(services.rules, self.bus, settings, clock=self._clock,
                              log_dir=log_dir, republisher=republisher)
         tap = RulesTap(engine)
         republisher.tap = tap

@@ -12,9 +12,11 @@ http           POSTs the result to a URL under a confirmed topic rule destinatio
 cloudwatchLogs appends the result to a local JSON-lines file per log group (rotated)
 dynamoDBv2     inserts the result as a row of a table in the operator's SQL database
                (``[rules] sql_url``): each top-level key fills the column of its name
+kinesis        publishes the result to NATS JetStream (``[rules] nats_url``): the
+               stream name is the subject, a JetStream stream must take it
 ============== ====================================================================
 
-Every other AWS action (lambda, sns, s3, kinesis, …) is refused when the rule is created,
+Every other AWS action (lambda, sns, s3, …) is refused when the rule is created,
 naming the action, rather than accepted and never run. Parameters that AWS lets hold
 substitution templates (``${...}``) are parsed here, so a bad template is the caller's
 error at CreateTopicRule time.
@@ -34,7 +36,7 @@ from ._templates import Template, parse_template
 MAX_ACTIONS = 10
 """AWS's limit of actions per rule."""
 
-SUPPORTED_ACTIONS = ("republish", "http", "cloudwatchLogs", "dynamoDBv2")
+SUPPORTED_ACTIONS = ("republish", "http", "cloudwatchLogs", "dynamoDBv2", "kinesis")
 
 _LOG_GROUP = re.compile(r"[A-Za-z0-9_.\-/#]{1,512}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -74,6 +76,15 @@ class LogFileSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSpec:
+    subject: Template
+    partition_key: Template | None = None
+
+    kind = "kinesis"
+    name = "KinesisAction"
+
+
+@dataclass(frozen=True, slots=True)
 class SqlTableSpec:
     table: Template
 
@@ -81,7 +92,7 @@ class SqlTableSpec:
     name = "DynamoDBv2Action"
 
 
-ActionSpec: TypeAlias = RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec
+ActionSpec: TypeAlias = RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec | StreamSpec
 
 
 def _template(value: Any, what: str) -> Template:
@@ -163,8 +174,20 @@ def _sql_table(params: dict[str, Any]) -> SqlTableSpec:
     return SqlTableSpec(table)
 
 
+_SUBJECT = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
+
+
+def _stream(params: dict[str, Any]) -> StreamSpec:
+    subject = _template(params.get("streamName"), "kinesis.streamName")
+    if subject.is_constant and not _SUBJECT.fullmatch(subject.source):
+        raise InvalidRuleError("kinesis.streamName is the NATS subject: tokens of letters, "
+                               "digits, _ and - separated by dots, no wildcards")
+    key = params.get("partitionKey")
+    return StreamSpec(subject, None if key is None else _template(key, "kinesis.partitionKey"))
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], ActionSpec]] = {"republish": _republish, "http": _http, "cloudwatchLogs": _log_file,
-             "dynamoDBv2": _sql_table}
+             "dynamoDBv2": _sql_table, "kinesis": _stream}
 
 
 def parse_action(action: Any) -> ActionSpec:
@@ -198,4 +221,6 @@ def describe_resource(spec: ActionSpec) -> str:
         return spec.url.source
     if isinstance(spec, LogFileSpec):
         return spec.log_group.source
+    if isinstance(spec, StreamSpec):
+        return spec.subject.source
     return spec.table.source

@@ -59,6 +59,7 @@ from ._actions import (
     LogFileSpec,
     RepublishSpec,
     SqlTableSpec,
+    StreamSpec,
     describe_resource,
 )
 from ._evaluate import MessageContext, RuleOutput, evaluate
@@ -67,6 +68,7 @@ from ._sinks import (
     ActionFailed,
     HttpDeliveries,
     LogFiles,
+    NatsStreams,
     Republisher,
     SqlTables,
     republish,
@@ -160,6 +162,8 @@ class RulesEngine(Component):
         self.files = LogFiles(log_dir, max_bytes=config.log_max_bytes,
                               kept=config.log_files_kept)
         self.tables = SqlTables(config.sql_url, timeout=config.action_timeout)
+        self.streams = NatsStreams(config.nats_url, timeout=config.action_timeout,
+                                   loop=lambda: self._loop)
         self.http = HttpDeliveries(lambda: self._enabled_urls, timeout=config.action_timeout,
                                    cafile=config.http_cafile or None)
 
@@ -247,6 +251,7 @@ class RulesEngine(Component):
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
         await asyncio.to_thread(self.tables.close)
+        await self.streams.aclose()
 
     # -- the working set ------------------------------------------------------------------
 
@@ -347,6 +352,8 @@ class RulesEngine(Component):
             self.tables.deliver(spec, output, ctx, rule_name)
         elif isinstance(spec, HttpSpec):
             self.http.deliver(spec, output, ctx, rule_name)
+        elif isinstance(spec, StreamSpec):
+            self.streams.deliver(spec, output, ctx, rule_name)
         else:  # pragma: no cover - parse_action builds only these
             raise ActionFailed(f"unknown action {spec!r}", retry=False)
 

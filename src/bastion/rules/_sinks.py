@@ -8,7 +8,9 @@ not; an HTTP 503 may).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import http.client
 import json
 import logging
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from ._actions import HttpSpec, LogFileSpec, RepublishSpec, SqlTableSpec
+from ._actions import HttpSpec, LogFileSpec, RepublishSpec, SqlTableSpec, StreamSpec
 from ._evaluate import MessageContext, RuleOutput
 from ._service import ConfirmationRequest
 
@@ -232,6 +234,89 @@ def _column_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return value
+
+
+_NATS_SUBJECT = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
+
+
+class NatsStreams:
+    """The kinesis action's analog: JetStream publishes to the operator's NATS
+    (``[rules] nats_url``, else the cluster's). The stream name is the subject; a
+    JetStream stream must take it (as a Kinesis stream must exist), and the publish
+    waits for the stream's acknowledgement. ``partitionKey`` travels as the
+    ``Bastion-Partition-Key`` header. The connection lives on the engine's event loop;
+    deliveries from worker threads wait for it there."""
+
+    def __init__(self, url: str, *, timeout: float,
+                 loop: Callable[[], asyncio.AbstractEventLoop | None]) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._loop = loop
+        self._nc: Any = None
+        self._connecting: asyncio.Lock | None = None
+
+    def deliver(self, spec: StreamSpec, output: RuleOutput, ctx: MessageContext,
+                rule_name: str) -> None:
+        """:raises ActionFailed: no NATS configured, a bad subject, no stream takes it,
+            or no acknowledgement in time."""
+        if not self.url:
+            raise ActionFailed("the kinesis action needs [rules] nats_url (or a cluster)",
+                               retry=False)
+        subject = spec.subject.render(ctx)
+        if not _NATS_SUBJECT.fullmatch(subject):
+            raise ActionFailed(f"{subject!r} is not a NATS subject", retry=False)
+        headers = None
+        if spec.partition_key is not None:
+            headers = {"Bastion-Partition-Key": spec.partition_key.render(ctx)}
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            raise ActionFailed("the engine is not running")
+        future = asyncio.run_coroutine_threadsafe(
+            self._publish(subject, output.payload(), headers), loop)
+        try:
+            future.result(self.timeout + 1.0)
+        except ActionFailed:
+            raise
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise ActionFailed(f"no acknowledgement from JetStream for {subject!r} "
+                               "in time") from None
+
+    async def _connection(self) -> Any:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._nc is None or self._nc.is_closed:
+                import nats
+
+                self._nc = await nats.connect(self.url, name="bastion-rules",
+                                              max_reconnect_attempts=-1,
+                                              connect_timeout=self.timeout)
+        return self._nc
+
+    async def _publish(self, subject: str, payload: bytes,
+                       headers: dict[str, str] | None) -> None:
+        import nats.errors
+        import nats.js.errors
+
+        try:
+            nc = await self._connection()
+            await nc.jetstream().publish(subject, payload, timeout=self.timeout,
+                                         headers=headers)
+        except nats.js.errors.NoStreamResponseError:
+            raise ActionFailed(f"no JetStream stream takes the subject {subject!r}",
+                               retry=False) from None
+        except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as error:
+            raise ActionFailed(f"JetStream publish to {subject!r}: "
+                               f"{type(error).__name__}: {error}") from None
+
+    async def aclose(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.close()
+            except Exception as error:  # noqa: BLE001 - closing is best effort
+                log.info("rules: closing the NATS connection: %s", error)
 
 
 class HttpDeliveries:

@@ -29,6 +29,7 @@ from support.running import RunningBastion
 __all__ = ["Webhook", "_pg_schemas", "_session_store", "ca_file", "store", "test_ca",
            "webhook"]
 
+NATS_URL = "nats://127.0.0.1:4222"  # the machine's NATS, as the cluster tests use it
 REGION = "us-east-1"
 KEY = ("AKIARULESADMIN000001", "rules-secret/abcdefghijklmnopqrstuvwxyz012")
 NO_RETRIES = BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
@@ -85,7 +86,7 @@ def rules_bastion(datadir: DataDir, make_device: Callable[..., DeviceFiles], ca_
         api=ApiConfig(host="127.0.0.1", port=0),
         rules=RulesConfig(attempts=2, backoff_seconds=0.05, action_timeout=5.0,
                           sql_url=sql_url.render_as_string(hide_password=False),
-                          log_dir=str(log_dir), http_cafile=ca_file))
+                          log_dir=str(log_dir), http_cafile=ca_file, nats_url=NATS_URL))
     trail = MemoryTrail()
     running = RunningBastion(config, datadir, trail=trail, credentials=StaticCredentials(
         {KEY[0]: (KEY[1], Role.ADMIN)})).start()

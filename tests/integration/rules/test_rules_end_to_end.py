@@ -16,7 +16,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from support.clients import V5, Client, wait_for
 from support.receivers import Webhook
 
-from .conftest import RulesBastion
+from .conftest import NATS_URL, RulesBastion
 
 
 def _rule(sql: str, *actions: dict[str, Any], error_action: dict[str, Any] | None = None,
@@ -288,3 +288,66 @@ def test_rules_see_only_messages_the_broker_accepted(rules_bastion: RulesBastion
     finally:
         narrow.stop()
         listener.stop()
+
+
+def test_stream_action_publishes_to_jetstream(rules_bastion: RulesBastion,
+                                              unique: Callable[[str], str]) -> None:
+    import asyncio
+
+    import nats
+    import nats.js.errors
+
+    name = unique("streamed")
+    stream = name.upper()
+    root = f"telemetry.{name}"
+
+    async def jetstream(work: Callable[[Any], Any]) -> Any:
+        nc = await nats.connect(NATS_URL)
+        try:
+            return await work(nc.jetstream())
+        finally:
+            await nc.close()
+
+    asyncio.run(jetstream(lambda js: js.add_stream(name=stream, subjects=[f"{root}.>"])))
+    try:
+        iot = rules_bastion.client()
+        errors = f"errors/{name}"
+        iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+            f"SELECT heat, topic(3) AS oven FROM 'streamed/{name}/+'",
+            {"kinesis": {"roleArn": "arn:aws:iam::123456789012:role/r",
+                         "streamName": f"{root}.${{topic(3)}}",
+                         "partitionKey": "${clientid()}"}},
+            {"kinesis": {"roleArn": "arn:aws:iam::123456789012:role/r",
+                         "streamName": f"nowhere.{name}"}},
+            error_action=_republish(errors, qos=1)))
+        rules_bastion.wait_enabled(name)
+        client = Client(rules_bastion.make_device(), rules_bastion.port).connect()
+        try:
+            client.subscribe(errors, qos=1)
+            client.publish(f"streamed/{name}/oven-9", b'{"heat": 300}', qos=1)
+            # the second action's subject has no stream: it fails, to the error action
+            [refused] = client.expect(1)
+        finally:
+            client.stop()
+        [failure] = json.loads(refused.payload)["failures"]
+        assert failure["failedAction"] == "KinesisAction"
+        assert "no JetStream stream" in failure["errorMessage"]
+        # the first action runs beside the second: wait for its message in the stream
+        found: list[Any] = []
+
+        def stored_yet() -> bool:
+            async def last(js: Any) -> Any:
+                try:
+                    return await js.get_last_msg(stream, f"{root}.oven-9")
+                except nats.js.errors.NotFoundError:
+                    return None
+            message = asyncio.run(jetstream(last))
+            found.extend([message] if message is not None else [])
+            return bool(found)
+
+        wait_for(stored_yet, what="the message in the JetStream stream")
+        stored = found[0]
+        assert json.loads(stored.data) == {"heat": 300, "oven": "oven-9"}
+        assert stored.headers["Bastion-Partition-Key"] == client.client_id
+    finally:
+        asyncio.run(jetstream(lambda js: js.delete_stream(stream)))
