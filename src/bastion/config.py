@@ -170,6 +170,8 @@ class RulesConfig:
     log_max_bytes: int = 10 << 20  # a log file is rotated past this size
     log_files_kept: int = 5        # rotated files kept per log group
     nats_url: str = ""             # the kinesis action's NATS (JetStream); empty: the cluster's
+    s3_endpoint_url: str = ""      # the s3 action's object store; empty: AWS's S3 itself
+    s3_region: str = "us-east-1"   # (credentials: boto3's usual chain, never this file)
     http_cafile: str = ""          # CA bundle for https:// actions and confirmations; empty:
     #                                the system's
 

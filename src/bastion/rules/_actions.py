@@ -14,9 +14,11 @@ dynamoDBv2     inserts the result as a row of a table in the operator's SQL data
                (``[rules] sql_url``): each top-level key fills the column of its name
 kinesis        publishes the result to NATS JetStream (``[rules] nats_url``): the
                stream name is the subject, a JetStream stream must take it
+s3             puts the result as an object into a bucket of the S3-compatible store
+               the operator configures (``[rules] s3_endpoint_url``)
 ============== ====================================================================
 
-Every other AWS action (lambda, sns, s3, …) is refused when the rule is created,
+Every other AWS action (lambda, sns, sqs, …) is refused when the rule is created,
 naming the action, rather than accepted and never run. Parameters that AWS lets hold
 substitution templates (``${...}``) are parsed here, so a bad template is the caller's
 error at CreateTopicRule time.
@@ -36,7 +38,8 @@ from ._templates import Template, parse_template
 MAX_ACTIONS = 10
 """AWS's limit of actions per rule."""
 
-SUPPORTED_ACTIONS = ("republish", "http", "cloudwatchLogs", "dynamoDBv2", "kinesis")
+SUPPORTED_ACTIONS = (
+    "republish", "http", "cloudwatchLogs", "dynamoDBv2", "kinesis", "s3")
 
 _LOG_GROUP = re.compile(r"[A-Za-z0-9_.\-/#]{1,512}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -85,6 +88,16 @@ class StreamSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    bucket: Template
+    key: Template
+    canned_acl: str | None = None
+
+    kind = "s3"
+    name = "S3Action"
+
+
+@dataclass(frozen=True, slots=True)
 class SqlTableSpec:
     table: Template
 
@@ -92,7 +105,8 @@ class SqlTableSpec:
     name = "DynamoDBv2Action"
 
 
-ActionSpec: TypeAlias = RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec | StreamSpec
+ActionSpec: TypeAlias = (RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec | StreamSpec
+                         | ObjectSpec)
 
 
 def _template(value: Any, what: str) -> Template:
@@ -186,8 +200,22 @@ def _stream(params: dict[str, Any]) -> StreamSpec:
     return StreamSpec(subject, None if key is None else _template(key, "kinesis.partitionKey"))
 
 
+_CANNED_ACLS = frozenset({
+    "private", "public-read", "public-read-write", "aws-exec-read", "authenticated-read",
+    "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write"})
+
+
+def _object(params: dict[str, Any]) -> ObjectSpec:
+    bucket = _template(params.get("bucketName"), "s3.bucketName")
+    key = _template(params.get("key"), "s3.key")
+    acl = params.get("cannedAcl")
+    if acl is not None and acl not in _CANNED_ACLS:
+        raise InvalidRuleError(f"s3.cannedAcl {acl!r} is not a canned ACL")
+    return ObjectSpec(bucket, key, acl)
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], ActionSpec]] = {"republish": _republish, "http": _http, "cloudwatchLogs": _log_file,
-             "dynamoDBv2": _sql_table, "kinesis": _stream}
+             "dynamoDBv2": _sql_table, "kinesis": _stream, "s3": _object}
 
 
 def parse_action(action: Any) -> ActionSpec:
@@ -223,4 +251,6 @@ def describe_resource(spec: ActionSpec) -> str:
         return spec.log_group.source
     if isinstance(spec, StreamSpec):
         return spec.subject.source
+    if isinstance(spec, ObjectSpec):
+        return f"{spec.bucket.source}/{spec.key.source}"
     return spec.table.source

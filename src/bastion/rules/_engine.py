@@ -57,6 +57,7 @@ from ._actions import (
     ActionSpec,
     HttpSpec,
     LogFileSpec,
+    ObjectSpec,
     RepublishSpec,
     SqlTableSpec,
     StreamSpec,
@@ -69,6 +70,7 @@ from ._sinks import (
     HttpDeliveries,
     LogFiles,
     NatsStreams,
+    ObjectStores,
     Republisher,
     SqlTables,
     republish,
@@ -164,6 +166,8 @@ class RulesEngine(Component):
         self.tables = SqlTables(config.sql_url, timeout=config.action_timeout)
         self.streams = NatsStreams(config.nats_url, timeout=config.action_timeout,
                                    loop=lambda: self._loop)
+        self.objects = ObjectStores(config.s3_endpoint_url, region=config.s3_region,
+                                    timeout=config.action_timeout)
         self.http = HttpDeliveries(lambda: self._enabled_urls, timeout=config.action_timeout,
                                    cafile=config.http_cafile or None)
 
@@ -354,6 +358,8 @@ class RulesEngine(Component):
             self.http.deliver(spec, output, ctx, rule_name)
         elif isinstance(spec, StreamSpec):
             self.streams.deliver(spec, output, ctx, rule_name)
+        elif isinstance(spec, ObjectSpec):
+            self.objects.deliver(spec, output, ctx, rule_name)
         else:  # pragma: no cover - parse_action builds only these
             raise ActionFailed(f"unknown action {spec!r}", retry=False)
 

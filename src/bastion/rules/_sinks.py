@@ -27,7 +27,14 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from ._actions import HttpSpec, LogFileSpec, RepublishSpec, SqlTableSpec, StreamSpec
+from ._actions import (
+    HttpSpec,
+    LogFileSpec,
+    ObjectSpec,
+    RepublishSpec,
+    SqlTableSpec,
+    StreamSpec,
+)
 from ._evaluate import MessageContext, RuleOutput
 from ._service import ConfirmationRequest
 
@@ -317,6 +324,71 @@ class NatsStreams:
                 await nc.close()
             except Exception as error:  # noqa: BLE001 - closing is best effort
                 log.info("rules: closing the NATS connection: %s", error)
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
+class ObjectStores:
+    """The s3 action: one object per result in a bucket of the S3-compatible store at
+    ``endpoint_url`` (any: MinIO, Ceph, Garage, AWS itself when empty), through boto3 with
+    path-style addressing. Credentials come from boto3's usual chain (the environment,
+    the shared credentials file, an instance role), never from Bastion's configuration.
+    The bucket must exist."""
+
+    def __init__(self, endpoint_url: str, *, region: str, timeout: float) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _s3(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config as BotoConfig
+
+                self._client = boto3.session.Session().client(
+                    "s3", endpoint_url=self.endpoint_url or None, region_name=self.region,
+                    config=BotoConfig(s3={"addressing_style": "path"},
+                                      connect_timeout=self.timeout,
+                                      read_timeout=self.timeout,
+                                      retries={"max_attempts": 1}))
+            return self._client
+
+    def deliver(self, spec: ObjectSpec, output: RuleOutput, ctx: MessageContext,
+                rule_name: str) -> None:
+        """:raises ActionFailed: a bad bucket or key, no such bucket, no credentials, or
+            the store did not take the object."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        bucket = spec.bucket.render(ctx)
+        key = spec.key.render(ctx)
+        if not _BUCKET.fullmatch(bucket):
+            raise ActionFailed(f"{bucket!r} is not a bucket name", retry=False)
+        if not key or len(key.encode("utf-8")) > 1024:
+            raise ActionFailed(f"{key!r} is not an object key (1 to 1024 bytes)",
+                               retry=False)
+        extra: dict[str, Any] = {}
+        if spec.canned_acl is not None:
+            extra["ACL"] = spec.canned_acl
+        try:
+            self._s3().put_object(
+                Bucket=bucket, Key=key, Body=output.payload(),
+                ContentType="application/json" if output.raw is None
+                else "application/octet-stream", **extra)
+        except NoCredentialsError:
+            raise ActionFailed("no credentials for the object store (set them as for any "
+                               "boto3 client: environment, shared file, instance role)",
+                               retry=False) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            raise ActionFailed(f"put {bucket}/{key}: {code or status}",
+                               retry=status >= 500 or status in (408, 429)) from None
+        except BotoCoreError as error:
+            raise ActionFailed(f"put {bucket}/{key}: {error}") from None
 
 
 class HttpDeliveries:

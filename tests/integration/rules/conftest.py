@@ -44,6 +44,7 @@ class RulesBastion:
     ca: str
     log_dir: Path
     sql_url: URL
+    object_store: str
     make_device: Callable[..., DeviceFiles]
 
     @property
@@ -75,7 +76,24 @@ class RulesBastion:
 
 
 @pytest.fixture(scope="session")
+def object_store() -> Iterator[str]:
+    """The endpoint of an S3-compatible store for the s3 action: moto's server, a local
+    stand-in for S3 (no real S3-compatible server installs from the package registries
+    this project uses). It accepts any credentials."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def rules_bastion(datadir: DataDir, make_device: Callable[..., DeviceFiles], ca_file: str,
+                  object_store: str,
                   tmp_path_factory: pytest.TempPathFactory,
                   _pg_schemas: Callable[[], URL]) -> Iterator[RulesBastion]:
     sql_url = _pg_schemas()
@@ -86,7 +104,8 @@ def rules_bastion(datadir: DataDir, make_device: Callable[..., DeviceFiles], ca_
         api=ApiConfig(host="127.0.0.1", port=0),
         rules=RulesConfig(attempts=2, backoff_seconds=0.05, action_timeout=5.0,
                           sql_url=sql_url.render_as_string(hide_password=False),
-                          log_dir=str(log_dir), http_cafile=ca_file, nats_url=NATS_URL))
+                          log_dir=str(log_dir), http_cafile=ca_file, nats_url=NATS_URL,
+                          s3_endpoint_url=object_store))
     trail = MemoryTrail()
     running = RunningBastion(config, datadir, trail=trail, credentials=StaticCredentials(
         {KEY[0]: (KEY[1], Role.ADMIN)})).start()
@@ -94,7 +113,7 @@ def rules_bastion(datadir: DataDir, make_device: Callable[..., DeviceFiles], ca_
         api = running.app.api
         assert api is not None
         yield RulesBastion(running, trail, api.url, str(datadir.ca_cert_path), log_dir,
-                           sql_url, make_device)
+                           sql_url, object_store, make_device)
     finally:
         running.stop()
 

@@ -1,6 +1,8 @@
 """The rules engine end to end: boto3 creates the rules, real devices publish over mutual
 TLS (paho), and each action's effect is observed where it lands: an MQTT subscriber, a
-JSON-lines file, PostgreSQL rows, an HTTPS receiver, and the error action."""
+JSON-lines file, PostgreSQL rows, an HTTPS receiver, a NATS JetStream stream, an
+S3-compatible store (moto's server, a local stand-in: see the conftest), and the error
+action."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
+import pytest
 import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
@@ -351,3 +355,48 @@ def test_stream_action_publishes_to_jetstream(rules_bastion: RulesBastion,
         assert stored.headers["Bastion-Partition-Key"] == client.client_id
     finally:
         asyncio.run(jetstream(lambda js: js.delete_stream(stream)))
+
+
+def test_objects_land_in_an_s3_compatible_store(rules_bastion: RulesBastion,
+                                                unique: Callable[[str], str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine's S3 client takes its credentials from boto3's chain, here the environment.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rules-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rules-test-secret")
+    store = boto3.client("s3", endpoint_url=rules_bastion.object_store,
+                         region_name="us-east-1", aws_access_key_id="rules-test",
+                         aws_secret_access_key="rules-test-secret")
+    name = unique("objects")
+    bucket = name.replace("_", "-")
+    store.create_bucket(Bucket=bucket)
+    iot = rules_bastion.client()
+    errors = f"errors/{name}"
+    iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+        f"SELECT frame, topic(3) AS camera FROM 'frames/{name}/+'",
+        {"s3": {"roleArn": "arn:aws:iam::123456789012:role/r", "bucketName": bucket,
+                "key": "${topic(3)}/${timestamp()}.json"}},
+        {"s3": {"roleArn": "arn:aws:iam::123456789012:role/r",
+                "bucketName": f"{bucket}-missing", "key": "x.json"}},
+        error_action=_republish(errors, qos=1)))
+    rules_bastion.wait_enabled(name)
+    client = Client(rules_bastion.make_device(), rules_bastion.port).connect()
+    try:
+        client.subscribe(errors, qos=1)
+        client.publish(f"frames/{name}/cam-2", b'{"frame": 17}', qos=1)
+        [refused] = client.expect(1)  # the second action: no such bucket
+    finally:
+        client.stop()
+    [failure] = json.loads(refused.payload)["failures"]
+    assert failure["failedAction"] == "S3Action"
+    assert failure["failedResource"] == f"{bucket}-missing/x.json"
+    assert "NoSuchBucket" in failure["errorMessage"]
+
+    def keys() -> list[str]:
+        listing = store.list_objects_v2(Bucket=bucket)
+        return [item["Key"] for item in listing.get("Contents", [])]
+
+    wait_for(lambda: len(keys()) == 1, what="the object in the bucket")
+    [key] = keys()
+    assert key.startswith("cam-2/") and key.endswith(".json")
+    body = store.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert json.loads(body) == {"frame": 17, "camera": "cam-2"}
