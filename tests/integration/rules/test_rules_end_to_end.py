@@ -400,3 +400,36 @@ def test_objects_land_in_an_s3_compatible_store(rules_bastion: RulesBastion,
     assert key.startswith("cam-2/") and key.endswith(".json")
     body = store.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert json.loads(body) == {"frame": 17, "camera": "cam-2"}
+
+
+def test_republish_carries_mqtt5_headers(rules_bastion: RulesBastion,
+                                         unique: Callable[[str], str]) -> None:
+    iot = rules_bastion.client()
+    name = unique("headers")
+    iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+        f"SELECT v FROM 'asked/{name}'",
+        {"republish": {"roleArn": "arn:aws:iam::123456789012:role/r",
+                       "topic": f"answered/{name}", "qos": 1, "headers": {
+                           "payloadFormatIndicator": "UTF8_DATA",
+                           "contentType": "application/json",
+                           "responseTopic": "replies/${clientid()}",
+                           "correlationData": "${request}",
+                           "messageExpiry": "60",
+                           "userProperties": [{"key": "site", "value": "${site}"}]}}}))
+    rules_bastion.wait_enabled(name)
+    client = Client(rules_bastion.make_device(), rules_bastion.port, version=V5).connect()
+    try:
+        client.subscribe(f"answered/{name}", qos=1)
+        client.publish(f"asked/{name}", b'{"v": 1, "request": "r-17", "site": "oslo"}',
+                       qos=1)
+        [message] = client.expect(1)
+    finally:
+        client.stop()
+    props = message.properties
+    assert json.loads(message.payload) == {"v": 1}
+    assert props.PayloadFormatIndicator == 1
+    assert props.ContentType == "application/json"
+    assert props.ResponseTopic == f"replies/{client.client_id}"
+    assert props.CorrelationData == b"r-17"
+    assert 0 < props.MessageExpiryInterval <= 60
+    assert props.UserProperty == [("site", "oslo")]
