@@ -77,6 +77,17 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Cast:
+    """``cast(operand AS Int)``; ``type_name`` is one of :data:`CAST_TYPES`."""
+
+    operand: Expr
+    type_name: str
+
+
+CAST_TYPES = ("Int", "Decimal", "Boolean", "String")
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     """``CASE [operand] WHEN w THEN t ... [ELSE d] END``. Without an operand each ``WHEN``
     is a condition; with one, each is a value compared with it."""
@@ -100,7 +111,7 @@ class ObjectLiteral:
     items: tuple[tuple[str, Expr], ...]
 
 
-Expr: TypeAlias = (Literal | Ref | Field | Index | Unary | Binary | Call | Case
+Expr: TypeAlias = (Literal | Ref | Field | Index | Unary | Binary | Call | Cast | Case
                    | ArrayLiteral | ObjectLiteral)
 
 

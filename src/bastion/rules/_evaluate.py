@@ -34,6 +34,7 @@ from ._ast import (
     Binary,
     Call,
     Case,
+    Cast,
     Expr,
     Field,
     Index,
@@ -48,6 +49,7 @@ from ._functions import call_function, get_member, modulo
 from ._values import (
     UNDEFINED,
     Value,
+    cast_value,
     normalize_number,
     sql_equal,
     to_boolean,
@@ -222,6 +224,8 @@ def _eval(expr: Expr | Wildcard, ctx: MessageContext) -> Value:
         return call_function(expr.name, ctx, args)
     if isinstance(expr, Case):
         return _case(expr, ctx)
+    if isinstance(expr, Cast):
+        return cast_value(_eval(expr.operand, ctx), expr.type_name)
     if isinstance(expr, ArrayLiteral):  # Undefined members are left out, as in results
         return [value for value in (_eval(item, ctx) for item in expr.items)
                 if value is not UNDEFINED]

@@ -36,10 +36,12 @@ from lark.exceptions import (
 from bastion.mqtt import RemoteProtocolError, validate_topic_filter
 
 from ._ast import (
+    CAST_TYPES,
     ArrayLiteral,
     Binary,
     Call,
     Case,
+    Cast,
     Expr,
     Field,
     Index,
@@ -93,6 +95,7 @@ where_clause: _WHERE expr
         | NAME                                  -> ref
         | QUOTED_NAME                           -> ref
         | NAME "(" [arguments] ")"              -> call
+        | NAME "(" expr _AS NAME ")"            -> cast
         | case
         | "[" [expr ("," expr)*] "]"            -> array
         | "{" [member ("," member)*] "}"        -> object
@@ -282,6 +285,16 @@ class _Build(Transformer[Token, Any]):
         if problem is not None:
             raise _position_error(problem, name)
         return call
+
+    @v_args(inline=True)
+    def cast(self, name: Token, operand: Expr, type_name: Token) -> Expr:
+        if str(name).lower() != "cast":
+            raise _position_error(f"{name}() does not take AS (only cast() does)", name)
+        for known in CAST_TYPES:
+            if known.lower() == str(type_name).lower():
+                return Cast(operand, known)
+        raise _position_error(f"cast() to {type_name} is not possible; the types are "
+                              f"{', '.join(CAST_TYPES)}", type_name)
 
     def arguments(self, args: list[Expr | Wildcard]) -> tuple[Expr | Wildcard, ...]:
         return tuple(args)

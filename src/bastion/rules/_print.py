@@ -14,6 +14,7 @@ from ._ast import (
     Binary,
     Call,
     Case,
+    Cast,
     Expr,
     Field,
     Index,
@@ -84,6 +85,8 @@ def expression_sql(expr: Expr | Wildcard) -> str:
         return f"{_operand(expr.left)} {expr.op} {_operand(expr.right)}"
     if isinstance(expr, Call):
         return f"{expr.name}({', '.join(expression_sql(arg) for arg in expr.args)})"
+    if isinstance(expr, Cast):
+        return f"cast({expression_sql(expr.operand)} AS {expr.type_name})"
     if isinstance(expr, Case):
         parts = ["CASE"]
         if expr.operand is not None:
@@ -105,7 +108,7 @@ def expression_sql(expr: Expr | Wildcard) -> str:
 def _target(expr: Expr) -> str:
     """The left side of ``.name`` or ``[index]``: parenthesized unless it binds tighter."""
     text = expression_sql(expr)
-    if isinstance(expr, (Ref, Field, Index, Call, ArrayLiteral, ObjectLiteral)):
+    if isinstance(expr, (Ref, Field, Index, Call, Cast, ArrayLiteral, ObjectLiteral)):
         return text
     if isinstance(expr, Literal) and isinstance(expr.value, str):
         return text

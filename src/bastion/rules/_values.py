@@ -110,3 +110,34 @@ def sql_equal(left: Value, right: Value) -> bool:
     if isinstance(left, dict):
         return left.keys() == right.keys() and all(sql_equal(left[k], right[k]) for k in left)
     return bool(left == right)
+
+
+def cast_value(value: Value, type_name: str) -> Value:
+    """``cast(value AS type_name)`` as AWS's conversion tables say: numbers, booleans and
+    strings that spell them convert; Undefined, null, arrays and objects do not (except
+    to String, where arrays and objects become their JSON text)."""
+    if value is UNDEFINED or value is None:
+        return UNDEFINED
+    if type_name == "String":
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return to_text(value)
+    if isinstance(value, (list, dict)):
+        return UNDEFINED
+    if type_name == "Boolean":
+        if isinstance(value, str):
+            return to_boolean(value) if to_boolean(value) is not None else UNDEFINED
+        return bool(value)
+    number: int | float | None
+    if isinstance(value, bool):
+        number = 1 if value else 0
+    else:
+        number = to_number(value)
+    if number is None:
+        return UNDEFINED
+    if type_name == "Int":
+        try:
+            return math.floor(number)
+        except (OverflowError, ValueError):
+            return UNDEFINED
+    return float(number)  # Decimal

@@ -132,6 +132,14 @@ TABLE: list[tuple[str, str, Any, Any]] = [
     ("kinds", ("SELECT isUndefined(missing) AS u, isNull(n) AS n, isString('a') AS s, "
      "isNumber(1.5) AS num, isBoolean(false) AS b FROM '#'"), {"n": None},
      {"u": True, "n": True, "s": True, "num": True, "b": True}),
+    # cast
+    ("cast", ("SELECT cast(a AS Int) AS i, cast('2.7' AS Decimal) AS d, cast(0 AS Boolean) AS b, "
+              "cast(x AS String) AS s, cast(t AS Int) AS ti, cast('TRUE' AS boolean) AS tb, "
+              "cast(12 AS String) AS n FROM '#'"),
+     {"a": -3.5, "x": [1], "t": True},
+     {"i": -4, "d": 2.7, "b": False, "s": "[1]", "ti": 1, "tb": True, "n": "12"}),
+    ("cast-undefined", ("SELECT cast(missing AS Int) AS a, cast('x' AS Int) AS b, "
+     "cast(x AS Int) AS c, cast(null AS String) AS d FROM '#'"), {"x": {}}, {}),
     # literals
     ("literals", "SELECT [1, 'two', null] AS arr, {'k': 1, 'n': {'m': true}} AS obj FROM '#'",
      {}, {"arr": [1, "two", None], "obj": {"k": 1, "n": {"m": True}}}),

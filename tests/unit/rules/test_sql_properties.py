@@ -22,6 +22,7 @@ from bastion.rules._ast import (
     Binary,
     Call,
     Case,
+    Cast,
     Expr,
     Field,
     Index,
@@ -74,6 +75,7 @@ def _extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
         st.builds(Unary, st.sampled_from(["-", "NOT"]), children),
         st.builds(Binary, st.sampled_from(OPERATORS), children, children),
         _calls(children),
+        st.builds(Cast, children, st.sampled_from(["Int", "Decimal", "Boolean", "String"])),
         st.builds(Case, st.none() | children,
                   st.lists(st.tuples(children, children), min_size=1, max_size=3).map(tuple),
                   st.none() | children),
@@ -120,7 +122,7 @@ SQL_ALPHABET = st.sampled_from(
     ["SELECT", "FROM", "WHERE", "AS", "AND", "OR", "NOT", "IN", "CASE", "WHEN", "THEN",
      "ELSE", "END", "VALUE", "*", ",", "(", ")", "[", "]", "{", "}", ".", "'a/#'", "'x'",
      "\"y\"", "1", "2.5", "-", "+", "/", "%", "=", "<>", "<", ">=", "a", "b", "topic",
-     "get", "encode", "`q`", ":", " ", "\n", "'", "\\"])
+     "get", "encode", "`q`", ":", " ", "\n", "'", "\\", "cast", "Int"])
 
 
 @SETTINGS
