@@ -9,6 +9,7 @@ to the same tree.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -111,8 +112,21 @@ class ObjectLiteral:
     items: tuple[tuple[str, Expr], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Subquery:
+    """A nested object query: ``(SELECT [VALUE] items FROM source [WHERE condition])``.
+    ``source`` is an expression of the enclosing query (an array, or an object taken as
+    an array of one); items and condition read each of its elements. The value is the
+    array of the elements' results (SQL version 2016-03-23 and later)."""
+
+    items: tuple[SelectItem, ...]
+    source: Expr
+    where: Expr | None = None
+    value: bool = False
+
+
 Expr: TypeAlias = (Literal | Ref | Field | Index | Unary | Binary | Call | Cast | Case
-                   | ArrayLiteral | ObjectLiteral)
+                   | ArrayLiteral | ObjectLiteral | Subquery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +151,44 @@ class Statement:
     topic_filter: str | None
     where: Expr | None = None
     value: bool = False
+
+
+def walk(node: Statement | SelectItem | Expr | Wildcard) -> Iterator[Expr | Wildcard]:
+    """Every expression in ``node`` (itself included when it is one), depth first."""
+    if isinstance(node, Statement):
+        for item in node.items:
+            yield from walk(item)
+        if node.where is not None:
+            yield from walk(node.where)
+        return
+    if isinstance(node, SelectItem):
+        yield from walk(node.expr)
+        return
+    yield node
+    children: list[Expr | Wildcard] = []
+    if isinstance(node, (Field, Index)):
+        children.append(node.target)
+        if isinstance(node, Index):
+            children.append(node.index)
+    elif isinstance(node, Unary):
+        children.append(node.operand)
+    elif isinstance(node, Binary):
+        children += [node.left, node.right]
+    elif isinstance(node, Call):
+        children += node.args
+    elif isinstance(node, Cast):
+        children.append(node.operand)
+    elif isinstance(node, Case):
+        children += [part for pair in node.whens for part in pair]
+        children += [part for part in (node.operand, node.default) if part is not None]
+    elif isinstance(node, ArrayLiteral):
+        children += node.items
+    elif isinstance(node, ObjectLiteral):
+        children += [value for _, value in node.items]
+    elif isinstance(node, Subquery):
+        children += [item.expr for item in node.items]
+        children.append(node.source)
+        if node.where is not None:
+            children.append(node.where)
+    for child in children:
+        yield from walk(child)

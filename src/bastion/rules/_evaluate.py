@@ -24,6 +24,7 @@ value is Undefined.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ from ._ast import (
     Literal,
     ObjectLiteral,
     Ref,
+    SelectItem,
     Statement,
+    Subquery,
     Unary,
     Wildcard,
 )
@@ -137,30 +140,58 @@ def evaluate(statement: Statement, ctx: MessageContext) -> RuleOutput | None:
         condition = _eval(statement.where, ctx)
         if to_boolean(condition) is not True:
             return None
-    if statement.value:
-        value = _eval(_expr(statement.items[0].expr), ctx)
-        if value is UNDEFINED:
-            return None
-        return RuleOutput(_finish(value, ctx))
-    result: dict[str, Value] = {}
-    for position, item in enumerate(statement.items, start=1):
+    output = _select(statement.items, statement.value, ctx)
+    if output is None:
+        return None
+    return RuleOutput(None, raw=ctx.payload) if output is _RAW else RuleOutput(
+        _finish(output, ctx))
+
+
+_RAW: Any = object()
+
+
+def _select(items: tuple[SelectItem, ...], value: bool, ctx: MessageContext) -> Value:
+    """The SELECT list's result for one document: a value, ``None`` for nothing (an
+    Undefined ``SELECT VALUE``), or :data:`_RAW` for a non-JSON payload passed through."""
+    if value:
+        result = _eval(_expr(items[0].expr), ctx)
+        return None if result is UNDEFINED else result
+    selected: dict[str, Value] = {}
+    for position, item in enumerate(items, start=1):
         expr = item.expr
         if isinstance(expr, Wildcard):
             document = ctx.document
             if document is _NOT_JSON:
-                if len(statement.items) == 1:
-                    return RuleOutput(None, raw=ctx.payload)
+                if len(items) == 1:
+                    return _RAW
                 continue
             if isinstance(document, dict):
-                result.update(document)
-            elif len(statement.items) == 1:
-                return RuleOutput(_finish(document, ctx))
+                selected.update(document)
+            elif len(items) == 1:
+                return document
             continue
-        value = _eval(expr, ctx)
-        if value is UNDEFINED:
+        result = _eval(expr, ctx)
+        if result is UNDEFINED:
             continue
-        result[item.alias or _default_name(expr, position)] = value
-    return RuleOutput(_finish(result, ctx))
+        selected[item.alias or _default_name(expr, position)] = result
+    return selected
+
+
+def _subquery(query: Subquery, ctx: MessageContext) -> Value:
+    source = _eval(query.source, ctx)
+    if isinstance(source, dict):
+        source = [source]
+    if not isinstance(source, list):
+        return UNDEFINED
+    results: list[Value] = []
+    for element in source:
+        inner = dataclasses.replace(ctx, _document=element, _decoded=True)
+        if query.where is not None and to_boolean(_eval(query.where, inner)) is not True:
+            continue
+        result = _select(query.items, query.value, inner)
+        if result is not None and result is not _RAW:
+            results.append(result)
+    return results
 
 
 def _expr(expr: Expr | Wildcard) -> Expr:
@@ -226,6 +257,8 @@ def _eval(expr: Expr | Wildcard, ctx: MessageContext) -> Value:
         return _case(expr, ctx)
     if isinstance(expr, Cast):
         return cast_value(_eval(expr.operand, ctx), expr.type_name)
+    if isinstance(expr, Subquery):
+        return _subquery(expr, ctx)
     if isinstance(expr, ArrayLiteral):  # Undefined members are left out, as in results
         return [value for value in (_eval(item, ctx) for item in expr.items)
                 if value is not UNDEFINED]

@@ -50,6 +50,7 @@ from ._ast import (
     Ref,
     SelectItem,
     Statement,
+    Subquery,
     Unary,
     Wildcard,
 )
@@ -100,6 +101,7 @@ where_clause: _WHERE expr
         | "[" [expr ("," expr)*] "]"            -> array
         | "{" [member ("," member)*] "}"        -> object
         | "(" expr ")"
+        | "(" _SELECT select_body _FROM expr [where_clause] ")"  -> subquery
 arguments: argument ("," argument)*
 ?argument: expr | "*"                           -> star_argument
 member: (STRING | NAME | QUOTED_NAME) ":" expr
@@ -185,6 +187,12 @@ class _Build(Transformer[Token, Any]):
                   topic: str | None = None, where: Expr | None = None) -> Statement:
         items, value = body
         return Statement(items, topic, where, value)
+
+    @v_args(inline=True)
+    def subquery(self, body: tuple[tuple[SelectItem, ...], bool], source: Expr,
+                 where: Expr | None) -> Expr:
+        items, value = body
+        return Subquery(items, source, where, value)
 
     @v_args(inline=True)
     def select_value(self, expr: Expr) -> tuple[tuple[SelectItem, ...], bool]:

@@ -23,6 +23,7 @@ from ._ast import (
     Ref,
     SelectItem,
     Statement,
+    Subquery,
     Unary,
     Wildcard,
 )
@@ -85,6 +86,15 @@ def expression_sql(expr: Expr | Wildcard) -> str:
         return f"{_operand(expr.left)} {expr.op} {_operand(expr.right)}"
     if isinstance(expr, Call):
         return f"{expr.name}({', '.join(expression_sql(arg) for arg in expr.args)})"
+    if isinstance(expr, Subquery):
+        if expr.value:
+            parts = ["(SELECT VALUE", expression_sql(expr.items[0].expr)]
+        else:
+            parts = ["(SELECT", ", ".join(_item(item) for item in expr.items)]
+        parts += ["FROM", expression_sql(expr.source)]
+        if expr.where is not None:
+            parts += ["WHERE", expression_sql(expr.where)]
+        return " ".join(parts) + ")"
     if isinstance(expr, Cast):
         return f"cast({expression_sql(expr.operand)} AS {expr.type_name})"
     if isinstance(expr, Case):
@@ -108,7 +118,8 @@ def expression_sql(expr: Expr | Wildcard) -> str:
 def _target(expr: Expr) -> str:
     """The left side of ``.name`` or ``[index]``: parenthesized unless it binds tighter."""
     text = expression_sql(expr)
-    if isinstance(expr, (Ref, Field, Index, Call, Cast, ArrayLiteral, ObjectLiteral)):
+    if isinstance(expr, (Ref, Field, Index, Call, Cast, ArrayLiteral, ObjectLiteral,
+                         Subquery)):
         return text
     if isinstance(expr, Literal) and isinstance(expr.value, str):
         return text

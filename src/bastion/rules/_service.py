@@ -34,11 +34,12 @@ from bastion.store import (
 )
 
 from ._actions import MAX_ACTIONS, ActionSpec, parse_action
-from ._ast import Statement
+from ._ast import Statement, Subquery, walk
 from ._errors import (
     InvalidRuleError,
     RuleConflictError,
     RuleExistsError,
+    SqlParseError,
     UnknownRuleError,
 )
 from ._evaluate import SQL_VERSIONS
@@ -163,6 +164,10 @@ class RuleService:
             raise InvalidRuleError("topicRulePayload.sql is required")
         statement = parse(sql)
         version = _sql_version(payload)
+        if version == "2015-10-08" and any(isinstance(node, Subquery)
+                                           for node in walk(statement)):
+            raise SqlParseError("nested object queries need awsIotSqlVersion 2016-03-23 "
+                                "(or beta), as in AWS")
         actions = payload.get("actions")
         if not isinstance(actions, list):
             raise InvalidRuleError("topicRulePayload.actions is required")

@@ -81,6 +81,8 @@ def test_refusals_in_aws_error_shapes(rules_bastion: RulesBastion,
     code, message, _ = _error(create(_payload("SELECT * FROM 'a'", {"republish": {
         "roleArn": "arn:aws:iam::123456789012:role/r", "topic": "out/${upper(}"}})))
     assert code == "SqlParseException" and "template" in message
+    code, message, _ = _error(create(_payload("SELECT (SELECT VALUE n FROM e) AS n FROM 'a'")))
+    assert code == "SqlParseException" and "2016-03-23" in message  # 2015-10-08 by default
     code, _, _ = _error(create(_payload("SELECT * FROM 'a'", awsIotSqlVersion="2099-01-01")))
     assert code == "InvalidRequestException"
     code, _, _ = _error(create(_payload("SELECT * FROM 'a'"), "bad-name"))

@@ -140,6 +140,17 @@ TABLE: list[tuple[str, str, Any, Any]] = [
      {"i": -4, "d": 2.7, "b": False, "s": "[1]", "ti": 1, "tb": True, "n": "12"}),
     ("cast-undefined", ("SELECT cast(missing AS Int) AS a, cast('x' AS Int) AS b, "
      "cast(x AS Int) AS c, cast(null AS String) AS d FROM '#'"), {"x": {}}, {}),
+    # nested object queries (2016-03-23)
+    ("nested-value", "SELECT (SELECT VALUE n FROM e) AS names FROM '#'",
+     {"e": [{"n": "heat", "v": 71.5}, {"n": "load", "v": 3}, {"v": 1}]},
+     {"names": ["heat", "load"]}),
+    ("nested-where", "SELECT (SELECT v FROM e WHERE n = 'heat') AS heat FROM '#'",
+     {"e": [{"n": "heat", "v": 71.5}, {"n": "load", "v": 3}]}, {"heat": [{"v": 71.5}]}),
+    ("nested-flatten", "SELECT get((SELECT v FROM e WHERE n = 'load'), 0).v AS load FROM '#'",
+     {"e": [{"n": "heat", "v": 71.5}, {"n": "load", "v": 3}]}, {"load": 3}),
+    ("nested-star-object", "SELECT (SELECT *, topic(1) AS site FROM state) AS s FROM '#'",
+     {"state": {"on": True}}, {"s": [{"on": True, "site": "plant"}]}),
+    ("nested-not-array", "SELECT (SELECT v FROM e) AS x FROM '#'", {"e": 3}, {}),
     # literals
     ("literals", "SELECT [1, 'two', null] AS arr, {'k': 1, 'n': {'m': true}} AS obj FROM '#'",
      {}, {"arr": [1, "two", None], "obj": {"k": 1, "n": {"m": True}}}),

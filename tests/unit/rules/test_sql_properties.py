@@ -31,6 +31,7 @@ from bastion.rules._ast import (
     Ref,
     SelectItem,
     Statement,
+    Subquery,
     Unary,
     Wildcard,
 )
@@ -76,6 +77,12 @@ def _extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
         st.builds(Binary, st.sampled_from(OPERATORS), children, children),
         _calls(children),
         st.builds(Cast, children, st.sampled_from(["Int", "Decimal", "Boolean", "String"])),
+        st.builds(lambda items, source, where: Subquery(tuple(items), source, where),
+                  st.lists(st.builds(SelectItem, children, st.none() | names)
+                           | st.just(SelectItem(Wildcard())), min_size=1, max_size=2),
+                  children, st.none() | children),
+        st.builds(lambda item, source: Subquery((SelectItem(item),), source, None, True),
+                  children, children),
         st.builds(Case, st.none() | children,
                   st.lists(st.tuples(children, children), min_size=1, max_size=3).map(tuple),
                   st.none() | children),
