@@ -115,6 +115,29 @@ def _template(value: Any, what: str) -> Template:
     return parse_template(value)
 
 
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRuleError(f"{what} must be an object")
+    return value
+
+
+def _pairs(value: Any, what: str) -> tuple[tuple[str, Template], ...]:
+    """``[{"key": k, "value": v}, ...]`` (headers, user properties) with template values."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise InvalidRuleError(f"{what} must be a list of {{key, value}} objects")
+    pairs = []
+    for item in value:
+        key = item.get("key")
+        if not isinstance(key, str) or not key:
+            raise InvalidRuleError(f"every key of {what} must be a non-empty string")
+        pairs.append((key, _template(item.get("value"), f"the value of {what} {key!r}")))
+    return tuple(pairs)
+
+
 def _republish(params: dict[str, Any]) -> RepublishSpec:
     topic = _template(params.get("topic"), "republish.topic")
     literal = [part for part in topic.parts if isinstance(part, str)]
@@ -125,9 +148,9 @@ def _republish(params: dict[str, Any]) -> RepublishSpec:
     if any("+" in part or "#" in part for part in literal):
         raise InvalidRuleError(f"republish.topic {topic.source!r} has a wildcard")
     qos = params.get("qos", 0)
-    if qos not in (0, 1):
+    if isinstance(qos, bool) or qos not in (0, 1):
         raise InvalidRuleError("republish.qos must be 0 or 1")
-    headers = params.get("headers") or {}
+    headers = _mapping(params.get("headers"), "republish.headers")
     indicator = headers.get("payloadFormatIndicator")
     if indicator not in (None, "UNSPECIFIED_BYTES", "UTF8_DATA"):
         raise InvalidRuleError("republish.headers.payloadFormatIndicator must be "
@@ -137,9 +160,7 @@ def _republish(params: dict[str, Any]) -> RepublishSpec:
         value = headers.get(key)
         return None if value is None else _template(value, f"republish.headers.{key}")
 
-    properties = tuple(
-        (str(item.get("key", "")), _template(item.get("value"), "a user property's value"))
-        for item in headers.get("userProperties") or [])
+    properties = _pairs(headers.get("userProperties"), "republish.headers.userProperties")
     return RepublishSpec(topic, int(qos), optional("contentType"),
                          optional("responseTopic"), optional("correlationData"),
                          optional("messageExpiry"), indicator, properties)
@@ -164,9 +185,7 @@ def _http(params: dict[str, Any]) -> HttpSpec:
     for unsupported in ("auth", "enableBatching", "batchConfig"):
         if params.get(unsupported):
             raise InvalidRuleError(f"http.{unsupported} is not supported by Bastion yet")
-    headers = tuple((str(item.get("key", "")), _template(item.get("value"), "a header value"))
-                    for item in params.get("headers") or [])
-    return HttpSpec(url, confirmation, headers)
+    return HttpSpec(url, confirmation, _pairs(params.get("headers"), "http.headers"))
 
 
 def _log_file(params: dict[str, Any]) -> LogFileSpec:
@@ -180,7 +199,7 @@ def _log_file(params: dict[str, Any]) -> LogFileSpec:
 
 
 def _sql_table(params: dict[str, Any]) -> SqlTableSpec:
-    put = params.get("putItem") or {}
+    put = _mapping(params.get("putItem"), "dynamoDBv2.putItem")
     table = _template(put.get("tableName"), "dynamoDBv2.putItem.tableName")
     if table.is_constant and not _TABLE.fullmatch(table.source):
         raise InvalidRuleError("dynamoDBv2.putItem.tableName must be a plain SQL table name "
