@@ -3,6 +3,9 @@ the trail of every call."""
 
 from __future__ import annotations
 
+import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -153,3 +156,39 @@ def test_every_rule_change_is_trailed(rules_bastion: RulesBastion,
                        ("DisableTopicRule", "allowed", None),
                        ("CreateTopicRule", "error", "ResourceAlreadyExistsException"),
                        ("DeleteTopicRule", "allowed", None)]
+
+
+def test_confirming_a_destination(rules_bastion: RulesBastion,
+                                  unique: Callable[[str], str]) -> None:
+    iot = rules_bastion.client()
+    url = f"https://127.0.0.1:9/{unique('nowhere')}"  # the confirmation POST fails: logged
+    arn = iot.create_topic_rule_destination(destinationConfiguration={
+        "httpUrlConfiguration": {"confirmationUrl": url}})["topicRuleDestination"]["arn"]
+    code, _, _ = _error(lambda: iot.create_topic_rule_destination(destinationConfiguration={
+        "httpUrlConfiguration": {"confirmationUrl": url}}))
+    assert code == "ResourceAlreadyExistsException"
+    code, _, status = _error(lambda: iot.confirm_topic_rule_destination(
+        confirmationToken="0" * 64))
+    assert (code, status) == ("UnauthorizedException", 401)
+    # an enableUrl with an unknown token is refused the same way, without SigV4
+    request = urllib.request.Request(f"{rules_bastion.url}/confirmdestination/{'1' * 64}")
+    context = ssl.create_default_context(cafile=rules_bastion.ca)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=5)
+    assert refused.value.code == 401
+    refused.value.close()
+    service = rules_bastion.running.app.services.rules
+    token = service.get_destination(arn).confirmation_token  # what the endpoint was sent
+    iot.confirm_topic_rule_destination(confirmationToken=token)
+    assert iot.get_topic_rule_destination(arn=arn)["topicRuleDestination"]["status"] == \
+        "ENABLED"
+    iot.update_topic_rule_destination(arn=arn, status="DISABLED")
+    code, _, status = _error(lambda: iot.confirm_topic_rule_destination(
+        confirmationToken=token))
+    assert (code, status) == ("ConflictingResourceUpdateException", 409)
+    iot.delete_topic_rule_destination(arn=arn)
+    assert _error(lambda: iot.get_topic_rule_destination(arn=arn))[0] == \
+        "UnauthorizedException"
+    operations = [record.operation for record in rules_bastion.trail.records
+                  if record.operation == "ConfirmTopicRuleDestination"]
+    assert len(operations) >= 4
