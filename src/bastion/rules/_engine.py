@@ -319,11 +319,15 @@ class RulesEngine(Component):
             topic = target[1]
         else:
             rules = self._by_topic.get(topic) or self._match(topic)
+        contexts: dict[bool, MessageContext] = {}  # the payload is read once per version
         for rule in rules:
             if rule.name == message.republished_by:
                 continue
-            ctx = MessageContext(topic, message.payload, message.client_id, message.principal,
-                                 message.timestamp_ms, rule.whole_decimals_are_ints)
+            ctx = contexts.get(rule.whole_decimals_are_ints)
+            if ctx is None:
+                ctx = contexts[rule.whole_decimals_are_ints] = MessageContext(
+                    topic, message.payload, message.client_id, message.principal,
+                    message.timestamp_ms, rule.whole_decimals_are_ints)
             output = evaluate(rule.statement, ctx)
             if output is None:
                 continue
