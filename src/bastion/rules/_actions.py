@@ -8,7 +8,8 @@ AWS action     what Bastion does
 ============== ====================================================================
 republish      publishes the result on an MQTT topic of this broker (QoS 0 or 1,
                MQTT 5 headers); the topic may not be reserved (``$...``)
-http           POSTs the result to a URL under a confirmed topic rule destination
+http           POSTs the result to a URL under a confirmed topic rule destination (or,
+               batching, a JSON array of several results)
 cloudwatchLogs appends the result to a local JSON-lines file per log group (rotated)
 dynamoDBv2     inserts the result as a row of a table in the operator's SQL database
                (``[rules] sql_url``): each top-level key fills the column of its name
@@ -61,10 +62,21 @@ class RepublishSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """The http action's ``batchConfig`` (AWS's bounds and defaults)."""
+
+    max_open_ms: int = 20
+    max_size: int = 10
+    max_bytes: int = 5120
+    across_topics: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSpec:
     url: Template
     confirmation_url: str
     headers: tuple[tuple[str, Template], ...] = ()
+    batch: BatchSettings | None = None
 
     kind = "http"
     name = "HttpAction"
@@ -182,10 +194,24 @@ def _http(params: dict[str, Any]) -> HttpSpec:
     prefix = url.source.split("${", 1)[0]
     if not prefix.startswith(confirmation) and not confirmation.startswith(prefix):
         raise InvalidRuleError("http.url must start with http.confirmationUrl")
-    for unsupported in ("auth", "enableBatching", "batchConfig"):
-        if params.get(unsupported):
-            raise InvalidRuleError(f"http.{unsupported} is not supported by Bastion yet")
-    return HttpSpec(url, confirmation, _pairs(params.get("headers"), "http.headers"))
+    if params.get("auth"):
+        raise InvalidRuleError("http.auth (SigV4 to AWS services) is not supported by Bastion")
+    batch: BatchSettings | None = None
+    config = _mapping(params.get("batchConfig"), "http.batchConfig")
+    if params.get("enableBatching"):
+        batch = BatchSettings(
+            _bounded(config, "maxBatchOpenMs", 5, 200, 20),
+            _bounded(config, "maxBatchSize", 2, 10, 10),
+            _bounded(config, "maxBatchSizeBytes", 100, 131072, 5120),
+            bool(config.get("batchAcrossTopics", False)))
+    return HttpSpec(url, confirmation, _pairs(params.get("headers"), "http.headers"), batch)
+
+
+def _bounded(config: dict[str, Any], key: str, low: int, high: int, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidRuleError(f"http.batchConfig.{key} must be between {low} and {high}")
+    return value
 
 
 def _log_file(params: dict[str, Any]) -> LogFileSpec:

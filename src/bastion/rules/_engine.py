@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import queue
 import threading
@@ -63,6 +64,7 @@ from ._actions import (
     StreamSpec,
     describe_resource,
 )
+from ._batching import Batch, HttpBatcher
 from ._evaluate import MessageContext, RuleOutput, evaluate
 from ._service import CompiledRule, RuleService, TopicRuleChanged, TopicRuleDestinationChanged
 from ._sinks import (
@@ -168,6 +170,7 @@ class RulesEngine(Component):
                                    loop=lambda: self._loop)
         self.objects = ObjectStores(config.s3_endpoint_url, region=config.s3_region,
                                     timeout=config.action_timeout)
+        self.batches = HttpBatcher(self._send_batch)
         self.http = HttpDeliveries(lambda: self._enabled_urls, timeout=config.action_timeout,
                                    cafile=config.http_cafile or None)
 
@@ -243,6 +246,8 @@ class RulesEngine(Component):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
+        for batch in self.batches.close():  # sent before the pool stops, not lost
+            self._send_batch(batch)
         self._stopping.set()
         thread = self._thread
         if thread is not None:
@@ -332,7 +337,10 @@ class RulesEngine(Component):
             if output is None:
                 continue
             self.counters(rule.name).matched += 1
-            for spec in rule.actions:
+            for index, spec in enumerate(rule.actions):
+                if isinstance(spec, HttpSpec) and spec.batch is not None \
+                        and self.batches.add(rule, index, spec, output, ctx, message):
+                    continue
                 self._submit(rule, spec, output, ctx, message)
 
     def _submit(self, rule: CompiledRule, spec: ActionSpec, output: RuleOutput,
@@ -367,22 +375,21 @@ class RulesEngine(Component):
         else:  # pragma: no cover - parse_action builds only these
             raise ActionFailed(f"unknown action {spec!r}", retry=False)
 
-    def _attempts(self, spec: ActionSpec, output: RuleOutput, ctx: MessageContext,
-                  rule_name: str) -> str | None:
-        """Deliver with retries; None on success, else the last failure."""
+    def _attempts(self, run: Callable[[], None], what: str, rule_name: str) -> str | None:
+        """Run a delivery with retries; None on success, else the last failure."""
         config = self._config
         wait = config.backoff_seconds
         failure = "not attempted"
         for attempt in range(1, max(1, config.attempts) + 1):
             try:
-                self._run(spec, output, ctx, rule_name)
+                run()
                 return None
             except ActionFailed as error:
                 failure = str(error)
                 if not error.retry or attempt >= config.attempts:
                     break
             except Exception as error:
-                log.exception("rules: %s of rule %s raised", spec.name, rule_name)
+                log.exception("rules: %s of rule %s raised", what, rule_name)
                 failure = f"{type(error).__name__}: {error}"
                 break
             if self._stopping.wait(wait):
@@ -394,16 +401,51 @@ class RulesEngine(Component):
                               output: RuleOutput, ctx: MessageContext,
                               message: IncomingMessage) -> None:
         try:
-            counters = self.counters(rule.name)
-            failure = self._attempts(spec, output, ctx, rule.name)
-            if failure is None:
-                counters.actions_succeeded += 1
-                return
-            counters.actions_failed += 1
-            log.warning("rules: rule %s: %s to %s failed: %s", rule.name, spec.name,
-                        describe_resource(spec), failure)
-            if rule.error_action is None:
-                return
+            failure = self._attempts(lambda: self._run(spec, output, ctx, rule.name),
+                                     spec.name, rule.name)
+            self._settle(rule, spec, [(ctx, message)], failure)
+        finally:
+            self._pending.release()
+
+    def _send_batch(self, batch: Batch) -> None:
+        pool = self._pool
+        if pool is None or self._stopping.is_set():
+            return
+        if not self._pending.acquire(blocking=False):
+            self._dropped("too many actions waiting")
+            return
+        try:
+            pool.submit(self._deliver_batch, batch)
+        except RuntimeError:  # the pool is shutting down
+            self._pending.release()
+
+    def _deliver_batch(self, batch: Batch) -> None:
+        try:
+            body = batch.body()
+            failure = self._attempts(
+                lambda: self.http.post(batch.spec, batch.url, batch.headers, body),
+                batch.spec.name, batch.rule.name)
+            self._settle(batch.rule, batch.spec,
+                         [(ctx, message) for _, ctx, message in batch.entries], failure)
+        finally:
+            self._pending.release()
+
+    def _settle(self, rule: CompiledRule, spec: ActionSpec,
+                deliveries: list[tuple[MessageContext, IncomingMessage]],
+                failure: str | None) -> None:
+        """Count a delivery (of one result or a batch); on failure run the error action
+        for each message it carried."""
+        counters = self.counters(rule.name)
+        if failure is None:
+            counters.actions_succeeded += len(deliveries)
+            return
+        counters.actions_failed += len(deliveries)
+        log.warning("rules: rule %s: %s to %s failed: %s", rule.name, spec.name,
+                    describe_resource(spec), failure)
+        error_action = rule.error_action
+        if error_action is None:
+            return
+        for ctx, message in deliveries:
             error_output = RuleOutput({
                 "ruleName": rule.name,
                 "topic": ctx.topic,
@@ -414,12 +456,13 @@ class RulesEngine(Component):
                               "failedResource": describe_resource(spec),
                               "errorMessage": failure}],
             })
-            error_failure = self._attempts(rule.error_action, error_output, ctx, rule.name)
+            error_failure = self._attempts(
+                functools.partial(self._run, error_action, error_output, ctx, rule.name),
+                error_action.name, rule.name)
             if error_failure is None:
                 counters.error_actions_succeeded += 1
             else:
                 counters.error_actions_failed += 1
                 log.error("rules: rule %s: the error action %s failed too: %s", rule.name,
-                          rule.error_action.name, error_failure)
-        finally:
-            self._pending.release()
+                          error_action.name, error_failure)
+

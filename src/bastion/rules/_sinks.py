@@ -408,16 +408,23 @@ class HttpDeliveries:
                 rule_name: str) -> None:
         """:raises ActionFailed: the URL is under no enabled destination, or the POST did
             not answer 2xx."""
-        url = spec.url.render(ctx)
+        headers = tuple((key, template.render(ctx)) for key, template in spec.headers)
+        self.post(spec, spec.url.render(ctx), headers, output.payload(),
+                  "application/json" if output.raw is None else "application/octet-stream")
+
+    def post(self, spec: HttpSpec, url: str, headers: tuple[tuple[str, str], ...],
+             body: bytes, content_type: str = "application/json") -> None:
+        """POST ``body`` to ``url`` (a result, or a batch's JSON array).
+
+        :raises ActionFailed: the URL is under no enabled destination, or no 2xx answer.
+        """
         if spec.confirmation_url not in self._enabled_urls() \
                 or not url.startswith(spec.confirmation_url):
             raise ActionFailed(f"{url} is under no ENABLED topic rule destination "
                                "(CreateTopicRuleDestination, then confirm it)", retry=False)
-        headers = {"content-type": "application/json" if output.raw is None
-                   else "application/octet-stream"}
-        for key, template in spec.headers:
-            headers[key] = template.render(ctx)
-        post(url, output.payload(), headers, timeout=self.timeout, context=self._context)
+        sent = {"content-type": content_type}
+        sent.update(headers)
+        post(url, body, sent, timeout=self.timeout, context=self._context)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,

@@ -440,3 +440,38 @@ def test_republish_carries_mqtt5_headers(rules_bastion: RulesBastion,
     assert props.CorrelationData == b"r-17"
     assert 0 < props.MessageExpiryInterval <= 60
     assert props.UserProperty == [("site", "oslo")]
+
+
+def test_http_batches(rules_bastion: RulesBastion, webhook: Webhook,
+                      unique: Callable[[str], str]) -> None:
+    iot = rules_bastion.client()
+    destination = iot.create_topic_rule_destination(destinationConfiguration={
+        "httpUrlConfiguration": {"confirmationUrl": webhook.url}})["topicRuleDestination"]
+    assert webhook.arrived.wait(5), "no confirmation request arrived"
+    enable_url = webhook.received[0].document["enableUrl"]
+    context = ssl.create_default_context(cafile=rules_bastion.ca)
+    urllib.request.urlopen(enable_url, context=context, timeout=5).close()
+    wait_for(lambda: webhook.url in rules_bastion.engine.enabled_destinations(),
+             what="the destination enabled in the engine")
+    webhook.received.clear()
+    name = unique("batched")
+    iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+        f"SELECT n FROM 'batched/{name}'",
+        {"http": {"url": webhook.url, "enableBatching": True,
+                  "batchConfig": {"maxBatchSize": 3, "maxBatchOpenMs": 200}}}))
+    rules_bastion.wait_enabled(name)
+    client = Client(rules_bastion.make_device(), rules_bastion.port).connect()
+    try:
+        for n in range(4):  # back to back: three fill a batch, the fourth waits 200 ms
+            client.publish(f"batched/{name}", json.dumps({"n": n}), qos=1, wait=False)
+        wait_for(lambda: sum(len(item.document) for item in webhook.received) == 4,
+                 what="four results in batches")
+    finally:
+        client.stop()
+    batches = [item.document for item in webhook.received]
+    assert [result for batch in batches for result in batch] == [{"n": n} for n in range(4)]
+    assert all(1 <= len(batch) <= 3 for batch in batches)
+    assert max(len(batch) for batch in batches) > 1  # (as 3 + 1 unless the machine stalls)
+    assert rules_bastion.engine.counters(name).actions_succeeded == 4
+    iot.delete_topic_rule(ruleName=name)
+    iot.delete_topic_rule_destination(arn=destination["arn"])
