@@ -8,8 +8,8 @@ lookup per topic (the rules whose FROM filter matches it, cached until the rules
 and ``offer`` puts the message in a bounded queue. A full queue drops the message, counts
 it and logs (at most once a minute): the broker is never held back by rules.
 
-One evaluation thread takes messages from the queue, evaluates each matching rule
-(:func:`~._evaluate.evaluate`) and hands every action of a matched rule to a small pool of
+One evaluation thread takes messages from the queue, evaluates each matching rule (the
+statement compiled when the rule was loaded, :mod:`._compile`) and hands every action of a matched rule to a small pool of
 delivery threads. A delivery is tried up to ``attempts`` times, waiting ``backoff``
 (doubled each time, at most ``max_backoff``) between tries, unless the failure says
 retrying cannot help; when it still fails, the rule's error action gets AWS's error
@@ -65,7 +65,7 @@ from ._actions import (
     describe_resource,
 )
 from ._batching import Batch, HttpBatcher
-from ._evaluate import MessageContext, RuleOutput, evaluate
+from ._evaluate import MessageContext, RuleOutput
 from ._service import CompiledRule, RuleService, TopicRuleChanged, TopicRuleDestinationChanged
 from ._sinks import (
     ActionFailed,
@@ -333,7 +333,7 @@ class RulesEngine(Component):
                 ctx = contexts[rule.whole_decimals_are_ints] = MessageContext(
                     topic, message.payload, message.client_id, message.principal,
                     message.timestamp_ms, rule.whole_decimals_are_ints)
-            output = evaluate(rule.statement, ctx)
+            output = rule.compiled.evaluate(ctx)
             if output is None:
                 continue
             self.counters(rule.name).matched += 1

@@ -35,6 +35,7 @@ from bastion.store import (
 
 from ._actions import MAX_ACTIONS, ActionSpec, parse_action
 from ._ast import Statement, Subquery, walk
+from ._compile import CompiledStatement, compile_statement
 from ._errors import (
     InvalidRuleError,
     RuleConflictError,
@@ -75,6 +76,7 @@ class CompiledRule:
 
     name: str
     statement: Statement
+    compiled: CompiledStatement
     whole_decimals_are_ints: bool
     actions: tuple[ActionSpec, ...]
     error_action: ActionSpec | None
@@ -114,8 +116,9 @@ def compile_rule(row: TopicRuleRow) -> CompiledRule:
 
     :raises RulesError: the SQL or an action does not parse.
     """
+    statement = parse(row.sql)
     return CompiledRule(
-        name=row.name, statement=parse(row.sql),
+        name=row.name, statement=statement, compiled=compile_statement(statement),
         whole_decimals_are_ints=row.sql_version != "2015-10-08",
         actions=tuple(parse_action(action) for action in row.actions),
         error_action=None if row.error_action is None else parse_action(row.error_action),

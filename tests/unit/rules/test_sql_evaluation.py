@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bastion.rules import MessageContext, evaluate, parse
+from bastion.rules._compile import compile_statement
 
 TOPIC = "plant/press-7/telemetry"
 CLIENT = "press-7"
@@ -26,9 +27,14 @@ NO_MATCH = object()
 
 def run(sql: str, payload: Any, *, topic: str = TOPIC, version_2016: bool = True) -> Any:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    ctx = MessageContext(topic, data, client_id=CLIENT, principal=PRINCIPAL,
-                         timestamp_ms=NOW_MS, whole_decimals_are_ints=version_2016)
-    output = evaluate(parse(sql), ctx)
+    def ctx() -> MessageContext:
+        return MessageContext(topic, data, client_id=CLIENT, principal=PRINCIPAL,
+                              timestamp_ms=NOW_MS, whole_decimals_are_ints=version_2016)
+
+    statement = parse(sql)
+    output = evaluate(statement, ctx())
+    if "newuuid" not in sql:  # the fast path answers as the reference evaluator
+        assert compile_statement(statement).evaluate(ctx()) == output
     if output is None:
         return NO_MATCH
     return output.raw if output.raw is not None else output.value

@@ -35,6 +35,7 @@ from bastion.rules._ast import (
     Unary,
     Wildcard,
 )
+from bastion.rules._compile import compile_statement
 
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -161,3 +162,18 @@ def test_evaluation_never_raises(statement: Statement, payload: Any, v2016: bool
     output = evaluate(statement, ctx)
     if output is not None:
         output.payload()  # serializable
+
+
+@SETTINGS
+@given(statements, json_values | st.binary(max_size=20), st.booleans())
+def test_the_compiled_fast_path_answers_as_the_reference(statement: Statement, payload: Any,
+                                                         v2016: bool) -> None:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+
+    def ctx() -> MessageContext:
+        return MessageContext("a/b/c", data, client_id="c", principal="p", timestamp_ms=7,
+                              whole_decimals_are_ints=v2016)
+
+    expected = evaluate(statement, ctx())
+    actual = compile_statement(statement).evaluate(ctx())
+    assert actual == expected
