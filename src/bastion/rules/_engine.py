@@ -120,6 +120,33 @@ class EngineCounters:
     rules: dict[str, RuleCounters] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _WorkingSet:
+    """The enabled rules and, per topic, those whose FROM filter matches it. Replaced
+    whole on a reload, so a lookup racing a reload caches into the set it read from."""
+
+    rules: dict[str, CompiledRule] = field(default_factory=dict)
+    by_topic: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
+
+    def match(self, topic: str) -> tuple[CompiledRule, ...]:
+        found = self.by_topic.get(topic)
+        if found is not None:
+            return found
+        target = basic_ingest_target(topic)
+        if target is not None:
+            rule = self.rules.get(target[0])
+            found = () if rule is None else (rule,)
+        else:
+            found = tuple(rule for rule in self.rules.values()
+                          if rule.statement.topic_filter is not None
+                          and topic_matches(rule.statement.topic_filter, topic))
+        cache = self.by_topic
+        if len(cache) >= _TOPIC_CACHE_LIMIT:
+            cache.clear()
+        cache[topic] = found
+        return found
+
+
 def basic_ingest_target(topic: str) -> tuple[str, str] | None:
     """``$aws/rules/<rule>/<rest>`` → ``(rule, rest)``; ``None`` for another topic."""
     if not topic.startswith(BASIC_INGEST_PREFIX):
@@ -152,8 +179,7 @@ class RulesEngine(Component):
         self._republisher = republisher
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, config.queue_size))
         self._pending = threading.BoundedSemaphore(max(1, config.queue_size))
-        self._rules: dict[str, CompiledRule] = {}
-        self._by_topic: dict[str, tuple[CompiledRule, ...]] = {}
+        self._working = _WorkingSet()
         self._enabled_urls: frozenset[str] = frozenset()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,27 +208,10 @@ class RulesEngine(Component):
 
     def wants(self, topic: str) -> bool:
         """Whether any enabled rule takes messages on ``topic`` (cheap; cached)."""
-        if not self._rules:
+        working = self._working
+        if not working.rules:
             return False
-        found = self._by_topic.get(topic)
-        if found is None:
-            found = self._match(topic)
-        return bool(found)
-
-    def _match(self, topic: str) -> tuple[CompiledRule, ...]:
-        target = basic_ingest_target(topic)
-        if target is not None:
-            rule = self._rules.get(target[0])
-            found: tuple[CompiledRule, ...] = () if rule is None else (rule,)
-        else:
-            found = tuple(rule for rule in self._rules.values()
-                          if rule.statement.topic_filter is not None
-                          and topic_matches(rule.statement.topic_filter, topic))
-        cache = self._by_topic
-        if len(cache) >= _TOPIC_CACHE_LIMIT:
-            cache.clear()
-        cache[topic] = found
-        return found
+        return bool(working.match(topic))
 
     def offer(self, message: IncomingMessage) -> bool:
         """Queue ``message`` for the rules; False (counted, logged) when the queue is full.
@@ -276,9 +285,9 @@ class RulesEngine(Component):
         except Exception as error:  # noqa: BLE001 - keep the rules we have
             log.error("rules: cannot reload the rules, keeping the current ones: %s", error)
             return
-        self._rules = {rule.name: rule for rule in compiled if not rule.disabled}
-        self._by_topic = {}
-        log.info("rules: %d enabled rule(s)", len(self._rules))
+        working = _WorkingSet({rule.name: rule for rule in compiled if not rule.disabled})
+        self._working = working
+        log.info("rules: %d enabled rule(s)", len(working.rules))
 
     def _reload_destinations(self) -> None:
         try:
@@ -293,7 +302,7 @@ class RulesEngine(Component):
 
     def enabled_rules(self) -> frozenset[str]:
         """The names of the rules running now (after the last reload)."""
-        return frozenset(self._rules)
+        return frozenset(self._working.rules)
 
     def enabled_destinations(self) -> frozenset[str]:
         """The confirmation URLs the http action may deliver under now."""
@@ -317,13 +326,10 @@ class RulesEngine(Component):
 
     def _evaluate(self, message: IncomingMessage) -> None:
         topic = message.topic
+        rules = self._working.match(topic)
         target = basic_ingest_target(topic)
         if target is not None:
-            rule = self._rules.get(target[0])
-            rules: tuple[CompiledRule, ...] = () if rule is None else (rule,)
             topic = target[1]
-        else:
-            rules = self._by_topic.get(topic) or self._match(topic)
         contexts: dict[bool, MessageContext] = {}  # the payload is read once per version
         for rule in rules:
             if rule.name == message.republished_by:
