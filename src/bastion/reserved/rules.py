@@ -16,7 +16,14 @@ import asyncio
 
 from bastion.broker import Broker, Message, Session
 from bastion.mqtt import NO_PROPERTIES, Properties
-from bastion.rules import IncomingMessage, Republication, RulesEngine, basic_ingest_target
+from bastion.rules import (
+    NO_MQTT_PROPERTIES,
+    IncomingMessage,
+    MqttProperties,
+    Republication,
+    RulesEngine,
+    basic_ingest_target,
+)
 
 
 class RulesTap:
@@ -31,10 +38,14 @@ class RulesTap:
         engine = self._engine
         if not engine.wants(message.topic):
             return
+        props = message.properties
         engine.offer(IncomingMessage(
             message.topic, message.payload, message.origin,
             sender.principal.certificate_id if sender is not None else None,
-            engine.now_ms(), republished_by=self.republishing))
+            engine.now_ms(), republished_by=self.republishing,
+            properties=NO_MQTT_PROPERTIES if props is NO_PROPERTIES else MqttProperties(
+                props.payload_format_indicator, props.content_type, props.response_topic,
+                props.correlation_data, props.user_properties)))
 
 
 class BasicIngestTopics:

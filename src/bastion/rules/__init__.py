@@ -39,10 +39,11 @@ from ._service import (
     compile_rule,
 )
 from ._sinks import ActionFailed, Republication, confirmation_sender
-from ._values import UNDEFINED
+from ._values import NO_MQTT_PROPERTIES, UNDEFINED, MqttProperties
 
 __all__ = [
     "BASIC_INGEST_PREFIX",
+    "NO_MQTT_PROPERTIES",
     "SQL_VERSIONS",
     "UNDEFINED",
     "ActionFailed",
@@ -52,6 +53,7 @@ __all__ = [
     "IncomingMessage",
     "InvalidRuleError",
     "MessageContext",
+    "MqttProperties",
     "Republication",
     "RuleConflictError",
     "RuleCounters",

@@ -77,6 +77,7 @@ from ._sinks import (
     SqlTables,
     republish,
 )
+from ._values import NO_MQTT_PROPERTIES, MqttProperties
 
 log = logging.getLogger("bastion.rules")
 
@@ -101,6 +102,7 @@ class IncomingMessage:
     timestamp_ms: int
     rule_name: str | None = None
     republished_by: str | None = None
+    properties: MqttProperties = NO_MQTT_PROPERTIES
 
 
 @dataclass(slots=True)
@@ -338,7 +340,7 @@ class RulesEngine(Component):
             if ctx is None:
                 ctx = contexts[rule.whole_decimals_are_ints] = MessageContext(
                     topic, message.payload, message.client_id, message.principal,
-                    message.timestamp_ms, rule.whole_decimals_are_ints)
+                    message.timestamp_ms, rule.whole_decimals_are_ints, message.properties)
             output = rule.compiled.evaluate(ctx)
             if output is None:
                 continue

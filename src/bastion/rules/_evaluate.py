@@ -50,7 +50,9 @@ from ._ast import (
 )
 from ._functions import call_function, get_member, modulo
 from ._values import (
+    NO_MQTT_PROPERTIES,
     UNDEFINED,
+    MqttProperties,
     Value,
     cast_value,
     normalize_number,
@@ -80,6 +82,7 @@ class MessageContext:
     principal: str | None = None
     timestamp_ms: int = 0
     whole_decimals_are_ints: bool = True
+    properties: MqttProperties = NO_MQTT_PROPERTIES
     _document: Any = field(default=None, repr=False)
     _decoded: bool = field(default=False, repr=False)
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from ._ast import Call
 from ._errors import UnsupportedSqlError
-from ._values import UNDEFINED, Value, is_number, to_number, to_text
+from ._values import UNDEFINED, MqttProperties, Value, is_number, to_number, to_text
 
 
 class CallContext(Protocol):
@@ -33,6 +33,7 @@ class CallContext(Protocol):
     principal: str | None
     timestamp_ms: int
     payload: bytes
+    properties: MqttProperties
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ class _Function:
 
 UNSUPPORTED = frozenset({
     "aws_lambda", "get_thing_shadow", "get_secret", "get_dynamodb", "get_registry_data",
-    "machinelearning_predict", "get_mqtt_property", "get_user_properties",
+    "machinelearning_predict",
 })
 """AWS IoT SQL functions that call AWS services Bastion does not have."""
 
@@ -254,6 +255,35 @@ def _digest(name: str) -> Callable[[CallContext, list[Value]], Value]:
     return run
 
 
+def _mqtt_property(ctx: CallContext, args: list[Value]) -> Value:
+    """``get_mqtt_property(name)``: ``format_indicator`` (``UNSPECIFIED_BYTES`` or
+    ``UTF8_DATA``), ``content_type``, ``response_topic``, ``correlation_data`` (base64);
+    Undefined when the message does not carry it."""
+    name = args[0]
+    props = ctx.properties
+    if name == "format_indicator":
+        indicator = props.payload_format_indicator
+        return UNDEFINED if indicator is None else (
+            "UTF8_DATA" if indicator == 1 else "UNSPECIFIED_BYTES")
+    if name == "content_type":
+        return UNDEFINED if props.content_type is None else props.content_type
+    if name == "response_topic":
+        return UNDEFINED if props.response_topic is None else props.response_topic
+    if name == "correlation_data":
+        data = props.correlation_data
+        return UNDEFINED if data is None else base64.b64encode(data).decode("ascii")
+    return UNDEFINED
+
+
+def _user_properties(ctx: CallContext, args: list[Value]) -> Value:
+    """``get_user_properties(key)``: the values of every user property named ``key``, in
+    order (an MQTT 5 message may repeat a key); an empty array when there is none."""
+    key = args[0]
+    if not isinstance(key, str):
+        return UNDEFINED
+    return [value for name, value in ctx.properties.user_properties if name == key]
+
+
 def _is_undefined(value: Value) -> bool:
     return value is UNDEFINED
 
@@ -306,6 +336,8 @@ _FUNCTIONS: dict[str, _Function] = {
     "get": _Function(2, 2, _get),
     "encode": _Function(2, 2, _encode),
     "decode": _Function(2, 2, _decode),
+    "get_mqtt_property": _Function(1, 1, _mqtt_property),
+    "get_user_properties": _Function(1, 1, _user_properties),
     "md5": _Function(1, 1, _digest("md5")),
     "sha1": _Function(1, 1, _digest("sha1")),
     "sha256": _Function(1, 1, _digest("sha256")),

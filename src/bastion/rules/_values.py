@@ -14,6 +14,7 @@ Under SQL version 2016-03-23 a whole-number decimal (``10.0``) is an Int (``10``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Final
 
 
@@ -33,6 +34,21 @@ UNDEFINED: Final = _Undefined()
 
 Value = Any
 """A JSON value or :data:`UNDEFINED` (``Any``: JSON is recursive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttProperties:
+    """The MQTT 5 properties of a message that a statement may read
+    (``get_mqtt_property``, ``get_user_properties``)."""
+
+    payload_format_indicator: int | None = None
+    content_type: str | None = None
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+
+
+NO_MQTT_PROPERTIES: Final = MqttProperties()
 
 
 def is_number(value: Value) -> bool:

@@ -17,6 +17,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties as PahoProperties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from support.clients import V5, Client, wait_for
@@ -475,3 +476,28 @@ def test_http_batches(rules_bastion: RulesBastion, webhook: Webhook,
     assert rules_bastion.engine.counters(name).actions_succeeded == 4
     iot.delete_topic_rule(ruleName=name)
     iot.delete_topic_rule_destination(arn=destination["arn"])
+
+
+def test_rules_read_a_publishers_mqtt5_properties(rules_bastion: RulesBastion,
+                                                  unique: Callable[[str], str]) -> None:
+    iot = rules_bastion.client()
+    name = unique("props")
+    iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+        "SELECT get_mqtt_property('content_type') AS type, "
+        "get_mqtt_property('correlation_data') AS correlation, "
+        f"get_user_properties('site') AS sites FROM 'props/{name}'",
+        _republish(f"props-out/{name}", qos=1)))
+    rules_bastion.wait_enabled(name)
+    client = Client(rules_bastion.make_device(), rules_bastion.port, version=V5).connect()
+    try:
+        client.subscribe(f"props-out/{name}", qos=1)
+        properties = PahoProperties(PacketTypes.PUBLISH)
+        properties.ContentType = "text/csv"
+        properties.CorrelationData = b"\x07\x08"
+        properties.UserProperty = [("site", "oslo"), ("site", "rome")]
+        client.publish(f"props/{name}", b"1,2,3", qos=1, properties=properties)
+        [message] = client.expect(1)
+    finally:
+        client.stop()
+    assert json.loads(message.payload) == {"type": "text/csv", "correlation": "Bwg=",
+                                           "sites": ["oslo", "rome"]}

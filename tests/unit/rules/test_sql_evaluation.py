@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bastion.rules import MessageContext, evaluate, parse
+from bastion.rules import MessageContext, MqttProperties, evaluate, parse
 from bastion.rules._compile import compile_statement
 
 TOPIC = "plant/press-7/telemetry"
@@ -237,3 +237,23 @@ def test_digests() -> None:
     value = run("SELECT sha256('abc') AS s FROM '#'", {})
     assert re.fullmatch(r"[0-9a-f]{64}", value["s"])
     assert value["s"].startswith("ba7816bf")
+
+
+def test_mqtt5_properties() -> None:
+    properties = MqttProperties(1, "application/json", "replies/x", b"\x01\x02",
+                                (("site", "oslo"), ("site", "rome"), ("line", "4")))
+    sql = ("SELECT get_mqtt_property('format_indicator') AS f, "
+           "get_mqtt_property('content_type') AS c, get_mqtt_property('response_topic') AS r, "
+           "get_mqtt_property('correlation_data') AS d, get_mqtt_property('nope') AS n, "
+           "get_user_properties('site') AS sites, get_user_properties('none') AS none "
+           "FROM '#'")
+    statement = parse(sql)
+    expected = {"f": "UTF8_DATA", "c": "application/json", "r": "replies/x", "d": "AQI=",
+                "sites": ["oslo", "rome"], "none": []}
+    for output in (evaluate(statement, MessageContext(TOPIC, b"{}", properties=properties)),
+                   compile_statement(statement).evaluate(
+                       MessageContext(TOPIC, b"{}", properties=properties))):
+        assert output is not None and output.value == expected
+    # a message without properties (MQTT 3.1.1) has none of them
+    bare = evaluate(statement, MessageContext(TOPIC, b"{}"))
+    assert bare is not None and bare.value == {"sites": [], "none": []}
