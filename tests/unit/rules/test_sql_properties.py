@@ -37,7 +37,7 @@ from bastion.rules._ast import (
 )
 from bastion.rules._compile import compile_statement
 
-SETTINGS = settings(max_examples=200, deadline=None,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 names = st.one_of(
