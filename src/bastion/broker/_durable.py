@@ -269,7 +269,11 @@ class GroupCommit:
     :meth:`hold` taken now delays :meth:`when_durable` of the commit gathering now (and of
     every later one) until it is released (a cluster node holds the commit for the
     acknowledgement of its message stream). :meth:`note_cursor` records a position that
-    goes in the next commit.
+    goes in the next commit that writes anything (or in one of its own when asked to).
+    A commit with nothing to write never reaches the writer thread: it is done at once
+    when the writer is idle (a node whose holds take commits with nothing in them
+    otherwise paid a thread round trip, and a database write for the position, for each
+    loop step).
     """
 
     def __init__(self, records: SessionRecords, clock: Clock,
@@ -285,6 +289,7 @@ class GroupCommit:
         self._submitted = 0       # the last commit handed to the writer
         self._holds: dict[int, int] = {}  # commit -> holds not yet released
         self._cursor: tuple[str, int] | None = None  # noted, not yet submitted
+        self._cursor_due = False  # the noted position must go in the next commit
         self._scheduled = False
         self._waiters: list[tuple[int, Callable[[], None]]] = []
         self._jobs: queue.SimpleQueue[_Apply | _Page | None] = queue.SimpleQueue()
@@ -350,6 +355,7 @@ class GroupCommit:
         """Record ``seq`` as ``node``'s stream position in the next commit; ``write``:
         make one now for it if nothing else is gathering."""
         self._cursor = (node, seq)
+        self._cursor_due = self._cursor_due or write
         if write and not self._ops:
             self._ops.append(None)
             if not self._scheduled:
@@ -394,14 +400,23 @@ class GroupCommit:
         if not self._ops or (self._submitted > self._written and not force):
             return  # the writer is busy: these ops join the next commit
         ops = [op for op in self._ops if op is not None]
-        if self._cursor is not None:
+        # The position goes with what is written (deliveries up to it, atomically), or
+        # when asked for; alone, it waits: replaying from an older position after a
+        # crash delivers nothing that commits since did not record (every change to a
+        # session writes the position with it).
+        if self._cursor is not None and (ops or self._cursor_due):
             ops.append((CURSOR, self._cursor))
             self._cursor = None
+            self._cursor_due = False
         number = self._number
         self._number += 1
         self._ops = []
         self._stores = {}
+        idle = self._submitted <= self._written
         self._submitted = number
+        if not ops and idle:
+            self._committed(number, 0)  # nothing to write and nothing before it
+            return
         self._jobs.put(_Apply(ops, number))
 
     def _committed(self, number: int, count: int) -> None:

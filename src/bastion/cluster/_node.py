@@ -20,6 +20,7 @@ from ..events import EventBus
 from ..lifecycle import Component
 from ..mqtt import ReasonCode
 from ._events import RELAYED, decode_event, encode_event
+from ._lease import LeaseKeeper
 from ._messages import MessageRelay, SharingNodes
 from ._registry import SessionRegistry
 from ._status import Lease, NodeStatus, nodes_bucket
@@ -71,10 +72,9 @@ class ClusterNode(Component):
         self._unsubscribe: list[Callable[[], None]] = []
         self._relaying: object | None = None  # the remote event being published here
         self.relay: MessageRelay | None = None
-        self._nodes: Any = None  # the heartbeat bucket
-        self._lease_nc: Any = None
+        self._nodes: Any = None  # the heartbeat bucket, read to tell whether a node lives
+        self._keeper: LeaseKeeper | None = None
         self._started = 0.0
-        self._renewed = 0.0  # monotonic time of the last heartbeat written
         self.fenced = False  # sessions given up: this node could not renew its lease
 
     @property
@@ -84,9 +84,14 @@ class ClusterNode(Component):
     async def start(self) -> None:
         import nats
 
+        # A loop too busy to answer NATS's pings for a few seconds (thousands of
+        # connections closing at once) is not a dead server: the connection is given up
+        # only after about a lease without a pong. Whether this node may keep its
+        # sessions meanwhile is the lease's business (renewed from its own thread).
         self._nc = await nats.connect(self._config.nats_url, name=f"bastion-{self.node}",
                                       max_reconnect_attempts=-1, no_echo=True,
-                                      ping_interval=3, max_outstanding_pings=2,
+                                      ping_interval=max(1.0, self._lease.heartbeat),
+                                      max_outstanding_pings=3,
                                       reconnected_cb=self._reconnected,
                                       disconnected_cb=self._disconnected)
         self.registry = SessionRegistry(self._nc, self._config.name, self.node)
@@ -116,15 +121,13 @@ class ClusterNode(Component):
             relay.added(topic_filter)
         broker.relay = relay
         broker.ownership = self
-        # The lease has a connection of its own: its renewal never waits behind the
-        # messages, registry updates and events of the node's main connection.
-        self._lease_nc = await nats.connect(self._config.nats_url,
-                                            name=f"bastion-{self.node}-lease",
-                                            max_reconnect_attempts=-1, ping_interval=3,
-                                            max_outstanding_pings=2)
-        self._nodes = await nodes_bucket(self._lease_nc, self._config.name, self._lease)
+        self._nodes = await nodes_bucket(self._nc, self._config.name, self._lease)
         self._started = broker.clock.time()
-        await self._heartbeat()
+        self._keeper = LeaseKeeper(self._config.nats_url, name, self.node, self._lease,
+                                   self._status, broker.clock.monotonic)
+        await self._keeper.start()
+        log.info("cluster %r: node %r on %s", self._config.name, self.node,
+                 self._config.nats_url)
 
     async def _sweep(self) -> None:
         """Sessions read back from the store at start: give up those another node owns now
@@ -146,34 +149,31 @@ class ClusterNode(Component):
             await asyncio.gather(*(settle(client_id) for client_id in held[start:start + 64]))
 
     async def run(self) -> None:
-        """Renew this node's lease (its heartbeat) every third of it, and every second
-        after a renewal failed; give up every session when it could not for two thirds
-        of it."""
+        """Every second: tell the lease keeper the loop turns, and give up every session
+        when the lease has not been renewed for two thirds of it (take them again once it
+        is)."""
         clock = self._broker.clock
+        keeper = self._keeper
+        assert keeper is not None
         while True:
             await asyncio.sleep(1.0)
-            now = clock.monotonic()
-            if now - self._renewed >= self._lease.heartbeat or self.fenced:
-                try:
-                    await asyncio.wait_for(self._heartbeat(), timeout=2.0)
-                except Exception as exc:  # noqa: BLE001 - NATS away: the next one may do
-                    log.debug("cluster heartbeat failed: %s", exc)
-            if not self.fenced and clock.monotonic() - self._renewed > self._lease.fence:
+            keeper.turned()
+            late = clock.monotonic() - keeper.renewed
+            if not self.fenced and late > self._lease.fence:
                 self._fence()
+            elif self.fenced and late < self._lease.fence:
+                self.fenced = False
+                log.warning("cluster: lease renewed; this node accepts devices again")
             if self.relay is not None:
                 self.relay.stream.keep_position()
 
-    async def _heartbeat(self) -> None:
+    def _status(self) -> NodeStatus:
+        """This node's heartbeat entry (read in the lease keeper's thread)."""
         from .. import __version__
 
         broker = self._broker
-        status = NodeStatus(self.node, __version__, self._started, broker.clock.time(),
-                            len(broker.connections), len(broker.sessions))
-        await self._nodes.put(self.node, status.to_json())
-        self._renewed = broker.clock.monotonic()
-        if self.fenced:
-            self.fenced = False
-            log.warning("cluster: lease renewed; this node accepts devices again")
+        return NodeStatus(self.node, __version__, self._started, broker.clock.time(),
+                          len(broker.connections), len(broker.sessions))
 
     def _fence(self) -> None:
         """The lease is about to run out and cannot be renewed: another node may soon
@@ -198,8 +198,6 @@ class ClusterNode(Component):
         except (ValueError, KeyError):
             return False
         return self._broker.clock.time() - seen <= self._lease.seconds
-        log.info("cluster %r: node %r on %s", self._config.name, self.node,
-                 self._config.nats_url)
 
     async def stop(self) -> None:
         """Leave the cluster; every step is bounded, so a node cut off still stops."""
@@ -217,10 +215,10 @@ class ClusterNode(Component):
             task.cancel()
         leaving = [self.relay.close() if self.relay is not None else None,
                    self.registry.stop() if self.registry is not None else None,
-                   self._nodes.delete(self.node) if self._nodes is not None else None]
+                   self._keeper.stop() if self._keeper is not None else None]
         await _bounded([step for step in leaving if step is not None], 3.0)
         await _bounded([connection.close()
-                        for connection in (self._shared_nc, self._lease_nc, self._nc)
+                        for connection in (self._shared_nc, self._nc)
                         if connection is not None], 3.0)
 
     @property

@@ -131,6 +131,8 @@ class SessionRegistry:
         self._watch_task = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
+        with contextlib.suppress(Exception):  # the releases sent so far leave first
+            await self._nc.flush(timeout=2)
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,10 +188,23 @@ class SessionRegistry:
         return previous
 
     async def release(self, client_id: str) -> None:
-        """Forget ``client_id`` if this node still owns it."""
+        """Forget ``client_id`` if this node still owns it.
+
+        When this node knows the revision of its own claim, the delete expects that
+        revision (so it does nothing if another node claimed the key since) and is sent
+        without waiting for the stream's answer: a release needs none, since the next
+        claim overwrites the key anyway. Waiting cost two requests per release; with
+        13,000 connections closing on a node at once, that held its event loop long
+        enough for NATS to drop the node as a slow consumer."""
         from nats.js.errors import KeyWrongLastSequenceError
 
-        self._claimed.pop(client_id, None)
+        revision = self._claimed.pop(client_id, None)
+        if revision is not None:
+            await self._nc.publish(f"$KV.{self.bucket}.{session_key(client_id)}", b"",
+                                   headers={"KV-Operation": "DEL",
+                                            "Nats-Expected-Last-Subject-Sequence":
+                                                str(revision)})
+            return
         current, revision = await self.owner(client_id)
         if current is None or current.node != self.node:
             return

@@ -141,6 +141,37 @@ def test_an_online_persistent_subscriber_that_keeps_up_costs_no_rows(tmp_path: P
     run_durable(tmp_path / "b.db", scenario)
 
 
+def test_a_stream_position_alone_is_not_a_database_write(tmp_path: Path) -> None:
+    # A cluster node holds a commit for every loop step that streams a QoS 1 message and
+    # notes its position in the stream for every batch it reads. Those commits hold
+    # nothing else: none of them may cost a database write (they used to, one per loop
+    # step). The position goes with the next change to a session, or when asked for.
+    async def scenario(pair: BrokerPair, commit: GroupCommit, records: GatedRecords) -> None:
+        def stored() -> int | None:
+            return records.records.stream_cursor("node-1")
+
+        await pair.settle()
+        commits = commit.commits
+        writes = commit.ops_written
+        for seq in range(1, 21):
+            hold = commit.hold()
+            commit.note_cursor("node-1", seq)
+            commit.release(hold)
+            await pair.settle()
+        assert commit.commits - commits >= 20  # every hold made its commit, all done
+        assert commit.ops_written == writes  # and none of them wrote anything
+        assert await asyncio.to_thread(stored) is None
+        sub = await pair.connect("sub", clean_start=False, session_expiry=3600)
+        await sub.subscribe("d/#", 1)  # a change to a session: the position goes with it
+        await pair.settle()
+        assert await asyncio.to_thread(stored) == 20
+        commit.note_cursor("node-1", 21, write=True)  # asked for (once a second)
+        await pair.settle()
+        assert await asyncio.to_thread(stored) == 21
+
+    run_durable(tmp_path / "p.db", scenario)
+
+
 def test_everything_a_session_had_comes_back_after_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     will = Will("w/sub", b"gone", 1, False, Properties(will_delay_interval=30))

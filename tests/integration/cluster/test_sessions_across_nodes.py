@@ -5,6 +5,7 @@ real mutual-TLS paho clients."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import gc
@@ -12,6 +13,7 @@ import json
 import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from bastion.cluster import ClusterNode
+from bastion.cluster._status import read_status
 from bastion.config import ClusterConfig, Config, MQTTConfig, StoreConfig
 from bastion.datadir import DataDir
 from support.clients import V5, Client, DeviceFiles, wait_for
@@ -92,6 +95,41 @@ def test_a_connect_on_another_node_takes_the_session_over(fleet: Fleet) -> None:
     wait_for(lambda: "roamer" not in one.app.broker.sessions, 2, "node-1 to let go")
     assert two.call(lambda: two.app.broker.sessions["roamer"].connection is not None)
     second.disconnect()
+
+
+def test_a_busy_node_keeps_its_sessions(fleet: Fleet) -> None:
+    # node-1's event loop is starved for longer than its lease (as when tens of thousands
+    # of connections close at once on two cores): it still turns, but each turn takes
+    # a second and a half, so a renewal made on the loop would come too late again and
+    # again.
+    # The lease is renewed from a thread of its own: the node must not fence itself and
+    # drop its devices, and the other nodes must see its lease running all along.
+    one = fleet.start("node-1")
+    device = Client(fleet.devices["roamer"], one.port, version=V5, client_id="roamer",
+                    clean=False, session_expiry=3600).connect()
+    device.subscribe("fleet/roamer/cmd", qos=1)
+    until = time.monotonic() + LEASE * 1.5
+    done = threading.Event()
+
+    def starve() -> None:
+        if time.monotonic() >= until:
+            done.set()
+            return
+        time.sleep(1.5)
+        one.loop.call_soon(starve)
+
+    one.loop.call_soon_threadsafe(starve)
+    time.sleep(LEASE)  # node-1's lease would have run out without a renewal
+    seen = asyncio.run(read_status(NATS_URL, fleet.config.cluster.name)).nodes
+    assert [n.node for n in seen] == ["node-1"]  # its lease runs, renewed lately
+    assert time.time() - seen[0].seen < LEASE / 3 + 1
+    assert done.wait(LEASE)
+    time.sleep(2.0)  # a turn of node-1's watch on its lease
+    assert not one.call(lambda: one.app.component(ClusterNode).fenced)
+    assert not device.disconnected.is_set(), "node-1 dropped its device"
+    device.publish("fleet/roamer/cmd", b"still here", qos=1)
+    assert [m.payload for m in device.expect(1)] == [b"still here"]
+    device.disconnect()
 
 
 def test_a_persistent_session_resumes_on_another_node_with_its_queue(fleet: Fleet) -> None:
