@@ -154,6 +154,28 @@ class DetectConfig:
     invalidate_after: float = 172800.0  # a silent device's alarms become alarm-invalidated
 
 
+# -- the rules engine --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """The rules engine (bastion.rules): its queue, retries, and where actions write."""
+
+    enabled: bool = True
+    queue_size: int = 10000        # matched messages waiting for evaluation; more: dropped
+    attempts: int = 3              # tries of one action before its rule's error action
+    backoff_seconds: float = 0.5   # the first wait between two tries (doubled each time)
+    max_backoff_seconds: float = 30.0
+    action_timeout: float = 10.0   # seconds one HTTP or SQL action may take
+    sql_url: str = ""              # the dynamoDBv2 action's database; empty: the action fails
+    log_dir: str = ""              # the cloudwatchLogs action's files; empty: <data>/rules/logs
+    log_max_bytes: int = 10 << 20  # a log file is rotated past this size
+    log_files_kept: int = 5        # rotated files kept per log group
+    nats_url: str = ""             # the kinesis action's NATS (JetStream); empty: the cluster's
+    s3_endpoint_url: str = ""      # the s3 action's object store; empty: AWS's S3 itself
+    s3_region: str = "us-east-1"   # (credentials: boto3's usual chain, never this file)
+    http_cafile: str = ""          # CA bundle for https:// actions and confirmations; empty:
+    #                                the system's
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -168,6 +190,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -176,7 +199,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "account": Account, "api": ApiConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
-    "detect": DetectConfig,
+    "detect": DetectConfig, "rules": RulesConfig,
 }
 
 

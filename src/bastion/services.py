@@ -43,6 +43,7 @@ from .jobs import JobService
 from .logging_options import LoggingOptions
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
+from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
 from .store import Store
 from .trail import Trail, TrailError, TrailKeys
@@ -122,6 +123,7 @@ class Services:
     logging_options: LoggingOptions
     audit: AuditServices | None
     detect: DetectServices | None
+    rules: RuleService
 
     @property
     def store(self) -> Store:
@@ -212,6 +214,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                                       run=_on_worker_thread)
         detect_service.mitigation_tasks = tasks
         detect = DetectServices(detect_service, tasks, response)
+    rules = RuleService(store, account=account, clock=clock, publish=bus.publish,
+                        confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
+                                                    timeout=config.rules.action_timeout))
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -220,7 +225,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         jobs=JobService(store, plane.registry, clock, bus.publish, documents=files),
         provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
-        audit=audit, detect=detect)
+        audit=audit, detect=detect, rules=rules)
 
 
 def _on_worker_thread(job: Callable[[], None]) -> None:

@@ -56,6 +56,11 @@ seconds is not an API call): ``live`` is 200 while the process serves; ``ready``
 when every check of the :data:`Readiness` callable passes, else 503, with the checks as
 JSON either way (no secret in them: component names and "ok" or why not).
 
+``GET /confirmdestination/<token>`` without an ``Authorization`` header confirms the topic
+rule destination waiting for that token: the ``enableUrl`` Bastion sends a new HTTP
+destination, which AWS lets the endpoint open as is. With SigV4 the same path is the
+ordinary ConfirmTopicRuleDestination call.
+
 ``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…`` serves a file
 uploaded to Bastion without SigV4: the URL's signature is the authorization
 (:mod:`bastion.files`); 403 for a missing, bad or expired signature, 404 for an unknown
@@ -69,6 +74,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -135,6 +141,9 @@ MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 BODY_TIMEOUT: Final = 30.0
 RESET_PATH: Final = "/_bastion/reset"
 HEALTH_PREFIX: Final = "/_bastion/health/"
+CONFIRM_DESTINATION_PATH: Final = "/confirmdestination/"
+"""ConfirmTopicRuleDestination's path: also a destination's ``enableUrl``, opened without
+SigV4 (:meth:`ApiApplication._confirm_destination`)."""
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
 """The checks behind ``/_bastion/health/ready``: each name with "ok", or why not."""
@@ -277,6 +286,9 @@ class ApiApplication:
             return await self._reset(request, call)
         if request.raw_path.startswith(FILES_PATH):
             return await self._download(request, call)
+        if (request.raw_path.startswith(CONFIRM_DESTINATION_PATH) and request.method == "GET"
+                and request.header("authorization") is None):
+            return await self._confirm_destination(request, call)
         auth = parse_authorization(request)
         call.access_key_id = auth.credential.access_key_id
         service = self._catalog.by_signing_name(auth.credential.service)
@@ -384,6 +396,29 @@ class ApiApplication:
         return Response(status, (("content-type", JSON_CONTENT_TYPE),
                                  ("cache-control", "no-store")),
                         json.dumps(body).encode())
+
+    async def _confirm_destination(self, request: HttpRequest, call: _Call) -> Response:
+        """``GET /confirmdestination/<token>`` without SigV4: a destination's ``enableUrl``
+        opened as is, as AWS allows (the token, 256 random bits sent only to the
+        destination, is the authorization). Trailed as ConfirmTopicRuleDestination with
+        the token shortened; an unknown token is ``401 UnauthorizedException``."""
+        token = urllib.parse.unquote(request.raw_path[len(CONFIRM_DESTINATION_PATH):])
+        call.service, call.operation = "iot", "ConfirmTopicRuleDestination"
+        call.parameters = {"confirmationToken": token[:8] + "…"}
+        call.outcome = OUTCOME_ERROR
+        rules = self._gateway.services.rules
+
+        def run() -> None:
+            with self._trail.record_with_change(
+                    caller=None, access_key_id="", source_ip=call.source_ip,
+                    service=call.service, operation=call.operation,
+                    parameters=call.parameters, outcome=OUTCOME_ALLOWED, error_code=None,
+                    http_status=200) as change:
+                call.change, call.change_status = change, 200
+                rules.confirm_destination(token)
+
+        await asyncio.to_thread(run)
+        return Response(200, (("content-type", JSON_CONTENT_TYPE),), b"{}")
 
     async def _reset(self, request: HttpRequest, call: _Call) -> Response:
         if not self._emulator:

@@ -1,7 +1,7 @@
 """Emulator mode's ``POST /_bastion/reset``: forget everything between two tests.
 
 Wipes the registry (things, types, groups, certificates, CAs, policies, settings such as
-the registration code and logging options), drops every MQTT session (clients are
+the registration code and logging options) and the topic rules, drops every MQTT session (clients are
 disconnected) and every retained message, then re-registers Bastion's own CA so the
 instance is as fresh as after ``bastion init``. Key material (sealed secrets, the data
 directory's files), access keys and the audit trail are kept (:meth:`Store.reset`).
@@ -13,6 +13,7 @@ import asyncio
 
 from bastion.events import EventSink
 from bastion.registry import PolicyDeleted
+from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
 
 from ._context import Gateway
 
@@ -42,4 +43,6 @@ async def reset_emulator(gateway: Gateway, publish: EventSink | None) -> None:
     if publish is not None:
         for name in policy_names:  # forget compiled policies cached by enforcement
             publish(PolicyDeleted(name))
+        publish(TopicRuleChanged(""))  # the rules engine reloads: no rule is left
+        publish(TopicRuleDestinationChanged(""))
 

@@ -21,8 +21,10 @@ store last.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from ..api import ApiServer, CredentialSource, TrailSink
@@ -39,6 +41,8 @@ from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
+from ..reserved.rules import BasicIngestTopics, BrokerRepublisher, RulesTap
+from ..rules import RulesEngine
 from ..services import Services, build_services
 from ..store import Store
 from ._listeners import Listeners
@@ -94,6 +98,7 @@ class App:
         self._handlers: list[ShadowTopics | JobsTopics] = []
         self.journal: ConnectionJournal | None = None
         self.detect: DetectLoop | None = None
+        self.rules: RulesEngine | None = None
         self.api: ApiServer | None = None
         self._store_ping: asyncio.Task[None] | None = None
 
@@ -258,6 +263,9 @@ class App:
                                               interval=config.detect.interval,
                                               clock=self._clock))
         components.append(_Closing("provisioning-hooks", services.provisioning.close))
+        if config.rules.enabled:
+            self.rules = self._rules_engine(services)
+            components.append(self.rules)
         self._listeners = Listeners(broker, config.mqtt, self.datadir, plane, bus)
         components.append(self._listeners)
         if config.api.enabled:
@@ -267,6 +275,31 @@ class App:
                                  readiness=self.readiness)
             components.append(self.api)
         return components
+
+    def _rules_engine(self, services: Services) -> RulesEngine:
+        """The rules engine, tapped into the broker (it starts before the listeners)."""
+        config, broker = self.config, self.broker
+        log_dir = (Path(config.rules.log_dir) if config.rules.log_dir
+                   else self.datadir.path / "rules" / "logs")
+        republisher = BrokerRepublisher(broker, asyncio.get_running_loop())
+        settings = config.rules
+        if not settings.nats_url and config.cluster.nats_url:
+            settings = dataclasses.replace(settings, nats_url=config.cluster.nats_url)
+        engine = RulesEngine(services.rules, self.bus, settings, clock=self._clock,
+                             log_dir=log_dir, republisher=republisher)
+        tap = RulesTap(engine)
+        republisher.tap = tap
+        broker.taps.append(tap)
+        broker.reserved_handlers.append(BasicIngestTopics())
+        if config.api.enabled:
+            services.rules.enable_url = self._enable_url
+        return engine
+
+    def _enable_url(self, token: str) -> str:
+        """A destination confirmation's ``enableUrl`` (the API's ConfirmTopicRuleDestination
+        path; callers confirm with SigV4, as the operation requires)."""
+        base = self.api.url if self.api is not None else ""
+        return f"{base}/confirmdestination/{token}"
 
     def _send(self, topic: str, payload: bytes, qos: int) -> None:
         """Publish a message from Bastion itself (alerts to MQTT targets)."""

@@ -15,7 +15,7 @@ Layers, each importing only those below it::
 
 from __future__ import annotations
 
-from ._broker import Broker, BrokerStats, Ownership, Relay, ReservedTopicHandler
+from ._broker import Broker, BrokerStats, MessageTap, Ownership, Relay, ReservedTopicHandler
 from ._connection import ConnectionHost, MQTTConnection
 from ._directory import (
     Interest,
@@ -92,6 +92,7 @@ __all__ = [
     "MQTTConnection",
     "MemorySessionDirectory",
     "Message",
+    "MessageTap",
     "Op",
     "Ownership",
     "Principal",

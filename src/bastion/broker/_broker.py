@@ -163,6 +163,16 @@ class ReservedTopicHandler(Protocol):
         ...
 
 
+class MessageTap(Protocol):
+    """Sees every message that enters :meth:`Broker.publish` on this node: a client's
+    PUBLISH once authorized (including reserved topics, before their handler), a
+    message the broker or a service originates (lifecycle events, shadow answers, API
+    publishes). Called on the message path: must be cheap, must not block, must not
+    raise (the rules engine queues what it wants and returns)."""
+
+    def accepted(self, message: Message, sender: Session | None) -> None: ...
+
+
 DirectoryFactory = Callable[[BrokerLimits, Clock, Denied, QueueFull], SessionDirectory]
 """Builds the broker's session directory, given its limits, clock and two callbacks."""
 
@@ -218,6 +228,8 @@ class Broker:
         self._queue_full_logged: dict[str, float] = {}
         self.connections: set[MQTTConnection] = set()
         self.reserved_handlers: list[ReservedTopicHandler] = []
+        self.taps: list[MessageTap] = []
+        """Who sees every accepted message (the rules engine); see :class:`MessageTap`."""
         self.stats = BrokerStats()
         self.keep_alive = KeepAliveWheel(self.clock)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -662,6 +674,10 @@ class Broker:
         broker itself originates (lifecycle events, service replies).
         """
         topic = message.topic
+        taps = self.taps
+        if taps:
+            for tap in taps:
+                tap.accepted(message, sender)
         if sender is not None and topic.startswith("$aws/"):
             for handler in self.reserved_handlers:
                 if handler.handles(topic) and handler.on_publish(self, sender, message):

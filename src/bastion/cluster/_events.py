@@ -1,11 +1,12 @@
 """Security events across nodes: what one node's registry publishes reaches every node.
 
-A revocation, deactivation, policy or group change made through any node's API is
-published on that node's bus; the cluster relays it on the core NATS subject
-``<name>.ev`` to every other node, which publishes it on its own bus, where the
-``SecurityEventBridge`` applies it to that node's live sessions. Only the registry's own
-event types cross (a fixed list: nothing else can be made from the wire), as JSON:
-``{"type": "CertificateStatusChanged", "fields": {...}}``.
+A revocation, deactivation, policy or group change (or a topic rule change) made through
+any node's API is published on that node's bus; the cluster relays it on the core NATS
+subject ``<name>.ev`` to every other node, which publishes it on its own bus, where the
+``SecurityEventBridge`` applies it to that node's live sessions (and its rules engine
+reloads its rules). Only the event types of :data:`RELAYED` cross (a fixed list: nothing
+else can be made from the wire), as JSON: ``{"type": "CertificateStatusChanged",
+"fields": {...}}``.
 
 Core NATS delivers at most once: an event sent while a node was cut off never reaches it.
 The registry (in PostgreSQL) is the truth, so a node that reconnects to NATS re-checks
@@ -22,11 +23,14 @@ from typing import Any, Final
 
 from ..enforcement import SECURITY_EVENTS
 from ..registry import CaCertificateRegistered, CertificateRegistered
+from ..rules import TopicRuleChanged, TopicRuleDestinationChanged
 
 RELAYED: Final[tuple[type, ...]] = (
-    *SECURITY_EVENTS, CertificateRegistered, CaCertificateRegistered)
+    *SECURITY_EVENTS, CertificateRegistered, CaCertificateRegistered,
+    TopicRuleChanged, TopicRuleDestinationChanged)
 """The events every node must see: the security state of live sessions
-(:data:`~bastion.enforcement.SECURITY_EVENTS`) and the CAs the listeners trust."""
+(:data:`~bastion.enforcement.SECURITY_EVENTS`), the CAs the listeners trust, and topic
+rule changes (every node's rules engine reloads its rules)."""
 
 _BY_NAME: Final = {kind.__name__: kind for kind in RELAYED}
 

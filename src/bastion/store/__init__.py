@@ -82,6 +82,12 @@ from ._rows import (
     ThingRow,
     ThingTypeRow,
 )
+from ._rules import (
+    TopicRuleDestinationRepository,
+    TopicRuleDestinationRow,
+    TopicRuleRepository,
+    TopicRuleRow,
+)
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository, ShadowRow
@@ -155,6 +161,10 @@ __all__ = [
     "ThingRow",
     "ThingTypeRepository",
     "ThingTypeRow",
+    "TopicRuleDestinationRepository",
+    "TopicRuleDestinationRow",
+    "TopicRuleRepository",
+    "TopicRuleRow",
     "TrailHead",
     "TrailRecordRow",
     "TrailRepository",

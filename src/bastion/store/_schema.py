@@ -793,3 +793,36 @@ detect_violation_events = sa.Table(
     sa.Column("metric_value", sa.JSON(), nullable=True),
     sa.Column("suppressed", sa.Boolean(), nullable=False),
 )
+
+# -- topic rules and their destinations (migration 0013) ------------------------------
+
+topic_rules = sa.Table(
+    "topic_rules",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("sql", sa.Text(), nullable=False),
+    # the FROM clause's topic filter ("" for a Basic Ingest-only rule): ListTopicRules'
+    # topic filter and the engine's subscription
+    sa.Column("topic_pattern", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("sql_version", sa.String(16), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False),
+    # the actions and the error action as the API received them (AWS's Action shapes)
+    sa.Column("actions", sa.JSON(), nullable=False),
+    sa.Column("error_action", sa.JSON(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_modified", UtcDateTime(), nullable=False),
+)
+
+topic_rule_destinations = sa.Table(
+    "topic_rule_destinations",
+    metadata,
+    # the id is the last part of the destination's ARN
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("confirmation_url", sa.Text(), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status_reason", sa.Text(), nullable=False),
+    sa.Column("confirmation_token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+)

@@ -48,6 +48,7 @@ from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
+from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
@@ -88,6 +89,8 @@ class UnitOfWork:
         "thing_principals",
         "thing_types",
         "things",
+        "topic_rule_destinations",
+        "topic_rules",
         "trail",
     )
 
@@ -120,6 +123,8 @@ class UnitOfWork:
         self.detect: Final = DetectRepository(connection)
         self.shadows: Final = ShadowRepository(connection)
         self.files: Final = FileRepository(connection)
+        self.topic_rules: Final = TopicRuleRepository(connection)
+        self.topic_rule_destinations: Final = TopicRuleDestinationRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from support.clients import Client
+from support.clients import Client, wait_for
 
 from .conftest import ACCOUNT, ApiBastion, device_through_api
 
@@ -58,6 +58,13 @@ def test_reset_wipes_everything(emulator: ApiBastion, unique: Unique, tmp_path: 
     iot.attach_policy(policyName=policy,
                       target=iot.create_keys_and_certificate()["certificateArn"])
     data.publish(topic=f"{name}/retained", payload=b"x", retain=True)
+    rule = unique("rule").replace("-", "_")
+    iot.create_topic_rule(ruleName=rule, topicRulePayload={
+        "sql": "SELECT * FROM 'a/b'", "actions": [{"republish": {
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "topic": "c"}}]})
+    engine = emulator.running.app.rules
+    assert engine is not None
+    wait_for(lambda: rule in engine.enabled_rules(), what="the rule in the engine")
     reset(emulator)
     try:
         assert client.disconnected.wait(5), "the reset did not drop the MQTT session"
@@ -69,6 +76,8 @@ def test_reset_wipes_everything(emulator: ApiBastion, unique: Unique, tmp_path: 
     assert iot.list_policies()["policies"] == []
     assert iot.list_certificates()["certificates"] == []
     assert data.list_retained_messages()["retainedTopics"] == []
+    assert iot.list_topic_rules()["rules"] == []
+    wait_for(lambda: not engine.enabled_rules(), what="the engine without rules")
     # Bastion's own CA is registered again: certificates can still be issued.
     assert len(iot.list_ca_certificates()["certificates"]) == 1
     assert iot.create_keys_and_certificate()["certificateId"]

@@ -14,7 +14,8 @@ from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
 EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "detect", "provisioning-hooks", "mqtt-listeners", "api"]
+                  "audit-scheduler", "detect", "provisioning-hooks", "rules", "mqtt-listeners",
+                  "api"]
 
 
 def _refused(port: int) -> bool:
@@ -40,6 +41,7 @@ def test_every_component_runs_in_order_and_stops(datadir: DataDir,
         shadow = next(h for h in handlers if isinstance(h, ShadowTopics))
         jobs = next(h for h in handlers if isinstance(h, JobsTopics))
         assert shadow.service is services.shadow and jobs.service is services.jobs
+        assert app.rules is not None and app.rules.service is services.rules
         assert app.api is not None
         mqtt_port, api_port = running.port, app.api_port
         device = make_device()

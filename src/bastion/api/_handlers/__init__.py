@@ -11,6 +11,7 @@ from . import (
     jobs,
     policies,
     provisioning,
+    rules,
     shadow,
     system,
     things,
@@ -18,4 +19,5 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates", "data",
-           "detect", "groups", "jobs", "policies", "provisioning", "shadow", "system", "things"]
+           "detect", "groups", "jobs", "policies", "provisioning", "rules", "shadow", "system",
+           "things"]

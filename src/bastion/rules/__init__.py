@@ -1,0 +1,77 @@
+"""The rules engine: AWS IoT SQL over the message stream, and actions that route results.
+
+* :func:`parse` / :func:`statement_sql` — AWS IoT SQL text ↔ :class:`Statement` (the pure
+  core, with :func:`evaluate` running a statement on one :class:`MessageContext`).
+* :class:`RuleService` — the topic-rule API (rules and HTTP destinations) over the store.
+* :class:`RulesEngine` — the component that runs the enabled rules on the messages the
+  broker offers it, off the message path, and delivers their actions.
+"""
+
+from __future__ import annotations
+
+from ._ast import Statement
+from ._engine import (
+    BASIC_INGEST_PREFIX,
+    EngineCounters,
+    IncomingMessage,
+    RuleCounters,
+    RulesEngine,
+    basic_ingest_target,
+)
+from ._errors import (
+    InvalidRuleError,
+    RuleConflictError,
+    RuleExistsError,
+    RulesError,
+    SqlParseError,
+    UnknownRuleError,
+    UnsupportedSqlError,
+)
+from ._evaluate import SQL_VERSIONS, MessageContext, RuleOutput, evaluate
+from ._parse import parse
+from ._print import statement_sql
+from ._service import (
+    CompiledRule,
+    ConfirmationRequest,
+    RuleService,
+    TopicRuleChanged,
+    TopicRuleDestinationChanged,
+    compile_rule,
+)
+from ._sinks import ActionFailed, Republication, confirmation_sender
+from ._values import NO_MQTT_PROPERTIES, UNDEFINED, MqttProperties
+
+__all__ = [
+    "BASIC_INGEST_PREFIX",
+    "NO_MQTT_PROPERTIES",
+    "SQL_VERSIONS",
+    "UNDEFINED",
+    "ActionFailed",
+    "CompiledRule",
+    "ConfirmationRequest",
+    "EngineCounters",
+    "IncomingMessage",
+    "InvalidRuleError",
+    "MessageContext",
+    "MqttProperties",
+    "Republication",
+    "RuleConflictError",
+    "RuleCounters",
+    "RuleExistsError",
+    "RuleOutput",
+    "RuleService",
+    "RulesEngine",
+    "RulesError",
+    "SqlParseError",
+    "Statement",
+    "TopicRuleChanged",
+    "TopicRuleDestinationChanged",
+    "UnknownRuleError",
+    "UnsupportedSqlError",
+    "basic_ingest_target",
+    "compile_rule",
+    "confirmation_sender",
+    "evaluate",
+    "parse",
+    "statement_sql",
+]
