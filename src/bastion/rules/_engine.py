@@ -353,6 +353,11 @@ class RulesEngine(Component):
 
     def _submit(self, rule: CompiledRule, spec: ActionSpec, output: RuleOutput,
                 ctx: MessageContext, message: IncomingMessage) -> None:
+        self._to_pool(self._deliver_with_retries, rule, spec, output, ctx, message)
+
+    def _to_pool(self, work: Callable[..., None], *args: Any) -> None:
+        """Hand ``work`` to the action threads, unless stopping or too much waits already
+        (then it is dropped and counted); ``work`` releases its pending slot when done."""
         pool = self._pool
         if pool is None or self._stopping.is_set():
             return
@@ -360,7 +365,7 @@ class RulesEngine(Component):
             self._dropped("too many actions waiting")
             return
         try:
-            pool.submit(self._deliver_with_retries, rule, spec, output, ctx, message)
+            pool.submit(work, *args)
         except RuntimeError:  # the pool is shutting down
             self._pending.release()
 
@@ -416,16 +421,7 @@ class RulesEngine(Component):
             self._pending.release()
 
     def _send_batch(self, batch: Batch) -> None:
-        pool = self._pool
-        if pool is None or self._stopping.is_set():
-            return
-        if not self._pending.acquire(blocking=False):
-            self._dropped("too many actions waiting")
-            return
-        try:
-            pool.submit(self._deliver_batch, batch)
-        except RuntimeError:  # the pool is shutting down
-            self._pending.release()
+        self._to_pool(self._deliver_batch, batch)
 
     def _deliver_batch(self, batch: Batch) -> None:
         try:
