@@ -45,6 +45,13 @@ scenarios compare the two with caps that never bite. Same checks, same last line
 registers ``N`` more devices with the bench policy, each with a certificate of its own
 (``bench-revoke-<k>``, files in ``OUTDIR``), for the cluster's revocation scenario, which
 revokes them one by one; its last line lists them as JSON (name, certificate id).
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --rules N
+
+creates ``N`` enabled topic rules (``bench-rule-<k>``), each matching every bench message
+(:data:`RULE_SQL`) and appending its result to a log file of its own (the
+``cloudwatchLogs`` action, files under ``DIR/rules/logs``), for the rules scenarios;
+its last line says what it made (JSON).
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ from pathlib import Path
 
 DEVICE = "bench-device"
 POLICY = "bastion-bench"
+RULE_SQL = ("SELECT encode(*, 'base64') AS data, topic(2) AS device, timestamp() AS at "
+            "FROM 'bench/#'")
+"""The bench's payloads are not JSON (zero bytes), so the rule encodes them, as a rule
+archiving binary telemetry would."""
 
 
 def bench_policy(region: str, account_id: str) -> str:
@@ -166,6 +177,32 @@ def configure_durable(data_dir: Path, synchronous: str, max_queued: int) -> dict
     return {"sessions": sessions, "limits": limits}
 
 
+def create_rules(data_dir: Path, count: int) -> dict[str, object]:
+    """Create ``count`` rules as the API's CreateTopicRule would (see the module)."""
+    from bastion.clock import SystemClock
+    from bastion.config import load_config
+    from bastion.controlplane import database_url
+    from bastion.datadir import DataDir
+    from bastion.rules import RuleService
+    from bastion.store import Store
+
+    datadir = DataDir(data_dir)
+    config = load_config(datadir.config_path)
+    store = Store.open(database_url(config, datadir))
+    try:
+        service = RuleService(store, account=config.account, clock=SystemClock(),
+                              publish=lambda event: None, confirm=lambda request: None)
+        for k in range(count):
+            service.create_topic_rule(f"bench_rule_{k}", {
+                "sql": RULE_SQL, "awsIotSqlVersion": "2016-03-23",
+                "actions": [{"cloudwatchLogs": {
+                    "roleArn": "arn:aws:iam::123456789012:role/unused",
+                    "logGroupName": f"bench-rule-{k}"}}]})
+    finally:
+        store.close()
+    return {"rules": count, "sql": RULE_SQL, "action": "cloudwatchLogs"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -174,7 +211,15 @@ def main() -> int:
     parser.add_argument("--max-queued", type=int, default=1_000_000)
     parser.add_argument("--no-drop", action="store_true")
     parser.add_argument("--devices", type=int, default=0)
+    parser.add_argument("--rules", type=int)
     args = parser.parse_args()
+    if args.rules is not None:
+        try:
+            print(json.dumps(create_rules(args.data_dir, args.rules)))
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"could not create the rules: {exc}")
+            return 1
+        return 0
     if args.no_drop:
         try:
             print(json.dumps(configure_no_drop(args.data_dir)))
@@ -191,7 +236,7 @@ def main() -> int:
         print(json.dumps(done))
         return 0
     if args.out is None:
-        parser.error("--out is required (unless --durable or --no-drop)")
+        parser.error("--out is required (unless --durable, --no-drop or --rules)")
     try:
         from bastion.config import load_config
         from bastion.controlplane import open_control_plane, provision_device

@@ -43,6 +43,7 @@ import durability
 import loadgen
 import procstat
 import report
+import rules
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "latest.json"
@@ -69,8 +70,9 @@ HEADLINE = {
     "durable": "acked_per_s",
 }
 HEADLINE.update(cluster.HEADLINE)
+HEADLINE.update(rules.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
-ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS}
+ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS}
 """What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
 need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
 stands for ``cluster.DEFAULT``."""
@@ -127,7 +129,9 @@ def parse_args(argv: list[str] | None) -> Settings:
         + ". Without --only: "
         + ", ".join(SCENARIOS)
         + "; --only cluster = "
-        + ",".join(cluster.DEFAULT),
+        + ",".join(cluster.DEFAULT)
+        + "; --only rules = "
+        + ",".join(rules.DEFAULT),
     )
     parser.add_argument(
         "--quick", action="store_true", help="short windows and few connections (< 2 min)"
@@ -247,7 +251,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     only = None
     if args.only:
         only = [
-            ",".join(cluster.DEFAULT) if v.strip() == "cluster" else v
+            {"cluster": ",".join(cluster.DEFAULT), "rules": ",".join(rules.DEFAULT)}.get(v.strip(), v)
             for value in args.only
             for v in value.split(",")
         ]
@@ -531,6 +535,8 @@ def _limit(r: dict[str, Any]) -> str:
 def _progress(scenario: str, r: dict[str, Any]) -> str:
     if scenario in cluster.SCENARIOS:
         return cluster.progress(scenario, r)
+    if scenario in rules.SCENARIOS:
+        return rules.progress(scenario, r)
     cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
@@ -709,6 +715,7 @@ def run_all(bench: Bench) -> None:
             preamble=lambda: _durable_preamble(bench),
         )
     cluster.run_all(bench)
+    rules.run_all(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -834,7 +841,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = report.summary(bench)
     figures.update(cluster.summary(bench))
+    figures.update(rules.summary(bench))
     cluster.print_tables(bench)
+    rules.print_tables(bench)
     report.print_table(bench)
     path = report.write_json(bench, figures, interrupted)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")

@@ -42,7 +42,7 @@ from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
 from ..reserved.rules import BasicIngestTopics, BrokerRepublisher, RulesTap
-from ..rules import RulesEngine
+from ..rules import RulesProcess
 from ..services import Services, build_services
 from ..store import Store
 from ._listeners import Listeners
@@ -98,7 +98,7 @@ class App:
         self._handlers: list[ShadowTopics | JobsTopics] = []
         self.journal: ConnectionJournal | None = None
         self.detect: DetectLoop | None = None
-        self.rules: RulesEngine | None = None
+        self.rules: RulesProcess | None = None
         self.api: ApiServer | None = None
         self._store_ping: asyncio.Task[None] | None = None
 
@@ -276,7 +276,7 @@ class App:
             components.append(self.api)
         return components
 
-    def _rules_engine(self, services: Services) -> RulesEngine:
+    def _rules_engine(self, services: Services) -> RulesProcess:
         """The rules engine, tapped into the broker (it starts before the listeners)."""
         config, broker = self.config, self.broker
         log_dir = (Path(config.rules.log_dir) if config.rules.log_dir
@@ -285,8 +285,8 @@ class App:
         settings = config.rules
         if not settings.nats_url and config.cluster.nats_url:
             settings = dataclasses.replace(settings, nats_url=config.cluster.nats_url)
-        engine = RulesEngine(services.rules, self.bus, settings, clock=self._clock,
-                             log_dir=log_dir, republisher=republisher)
+        engine = RulesProcess(services.rules, self.bus, settings, clock=self._clock,
+                              log_dir=log_dir, republisher=republisher)
         tap = RulesTap(engine)
         republisher.tap = tap
         broker.taps.append(tap)

@@ -17,11 +17,9 @@ import asyncio
 from bastion.broker import Broker, Message, Session
 from bastion.mqtt import NO_PROPERTIES, Properties
 from bastion.rules import (
-    NO_MQTT_PROPERTIES,
-    IncomingMessage,
-    MqttProperties,
     Republication,
     RulesEngine,
+    RulesProcess,
     basic_ingest_target,
 )
 
@@ -29,7 +27,7 @@ from bastion.rules import (
 class RulesTap:
     """Offers the engine every accepted message whose topic a rule wants."""
 
-    def __init__(self, engine: RulesEngine) -> None:
+    def __init__(self, engine: RulesEngine | RulesProcess) -> None:
         self._engine = engine
         self.republishing: str | None = None
         """The rule whose republished message is being published (set on the loop)."""
@@ -39,13 +37,13 @@ class RulesTap:
         if not engine.wants(message.topic):
             return
         props = message.properties
-        engine.offer(IncomingMessage(
+        engine.take(
             message.topic, message.payload, message.origin,
             sender.principal.certificate_id if sender is not None else None,
-            engine.now_ms(), republished_by=self.republishing,
-            properties=NO_MQTT_PROPERTIES if props is NO_PROPERTIES else MqttProperties(
+            self.republishing,
+            None if props is NO_PROPERTIES else (
                 props.payload_format_indicator, props.content_type, props.response_topic,
-                props.correlation_data, props.user_properties)))
+                props.correlation_data, props.user_properties))
 
 
 class BasicIngestTopics:

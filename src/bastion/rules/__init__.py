@@ -3,8 +3,9 @@
 * :func:`parse` / :func:`statement_sql` — AWS IoT SQL text ↔ :class:`Statement` (the pure
   core, with :func:`evaluate` running a statement on one :class:`MessageContext`).
 * :class:`RuleService` — the topic-rule API (rules and HTTP destinations) over the store.
-* :class:`RulesEngine` — the component that runs the enabled rules on the messages the
-  broker offers it, off the message path, and delivers their actions.
+* :class:`RulesEngine` — runs the enabled rules on the messages offered to it, off the
+  message path, and delivers their actions; :class:`RulesProcess` — the component a node
+  runs, which runs that engine in a child process and offers it the broker's messages.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ._errors import (
 from ._evaluate import SQL_VERSIONS, MessageContext, RuleOutput, evaluate
 from ._parse import parse
 from ._print import statement_sql
+from ._process import RulesProcess
 from ._service import (
     CompiledRule,
     ConfirmationRequest,
@@ -62,6 +64,7 @@ __all__ = [
     "RuleService",
     "RulesEngine",
     "RulesError",
+    "RulesProcess",
     "SqlParseError",
     "Statement",
     "TopicRuleChanged",

@@ -9,8 +9,10 @@ and ``offer`` puts the message in a bounded queue. A full queue drops the messag
 it and logs (at most once a minute): the broker is never held back by rules.
 
 One evaluation thread takes messages from the queue, evaluates each matching rule (the
-statement compiled when the rule was loaded, :mod:`._compile`) and hands every action of a matched rule to a small pool of
-delivery threads. A delivery is tried up to ``attempts`` times, waiting ``backoff``
+statement compiled when the rule was loaded, :mod:`._compile`), delivers the local
+actions of a matched rule itself (republish, log file: cheaper than a thread hand-off) and
+hands the others (and a local one that failed) to a small pool of delivery threads. A
+delivery is tried up to ``attempts`` times, waiting ``backoff``
 (doubled each time, at most ``max_backoff``) between tries, unless the failure says
 retrying cannot help; when it still fails, the rule's error action gets AWS's error
 message (``ruleName``, ``topic``, ``clientId``, ``base64OriginalPayload``, ``failures``).
@@ -29,7 +31,10 @@ the rules again like any other, except to the rule that republished it.
 
 Counters per rule (``matched``, ``actions_succeeded``, ``actions_failed``,
 ``error_actions_succeeded``, ``error_actions_failed``) and for the engine (``offered``,
-``dropped``) are plain integers (:meth:`RulesEngine.counters`).
+``evaluated``, ``dropped``) are plain integers (:meth:`RulesEngine.counters`,
+:func:`summary`).
+
+A node runs this engine in a child process (:mod:`._process`); tests run it directly.
 """
 
 from __future__ import annotations
@@ -84,7 +89,13 @@ log = logging.getLogger("bastion.rules")
 BASIC_INGEST_PREFIX = "$aws/rules/"
 DROP_LOG_INTERVAL = 60.0
 _TOPIC_CACHE_LIMIT = 10000
+PropertyFields = tuple[int | None, str | None, str | None, bytes | None,
+                       tuple[tuple[str, str], ...]]
+"""The fields of a :class:`MqttProperties`, in order."""
 _STOP: Any = object()
+_LOCAL_ACTIONS = (RepublishSpec, LogFileSpec)
+"""Actions that only hand a message to the broker or append a line to a file: delivered
+by the evaluation thread itself (a thread hand-off costs more than they do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +128,20 @@ class RuleCounters:
 @dataclass(slots=True)
 class EngineCounters:
     offered: int = 0
+    evaluated: int = 0
     dropped: int = 0
     evaluation_errors: int = 0
     rules: dict[str, RuleCounters] = field(default_factory=dict)
+
+
+def summary(stats: EngineCounters) -> str:
+    """An engine's counters in one line (a node logs it when it stops)."""
+    rules = list(stats.rules.values())
+    return (f"offered {stats.offered}, evaluated {stats.evaluated}, dropped {stats.dropped}, "
+            f"evaluation errors {stats.evaluation_errors}; matched "
+            f"{sum(r.matched for r in rules)}, actions succeeded "
+            f"{sum(r.actions_succeeded for r in rules)}, failed "
+            f"{sum(r.actions_failed for r in rules)}")
 
 
 @dataclass(slots=True)
@@ -215,6 +237,14 @@ class RulesEngine(Component):
             return False
         return bool(working.match(topic))
 
+    def take(self, topic: str, payload: bytes, client_id: str | None, principal: str | None,
+             republished_by: str | None, properties: PropertyFields | None) -> bool:
+        """:meth:`offer` a message the broker accepted now, as the broker's tap has it
+        (``properties``: the fields of :class:`MqttProperties`, None without any)."""
+        return self.offer(IncomingMessage(
+            topic, payload, client_id, principal, self.now_ms(), republished_by=republished_by,
+            properties=NO_MQTT_PROPERTIES if properties is None else MqttProperties(*properties)))
+
     def offer(self, message: IncomingMessage) -> bool:
         """Queue ``message`` for the rules; False (counted, logged) when the queue is full.
         Never blocks."""
@@ -271,6 +301,7 @@ class RulesEngine(Component):
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
         await asyncio.to_thread(self.tables.close)
+        self.files.close()
         await self.streams.aclose()
 
     # -- the working set ------------------------------------------------------------------
@@ -322,6 +353,7 @@ class RulesEngine(Component):
                 return
             try:
                 self._evaluate(item)
+                self.stats.evaluated += 1
             except Exception:
                 self.stats.evaluation_errors += 1
                 log.exception("rules: evaluating a message on %r failed", item.topic)
@@ -353,6 +385,23 @@ class RulesEngine(Component):
 
     def _submit(self, rule: CompiledRule, spec: ActionSpec, output: RuleOutput,
                 ctx: MessageContext, message: IncomingMessage) -> None:
+        """Deliver a local action (republish, log file) here, at once; hand the others, and
+        a local one that failed (its retries wait), to the action threads."""
+        if isinstance(spec, _LOCAL_ACTIONS):
+            try:
+                self._run(spec, output, ctx, rule.name)
+            except ActionFailed as error:
+                failure = str(error)
+                tried = self._config.attempts if not error.retry else 1
+            except Exception as error:
+                log.exception("rules: %s of rule %s raised", spec.name, rule.name)
+                failure, tried = f"{type(error).__name__}: {error}", self._config.attempts
+            else:
+                self.counters(rule.name).actions_succeeded += 1
+                return
+            self._to_pool(self._deliver_with_retries, rule, spec, output, ctx, message,
+                          tried, failure)
+            return
         self._to_pool(self._deliver_with_retries, rule, spec, output, ctx, message)
 
     def _to_pool(self, work: Callable[..., None], *args: Any) -> None:
@@ -388,18 +437,24 @@ class RulesEngine(Component):
         else:  # pragma: no cover - parse_action builds only these
             raise ActionFailed(f"unknown action {spec!r}", retry=False)
 
-    def _attempts(self, run: Callable[[], None], what: str, rule_name: str) -> str | None:
-        """Run a delivery with retries; None on success, else the last failure."""
+    def _attempts(self, run: Callable[[], None], what: str, rule_name: str, *,
+                  tried: int = 0, failure: str = "not attempted") -> str | None:
+        """Run a delivery with retries; None on success, else the last failure. ``tried``
+        attempts were made already (the last one failed with ``failure``)."""
         config = self._config
         wait = config.backoff_seconds
-        failure = "not attempted"
-        for attempt in range(1, max(1, config.attempts) + 1):
+        attempts = max(1, config.attempts)
+        if tried:
+            if tried >= attempts or self._stopping.wait(wait):
+                return failure
+            wait = min(wait * 2, config.max_backoff_seconds)
+        for attempt in range(tried + 1, attempts + 1):
             try:
                 run()
                 return None
             except ActionFailed as error:
                 failure = str(error)
-                if not error.retry or attempt >= config.attempts:
+                if not error.retry or attempt >= attempts:
                     break
             except Exception as error:
                 log.exception("rules: %s of rule %s raised", what, rule_name)
@@ -412,11 +467,12 @@ class RulesEngine(Component):
 
     def _deliver_with_retries(self, rule: CompiledRule, spec: ActionSpec,
                               output: RuleOutput, ctx: MessageContext,
-                              message: IncomingMessage) -> None:
+                              message: IncomingMessage, tried: int = 0,
+                              failure: str = "not attempted") -> None:
         try:
-            failure = self._attempts(lambda: self._run(spec, output, ctx, rule.name),
-                                     spec.name, rule.name)
-            self._settle(rule, spec, [(ctx, message)], failure)
+            outcome = self._attempts(lambda: self._run(spec, output, ctx, rule.name),
+                                     spec.name, rule.name, tried=tried, failure=failure)
+            self._settle(rule, spec, [(ctx, message)], outcome)
         finally:
             self._pending.release()
 

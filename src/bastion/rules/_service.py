@@ -125,6 +125,17 @@ def compile_rule(row: TopicRuleRow) -> CompiledRule:
         disabled=row.disabled)
 
 
+def compile_rules(rows: list[TopicRuleRow]) -> list[CompiledRule]:
+    """Parse stored rules; a row that no longer parses is logged and left out."""
+    compiled: list[CompiledRule] = []
+    for row in rows:
+        try:
+            compiled.append(compile_rule(row))
+        except Exception as error:  # noqa: BLE001 - one bad row must not stop the rest
+            log.error("rule %s cannot be compiled and does not run: %s", row.name, error)
+    return compiled
+
+
 class RuleService:
     """CreateTopicRule and the rest of the topic-rule API, over the store.
 
@@ -260,17 +271,14 @@ class RuleService:
         except InvalidPageTokenError:
             raise InvalidRuleError("invalid nextToken") from None
 
+    def stored_rules(self) -> list[TopicRuleRow]:
+        """Every stored rule, as stored."""
+        with self._store.transaction(readonly=True) as uow:
+            return list(uow.topic_rules.all())
+
     def compiled_rules(self) -> list[CompiledRule]:
         """Every stored rule, parsed (a row that no longer parses is logged and left out)."""
-        with self._store.transaction(readonly=True) as uow:
-            rows = uow.topic_rules.all()
-        compiled: list[CompiledRule] = []
-        for row in rows:
-            try:
-                compiled.append(compile_rule(row))
-            except Exception as error:  # noqa: BLE001 - one bad row must not stop the rest
-                log.error("rule %s cannot be compiled and does not run: %s", row.name, error)
-        return compiled
+        return compile_rules(self.stored_rules())
 
     # -- destinations ---------------------------------------------------------------------
 

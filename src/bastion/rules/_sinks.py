@@ -111,6 +111,10 @@ def republish(spec: RepublishSpec, output: RuleOutput, ctx: MessageContext,
         raise ActionFailed(f"the broker did not take the message: {error}") from None
 
 
+_OPEN_FILES = 512
+"""Log files kept open at most; past that they are all closed and opened again on use."""
+
+
 class LogFiles:
     """The cloudwatchLogs action's local analog: one JSON-lines file per log group under
     ``directory``, rotated past ``max_bytes`` (``group.jsonl`` → ``group.jsonl.1`` → …,
@@ -121,6 +125,8 @@ class LogFiles:
         self.max_bytes = max_bytes
         self.kept = kept
         self._lock = threading.Lock()
+        self._open: dict[Path, tuple[Any, int]] = {}
+        """Files kept open for appending, with their size: one write per line."""
 
     def path_of(self, group: str) -> Path:
         return self.directory / (group.replace("/", "_").replace("#", "_") + ".jsonl")
@@ -141,17 +147,37 @@ class LogFiles:
         path = self.path_of(group)
         try:
             with self._lock:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                try:
-                    size = path.stat().st_size
-                except FileNotFoundError:
-                    size = 0
+                out, size = self._open.get(path) or self._open_file(path)
                 if size and size + len(data) > self.max_bytes:
+                    out.close()
                     self._rotate(path)
-                with open(path, "ab") as out:
-                    out.write(data)
+                    out, size = self._open_file(path)
+                out.write(data)
+                self._open[path] = (out, size + len(data))
         except OSError as error:
+            self._forget(path)
             raise ActionFailed(f"cannot write {path}: {error}") from None
+
+    def _open_file(self, path: Path) -> tuple[Any, int]:
+        if len(self._open) >= _OPEN_FILES:
+            self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        out = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open for the next lines
+        entry = (out, out.seek(0, os.SEEK_END))
+        self._open[path] = entry
+        return entry
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            entry = self._open.pop(path, None)
+        if entry is not None:
+            entry[0].close()
+
+    def close(self) -> None:
+        """Close the files kept open (the next line opens its file again)."""
+        open_files, self._open = self._open, {}
+        for out, _ in open_files.values():
+            out.close()
 
     def _rotate(self, path: Path) -> None:
         oldest = path.with_name(f"{path.name}.{self.kept}")

@@ -20,7 +20,7 @@ from bastion.api import MemoryTrail, Role, StaticCredentials
 from bastion.broker import BrokerLimits
 from bastion.config import ApiConfig, Config, MQTTConfig, RulesConfig
 from bastion.datadir import DataDir
-from bastion.rules import RulesEngine
+from bastion.rules import RulesProcess
 from support.clients import DeviceFiles
 from support.databases import _pg_schemas, _session_store, store
 from support.receivers import Webhook, ca_file, test_ca, webhook
@@ -32,6 +32,8 @@ __all__ = ["Webhook", "_pg_schemas", "_session_store", "ca_file", "store", "test
 NATS_URL = "nats://127.0.0.1:4222"  # the machine's NATS, as the cluster tests use it
 REGION = "us-east-1"
 KEY = ("AKIARULESADMIN000001", "rules-secret/abcdefghijklmnopqrstuvwxyz012")
+OBJECT_STORE_KEY = ("rules-test", "rules-test-secret")
+"""What the rules process finds in its environment for the s3 action (boto3's chain)."""
 NO_RETRIES = BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
                         read_timeout=10)
 
@@ -52,7 +54,7 @@ class RulesBastion:
         return self.running.port
 
     @property
-    def engine(self) -> RulesEngine:
+    def engine(self) -> RulesProcess:
         engine = self.running.app.rules
         assert engine is not None
         return engine
@@ -107,15 +109,20 @@ def rules_bastion(datadir: DataDir, make_device: Callable[..., DeviceFiles], ca_
                           log_dir=str(log_dir), http_cafile=ca_file, nats_url=NATS_URL,
                           s3_endpoint_url=object_store))
     trail = MemoryTrail()
-    running = RunningBastion(config, datadir, trail=trail, credentials=StaticCredentials(
-        {KEY[0]: (KEY[1], Role.ADMIN)})).start()
-    try:
-        api = running.app.api
-        assert api is not None
-        yield RulesBastion(running, trail, api.url, str(datadir.ca_cert_path), log_dir,
-                           sql_url, object_store, make_device)
-    finally:
-        running.stop()
+    with pytest.MonkeyPatch.context() as environment:
+        # The rules process starts with these in its environment, as an operator would
+        # start Bastion with the object store's credentials.
+        environment.setenv("AWS_ACCESS_KEY_ID", OBJECT_STORE_KEY[0])
+        environment.setenv("AWS_SECRET_ACCESS_KEY", OBJECT_STORE_KEY[1])
+        running = RunningBastion(config, datadir, trail=trail, credentials=StaticCredentials(
+            {KEY[0]: (KEY[1], Role.ADMIN)})).start()
+        try:
+            api = running.app.api
+            assert api is not None
+            yield RulesBastion(running, trail, api.url, str(datadir.ca_cert_path), log_dir,
+                               sql_url, object_store, make_device)
+        finally:
+            running.stop()
 
 
 @pytest.fixture

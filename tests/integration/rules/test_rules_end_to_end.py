@@ -23,7 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from support.clients import V5, Client, wait_for
 from support.receivers import Webhook
 
-from .conftest import NATS_URL, RulesBastion
+from .conftest import NATS_URL, OBJECT_STORE_KEY, RulesBastion
 
 
 def _rule(sql: str, *actions: dict[str, Any], error_action: dict[str, Any] | None = None,
@@ -63,7 +63,9 @@ def test_republish_reaches_a_subscriber(rules_bastion: RulesBastion,
         # the first publish did not pass WHERE: the first republish is the second one's
         assert json.loads(message.payload) == {"doubled": 42, "device": "press-1",
                                                "client": sender.client_id}
-        assert rules_bastion.engine.counters(name).matched == 1
+        # The rules process reports its counters a few times a second.
+        wait_for(lambda: rules_bastion.engine.counters(name).matched == 1,
+                 what="the match counted")
     finally:
         listener.stop()
         sender.stop()
@@ -188,8 +190,9 @@ def test_failing_action_triggers_the_error_action(rules_bastion: RulesBastion,
     assert failure["failedAction"] == "DynamoDBv2Action"
     assert failure["failedResource"] == "no_such_table_here"
     assert "no_such_table_here" in failure["errorMessage"]
-    counters = rules_bastion.engine.counters(name)
-    assert (counters.actions_failed, counters.error_actions_succeeded) == (1, 1)
+    wait_for(lambda: (rules_bastion.engine.counters(name).actions_failed,
+                      rules_bastion.engine.counters(name).error_actions_succeeded) == (1, 1),
+             what="one failure and one error action counted")
 
 
 def test_http_action_after_destination_confirmation(rules_bastion: RulesBastion,
@@ -366,14 +369,10 @@ def test_stream_action_publishes_to_jetstream(rules_bastion: RulesBastion,
 
 
 def test_objects_land_in_an_s3_compatible_store(rules_bastion: RulesBastion,
-                                                unique: Callable[[str], str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    # The engine's S3 client takes its credentials from boto3's chain, here the environment.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rules-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rules-test-secret")
+                                                unique: Callable[[str], str]) -> None:
     store = boto3.client("s3", endpoint_url=rules_bastion.object_store,
-                         region_name="us-east-1", aws_access_key_id="rules-test",
-                         aws_secret_access_key="rules-test-secret")
+                         region_name="us-east-1", aws_access_key_id=OBJECT_STORE_KEY[0],
+                         aws_secret_access_key=OBJECT_STORE_KEY[1])
     name = unique("objects")
     bucket = name.replace("_", "-")
     store.create_bucket(Bucket=bucket)
@@ -473,7 +472,8 @@ def test_http_batches(rules_bastion: RulesBastion, webhook: Webhook,
     assert [result for batch in batches for result in batch] == [{"n": n} for n in range(4)]
     assert all(1 <= len(batch) <= 3 for batch in batches)
     assert max(len(batch) for batch in batches) > 1  # (as 3 + 1 unless the machine stalls)
-    assert rules_bastion.engine.counters(name).actions_succeeded == 4
+    wait_for(lambda: rules_bastion.engine.counters(name).actions_succeeded == 4,
+             what="four deliveries counted")
     iot.delete_topic_rule(ruleName=name)
     iot.delete_topic_rule_destination(arn=destination["arn"])
 

@@ -173,6 +173,7 @@ def test_log_files_rotate(tmp_path: Path) -> None:
     ctx = MessageContext("t", b"{}", timestamp_ms=0)
     for index in range(20):
         files.deliver(spec, RuleOutput({"n": index, "pad": "x" * 40}), ctx, "r")
+    files.close()
     path = files.path_of("plant/line-1")
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == [path.name, path.name + ".1", path.name + ".2"]
@@ -187,5 +188,6 @@ def test_binary_results_are_logged_as_base64(tmp_path: Path) -> None:
     files = LogFiles(tmp_path, max_bytes=10_000, kept=1)
     files.deliver(LogFileSpec(parse_template("raw")), RuleOutput(None, raw=b"\x00\xff"),
                   MessageContext("t", b"\x00\xff"), "r")
+    files.close()
     [line] = files.path_of("raw").read_text().splitlines()
     assert json.loads(line)["message"] == {"base64": "AP8="}
