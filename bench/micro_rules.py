@@ -31,7 +31,7 @@ from bastion.rules import IncomingMessage, Republication, RulesEngine, RuleServi
 from bastion.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bastion_setup import RULE_SQL  # noqa: E402 - the bench's own rule
+from bastion_setup import RULE_SQL  # the bench's own rule (bench/ is on the path above)
 
 
 def _action(kind: str, k: int) -> dict[str, object]:

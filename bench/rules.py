@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import loadgen
+import procstat
 import report
 from brokers import BastionBroker, BastionInstall, BrokerError, _run_setup_step
 
@@ -84,9 +85,13 @@ class RulesBroker(BastionBroker):
 
 
 def _fan_in(endpoint: loadgen.Endpoint, broker: RulesBroker, qos: int, s: Any) -> dict[str, Any]:
+    pid = broker.pid
+    assert pid is not None
+    children = procstat.descendants(pid)[1:]
     result = asdict(loadgen.fan_in(
         endpoint, qos=qos, publishers=s.publishers, processes=s.publisher_procs,
-        subscribers=1, broker_pid=broker.pid, warmup=s.warmup, duration=s.duration))
+        subscribers=1, broker_pid=pid, warmup=s.warmup, duration=s.duration,
+        parts={"node": pid, "rules process": children} if children else {"node": pid}))
     engine = broker.engine_summary()
     result["rules"] = broker.count
     result["engine"] = engine
@@ -138,6 +143,8 @@ def print_tables(bench: Any) -> None:
             ("msg/s delivered", lambda e: report.num(e.get("delivered_per_s"))),
             ("  ratio to no rules", lambda e, base=base: report.num(_ratio(e, base), 2)),
             ("  broker cores", lambda e: report.num(e.get("broker_cores"), 2)),
+            ("    the node's process", lambda e: report.num((e.get("part_cores") or {}).get("node"), 2)),
+            ("    the rules process", lambda e: report.num((e.get("part_cores") or {}).get("rules process"), 2)),
             ("  broker CPU per message, us", lambda e: report.num(e.get("broker_us_per_msg"), 2)),
             ("  idle cores", lambda e: report.num(e.get("idle_cores"), 2)),
             ("rules: share of messages evaluated",

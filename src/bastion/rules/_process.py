@@ -27,8 +27,9 @@ enabled rule appears (a node without rules runs none):
   after each reload, and its counters, every quarter of a second and when it stops.
 * **failure**: a child that dies is started again ``RESTART_DELAY`` seconds later and
   gets the rules again; messages it had not evaluated are lost for the rules, as a full
-  queue loses them (logged). The child ignores Ctrl-C (the node stops it) and exits when
-  the node's end of the socket closes, so a node killed with ``kill -9`` leaves no child.
+  queue loses them (logged). The child ignores SIGINT and SIGTERM (sent to the whole
+  group by a terminal or a service manager: the node stops it) and exits when the node's
+  end of the socket closes, so a node killed with ``kill -9`` leaves no child behind.
 
 Counters (:attr:`RulesProcess.stats`, :meth:`RulesProcess.counters`) are the child's last
 report, plus the messages the node itself dropped.
@@ -161,10 +162,17 @@ class RulesProcess(Component):
     # -- the message path (event loop) ----------------------------------------------------
 
     def wants(self, topic: str) -> bool:
+        """Whether a rule takes messages on ``topic`` and the child can take one more
+        (when it cannot, the message is counted as offered and dropped here, before the
+        broker spends anything more on it)."""
         working = self._working
-        if not working.rules:
+        if not working.rules or not working.match(topic):
             return False
-        return bool(working.match(topic))
+        if self._accepted - self._written >= self._limit:
+            self._offered += 1
+            self._drop("the rules process is behind")
+            return False
+        return True
 
     def take(self, topic: str, payload: bytes, client_id: str | None, principal: str | None,
              republished_by: str | None, properties: PropertyFields | None) -> bool:
@@ -201,6 +209,8 @@ class RulesProcess(Component):
 
     def _drop(self, why: str) -> None:
         self._dropped += 1
+        if self._dropped & 1023 != 1:  # the clock is read for one drop in 1024
+            return
         now = time.monotonic()
         if now - self._dropped_logged >= DROP_LOG_INTERVAL:
             self._dropped_logged = now
@@ -410,7 +420,10 @@ def child_main() -> None:
     conn = Connection(int(sys.argv[1]))
     config, log_dir, level = pickle.loads(conn.recv_bytes())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the node; it stops us
+    # Ctrl-C, or a service manager's SIGTERM to the whole group, reaches the node too,
+    # which then stops this process after the rules it has taken.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICENESS)
     asyncio.run(_child(conn, config, log_dir))
 

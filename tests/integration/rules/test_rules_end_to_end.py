@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-import pytest
 import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as PahoProperties
