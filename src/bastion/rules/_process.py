@@ -159,6 +159,11 @@ class RulesProcess(Component):
                               kept=config.log_files_kept)
         """Where the child's cloudwatchLogs action writes (for :meth:`LogFiles.path_of`)."""
 
+    @property
+    def service(self) -> RuleService:
+        """The rule service the node reads the rules from."""
+        return self._service
+
     # -- the message path (event loop) ----------------------------------------------------
 
     def wants(self, topic: str) -> bool:
