@@ -13,6 +13,10 @@ http           POSTs the result to a URL under a confirmed topic rule destinatio
 cloudwatchLogs appends the result to a local JSON-lines file per log group (rotated)
 dynamoDBv2     inserts the result as a row of a table in the operator's SQL database
                (``[rules] sql_url``): each top-level key fills the column of its name
+dynamoDB       writes a row of a table there by key columns: ``hashKeyField`` (and
+               ``rangeKeyField``) take their rendered templates, ``payloadField`` the
+               result; ``operation`` INSERT or UPDATE replaces the row with those keys,
+               DELETE removes it
 kinesis        publishes the result to NATS JetStream (``[rules] nats_url``): the
                stream name is the subject, a JetStream stream must take it
 s3             puts the result as an object into a bucket of the S3-compatible store
@@ -40,7 +44,7 @@ MAX_ACTIONS = 10
 """AWS's limit of actions per rule."""
 
 SUPPORTED_ACTIONS = (
-    "republish", "http", "cloudwatchLogs", "dynamoDBv2", "kinesis", "s3")
+    "republish", "http", "cloudwatchLogs", "dynamoDBv2", "dynamoDB", "kinesis", "s3")
 
 _LOG_GROUP = re.compile(r"[A-Za-z0-9_.\-/#]{1,512}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -117,8 +121,32 @@ class SqlTableSpec:
     name = "DynamoDBv2Action"
 
 
-ActionSpec: TypeAlias = (RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec | StreamSpec
-                         | ObjectSpec)
+@dataclass(frozen=True, slots=True)
+class KeyColumn:
+    """A key column of the dynamoDB action and the template that fills it."""
+
+    name: str
+    value: Template
+    number: bool
+    """``NUMBER``: the rendered value is written as a number (else as text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SqlKeyedSpec:
+    table: Template
+    keys: tuple[KeyColumn, ...]
+    payload_column: str
+    operation: Template | None
+    """Renders to INSERT, UPDATE or DELETE; None is INSERT."""
+
+    kind = "dynamoDB"
+    name = "DynamoDBAction"
+
+
+OPERATIONS = ("INSERT", "UPDATE", "DELETE")
+
+ActionSpec: TypeAlias = (RepublishSpec | HttpSpec | LogFileSpec | SqlTableSpec | SqlKeyedSpec
+                         | StreamSpec | ObjectSpec)
 
 
 def _template(value: Any, what: str) -> Template:
@@ -226,11 +254,51 @@ def _log_file(params: dict[str, Any]) -> LogFileSpec:
 
 def _sql_table(params: dict[str, Any]) -> SqlTableSpec:
     put = _mapping(params.get("putItem"), "dynamoDBv2.putItem")
-    table = _template(put.get("tableName"), "dynamoDBv2.putItem.tableName")
+    return SqlTableSpec(_table_name(put, "tableName", "dynamoDBv2.putItem.tableName"))
+
+
+def _table_name(params: dict[str, Any], key: str, what: str) -> Template:
+    table = _template(params.get(key), what)
     if table.is_constant and not _TABLE.fullmatch(table.source):
-        raise InvalidRuleError("dynamoDBv2.putItem.tableName must be a plain SQL table name "
-                               "(letters, digits, _; at most 63)")
-    return SqlTableSpec(table)
+        raise InvalidRuleError(f"{what} must be a plain SQL table name (letters, digits, _; "
+                               "at most 63)")
+    return table
+
+
+def _column(params: dict[str, Any], key: str, default: str | None = None) -> str:
+    name = params.get(key, default)
+    if not isinstance(name, str) or not _TABLE.fullmatch(name):
+        raise InvalidRuleError(f"dynamoDB.{key} must be a plain SQL column name (letters, "
+                               "digits, _; at most 63)")
+    return name
+
+
+def _key_type(params: dict[str, Any], key: str) -> bool:
+    kind = params.get(key, "STRING")
+    if kind not in ("STRING", "NUMBER"):
+        raise InvalidRuleError(f"dynamoDB.{key} must be STRING or NUMBER")
+    return bool(kind == "NUMBER")
+
+
+def _sql_keyed(params: dict[str, Any]) -> SqlKeyedSpec:
+    table = _table_name(params, "tableName", "dynamoDB.tableName")
+    keys = [KeyColumn(_column(params, "hashKeyField"),
+                      _template(params.get("hashKeyValue"), "dynamoDB.hashKeyValue"),
+                      _key_type(params, "hashKeyType"))]
+    if (params.get("rangeKeyField") is None) != (params.get("rangeKeyValue") is None):
+        raise InvalidRuleError("dynamoDB.rangeKeyField and rangeKeyValue go together")
+    if params.get("rangeKeyField") is not None:
+        keys.append(KeyColumn(_column(params, "rangeKeyField"),
+                              _template(params.get("rangeKeyValue"), "dynamoDB.rangeKeyValue"),
+                              _key_type(params, "rangeKeyType")))
+    payload = _column(params, "payloadField", "payload")
+    if len({key.name for key in keys} | {payload}) != len(keys) + 1:
+        raise InvalidRuleError("dynamoDB: the key and payload columns must differ")
+    operation = params.get("operation")
+    template = None if operation is None else _template(operation, "dynamoDB.operation")
+    if template is not None and template.is_constant and template.source not in OPERATIONS:
+        raise InvalidRuleError(f"dynamoDB.operation must be one of {', '.join(OPERATIONS)}")
+    return SqlKeyedSpec(table, tuple(keys), payload, template)
 
 
 _SUBJECT = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
@@ -260,7 +328,8 @@ def _object(params: dict[str, Any]) -> ObjectSpec:
 
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], ActionSpec]] = {"republish": _republish, "http": _http, "cloudwatchLogs": _log_file,
-             "dynamoDBv2": _sql_table, "kinesis": _stream, "s3": _object}
+             "dynamoDBv2": _sql_table, "dynamoDB": _sql_keyed, "kinesis": _stream,
+             "s3": _object}
 
 
 def parse_action(action: Any) -> ActionSpec:

@@ -65,6 +65,7 @@ from ._actions import (
     LogFileSpec,
     ObjectSpec,
     RepublishSpec,
+    SqlKeyedSpec,
     SqlTableSpec,
     StreamSpec,
     describe_resource,
@@ -428,6 +429,8 @@ class RulesEngine(Component):
             self.files.deliver(spec, output, ctx, rule_name)
         elif isinstance(spec, SqlTableSpec):
             self.tables.deliver(spec, output, ctx, rule_name)
+        elif isinstance(spec, SqlKeyedSpec):
+            self.tables.deliver_keyed(spec, output, ctx, rule_name)
         elif isinstance(spec, HttpSpec):
             self.http.deliver(spec, output, ctx, rule_name)
         elif isinstance(spec, StreamSpec):

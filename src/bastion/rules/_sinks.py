@@ -14,6 +14,7 @@ import concurrent.futures
 import http.client
 import json
 import logging
+import math
 import os
 import re
 import ssl
@@ -28,10 +29,13 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from ._actions import (
+    OPERATIONS,
     HttpSpec,
+    KeyColumn,
     LogFileSpec,
     ObjectSpec,
     RepublishSpec,
+    SqlKeyedSpec,
     SqlTableSpec,
     StreamSpec,
 )
@@ -194,10 +198,12 @@ class LogFiles:
 
 
 class SqlTables:
-    """The dynamoDBv2 action's analog: a row per result in a table of the operator's
-    database (``[rules] sql_url``). Each top-level key of the result fills the column of
-    the same name; keys without a column are left out; objects and arrays are stored as
-    JSON text. Table columns are read once per table (again after a failed insert)."""
+    """The DynamoDB actions' analog: rows in a table of the operator's database
+    (``[rules] sql_url``). dynamoDBv2 inserts a row per result, each top-level key filling
+    the column of the same name (keys without a column are left out); dynamoDB writes or
+    deletes the row with the rendered key columns, its payload column taking the result.
+    Objects and arrays are stored as JSON text (as they are, in a JSON column). Table
+    columns are read once per table (again after a failed write)."""
 
     def __init__(self, url: str, *, timeout: float) -> None:
         self.url = url
@@ -226,33 +232,80 @@ class SqlTables:
 
     def deliver(self, spec: SqlTableSpec, output: RuleOutput, ctx: MessageContext,
                 rule_name: str) -> None:
-        """:raises ActionFailed: no database configured, no such table, not an object,
+        """dynamoDBv2: insert the result's keys as columns.
+
+        :raises ActionFailed: no database configured, no such table, not an object,
             or the insert failed."""
-        if not self.url:
-            raise ActionFailed("the dynamoDBv2 action needs [rules] sql_url", retry=False)
-        name = spec.table.render(ctx)
-        if not _TABLE.fullmatch(name):
-            raise ActionFailed(f"table {name!r} is not a plain table name", retry=False)
         if not isinstance(output.value, dict):
             raise ActionFailed("the rule's result is not an object: it has no columns",
                                retry=False)
+        result = output.value
+
+        def insert(conn: sa.Connection, table: sa.Table) -> None:
+            row = {key: _column_value(value) for key, value in result.items()
+                   if key in table.c}
+            if not row:
+                raise ActionFailed(f"no key of the result is a column of {table.name}",
+                                   retry=False)
+            conn.execute(table.insert().values(**row))
+
+        self._write(spec.kind, spec.table.render(ctx), insert)
+
+    def deliver_keyed(self, spec: SqlKeyedSpec, output: RuleOutput, ctx: MessageContext,
+                      rule_name: str) -> None:
+        """dynamoDB: write (INSERT, UPDATE: replace) or DELETE the row with the rendered
+        key columns; the payload column takes the result.
+
+        :raises ActionFailed: as :meth:`deliver`, or a key or operation that renders to
+            something unusable."""
+        operation = "INSERT" if spec.operation is None else spec.operation.render(ctx)
+        if operation not in OPERATIONS:
+            raise ActionFailed(f"operation {operation!r} is not one of "
+                               f"{', '.join(OPERATIONS)}", retry=False)
+        keys = {key.name: _key_value(key, ctx) for key in spec.keys}
+        payload: Any = (output.value if output.raw is None
+                        else {"base64": base64.b64encode(output.raw).decode("ascii")})
+
+        def write(conn: sa.Connection, table: sa.Table) -> None:
+            missing = [name for name in (*keys, spec.payload_column) if name not in table.c]
+            if missing:
+                raise ActionFailed(f"{table.name} has no column {', '.join(missing)}",
+                                   retry=False)
+            match = sa.and_(*(table.c[name] == value for name, value in keys.items()))
+            if operation == "DELETE":
+                conn.execute(table.delete().where(match))
+                return
+            column = table.c[spec.payload_column]
+            value = payload if isinstance(column.type, sa.JSON) else _column_value(payload)
+            changed = conn.execute(table.update().where(match).values(
+                {spec.payload_column: value}))
+            if changed.rowcount == 0:
+                conn.execute(table.insert().values({**keys, spec.payload_column: value}))
+
+        self._write(spec.kind, spec.table.render(ctx), write)
+
+    def _write(self, kind: str, name: str,
+               body: Callable[[sa.Connection, sa.Table], None]) -> None:
+        """Run ``body`` in one transaction on the table ``name``.
+
+        :raises ActionFailed: no database configured, a bad or missing table, or the
+            database refused."""
+        if not self.url:
+            raise ActionFailed(f"the {kind} action needs [rules] sql_url", retry=False)
+        if not _TABLE.fullmatch(name):
+            raise ActionFailed(f"table {name!r} is not a plain table name", retry=False)
         try:
             engine = self._engine_for()
             table = self._table(engine, name)
-            row = {key: _column_value(value) for key, value in output.value.items()
-                   if key in table.c}
-            if not row:
-                raise ActionFailed(f"no key of the result is a column of {name}",
-                                   retry=False)
             with engine.begin() as conn:
-                conn.execute(table.insert().values(**row))
+                body(conn, table)
         except sa.exc.NoSuchTableError:
             raise ActionFailed(f"no table {name!r} in the rules database",
                                retry=False) from None
         except sa.exc.SQLAlchemyError as error:
             with self._lock:
                 self._tables.pop(name, None)
-            raise ActionFailed(f"insert into {name} failed: "
+            raise ActionFailed(f"writing to {name} failed: "
                                f"{type(error).__name__}: {error.args[0] if error.args else ''}"
                                ) from None
 
@@ -261,6 +314,24 @@ class SqlTables:
             if self._engine is not None:
                 self._engine.dispose()
                 self._engine = None
+
+
+def _key_value(key: KeyColumn, ctx: MessageContext) -> str | int | float:
+    text = key.value.render(ctx)
+    if not key.number:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ActionFailed(f"{key.name} is a NUMBER key but {key.value.source} gave {text!r}",
+                           retry=False)
+    return number
 
 
 def _column_value(value: Any) -> Any:

@@ -161,6 +161,57 @@ def test_rows_land_in_postgresql(rules_bastion: RulesBastion,
         database.dispose()
 
 
+def test_keyed_rows_are_written_replaced_and_deleted(rules_bastion: RulesBastion,
+                                                     unique: Callable[[str], str]) -> None:
+    """The dynamoDB action: key columns from templates, the result in a JSONB payload
+    column; INSERT, UPDATE (replacing the payload) and DELETE chosen per message."""
+    table = unique("by_key")
+    database = rules_bastion.database()
+    try:
+        with database.begin() as conn:
+            conn.exec_driver_sql(
+                f"CREATE TABLE {table} (device TEXT, seq BIGINT, body JSONB, "
+                "PRIMARY KEY (device, seq))")
+        iot = rules_bastion.client()
+        name = unique("keyed")
+        iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
+            f"SELECT heat, state FROM 'keyed/{name}/+'",
+            {"dynamoDB": {"roleArn": "arn:aws:iam::123456789012:role/r", "tableName": table,
+                          "operation": "${op}", "hashKeyField": "device",
+                          "hashKeyValue": "${topic(3)}", "rangeKeyField": "seq",
+                          "rangeKeyValue": "${seq}", "rangeKeyType": "NUMBER",
+                          "payloadField": "body"}}))
+        rules_bastion.wait_enabled(name)
+
+        def rows() -> list[Any]:
+            with database.connect() as conn:
+                return [tuple(row) for row in conn.execute(sa.text(
+                    f"SELECT device, seq, body FROM {table} ORDER BY device, seq"))]
+
+        device = rules_bastion.make_device()
+        client = Client(device, rules_bastion.port).connect()
+        try:
+            def send(kiln: str, **body: Any) -> None:
+                client.publish(f"keyed/{name}/{kiln}", json.dumps(body), qos=1)
+
+            send("kiln-1", op="INSERT", seq=1, heat=900, state={"door": "shut"})
+            send("kiln-1", op="INSERT", seq=2, heat=910)
+            send("kiln-2", op="INSERT", seq=1, heat=300)
+            wait_for(lambda: len(rows()) == 3, what="three rows")
+            send("kiln-1", op="UPDATE", seq=1, heat=950)
+            send("kiln-2", op="DELETE", seq=1)
+            wait_for(lambda: rows() == [("kiln-1", 1, {"heat": 950}),
+                                        ("kiln-1", 2, {"heat": 910})],
+                     what="one row replaced, one deleted")
+        finally:
+            client.stop()
+        assert rules_bastion.engine.counters(name).actions_failed == 0
+    finally:
+        with database.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        database.dispose()
+
+
 def test_failing_action_triggers_the_error_action(rules_bastion: RulesBastion,
                                                   unique: Callable[[str], str]) -> None:
     iot = rules_bastion.client()

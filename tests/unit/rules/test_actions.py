@@ -14,7 +14,9 @@ from bastion.rules._actions import (
     HttpSpec,
     LogFileSpec,
     ObjectSpec,
+    KeyColumn,
     RepublishSpec,
+    SqlKeyedSpec,
     SqlTableSpec,
     StreamSpec,
     parse_action,
@@ -29,10 +31,12 @@ ROLE = "arn:aws:iam::123456789012:role/r"
      HttpSpec),
     ({"cloudwatchLogs": {"roleArn": ROLE, "logGroupName": "plant/line-1"}}, LogFileSpec),
     ({"dynamoDBv2": {"roleArn": ROLE, "putItem": {"tableName": "readings"}}}, SqlTableSpec),
+    ({"dynamoDB": {"roleArn": ROLE, "tableName": "readings", "hashKeyField": "device",
+                   "hashKeyValue": "${topic(2)}"}}, SqlKeyedSpec),
     ({"kinesis": {"roleArn": ROLE, "streamName": "telemetry.a", "partitionKey": "k"}},
      StreamSpec),
     ({"s3": {"roleArn": ROLE, "bucketName": "frames", "key": "${newuuid()}"}}, ObjectSpec),
-], ids=["republish", "http", "cloudwatchLogs", "dynamoDBv2", "kinesis", "s3"])
+], ids=["republish", "http", "cloudwatchLogs", "dynamoDBv2", "dynamoDB", "kinesis", "s3"])
 def test_supported_actions(action: dict[str, Any], kind: type) -> None:
     assert isinstance(parse_action(action), kind)
 
@@ -60,6 +64,19 @@ def test_supported_actions(action: dict[str, Any], kind: type) -> None:
         {"value": "v"}]}}},
     {"http": {"url": "https://h.example/x", "headers": [3]}},
     {"dynamoDBv2": {"roleArn": ROLE, "putItem": 3}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyValue": "x"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyField": "a b",
+                  "hashKeyValue": "x"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyField": "k", "hashKeyValue": "x",
+                  "hashKeyType": "BINARY"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyField": "k", "hashKeyValue": "x",
+                  "rangeKeyField": "r"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyField": "k", "hashKeyValue": "x",
+                  "payloadField": "k"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t", "hashKeyField": "k", "hashKeyValue": "x",
+                  "operation": "MERGE"}},
+    {"dynamoDB": {"roleArn": ROLE, "tableName": "t; --", "hashKeyField": "k",
+                  "hashKeyValue": "x"}},
     {},
     {"republish": None},
 ], ids=["lambda", "reserved-topic", "wildcard-topic", "qos-2", "two-kinds", "ftp",
@@ -67,7 +84,9 @@ def test_supported_actions(action: dict[str, Any], kind: type) -> None:
         "sigv4-auth",
         "bad-log-group", "bad-table", "wildcard-subject", "bad-acl", "qos-true", "headers-5",
         "user-property-not-object", "user-property-without-key", "http-header-not-object",
-        "put-item-not-object", "empty", "null"])
+        "put-item-not-object", "keyed-without-hash-field", "keyed-bad-column",
+        "keyed-binary-key", "keyed-range-without-value", "keyed-payload-is-key",
+        "keyed-unknown-operation", "keyed-bad-table", "empty", "null"])
 def test_refused_actions(action: dict[str, Any]) -> None:
     with pytest.raises(RulesError):
         parse_action(action)
@@ -78,16 +97,37 @@ json_like = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(
         st.sampled_from(["topic", "qos", "headers", "url", "key", "value", "userProperties",
                          "logGroupName", "putItem", "tableName", "streamName", "bucketName",
-                         "confirmationUrl", "cannedAcl", "partitionKey", "roleArn"]),
+                         "confirmationUrl", "cannedAcl", "partitionKey", "roleArn",
+                         "hashKeyField", "hashKeyValue", "hashKeyType", "rangeKeyField",
+                         "rangeKeyValue", "payloadField", "operation"]),
         children, max_size=4),
     max_leaves=12)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.dictionaries(st.sampled_from(["republish", "http", "cloudwatchLogs", "dynamoDBv2",
-                                        "kinesis", "s3", "lambda"]), json_like, max_size=2))
+                                        "dynamoDB", "kinesis", "s3", "lambda"]), json_like,
+                       max_size=2))
 def test_any_input_is_a_spec_or_the_callers_error(action: dict[str, Any]) -> None:
     try:
         parse_action(action)
     except RulesError:
         pass
+
+
+def test_keyed_table_action_maps_key_and_payload_columns() -> None:
+    spec = parse_action({"dynamoDB": {
+        "roleArn": ROLE, "tableName": "readings", "operation": "${op}",
+        "hashKeyField": "device", "hashKeyValue": "${topic(2)}",
+        "rangeKeyField": "seq", "rangeKeyValue": "${seq}", "rangeKeyType": "NUMBER",
+        "payloadField": "body"}})
+    assert isinstance(spec, SqlKeyedSpec)
+    assert [(key.name, key.value.source, key.number) for key in spec.keys] == [
+        ("device", "${topic(2)}", False), ("seq", "${seq}", True)]
+    assert spec.payload_column == "body"
+    assert spec.operation is not None and spec.operation.source == "${op}"
+    default = parse_action({"dynamoDB": {"roleArn": ROLE, "tableName": "t",
+                                         "hashKeyField": "k", "hashKeyValue": "v"}})
+    assert isinstance(default, SqlKeyedSpec)
+    assert (default.payload_column, default.operation) == ("payload", None)
+    assert isinstance(default.keys[0], KeyColumn)
