@@ -14,7 +14,6 @@ import concurrent.futures
 import http.client
 import json
 import logging
-import math
 import os
 import re
 import ssl
@@ -41,6 +40,7 @@ from ._actions import (
 )
 from ._evaluate import MessageContext, RuleOutput
 from ._service import ConfirmationRequest
+from ._values import to_number
 
 log = logging.getLogger("bastion.rules")
 
@@ -320,15 +320,8 @@ def _key_value(key: KeyColumn, ctx: MessageContext) -> str | int | float:
     text = key.value.render(ctx)
     if not key.number:
         return text
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
+    number = to_number(text)
+    if number is None:
         raise ActionFailed(f"{key.name} is a NUMBER key but {key.value.source} gave {text!r}",
                            retry=False)
     return number

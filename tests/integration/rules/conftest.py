@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ class RulesBastion:
 
     def database(self) -> sa.Engine:
         return sa.create_engine(self.sql_url)
+
+    @contextmanager
+    def table(self, name: str, columns: str) -> Iterator[sa.Engine]:
+        """A table ``name`` (``columns`` as in CREATE TABLE) in the rules database for
+        the length of the block, and an engine on that database."""
+        database = self.database()
+        try:
+            with database.begin() as conn:
+                conn.exec_driver_sql(f"CREATE TABLE {name} ({columns})")
+            yield database
+        finally:
+            with database.begin() as conn:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            database.dispose()
 
 
 @pytest.fixture(scope="session")

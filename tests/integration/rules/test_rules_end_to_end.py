@@ -125,12 +125,8 @@ def test_file_sink_writes_json_lines(rules_bastion: RulesBastion,
 def test_rows_land_in_postgresql(rules_bastion: RulesBastion,
                                  unique: Callable[[str], str]) -> None:
     table = unique("readings")
-    database = rules_bastion.database()
-    try:
-        with database.begin() as conn:
-            conn.exec_driver_sql(
-                f"CREATE TABLE {table} (device TEXT, heat INTEGER, tags TEXT, "
-                "received BIGINT)")
+    with rules_bastion.table(table, "device TEXT, heat INTEGER, tags TEXT, received BIGINT"
+                             ) as database:
         iot = rules_bastion.client()
         name = unique("table")
         iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
@@ -157,8 +153,6 @@ def test_rows_land_in_postgresql(rules_bastion: RulesBastion,
         assert (first.device, first.heat, first.tags) == (name, 900, '["a"]')
         assert (second.device, second.heat, second.tags) == (name, 905, None)
         assert first.received > 1_700_000_000_000
-    finally:
-        database.dispose()
 
 
 def test_keyed_rows_are_written_replaced_and_deleted(rules_bastion: RulesBastion,
@@ -166,12 +160,8 @@ def test_keyed_rows_are_written_replaced_and_deleted(rules_bastion: RulesBastion
     """The dynamoDB action: key columns from templates, the result in a JSONB payload
     column; INSERT, UPDATE (replacing the payload) and DELETE chosen per message."""
     table = unique("by_key")
-    database = rules_bastion.database()
-    try:
-        with database.begin() as conn:
-            conn.exec_driver_sql(
-                f"CREATE TABLE {table} (device TEXT, seq BIGINT, body JSONB, "
-                "PRIMARY KEY (device, seq))")
+    with rules_bastion.table(table, "device TEXT, seq BIGINT, body JSONB, "
+                             "PRIMARY KEY (device, seq)") as database:
         iot = rules_bastion.client()
         name = unique("keyed")
         iot.create_topic_rule(ruleName=name, topicRulePayload=_rule(
@@ -206,10 +196,6 @@ def test_keyed_rows_are_written_replaced_and_deleted(rules_bastion: RulesBastion
         finally:
             client.stop()
         assert rules_bastion.engine.counters(name).actions_failed == 0
-    finally:
-        with database.begin() as conn:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        database.dispose()
 
 
 def test_failing_action_triggers_the_error_action(rules_bastion: RulesBastion,

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from bastion.rules import RulesError
 from bastion.rules._actions import (
     HttpSpec,
+    KeyColumn,
     LogFileSpec,
     ObjectSpec,
-    KeyColumn,
     RepublishSpec,
     SqlKeyedSpec,
     SqlTableSpec,
