@@ -22,6 +22,7 @@ from typing import Protocol
 
 from ._ast import Call
 from ._errors import UnsupportedSqlError
+from ._time import format_millis, parse_to_millis
 from ._values import UNDEFINED, MqttProperties, Value, is_number, to_number, to_text
 
 
@@ -284,6 +285,25 @@ def _user_properties(ctx: CallContext, args: list[Value]) -> Value:
     return [value for name, value in ctx.properties.user_properties if name == key]
 
 
+def _parse_time(ctx: CallContext, args: list[Value]) -> Value:
+    """``parse_time(pattern, millis[, zone])``: the moment as text (:mod:`._time`)."""
+    pattern, millis = args[0], to_number(args[1])
+    zone = args[2] if len(args) == 3 else "UTC"
+    if not isinstance(pattern, str) or millis is None or not isinstance(zone, str):
+        return UNDEFINED
+    text = format_millis(pattern, int(millis), zone)
+    return UNDEFINED if text is None else text
+
+
+def _time_to_epoch(ctx: CallContext, args: list[Value]) -> Value:
+    """``time_to_epoch(text, pattern)``: milliseconds after the epoch (:mod:`._time`)."""
+    text, pattern = args
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        return UNDEFINED
+    millis = parse_to_millis(text, pattern)
+    return UNDEFINED if millis is None else millis
+
+
 def _is_undefined(value: Value) -> bool:
     return value is UNDEFINED
 
@@ -342,6 +362,9 @@ _FUNCTIONS: dict[str, _Function] = {
     "sha1": _Function(1, 1, _digest("sha1")),
     "sha256": _Function(1, 1, _digest("sha256")),
     "sha512": _Function(1, 1, _digest("sha512")),
+    # time
+    "parse_time": _Function(2, 3, _parse_time),
+    "time_to_epoch": _Function(2, 2, _time_to_epoch),
 }
 
 WILDCARD_FUNCTIONS = frozenset({"encode", "get", "md5", "sha1", "sha256", "sha512"})
