@@ -241,7 +241,7 @@ class App:
             bridge = self._bridge
             components.append(ClusterNode(broker, config.cluster,
                                           sessions.records if sessions else None, bus,
-                                          resync=bridge.resync))
+                                          resync=lambda: self._resync(bridge)))
         components += [
             self.journal,
             services.alerts,
@@ -294,6 +294,14 @@ class App:
         if config.api.enabled:
             services.rules.enable_url = self._enable_url
         return engine
+
+    def _resync(self, bridge: SecurityEventBridge) -> None:
+        """NATS is back after this node was cut off from the cluster: catch up on the
+        changes whose events it may have missed (live sessions against the registry, the
+        rules and destinations from the store)."""
+        bridge.resync()
+        if self.rules is not None:
+            self.rules.resync()
 
     def _enable_url(self, token: str) -> str:
         """A destination confirmation's ``enableUrl`` (the API's ConfirmTopicRuleDestination

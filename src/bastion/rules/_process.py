@@ -313,6 +313,13 @@ class RulesProcess(Component):
                                      if not rule.disabled})
         return rows
 
+    def resync(self) -> None:
+        """Read the rules and destinations again (on the loop; a node back from a
+        partition, whose change events may have been lost)."""
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, self._ship_rules)
+        loop.run_in_executor(None, self._ship_destinations)
+
     def _on_rule_changed(self, event: TopicRuleChanged) -> None:
         asyncio.get_running_loop().run_in_executor(None, self._ship_rules)
 
@@ -336,12 +343,13 @@ class RulesProcess(Component):
             self._outbox.put(("rules", rows))
 
     def _ship_destinations(self) -> None:
-        if self._child is None:
-            return
-        try:
-            self._outbox.put(("destinations", self._service.enabled_destination_urls()))
-        except Exception as error:  # noqa: BLE001 - keep the list the child has
-            log.error("rules: cannot reload the destinations: %s", error)
+        with self._shipping:
+            if self._child is None:
+                return
+            try:
+                self._outbox.put(("destinations", self._service.enabled_destination_urls()))
+            except Exception as error:  # noqa: BLE001 - keep the list the child has
+                log.error("rules: cannot reload the destinations: %s", error)
 
     # -- the threads ---------------------------------------------------------------------------
 
