@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import hashlib
 import math
+import random
 import re
 import uuid
 from collections.abc import Callable
@@ -304,6 +306,96 @@ def _time_to_epoch(ctx: CallContext, args: list[Value]) -> Value:
     return UNDEFINED if millis is None else millis
 
 
+def _whole(value: Value) -> int | None:
+    """A number (or a string that spells one) rounded down to an Int; None otherwise."""
+    number = to_number(value)
+    if number is None or not math.isfinite(number):
+        return None
+    return math.floor(number)
+
+
+def _bits(fn: Callable[..., int]) -> Callable[[CallContext, list[Value]], Value]:
+    def run(ctx: CallContext, args: list[Value]) -> Value:
+        numbers = [_whole(arg) for arg in args]
+        if any(number is None for number in numbers):
+            return UNDEFINED
+        return fn(*numbers)
+    return run
+
+
+def _chr(ctx: CallContext, args: list[Value]) -> Value:
+    code = _whole(args[0])
+    return chr(code) if code is not None and 0 <= code < 128 else UNDEFINED
+
+
+MAX_PAD = 1000
+"""lpad and rpad add at most this many spaces (AWS's bound); more gives Undefined."""
+
+
+def _pad(left: bool) -> Callable[[CallContext, list[Value]], Value]:
+    def run(ctx: CallContext, args: list[Value]) -> Value:
+        text, count = to_text(args[0]), _whole(args[1])
+        if text is None or count is None or not 0 <= count <= MAX_PAD:
+            return UNDEFINED
+        return " " * count + text if left else text + " " * count
+    return run
+
+
+def _nanvl(ctx: CallContext, args: list[Value]) -> Value:
+    first = args[0]
+    if first is UNDEFINED or first is None or (isinstance(first, float)
+                                                and math.isnan(first)):
+        return args[1]
+    return first
+
+
+def _numbytes(ctx: CallContext, args: list[Value]) -> Value:
+    text = to_text(args[0])
+    return UNDEFINED if text is None else len(text.encode("utf-8"))
+
+
+def _trunc(ctx: CallContext, args: list[Value]) -> Value:
+    number, places = to_number(args[0]), _whole(args[1])
+    if number is None or places is None:
+        return UNDEFINED
+    if isinstance(number, int):
+        return number
+    if not math.isfinite(number):
+        return UNDEFINED
+    if number.is_integer():
+        return int(number) if abs(number) < 2**53 else number
+    places = max(0, min(34, places))
+    # On the decimal digits the number prints as, so that trunc(2.88, 2) is 2.88 (in
+    # binary, 2.88 * 100 is 287.99999999999997). A float with a fraction has at most 16
+    # digits before the point: 64 digits of precision hold the 34 places after it.
+    digits = decimal.Decimal(repr(number)).quantize(
+        decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_DOWN,
+        context=decimal.Context(prec=64))
+    truncated = float(digits)
+    return int(truncated) if truncated.is_integer() else truncated
+
+
+def _atan2(ctx: CallContext, args: list[Value]) -> Value:
+    y, x = to_number(args[0]), to_number(args[1])
+    if y is None or x is None:
+        return UNDEFINED
+    return math.atan2(y, x)
+
+
+def _transform(ctx: CallContext, args: list[Value]) -> Value:
+    """``transform('enrichArray', object, array)``: each object of ``array`` with the
+    attributes of ``object`` added (the object's win); elements that are not objects
+    are left out."""
+    mode, extra, items = args
+    if mode != "enrichArray" or not isinstance(extra, dict) or not isinstance(items, list):
+        return UNDEFINED
+    return [{**item, **extra} for item in items if isinstance(item, dict)]
+
+
+def _rand(ctx: CallContext, args: list[Value]) -> Value:
+    return random.random()
+
+
 def _is_undefined(value: Value) -> bool:
     return value is UNDEFINED
 
@@ -321,8 +413,31 @@ _FUNCTIONS: dict[str, _Function] = {
     "log": _Function(1, 1, _number_fn(math.log10)),
     "power": _Function(2, 2, _power),
     "mod": _Function(2, 2, _mod),
+    "remainder": _Function(2, 2, _mod),
+    "trunc": _Function(2, 2, _trunc),
+    "nanvl": _Function(2, 2, _nanvl),
+    "rand": _Function(0, 0, _rand),
+    "sin": _Function(1, 1, _number_fn(math.sin)),
+    "cos": _Function(1, 1, _number_fn(math.cos)),
+    "tan": _Function(1, 1, _number_fn(math.tan)),
+    "asin": _Function(1, 1, _number_fn(math.asin)),
+    "acos": _Function(1, 1, _number_fn(math.acos)),
+    "atan": _Function(1, 1, _number_fn(math.atan)),
+    "atan2": _Function(2, 2, _atan2),
+    "sinh": _Function(1, 1, _number_fn(math.sinh)),
+    "cosh": _Function(1, 1, _number_fn(math.cosh)),
+    "tanh": _Function(1, 1, _number_fn(math.tanh)),
+    "bitand": _Function(2, 2, _bits(lambda a, b: a & b)),
+    "bitor": _Function(2, 2, _bits(lambda a, b: a | b)),
+    "bitxor": _Function(2, 2, _bits(lambda a, b: a ^ b)),
+    "bitnot": _Function(1, 1, _bits(lambda a: ~a)),
     # strings
     "concat": _Function(2, None, _concat),
+    "chr": _Function(1, 1, _chr),
+    "lpad": _Function(2, 2, _pad(left=True)),
+    "rpad": _Function(2, 2, _pad(left=False)),
+    "numbytes": _Function(1, 1, _numbytes),
+    "transform": _Function(3, 3, _transform),
     "length": _Function(1, 1, _length),
     "lower": _Function(1, 1, _text_fn(str.lower)),
     "upper": _Function(1, 1, _text_fn(str.upper)),
