@@ -9,6 +9,7 @@ import pytest
 from bastion.account import Account
 from bastion.registry import (
     MAX_TAGS,
+    IdentityService,
     InvalidRequestError,
     LimitExceededError,
     PolicyService,
@@ -18,6 +19,8 @@ from bastion.registry import (
     check_tags,
 )
 from bastion.store import Store
+
+from .conftest import ExternalCa
 
 DOCUMENT = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*",' \
            '"Resource":"*"}]}'
@@ -112,3 +115,16 @@ def test_which_arns_take_tags(registry: RegistryService, policies: PolicyService
         tags.tag_new_resource("thinggroup", "never-created", {"a": ""})
     with pytest.raises(ValueError):
         TaggingService(store, page_size=0)
+
+
+def test_ca_certificates_take_tags_and_lose_them_when_deleted(
+        identity: IdentityService, tags: TaggingService, external_ca: ExternalCa) -> None:
+    verification = external_ca.issue(identity.get_registration_code())
+    record = identity.register_ca_certificate(external_ca.pem, verification)
+    tags.tag_new_resource("cacert", record.certificate_id, {"issuer": "plant"})
+    assert tags.list_tags_for_resource(record.certificate_arn) == ([("issuer", "plant")],
+                                                                   None)
+    identity.delete_ca_certificate(record.certificate_id)  # registered INACTIVE
+    with pytest.raises(ResourceNotFoundError):
+        tags.list_tags_for_resource(record.certificate_arn)
+    assert tags.tags_of("cacert", record.certificate_id) == {}
