@@ -24,6 +24,7 @@ from .registry import (
     PolicyService,
     RegistryService,
     ResourceNotFoundError,
+    TaggingService,
 )
 from .store import Store
 
@@ -63,6 +64,7 @@ class ControlPlane:
     registry: RegistryService
     identity: IdentityService
     policies: PolicyService
+    tags: TaggingService
 
     def close(self) -> None:
         self.store.close()
@@ -104,7 +106,8 @@ def control_plane(store: Store, account: Account, authority: CertificateAuthorit
         store, account,
         RegistryService(store, account=account, publish=publish),
         IdentityService(store, authority=authority, account=account, publish=publish),
-        PolicyService(store, account=account, publish=publish))
+        PolicyService(store, account=account, publish=publish),
+        TaggingService(store, account=account, publish=publish))
 
 
 def ensure_device_policy(plane: ControlPlane) -> str:

@@ -2,8 +2,9 @@
 
 Domain services — business rules and AWS error semantics, no I/O framework:
 
-* :class:`RegistryService` — things, thing types, thing groups, membership, thing
-  principals;
+* :class:`RegistryService` — things, thing types, thing groups, membership, billing
+  groups, thing principals;
+* :class:`TaggingService` — tags on the taggable resources (TagResource and friends);
 * :class:`IdentityService` — certificates (create, issue from CSR, register, update,
   delete), CA certificates and the registration code, and
   :meth:`IdentityService.resolve_principal` for the broker;
@@ -55,6 +56,7 @@ from ._events import (
 from ._identity import IdentityService
 from ._model import (
     AutoRegistrationStatus,
+    BillingGroup,
     CaCertificateRecord,
     CaCertificateStatus,
     CertificateMode,
@@ -77,10 +79,13 @@ from ._model import (
 )
 from ._policies import PolicyService
 from ._registry import RegistryService
+from ._tagging import MAX_TAGS, TaggingService, check_tags
 
 __all__ = [
     "CERTIFICATE_STATUS_TRANSITIONS",
+    "MAX_TAGS",
     "AutoRegistrationStatus",
+    "BillingGroup",
     "CaCertificateDeleted",
     "CaCertificateRecord",
     "CaCertificateRegistered",
@@ -120,6 +125,7 @@ __all__ = [
     "RegistryService",
     "ResourceAlreadyExistsError",
     "ResourceNotFoundError",
+    "TaggingService",
     "Thing",
     "ThingDeleted",
     "ThingGroup",
@@ -131,5 +137,6 @@ __all__ = [
     "Validity",
     "VersionConflictError",
     "VersionsLimitExceededError",
+    "check_tags",
     "split_arn",
 ]

@@ -70,6 +70,8 @@ class Thing:
     version: int
     creation_date: datetime
     last_modified_date: datetime
+    billing_group_name: str | None = None
+    """The billing group the thing is in (filled in by DescribeThing only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,19 @@ class ThingGroup:
     root_to_parent_thing_groups: tuple[GroupNameAndArn, ...]
     description: str | None
     attributes: Mapping[str, str]
+    version: int
+    creation_date: datetime
+    last_modified_date: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BillingGroup:
+    """A billing group: things gathered for cost allocation, tagged as a whole."""
+
+    billing_group_name: str
+    billing_group_arn: str
+    billing_group_id: str
+    description: str | None
     version: int
     creation_date: datetime
     last_modified_date: datetime

@@ -1,8 +1,9 @@
 """RegistryService: things, thing types, static thing groups, membership, and the
 principals attached to things — with AWS IoT's rules and errors.
 
-Things, types and principals are handled by the base class in :mod:`._things`; this
-module adds static thing groups. Group rules (AWS IoT developer guide):
+Things, types and principals are handled by the base class in :mod:`._things`, billing
+groups by the one in :mod:`._billing_groups`; this module adds static thing groups.
+Group rules (AWS IoT developer guide):
 
 * names ``[a-zA-Z0-9:_-]{1,128}``; at most 50 attributes;
 * a group has one parent, fixed at creation; hierarchies are at most 7 levels deep; a
@@ -21,6 +22,7 @@ from typing import Final
 from bastion.store import ConflictError, PolicyTarget, ThingGroupRow, UnitOfWork
 
 from ._arns import THING_GROUP
+from ._billing_groups import BillingGroupOperations
 from ._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
 from ._events import PolicyAttachmentChanged, ThingGroupDeleted, ThingGroupMembershipChanged
 from ._model import GroupNameAndArn, Page, ThingGroup
@@ -38,8 +40,8 @@ MAX_GROUP_DEPTH: Final = 7
 MAX_GROUPS_PER_THING: Final = 10
 
 
-class RegistryService(ThingOperations):
-    """Things, thing types, thing groups and thing principals.
+class RegistryService(ThingOperations, BillingGroupOperations):
+    """Things, thing types, thing groups, billing groups and thing principals.
 
     Construct with ``RegistryService(store, account=..., publish=..., clock=...)`` (see
     :class:`~bastion.registry._service.ServiceBase`). Every method raises

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
@@ -174,17 +175,21 @@ class ThingOperations(ServiceBase):
         *,
         thing_type_name: str | None = None,
         attributes: Mapping[str, str] | None = None,
+        billing_group_name: str | None = None,
     ) -> Thing:
         """CreateThing. Creating an identical thing again returns the existing one.
 
+        :param billing_group_name: put the new thing in this billing group.
         :raises InvalidRequestError: bad name or attributes, too many attributes, or a
             deprecated thing type.
-        :raises ResourceNotFoundError: the thing type does not exist.
+        :raises ResourceNotFoundError: the thing type or billing group does not exist.
         :raises ResourceAlreadyExistsError: the thing exists with another configuration.
         """
         name = check_name(thing_name, "thingName")
         if thing_type_name is not None:
             check_name(thing_type_name, "thingTypeName")
+        if billing_group_name is not None:
+            check_name(billing_group_name, "billingGroupName")
         values = present(check_attributes(attributes or {}))
         now = self._now()
         with self._change() as (uow, _events):
@@ -211,6 +216,11 @@ class ThingOperations(ServiceBase):
                 last_modified_date=now,
             )
             self._insert(lambda: uow.things.insert(row, searchable=searchable), f"Thing {name}")
+            if billing_group_name is not None:
+                if uow.billing_groups.get(billing_group_name) is None:
+                    raise ResourceNotFoundError(
+                        f"Billing group {billing_group_name} cannot be found")
+                uow.billing_groups.put_member(billing_group_name, name, now)
         return self._thing(row)
 
     def describe_thing(self, thing_name: str) -> Thing:
@@ -220,7 +230,8 @@ class ThingOperations(ServiceBase):
         """
         name = check_name(thing_name, "thingName")
         with self._read() as uow:
-            return self._thing(require_thing(uow, name))
+            thing = self._thing(require_thing(uow, name))
+            return replace(thing, billing_group_name=uow.billing_groups.group_of(name))
 
     def update_thing(
         self,

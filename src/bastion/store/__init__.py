@@ -13,7 +13,8 @@ Only this package knows SQL. Services open a unit of work and use its repositori
 * Repositories, one per aggregate: things, thing types, thing groups (hierarchy and
   membership), thing principals, certificates, CA certificates, policies (versions and
   attachments), settings, sealed secrets, the connection journal, API access keys, and
-  the append-only trail (no update or delete).
+  the append-only trail (no update or delete), billing groups, and the tags of every
+  taggable resource (:data:`TAGGABLE`).
 * Rows: frozen values read and written by the repositories (no ARNs; services add them).
 * Pagination: listings return ``(rows, next_token)`` with opaque, stable tokens;
   :class:`InvalidPageTokenError` for a token that is not one of ours.
@@ -39,6 +40,7 @@ from ._audit import (
     MitigationActionRow,
     ScheduledAuditRow,
 )
+from ._billing_groups import BillingGroupRepository
 from ._connections import ConnectionJournalRepository, ConnectionSessionRow
 from ._detect import (
     DetectProfileRow,
@@ -73,6 +75,7 @@ from ._provisioning import (
 )
 from ._rows import (
     AttachedPolicy,
+    BillingGroupRow,
     CaCertificateRow,
     CertificateRow,
     PolicyRow,
@@ -92,10 +95,12 @@ from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository, ShadowRow
 from ._store import Store, UnitOfWork
+from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._trail import TrailHead, TrailRecordRow, TrailRepository
 
 __all__ = [
+    "TAGGABLE",
     "AccessKeyRepository",
     "AccessKeyRow",
     "AlertTargetRepository",
@@ -110,6 +115,8 @@ __all__ = [
     "AuditRepository",
     "AuditSuppressionRow",
     "AuditTaskRow",
+    "BillingGroupRepository",
+    "BillingGroupRow",
     "CaCertificateRepository",
     "CaCertificateRow",
     "CertificateRepository",
@@ -153,6 +160,7 @@ __all__ = [
     "ShadowRow",
     "Store",
     "StoreError",
+    "TagRepository",
     "TemplateVersionRow",
     "ThingGroupRepository",
     "ThingGroupRow",

@@ -35,9 +35,11 @@ from ._schema import (
     mitigation_actions,
     policies,
     policy_versions,
+    resource_tags,
     thing_principals,
 )
 from ._sql import count, execute_write
+from ._tags import delete_tags_of
 
 ACCOUNT_ROW: Final = "account"
 DUPLICATE_CLIENTID: Final = "DUPLICATE_CLIENTID"
@@ -340,9 +342,12 @@ class AuditRepository:
 
     def delete_scheduled_audit(self, name: str) -> bool:
         t = audit_scheduled_audits
+        delete_tags_of(self._conn, "scheduledaudit", name)
         return self._conn.execute(t.delete().where(t.c.name == name)).rowcount == 1
 
     def delete_all_scheduled_audits(self) -> int:
+        self._conn.execute(resource_tags.delete().where(
+            resource_tags.c.resource_type == "scheduledaudit"))
         return int(self._conn.execute(audit_scheduled_audits.delete()).rowcount)
 
     def scheduled_audits(self) -> list[ScheduledAuditRow]:
@@ -613,6 +618,7 @@ class MitigationActionRepository:
 
     def delete(self, name: str) -> bool:
         t = mitigation_actions
+        delete_tags_of(self._conn, "mitigationaction", name)
         return self._conn.execute(t.delete().where(t.c.name == name)).rowcount == 1
 
     def list_page(self, *, action_type: str | None, limit: int, token: str | None

@@ -23,6 +23,7 @@ from ._schema import (
     detect_violation_events,
     detect_violations,
 )
+from ._tags import delete_tags_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class DetectRepository:
     def delete_profile(self, name: str) -> None:
         t = detect_security_profiles
         self._conn.execute(t.delete().where(t.c.name == name))
+        delete_tags_of(self._conn, "securityprofile", name)
 
     def profiles(self) -> list[DetectProfileRow]:
         t = detect_security_profiles
@@ -113,6 +115,7 @@ class DetectRepository:
     def delete_custom_metric(self, name: str) -> None:
         t = detect_custom_metrics
         self._conn.execute(t.delete().where(t.c.name == name))
+        delete_tags_of(self._conn, "custommetric", name)
 
     def custom_metrics(self) -> list[tuple[str, str, str]]:
         t = detect_custom_metrics
@@ -130,6 +133,7 @@ class DetectRepository:
     def delete_dimension(self, name: str) -> None:
         t = detect_dimensions
         self._conn.execute(t.delete().where(t.c.name == name))
+        delete_tags_of(self._conn, "dimension", name)
 
     def dimensions(self) -> list[tuple[str, str, list[str]]]:
         t = detect_dimensions

@@ -16,6 +16,7 @@ from ._pages import keyset_page
 from ._rows import ThingGroupRow
 from ._schema import thing_group_members, thing_groups
 from ._sql import count, execute_write
+from ._tags import delete_tags_of
 
 
 class ThingGroupRepository:
@@ -77,6 +78,7 @@ class ThingGroupRepository:
         :raises ConflictError: the group still has child groups.
         """
         result = execute_write(self._conn, thing_groups.delete().where(thing_groups.c.name == name))
+        delete_tags_of(self._conn, "thinggroup", name)
         return result.rowcount == 1
 
     def has_children(self, name: str) -> bool:

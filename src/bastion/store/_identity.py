@@ -14,6 +14,7 @@ from ._pages import keyset_page
 from ._rows import CaCertificateRow, CertificateRow
 from ._schema import ca_certificates, certificates
 from ._sql import execute_write
+from ._tags import delete_tags_of
 
 
 class CertificateRepository:
@@ -146,6 +147,7 @@ class CaCertificateRepository:
         result = self._conn.execute(
             ca_certificates.delete().where(ca_certificates.c.ca_certificate_id == ca_certificate_id)
         )
+        delete_tags_of(self._conn, "cacert", ca_certificate_id)
         return result.rowcount == 1
 
     def list_page(

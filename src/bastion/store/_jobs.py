@@ -21,6 +21,7 @@ from ._schema import job_targets as targets
 from ._schema import job_templates as templates
 from ._schema import jobs
 from ._sql import execute_write
+from ._tags import delete_tags_of
 
 JsonObject = Mapping[str, Any]
 
@@ -149,6 +150,7 @@ class JobRepository:
 
     def delete(self, job_id: str) -> bool:
         result = self._conn.execute(jobs.delete().where(jobs.c.job_id == job_id))
+        delete_tags_of(self._conn, "job", job_id)
         return result.rowcount == 1
 
     def targets(self, job_id: str) -> list[JobTargetRow]:
@@ -441,6 +443,7 @@ class JobTemplateRepository:
     def delete(self, template_id: str) -> bool:
         result = self._conn.execute(templates.delete()
                                     .where(templates.c.template_id == template_id))
+        delete_tags_of(self._conn, "jobtemplate", template_id)
         return result.rowcount == 1
 
     def list_page(self, *, limit: int, token: str | None

@@ -13,6 +13,7 @@ from ._pages import keyset_page
 from ._rows import AttachedPolicy, PolicyRow, PolicyTarget, PolicyVersionRow
 from ._schema import policies, policy_targets, policy_versions
 from ._sql import count, execute_write
+from ._tags import delete_tags_of
 
 
 class PolicyRepository:
@@ -74,6 +75,7 @@ class PolicyRepository:
         :raises ConflictError: the policy is still attached to a target.
         """
         result = execute_write(self._conn, policies.delete().where(policies.c.name == name))
+        delete_tags_of(self._conn, "policy", name)
         return result.rowcount == 1
 
     def list_page(self, *, limit: int, token: str | None) -> tuple[list[PolicyRow], str | None]:

@@ -17,6 +17,7 @@ from ._schema import (
     provisioning_templates,
 )
 from ._sql import execute_write
+from ._tags import delete_tags_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,7 @@ class ProvisioningRepository:
         result = self._conn.execute(
             provisioning_templates.delete().where(provisioning_templates.c.name == name)
         )
+        delete_tags_of(self._conn, "provisioningtemplate", name)
         return result.rowcount == 1
 
     # -- versions -------------------------------------------------------------------

@@ -114,3 +114,13 @@ class AttachedPolicy:
     policy: PolicyRow
     default_version: PolicyVersionRow
     target: PolicyTarget = field(compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class BillingGroupRow:
+    name: str
+    billing_group_id: str
+    description: str | None
+    version: int
+    creation_date: datetime
+    last_modified_date: datetime

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ._pages import keyset_page
 from ._schema import topic_rule_destinations, topic_rules
 from ._sql import execute_write
+from ._tags import delete_tags_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class TopicRuleRepository:
 
     def delete(self, name: str) -> bool:
         result = self._conn.execute(topic_rules.delete().where(topic_rules.c.name == name))
+        delete_tags_of(self._conn, "rule", name)
         return result.rowcount == 1
 
     def all(self) -> list[TopicRuleRow]:

@@ -826,3 +826,50 @@ topic_rule_destinations = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("last_updated_at", UtcDateTime(), nullable=False),
 )
+
+# -- tags and billing groups (migration 0014) ------------------------------------------
+
+TAG_KEY_LENGTH = 128
+TAG_VALUE_LENGTH = 256
+
+resource_tags = sa.Table(
+    "resource_tags",
+    metadata,
+    # The resource as (ARN resource type, name or id); no foreign key: one table serves
+    # every taggable kind, and the repository deleting a resource deletes its tags.
+    sa.Column("resource_type", sa.String(32), primary_key=True),
+    sa.Column("resource_id", name_type(), primary_key=True),
+    sa.Column("key", name_type(TAG_KEY_LENGTH), primary_key=True),
+    sa.Column("value", sa.String(TAG_VALUE_LENGTH), nullable=False),
+)
+
+billing_groups = sa.Table(
+    "billing_groups",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("billing_group_id", sa.String(UUID_LENGTH), nullable=False, unique=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+billing_group_members = sa.Table(
+    "billing_group_members",
+    metadata,
+    # Keyed by the thing: a thing is in at most one billing group.
+    sa.Column(
+        "thing_name",
+        name_type(),
+        sa.ForeignKey("things.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "group_name",
+        name_type(),
+        sa.ForeignKey("billing_groups.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Index("ix_billing_group_members_group_name", "group_name", "thing_name"),
+)

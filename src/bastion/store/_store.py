@@ -37,6 +37,7 @@ from ._audit import (
     CrlRepository,
     MitigationActionRepository,
 )
+from ._billing_groups import BillingGroupRepository
 from ._connections import ConnectionJournalRepository
 from ._detect import DetectRepository
 from ._engine import READONLY_OPTION, create_store_engine
@@ -52,6 +53,7 @@ from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
+from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._trail import TrailRepository
 
@@ -70,6 +72,7 @@ class UnitOfWork:
         "audit_crls",
         "audit_fleet",
         "audit_mitigation",
+        "billing_groups",
         "ca_certificates",
         "certificates",
         "connection",
@@ -85,6 +88,7 @@ class UnitOfWork:
         "secrets",
         "settings",
         "shadows",
+        "tags",
         "thing_groups",
         "thing_principals",
         "thing_types",
@@ -125,6 +129,8 @@ class UnitOfWork:
         self.files: Final = FileRepository(connection)
         self.topic_rules: Final = TopicRuleRepository(connection)
         self.topic_rule_destinations: Final = TopicRuleDestinationRepository(connection)
+        self.tags: Final = TagRepository(connection)
+        self.billing_groups: Final = BillingGroupRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

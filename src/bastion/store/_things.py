@@ -12,6 +12,7 @@ from ._pages import keyset_page
 from ._rows import ThingRow, ThingTypeRow
 from ._schema import thing_attributes, thing_principals, thing_types, things
 from ._sql import count, execute_write
+from ._tags import delete_tags_of
 
 
 class ThingTypeRepository:
@@ -59,6 +60,7 @@ class ThingTypeRepository:
         :raises ConflictError: things still have this type.
         """
         result = execute_write(self._conn, thing_types.delete().where(thing_types.c.name == name))
+        delete_tags_of(self._conn, "thingtype", name)
         return result.rowcount == 1
 
     def list_page(

@@ -66,3 +66,15 @@ def test_every_operation_is_handled_or_refused_by_name(api_bastion: ApiBastion) 
                 raise AssertionError(f"{service}:{name} answered without a handler")
         summary.append(f"{service} {len(implemented)}/{len(names)}")
     print("implemented operations:", ", ".join(summary))
+
+
+TAGS_AND_BILLING_GROUPS = frozenset({
+    "TagResource", "UntagResource", "ListTagsForResource", "CreateBillingGroup",
+    "DescribeBillingGroup", "UpdateBillingGroup", "DeleteBillingGroup", "ListBillingGroups",
+    "AddThingToBillingGroup", "RemoveThingFromBillingGroup", "ListThingsInBillingGroup"})
+
+
+def test_tag_and_billing_group_operations_are_handled() -> None:
+    assert TAGS_AND_BILLING_GROUPS <= implemented_operations("iot")
+    # 167 iot operations had handlers before these eleven.
+    assert len(implemented_operations("iot")) >= 167 + len(TAGS_AND_BILLING_GROUPS)

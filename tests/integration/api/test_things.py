@@ -126,10 +126,10 @@ def test_thing_types(iot: Any, unique: Unique) -> None:
     iot.deprecate_thing_type(thingTypeName=name, undoDeprecate=True)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_thing_type(thingTypeName=unique("missing"))
-    with pytest.raises(iot.exceptions.InvalidRequestException) as caught:
-        iot.create_thing_type(thingTypeName=unique("tagged"),
-                              tags=[{"Key": "k", "Value": "v"}])
-    assert "tags is not supported" in str(caught.value)
+    tagged = iot.create_thing_type(thingTypeName=unique("tagged"),
+                                   tags=[{"Key": "k", "Value": "v"}])
+    assert iot.list_tags_for_resource(resourceArn=tagged["thingTypeArn"])["tags"] == [
+        {"Key": "k", "Value": "v"}]
 
 
 def test_thing_principals(iot: Any, unique: Unique) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     audit,
+    billing_groups,
     certificates,
     data,
     detect,
@@ -14,10 +15,11 @@ from . import (
     rules,
     shadow,
     system,
+    tags,
     things,
 )
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
-__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates", "data",
-           "detect", "groups", "jobs", "policies", "provisioning", "rules", "shadow", "system",
-           "things"]
+__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
+           "certificates", "data", "detect", "groups", "jobs", "policies", "provisioning",
+           "rules", "shadow", "system", "tags", "things"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.account import Account
-from bastion.registry import split_arn
+from bastion.registry import check_tags, split_arn
 
+from .._context import OperationContext
 from .._errors import invalid_request
 from ._table import Params
 
@@ -47,3 +48,19 @@ def page(items_key: str, items: list[Any], token: str | None,
     if token:
         result[token_key] = token
     return result
+
+
+def creation_tags(params: Params) -> dict[str, str]:
+    """The ``tags`` a create operation was given, checked before anything is created.
+
+    :raises InvalidRequestError: a bad or reserved key, a long value, more than 50 tags.
+    """
+    return check_tags(params.get("tags"))
+
+
+def tag_created(ctx: OperationContext, resource_type: str, resource_id: str,
+                tags: dict[str, str]) -> None:
+    """Write the tags of a resource the handler has just created (see
+    :meth:`bastion.registry.TaggingService.tag_new_resource`)."""
+    if tags:
+        ctx.services.tags.tag_new_resource(resource_type, resource_id, tags)

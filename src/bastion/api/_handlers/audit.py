@@ -28,7 +28,7 @@ from bastion.services import AuditServices
 
 from .._context import OperationContext
 from .._errors import ApiError
-from ._common import page
+from ._common import creation_tags, page, tag_created
 from ._table import TABLE, Handler, Params, Result
 
 IOT: Final = "iot"
@@ -210,10 +210,12 @@ def cancel_audit_task(ctx: OperationContext, params: Params) -> Result:
 
 @_operation("CreateScheduledAudit")
 def create_scheduled_audit(ctx: OperationContext, params: Params) -> Result:
+    tags = creation_tags(params)
     created = _services(ctx).audit.create_scheduled_audit(
         params["scheduledAuditName"], frequency=params["frequency"],
         target_check_names=params["targetCheckNames"], day_of_week=params.get("dayOfWeek"),
         day_of_month=params.get("dayOfMonth"))
+    tag_created(ctx, "scheduledaudit", params["scheduledAuditName"], tags)
     return {"scheduledAuditArn": created.arn}
 
 
@@ -368,8 +370,10 @@ def list_audit_mitigation_actions_executions(ctx: OperationContext, params: Para
 
 @_operation("CreateMitigationAction")
 def create_mitigation_action(ctx: OperationContext, params: Params) -> Result:
+    tags = creation_tags(params)
     action = _services(ctx).actions.create_action(params["actionName"], params["roleArn"],
                                                   params["actionParams"])
+    tag_created(ctx, "mitigationaction", action.name, tags)
     return {"actionArn": action.arn, "actionId": action.action_id}
 
 

@@ -12,7 +12,7 @@ from bastion.registry import (
 )
 
 from .._context import OperationContext
-from ._common import page, refuse_unsupported
+from ._common import creation_tags, page, tag_created
 from ._table import TABLE, Params, Result
 
 
@@ -150,7 +150,7 @@ def delete_registration_code(ctx: OperationContext, params: Params) -> Result:
 
 @TABLE.register("iot", "RegisterCACertificate")
 def register_ca_certificate(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags")
+    tags = creation_tags(params)
     record = ctx.services.identity.register_ca_certificate(
         params["caCertificate"],
         params.get("verificationCertificate"),
@@ -159,6 +159,7 @@ def register_ca_certificate(ctx: OperationContext, params: Params) -> Result:
         certificate_mode=params.get("certificateMode", "DEFAULT"),
         registration_config=_registration_config(params),
     )
+    tag_created(ctx, "cacert", record.certificate_id, tags)
     return {"certificateArn": record.certificate_arn, "certificateId": record.certificate_id}
 
 

@@ -30,7 +30,7 @@ from bastion.defender.detect import (
 
 from .._context import OperationContext
 from .._errors import ApiError, invalid_request
-from ._common import page
+from ._common import creation_tags, page, tag_created
 from ._table import TABLE, Handler, Params, Result
 
 IOT: Final = "iot"
@@ -114,6 +114,7 @@ def _profile(service: DetectService, profile: SecurityProfile) -> dict[str, Any]
 @_operation("CreateSecurityProfile")
 def create_security_profile(ctx: OperationContext, params: Params) -> Result:
     service = _detect(ctx)
+    all_tags = creation_tags(params)
     tags = _tags(params)
     profile = service.create_security_profile(
         params["securityProfileName"],
@@ -124,6 +125,7 @@ def create_security_profile(ctx: OperationContext, params: Params) -> Result:
             {"metric": m} for m in params.get("additionalMetricsToRetain") or ()],
         mitigation_actions=_split(tags.get(MITIGATION_TAG)),
         metrics_export=params.get("metricsExportConfig"), now=service.clock.time())
+    tag_created(ctx, "securityprofile", profile.name, all_tags)
     return {"securityProfileName": profile.name,
             "securityProfileArn": service.target_arn(f"securityprofile/{profile.name}")}
 
@@ -230,8 +232,10 @@ def validate_security_profile_behaviors(ctx: OperationContext, params: Params) -
 @_operation("CreateCustomMetric")
 def create_custom_metric(ctx: OperationContext, params: Params) -> Result:
     service = _detect(ctx)
+    tags = creation_tags(params)
     metric = service.create_custom_metric(params["metricName"], params["metricType"],
                                           params.get("displayName") or "")
+    tag_created(ctx, "custommetric", metric.name, tags)
     return {"metricName": metric.name,
             "metricArn": service.target_arn(f"custommetric/{metric.name}")}
 
@@ -276,8 +280,10 @@ def _dimension(service: DetectService, name: str) -> dict[str, Any]:
 @_operation("CreateDimension")
 def create_dimension(ctx: OperationContext, params: Params) -> Result:
     service = _detect(ctx)
+    tags = creation_tags(params)
     dimension = service.create_dimension(params["name"], params["type"],
                                          list(params["stringValues"]))
+    tag_created(ctx, "dimension", dimension.name, tags)
     return {"name": dimension.name, "arn": service.target_arn(f"dimension/{dimension.name}")}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bastion.registry import GroupNameAndArn
 
 from .._context import OperationContext
-from ._common import name_from, page, refuse_unsupported
+from ._common import creation_tags, name_from, page, tag_created
 from ._table import TABLE, Params, Result
 
 
@@ -15,7 +15,7 @@ def _group_ref(ref: GroupNameAndArn) -> dict[str, str]:
 
 @TABLE.register("iot", "CreateThingGroup")
 def create_thing_group(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags")
+    tags = creation_tags(params)
     properties = params.get("thingGroupProperties") or {}
     payload = properties.get("attributePayload") or {}
     group = ctx.services.registry.create_thing_group(
@@ -24,6 +24,7 @@ def create_thing_group(ctx: OperationContext, params: Params) -> Result:
         description=properties.get("thingGroupDescription"),
         attributes=payload.get("attributes"),
     )
+    tag_created(ctx, "thinggroup", group.thing_group_name, tags)
     return {"thingGroupName": group.thing_group_name, "thingGroupArn": group.thing_group_arn,
             "thingGroupId": group.thing_group_id}
 

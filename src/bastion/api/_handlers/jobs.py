@@ -34,7 +34,7 @@ from bastion.jobs import (
 
 from .._context import OperationContext
 from .._errors import ApiError
-from ._common import page, refuse_unsupported
+from ._common import creation_tags, page, refuse_unsupported, tag_created
 from ._table import TABLE, Handler, Params, Result
 
 IOT = "iot"
@@ -99,8 +99,9 @@ def _job_json(job: Job) -> dict[str, Any]:
 
 @_iot("CreateJob")
 def create_job(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags", "namespaceId", "jobExecutionsRetryConfig",
+    refuse_unsupported(params, "namespaceId", "jobExecutionsRetryConfig",
                        "documentParameters", "schedulingConfig", "destinationPackageVersions")
+    tags = creation_tags(params)
     job = _service(ctx).create_job(
         params["jobId"], targets=params["targets"], document=params.get("document"),
         document_source=params.get("documentSource"),
@@ -110,6 +111,7 @@ def create_job(ctx: OperationContext, params: Params) -> Result:
         rollout_config=params.get("jobExecutionsRolloutConfig"),
         abort_config=params.get("abortConfig"), timeout_config=params.get("timeoutConfig"),
         job_template_arn=params.get("jobTemplateArn"))
+    tag_created(ctx, "job", job.job_id, tags)
     return {"jobArn": job.job_arn, "jobId": job.job_id, "description": job.description}
 
 
@@ -267,8 +269,9 @@ def _template_json(template: JobTemplate) -> dict[str, Any]:
 
 @_iot("CreateJobTemplate")
 def create_job_template(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags", "jobExecutionsRetryConfig", "maintenanceWindows",
+    refuse_unsupported(params, "jobExecutionsRetryConfig", "maintenanceWindows",
                        "destinationPackageVersions")
+    tags = creation_tags(params)
     template = _service(ctx).create_job_template(
         params["jobTemplateId"], description=params["description"],
         job_arn=params.get("jobArn"), document=params.get("document"),
@@ -276,6 +279,7 @@ def create_job_template(ctx: OperationContext, params: Params) -> Result:
         presigned_url_config=params.get("presignedUrlConfig"),
         rollout_config=params.get("jobExecutionsRolloutConfig"),
         abort_config=params.get("abortConfig"), timeout_config=params.get("timeoutConfig"))
+    tag_created(ctx, "jobtemplate", template.job_template_id, tags)
     return {"jobTemplateArn": template.job_template_arn,
             "jobTemplateId": template.job_template_id}
 

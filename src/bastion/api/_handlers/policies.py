@@ -23,7 +23,7 @@ from bastion.registry import PolicySummary, split_arn
 
 from .._context import OperationContext
 from .._errors import invalid_request, not_found
-from ._common import page, refuse_unsupported
+from ._common import creation_tags, page, refuse_unsupported, tag_created
 from ._table import TABLE, Params, Result
 
 ACTIONS: Final = {
@@ -43,8 +43,9 @@ def _summary(item: PolicySummary) -> dict[str, str]:
 
 @TABLE.register("iot", "CreatePolicy")
 def create_policy(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags")
+    tags = creation_tags(params)
     policy = ctx.services.policies.create_policy(params["policyName"], params["policyDocument"])
+    tag_created(ctx, "policy", policy.policy_name, tags)
     return {"policyName": policy.policy_name, "policyArn": policy.policy_arn,
             "policyDocument": policy.policy_document,
             "policyVersionId": policy.default_version_id}

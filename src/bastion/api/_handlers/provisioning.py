@@ -18,7 +18,7 @@ from bastion.provisioning import (
 )
 
 from .._context import OperationContext
-from ._common import page
+from ._common import creation_tags, page, tag_created
 from ._table import TABLE, Handler, Params, Result
 
 IOT = "iot"
@@ -57,12 +57,14 @@ def _version(item: TemplateVersion) -> dict[str, Any]:
 
 @_operation("CreateProvisioningTemplate")
 def create_provisioning_template(ctx: OperationContext, params: Params) -> Result:
+    tags = creation_tags(params)
     template = _service(ctx).create_provisioning_template(
         params["templateName"], params["templateBody"],
         provisioning_role_arn=params.get("provisioningRoleArn"),
         description=params.get("description"), enabled=params.get("enabled", False),
         pre_provisioning_hook=params.get("preProvisioningHook"),
         template_type=params.get("type") or "FLEET_PROVISIONING", tags=params.get("tags"))
+    tag_created(ctx, "provisioningtemplate", template.template_name, tags)
     return {"templateArn": template.template_arn, "templateName": template.template_name,
             "defaultVersionId": template.default_version_id}
 

@@ -9,12 +9,14 @@ exist, as AWS answers), put on the wire in one place by the API.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
+from bastion.registry import check_tags
 from bastion.rules import RuleService
 from bastion.store import TopicRuleDestinationRow, TopicRuleRow
 
 from .._context import OperationContext
-from ._common import page, refuse_unsupported
+from ._common import page, refuse_unsupported, tag_created
 from ._table import TABLE, Params, Result
 
 
@@ -53,8 +55,13 @@ def _destination_json(ctx: OperationContext, row: TopicRuleDestinationRow,
 
 @TABLE.register("iot", "CreateTopicRule")
 def create_topic_rule(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags")
+    # CreateTopicRule carries its tags in the x-amz-tagging header, URL-query encoded:
+    # "k1=v1&k2=v2".
+    header = params.get("tags") or ""
+    tags = check_tags([{"Key": key, "Value": value}
+                       for key, value in parse_qsl(header, keep_blank_values=True)])
     _service(ctx).create_topic_rule(params["ruleName"], params["topicRulePayload"])
+    tag_created(ctx, "rule", params["ruleName"], tags)
     return {}
 
 

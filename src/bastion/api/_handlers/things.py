@@ -7,8 +7,8 @@ from typing import Any
 from bastion.registry import Thing, ThingType
 
 from .._context import OperationContext
-from .._errors import invalid_request, not_found
-from ._common import page, refuse_unsupported
+from .._errors import invalid_request
+from ._common import creation_tags, page, refuse_unsupported, tag_created
 from ._table import TABLE, Params, Result
 
 NON_EXCLUSIVE_THING = "NON_EXCLUSIVE_THING"
@@ -19,13 +19,6 @@ def _attributes(params: Params) -> tuple[dict[str, str] | None, bool]:
     if payload is None:
         return None, False
     return payload.get("attributes"), bool(payload.get("merge", False))
-
-
-def _no_billing_group(params: Params) -> None:
-    name = params.get("billingGroupName")
-    if name is not None:
-        # Bastion has no billing groups, so none of that name exists.
-        raise not_found(f"Billing group {name} cannot be found")
 
 
 def _thing_type_json(thing_type: ThingType) -> dict[str, Any]:
@@ -59,7 +52,7 @@ def _thing_summary(thing: Thing) -> dict[str, Any]:
 
 @TABLE.register("iot", "CreateThingType")
 def create_thing_type(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "tags")
+    tags = creation_tags(params)
     properties = params.get("thingTypeProperties") or {}
     refuse_unsupported(properties, "mqtt5Configuration")
     created = ctx.services.registry.create_thing_type(
@@ -67,6 +60,7 @@ def create_thing_type(ctx: OperationContext, params: Params) -> Result:
         description=properties.get("thingTypeDescription"),
         searchable_attributes=properties.get("searchableAttributes") or (),
     )
+    tag_created(ctx, "thingtype", created.thing_type_name, tags)
     return {"thingTypeName": created.thing_type_name, "thingTypeArn": created.thing_type_arn,
             "thingTypeId": created.thing_type_id}
 
@@ -103,11 +97,10 @@ def delete_thing_type(ctx: OperationContext, params: Params) -> Result:
 
 @TABLE.register("iot", "CreateThing")
 def create_thing(ctx: OperationContext, params: Params) -> Result:
-    _no_billing_group(params)
     attributes, _merge = _attributes(params)
     thing = ctx.services.registry.create_thing(
         params["thingName"], thing_type_name=params.get("thingTypeName"),
-        attributes=attributes)
+        attributes=attributes, billing_group_name=params.get("billingGroupName"))
     return {"thingName": thing.thing_name, "thingArn": thing.thing_arn,
             "thingId": thing.thing_id}
 
@@ -123,6 +116,7 @@ def describe_thing(ctx: OperationContext, params: Params) -> Result:
         "thingTypeName": thing.thing_type_name,
         "attributes": dict(thing.attributes),
         "version": thing.version,
+        "billingGroupName": thing.billing_group_name,
     }
 
 
