@@ -20,7 +20,9 @@ For every HTTP request:
    failure is held back until the caller is authenticated: unauthenticated callers learn
    nothing about routes.
 4. **Authenticate** — normal mode: look the access key up in the
-   :class:`~._auth.CredentialSource`, check the clock (±5 min) and the signature.
+   :class:`~._auth.CredentialSource`, check the clock (±5 min) and the signature. A
+   request with a security token is signed with temporary credentials: the token is
+   resolved through the :class:`~._auth.SessionSource` instead (:mod:`._sessions`).
    Emulator mode: any key is accepted as an ``admin`` caller and the signature is not
    verified (there is no secret to verify it with); the region of the scope names the
    ARNs.
@@ -95,6 +97,7 @@ from ._auth import (
     ChangeRecord,
     CredentialSource,
     Role,
+    SessionSource,
     TrailSink,
     role_allows,
 )
@@ -113,6 +116,7 @@ from ._errors import (
 from ._handlers import TABLE, HandlerSpec, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
+from ._sessions import caller_session, security_token, trail_parameters
 from ._serialize import (
     JSON_CONTENT_TYPE,
     Response,
@@ -176,6 +180,8 @@ class ApiApplication:
     :param clock: the current time, for the signature's clock check.
     :param files: serves ``/_bastion/files/…`` (``None``: those paths are 404).
     :param body_timeout: seconds to receive a request's body once its headers are in.
+    :param sessions: resolves temporary credentials (``None``: requests carrying a
+        security token are refused).
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
@@ -185,7 +191,8 @@ class ApiApplication:
                  clock: Clock | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                  files: FileService | None = None,
                  body_timeout: float = BODY_TIMEOUT,
-                 readiness: Readiness | None = None) -> None:
+                 readiness: Readiness | None = None,
+                 sessions: SessionSource | None = None) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -200,6 +207,7 @@ class ApiApplication:
         self._files = files
         self._body_timeout = body_timeout
         self._readiness = readiness
+        self._sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -354,8 +362,8 @@ class ApiApplication:
         with self._trail.record_with_change(
                 caller=call.caller, access_key_id=call.access_key_id,
                 source_ip=call.source_ip, service=call.service, operation=call.operation,
-                parameters=params, outcome=OUTCOME_ALLOWED, error_code=None,
-                http_status=status) as change:
+                parameters=trail_parameters(call.caller, params), outcome=OUTCOME_ALLOWED,
+                error_code=None, http_status=status) as change:
             call.change, call.change_status = change, status
             return spec.handler(context, params)
 
@@ -369,6 +377,17 @@ class ApiApplication:
                 raise invalid("Credential should be scoped to a valid region.") from None
             return Caller(credential.access_key_id, Role.ADMIN, source_ip, credential.region,
                           self._account_id, emulated=True)
+        token = security_token(request)
+        if token is not None:  # temporary credentials
+            if self._sessions is None:
+                raise unrecognized_client()
+            claims = await asyncio.to_thread(self._sessions.resolve,
+                                             credential.access_key_id, token)
+            check_clock(auth, self._clock.now())
+            verify_signature(request, auth, claims.secret_access_key)
+            return Caller(credential.access_key_id, Role(claims.role), source_ip,
+                          credential.region, self._account_id, emulated=False,
+                          session=caller_session(claims))
         source = self._credentials
         if source is None:
             raise unrecognized_client()
@@ -498,8 +517,8 @@ class ApiApplication:
             await asyncio.to_thread(
                 self._trail.record, caller=call.caller, access_key_id=call.access_key_id,
                 source_ip=call.source_ip, service=call.service, operation=call.operation,
-                parameters=call.parameters, outcome=call.outcome, error_code=error_code,
-                http_status=status)
+                parameters=trail_parameters(call.caller, call.parameters),
+                outcome=call.outcome, error_code=error_code, http_status=status)
         except Exception:
             log.exception("the trail refused a record of %s:%s", call.service, call.operation)
 

@@ -198,7 +198,7 @@ class ApiServer(Component):
             trail=self._trail, emulator=config.emulator,
             account_id=self._plane.account.account_id, publish=self._publish,
             files=self._files, body_timeout=config.body_timeout,
-            readiness=self._readiness)
+            readiness=self._readiness, sessions=self._services.temporary_credentials)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:

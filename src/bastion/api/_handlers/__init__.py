@@ -12,6 +12,7 @@ from . import (
     jobs,
     policies,
     provisioning,
+    role_aliases,
     rules,
     shadow,
     system,
@@ -22,4 +23,4 @@ from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
            "certificates", "data", "detect", "groups", "jobs", "policies", "provisioning",
-           "rules", "shadow", "system", "tags", "things"]
+           "role_aliases", "rules", "shadow", "system", "tags", "things"]
