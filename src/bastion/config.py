@@ -114,6 +114,18 @@ class ApiConfig:
     max_connections_per_source: int = 64  # open connections from one address; the next: 429
 
 
+# -- The credentials provider (bastion.credentials) -------------------------------------
+@dataclass(frozen=True, slots=True)
+class CredentialsConfig:
+    """Devices get temporary credentials for a role alias here, over mutual TLS with their
+    certificate (``GET /role-aliases/<alias>/credentials``). Off unless asked for."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 8444             # 0: any free port (printed at start)
+    request_timeout: float = 10.0  # seconds from the handshake to a whole request
+
+
 # -- Fleet provisioning, JITP/JITR (bastion.provisioning) ------------------------------
 @dataclass(frozen=True, slots=True)
 class ProvisioningConfig:
@@ -186,6 +198,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
@@ -196,7 +209,7 @@ class Config:
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "sessions": SessionsConfig, "cluster": ClusterConfig,
-    "account": Account, "api": ApiConfig,
+    "account": Account, "api": ApiConfig, "credentials": CredentialsConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
     "detect": DetectConfig, "rules": RulesConfig,

@@ -128,6 +128,9 @@ def serve(
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
         if running.api is not None:
             print(f"  {'api':<15} {running.api.url}", flush=True)
+        if running.credentials is not None:
+            print(f"  {'credentials':<15} {running.credentials.url}"
+                  "/role-aliases/<alias>/credentials", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
         cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",
