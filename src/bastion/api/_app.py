@@ -116,7 +116,6 @@ from ._errors import (
 from ._handlers import TABLE, HandlerSpec, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
-from ._sessions import caller_session, security_token, trail_parameters
 from ._serialize import (
     JSON_CONTENT_TYPE,
     Response,
@@ -124,6 +123,7 @@ from ._serialize import (
     serialize_output,
     success_status,
 )
+from ._sessions import caller_session, security_token, trail_parameters
 from ._sigv4 import (
     HttpRequest,
     SigV4Authorization,

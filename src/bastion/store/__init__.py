@@ -74,6 +74,7 @@ from ._provisioning import (
     ProvisioningTemplateRow,
     TemplateVersionRow,
 )
+from ._role_aliases import RoleAliasRepository
 from ._rows import (
     AttachedPolicy,
     BillingGroupRow,
@@ -87,7 +88,6 @@ from ._rows import (
     ThingRow,
     ThingTypeRow,
 )
-from ._role_aliases import RoleAliasRepository
 from ._rules import (
     TopicRuleDestinationRepository,
     TopicRuleDestinationRow,
@@ -153,11 +153,11 @@ __all__ = [
     "PolicyRow",
     "PolicyTarget",
     "PolicyVersionRow",
-    "RoleAliasRepository",
-    "RoleAliasRow",
     "ProvisioningClaimRow",
     "ProvisioningRepository",
     "ProvisioningTemplateRow",
+    "RoleAliasRepository",
+    "RoleAliasRow",
     "ScheduledAuditRow",
     "SealedSecretRepository",
     "SettingsRepository",
