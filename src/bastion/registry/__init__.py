@@ -21,6 +21,7 @@ from __future__ import annotations
 from ._arns import split_arn
 from ._authority import CertificateAuthority
 from ._certificate_states import TRANSITIONS as CERTIFICATE_STATUS_TRANSITIONS
+from ._connectivity import ThingConnectivity
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -121,6 +122,7 @@ __all__ = [
     "ResourceAlreadyExistsError",
     "ResourceNotFoundError",
     "Thing",
+    "ThingConnectivity",
     "ThingDeleted",
     "ThingGroup",
     "ThingGroupDeleted",

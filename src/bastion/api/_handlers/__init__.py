@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (
     audit,
     certificates,
+    connectivity,
     data,
     detect,
     groups,
@@ -18,6 +19,7 @@ from . import (
 )
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
-__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates", "data",
+__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates",
+           "connectivity", "data",
            "detect", "groups", "jobs", "policies", "provisioning", "rules", "shadow", "system",
            "things"]
