@@ -195,9 +195,11 @@ CONNECTIVITY_CALLS: Final = 8
 
 
 def _connectivity(iot: IoTClient, names: list[str]) -> dict[str, bool | None]:
-    """Whether each thing is connected; ``None`` for one whose answer was an error (it
-    was deleted meanwhile, say). Raises what the first call raises for another reason
-    (no credentials, no endpoint)."""
+    """Whether each thing is connected; ``None`` for a thing deleted since it was listed.
+
+    :raises botocore.exceptions.ClientError: any other refusal (a role without the
+        right, say), raised by the first call before the others are made.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from botocore.exceptions import ClientError

@@ -20,6 +20,5 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "certificates",
-           "connectivity", "data",
-           "detect", "groups", "jobs", "policies", "provisioning", "rules", "shadow", "system",
-           "things"]
+           "connectivity", "data", "detect", "groups", "jobs", "policies", "provisioning",
+           "rules", "shadow", "system", "things"]
