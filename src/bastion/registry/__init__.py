@@ -22,6 +22,7 @@ from __future__ import annotations
 from ._arns import split_arn
 from ._authority import CertificateAuthority
 from ._certificate_states import TRANSITIONS as CERTIFICATE_STATUS_TRANSITIONS
+from ._connectivity import ThingConnectivity
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -127,6 +128,7 @@ __all__ = [
     "ResourceNotFoundError",
     "TaggingService",
     "Thing",
+    "ThingConnectivity",
     "ThingDeleted",
     "ThingGroup",
     "ThingGroupDeleted",
