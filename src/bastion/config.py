@@ -114,6 +114,16 @@ class ApiConfig:
     max_connections_per_source: int = 64  # open connections from one address; the next: 429
 
 
+# -- Prometheus metrics (bastion.metrics), served on the API's port ------------------------
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``GET /metrics`` on the API's HTTPS port, for a scraper holding the bearer token
+    (docs/metrics.md). Never anonymous: the token is created on first start."""
+
+    enabled: bool = True
+    token_file: str = ""   # the bearer token (owner-only); empty: <data dir>/metrics.token
+
+
 # -- The credentials provider (bastion.credentials) -------------------------------------
 @dataclass(frozen=True, slots=True)
 class CredentialsConfig:
@@ -198,6 +208,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -209,7 +220,8 @@ class Config:
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "sessions": SessionsConfig, "cluster": ClusterConfig,
-    "account": Account, "api": ApiConfig, "credentials": CredentialsConfig,
+    "account": Account, "api": ApiConfig, "metrics": MetricsConfig,
+    "credentials": CredentialsConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
     "detect": DetectConfig, "rules": RulesConfig,

@@ -10,6 +10,8 @@ Layout (directories 0700, secrets 0600)::
       ca/root-ca.key.pem       its private key, encrypted under the master key
       tls/server.cert.pem      the broker's certificate, followed by the CA certificate
       tls/server.key.pem       its private key, encrypted under the master key
+      metrics.token            the bearer token a Prometheus scraper presents (0600;
+                               created by `bastion init` or the first start)
       logs/
       devices/                 default output of issue_device_files
 
@@ -123,6 +125,11 @@ class DataDir:
     @property
     def master_key_path(self) -> Path:
         return self.path / "master.key"
+
+    @property
+    def metrics_token_path(self) -> Path:
+        """The scrape token's default file (``[metrics] token_file`` may name another)."""
+        return self.path / "metrics.token"
 
     @property
     def db_path(self) -> Path:

@@ -16,7 +16,7 @@ error codes match AWS; each implemented operation is one small handler
 
 from __future__ import annotations
 
-from ._app import ApiApplication
+from ._app import SCRAPE_OPERATION, ApiApplication, CallCounts, MetricsDoor
 from ._auth import (
     ADMIN_SERVICE,
     Caller,
@@ -47,17 +47,20 @@ def implemented_operations(service: str) -> frozenset[str]:
 
 __all__ = [
     "ADMIN_SERVICE",
+    "SCRAPE_OPERATION",
     "SERVICE_NAMES",
     "ApiApplication",
     "ApiConfigError",
     "ApiError",
     "ApiServer",
+    "CallCounts",
     "Caller",
     "CallerSession",
     "ChangeRecord",
     "CredentialSource",
     "LogTrail",
     "MemoryTrail",
+    "MetricsDoor",
     "Role",
     "SessionSource",
     "StaticCredentials",

@@ -58,6 +58,14 @@ seconds is not an API call): ``live`` is 200 while the process serves; ``ready``
 when every check of the :data:`Readiness` callable passes, else 503, with the checks as
 JSON either way (no secret in them: component names and "ok" or why not).
 
+``GET /metrics`` is handed to the :class:`MetricsDoor`, when one is plugged, before SigV4:
+it answers a scraper holding the metrics bearer token (:mod:`bastion.metrics`), and
+refuses anyone else with 401, trailed as a denied ``bastion:ScrapeMetrics``. Without a
+door the path is an ordinary (unsigned, so refused) API request.
+
+Every answer is counted in :attr:`ApiApplication.calls` by service, operation, outcome
+and HTTP status (plain integers on the loop; the metrics read them).
+
 ``GET /confirmdestination/<token>`` without an ``Authorization`` header confirms the topic
 rule destination waiting for that token: the ``enableUrl`` Bastion sends a new HTTP
 destination, which AWS lets the endpoint open as is. With SigV4 the same path is the
@@ -78,9 +86,10 @@ import json
 import logging
 import urllib.parse
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from bastion.account import Account
 from bastion.clock import Clock, SystemClock
@@ -152,6 +161,38 @@ SigV4 (:meth:`ApiApplication._confirm_destination`)."""
 Readiness = Callable[[], Awaitable[dict[str, str]]]
 """The checks behind ``/_bastion/health/ready``: each name with "ok", or why not."""
 
+CallCounts = Counter[tuple[str, str, str, int]]
+"""Requests answered, by ``(service, operation, outcome, HTTP status)``."""
+
+SCRAPE_OPERATION: Final = "ScrapeMetrics"
+"""How the trail and the counts name a ``GET /metrics`` (service ``bastion``)."""
+
+
+class ScrapeAnswer(Protocol):
+    """What a :class:`MetricsDoor` answers (``refusal``: why not served, or ``None``)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def refusal(self) -> str | None: ...
+
+
+class MetricsDoor(Protocol):
+    """The scrape endpoint the API serves on its port (:class:`bastion.metrics.MetricsEndpoint`)."""
+
+    @property
+    def path(self) -> str: ...
+
+    def load(self) -> None:
+        """Ready it (blocking; before serving). Raises what keeps it from serving."""
+
+    def answer(self, authorization: str | None) -> ScrapeAnswer:
+        """Answer one scrape, on the event loop."""
+
 
 @dataclass(slots=True)
 class _Call:
@@ -182,6 +223,8 @@ class ApiApplication:
     :param body_timeout: seconds to receive a request's body once its headers are in.
     :param sessions: resolves temporary credentials (``None``: requests carrying a
         security token are refused).
+    :param metrics: serves ``GET /metrics`` (``None``: the path is not special).
+    :param calls: where answers are counted (default: a new :data:`CallCounts`).
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
@@ -192,7 +235,9 @@ class ApiApplication:
                  files: FileService | None = None,
                  body_timeout: float = BODY_TIMEOUT,
                  readiness: Readiness | None = None,
-                 sessions: SessionSource | None = None) -> None:
+                 sessions: SessionSource | None = None,
+                 metrics: MetricsDoor | None = None,
+                 calls: CallCounts | None = None) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -208,6 +253,8 @@ class ApiApplication:
         self._body_timeout = body_timeout
         self._readiness = readiness
         self._sessions = sessions
+        self._metrics = metrics
+        self.calls: CallCounts = calls if calls is not None else Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -228,6 +275,11 @@ class ApiApplication:
         source_ip = _source_ip(scope)
         if request.raw_path.startswith(HEALTH_PREFIX) and request.method == "GET":
             await _send_response(send, await self._health(request.raw_path),
+                                 str(uuid.uuid4()))
+            return
+        metrics = self._metrics
+        if metrics is not None and request.raw_path == metrics.path and request.method == "GET":
+            await _send_response(send, await self._scrape(metrics, request, source_ip),
                                  str(uuid.uuid4()))
             return
         try:
@@ -278,6 +330,7 @@ class ApiApplication:
             error_code = failure.aws_error_type
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
+        self._count(call, response.status)
         change = call.change
         if change is not None and change.committed:
             if error_code is None and response.status == call.change_status:
@@ -416,6 +469,23 @@ class ApiApplication:
                                  ("cache-control", "no-store")),
                         json.dumps(body).encode())
 
+    async def _scrape(self, metrics: MetricsDoor, request: HttpRequest,
+                      source_ip: str) -> Response:
+        """``GET /metrics`` (see the module docstring): a refusal is trailed as denied,
+        a served scrape is only counted."""
+        answer = metrics.answer(request.header("authorization"))
+        call = _Call(source_ip, service=ADMIN_SERVICE, operation=SCRAPE_OPERATION,
+                     outcome=OUTCOME_ALLOWED if answer.refusal is None else OUTCOME_DENIED)
+        self._count(call, answer.status)
+        if answer.refusal is not None:
+            log.info("%s: metrics scrape refused: %s", source_ip or "?", answer.refusal)
+            call.parameters = {"reason": answer.refusal}
+            await self._record(call, "UnauthorizedException", answer.status)
+        return Response(answer.status, answer.headers, answer.body)
+
+    def _count(self, call: _Call, status: int) -> None:
+        self.calls[(call.service, call.operation, call.outcome, status)] += 1
+
     async def _confirm_destination(self, request: HttpRequest, call: _Call) -> Response:
         """``GET /confirmdestination/<token>`` without SigV4: a destination's ``enableUrl``
         opened as is, as AWS allows (the token, 256 random bits sent only to the
@@ -490,6 +560,7 @@ class ApiApplication:
             self._describe(request, call)
         except ServiceError:
             pass  # as much as could be learned; the refusal is recorded regardless
+        self._count(call, refused.http_status)
         await self._record(call, refused.aws_error_type, refused.http_status)
 
     async def record_unparsed(self, refusal: Refusal) -> None:
@@ -499,6 +570,7 @@ class ApiApplication:
         nothing of what was sent. Never raises.
         """
         call = _Call(refusal.source_ip, parameters={"reason": refusal.reason})
+        self._count(call, refusal.http_status)
         await self._record(call, refusal.error_code, refusal.http_status)
 
     def _describe(self, request: HttpRequest, call: _Call) -> None:

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Generator
 from typing import Final
 
@@ -33,7 +34,7 @@ from bastion.datadir import DataDir
 from bastion.lifecycle import Component
 from bastion.services import Services
 
-from ._app import ApiApplication, Readiness
+from ._app import ApiApplication, CallCounts, MetricsDoor, Readiness
 from ._auth import CredentialSource, LogTrail, TrailSink
 from ._connections import SourceCounts, guarded_h11_protocol
 from ._context import Gateway, ServiceDirectory
@@ -119,7 +120,11 @@ class ApiServer(Component):
     :param credentials: the access keys; ``None`` refuses every request (normal mode).
     :param trail: where every call is recorded (default: the log).
     :param readiness: the checks behind ``/_bastion/health/ready`` (none: ready while up).
+    :param metrics: serves ``GET /metrics`` on this port (loaded at :meth:`start`).
+    :param calls: where the answers are counted (default: a new counter).
     :raises ApiConfigError: see :func:`check_api_config`.
+
+    :ivar calls: the requests answered, by service, operation, outcome and status.
     """
 
     name = "api"
@@ -127,9 +132,13 @@ class ApiServer(Component):
     def __init__(self, config: ApiConfig, *, services: Services, broker: Broker,
                  credentials: CredentialSource | None = None,
                  trail: TrailSink | None = None,
-                 readiness: Readiness | None = None) -> None:
+                 readiness: Readiness | None = None,
+                 metrics: MetricsDoor | None = None,
+                 calls: CallCounts | None = None) -> None:
         check_api_config(config)
         self._readiness = readiness
+        self._metrics = metrics
+        self.calls: CallCounts = calls if calls is not None else Counter()
         self.config = config
         self._services = services
         self._plane = services.plane
@@ -144,6 +153,11 @@ class ApiServer(Component):
         self._socket: socket.socket | None = None
         self._port: int | None = None
         self.application: ApiApplication | None = None
+
+    @property
+    def metrics(self) -> MetricsDoor | None:
+        """What serves ``GET /metrics`` on this port, if anything."""
+        return self._metrics
 
     @property
     def port(self) -> int:
@@ -181,7 +195,10 @@ class ApiServer(Component):
     async def start(self) -> None:
         """Bind the socket and build the application; :meth:`run` serves.
 
-        :raises OSError: the address is in use or cannot be bound.
+        :raises OSError: the address is in use or cannot be bound, or the metrics token
+            file cannot be read or created.
+        :raises bastion.metrics.ScrapeTokenError: the metrics token file is exposed to
+            others or holds no token.
         """
         config = self.config
         loop = asyncio.get_running_loop()
@@ -198,7 +215,10 @@ class ApiServer(Component):
             trail=self._trail, emulator=config.emulator,
             account_id=self._plane.account.account_id, publish=self._publish,
             files=self._files, body_timeout=config.body_timeout,
-            readiness=self._readiness, sessions=self._services.temporary_credentials)
+            readiness=self._readiness, metrics=self._metrics, calls=self.calls,
+            sessions=self._services.temporary_credentials)
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.load)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
                                                                    self._datadir)
         if config.plaintext:

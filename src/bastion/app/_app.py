@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ..api import ApiServer, CredentialSource, TrailSink
+from ..api import ApiServer, CallCounts, CredentialSource, TrailSink
 from ..broker import Broker, DurableSessionDirectory, Message
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
@@ -41,6 +42,7 @@ from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from ..events import InProcessBus
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
+from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
 from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
 from ..reserved.rules import BasicIngestTopics, BrokerRepublisher, RulesTap
@@ -104,6 +106,8 @@ class App:
         self.rules: RulesProcess | None = None
         self.api: ApiServer | None = None
         self.credentials: CredentialsServer | None = None
+        self.metrics: MetricsEndpoint | None = None
+        """Serves ``GET /metrics`` on the API's port (None: API or metrics disabled)."""
         self._store_ping: asyncio.Task[None] | None = None
 
     # -- what tests and the CLI look at -------------------------------------------------
@@ -283,12 +287,29 @@ class App:
                 request_timeout=config.credentials.request_timeout)
             components.append(self.credentials)
         if config.api.enabled:
+            calls: CallCounts = Counter()
+            if config.metrics.enabled:
+                self.metrics = self._metrics_endpoint(services, calls)
             self.api = ApiServer(config.api, services=services, broker=broker,
                                  credentials=self._credentials or services.access,
                                  trail=self._trail or services.trail,
-                                 readiness=self.readiness)
+                                 readiness=self.readiness, metrics=self.metrics, calls=calls)
             components.append(self.api)
         return components
+
+    def _metrics_endpoint(self, services: Services, calls: CallCounts) -> MetricsEndpoint:
+        """``GET /metrics`` over this node's counters (its token is read when the API
+        starts)."""
+        config = self.config
+        clustered = bool(config.cluster.nats_url)
+        sources = MetricSources(
+            self.broker, rules=self.rules,
+            detect=services.detect.service if services.detect is not None else None,
+            api_calls=calls, node=config.cluster.node if clustered else None,
+            cluster=config.cluster.name if clustered else None)
+        token_path = (Path(config.metrics.token_file) if config.metrics.token_file
+                      else self.datadir.metrics_token_path)
+        return MetricsEndpoint(token_path, FleetCollector(sources))
 
     def _rules_engine(self, services: Services) -> RulesProcess:
         """The rules engine, tapped into the broker (it starts before the listeners)."""

@@ -78,9 +78,31 @@ def init(
     console.print(f"  device root CA: {datadir.ca_cert_path}")
     console.print(f"  server certificate: {datadir.server_cert_path}")
     console.print(f"  config: {datadir.config_path}")
+    _print_scrape_token(datadir)
     # -- access keys (bastion.access): the first admin key, printed once --------------
     create_first_admin_key(datadir)
     # -- end access keys ---------------------------------------------------------------
+
+
+def _print_scrape_token(datadir: DataDir) -> None:
+    """Create the metrics scrape token (unless ``[metrics]`` names a file of its own)
+    and say where it is; the token itself is never printed."""
+    from ..metrics import ScrapeTokenError, ensure_scrape_token
+
+    try:
+        config = load_config(datadir.config_path)
+    except ConfigError:
+        return  # serve reports a bad config; the token waits for the first start
+    if not config.metrics.enabled:
+        return
+    path = (Path(config.metrics.token_file) if config.metrics.token_file
+            else datadir.metrics_token_path)
+    try:
+        ensure_scrape_token(path)
+    except (OSError, ScrapeTokenError) as exc:
+        err.print(f"[red]metrics token:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"  metrics scrape token (for Prometheus, owner-only): {path}")
 
 
 @app.command()
@@ -128,6 +150,9 @@ def serve(
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
         if running.api is not None:
             print(f"  {'api':<15} {running.api.url}", flush=True)
+        if running.api is not None and running.metrics is not None:
+            print(f"  {'metrics':<15} {running.api.url}{running.metrics.path} (bearer token "
+                  f"in {running.metrics.token_path})", flush=True)
         if running.credentials is not None:
             print(f"  {'credentials':<15} {running.credentials.url}"
                   "/role-aliases/<alias>/credentials", flush=True)
@@ -145,8 +170,13 @@ def serve(
         print("  " + shlex.join(cmd), flush=True)
         print("Stop with Ctrl-C.", flush=True)
 
+    from ..metrics import ScrapeTokenError
+
     try:
         status = run(config, datadir, ready)
+    except ScrapeTokenError as exc:
+        err.print(f"[red]metrics token:[/] {exc}")
+        raise typer.Exit(2) from None
     except OSError as exc:
         err.print(f"[red]cannot listen:[/] {exc}")
         raise typer.Exit(1) from None

@@ -164,7 +164,8 @@ def things_list(
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """List things."""
+    """List things, with whether each is connected now (GetThingConnectivityData: a
+    device connected with the thing's name as its client id, on any node)."""
     iot = _client(endpoint_url, profile, region, ca_bundle, data_dir)
     things: list[dict[str, Any]] = []
     with api_errors():
@@ -172,16 +173,51 @@ def things_list(
                  if thing_type else iot.get_paginator("list_things").paginate())
         for page in pages:
             things.extend(dict(thing) for thing in page.get("things", []))
+        connectivity = _connectivity(iot, [thing["thingName"] for thing in things])
+    for thing in things:
+        thing["connected"] = connectivity.get(thing["thingName"])
     if as_json:
         _json(things)
         return
-    table = Table("Name", "Type", "Version", "Attributes")
+    table = Table("Name", "Type", "Version", "Connected", "Attributes")
     for thing in things:
         attributes = ", ".join(f"{k}={v}" for k, v in thing.get("attributes", {}).items())
+        connected = thing["connected"]
         table.add_row(thing.get("thingName", ""), thing.get("thingTypeName", ""),
-                      str(thing.get("version", "")), attributes)
+                      str(thing.get("version", "")),
+                      "?" if connected is None else "yes" if connected else "no", attributes)
     console.print(table)
     console.print(f"{len(things)} things")
+
+
+CONNECTIVITY_CALLS: Final = 8
+"""GetThingConnectivityData calls ``things list`` has in flight at once."""
+
+
+def _connectivity(iot: IoTClient, names: list[str]) -> dict[str, bool | None]:
+    """Whether each thing is connected; ``None`` for a thing deleted since it was listed.
+
+    :raises botocore.exceptions.ClientError: any other refusal (a role without the
+        right, say), raised by the first call before the others are made.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import ClientError
+
+    def ask(name: str) -> bool | None:
+        try:
+            return bool(iot.get_thing_connectivity_data(thingName=name)["connected"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+
+    if not names:
+        return {}
+    first = ask(names[0])  # one call first: a refusal (role, credentials) fails once
+    with ThreadPoolExecutor(CONNECTIVITY_CALLS) as pool:
+        rest = list(pool.map(ask, names[1:]))
+    return dict(zip(names, [first, *rest], strict=True))
 
 
 @things_app.command("create")

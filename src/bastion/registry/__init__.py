@@ -24,6 +24,7 @@ from __future__ import annotations
 from ._arns import split_arn
 from ._authority import CertificateAuthority
 from ._certificate_states import TRANSITIONS as CERTIFICATE_STATUS_TRANSITIONS
+from ._connectivity import ThingConnectivity
 from ._errors import (
     CertificateStateError,
     CertificateValidationError,
@@ -132,6 +133,7 @@ __all__ = [
     "RoleAliasService",
     "TaggingService",
     "Thing",
+    "ThingConnectivity",
     "ThingDeleted",
     "ThingGroup",
     "ThingGroupDeleted",

@@ -23,6 +23,7 @@ from bastion.store import ConflictError, PolicyTarget, ThingGroupRow, UnitOfWork
 
 from ._arns import THING_GROUP
 from ._billing_groups import BillingGroupOperations
+from ._connectivity import ConnectivityReads
 from ._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
 from ._events import PolicyAttachmentChanged, ThingGroupDeleted, ThingGroupMembershipChanged
 from ._model import GroupNameAndArn, Page, ThingGroup
@@ -40,8 +41,9 @@ MAX_GROUP_DEPTH: Final = 7
 MAX_GROUPS_PER_THING: Final = 10
 
 
-class RegistryService(ThingOperations, BillingGroupOperations):
-    """Things, thing types, thing groups, billing groups and thing principals.
+class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations):
+    """Things, thing types, thing groups, billing groups and thing principals, and the
+    connectivity of things (:mod:`._connectivity`).
 
     Construct with ``RegistryService(store, account=..., publish=..., clock=...)`` (see
     :class:`~bastion.registry._service.ServiceBase`). Every method raises

@@ -71,6 +71,16 @@ class ConnectionJournalRepository:
         return [ConnectionSessionRow(**row._mapping)
                 for row in self._conn.execute(stmt.order_by(t.c.connected_at))]
 
+    def latest_of_client(self, client_id: str) -> ConnectionSessionRow | None:
+        """The most recent connection of ``client_id`` on any node (an open one first when
+        two started at the same instant), or ``None`` when it never connected."""
+        stmt = (sa.select(t).where(t.c.client_id == client_id)
+                .order_by(t.c.connected_at.desc(),
+                          sa.case((t.c.disconnected_at.is_(None), 0), else_=1))
+                .limit(1))
+        row = self._conn.execute(stmt).first()
+        return None if row is None else ConnectionSessionRow(**row._mapping)
+
     def between(self, since: datetime, until: datetime) -> list[ConnectionSessionRow]:
         """Sessions that overlap ``[since, until]``, by connection time."""
         stmt = (sa.select(t)

@@ -23,8 +23,11 @@ def test_init_creates_keys_with_owner_only_permissions(tmp_path):
     result = run("init", "--data-dir", str(data), "--san", "gateway.example", "--san", "10.9.8.7")
     assert result.returncode == 0, result.stderr
     for key in (data / "ca" / "root-ca.key.pem", data / "tls" / "server.key.pem",
-                data / "master.key"):
+                data / "master.key", data / "metrics.token"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+    # The scrape token's place is said; the token itself is never printed.
+    assert str(data / "metrics.token") in result.stdout
+    assert (data / "metrics.token").read_text().strip() not in result.stdout + result.stderr
     from cryptography import x509
 
     from bastion.pki import load_pem_certificates

@@ -24,6 +24,7 @@ from bastion.config import ApiConfig, Config, MQTTConfig
 from bastion.datadir import DataDir, init_data_dir
 from bastion.store import Store
 from bastion.trail import Trail, TrailKeys, export, verify
+from support.clients import Client, DeviceFiles, wait_for
 from support.running import RunningBastion
 
 BASTION = [sys.executable, "-m", "bastion"]
@@ -35,6 +36,7 @@ class Server:
     url: str
     keys: dict[Role, tuple[str, str]]
     store: Store
+    mqtt_port: int
 
     def env(self, role: Role, **extra: str) -> dict[str, str]:
         key_id, secret = self.keys[role]
@@ -68,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.start()
     try:
         assert running.app.api is not None
-        yield Server(data, running.app.api.url, keys, store)
+        yield Server(data, running.app.api.url, keys, store, running.port)
     finally:
         running.stop()
         store.close()
@@ -89,6 +91,35 @@ def test_things_lifecycle(server: Server) -> None:
     assert deleted.returncode == 0, deleted.stderr
     missing = server.run(Role.AUDITOR, "things", "describe", "pump-1")
     assert missing.returncode == 1 and "ResourceNotFoundException" in missing.stderr
+
+
+def test_things_list_shows_who_is_connected(server: Server, tmp_path: Path) -> None:
+    """The Connected column: the device of ``meter-on`` (client id = thing name) is
+    connected, ``meter-off`` never was."""
+    for name in ("meter-on", "meter-off"):
+        made = server.run(Role.ADMIN, "device", "create", name, "--out", str(tmp_path))
+        assert made.returncode == 0, made.stderr
+    device = DeviceFiles("meter-on", tmp_path / "meter-on.cert.pem",
+                         tmp_path / "meter-on.key.pem", tmp_path / "root-ca.pem")
+    client = Client(device, server.mqtt_port, client_id="meter-on").connect()
+    try:
+        def journaled() -> bool:
+            with server.store.transaction(readonly=True) as uow:
+                row = uow.connections.latest_of_client("meter-on")
+            return row is not None and row.disconnected_at is None
+
+        wait_for(journaled, 10, "the connection's journal row")
+        listed = server.run(Role.AUDITOR, "things", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "Connected" in listed.stdout
+        rows = {line.split()[1]: line for line in listed.stdout.splitlines()
+                if line.startswith("│") and "meter-" in line}
+        assert " yes " in rows["meter-on"] and " no " in rows["meter-off"]
+        as_json = {t["thingName"]: t["connected"] for t in json.loads(
+            server.run(Role.AUDITOR, "things", "list", "--json").stdout)}
+        assert as_json["meter-on"] is True and as_json["meter-off"] is False
+    finally:
+        client.disconnect()
 
 
 def test_a_denied_call_is_403_and_recorded(server: Server) -> None:

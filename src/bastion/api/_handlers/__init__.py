@@ -6,6 +6,7 @@ from . import (
     audit,
     billing_groups,
     certificates,
+    connectivity,
     data,
     detect,
     groups,
@@ -22,5 +23,5 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "data", "detect", "groups", "jobs", "policies", "provisioning",
-           "role_aliases", "rules", "shadow", "system", "tags", "things"]
+           "certificates", "connectivity", "data", "detect", "groups", "jobs", "policies",
+           "provisioning", "role_aliases", "rules", "shadow", "system", "tags", "things"]
