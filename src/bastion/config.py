@@ -124,6 +124,18 @@ class MetricsConfig:
     token_file: str = ""   # the bearer token (owner-only); empty: <data dir>/metrics.token
 
 
+# -- The credentials provider (bastion.credentials) -------------------------------------
+@dataclass(frozen=True, slots=True)
+class CredentialsConfig:
+    """Devices get temporary credentials for a role alias here, over mutual TLS with their
+    certificate (``GET /role-aliases/<alias>/credentials``). Off unless asked for."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"
+    port: int = 8444             # 0: any free port (printed at start)
+    request_timeout: float = 10.0  # seconds from the handshake to a whole request
+
+
 # -- Fleet provisioning, JITP/JITR (bastion.provisioning) ------------------------------
 @dataclass(frozen=True, slots=True)
 class ProvisioningConfig:
@@ -197,6 +209,7 @@ class Config:
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
@@ -208,6 +221,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "sessions": SessionsConfig, "cluster": ClusterConfig,
     "account": Account, "api": ApiConfig, "metrics": MetricsConfig,
+    "credentials": CredentialsConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
     "detect": DetectConfig, "rules": RulesConfig,

@@ -24,6 +24,7 @@ from .registry import (
     PolicyService,
     RegistryService,
     ResourceNotFoundError,
+    RoleAliasService,
     TaggingService,
 )
 from .store import Store
@@ -65,6 +66,7 @@ class ControlPlane:
     identity: IdentityService
     policies: PolicyService
     tags: TaggingService
+    role_aliases: RoleAliasService
 
     def close(self) -> None:
         self.store.close()
@@ -107,7 +109,8 @@ def control_plane(store: Store, account: Account, authority: CertificateAuthorit
         RegistryService(store, account=account, publish=publish),
         IdentityService(store, authority=authority, account=account, publish=publish),
         PolicyService(store, account=account, publish=publish),
-        TaggingService(store, account=account, publish=publish))
+        TaggingService(store, account=account, publish=publish),
+        RoleAliasService(store, account=account, publish=publish))
 
 
 def ensure_device_policy(plane: ControlPlane) -> str:

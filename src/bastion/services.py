@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from .access import AccessKeyService
+from .access import AccessKeyService, TemporaryCredentialService
 from .account import Account
 from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
 from .clock import Clock, SystemClock
@@ -112,6 +112,7 @@ class Services:
     plane: ControlPlane
     regions: Regions
     access: AccessKeyService
+    temporary_credentials: TemporaryCredentialService
     trail: Trail
     files: FileService
     shadow: ShadowService
@@ -220,12 +221,28 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
-        access=AccessKeyService(store, keystore), trail=trail, files=files,
+        access=AccessKeyService(store, keystore),
+        temporary_credentials=TemporaryCredentialService(
+            keystore, certificate_active=_certificate_active(plane), clock=clock),
+        trail=trail, files=files,
         shadow=ShadowService(store, publish=bus.publish, clock=clock),
         jobs=JobService(store, plane.registry, clock, bus.publish, documents=files),
         provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules)
+
+
+def _certificate_active(plane: ControlPlane) -> Callable[[str], bool]:
+    """Whether a device certificate may still use its temporary credentials: the rule
+    CONNECT applies (:attr:`bastion.registry.PrincipalRecord.may_connect`), read from the
+    registry at each call."""
+    identity = plane.identity
+
+    def active(certificate_id: str) -> bool:
+        record = identity.resolve_principal(certificate_id)
+        return record is not None and record.may_connect
+
+    return active
 
 
 def _on_worker_thread(job: Callable[[], None]) -> None:

@@ -20,7 +20,9 @@ For every HTTP request:
    failure is held back until the caller is authenticated: unauthenticated callers learn
    nothing about routes.
 4. **Authenticate** — normal mode: look the access key up in the
-   :class:`~._auth.CredentialSource`, check the clock (±5 min) and the signature.
+   :class:`~._auth.CredentialSource`, check the clock (±5 min) and the signature. A
+   request with a security token is signed with temporary credentials: the token is
+   resolved through the :class:`~._auth.SessionSource` instead (:mod:`._sessions`).
    Emulator mode: any key is accepted as an ``admin`` caller and the signature is not
    verified (there is no secret to verify it with); the region of the scope names the
    ARNs.
@@ -104,6 +106,7 @@ from ._auth import (
     ChangeRecord,
     CredentialSource,
     Role,
+    SessionSource,
     TrailSink,
     role_allows,
 )
@@ -129,6 +132,7 @@ from ._serialize import (
     serialize_output,
     success_status,
 )
+from ._sessions import caller_session, security_token, trail_parameters
 from ._sigv4 import (
     HttpRequest,
     SigV4Authorization,
@@ -217,6 +221,8 @@ class ApiApplication:
     :param clock: the current time, for the signature's clock check.
     :param files: serves ``/_bastion/files/…`` (``None``: those paths are 404).
     :param body_timeout: seconds to receive a request's body once its headers are in.
+    :param sessions: resolves temporary credentials (``None``: requests carrying a
+        security token are refused).
     :param metrics: serves ``GET /metrics`` (``None``: the path is not special).
     :param calls: where answers are counted (default: a new :data:`CallCounts`).
     """
@@ -229,6 +235,7 @@ class ApiApplication:
                  files: FileService | None = None,
                  body_timeout: float = BODY_TIMEOUT,
                  readiness: Readiness | None = None,
+                 sessions: SessionSource | None = None,
                  metrics: MetricsDoor | None = None,
                  calls: CallCounts | None = None) -> None:
         self._gateway = gateway
@@ -245,6 +252,7 @@ class ApiApplication:
         self._files = files
         self._body_timeout = body_timeout
         self._readiness = readiness
+        self._sessions = sessions
         self._metrics = metrics
         self.calls: CallCounts = calls if calls is not None else Counter()
 
@@ -407,8 +415,8 @@ class ApiApplication:
         with self._trail.record_with_change(
                 caller=call.caller, access_key_id=call.access_key_id,
                 source_ip=call.source_ip, service=call.service, operation=call.operation,
-                parameters=params, outcome=OUTCOME_ALLOWED, error_code=None,
-                http_status=status) as change:
+                parameters=trail_parameters(call.caller, params), outcome=OUTCOME_ALLOWED,
+                error_code=None, http_status=status) as change:
             call.change, call.change_status = change, status
             return spec.handler(context, params)
 
@@ -422,6 +430,17 @@ class ApiApplication:
                 raise invalid("Credential should be scoped to a valid region.") from None
             return Caller(credential.access_key_id, Role.ADMIN, source_ip, credential.region,
                           self._account_id, emulated=True)
+        token = security_token(request)
+        if token is not None:  # temporary credentials
+            if self._sessions is None:
+                raise unrecognized_client()
+            claims = await asyncio.to_thread(self._sessions.resolve,
+                                             credential.access_key_id, token)
+            check_clock(auth, self._clock.now())
+            verify_signature(request, auth, claims.secret_access_key)
+            return Caller(credential.access_key_id, Role(claims.role), source_ip,
+                          credential.region, self._account_id, emulated=False,
+                          session=caller_session(claims))
         source = self._credentials
         if source is None:
             raise unrecognized_client()
@@ -570,8 +589,8 @@ class ApiApplication:
             await asyncio.to_thread(
                 self._trail.record, caller=call.caller, access_key_id=call.access_key_id,
                 source_ip=call.source_ip, service=call.service, operation=call.operation,
-                parameters=call.parameters, outcome=call.outcome, error_code=error_code,
-                http_status=status)
+                parameters=trail_parameters(call.caller, call.parameters),
+                outcome=call.outcome, error_code=error_code, http_status=status)
         except Exception:
             log.exception("the trail refused a record of %s:%s", call.service, call.operation)
 

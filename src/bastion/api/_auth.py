@@ -4,6 +4,8 @@ Plug points (``typing.Protocol``), so that the access-key store and the hash-cha
 trail can live elsewhere:
 
 * :class:`CredentialSource` — access key id → (secret access key, :class:`Role`);
+* :class:`SessionSource` — temporary credentials (access key id and session token, the
+  ``x-amz-security-token`` header) → their claims: secret, role, role alias, thing;
 * :class:`TrailSink` — receives one record per API call, whatever its outcome; the record
   of a call that changes something commits with the change, when the sink keeps its
   records in the same database (:meth:`TrailSink.record_with_change`).
@@ -30,17 +32,30 @@ from ..access import Role  # one enum: its values are stored with each access ke
 
 __all__ = [
     "Caller",
+    "CallerSession",
     "ChangeRecord",
     "CredentialSource",
     "LogTrail",
     "MemoryTrail",
     "Role",
+    "SessionClaimsLike",
+    "SessionSource",
     "StaticCredentials",
     "TrailRecord",
     "TrailSink",
     "is_read_only",
     "role_allows",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSession:
+    """Who holds the temporary credentials a request was signed with: the device they
+    were issued to by the credentials provider, and for which role alias."""
+
+    role_alias: str
+    thing_name: str | None
+    certificate_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,7 @@ class Caller:
     :ivar region: the region of the request's SigV4 credential scope.
     :ivar account_id: the account the request acts on (it appears in ARNs).
     :ivar emulated: the request came through emulator mode (any key, not verified).
+    :ivar session: for temporary credentials, the device and role alias behind them.
     """
 
     access_key_id: str
@@ -61,6 +77,7 @@ class Caller:
     region: str
     account_id: str
     emulated: bool
+    session: CallerSession | None = None
 
 
 class CredentialSource(Protocol):
@@ -69,6 +86,33 @@ class CredentialSource(Protocol):
     def lookup(self, access_key_id: str) -> tuple[str, Role] | None:
         """The key's secret access key and role; ``None`` when the key is unknown or
         disabled. Called from a worker thread, once per request."""
+        ...
+
+
+class SessionClaimsLike(Protocol):
+    """What the API reads of resolved temporary credentials."""
+
+    @property
+    def secret_access_key(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def role_alias(self) -> str: ...
+    @property
+    def thing_name(self) -> str | None: ...
+    @property
+    def certificate_id(self) -> str: ...
+
+
+class SessionSource(Protocol):
+    """Where the API resolves temporary credentials (a request with a security token)."""
+
+    def resolve(self, access_key_id: str, session_token: str) -> SessionClaimsLike:
+        """The claims of current temporary credentials. Called from a worker thread.
+
+        :raises bastion.errors.ServiceError: the token is invalid
+            (``UnrecognizedClientException``) or expired (``ExpiredTokenException``).
+        """
         ...
 
 

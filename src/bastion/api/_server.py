@@ -215,7 +215,8 @@ class ApiServer(Component):
             trail=self._trail, emulator=config.emulator,
             account_id=self._plane.account.account_id, publish=self._publish,
             files=self._files, body_timeout=config.body_timeout,
-            readiness=self._readiness, metrics=self._metrics, calls=self.calls)
+            readiness=self._readiness, metrics=self._metrics, calls=self.calls,
+            sessions=self._services.temporary_credentials)
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.load)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,

@@ -11,7 +11,8 @@ REST API) and runs the long-lived components under one :class:`~bastion.lifecycl
 in this order:
 
     store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
-    detect loop · fleet detect (cluster) · provisioning hooks · MQTT listeners · REST API
+    detect loop · fleet detect (cluster) · provisioning hooks · device trust · MQTT listeners ·
+    credentials provider · REST API
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
@@ -34,6 +35,7 @@ from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
 from ..controlplane import ControlPlane, database_url
+from ..credentials import CredentialsProvider, CredentialsServer
 from ..datadir import DataDir
 from ..defender.audit import AuditScheduler
 from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
@@ -50,6 +52,7 @@ from ..store import Store
 from ._listeners import Listeners
 from ._model import BoundListener
 from ._sessions import DurableSessions
+from ._trust import DeviceTrust
 
 log = logging.getLogger("bastion")
 C = TypeVar("C", bound=Component)
@@ -102,6 +105,7 @@ class App:
         self.detect: DetectLoop | None = None
         self.rules: RulesProcess | None = None
         self.api: ApiServer | None = None
+        self.credentials: CredentialsServer | None = None
         self.metrics: MetricsEndpoint | None = None
         """Serves ``GET /metrics`` on the API's port (None: API or metrics disabled)."""
         self._store_ping: asyncio.Task[None] | None = None
@@ -270,8 +274,18 @@ class App:
         if config.rules.enabled:
             self.rules = self._rules_engine(services)
             components.append(self.rules)
-        self._listeners = Listeners(broker, config.mqtt, self.datadir, plane, bus)
-        components.append(self._listeners)
+        trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
+        self._listeners = Listeners(broker, config.mqtt, trust)
+        components += [trust, self._listeners]
+        if config.credentials.enabled:
+            provider = CredentialsProvider(gate, plane.role_aliases,
+                                           services.temporary_credentials)
+            self.credentials = CredentialsServer(
+                host=config.credentials.host, port=config.credentials.port,
+                context=lambda: trust.server_context(alpn_protocols=None),
+                provider=provider, trail=self._trail or services.trail,
+                request_timeout=config.credentials.request_timeout)
+            components.append(self.credentials)
         if config.api.enabled:
             calls: CallCounts = Counter()
             if config.metrics.enabled:

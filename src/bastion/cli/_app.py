@@ -153,6 +153,9 @@ def serve(
         if running.api is not None and running.metrics is not None:
             print(f"  {'metrics':<15} {running.api.url}{running.metrics.path} (bearer token "
                   f"in {running.metrics.token_path})", flush=True)
+        if running.credentials is not None:
+            print(f"  {'credentials':<15} {running.credentials.url}"
+                  "/role-aliases/<alias>/credentials", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
         cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",

@@ -116,15 +116,19 @@ class RegistryGate:
             raise AuthenticationError("no client certificate", ReasonCode.NOT_AUTHORIZED)
         return principal
 
-    async def bind(self, principal: Principal, client_id: str) -> GatePermissions:
+    async def bind(self, principal: Principal, client_id: str, *,
+                   first_sight: bool = True) -> GatePermissions:
         """Resolve, check and bind the permissions of ``principal`` as ``client_id``.
 
+        :param first_sight: let JITP/JITR register a certificate seen for the first time
+            (:attr:`first_sight`); other front doors than CONNECT (the credentials
+            provider) pass ``False``: only an MQTT connection provisions a device.
         :raises AuthenticationError: the certificate is unknown, not ACTIVE, or its CA is
             not ACTIVE.
         """
         record = await self._record(principal.certificate_id, client_id)
         # -- JITP / JITR: a certificate seen for the first time ------------------------
-        if self.first_sight is not None and (
+        if first_sight and self.first_sight is not None and (
                 record is None or record.status is CertificateStatus.PENDING_ACTIVATION):
             await self.first_sight(principal)
             record = await self._record(principal.certificate_id, client_id)

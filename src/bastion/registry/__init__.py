@@ -4,6 +4,8 @@ Domain services — business rules and AWS error semantics, no I/O framework:
 
 * :class:`RegistryService` — things, thing types, thing groups, membership, billing
   groups, thing principals;
+* :class:`RoleAliasService` — role aliases: the role and duration of the temporary
+  credentials devices get from the credentials provider;
 * :class:`TaggingService` — tags on the taggable resources (TagResource and friends);
 * :class:`IdentityService` — certificates (create, issue from CSR, register, update,
   delete), CA certificates and the registration code, and
@@ -80,6 +82,7 @@ from ._model import (
 )
 from ._policies import PolicyService
 from ._registry import RegistryService
+from ._role_aliases import RoleAlias, RoleAliasService, check_role_alias_name
 from ._tagging import MAX_TAGS, TaggingService, check_tags
 
 __all__ = [
@@ -126,6 +129,8 @@ __all__ = [
     "RegistryService",
     "ResourceAlreadyExistsError",
     "ResourceNotFoundError",
+    "RoleAlias",
+    "RoleAliasService",
     "TaggingService",
     "Thing",
     "ThingConnectivity",
@@ -139,6 +144,7 @@ __all__ = [
     "Validity",
     "VersionConflictError",
     "VersionsLimitExceededError",
+    "check_role_alias_name",
     "check_tags",
     "split_arn",
 ]

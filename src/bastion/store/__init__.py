@@ -13,7 +13,8 @@ Only this package knows SQL. Services open a unit of work and use its repositori
 * Repositories, one per aggregate: things, thing types, thing groups (hierarchy and
   membership), thing principals, certificates, CA certificates, policies (versions and
   attachments), settings, sealed secrets, the connection journal, API access keys, and
-  the append-only trail (no update or delete), billing groups, and the tags of every
+  the append-only trail (no update or delete), billing groups, role aliases, and the
+  tags of every
   taggable resource (:data:`TAGGABLE`).
 * Rows: frozen values read and written by the repositories (no ARNs; services add them).
 * Pagination: listings return ``(rows, next_token)`` with opaque, stable tokens;
@@ -73,6 +74,7 @@ from ._provisioning import (
     ProvisioningTemplateRow,
     TemplateVersionRow,
 )
+from ._role_aliases import RoleAliasRepository
 from ._rows import (
     AttachedPolicy,
     BillingGroupRow,
@@ -81,6 +83,7 @@ from ._rows import (
     PolicyRow,
     PolicyTarget,
     PolicyVersionRow,
+    RoleAliasRow,
     ThingGroupRow,
     ThingRow,
     ThingTypeRow,
@@ -153,6 +156,8 @@ __all__ = [
     "ProvisioningClaimRow",
     "ProvisioningRepository",
     "ProvisioningTemplateRow",
+    "RoleAliasRepository",
+    "RoleAliasRow",
     "ScheduledAuditRow",
     "SealedSecretRepository",
     "SettingsRepository",

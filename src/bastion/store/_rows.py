@@ -117,6 +117,15 @@ class AttachedPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleAliasRow:
+    name: str
+    role_arn: str
+    credential_duration_seconds: int
+    creation_date: datetime
+    last_modified_date: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class BillingGroupRow:
     name: str
     billing_group_id: str

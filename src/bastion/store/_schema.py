@@ -873,3 +873,15 @@ billing_group_members = sa.Table(
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Index("ix_billing_group_members_group_name", "group_name", "thing_name"),
 )
+
+# -- role aliases (migration 0015) ------------------------------------------------------
+
+role_aliases = sa.Table(
+    "role_aliases",
+    metadata,
+    sa.Column("name", name_type(), primary_key=True),
+    sa.Column("role_arn", sa.String(2048), nullable=False),
+    sa.Column("credential_duration_seconds", sa.Integer(), nullable=False),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)

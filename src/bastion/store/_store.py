@@ -49,6 +49,7 @@ from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
+from ._role_aliases import RoleAliasRepository
 from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
@@ -85,6 +86,7 @@ class UnitOfWork:
         "mitigation_actions",
         "policies",
         "provisioning",
+        "role_aliases",
         "secrets",
         "settings",
         "shadows",
@@ -131,6 +133,7 @@ class UnitOfWork:
         self.topic_rule_destinations: Final = TopicRuleDestinationRepository(connection)
         self.tags: Final = TagRepository(connection)
         self.billing_groups: Final = BillingGroupRepository(connection)
+        self.role_aliases: Final = RoleAliasRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

@@ -6,7 +6,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from bastion.config import ApiConfig, AuditConfig, Config, DetectConfig, MQTTConfig
+from bastion.config import (
+    ApiConfig,
+    AuditConfig,
+    Config,
+    CredentialsConfig,
+    DetectConfig,
+    MQTTConfig,
+)
 from bastion.datadir import DataDir
 from bastion.reserved import JobsTopics, ShadowTopics
 from conftest import TEST_LIMITS
@@ -14,8 +21,8 @@ from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
 EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "detect", "provisioning-hooks", "rules", "mqtt-listeners",
-                  "api"]
+                  "audit-scheduler", "detect", "provisioning-hooks", "rules", "device-trust",
+                  "mqtt-listeners", "credentials-provider", "api"]
 
 
 def _refused(port: int) -> bool:
@@ -29,6 +36,7 @@ def test_every_component_runs_in_order_and_stops(datadir: DataDir,
                                                  ) -> None:
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0), limits=TEST_LIMITS,
                     api=ApiConfig(host="127.0.0.1", port=0),
+                    credentials=CredentialsConfig(enabled=True, host="127.0.0.1", port=0),
                     audit=AuditConfig(enabled=True), detect=DetectConfig(enabled=True))
     running = RunningBastion(config, datadir).start()
     try:
@@ -42,8 +50,9 @@ def test_every_component_runs_in_order_and_stops(datadir: DataDir,
         jobs = next(h for h in handlers if isinstance(h, JobsTopics))
         assert shadow.service is services.shadow and jobs.service is services.jobs
         assert app.rules is not None and app.rules.service is services.rules
-        assert app.api is not None
+        assert app.api is not None and app.credentials is not None
         mqtt_port, api_port = running.port, app.api_port
+        credentials_port = app.credentials.port
         device = make_device()
         client = Client(device, mqtt_port, client_id=device.name)
         client.connect()  # and stays connected through the shutdown
@@ -51,7 +60,7 @@ def test_every_component_runs_in_order_and_stops(datadir: DataDir,
         running.stop()
     # Nothing is left listening; the listeners stopped before the journal, so the journal
     # recorded the disconnect of the client the shutdown cut.
-    assert _refused(mqtt_port) and _refused(api_port)
+    assert _refused(mqtt_port) and _refused(api_port) and _refused(credentials_port)
     with services.store.transaction(readonly=True) as uow:
         (row,) = uow.connections.of_certificate(device.certificate_id)
     assert row.client_id == device.name

@@ -13,6 +13,7 @@ from . import (
     jobs,
     policies,
     provisioning,
+    role_aliases,
     rules,
     shadow,
     system,
@@ -23,4 +24,4 @@ from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
            "certificates", "connectivity", "data", "detect", "groups", "jobs", "policies",
-           "provisioning", "rules", "shadow", "system", "tags", "things"]
+           "provisioning", "role_aliases", "rules", "shadow", "system", "tags", "things"]
