@@ -73,6 +73,13 @@ from ._provisioning import (
     ProvisioningTemplateRow,
     TemplateVersionRow,
 )
+from ._rotation import (
+    CertificateRotationRepository,
+    CertificateRotationRow,
+    LiveCertificateRow,
+    RotationPolicyRepository,
+    RotationPolicyRow,
+)
 from ._rows import (
     AttachedPolicy,
     BillingGroupRow,
@@ -120,6 +127,8 @@ __all__ = [
     "CaCertificateRepository",
     "CaCertificateRow",
     "CertificateRepository",
+    "CertificateRotationRepository",
+    "CertificateRotationRow",
     "CertificateRow",
     "CommitParticipant",
     "ConflictError",
@@ -141,6 +150,7 @@ __all__ = [
     "JobTargetRow",
     "JobTemplateRepository",
     "JobTemplateRow",
+    "LiveCertificateRow",
     "MetricValueRow",
     "MitigationActionRepository",
     "MitigationActionRow",
@@ -153,6 +163,8 @@ __all__ = [
     "ProvisioningClaimRow",
     "ProvisioningRepository",
     "ProvisioningTemplateRow",
+    "RotationPolicyRepository",
+    "RotationPolicyRow",
     "ScheduledAuditRow",
     "SealedSecretRepository",
     "SettingsRepository",

@@ -49,6 +49,7 @@ from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
+from ._rotation import CertificateRotationRepository, RotationPolicyRepository
 from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
@@ -85,6 +86,8 @@ class UnitOfWork:
         "mitigation_actions",
         "policies",
         "provisioning",
+        "rotation_policies",
+        "rotations",
         "secrets",
         "settings",
         "shadows",
@@ -131,6 +134,8 @@ class UnitOfWork:
         self.topic_rule_destinations: Final = TopicRuleDestinationRepository(connection)
         self.tags: Final = TagRepository(connection)
         self.billing_groups: Final = BillingGroupRepository(connection)
+        self.rotation_policies: Final = RotationPolicyRepository(connection)
+        self.rotations: Final = CertificateRotationRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({
