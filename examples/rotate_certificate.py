@@ -3,11 +3,11 @@
 Run it against ``make run`` (a device made with ``bastion device create``, whose policy
 also allows the CSR topics — see docs/rotation.md)::
 
-    python examples/rotate_certificate.py --thing sensor-1 \\
-        --cert sensor-1.cert.pem --key sensor-1.key.pem --ca bastion-data/ca.pem
+    python examples/rotate_certificate.py --thing sensor-1 --cert devices/sensor-1.cert.pem \\
+        --key devices/sensor-1.key.pem --ca bastion-data/ca/root-ca.cert.pem
 
-then start a rotation (``bastion rotation start sensor-1``, or let the daily sweep do
-it). What the device does, step by step:
+and let the daily sweep start a rotation job for it (a thing group whose rotation policy
+says ``--start-jobs``). What the device does, step by step:
 
 1. connects with its current certificate (client id = thing name) and waits for a job
    whose document says ``"operation": "rotate-certificate"``;

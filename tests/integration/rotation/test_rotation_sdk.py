@@ -259,3 +259,20 @@ def test_a_csr_outside_any_rotation_is_fleet_provisionings(
     assert _status(rig, new_id) is CertificateStatus.PENDING_ACTIVATION
     assert rig.plane.registry.list_principal_things(
         rig.service.certificate_arn(new_id))[0] == []
+
+
+def test_the_example_device_rotates_itself(rig: Rig, tmp_path: Path) -> None:
+    """``examples/rotate_certificate.py``'s ``rotate()`` from start to end: the files on
+    the device are swapped only after the new certificate connected."""
+    files = rig.device()
+    cert, key = tmp_path / "device.cert.pem", tmp_path / "device.key.pem"
+    cert.write_bytes(files.cert.read_bytes())
+    key.write_bytes(files.key.read_bytes())
+    rotation = rig.service.start_rotation(files.name)
+    new_id = example.rotate(endpoint="localhost", port=rig.bastion.port,
+                            thing_name=files.name, cert=cert, key=key, ca=files.ca, wait=10)
+    rig.wait_status(rotation.rotation_id, RotationStatus.CONFIRMED)
+    assert rig.service.describe_rotation(rotation.rotation_id).new_certificate_id == new_id
+    assert (tmp_path / "device.cert.pem.old").read_bytes() == files.cert.read_bytes()
+    assert rig.plane.identity.describe_certificate(new_id).certificate_pem == cert.read_text()
+    assert "PRIVATE KEY" in key.read_text() and key.read_bytes() != files.key.read_bytes()
