@@ -165,6 +165,36 @@ class AlertsConfig:
     max_backoff_seconds: float = 300.0
 
 
+# -- certificate rotation (bastion.rotation) --------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RotationConfig:
+    """Certificate rotation: the fleet default policy and the rules of rotation jobs.
+    Per-thing-group policies are set with ``bastion rotation policy set``."""
+
+    enabled: bool = True             # the sweep and the graces run
+    sweep_interval_hours: float = 24.0
+    max_age_days: int = 0            # 0: the audit's CERT_AGE_THRESHOLD_IN_DAYS (AWS: 365)
+    rotate_before_expiry_days: int = 0  # 0: the audit's CERT_EXPIRATION_THRESHOLD_IN_DAYS
+    deactivate_after_hours: int = 168   # grace before the old certificate is deactivated
+    revoke_after_hours: int = 720       # … and revoked (counted from the confirmation)
+    start_jobs: bool = False         # the sweep starts rotation jobs (else: alerts only)
+    alert_targets: tuple[str, ...] = ()  # alert targets told of due certificates
+    min_interval_hours: int = 720    # a thing gets at most one rotation certificate per this
+    job_timeout_minutes: int = 60    # in-progress timeout of rotation job executions
+
+    def __post_init__(self) -> None:
+        if self.sweep_interval_hours <= 0:
+            raise ValueError("sweep_interval_hours must be positive")
+        for name in ("max_age_days", "rotate_before_expiry_days", "deactivate_after_hours",
+                     "revoke_after_hours", "min_interval_hours"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.revoke_after_hours < self.deactivate_after_hours:
+            raise ValueError("revoke_after_hours must not be less than deactivate_after_hours")
+        if not 1 <= self.job_timeout_minutes <= 10080:
+            raise ValueError("job_timeout_minutes must be from 1 to 10080")
+
+
 # -- Device Defender detect ------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
@@ -215,6 +245,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -224,7 +255,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "credentials": CredentialsConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
-    "detect": DetectConfig, "rules": RulesConfig,
+    "detect": DetectConfig, "rules": RulesConfig, "rotation": RotationConfig,
 }
 
 

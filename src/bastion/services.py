@@ -43,6 +43,14 @@ from .jobs import JobService
 from .logging_options import LoggingOptions
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
+from .rotation import (
+    AWS_AUDIT_DEFAULTS,
+    FleetPolicy,
+    FleetSweep,
+    RotationPolicies,
+    RotationService,
+    RotationSettings,
+)
 from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
 from .store import Store
@@ -99,6 +107,12 @@ class AuditServices:
 
 
 @dataclass(frozen=True, slots=True)
+class RotationServices:
+    service: RotationService
+    sweep: FleetSweep
+
+
+@dataclass(frozen=True, slots=True)
 class Services:
     """The directory of one Bastion's services.
 
@@ -125,6 +139,7 @@ class Services:
     audit: AuditServices | None
     detect: DetectServices | None
     rules: RuleService
+    rotation: RotationServices
 
     @property
     def store(self) -> Store:
@@ -218,6 +233,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     rules = RuleService(store, account=account, clock=clock, publish=bus.publish,
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
+    jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
+    rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -226,10 +243,42 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
             keystore, certificate_active=_certificate_active(plane), clock=clock),
         trail=trail, files=files,
         shadow=ShadowService(store, publish=bus.publish, clock=clock),
-        jobs=JobService(store, plane.registry, clock, bus.publish, documents=files),
-        provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
+        jobs=jobs, provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
-        audit=audit, detect=detect, rules=rules)
+        audit=audit, detect=detect, rules=rules, rotation=rotation)
+
+
+def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,
+              trail: Trail, alerts: AlertDispatcher, audit: AuditServices | None,
+              clock: Clock) -> RotationServices:
+    """Certificate rotation over the fleet default of ``[rotation]``; the audit's
+    certificate checks report against its policies."""
+    settings = config.rotation
+    fleet = FleetPolicy(settings.max_age_days, settings.rotate_before_expiry_days,
+                        settings.deactivate_after_hours, settings.revoke_after_hours,
+                        settings.start_jobs, settings.alert_targets)
+    audit_service = audit.audit if audit is not None else None
+
+    def thresholds() -> tuple[int, int]:
+        if audit_service is None:
+            return AWS_AUDIT_DEFAULTS
+        checks = audit_service.describe_account_audit_configuration().checks
+        age = checks["DEVICE_CERTIFICATE_AGE_CHECK"].configuration
+        expiry = checks["DEVICE_CERTIFICATE_EXPIRING_CHECK"].configuration
+        return (int(age.get("CERT_AGE_THRESHOLD_IN_DAYS", AWS_AUDIT_DEFAULTS[0])),
+                int(expiry.get("CERT_EXPIRATION_THRESHOLD_IN_DAYS", AWS_AUDIT_DEFAULTS[1])))
+
+    policies = RotationPolicies(store, fleet, audit_thresholds=thresholds, clock=clock)
+    if audit_service is not None:
+        audit_service.certificate_limits = policies.certificate_limits
+    service = RotationService(
+        store, registry=plane.registry, identity=plane.identity, policies=plane.policies,
+        jobs=jobs, rotation_policies=policies, trail=trail, account=plane.account,
+        settings=RotationSettings(timedelta(hours=settings.min_interval_hours),
+                                  settings.job_timeout_minutes), clock=clock)
+    sweep = FleetSweep(service, alerts=alerts,
+                       interval=timedelta(hours=settings.sweep_interval_hours))
+    return RotationServices(service, sweep)
 
 
 def _certificate_active(plane: ControlPlane) -> Callable[[str], bool]:

@@ -11,8 +11,8 @@ REST API) and runs the long-lived components under one :class:`~bastion.lifecycl
 in this order:
 
     store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
-    detect loop · fleet detect (cluster) · provisioning hooks · device trust · MQTT listeners ·
-    credentials provider · REST API
+    rotation keeper · detect loop · fleet detect (cluster) · provisioning hooks · device trust ·
+    MQTT listeners · credentials provider · REST API
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..api import ApiServer, CallCounts, CredentialSource, TrailSink
-from ..broker import Broker, DurableSessionDirectory, Message
+from ..broker import Broker, ClientConnected, DurableSessionDirectory, Message
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
@@ -46,6 +46,7 @@ from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
 from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
 from ..reserved.rules import BasicIngestTopics, BrokerRepublisher, RulesTap
+from ..rotation import RotationKeeper
 from ..rules import RulesProcess
 from ..services import Services, build_services
 from ..store import Store
@@ -235,7 +236,8 @@ class App:
         jobs = JobsTopics(broker, services.jobs, bus, clock=self._clock)
         self._handlers = [shadow, jobs]
         broker.reserved_handlers.extend(
-            [shadow, jobs, ProvisioningTopics(broker, services.provisioning)])
+            [shadow, jobs, ProvisioningTopics(broker, services.provisioning,
+                                              rotation=services.rotation.service)])
         gate.first_sight = FirstConnectionRegistration(broker, services.provisioning)
         # In a cluster each node closes at start only the rows it left open: its node id.
         self.journal = ConnectionJournal(
@@ -257,6 +259,8 @@ class App:
         ]
         if services.audit is not None:
             components.append(AuditScheduler(services.audit.audit, self._clock))
+        if config.rotation.enabled:
+            components.append(self._rotation_keeper(services))
         if services.detect is not None:
             detect = services.detect
             self.detect = DetectLoop(broker, detect.service, bus,
@@ -296,6 +300,15 @@ class App:
                                  readiness=self.readiness, metrics=self.metrics, calls=calls)
             components.append(self.api)
         return components
+
+    def _rotation_keeper(self, services: Services) -> RotationKeeper:
+        """The rotation keeper, told of every connection (services do not import the
+        broker, so its events are forwarded here)."""
+        keeper = RotationKeeper(services.rotation.service, self.bus,
+                                sweep=services.rotation.sweep)
+        self.bus.subscribe(ClientConnected,
+                           lambda event: keeper.certificate_connected(event.certificate_id))
+        return keeper
 
     def _metrics_endpoint(self, services: Services, calls: CallCounts) -> MetricsEndpoint:
         """``GET /metrics`` over this node's counters (its token is read when the API

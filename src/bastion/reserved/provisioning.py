@@ -17,6 +17,13 @@ in a worker thread and returns. The answer — ``…/accepted`` with AWS's paylo
 if it subscribed to the answer's topic and may receive it: an answer can hold a private
 key and an ownership token, and several devices often share one claim certificate.
 
+A CreateCertificateFromCsr request published with the connection of a certificate that
+a certificate rotation replaces is a rotation request: it is answered by
+:meth:`~bastion.rotation.RotationService.issue_for_rotation` (the new certificate,
+``ACTIVE`` and attached to the thing with the old one's policies; no ownership token),
+and refused on ``…/rejected`` with the rotation's reason. Every other request is fleet
+provisioning's.
+
 For the same reason requests are never routed to other subscribers (a RegisterThing
 request carries an ownership token), and a client's own PUBLISH to an ``…/accepted`` or
 ``…/rejected`` topic of these APIs is dropped: nobody may forge the service's answers.
@@ -49,6 +56,7 @@ from bastion.provisioning import (
     ProvisioningService,
 )
 from bastion.registry import RegistryError
+from bastion.rotation import RotationError, RotationService
 
 log = logging.getLogger("bastion.reserved.provisioning")
 
@@ -146,12 +154,15 @@ class ProvisioningTopics:
 
     :param broker: the broker the answers are delivered on.
     :param service: the provisioning service (the REST API calls the same one).
+    :param rotation: the certificate rotation service (``None``: no rotation requests).
     """
 
     def __init__(self, broker: Broker, service: ProvisioningService, *,
+                 rotation: RotationService | None = None,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._broker = broker
         self.service = service
+        self.rotation = rotation
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, int] = {}
 
@@ -199,9 +210,9 @@ class ProvisioningTopics:
         try:
             data = decode_payload(payload, request.payload_format)
             document = await asyncio.to_thread(self._call, request, data, claim,
-                                               session.client_id)
+                                               session.client_id, session.principal.source_ip)
             topic = request.accepted
-        except ProvisioningError as error:
+        except (ProvisioningError, RotationError) as error:
             status, code = error.rejection()
             document, topic = _rejection(status, code, error.message), request.rejected
         except RegistryError as error:
@@ -221,7 +232,7 @@ class ProvisioningTopics:
         self._answer(session, topic, encode_payload(document, request.payload_format))
 
     def _call(self, request: ProvisioningTopic, data: Mapping[str, Any], claim: str,
-              client_id: str) -> dict[str, Any]:
+              client_id: str, source_ip: str = "") -> dict[str, Any]:
         service = self.service
         if request.operation is Operation.CREATE_KEYS_AND_CERTIFICATE:
             owned = service.create_keys_and_certificate_for_claim(claim_certificate_id=claim)
@@ -230,8 +241,15 @@ class ProvisioningTopics:
                     "privateKey": owned.private_key,
                     "certificateOwnershipToken": owned.certificate_ownership_token}
         if request.operation is Operation.CREATE_CERTIFICATE_FROM_CSR:
+            csr = data.get("certificateSigningRequest")
+            if self.rotation is not None:
+                issued = self.rotation.issue_for_rotation(
+                    csr, certificate_id=claim, client_id=client_id, source_ip=source_ip)
+                if issued is not None:
+                    return {"certificateId": issued.certificate_id,
+                            "certificatePem": issued.certificate_pem}
             owned = service.create_certificate_from_csr_for_claim(
-                data.get("certificateSigningRequest"), claim_certificate_id=claim)
+                csr, claim_certificate_id=claim)
             return {"certificateOwnershipToken": owned.certificate_ownership_token,
                     "certificateId": owned.certificate_id,
                     "certificatePem": owned.certificate_pem}

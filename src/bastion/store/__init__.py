@@ -75,6 +75,13 @@ from ._provisioning import (
     TemplateVersionRow,
 )
 from ._role_aliases import RoleAliasRepository
+from ._rotation import (
+    CertificateRotationRepository,
+    CertificateRotationRow,
+    LiveCertificateRow,
+    RotationPolicyRepository,
+    RotationPolicyRow,
+)
 from ._rows import (
     AttachedPolicy,
     BillingGroupRow,
@@ -123,6 +130,8 @@ __all__ = [
     "CaCertificateRepository",
     "CaCertificateRow",
     "CertificateRepository",
+    "CertificateRotationRepository",
+    "CertificateRotationRow",
     "CertificateRow",
     "CommitParticipant",
     "ConflictError",
@@ -144,6 +153,7 @@ __all__ = [
     "JobTargetRow",
     "JobTemplateRepository",
     "JobTemplateRow",
+    "LiveCertificateRow",
     "MetricValueRow",
     "MitigationActionRepository",
     "MitigationActionRow",
@@ -158,6 +168,8 @@ __all__ = [
     "ProvisioningTemplateRow",
     "RoleAliasRepository",
     "RoleAliasRow",
+    "RotationPolicyRepository",
+    "RotationPolicyRow",
     "ScheduledAuditRow",
     "SealedSecretRepository",
     "SettingsRepository",

@@ -885,3 +885,53 @@ role_aliases = sa.Table(
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
+
+# -- certificate rotation (bastion.rotation) ---------------------------------------------
+
+rotation_policies = sa.Table(
+    "rotation_policies",
+    metadata,
+    # One policy per thing group; a column left NULL falls back to the fleet default.
+    sa.Column(
+        "group_name",
+        name_type(),
+        sa.ForeignKey("thing_groups.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("max_age_days", sa.Integer(), nullable=True),
+    sa.Column("rotate_before_expiry_days", sa.Integer(), nullable=True),
+    sa.Column("deactivate_after_hours", sa.Integer(), nullable=True),
+    sa.Column("revoke_after_hours", sa.Integer(), nullable=True),
+    sa.Column("start_jobs", sa.Boolean(), nullable=True),
+    sa.Column("alert_targets", sa.JSON(), nullable=True),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)
+
+certificate_rotations = sa.Table(
+    "certificate_rotations",
+    metadata,
+    sa.Column("rotation_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column(
+        "thing_name",
+        name_type(),
+        sa.ForeignKey("things.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # No foreign key to jobs: a rotation's record outlives a deleted job.
+    sa.Column("job_id", name_type(JOB_ID_LENGTH), nullable=False),
+    sa.Column("old_certificate_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("new_certificate_id", sa.String(ID_LENGTH), nullable=True, unique=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=True),
+    sa.Column("new_connected_at", UtcDateTime(), nullable=True),
+    sa.Column("succeeded_at", UtcDateTime(), nullable=True),
+    sa.Column("deactivate_at", UtcDateTime(), nullable=True),
+    sa.Column("revoke_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_certificate_rotations_thing_name", "thing_name", "created_at"),
+    sa.Index("ix_certificate_rotations_old_certificate_id", "old_certificate_id"),
+    sa.Index("ix_certificate_rotations_status", "status"),
+    sa.Index("ix_certificate_rotations_job_id", "job_id"),
+)

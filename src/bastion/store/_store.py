@@ -50,6 +50,7 @@ from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
 from ._provisioning import ProvisioningRepository
 from ._role_aliases import RoleAliasRepository
+from ._rotation import CertificateRotationRepository, RotationPolicyRepository
 from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
@@ -87,6 +88,8 @@ class UnitOfWork:
         "policies",
         "provisioning",
         "role_aliases",
+        "rotation_policies",
+        "rotations",
         "secrets",
         "settings",
         "shadows",
@@ -134,6 +137,8 @@ class UnitOfWork:
         self.tags: Final = TagRepository(connection)
         self.billing_groups: Final = BillingGroupRepository(connection)
         self.role_aliases: Final = RoleAliasRepository(connection)
+        self.rotation_policies: Final = RotationPolicyRepository(connection)
+        self.rotations: Final = CertificateRotationRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

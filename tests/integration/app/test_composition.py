@@ -15,14 +15,14 @@ from bastion.config import (
     MQTTConfig,
 )
 from bastion.datadir import DataDir
-from bastion.reserved import JobsTopics, ShadowTopics
+from bastion.reserved import JobsTopics, ProvisioningTopics, ShadowTopics
 from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
 EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "detect", "provisioning-hooks", "rules", "device-trust",
-                  "mqtt-listeners", "credentials-provider", "api"]
+                  "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
+                  "device-trust", "mqtt-listeners", "credentials-provider", "api"]
 
 
 def _refused(port: int) -> bool:
@@ -49,6 +49,9 @@ def test_every_component_runs_in_order_and_stops(datadir: DataDir,
         shadow = next(h for h in handlers if isinstance(h, ShadowTopics))
         jobs = next(h for h in handlers if isinstance(h, JobsTopics))
         assert shadow.service is services.shadow and jobs.service is services.jobs
+        provisioning = next(h for h in handlers if isinstance(h, ProvisioningTopics))
+        assert provisioning.service is services.provisioning
+        assert provisioning.rotation is services.rotation.service
         assert app.rules is not None and app.rules.service is services.rules
         assert app.api is not None and app.credentials is not None
         mqtt_port, api_port = running.port, app.api_port

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from bastion.account import Account
 from bastion.logging_options import LoggingState
+from bastion.rotation import CertificateLimits, FleetPolicy
 from bastion.store import (
     CaCertificateRow,
     CertificateRow,
@@ -32,18 +33,21 @@ class StoreFleet:
     :param logging_state: reads the logging options.
     """
 
-    __slots__ = ("_account", "_assessor", "_index", "_logging", "_revocations", "_store")
+    __slots__ = ("_account", "_assessor", "_index", "_limits", "_limits_source", "_logging",
+                 "_revocations", "_store")
 
     def __init__(self, store: Store, account: Account, *,
                  revocations: Callable[[], RevocationIndex],
-                 assessor: KeyQualityAssessor, logging_state: Callable[[], LoggingState]
-                 ) -> None:
+                 assessor: KeyQualityAssessor, logging_state: Callable[[], LoggingState],
+                 certificate_limits: Callable[[], CertificateLimits] | None = None) -> None:
         self._store = store
         self._account = account
         self._revocations = revocations
         self._index: RevocationIndex | None = None
         self._assessor = assessor
         self._logging = logging_state
+        self._limits_source = certificate_limits
+        self._limits: CertificateLimits | None = None
 
     @property
     def account(self) -> Account:
@@ -72,6 +76,13 @@ class StoreFleet:
             if len(rows) < BATCH * 5:
                 return
             after = rows[-1][0]
+
+    def certificate_limits(self) -> CertificateLimits:
+        """The rotation policies' limits (read once per run)."""
+        if self._limits is None:
+            self._limits = (self._limits_source() if self._limits_source is not None
+                            else CertificateLimits({}, FleetPolicy()))
+        return self._limits
 
     def certificates_of_ca(self, ca_certificate_id: str, statuses: Sequence[str]
                            ) -> list[CertificateRow]:

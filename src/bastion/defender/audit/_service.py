@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 from bastion.account import Account
 from bastion.clock import Clock, SystemClock
 from bastion.logging_options import LoggingControl
+from bastion.rotation import CertificateLimits
 from bastion.store import (
     AuditConfigurationRow,
     AuditFindingRow,
@@ -137,6 +138,10 @@ class AuditService:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._stopping = threading.Event()
         self.schedule_changed: Callable[[], None] = lambda: None
+        self.certificate_limits: Callable[[], CertificateLimits] | None = None
+        """Reads the rotation policies the certificate age and expiry checks report
+        against (set by :func:`bastion.services.build_services`; ``None``: the checks'
+        own thresholds only)."""
 
     @property
     def account(self) -> Account:
@@ -309,7 +314,8 @@ class AuditService:
         configurations = {name: dict(config.checks[name].configuration) for name in checks}
         fleet = StoreFleet(self._store, self._account, revocations=self.crls.index,
                            assessor=KeyQualityAssessor(self._key_lists),
-                           logging_state=self._logging.state)
+                           logging_state=self._logging.state,
+                           certificate_limits=self.certificate_limits)
 
         def job() -> None:
             run_task(self._store, self._account, task_id=task_id, fleet=fleet,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from bastion.account import Account
 from bastion.logging_options import LoggingState
+from bastion.rotation import CertificateLimits
 from bastion.store import CaCertificateRow, CertificateRow, ProvisioningTemplateRow
 
 from .._catalog import CheckSpec, threshold
@@ -35,6 +36,10 @@ class Fleet(Protocol):
 
     def certificate_validities(self) -> Iterator[tuple[str, str, datetime, datetime, datetime]]:
         """``(id, status, not_before, not_after, creation_date)`` of every certificate."""
+        ...
+
+    def certificate_limits(self) -> CertificateLimits:
+        """What the rotation policies say of each certificate's age and expiry."""
         ...
 
     def certificates_of_ca(self, ca_certificate_id: str, statuses: Sequence[str]
