@@ -41,10 +41,12 @@ from .events import EventBus, EventSink
 from .files import FileService
 from .jobs import JobService
 from .logging_options import LoggingOptions
+from .ota import OtaService
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
+from .signing import SigningService
 from .store import Store
 from .trail import Trail, TrailError, TrailKeys
 
@@ -124,6 +126,8 @@ class Services:
     audit: AuditServices | None
     detect: DetectServices | None
     rules: RuleService
+    signing: SigningService
+    ota: OtaService
 
     @property
     def store(self) -> Store:
@@ -217,15 +221,20 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     rules = RuleService(store, account=account, clock=clock, publish=bus.publish,
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
+    jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
+    signing = SigningService(store, keystore, files, account=account, clock=clock,
+                             ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
         access=AccessKeyService(store, keystore), trail=trail, files=files,
         shadow=ShadowService(store, publish=bus.publish, clock=clock),
-        jobs=JobService(store, plane.registry, clock, bus.publish, documents=files),
+        jobs=jobs,
         provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
-        audit=audit, detect=detect, rules=rules)
+        audit=audit, detect=detect, rules=rules, signing=signing,
+        ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
+                       clock=clock))
 
 
 def _on_worker_thread(job: Callable[[], None]) -> None:

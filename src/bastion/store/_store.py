@@ -53,6 +53,7 @@ from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
+from ._signing import OtaUpdateRepository, SigningRepository
 from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._trail import TrailRepository
@@ -83,11 +84,13 @@ class UnitOfWork:
         "job_templates",
         "jobs",
         "mitigation_actions",
+        "ota_updates",
         "policies",
         "provisioning",
         "secrets",
         "settings",
         "shadows",
+        "signing",
         "tags",
         "thing_groups",
         "thing_principals",
@@ -131,6 +134,8 @@ class UnitOfWork:
         self.topic_rule_destinations: Final = TopicRuleDestinationRepository(connection)
         self.tags: Final = TagRepository(connection)
         self.billing_groups: Final = BillingGroupRepository(connection)
+        self.signing: Final = SigningRepository(connection)
+        self.ota_updates: Final = OtaUpdateRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

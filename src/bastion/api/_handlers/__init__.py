@@ -11,10 +11,12 @@ from . import (
     detect,
     groups,
     jobs,
+    ota,
     policies,
     provisioning,
     rules,
     shadow,
+    signer,
     system,
     tags,
     things,
@@ -22,5 +24,6 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "connectivity", "data", "detect", "groups", "jobs", "policies",
-           "provisioning", "rules", "shadow", "system", "tags", "things"]
+           "certificates", "connectivity", "data", "detect", "groups", "jobs", "ota",
+           "policies", "provisioning", "rules", "shadow", "signer", "system", "tags",
+           "things"]
