@@ -22,6 +22,7 @@ from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app
 from ._files import files_app
 from ._operator import device_create_many, operator_app
+from ._signing import signing_app
 from ._trail import trail_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -35,6 +36,7 @@ device_app.command("create-many")(device_create_many)
 app.add_typer(alerts_app, name="alerts")  # bastion alerts …
 app.add_typer(audit_app, name="audit")  # bastion audit crl …
 app.add_typer(files_app, name="files")  # bastion files upload …
+app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key
 app.add_typer(cluster_app, name="cluster")  # bastion cluster status
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

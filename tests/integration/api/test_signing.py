@@ -210,16 +210,26 @@ def _assert_no_key_in(kept: list[bytes], key: ec.EllipticCurvePrivateKey) -> Non
 def test_sign_with_an_imported_key(api_bastion: ApiBastion, unique: Callable[[str], str],
                                    tmp_path: Path) -> None:
     signer = api_bastion.client("signer")
-    services = api_bastion.running.app.services
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    certificate_arn = services.signing.import_certificate(pem)
-    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+    key_path = tmp_path / "signing.key.pem"
+    key_path.write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    with pytest.raises(ValueError, match="P-256"):
-        services.signing.import_certificate(rsa_pem)
+        serialization.NoEncryption()))
+    data_dir = ["--data-dir", str(api_bastion.datadir.path)]
+    imported = CliRunner().invoke(cli, ["signing", "import-key", str(key_path), *data_dir])
+    assert imported.exit_code == 0, imported.output
+    certificate_arn = imported.output.strip().splitlines()[-1]
+    assert certificate_arn.startswith(f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/")
+    rsa_path = tmp_path / "rsa.key.pem"
+    rsa_path.write_bytes(rsa.generate_private_key(
+        public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    refused = CliRunner().invoke(cli, ["signing", "import-key", str(rsa_path), *data_dir])
+    assert refused.exit_code == 2 and "P-256" in refused.output
+    ca = CliRunner().invoke(cli, ["signing", "ca", *data_dir])
+    assert ca.exit_code == 0
+    assert load_pem_certificate(ca.output) == code_signing_ca(api_bastion)
 
     name = unique("imported").replace("-", "_")
     signer.put_signing_profile(profileName=name, platformId=PLATFORM,
