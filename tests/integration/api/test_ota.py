@@ -34,7 +34,14 @@ from bastion.pki import issue_code_signing_certificate as issue
 from support.clients import Client, DeviceFiles
 
 from .conftest import ACCOUNT, REGION, ApiBastion, device_through_api
-from .test_signing import PLATFORM, code_signing_ca, error_code, upload
+from .test_signing import (
+    PLATFORM,
+    _assert_no_key_in,
+    _private_key_of,
+    code_signing_ca,
+    error_code,
+    upload,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "ota_device.py"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ota"
@@ -96,11 +103,15 @@ def test_signed_ota_update_end_to_end(api_bastion: ApiBastion, unique: Callable[
                                       tmp_path: Path) -> None:
     api = api_bastion
     iot = api.client()
+    kept: list[bytes] = []
+    iot.meta.events.register("after-call", lambda http_response, **_: kept.append(
+        http_response.content))
     firmware = os.urandom(120_000)
-    file_name, _, signing_job = signed_firmware(api, unique, tmp_path, firmware)
+    file_name, profile, signing_job = signed_firmware(api, unique, tmp_path, firmware)
     thing, bystander = unique("ota-device"), unique("bystander")
     device = device_through_api(api, iot, thing, tmp_path / "device")
     other = device_through_api(api, iot, bystander, tmp_path / "other")
+    kept.clear()  # CreateKeysAndCertificate answers the devices' keys, as it must
     update_id = unique("update")
     created = iot.create_ota_update(
         otaUpdateId=update_id, targets=[thing_arn(thing)], protocols=["HTTP"],
@@ -126,6 +137,7 @@ def test_signed_ota_update_end_to_end(api_bastion: ApiBastion, unique: Callable[
         client.publish(f"$aws/things/{thing}/jobs/{job_id}/get", "{}", qos=1)
         [answer] = client.expect()
         assert answer.topic.endswith("/get/accepted"), answer.payload
+        kept.append(answer.payload)
         document = json.loads(answer.payload)["execution"]["jobDocument"]
     finally:
         client.disconnect()
@@ -173,6 +185,11 @@ def test_signed_ota_update_end_to_end(api_bastion: ApiBastion, unique: Callable[
     execution = execution_of(api, job_id, thing)
     assert execution["status"] == "SUCCEEDED"
     assert execution["statusDetails"]["detailsMap"] == {"installed": file_name}
+
+    # No answer, HTTPS or MQTT, carried the signing key.
+    certificate_arn = api.client("signer").get_signing_profile(
+        profileName=profile)["signingMaterial"]["certificateArn"]
+    _assert_no_key_in(kept, _private_key_of(api, certificate_arn))
 
     iot.delete_ota_update(otaUpdateId=update_id, forceDeleteAWSJob=True)
     with pytest.raises(ClientError) as error:
