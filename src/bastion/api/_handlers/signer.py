@@ -23,7 +23,7 @@ from bastion.signing import (
 )
 
 from .._context import OperationContext
-from ._common import page, refuse_unsupported
+from ._common import page
 from ._table import TABLE, Handler, Params, Result
 
 SIGNER = "signer"
@@ -196,7 +196,6 @@ def list_signing_jobs(ctx: OperationContext, params: Params) -> Result:
 
 @_signer("RevokeSignature")
 def revoke_signature(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params)
     _check_owner(ctx, params, "jobOwner")
     _service(ctx).revoke_signature(params["jobId"], reason=params["reason"],
                                    revoked_by=ctx.caller.access_key_id)
