@@ -41,6 +41,7 @@ from .events import EventBus, EventSink
 from .files import FileService
 from .jobs import JobService
 from .logging_options import LoggingOptions
+from .ota import OtaService
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rotation import (
@@ -53,6 +54,7 @@ from .rotation import (
 )
 from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
+from .signing import SigningService
 from .store import Store
 from .trail import Trail, TrailError, TrailKeys
 
@@ -140,6 +142,8 @@ class Services:
     detect: DetectServices | None
     rules: RuleService
     rotation: RotationServices
+    signing: SigningService
+    ota: OtaService
 
     @property
     def store(self) -> Store:
@@ -235,6 +239,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                                                     timeout=config.rules.action_timeout))
     jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
+    signing = SigningService(store, keystore, files, account=account, clock=clock,
+                             ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -245,7 +251,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         shadow=ShadowService(store, publish=bus.publish, clock=clock),
         jobs=jobs, provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
-        audit=audit, detect=detect, rules=rules, rotation=rotation)
+        audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
+        ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
+                       clock=clock))
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

@@ -14,7 +14,7 @@ For every HTTP request:
    request h11 cannot parse) is trailed through :meth:`ApiApplication.record_unparsed`.
 2. **Signature structure** — parse ``Authorization`` (:mod:`._sigv4`). The credential
    scope's *service* picks the served service (``iot`` / ``iotdata`` /
-   ``iot-jobs-data``); it is part of what is signed, so it can be trusted once the
+   ``iot-jobs-data`` / ``signer``); it is part of what is signed, so it can be trusted once the
    signature checks out.
 3. **Route** — method and path → operation of that service (:mod:`._models`). A routing
    failure is held back until the caller is authenticated: unauthenticated callers learn

@@ -1,8 +1,8 @@
 """AWS's own service models (botocore's ``service-2`` files) and request routing.
 
-The API serves three rest-json services. Each is known by its botocore name (``iot``,
-``iot-data``, ``iot-jobs-data``) and by the SigV4 signing name a client puts in its
-credential scope (``iot``, ``iotdata``, ``iot-jobs-data``). ``iot`` and ``iot-data``
+The API serves four rest-json services. Each is known by its botocore name (``iot``,
+``iot-data``, ``iot-jobs-data``, ``signer``) and by the SigV4 signing name a client puts
+in its credential scope (``iot``, ``iotdata``, ``iot-jobs-data``, ``signer``). ``iot`` and ``iot-data``
 share paths (``/things/{thingName}/…``), so the service is chosen from the *signed*
 scope, and only then the operation from the method and path.
 
@@ -26,7 +26,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from ._errors import ApiError
 
-SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data")
+SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data", "signer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from ._defender import alerts_app, audit_app
 from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._rotation import rotation_app
+from ._signing import signing_app
 from ._trail import trail_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -36,6 +37,7 @@ device_app.command("create-many")(device_create_many)
 app.add_typer(alerts_app, name="alerts")  # bastion alerts …
 app.add_typer(audit_app, name="audit")  # bastion audit crl …
 app.add_typer(files_app, name="files")  # bastion files upload …
+app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key
 app.add_typer(cluster_app, name="cluster")  # bastion cluster status
 app.add_typer(rotation_app, name="rotation")  # bastion rotation policy …, rotation list
 console = Console(soft_wrap=True)

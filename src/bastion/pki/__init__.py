@@ -1,7 +1,9 @@
 """Bastion's public-key infrastructure: certificates, keys at rest, and TLS contexts.
 
 * Issuing: :func:`create_root_ca`, :func:`issue_server_certificate`,
-  :func:`issue_device_certificate`, and :func:`certificate_id` (AWS IoT's id: SHA-256 of
+  :func:`issue_device_certificate`, :func:`create_code_signing_ca` and
+  :func:`issue_code_signing_certificate` (firmware signing, apart from the device CA),
+  and :func:`certificate_id` (AWS IoT's id: SHA-256 of
   the DER, lowercase hex).
 * PEM: :func:`cert_to_pem`, :func:`load_pem_certificate`, :func:`load_pem_certificates`,
   :func:`private_key_to_pem`, :func:`load_pem_private_key`.
@@ -18,7 +20,9 @@ from __future__ import annotations
 from ._certs import (
     IPAddress,
     certificate_id,
+    create_code_signing_ca,
     create_root_ca,
+    issue_code_signing_certificate,
     issue_device_certificate,
     issue_server_certificate,
 )
@@ -49,8 +53,10 @@ __all__ = [
     "cert_to_pem",
     "certificate_id",
     "client_ssl_context",
+    "create_code_signing_ca",
     "create_root_ca",
     "generate_private_key",
+    "issue_code_signing_certificate",
     "issue_device_certificate",
     "issue_server_certificate",
     "load_pem_certificate",

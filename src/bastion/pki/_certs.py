@@ -1,5 +1,6 @@
 """Certificate issuing: the Bastion root CA, the broker's server certificate, device
-certificates; and the AWS IoT certificate id.
+certificates, the code-signing CA and its signing certificates; and the AWS IoT
+certificate id.
 
 Every certificate gets a random 159-bit serial, an SKI, and (for leaves) an AKI taken from
 the issuer's SKI. Unless an explicit ``not_before`` is given, validity starts five minutes
@@ -304,3 +305,81 @@ def _validity(
     if end <= start:
         raise ValueError("not_after must be later than not_before")
     return start, end
+
+
+def create_code_signing_ca(
+    common_name: str = "Bastion Code Signing CA", *, valid_days: int = 7300
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Create a self-signed CA that issues code-signing certificates only.
+
+    Like :func:`create_root_ca` (EC P-256 key, basicConstraints ``CA:TRUE``, keyUsage
+    ``keyCertSign, cRLSign``) but with a path length of 0 (it issues leaves, never other
+    CAs) and extendedKeyUsage ``codeSigning``, so that the chain it heads is good for
+    nothing but code signing. It is a different CA from the device CA: a device that pins
+    it trusts firmware signatures, not TLS identities, and the other way round.
+
+    :raises ValueError: empty ``common_name``, ``valid_days`` < 1.
+    """
+    name = _name(common_name)
+    not_before, not_after = _validity(valid_days, None, None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def issue_code_signing_certificate(
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    *,
+    common_name: str,
+    public_key: PublicKey,
+    valid_days: int = 3650,
+) -> x509.Certificate:
+    """Issue a code-signing certificate for ``public_key`` (the key never passes here).
+
+    Extensions: extendedKeyUsage ``codeSigning``, keyUsage ``digitalSignature``
+    (critical), basicConstraints ``CA:FALSE`` (critical), SKI, and AKI from the CA.
+
+    :raises TypeError: ``ca_key`` or ``public_key`` is not an EC/RSA key.
+    :raises ValueError: empty or over-long ``common_name``, ``valid_days`` < 1, ``ca_key``
+        does not belong to ``ca_cert`` or ``ca_cert`` is not a CA.
+    """
+    ca_key = _check_issuer(ca_cert, ca_key)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TypeError(
+            f"public_key must be an EC or RSA public key, not {type(public_key).__name__}")
+    start, end = _validity(valid_days, None, None)
+    return (
+        _leaf_builder(ca_cert, _name(common_name), public_key, start, end)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                       critical=False)
+        .sign(ca_key, signature_hash(ca_key))
+    )

@@ -14,8 +14,8 @@ Only this package knows SQL. Services open a unit of work and use its repositori
   membership), thing principals, certificates, CA certificates, policies (versions and
   attachments), settings, sealed secrets, the connection journal, API access keys, and
   the append-only trail (no update or delete), billing groups, role aliases, and the
-  tags of every
-  taggable resource (:data:`TAGGABLE`).
+  tags of every taggable resource (:data:`TAGGABLE`); certificate rotations and their
+  policies; code signing (certificates with sealed keys, profiles, jobs) and OTA updates.
 * Rows: frozen values read and written by the repositories (no ARNs; services add them).
 * Pagination: listings return ``(rows, next_token)`` with opaque, stable tokens;
   :class:`InvalidPageTokenError` for a token that is not one of ours.
@@ -104,6 +104,14 @@ from ._rules import (
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository, ShadowRow
+from ._signing import (
+    OtaUpdateRepository,
+    OtaUpdateRow,
+    SigningCertificateRow,
+    SigningJobRow,
+    SigningProfileRow,
+    SigningRepository,
+)
 from ._store import Store, UnitOfWork
 from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
@@ -157,6 +165,8 @@ __all__ = [
     "MetricValueRow",
     "MitigationActionRepository",
     "MitigationActionRow",
+    "OtaUpdateRepository",
+    "OtaUpdateRow",
     "OwnershipTokenRow",
     "Page",
     "PolicyRepository",
@@ -175,6 +185,10 @@ __all__ = [
     "SettingsRepository",
     "ShadowRepository",
     "ShadowRow",
+    "SigningCertificateRow",
+    "SigningJobRow",
+    "SigningProfileRow",
+    "SigningRepository",
     "Store",
     "StoreError",
     "TagRepository",

@@ -935,3 +935,83 @@ certificate_rotations = sa.Table(
     sa.Index("ix_certificate_rotations_status", "status"),
     sa.Index("ix_certificate_rotations_job_id", "job_id"),
 )
+
+# -- code signing and OTA updates (migration 0017) -------------------------------------
+
+signing_certificates = sa.Table(
+    "signing_certificates",
+    metadata,
+    # A code-signing key and the certificate Bastion's code-signing CA issued for it. The
+    # private key is sealed by the master key (associated data: the certificate id); it
+    # is read back only to sign, never answered.
+    sa.Column("certificate_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column("certificate_pem", sa.Text(), nullable=False),
+    sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # GENERATED | IMPORTED
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+signing_profiles = sa.Table(
+    "signing_profiles",
+    metadata,
+    sa.Column("name", name_type(64), primary_key=True),
+    sa.Column("profile_version", sa.String(10), nullable=False),
+    sa.Column("platform_id", sa.String(64), nullable=False),
+    sa.Column(
+        "certificate_id",
+        sa.String(UUID_LENGTH),
+        sa.ForeignKey("signing_certificates.certificate_id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    # signature validity period, signing parameters, overrides, tags
+    sa.Column("document", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # Active | Canceled | Revoked
+    sa.Column("status_reason", sa.Text(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("revocation_effective_from", UtcDateTime(), nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+signing_jobs = sa.Table(
+    "signing_jobs",
+    metadata,
+    sa.Column("job_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column("client_request_token", sa.String(64), nullable=False, unique=True),
+    sa.Column("profile_name", name_type(64), nullable=False, index=True),
+    sa.Column("profile_version", sa.String(10), nullable=False),
+    sa.Column("platform_id", sa.String(64), nullable=False),
+    sa.Column("certificate_id", sa.String(UUID_LENGTH), nullable=False),
+    sa.Column("source_bucket", sa.String(255), nullable=False),
+    sa.Column("source_key", name_type(255), nullable=False),
+    sa.Column("source_version", sa.String(64), nullable=False),
+    sa.Column("file_size", sa.BigInteger(), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("signature", sa.LargeBinary(), nullable=False),
+    sa.Column("signed_bucket", sa.String(255), nullable=True),
+    sa.Column("signed_key", name_type(255), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # InProgress | Failed | Succeeded
+    sa.Column("status_reason", sa.Text(), nullable=True),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+    sa.Column("signature_expires_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
+    sa.Column("revocation_reason", sa.Text(), nullable=True),
+)
+
+ota_updates = sa.Table(
+    "ota_updates",
+    metadata,
+    sa.Column("ota_update_id", name_type(128), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    # description, targets, protocols, target selection, job configurations, files (with
+    # the signature and certificate each was given), role ARN, additional parameters
+    sa.Column("document", sa.JSON(), nullable=False),
+    sa.Column("error", sa.JSON(), nullable=True),
+    sa.Column("creation_date", UtcDateTime(), nullable=False),
+    sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+)

@@ -55,6 +55,7 @@ from ._rules import TopicRuleDestinationRepository, TopicRuleRepository
 from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
+from ._signing import OtaUpdateRepository, SigningRepository
 from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._trail import TrailRepository
@@ -85,6 +86,7 @@ class UnitOfWork:
         "job_templates",
         "jobs",
         "mitigation_actions",
+        "ota_updates",
         "policies",
         "provisioning",
         "role_aliases",
@@ -93,6 +95,7 @@ class UnitOfWork:
         "secrets",
         "settings",
         "shadows",
+        "signing",
         "tags",
         "thing_groups",
         "thing_principals",
@@ -139,6 +142,8 @@ class UnitOfWork:
         self.role_aliases: Final = RoleAliasRepository(connection)
         self.rotation_policies: Final = RotationPolicyRepository(connection)
         self.rotations: Final = CertificateRotationRepository(connection)
+        self.signing: Final = SigningRepository(connection)
+        self.ota_updates: Final = OtaUpdateRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

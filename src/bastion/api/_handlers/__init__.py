@@ -11,11 +11,13 @@ from . import (
     detect,
     groups,
     jobs,
+    ota,
     policies,
     provisioning,
     role_aliases,
     rules,
     shadow,
+    signer,
     system,
     tags,
     things,
@@ -23,5 +25,6 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "connectivity", "data", "detect", "groups", "jobs", "policies",
-           "provisioning", "role_aliases", "rules", "shadow", "system", "tags", "things"]
+           "certificates", "connectivity", "data", "detect", "groups", "jobs", "ota",
+           "policies", "provisioning", "role_aliases", "rules", "shadow", "signer", "system",
+           "tags", "things"]

@@ -1,7 +1,7 @@
 """Certificate rotation: per-thing-group rotation policies and the rotations themselves.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 
 * ``rotation_policies``: one row per thing group that has a rotation policy; every
   setting is nullable (NULL: the fleet default of the configuration). Deleting the group

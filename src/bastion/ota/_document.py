@@ -1,0 +1,75 @@
+"""The OTA job document: AWS's ``afr_ota`` shape, built from the files of an OTA update.
+
+Pure: values in, the document text out. For each file (``fileid`` is its index)::
+
+    {"afr_ota": {"protocols": ["HTTP"], "files": [{
+        "filepath": "<fileName>", "filesize": 123456, "fileid": 0,
+        "certfile": "<where the device keeps the signing certificate>",
+        "fileType": 0,                                  (when given)
+        "update_data_url": "${aws:iot:s3-presigned-url:s3://<bucket>/<file>}",
+        "auth_scheme": "aws.s3.presigned",
+        "sig-sha256-ecdsa": "<base64 DER ECDSA P-256 signature of the file>",
+        "x-bastion-certificate": "<the signing certificate, PEM>"}]}}
+
+``update_data_url`` holds the jobs' presigned-URL placeholder: Bastion replaces it with a
+presigned HTTPS download URL of the file when the device fetches its job (as AWS does
+with S3), so the stored document names the file and only the targeted device ever sees a
+URL. ``x-bastion-certificate`` is Bastion's addition: the signing certificate, so that a
+device need not have it installed beforehand — which is safe because the device checks it
+against the code-signing CA it *pins* and trusts nothing the job says about trust. AWS
+devices, which read the certificate from ``certfile``, ignore the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+SIGNATURE_KEY: Final = "sig-sha256-ecdsa"
+CERTIFICATE_KEY: Final = "x-bastion-certificate"
+AUTH_SCHEME: Final = "aws.s3.presigned"
+HTTP: Final = "HTTP"
+
+
+@dataclass(frozen=True, slots=True)
+class OtaFile:
+    """One file of an OTA job document."""
+
+    file_name: str
+    file_size: int
+    bucket: str
+    key: str
+    signature: bytes = field(repr=False)
+    certificate_pem: str
+    certificate_path: str
+    file_type: int | None = None
+
+
+def ota_job_document(files: Sequence[OtaFile]) -> str:
+    """The job document delivering ``files`` over HTTPS (see the module docstring).
+
+    :raises ValueError: no files.
+    """
+    if not files:
+        raise ValueError("an OTA job document needs at least one file")
+    entries: list[dict[str, Any]] = []
+    for index, item in enumerate(files):
+        entry: dict[str, Any] = {
+            "filepath": item.file_name,
+            "filesize": item.file_size,
+            "fileid": index,
+            "certfile": item.certificate_path,
+        }
+        if item.file_type is not None:
+            entry["fileType"] = item.file_type
+        entry["update_data_url"] = \
+            f"${{aws:iot:s3-presigned-url:s3://{item.bucket}/{item.key}}}"
+        entry["auth_scheme"] = AUTH_SCHEME
+        entry[SIGNATURE_KEY] = base64.b64encode(item.signature).decode("ascii")
+        entry[CERTIFICATE_KEY] = item.certificate_pem
+        entries.append(entry)
+    return json.dumps({"afr_ota": {"protocols": [HTTP], "files": entries}},
+                      separators=(",", ":"))

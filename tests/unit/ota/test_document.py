@@ -1,0 +1,49 @@
+"""The ``afr_ota`` job document: AWS's keys, one entry per file in order, the signature as
+base64 of the DER bytes, the file named by a presigned-URL placeholder the file service
+recognises (so devices get a URL, never the stored document)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bastion.files import file_name_of, placeholder_urls
+from bastion.ota import OtaFile, ota_job_document
+
+NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}", fullmatch=True)
+FILES = st.builds(
+    OtaFile, file_name=st.text(min_size=1, max_size=40), file_size=st.integers(0, 2**31),
+    bucket=st.from_regex(r"[a-z0-9][a-z0-9.-]{2,20}", fullmatch=True), key=NAMES,
+    signature=st.binary(min_size=8, max_size=72),
+    certificate_pem=st.text(max_size=60), certificate_path=st.text(max_size=30),
+    file_type=st.none() | st.integers(0, 255))
+
+
+@given(st.lists(FILES, min_size=1, max_size=4))
+def test_every_file_is_described_as_aws_does(files: list[OtaFile]) -> None:
+    document = ota_job_document(files)
+    parsed = json.loads(document)
+    ota = parsed["afr_ota"]
+    assert ota["protocols"] == ["HTTP"]
+    assert len(ota["files"]) == len(files)
+    for index, (entry, item) in enumerate(zip(ota["files"], files, strict=True)):
+        assert entry["fileid"] == index
+        assert entry["filepath"] == item.file_name
+        assert entry["filesize"] == item.file_size
+        assert entry["certfile"] == item.certificate_path
+        assert entry["auth_scheme"] == "aws.s3.presigned"
+        assert base64.b64decode(entry["sig-sha256-ecdsa"]) == item.signature
+        assert entry["x-bastion-certificate"] == item.certificate_pem
+        assert ("fileType" in entry) == (item.file_type is not None)
+    # Each URL is a placeholder designating the file, in order.
+    urls = placeholder_urls(document)
+    assert [file_name_of(url) for url in urls] == [item.key for item in files]
+
+
+def test_no_files_is_no_document() -> None:
+    with pytest.raises(ValueError):
+        ota_job_document([])
