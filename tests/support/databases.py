@@ -101,8 +101,10 @@ class _Schemas:
 
     def drop_all(self) -> None:
         try:
-            with self._engine.begin() as conn:
-                for name in self._names:
+            # One transaction per schema: dropping them all in one takes a lock per table
+            # and index of every schema, past PostgreSQL's shared lock table.
+            for name in self._names:
+                with self._engine.begin() as conn:
                     conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         finally:
             self._engine.dispose()

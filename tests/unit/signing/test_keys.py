@@ -15,8 +15,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from bastion.pki import Keystore, SecretTamperedError, create_root_ca, issue_device_certificate
 from bastion.signing import ValidationError, _keys, check_code_signing_chain, verify_file_signature
 
-NOW = datetime.now(UTC)
-
 
 def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -33,7 +31,7 @@ def test_a_sealed_key_signs_what_its_certificate_verifies() -> None:
     verify_file_signature(certificate, b"firmware", signature)
     with pytest.raises(ValidationError):
         verify_file_signature(certificate, b"firmwarE", signature)
-    check_code_signing_chain(certificate, ca_cert, NOW)
+    check_code_signing_chain(certificate, ca_cert, datetime.now(UTC))
     assert b"PRIVATE" not in sealed
     usage = ca_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CODE_SIGNING]
@@ -81,14 +79,15 @@ def test_the_chain_check_refuses_what_is_not_a_code_signing_leaf_of_the_ca() -> 
     _, public_key = _keys.seal_new_key(keystore, "c")
     leaf = _keys.issue_with_ca(keystore, ca_cert, ca_sealed, common_name="fw",
                                public_key=public_key)
+    now = datetime.now(UTC)
     with pytest.raises(ValidationError, match="not issued"):
-        check_code_signing_chain(leaf, other_ca, NOW)
+        check_code_signing_chain(leaf, other_ca, now)
     with pytest.raises(ValidationError, match="not valid now"):
-        check_code_signing_chain(leaf, ca_cert, NOW + timedelta(days=365 * 11))
+        check_code_signing_chain(leaf, ca_cert, now + timedelta(days=365 * 11))
     with pytest.raises(ValidationError, match="CA certificate"):
-        check_code_signing_chain(ca_cert, ca_cert, NOW)
+        check_code_signing_chain(ca_cert, ca_cert, now)
     # A device certificate of the device CA is no code-signing certificate.
     device_ca, device_ca_key = create_root_ca()
     device, _ = issue_device_certificate(device_ca, device_ca_key, common_name="d")
     with pytest.raises(ValidationError, match="not a code-signing"):
-        check_code_signing_chain(device, device_ca, NOW)
+        check_code_signing_chain(device, device_ca, now)
