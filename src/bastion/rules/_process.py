@@ -15,16 +15,18 @@ enabled rule appears (a node without rules runs none):
   topic lookup of the enabled rules' FROM filters (the node compiles the rules too, to
   know them); :meth:`RulesProcess.offer` appends the message, as a plain tuple, to a
   list, and hands the list to a sender thread once per loop turn. The sender pickles each
-  list and writes it to the socket. At most ``queue_size`` messages wait for it: past that,
-  messages are dropped for the rules (not for subscribers) and counted, like the
-  engine's own queue.
+  list and writes it to the socket. **Credit**: at most ``queue_size`` messages may be
+  in flight, sent and not yet evaluated by the child according to its last report; past
+  that, messages are dropped here, for the rules (not for subscribers), counted, before
+  anything is spent on them. (Without the credit, a child behind its load spent most of
+  its core reading messages only to drop them at its own queue.)
 * **the child** runs the engine on the messages it reads (evaluation and actions, as in
   :mod:`._engine`), with the rules and enabled destination URLs the node ships to it
   (read from the store by the node, on start and on every
   :class:`~._service.TopicRuleChanged` / :class:`~._service.TopicRuleDestinationChanged`):
   it never opens the store itself. It sends back the republish actions' messages (the
   node publishes them on its loop), the names of the rules and destinations it runs
-  after each reload, and its counters, every quarter of a second and when it stops.
+  after each reload, and its counters, ten times a second and when it stops.
 * **failure**: a child that dies is started again ``RESTART_DELAY`` seconds later and
   gets the rules again; messages it had not evaluated are lost for the rules, as a full
   queue loses them (logged). The child ignores SIGINT and SIGTERM (sent to the whole
@@ -82,7 +84,7 @@ from ._values import NO_MQTT_PROPERTIES, MqttProperties
 
 log = logging.getLogger("bastion.rules")
 
-STATS_INTERVAL = 0.25
+STATS_INTERVAL = 0.1
 """Seconds between two counter reports of the child."""
 STOP_TIMEOUT = 15.0
 RESTART_DELAY = 1.0
@@ -135,8 +137,12 @@ class RulesProcess(Component):
         self._batch: list[_Row] = []
         self._accepted = 0
         """Messages queued for the child (counted on the loop only)."""
-        self._written = 0
-        """Of those, written to the pipe or lost with a child (by the sender thread only)."""
+        self._settled = 0
+        """Of those, the ones the child is done with (evaluated, or dropped there) by its
+        last report, or lost with a child that died: ``_accepted - _settled`` are in
+        flight, and at most ``queue_size`` may be (the child's credit)."""
+        self._settled_base = 0
+        """``_accepted`` when the current child started (its counters start at zero)."""
         self._limit = max(1, config.queue_size)
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -173,7 +179,7 @@ class RulesProcess(Component):
         working = self._working
         if not working.rules or not working.match(topic):
             return False
-        if self._accepted - self._written >= self._limit:
+        if self._accepted - self._settled >= self._limit:
             self._offered += 1
             self._drop("the rules process is behind")
             return False
@@ -192,7 +198,7 @@ class RulesProcess(Component):
 
     def _queue(self, row: _Row) -> bool:
         self._offered += 1
-        if self._accepted - self._written >= self._limit:
+        if self._accepted - self._settled >= self._limit:
             self._drop("the rules process is behind")
             return False
         self._accepted += 1
@@ -286,6 +292,8 @@ class RulesProcess(Component):
                                       logging.getLogger().getEffectiveLevel())))
         with self._lock:
             self._child, self._conn = child, conn
+            # What the previous child held is lost; the new one's counters start at zero.
+            self._settled = self._settled_base = self._accepted
         threading.Thread(target=self._receive_forever, args=(conn,), name="rules-receive",
                          daemon=True).start()
 
@@ -365,9 +373,7 @@ class RulesProcess(Component):
                 if kind == "messages":
                     log.warning("rules: the rules process is gone; %d message(s) lost for "
                                 "the rules", len(body))
-            if kind == "messages":
-                self._written += len(body)
-            elif kind == "stop":
+            if kind == "stop":
                 return
 
     def _receive_forever(self, conn: Connection) -> None:
@@ -385,6 +391,8 @@ class RulesProcess(Component):
                     pass  # the node is stopping
             elif kind == "stats":
                 self._child_stats = body
+                self._settled = self._settled_base + (body.evaluated + body.dropped
+                                                      + body.evaluation_errors)
             elif kind == "rules":
                 self._enabled_rules = frozenset(body)
             elif kind == "destinations":

@@ -4,6 +4,7 @@ to the whole process group."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from bastion.account import Account
 from bastion.clock import SystemClock
-from bastion.rules import RuleService
+from bastion.config import RulesConfig
+from bastion.events import InProcessBus
+from bastion.rules import EngineCounters, RuleService, RulesProcess
 from bastion.store import Store
 from support.clients import Client, wait_for
 from support.served import ServedBastion, served
@@ -136,3 +139,43 @@ def test_a_sigterm_to_the_whole_group_stops_node_and_rules_process_cleanly(
     err = "".join(p.read_text() for p in server.root.glob("serve-*.err"))
     assert "rules: stopped: offered 1, evaluated 1" in err
     assert "exited" not in err
+
+
+def test_the_node_sends_no_more_than_the_rules_process_can_take(tmp_path: Path) -> None:
+    """Credit: with 40 rules per message the child falls behind at once. The node keeps
+    at most ``queue_size`` messages in flight and drops the rest itself; the child, never
+    handed more than its queue holds, drops nothing (it would spend its core reading
+    messages only to drop them)."""
+    store = Store.for_sqlite_file(tmp_path / "rules.db")
+    service = RuleService(store, account=Account(), clock=SystemClock(),
+                          publish=lambda event: None)
+    for k in range(40):
+        service.create_topic_rule(f"slow_{k}", {
+            "sql": "SELECT * FROM 'in/#'",
+            "actions": [{"cloudwatchLogs": {"roleArn": ROLE, "logGroupName": f"g{k}"}}]})
+
+    async def main() -> tuple[EngineCounters, int]:
+        engine = RulesProcess(service, InProcessBus(), RulesConfig(queue_size=200),
+                              republisher=lambda item: None, log_dir=tmp_path / "logs")
+        await engine.start()
+        try:
+            deadline = time.monotonic() + 20
+            while len(engine.enabled_rules()) < 40:
+                assert time.monotonic() < deadline, "the rules process never ran the rules"
+                await asyncio.sleep(0.05)
+            for n in range(20_000):
+                if engine.wants("in/a"):
+                    engine.take("in/a", b"%d" % n, "c", None, None, None)
+                if n % 500 == 0:
+                    await asyncio.sleep(0)  # a loop turn: the batch goes out
+            await asyncio.sleep(1.0)
+        finally:
+            await engine.stop()
+        return engine.stats, engine._child_stats.dropped
+
+    stats, dropped_in_child = asyncio.run(main())
+    store.close()
+    assert stats.offered == 20_000
+    assert stats.dropped > 10_000          # the node dropped, early
+    assert dropped_in_child == 0           # the child was never sent more than it holds
+    assert stats.evaluated >= 200          # and it worked on what it was sent
