@@ -26,8 +26,10 @@ process can exit non-zero. A ``start()`` that fails stops what had started and r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 log = logging.getLogger("bastion.lifecycle")
 
@@ -49,6 +51,32 @@ class Component:
     async def stop(self) -> None:
         """Release resources and end ``run`` gracefully if it can (called once; a ``run``
         still going afterwards is cancelled)."""
+
+
+async def run_in_rounds(round_: Callable[[], Awaitable[datetime | None]],
+                        wake: asyncio.Event, *, interval: float,
+                        now: Callable[[], datetime], what: str,
+                        after: Callable[[], None] | None = None) -> None:
+    """A background component's loop, until cancelled: run ``round_``, then sleep until
+    ``wake`` is set, or until the moment the round returned (as ``now`` counts), or
+    ``interval`` seconds, whichever comes first. A round that raises is logged (as ``what``
+    failed) and the loop goes on; ``after`` runs after every round, failed or not.
+    """
+    while True:
+        wake.clear()
+        delay = interval
+        try:
+            due = await round_()
+            if due is not None:
+                delay = min(delay, max(0.05, (due - now()).total_seconds()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying", what)
+        if after is not None:
+            after()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
 
 
 class ComponentFailed(RuntimeError):

@@ -15,14 +15,13 @@ waiting. A failing round is logged and retried at the next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
 from bastion.events import EventBus
-from bastion.lifecycle import Component
+from bastion.lifecycle import Component, run_in_rounds
 from bastion.registry import ThingDeleted, ThingGroupDeleted, ThingGroupMembershipChanged
 
 from ._service import JobService
@@ -82,21 +81,12 @@ class JobScheduler(Component):
     async def run(self) -> None:
         """The scheduler's rounds, until cancelled."""
         self._loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()
-            delay = self._interval
-            try:
-                next_due = await self._round()
-                if next_due is not None:
-                    seconds = (next_due - self._service.now()).total_seconds()
-                    delay = min(delay, max(0.05, seconds))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("jobs upkeep round failed; retrying")
-            self.rounds += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+        await run_in_rounds(self._round, self._wake, interval=self._interval,
+                            now=self._service.now, what="jobs upkeep round",
+                            after=self._counted)
+
+    def _counted(self) -> None:
+        self.rounds += 1
 
     async def _round(self) -> datetime | None:
         while self._events:

@@ -60,11 +60,22 @@ def create_root_ca(
     :returns: the certificate and its private key.
     :raises ValueError: empty ``common_name``, ``valid_days`` < 1, unknown ``key_type``.
     """
+    key = generate_private_key(key_type)
+    return _self_signed_ca(common_name, key, valid_days, path_length=None), key
+
+
+def _self_signed_ca(common_name: str, key: PrivateKey, valid_days: int, *,
+                    path_length: int | None,
+                    extended_usage: x509.ObjectIdentifier | None = None) -> x509.Certificate:
+    """A self-signed CA certificate for ``key``: basicConstraints ``CA:TRUE`` (with
+    ``path_length``), keyUsage ``keyCertSign, cRLSign``, and ``extended_usage`` if given.
+
+    :raises ValueError: empty ``common_name``, ``valid_days`` < 1.
+    """
     name = _name(common_name)
     not_before, not_after = _validity(valid_days, None, None)
-    key = generate_private_key(key_type)
     public_key = key.public_key()
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -72,7 +83,8 @@ def create_root_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length),
+                       critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -87,10 +99,14 @@ def create_root_ca(
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .sign(key, signature_hash(key))
     )
-    return cert, key
+    if extended_usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([extended_usage]),
+                                        critical=False)
+    return (builder
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key),
+                           critical=False)
+            .sign(key, signature_hash(key)))
 
 
 def issue_server_certificate(
@@ -320,39 +336,9 @@ def create_code_signing_ca(
 
     :raises ValueError: empty ``common_name``, ``valid_days`` < 1.
     """
-    name = _name(common_name)
-    not_before, not_after = _validity(valid_days, None, None)
     key = ec.generate_private_key(ec.SECP256R1())
-    public_key = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
-                       critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
+    return _self_signed_ca(common_name, key, valid_days, path_length=0,
+                           extended_usage=ExtendedKeyUsageOID.CODE_SIGNING), key
 
 
 def issue_code_signing_certificate(

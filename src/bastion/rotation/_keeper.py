@@ -21,7 +21,6 @@ clock's, so a test moves a hand-moved clock and pokes instead of waiting days.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from datetime import datetime
 
 from bastion.events import EventBus
 from bastion.jobs import JobExecutionsChanged
-from bastion.lifecycle import Component
+from bastion.lifecycle import Component, run_in_rounds
 
 from ._service import RotationService
 from ._sweep import FleetSweep
@@ -92,22 +91,13 @@ class RotationKeeper(Component):
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        while True:
-            self._wake.clear()
-            delay = self._interval
-            try:
-                wake_at = await self._round()
-                if wake_at is not None:
-                    seconds = (wake_at - self._service.now()).total_seconds()
-                    delay = min(delay, max(0.05, seconds))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rotation round failed; retrying")
-            self.rounds += 1
-            self.round_done.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+        await run_in_rounds(self._round, self._wake, interval=self._interval,
+                            now=self._service.now, what="rotation round",
+                            after=self._counted)
+
+    def _counted(self) -> None:
+        self.rounds += 1
+        self.round_done.set()
 
     async def _round(self) -> datetime | None:
         service = self._service
