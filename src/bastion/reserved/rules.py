@@ -18,7 +18,6 @@ from bastion.broker import Broker, Message, Session
 from bastion.mqtt import NO_PROPERTIES, Properties
 from bastion.rules import (
     Republication,
-    RulesEngine,
     RulesProcess,
     basic_ingest_target,
 )
@@ -27,7 +26,7 @@ from bastion.rules import (
 class RulesTap:
     """Offers the engine every accepted message whose topic a rule wants."""
 
-    def __init__(self, engine: RulesEngine | RulesProcess) -> None:
+    def __init__(self, engine: RulesProcess) -> None:
         self._engine = engine
         self.republishing: str | None = None
         """The rule whose republished message is being published (set on the loop)."""

@@ -238,14 +238,6 @@ class RulesEngine(Component):
             return False
         return bool(working.match(topic))
 
-    def take(self, topic: str, payload: bytes, client_id: str | None, principal: str | None,
-             republished_by: str | None, properties: PropertyFields | None) -> bool:
-        """:meth:`offer` a message the broker accepted now, as the broker's tap has it
-        (``properties``: the fields of :class:`MqttProperties`, None without any)."""
-        return self.offer(IncomingMessage(
-            topic, payload, client_id, principal, self.now_ms(), republished_by=republished_by,
-            properties=NO_MQTT_PROPERTIES if properties is None else MqttProperties(*properties)))
-
     def offer(self, message: IncomingMessage) -> bool:
         """Queue ``message`` for the rules; False (counted, logged) when the queue is full.
         Never blocks."""
@@ -256,9 +248,6 @@ class RulesEngine(Component):
         except queue.Full:
             self._dropped("message queue full")
             return False
-
-    def now_ms(self) -> int:
-        return int(self._clock.time() * 1000)
 
     def _dropped(self, why: str) -> None:
         self.stats.dropped += 1

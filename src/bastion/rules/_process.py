@@ -13,7 +13,7 @@ enabled rule appears (a node without rules runs none):
 
 * **the message path** (the broker's loop): :meth:`RulesProcess.wants` is the cached
   topic lookup of the enabled rules' FROM filters (the node compiles the rules too, to
-  know them); :meth:`RulesProcess.offer` appends the message, as a plain tuple, to a
+  know them); :meth:`RulesProcess.take` appends the message, as a plain tuple, to a
   list, and hands the list to a sender thread once per loop turn. The sender pickles each
   list and writes it to the socket. **Credit**: at most ``queue_size`` messages may be
   in flight, sent and not yet evaluated by the child according to its last report; past
@@ -98,15 +98,6 @@ _Row = tuple[str, bytes, str | None, str | None, int, str | None, str | None,
 """An :class:`~._engine.IncomingMessage` as it crosses the pipe."""
 
 
-def _row(message: IncomingMessage) -> _Row:
-    props = message.properties
-    return (message.topic, message.payload, message.client_id, message.principal,
-            message.timestamp_ms, message.rule_name, message.republished_by,
-            None if props is NO_MQTT_PROPERTIES else (
-                props.payload_format_indicator, props.content_type, props.response_topic,
-                props.correlation_data, props.user_properties))
-
-
 def _message(row: _Row) -> IncomingMessage:
     props = NO_MQTT_PROPERTIES if row[7] is None else MqttProperties(*row[7])
     return IncomingMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], props)
@@ -118,9 +109,9 @@ def _message(row: _Row) -> IncomingMessage:
 class RulesProcess(Component):
     """The rules engine of a node, run in a child process (see the module docstring).
 
-    Offers the same surface to the node as :class:`~._engine.RulesEngine`: ``wants``,
-    ``offer``, ``now_ms``, ``counters``, ``stats``, ``enabled_rules``,
-    ``enabled_destinations``, ``files``.
+    On the message path: :meth:`wants` and :meth:`take`. For the rest of the node:
+    ``counters``, ``stats``, ``enabled_rules``, ``enabled_destinations``, ``files``,
+    ``service``, ``resync``.
     """
 
     name = "rules"
@@ -192,10 +183,6 @@ class RulesProcess(Component):
         return self._queue((topic, payload, client_id, principal,
                             int(self._clock.time() * 1000), None, republished_by, properties))
 
-    def offer(self, message: IncomingMessage) -> bool:
-        """Queue ``message`` for the child (as :meth:`take`)."""
-        return self._queue(_row(message))
-
     def _queue(self, row: _Row) -> bool:
         self._offered += 1
         if self._accepted - self._settled >= self._limit:
@@ -209,9 +196,6 @@ class RulesProcess(Component):
             if loop is not None:
                 loop.call_soon(self._flush)
         return True
-
-    def now_ms(self) -> int:
-        return int(self._clock.time() * 1000)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
