@@ -204,6 +204,13 @@ class DetectConfig:
     interval: float = 300.0             # seconds between evaluations (and the minimum
     #                                     period between a thing's metrics reports)
     invalidate_after: float = 172800.0  # a silent device's alarms become alarm-invalidated
+    ml_training: str = "fast"   # ML behaviors' models: "fast" (active after three
+    #                             intervals) or "aws" (AWS's rule: 14 days and 25,000
+    #                             datapoints; ML on set metrics refused as AWS does)
+
+    def __post_init__(self) -> None:
+        if self.ml_training not in ("fast", "aws"):
+            raise ValueError('ml_training must be "fast" or "aws"')
 
 
 # -- the rules engine --------------------------------------------------------------------

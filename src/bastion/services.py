@@ -35,6 +35,7 @@ from .defender.detect import (
     DetectService,
     StoreRecords,
     thing_membership,
+    thing_peer,
 )
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
@@ -228,7 +229,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
             on_event=response.on_violation,
             invalidate_after=config.detect.invalidate_after,
             records=StoreRecords(store), statistics_ttl=config.detect.interval,
-            clock=clock)
+            clock=clock, peer=lambda thing: thing_peer(registry, thing),
+            interval=config.detect.interval, ml_training=config.detect.ml_training)
         tasks = DetectMitigationTasks(detect_service, response.apply_task_action,
                                       action_exists=response.action_exists,
                                       run=_on_worker_thread)

@@ -8,7 +8,10 @@ seconds (milliseconds kept as a fraction), blobs base64, ``None`` members left o
 status is the operation's ``http.responseCode`` (default 200).
 
 A result key the output shape does not have is a bug in the handler: it raises
-:class:`TypeError` instead of silently vanishing.
+:class:`TypeError` instead of silently vanishing. The one exception is Bastion's own
+members, named ``bastion…`` (:data:`EXTENSION_PREFIX`; an ML violation's explanation),
+inside a structure: they go into the JSON body as they are, and AWS's clients, which
+ignore members their model lacks, never see them.
 
 Errors are ``{"message": …}`` (plus any extra fields) with the code in
 ``x-amzn-ErrorType``, which is where botocore looks first.
@@ -105,6 +108,9 @@ def serialize_error(error: ApiError) -> Response:
     return Response(error.http_status, headers, _dumps(document))
 
 
+EXTENSION_PREFIX = "bastion"
+
+
 def to_json(shape: Shape, value: Any, path: str) -> Any:
     """``value`` as rest-json puts it in a JSON body.
 
@@ -113,15 +119,19 @@ def to_json(shape: Shape, value: Any, path: str) -> Any:
     if isinstance(shape, StructureShape):
         if not isinstance(value, Mapping):
             raise TypeError(f"{path}: a structure needs a mapping, got {type(value).__name__}")
-        unknown = set(value) - set(shape.members)
+        extensions = {k: v for k, v in value.items()
+                      if k.startswith(EXTENSION_PREFIX) and v is not None}
+        unknown = set(value) - set(shape.members) - set(extensions)
         if unknown:
             raise TypeError(f"{path}: no member(s) {sorted(unknown)}")
-        return {
+        out = {
             member.serialization.get("name", name): to_json(member, value[name],
                                                             f"{path}.{name}")
             for name, member in shape.members.items()
             if value.get(name) is not None
         }
+        out.update(extensions)
+        return out
     if isinstance(shape, ListShape):
         if isinstance(value, str | bytes | Mapping):
             raise TypeError(f"{path}: a list needs a sequence, got {type(value).__name__}")

@@ -66,7 +66,12 @@ from bastion.defender.detect import (
 from bastion.events import EventBus
 from bastion.lifecycle import Component
 from bastion.mqtt import topic_matches
-from bastion.registry import ThingDeleted, ThingGroupDeleted, ThingGroupMembershipChanged
+from bastion.registry import (
+    ThingDeleted,
+    ThingGroupDeleted,
+    ThingGroupMembershipChanged,
+    ThingUpdated,
+)
 
 log = logging.getLogger("bastion.reserved.defender")
 
@@ -496,6 +501,7 @@ class DetectLoop(Component):
         self._unsubscribe = [
             self._bus.subscribe(ThingGroupMembershipChanged, self._thing_moved),
             self._bus.subscribe(ThingDeleted, self._thing_moved),
+            self._bus.subscribe(ThingUpdated, self._thing_moved),  # type, firmware: peers
             self._bus.subscribe(ThingGroupDeleted, self._group_deleted),
         ]
 
@@ -515,6 +521,10 @@ class DetectLoop(Component):
         self._unsubscribe = []
         if self.sampler is not None:
             self.sampler.close()
+        try:
+            await asyncio.to_thread(self.service.save_models)
+        except Exception:
+            log.exception("detect: saving the ML models failed")
 
     async def tick(self) -> list[ViolationEvent]:
         """Sample the cloud-side metrics, evaluate them, invalidate silent alarms (on the
@@ -526,7 +536,8 @@ class DetectLoop(Component):
         events += await asyncio.to_thread(self.service.expire, now)
         return events
 
-    def _thing_moved(self, event: ThingGroupMembershipChanged | ThingDeleted) -> None:
+    def _thing_moved(self, event: ThingGroupMembershipChanged | ThingDeleted | ThingUpdated
+                     ) -> None:
         self.service.membership_changed(event.thing_name)
 
     def _group_deleted(self, event: ThingGroupDeleted) -> None:

@@ -44,6 +44,7 @@ from ._audit import (
 from ._billing_groups import BillingGroupRepository
 from ._connections import ConnectionJournalRepository, ConnectionSessionRow
 from ._detect import (
+    DetectModelRow,
     DetectProfileRow,
     DetectRepository,
     MetricValueRow,
@@ -149,6 +150,7 @@ __all__ = [
     "CrlRow",
     "DeadLetterRepository",
     "DeadLetterRow",
+    "DetectModelRow",
     "DetectProfileRow",
     "DetectRepository",
     "FileRepository",

@@ -19,6 +19,7 @@ from ._schema import (
     detect_custom_metrics,
     detect_dimensions,
     detect_metric_values,
+    detect_models,
     detect_security_profiles,
     detect_violation_events,
     detect_violations,
@@ -58,6 +59,7 @@ class ViolationRow:
     last_value: Mapping[str, Any] | None
     verification_state: str | None
     verification_description: str | None
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,17 @@ class ViolationEventRow:
     behavior: Mapping[str, Any]
     metric_value: Mapping[str, Any] | None
     suppressed: bool
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectModelRow:
+    security_profile_name: str
+    behavior_name: str
+    metric: str
+    confidence: str
+    state: bytes
+    updated_at: datetime
 
 
 class DetectRepository:
@@ -222,7 +235,8 @@ class DetectRepository:
                   "security_profile_name": r.security_profile_name,
                   "behavior": dict(r.behavior),
                   "metric_value": None if r.metric_value is None else dict(r.metric_value),
-                  "suppressed": r.suppressed} for r in rows]
+                  "suppressed": r.suppressed,
+                  "details": None if r.details is None else dict(r.details)} for r in rows]
         if batch:
             self._conn.execute(detect_violation_events.insert(), batch)
 
@@ -242,13 +256,43 @@ class DetectRepository:
         stmt = stmt.order_by(e.c.timestamp, e.c.violation_id).limit(limit)
         return [(ViolationEventRow(r.violation_id, r.event_type, r.timestamp, r.thing_name,
                                    r.security_profile_name, r.behavior, r.metric_value,
-                                   r.suppressed), r.verification_state,
+                                   r.suppressed, r.details), r.verification_state,
                  r.verification_description) for r in self._conn.execute(stmt)]
 
     def purge_violations(self, before: datetime) -> None:
         e, v = detect_violation_events, detect_violations
         self._conn.execute(e.delete().where(e.c.timestamp < before))
         self._conn.execute(v.delete().where(v.c.active.is_(False), v.c.last_time < before))
+
+
+    # -- ML models -------------------------------------------------------------------------
+
+    def save_model(self, row: DetectModelRow) -> None:
+        t = detect_models
+        key = (t.c.security_profile_name == row.security_profile_name) & (
+            t.c.behavior_name == row.behavior_name)
+        values = {"metric": row.metric, "confidence": row.confidence, "state": row.state,
+                  "updated_at": row.updated_at}
+        if self._conn.execute(t.update().where(key).values(**values)).rowcount == 0:
+            self._conn.execute(t.insert().values(
+                security_profile_name=row.security_profile_name,
+                behavior_name=row.behavior_name, **values))
+
+    def models(self) -> list[DetectModelRow]:
+        t = detect_models
+        return [DetectModelRow(r.security_profile_name, r.behavior_name, r.metric,
+                               r.confidence, r.state, r.updated_at)
+                for r in self._conn.execute(sa.select(t))]
+
+    def delete_models(self, security_profile_name: str,
+                      keep: Iterable[str] = ()) -> None:
+        """Forget the models of a profile's behaviors, except those named in ``keep``."""
+        t = detect_models
+        stmt = t.delete().where(t.c.security_profile_name == security_profile_name)
+        kept = list(keep)
+        if kept:
+            stmt = stmt.where(t.c.behavior_name.not_in(kept))
+        self._conn.execute(stmt)
 
 
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
@@ -262,7 +306,8 @@ def _violation_values(row: ViolationRow, *, verification: bool = True) -> dict[s
         "start_time": row.start_time, "last_time": row.last_time,
         "last_value": None if row.last_value is None else dict(row.last_value),
         "verification_state": row.verification_state,
-        "verification_description": row.verification_description}
+        "verification_description": row.verification_description,
+        "details": None if row.details is None else dict(row.details)}
     if not verification:
         del values["verification_state"], values["verification_description"]
     return values
@@ -272,4 +317,4 @@ def _violation(r: Any) -> ViolationRow:
     return ViolationRow(r.violation_id, r.thing_name, r.security_profile_name,
                         r.behavior_name, r.behavior, r.active, r.suppressed, r.start_time,
                         r.last_time, r.last_value, r.verification_state,
-                        r.verification_description)
+                        r.verification_description, r.details)

@@ -779,6 +779,8 @@ detect_violations = sa.Table(
     sa.Column("last_value", sa.JSON(), nullable=True),
     sa.Column("verification_state", sa.String(32), nullable=True),
     sa.Column("verification_description", sa.Text(), nullable=True),
+    # migration 0021: what explains an ML violation (Bastion's, not AWS's)
+    sa.Column("details", sa.JSON(), nullable=True),
 )
 
 detect_violation_events = sa.Table(
@@ -792,6 +794,20 @@ detect_violation_events = sa.Table(
     sa.Column("behavior", sa.JSON(), nullable=False),
     sa.Column("metric_value", sa.JSON(), nullable=True),
     sa.Column("suppressed", sa.Boolean(), nullable=False),
+    sa.Column("details", sa.JSON(), nullable=True),  # migration 0021
+)
+
+# -- ML Detect's models (migration 0021) ------------------------------------------------
+
+detect_models = sa.Table(
+    "detect_models",
+    metadata,
+    sa.Column("security_profile_name", name_type(), primary_key=True),
+    sa.Column("behavior_name", name_type(), primary_key=True),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("confidence", sa.String(16), nullable=False),
+    sa.Column("state", sa.LargeBinary(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # -- topic rules and their destinations (migration 0013) ------------------------------

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from bastion.defender.detect import (
+    ML_METRICS,
     AlarmTracker,
+    CriteriaType,
     InvalidRequestError,
     MetricType,
     MetricValue,
@@ -86,9 +88,28 @@ def test_every_operator(metric: str, op: str, value: dict[str, Any],
     pytest.param({"name": "bad name", "metric": "aws:num-messages-sent",
                   "criteria": {"comparisonOperator": "less-than", "value": {"count": 1}}},
                  id="bad-name"),
-    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+    pytest.param({"name": "ml", "metric": "aws:source-ip-address",
                   "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}}},
-                 id="ml-unsupported"),
+                 id="ml-metric-unsupported"),
+    pytest.param({"name": "ml", "metric": "temp",
+                  "criteria": {"mlDetectionConfig": {"confidenceLevel": "HIGH"}}},
+                 id="ml-on-custom-metric"),
+    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+                  "criteria": {"mlDetectionConfig": {"confidenceLevel": "VERY"}}},
+                 id="ml-bad-confidence"),
+    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+                  "criteria": {"mlDetectionConfig": {}}}, id="ml-no-confidence"),
+    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+                  "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"},
+                               "comparisonOperator": "less-than", "value": {"count": 1}}},
+                 id="ml-with-comparison"),
+    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+                  "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"},
+                               "durationSeconds": 300}}, id="ml-with-duration"),
+    pytest.param({"name": "ml", "metric": "aws:num-messages-sent",
+                  "metricDimension": {"dimensionName": "d"},
+                  "criteria": {"mlDetectionConfig": {"confidenceLevel": "LOW"}}},
+                 id="ml-with-dimension"),
     pytest.param({**_behavior("temp", "less-than", {"number": 1}),
                   "metricDimension": {"dimensionName": "d"}}, id="dimension-on-custom"),
 ])
@@ -128,3 +149,29 @@ def test_alarm_tracker_counts_consecutive_datapoints() -> None:
     assert out == [None, None, None, ViolationEventType.IN_ALARM, None, None, None, None,
                    None, ViolationEventType.ALARM_CLEARED]
     assert not tracker.in_alarm
+
+
+@pytest.mark.parametrize("metric", sorted(ML_METRICS))
+@pytest.mark.parametrize("level", ["LOW", "MEDIUM", "HIGH"])
+def test_ml_behaviors_parse_and_round_trip(metric: str, level: str) -> None:
+    document = {"name": "ml", "metric": metric,
+                "criteria": {"mlDetectionConfig": {"confidenceLevel": level},
+                             "consecutiveDatapointsToAlarm": 2,
+                             "consecutiveDatapointsToClear": 3}}
+    behavior = parse_behavior(document, CUSTOM)
+    assert behavior.criteria.kind is CriteriaType.MACHINE_LEARNING
+    assert behavior.criteria.ml_confidence == level
+    assert behavior.criteria.comparison_operator is None
+    out = behavior.to_json()
+    assert out["criteria"] == {"mlDetectionConfig": {"confidenceLevel": level},
+                               "consecutiveDatapointsToAlarm": 2,
+                               "consecutiveDatapointsToClear": 3}
+    assert parse_behavior(out, CUSTOM) == behavior
+
+
+def test_ml_on_set_metrics_is_bastions_and_refused_in_aws_mode() -> None:
+    document = {"name": "ports", "metric": "aws:listening-tcp-ports",
+                "criteria": {"mlDetectionConfig": {"confidenceLevel": "MEDIUM"}}}
+    assert parse_behavior(document).criteria.ml_confidence == "MEDIUM"
+    with pytest.raises(InvalidRequestError, match="does not support"):
+        parse_behavior(document, ml_sets=False)

@@ -346,6 +346,28 @@ def list_violation_events(ctx: OperationContext, params: Params) -> Result:
                 token)
 
 
+@_operation("GetBehaviorModelTrainingSummaries")
+def get_behavior_model_training_summaries(ctx: OperationContext, params: Params) -> Result:
+    found = _detect(ctx).training_summaries(params.get("securityProfileName"))
+    size = params.get("maxResults") or 10
+    if not 1 <= size <= 10:
+        raise invalid_request("maxResults must be 1..10")
+    items, token = _paged(found, {**params, "maxResults": size})
+    summaries = []
+    for item in items:
+        status = item.status
+        summary: dict[str, Any] = {
+            "securityProfileName": item.security_profile_name,
+            "behaviorName": item.behavior_name, "modelStatus": status.status,
+            "datapointsCollectionPercentage": status.collection_percentage}
+        if status.started is not None:
+            summary["trainingDataCollectionStartDate"] = _time(status.started)
+        if status.refreshed is not None:
+            summary["lastModelRefreshDate"] = _time(status.refreshed)
+        summaries.append(summary)
+    return {"summaries": summaries, "nextToken": token}
+
+
 @_operation("PutVerificationStateOnViolation")
 def put_verification_state_on_violation(ctx: OperationContext, params: Params) -> Result:
     _detect(ctx).put_verification_state(params["violationId"], params["verificationState"],

@@ -7,6 +7,8 @@ behaviors and violations.
   AWS's behavior shapes, validated;
 * :func:`satisfies`, :func:`percentile`, :class:`AlarmTracker` — pure evaluation;
 * :class:`DetectService` — profiles, targets, metric values, evaluation, violations;
+* :class:`Learning`, :class:`NumericModel`, :class:`NoveltyModel` — ML Detect's models
+  (peer groups, the device's own standing, slow change, novelty, fleet events);
 * :func:`merge_samples` — one interval's cloud-side samples from several nodes as one;
 * :class:`DetectMitigationTasks` — mitigation actions tasks over violations.
 """
@@ -22,12 +24,17 @@ from ._errors import (
     VersionConflictError,
 )
 from ._evaluate import AlarmTracker, percentile, satisfies
-from ._membership import thing_membership
+from ._learning import Learning, TrainingSummary
+from ._membership import thing_membership, thing_peer
 from ._merge import merge_samples
+from ._ml import CONFIDENCE, FleetEvent, NoveltyModel, NumericModel, peer_key
 from ._model import (
     BUILTIN_METRICS,
     CLOUD_METRICS,
     DEVICE_METRICS,
+    EXPLANATION_MEMBER,
+    ML_METRICS,
+    ML_SET_METRICS,
     ActiveViolation,
     Behavior,
     ComparisonOperator,
@@ -67,7 +74,11 @@ __all__ = [
     "ALL_THINGS",
     "BUILTIN_METRICS",
     "CLOUD_METRICS",
+    "CONFIDENCE",
     "DEVICE_METRICS",
+    "EXPLANATION_MEMBER",
+    "ML_METRICS",
+    "ML_SET_METRICS",
     "REGISTERED",
     "UNREGISTERED",
     "ActionOutcome",
@@ -88,15 +99,20 @@ __all__ = [
     "DeviceReport",
     "Dimension",
     "ExecutionStatus",
+    "FleetEvent",
     "InvalidRequestError",
+    "Learning",
     "MetricType",
     "MetricValue",
+    "NoveltyModel",
+    "NumericModel",
     "ReportRejected",
     "ResourceAlreadyExistsError",
     "ResourceNotFoundError",
     "SecurityProfile",
     "StoreRecords",
     "TargetViolation",
+    "TrainingSummary",
     "VerificationState",
     "VersionConflictError",
     "ViolationEvent",
@@ -106,8 +122,10 @@ __all__ = [
     "merge_samples",
     "parse_behavior",
     "parse_report",
+    "peer_key",
     "percentile",
     "report_id_of",
     "satisfies",
     "thing_membership",
+    "thing_peer",
 ]

@@ -1,8 +1,14 @@
-"""Which security profiles target a thing: its registration and its groups."""
+"""Which security profiles target a thing: its registration and its groups; and the
+peer group ML Detect compares it with."""
 
 from __future__ import annotations
 
 from bastion.registry import RegistryError, RegistryService, ResourceNotFoundError
+
+from ._ml import peer_key
+
+FIRMWARE_ATTRIBUTES = ("firmware", "firmwareVersion", "firmware_version")
+"""Thing attributes that name a device's firmware (the first one set counts)."""
 
 
 def thing_membership(registry: RegistryService, thing: str) -> tuple[bool, frozenset[str]]:
@@ -26,3 +32,15 @@ def thing_membership(registry: RegistryService, thing: str) -> tuple[bool, froze
             continue
         names.update(g.group_name for g in described.root_to_parent_thing_groups)
     return True, frozenset(names)
+
+
+def thing_peer(registry: RegistryService, thing: str) -> str:
+    """The peer key of ``thing``: its thing type and firmware attribute (see
+    :data:`FIRMWARE_ATTRIBUTES`); a client id that names no thing has neither."""
+    try:
+        described = registry.describe_thing(thing)
+    except RegistryError:
+        return peer_key(None, None)
+    firmware = next((described.attributes[a] for a in FIRMWARE_ATTRIBUTES
+                     if described.attributes.get(a)), None)
+    return peer_key(described.thing_type_name, firmware)

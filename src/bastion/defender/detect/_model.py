@@ -65,6 +65,19 @@ ACCUMULATING: Final = frozenset({
     "aws:all-bytes-in", "aws:all-packets-out", "aws:all-packets-in",
 })
 """Per-interval counts: over ``durationSeconds`` their datapoints are summed."""
+ML_METRICS: Final = frozenset({
+    "aws:num-authorization-failures", "aws:num-connection-attempts", "aws:num-disconnects",
+    "aws:num-messages-sent", "aws:num-messages-received", "aws:message-byte-size",
+    "aws:all-bytes-out", "aws:all-bytes-in", "aws:all-packets-out", "aws:all-packets-in",
+    "aws:num-listening-tcp-ports", "aws:num-listening-udp-ports",
+    "aws:num-established-tcp-connections",
+})
+"""The metrics AWS's ML Detect models."""
+ML_SET_METRICS: Final = frozenset({
+    "aws:listening-tcp-ports", "aws:listening-udp-ports", "aws:destination-ip-addresses",
+})
+"""Set-valued metrics Bastion also models (novelty); AWS refuses ML on them."""
+CONFIDENCE_LEVELS: Final = ("LOW", "MEDIUM", "HIGH")
 DIMENSION_METRICS: Final = frozenset({
     "aws:num-messages-sent", "aws:num-messages-received", "aws:message-byte-size",
     "aws:num-authorization-failures",
@@ -214,25 +227,32 @@ class MetricDimension:
 
 @dataclass(frozen=True, slots=True)
 class Criteria:
-    """AWS ``BehaviorCriteria`` (ML detection is not supported)."""
+    """AWS ``BehaviorCriteria``: a comparison (static or statistical), or an ML
+    detection config (``ml_confidence``; then ``comparison_operator`` is ``None``)."""
 
-    comparison_operator: ComparisonOperator
+    comparison_operator: ComparisonOperator | None
     value: MetricValue | None = None
     duration_seconds: int | None = None
     consecutive_datapoints_to_alarm: int = 1
     consecutive_datapoints_to_clear: int = 1
     statistic: str | None = None
+    ml_confidence: str | None = None
 
     @property
     def kind(self) -> CriteriaType:
+        if self.ml_confidence is not None:
+            return CriteriaType.MACHINE_LEARNING
         return CriteriaType.STATISTICAL if self.statistic else CriteriaType.STATIC
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"comparisonOperator": self.comparison_operator.value,
-                               "consecutiveDatapointsToAlarm":
+        out: dict[str, Any] = {"consecutiveDatapointsToAlarm":
                                    self.consecutive_datapoints_to_alarm,
                                "consecutiveDatapointsToClear":
                                    self.consecutive_datapoints_to_clear}
+        if self.ml_confidence is not None:
+            out["mlDetectionConfig"] = {"confidenceLevel": self.ml_confidence}
+        if self.comparison_operator is not None:
+            out["comparisonOperator"] = self.comparison_operator.value
         if self.value is not None:
             out["value"] = self.value.to_json()
         if self.duration_seconds is not None:
@@ -273,11 +293,14 @@ class CustomMetric:
 
 
 def parse_behavior(data: object, custom: Mapping[str, MetricType] | None = None,
-                   dimensions: frozenset[str] | None = None) -> Behavior:
+                   dimensions: frozenset[str] | None = None, *,
+                   ml_sets: bool = True) -> Behavior:
     """Validate one AWS ``Behavior`` document.
 
     :param custom: the custom metrics that exist (name → type).
     :param dimensions: names of the dimensions that exist (``None``: do not check).
+    :param ml_sets: accept ML detection on the set metrics of :data:`ML_SET_METRICS`
+        (Bastion's; ``False`` refuses them as AWS does).
     :raises InvalidRequestError: anything AWS's ValidateSecurityProfileBehaviors refuses.
     """
     if not isinstance(data, Mapping):
@@ -293,10 +316,9 @@ def parse_behavior(data: object, custom: Mapping[str, MetricType] | None = None,
         raise InvalidRequestError(f"behavior {name}: unknown metric {metric}")
     raw = data.get("criteria")
     if not isinstance(raw, Mapping):
-        raise InvalidRequestError(f"behavior {name}: criteria are required "
-                                  "(ML detection is not supported)")
-    if "mlDetectionConfig" in raw:
-        raise InvalidRequestError(f"behavior {name}: ML detection is not supported")
+        raise InvalidRequestError(f"behavior {name}: criteria are required")
+    if raw.get("mlDetectionConfig") is not None:
+        return _ml_behavior(data, raw, name, metric, ml_sets)
     try:
         operator = ComparisonOperator(str(raw.get("comparisonOperator")))
     except ValueError:
@@ -360,6 +382,37 @@ def parse_behavior(data: object, custom: Mapping[str, MetricType] | None = None,
                     Criteria(operator, value, duration, to_alarm, to_clear, statistic),
                     dimension, flags["suppressAlerts"], flags["exportMetric"],
                     flags["severe"])
+
+
+def _ml_behavior(data: Mapping[str, Any], raw: Mapping[str, Any], name: str, metric: str,
+                 ml_sets: bool) -> Behavior:
+    """An ML behavior: ``criteria`` holds ``mlDetectionConfig`` and the datapoint counts
+    only; the metric is one ML Detect models."""
+    config = raw["mlDetectionConfig"]
+    level = config.get("confidenceLevel") if isinstance(config, Mapping) else None
+    if level not in CONFIDENCE_LEVELS:
+        raise InvalidRequestError(
+            f"behavior {name}: mlDetectionConfig.confidenceLevel must be LOW, MEDIUM or "
+            "HIGH")
+    if metric not in ML_METRICS and not (ml_sets and metric in ML_SET_METRICS):
+        raise InvalidRequestError(f"behavior {name}: ML detection does not support {metric}")
+    for key in ("comparisonOperator", "value", "statisticalThreshold", "durationSeconds"):
+        if raw.get(key) is not None:
+            raise InvalidRequestError(
+                f"behavior {name}: {key} cannot be used with mlDetectionConfig")
+    if data.get("metricDimension") is not None:
+        raise InvalidRequestError(
+            f"behavior {name}: metricDimension cannot be used with mlDetectionConfig")
+    flags = {}
+    for key in ("suppressAlerts", "exportMetric", "severe"):
+        flag = data.get(key, False)
+        if not isinstance(flag, bool):
+            raise InvalidRequestError(f"behavior {name}: {key} must be a boolean")
+        flags[key] = flag
+    return Behavior(name, metric, Criteria(
+        None, None, None, _datapoints(raw, "consecutiveDatapointsToAlarm", name),
+        _datapoints(raw, "consecutiveDatapointsToClear", name), None, str(level)),
+        None, flags["suppressAlerts"], flags["exportMetric"], flags["severe"])
 
 
 def _datapoints(raw: Mapping[str, Any], key: str, name: str) -> int:
@@ -426,6 +479,8 @@ class ViolationEvent:
     timestamp: float
     verification_state: VerificationState | None = None
     verification_state_description: str | None = None
+    details: dict[str, Any] | None = None
+    """Bastion's explanation of an ML violation (:mod:`._ml`)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -435,6 +490,7 @@ class ViolationEvent:
             "violationEventType": self.event_type.value,
             "violationEventTime": self.timestamp,
         }
+        _ml_members(out, self.behavior, self.details)
         if self.metric_value is not None:
             out["metricValue"] = self.metric_value.to_json()
         if self.verification_state is not None:
@@ -455,6 +511,8 @@ class ActiveViolation:
     violation_start_time: float
     verification_state: VerificationState | None = None
     verification_state_description: str | None = None
+    details: dict[str, Any] | None = None
+    """Bastion's explanation of an ML violation, as of its last abnormal value."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -464,6 +522,7 @@ class ActiveViolation:
             "lastViolationTime": self.last_violation_time,
             "violationStartTime": self.violation_start_time,
         }
+        _ml_members(out, self.behavior, self.details)
         if self.last_violation_value is not None:
             out["lastViolationValue"] = self.last_violation_value.to_json()
         if self.verification_state is not None:
@@ -471,3 +530,17 @@ class ActiveViolation:
         if self.verification_state_description:
             out["verificationStateDescription"] = self.verification_state_description
         return out
+
+
+EXPLANATION_MEMBER: Final = "bastionExplanation"
+"""The member of an ML violation (API, alert) that holds its explanation; AWS's clients
+ignore members their model does not know."""
+
+
+def _ml_members(out: dict[str, Any], behavior: Behavior,
+                details: dict[str, Any] | None) -> None:
+    level = behavior.criteria.ml_confidence
+    if level is not None:
+        out["violationEventAdditionalInfo"] = {"confidenceLevel": level}
+    if details:
+        out[EXPLANATION_MEMBER] = details

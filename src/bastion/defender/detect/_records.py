@@ -57,6 +57,10 @@ class StoreRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
     def load(self) -> Loaded:
         loaded = self.load_definitions()
         loaded.active = self.active_violations(
@@ -149,12 +153,13 @@ class StoreRecords:
                 else violation.last_violation_value.to_json(),
                 None if violation.verification_state is None
                 else violation.verification_state.value,
-                violation.verification_state_description)
+                violation.verification_state_description, violation.details)
                 for violation, active, suppressed in violations)
             uow.detect.add_events(ViolationEventRow(
                 e.violation_id, e.event_type.value, _dt(e.timestamp), e.thing_name,
                 e.security_profile_name, _behavior_document(e.behavior),
-                None if e.metric_value is None else e.metric_value.to_json(), suppressed)
+                None if e.metric_value is None else e.metric_value.to_json(), suppressed,
+                e.details)
                 for e, suppressed in events)
 
     def metric_values(self, thing: str, metric: str, dimension: str | None, start: float,
@@ -175,8 +180,16 @@ class StoreRecords:
             _stored_behavior(r.behavior, custom), ViolationEventType(r.event_type),
             None if r.metric_value is None else MetricValue.from_json(r.metric_value),
             r.timestamp.timestamp(),
-            None if state is None else VerificationState(state), description), r.suppressed)
+            None if state is None else VerificationState(state), description,
+            None if r.details is None else dict(r.details)), r.suppressed)
             for r, state, description in rows]
+
+    def violation_of(self, violation_id: str) -> tuple[str, str, str] | None:
+        """(thing, profile, behavior name) of a stored violation."""
+        with self._store.transaction(readonly=True) as uow:
+            row = uow.detect.get_violation(violation_id)
+        return None if row is None else (row.thing_name, row.security_profile_name,
+                                         row.behavior_name)
 
     def set_verification(self, violation_id: str, state: str, description: str | None
                          ) -> bool:
@@ -197,7 +210,8 @@ def _actives(rows: list[ViolationRow], custom: dict[str, MetricType]
         None if r.last_value is None else MetricValue.from_json(r.last_value),
         r.last_time.timestamp(), r.start_time.timestamp(),
         None if r.verification_state is None else VerificationState(r.verification_state),
-        r.verification_description), r.suppressed) for r in rows]
+        r.verification_description, None if r.details is None else dict(r.details)),
+        r.suppressed) for r in rows]
 
 
 def _behavior_document(behavior: Behavior) -> dict[str, Any]:

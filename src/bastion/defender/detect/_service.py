@@ -51,6 +51,8 @@ from ._errors import (
     VersionConflictError,
 )
 from ._evaluate import AlarmTracker, Window, percentile, satisfies
+from ._learning import Learning, PeerOf, TrainingSummary
+from ._ml import Outcome, peer_key
 from ._model import (
     ACCUMULATING,
     BUILTIN_METRICS,
@@ -104,8 +106,17 @@ class DetectService:
                  invalidate_after: float = 2 * 86400,
                  clock: Clock | None = None,
                  records: StoreRecords | None = None,
-                 statistics_ttl: float = 300.0) -> None:
+                 statistics_ttl: float = 300.0,
+                 peer: PeerOf | None = None, interval: float = 300.0,
+                 ml_training: str = "fast") -> None:
+        if ml_training not in ("fast", "aws"):
+            raise ValueError("ml_training must be 'fast' or 'aws'")
         self._membership = membership
+        self._peer_of = peer
+        self._peers: dict[str, str] = {}
+        self.interval = interval
+        self.ml_strict = ml_training == "aws"
+        self.learning = self._new_learning(records)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._records = records
         self.statistics_ttl = statistics_ttl
@@ -137,13 +148,18 @@ class DetectService:
         """Called (any thread) after a profile, custom metric, dimension or verification
         state changed through this service."""
 
+    def _new_learning(self, records: StoreRecords | None) -> Learning:
+        return Learning(interval=self.interval, strict=self.ml_strict,
+                        store=None if records is None else records.store)
+
     def load(self) -> None:
-        """Restore the stored state (no-op without records): the definitions, and the
-        open alarms added to what is held."""
+        """Restore the stored state (no-op without records): the definitions, the ML
+        models, and the open alarms added to what is held."""
         if self._records is None:
             return
         loaded = self._records.load()
         with self._lock:
+            self.learning.load({p.name: p for p in loaded.profiles})
             self.profiles = {p.name: p for p in loaded.profiles}
             self.custom_metrics = {m.name: m for m in loaded.custom_metrics}
             self.dimensions = {n: Dimension(n, tuple(v), t) for n, t, v in loaded.dimensions}
@@ -165,6 +181,7 @@ class DetectService:
             self.events.clear()
             self._threshold_cache.clear()
             self._suppressed.clear()
+            self.learning = self._new_learning(self._records)
 
     def reload_definitions(self) -> None:
         """Read profiles, custom metrics and dimensions from the store again (another node
@@ -346,7 +363,8 @@ class DetectService:
             raise InvalidRequestError("behaviors must be a list")
         if len(behaviors) > 100:
             raise InvalidRequestError("at most 100 behaviors per profile")
-        parsed = [parse_behavior(b, self.custom_types(), frozenset(self.dimensions))
+        parsed = [parse_behavior(b, self.custom_types(), frozenset(self.dimensions),
+                                 ml_sets=not self.ml_strict)
                   for b in behaviors]
         names = [b.name for b in parsed]
         if len(set(names)) != len(names):
@@ -444,6 +462,7 @@ class DetectService:
                 self._records.save_profile(profile)
             kept = {b.name for b in profile.behaviors}
             self._end_alarms([k for k in self._trackers if k[1] == name and k[2] not in kept])
+            self.learning.forget(self.profiles)
             self._changed()
             return profile
 
@@ -456,6 +475,7 @@ class DetectService:
                 self._records.delete_profile(name)
             del self.profiles[name]
             self._end_alarms([k for k in self._trackers if k[1] == name])
+            self.learning.forget(self.profiles)
             self._changed()
 
     def list_security_profiles(self) -> list[SecurityProfile]:
@@ -510,8 +530,21 @@ class DetectService:
         with self._lock:
             if thing_name is None:
                 self._members.clear()
+                self._peers.clear()
             else:
                 self._members.pop(thing_name, None)
+                self._peers.pop(thing_name, None)
+
+    def _peer(self, thing: str) -> str:
+        """The peer key of ``thing`` (cached until :meth:`membership_changed`)."""
+        found = self._peers.get(thing)
+        if found is None:
+            if thing in self._unregistered or self._peer_of is None:
+                found = peer_key(None, None)
+            else:
+                found = self._peer_of(thing)
+            self._peers[thing] = found
+        return found
 
     def _member(self, thing: str, registered_hint: bool) -> tuple[bool, frozenset[str]]:
         if not registered_hint:
@@ -558,6 +591,7 @@ class DetectService:
             thresholds: dict[tuple[str, str], float | None] = {}
             small = len({dp.thing_name for dp in batch}) == 1
             profiles = list(self.profiles.values())
+            learned: dict[tuple[str, str], list[Datapoint]] = defaultdict(list)
             for dp in batch:
                 for profile in profiles:
                     export = profile.metrics_export is not None and _exported(profile, dp)
@@ -572,10 +606,20 @@ class DetectService:
                     for behavior in profile.behaviors:
                         if behavior.metric != dp.metric or _dim(behavior) != dp.dimension:
                             continue
+                        if behavior.criteria.ml_confidence is not None:
+                            learned[(profile.name, behavior.name)].append(dp)
+                            continue
                         event = self._evaluate(profile, behavior, dp, thresholds, touched,
                                                small)
                         if event is not None:
                             fired.append((event, profile))
+            for (profile_name, behavior_name), points in learned.items():
+                profile = self.profiles[profile_name]
+                ml_behavior = next(b for b in profile.behaviors if b.name == behavior_name)
+                outcome = self.learning.evaluate(profile, ml_behavior, points, self._peer,
+                                                 now)
+                fired.extend((event, profile) for event in self._judged(
+                    profile, ml_behavior, outcome, points, touched))
         if self._records is not None:
             self._records.record_batch(
                 batch, [(v, is_active, v.violation_id in self._suppressed)
@@ -646,22 +690,52 @@ class DetectService:
             if threshold is None:
                 return None
         ok = satisfies(criteria, observed, threshold)
-        key = (dp.thing_name, profile.name, behavior.name)
+        return self._step(profile, behavior, dp.thing_name, ok, observed, dp.timestamp,
+                          touched)
+
+    def _judged(self, profile: SecurityProfile, behavior: Behavior, outcome: Outcome,
+                points: list[Datapoint], touched: dict[str, tuple[ActiveViolation, bool]]
+                ) -> list[ViolationEvent]:
+        """The alarm steps of an ML behavior's judged datapoints: every abnormal one and
+        every normal one of a thing with an alarm state (others change nothing)."""
+        latest = {dp.thing_name: dp for dp in points}
+        events = []
+        for thing, abnormal in zip(outcome.things, outcome.abnormal.tolist(), strict=True):
+            key = (thing, profile.name, behavior.name)
+            if not abnormal and key not in self._trackers:
+                continue
+            dp = latest[thing]
+            verdict = outcome.verdicts.get(thing)
+            event = self._step(profile, behavior, thing, not abnormal, dp.value, dp.timestamp,
+                               touched, None if verdict is None else verdict.explanation)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _step(self, profile: SecurityProfile, behavior: Behavior, thing: str, ok: bool,
+              observed: MetricValue, timestamp: float,
+              touched: dict[str, tuple[ActiveViolation, bool]],
+              details: dict[str, Any] | None = None) -> ViolationEvent | None:
+        """Account one judged value in the thing's alarm state; the event it causes."""
+        criteria = behavior.criteria
+        key = (thing, profile.name, behavior.name)
         tracker = self._trackers.get(key)
         if tracker is None:
             tracker = self._trackers[key] = AlarmTracker()
-        kind = tracker.step(ok, criteria, dp.timestamp)
+        kind = tracker.step(ok, criteria, timestamp)
         active = self.active.get(key)
         if active is not None and not ok:
             active.last_violation_value = observed
-            active.last_violation_time = dp.timestamp
+            active.last_violation_time = timestamp
+            if details is not None:
+                active.details = details
             touched[active.violation_id] = (active, True)
         if kind is None:
             return None
         if kind is ViolationEventType.IN_ALARM:
             violation_id = str(uuid.uuid4())
-            active = ActiveViolation(violation_id, dp.thing_name, profile.name, behavior,
-                                     observed, dp.timestamp, dp.timestamp)
+            active = ActiveViolation(violation_id, thing, profile.name, behavior,
+                                     observed, timestamp, timestamp, details=details)
             self.active[key] = active
             if behavior.suppress_alerts:
                 self._suppressed.add(violation_id)
@@ -669,9 +743,10 @@ class DetectService:
         else:
             active = self.active.pop(key)
             touched[active.violation_id] = (active, False)
-        event = ViolationEvent(active.violation_id, dp.thing_name, profile.name, behavior,
-                               kind, observed, dp.timestamp, active.verification_state,
-                               active.verification_state_description)
+        event = ViolationEvent(active.violation_id, thing, profile.name, behavior,
+                               kind, observed, timestamp, active.verification_state,
+                               active.verification_state_description,
+                               details if kind is ViolationEventType.IN_ALARM else None)
         if self._records is None:
             self.events.append(event)
         return event
@@ -706,10 +781,12 @@ class DetectService:
                     del self._values[value_key]
                     self._windows.pop(value_key, None)
             self.events = [e for e in self.events if e.timestamp >= horizon]
+            models = self.learning.snapshot(now)
         if self._records is not None:
             self._records.record_batch((), ended, [
                 (e, e.violation_id in self._suppressed) for e, _ in fired])
             self._records.purge(horizon)
+            self.learning.write(models)
         self._emit(fired)
         return [event for event, _ in fired]
 
@@ -806,7 +883,42 @@ class DetectService:
                                                      description) or hit
             if not hit:
                 raise InvalidRequestError(f"no violation {violation_id}")
+            if verification in (VerificationState.FALSE_POSITIVE,
+                                VerificationState.BENIGN_POSITIVE):
+                self._learn_from(violation_id)
             self._changed()
+
+    def _learn_from(self, violation_id: str) -> None:
+        """A false or benign positive: its ML model widens the device's usual range."""
+        found = next(((a.thing_name, a.security_profile_name, a.behavior.name)
+                      for a in self.active.values() if a.violation_id == violation_id), None)
+        if found is None:
+            found = next(((e.thing_name, e.security_profile_name, e.behavior.name)
+                          for e in self.events if e.violation_id == violation_id), None)
+        if found is None and self._records is not None:
+            found = self._records.violation_of(violation_id)
+        if found is not None:
+            thing, profile, behavior = found
+            self.learning.accept(profile, behavior, thing)
+
+    # -- ML Detect ------------------------------------------------------------------------
+
+    def training_summaries(self, security_profile_name: str | None = None
+                           ) -> list[TrainingSummary]:
+        """GetBehaviorModelTrainingSummaries: the ML behaviors' models.
+
+        :raises ResourceNotFoundError: ``security_profile_name`` names no profile.
+        """
+        with self._lock:
+            profiles = [self.describe_security_profile(security_profile_name)] \
+                if security_profile_name is not None else self.list_security_profiles()
+            return self.learning.training_summaries(profiles, self.clock.time())
+
+    def save_models(self) -> None:
+        """Write the ML models to the store now (when the service stops)."""
+        with self._lock:
+            rows = self.learning.snapshot(self.clock.time(), force=True)
+        self.learning.write(rows)
 
 
 ExportSink = Callable[[str, dict[str, Any]], None]

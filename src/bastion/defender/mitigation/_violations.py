@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from bastion.alerts import AlertDispatcher, new_alert
 from bastion.defender.detect import (
+    EXPLANATION_MEMBER,
     ActionOutcome,
     ExecutionStatus,
     SecurityProfile,
@@ -179,4 +180,8 @@ def violation_message(event: ViolationEvent) -> dict[str, Any]:
     }
     if event.metric_value is not None:
         message["metricValue"] = event.metric_value.to_json()
+    for key in ("violationEventAdditionalInfo", EXPLANATION_MEMBER):
+        value = event.to_json().get(key)
+        if value is not None:
+            message[key] = value
     return message
