@@ -19,7 +19,7 @@ from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
 from ._cluster import cluster_app
-from ._defender import alerts_app, audit_app
+from ._defender import alerts_app, audit_app, detect_app
 from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._rotation import rotation_app
@@ -35,6 +35,7 @@ app.add_typer(trail_app, name="trail")
 app.add_typer(operator_app)  # bastion things|certs|policies …, bastion test-authorization
 device_app.command("create-many")(device_create_many)
 app.add_typer(alerts_app, name="alerts")  # bastion alerts …
+app.add_typer(detect_app, name="detect")  # bastion detect violations
 app.add_typer(audit_app, name="audit")  # bastion audit crl …
 app.add_typer(files_app, name="files")  # bastion files upload …
 app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key

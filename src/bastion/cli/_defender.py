@@ -1,5 +1,6 @@
-"""``bastion alerts …`` (notification targets, dead letters) and ``bastion audit crl …``
-(CRL sources of the revocation checks): local commands on the data directory's store.
+"""``bastion alerts …`` (notification targets, dead letters), ``bastion audit crl …``
+(CRL sources of the revocation checks) and ``bastion detect violations`` (active
+violations with ML Detect's explanations): local commands on the data directory's store.
 
 A running ``bastion serve`` sees the changes at once: it reads targets when it delivers
 and CRLs when it audits. (AWS has no API for either; the audit itself is driven through
@@ -12,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +26,7 @@ from ..config import ConfigError, load_config
 from ..controlplane import database_url
 from ..datadir import DataDir
 from ..defender.audit import CrlRegistry, DefenderError
+from ..defender.detect import EXPLANATION_MEMBER, MetricType, StoreRecords
 from ..store import Store
 from ._admin import DataDirOption, JsonOption, console, data_dir_path, err
 
@@ -33,6 +36,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="Device Defender audit: CRL s
 crl_app = typer.Typer(no_args_is_help=True,
                       help="CRLs of issuing CAs, for the revocation checks.")
 audit_app.add_typer(crl_app, name="crl")
+detect_app = typer.Typer(no_args_is_help=True,
+                         help="Device Defender detect: active violations.")
 
 
 @contextmanager
@@ -207,3 +212,31 @@ def crl_unregister(issuer_certificate_id: str, data_dir: DataDirOption = None) -
     """Forget the CRL source of an issuer."""
     with _store(data_dir) as (_, store, _):
         CrlRegistry(store).unregister(issuer_certificate_id)
+
+
+@detect_app.command("violations")
+def detect_violations(
+        thing: Annotated[str | None, typer.Option(help="Only this thing's.")] = None,
+        data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
+    """The active violations, oldest first; an ML violation says why it fired."""
+    with _store(data_dir) as (_, store, _account):
+        with store.transaction(readonly=True) as uow:
+            custom = {name: MetricType(kind) for name, kind, _ in uow.detect.custom_metrics()}
+        found = [v for v, _ in StoreRecords(store).active_violations(custom)
+                 if thing is None or v.thing_name == thing]
+    if as_json:
+        console.print_json(json.dumps([v.to_json() for v in found]))
+        return
+    table = Table("thing", "profile", "behavior", "since", "value", "why")
+    for v in found:
+        document = v.to_json()
+        level = document.get("violationEventAdditionalInfo", {}).get("confidenceLevel")
+        explanation = document.get(EXPLANATION_MEMBER) or {}
+        why = explanation.get("summary") or (f"ML {level}" if level else "static threshold")
+        value = "" if v.last_violation_value is None else json.dumps(
+            v.last_violation_value.to_json())
+        since = datetime.fromtimestamp(v.violation_start_time, UTC).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        table.add_row(v.thing_name, v.security_profile_name, v.behavior.name, since, value,
+                      why)
+    console.print(table)

@@ -7,6 +7,9 @@ detect tests; the devices' traffic is real."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -177,6 +180,19 @@ def test_ml_detect_end_to_end_through_boto3(ml: MLBastion,
         assert [e["violationEventType"] for e in history["violationEvents"]] == ["in-alarm"]
         assert history["violationEvents"][0]["violationEventAdditionalInfo"][
             "confidenceLevel"] == "MEDIUM"
+
+        # … and in the CLI, with the explanation
+        shown = subprocess.run(
+            [sys.executable, "-m", "bastion", "detect", "violations", "--data-dir",
+             str(datadir.path), "--thing", devices[2].name, "--json"],
+            capture_output=True, text=True, timeout=60, check=True)
+        [listed] = json.loads(shown.stdout)
+        assert listed["bastionExplanation"]["summary"].startswith("aws:num-messages-sent 200")
+        table = subprocess.run(
+            [sys.executable, "-m", "bastion", "detect", "violations", "--data-dir",
+             str(datadir.path)], capture_output=True, text=True, timeout=60, check=True,
+            env={**os.environ, "COLUMNS": "250"})
+        assert "peer group normal up to" in table.stdout
 
         # the operator says it was a false positive: the same behaviour is now normal
         with pytest.raises(ClientError):

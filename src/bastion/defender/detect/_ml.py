@@ -22,9 +22,11 @@ A value ``x`` (a count, a byte total, a gauge: never negative) is compared in lo
 2. **Standing.** ``r = (y − c) / s`` is where the device sits in its group, in group
    scale units. The device learns the mean ``m`` and variance ``v`` of its own ``r``
    (an exponentially weighted average, ``1/n`` at first so its first value counts fully).
-   Its score is ``d = (r − m) / sqrt(v + 1)``: how far it is from its own usual place,
-   never in units smaller than the group's scale. A new device has ``m = v = 0``, so
-   ``d = r``: the group decides until the device has a history.
+   Its score is ``d = (r − m) / sqrt(v + τ²)``: how far it is from its own usual place.
+   ``τ`` floors the device's own spread at ``FLOOR`` in log1p units and at ``TAU_MIN`` of
+   the group's scale, so a device that was steady for a while is not alarmed by ordinary
+   noise. A new device (fewer than ``DEVICE_WARMUP`` values) has ``τ = 1`` and
+   ``m = v = 0`` at first, so ``d = r``: the group decides until it has a history.
 3. **Slow change.** A one-sided CUSUM ``S = max(0, S + d − KAPPA)`` adds up small excesses
    that no single interval shows; with it the model keeps the accumulated excess in the
    metric's own units (bytes, messages) since ``S`` last left zero.
@@ -34,7 +36,9 @@ A value ``x`` (a count, a byte total, a gauge: never negative) is compared in lo
    datapoint (missing data is not zero).
 5. **Poisoning.** The device learns from a value only when it is not abnormal, its ``d``
    is under ``LEARN_BOUND`` and its CUSUM is under half of ``h`` (it is not drifting), so
-   an attacker cannot teach the model a new normal one interval at a time.
+   an attacker cannot teach the model a new normal one interval at a time. Its first
+   ``DEVICE_WARMUP`` values are learned whenever they are not abnormal (a device that
+   sits high in its group learns where it sits) and add nothing to its CUSUM.
 6. **Fleet events.** When at least ``FLEET_SHARE`` of a group (and at least
    ``MIN_PEERS`` devices) moved up (``d`` above half of ``z``) within ``fleet_window``
    seconds and some of them are abnormal, the group is moving together (a network blip, a firmware rollout): its devices' abnormal values
@@ -85,9 +89,12 @@ CONFIDENCE: Final[dict[str, Confidence]] = {
 """LOW alarms on smaller deviations (more alarms), HIGH only on large ones."""
 
 FLOOR: Final = 0.35        # smallest group scale in log1p units (a factor of ~1.4)
+TAU_MIN: Final = 0.25      # a device's own spread counts as at least this share of the
+#                            group's scale, and at least FLOOR in log1p units
 KAPPA: Final = 0.5         # CUSUM allowance per datapoint, in device-score units
 LEARN_BOUND: Final = 2.5   # a device learns only from values scoring under this
 MIN_ALPHA: Final = 0.05    # slowest learning rate (a memory of ~20 datapoints)
+DEVICE_WARMUP: Final = 3   # a device's first values: learned up to z, no CUSUM yet
 MIN_PEERS: Final = 5       # smaller groups use the model's whole population
 FLEET_SHARE: Final = 0.2   # this share of a group abnormal together is a fleet event
 SCALE_SMOOTHING: Final = 0.3
@@ -312,8 +319,11 @@ class NumericModel:
                             count=len(groups))
         r = (y - center) / scale
         m, v, n = self.m[slots], self.v[slots], self.n[slots]
-        d = (r - m) / np.sqrt(v + 1.0)
-        cusum = np.maximum(0.0, self.cusum[slots] + d - KAPPA).astype(np.float32)
+        warm = n < DEVICE_WARMUP
+        tau = np.where(warm, 1.0, np.maximum(FLOOR / scale, TAU_MIN))
+        d = (r - m) / np.sqrt(v + tau * tau)
+        cusum = np.where(warm, 0.0, np.maximum(0.0, self.cusum[slots] + d - KAPPA)
+                         ).astype(np.float32)
         started_excess = (cusum > 0) & (self.cusum[slots] <= 0)
         self.excess_since[slots] = np.where(started_excess, at, self.excess_since[slots])
         usual = np.expm1(center + scale * m).astype(np.float64)
@@ -332,7 +342,8 @@ class NumericModel:
         absorbed = self._fleet_events(slots, abnormal, groups, at, outcome)
         if absorbed.any():
             outcome.abnormal = abnormal = abnormal & ~absorbed
-        learn = (~abnormal) & ((d < LEARN_BOUND) | absorbed) \
+        bound = np.where(warm, self.level.z, LEARN_BOUND)
+        learn = (~abnormal) & ((d < bound) | absorbed) \
             & ((cusum < self.level.h / 2) | absorbed)
         self._learn(slots[learn], r[learn], m[learn], v[learn], n[learn])
         if absorbed.any():
@@ -428,7 +439,8 @@ class NumericModel:
         else:
             detector, score, threshold = "cumulative", cusum, self.level.h
         group_range = (_raw(center - z * scale), _raw(center + z * scale))
-        spread = z * math.sqrt(v + 1.0)
+        tau = 1.0 if n < DEVICE_WARMUP else max(FLOOR / scale, TAU_MIN)
+        spread = z * math.sqrt(v + tau * tau)
         usual_range = (_raw(center + scale * (m - spread)), _raw(center + scale * (m + spread)))
         explanation: dict[str, Any] = {
             "detector": detector, "metric": self.metric, "observed": x,
@@ -458,7 +470,8 @@ class NumericModel:
         group = self._group_of.get(int(self.peer[slot]), FALLBACK)
         r = (float(self.y[slot]) - self.center.get(group, 0.0)) / self.scale.get(group, FLOOR)
         m = float(self.m[slot])
-        needed = max(0.0, (r - m) ** 2 - 1.0)
+        tau = max(FLOOR / self.scale.get(group, FLOOR), TAU_MIN)
+        needed = max(0.0, (r - m) ** 2 - tau * tau)
         self.v[slot] = max(float(self.v[slot]), needed)
         self.n[slot] = max(1, int(self.n[slot]))
         self.cusum[slot] = 0.0

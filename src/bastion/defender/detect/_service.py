@@ -117,6 +117,8 @@ class DetectService:
         self.interval = interval
         self.ml_strict = ml_training == "aws"
         self.learning = self._new_learning(records)
+        self._ml_watch: dict[tuple[str, str], set[str]] = {}
+        """Things with an alarm state per ML behavior (others are neutral)."""
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._records = records
         self.statistics_ttl = statistics_ttl
@@ -167,6 +169,8 @@ class DetectService:
                 key = (active.thing_name, active.security_profile_name, active.behavior.name)
                 self.active[key] = active
                 self._trackers[key] = AlarmTracker(True, 0, 0, active.last_violation_time)
+                if active.behavior.criteria.ml_confidence is not None:
+                    self._ml_watch.setdefault((key[1], key[2]), set()).add(key[0])
                 if suppressed:
                     self._suppressed.add(active.violation_id)
 
@@ -182,6 +186,7 @@ class DetectService:
             self._threshold_cache.clear()
             self._suppressed.clear()
             self.learning = self._new_learning(self._records)
+            self._ml_watch.clear()
 
     def reload_definitions(self) -> None:
         """Read profiles, custom metrics and dimensions from the store again (another node
@@ -579,32 +584,42 @@ class DetectService:
         exports: dict[str, list[dict[str, Any]]] = defaultdict(list)
         with self._lock:
             keep = now - max(self._longest_window(), 0.0)
+            profiles = list(self.profiles.values())
+            uses: dict[str, dict[str, list[Behavior]]] = {}
+            for profile in profiles:
+                for behavior in profile.behaviors:
+                    uses.setdefault(profile.name, {}).setdefault(behavior.metric, []).append(
+                        behavior)
+            # windows serve durations and statistical thresholds only
+            windowed = {b.metric for p in profiles for b in p.behaviors
+                        if b.criteria.statistic is not None
+                        or b.criteria.duration_seconds is not None}
             for dp in batch:
                 key = (dp.thing_name, dp.metric, dp.dimension)
                 if not dp.registered:
                     self._unregistered.add(dp.thing_name)
                 if self._records is None:
                     self._values[key].append((dp.timestamp, dp.value))
-                scalar = dp.value.scalar()
-                if scalar is not None:
-                    self._windows[key].add(dp.timestamp, scalar, keep - 1)
+                if dp.metric in windowed:
+                    scalar = dp.value.scalar()
+                    if scalar is not None:
+                        self._windows[key].add(dp.timestamp, scalar, keep - 1)
             thresholds: dict[tuple[str, str], float | None] = {}
             small = len({dp.thing_name for dp in batch}) == 1
-            profiles = list(self.profiles.values())
             learned: dict[tuple[str, str], list[Datapoint]] = defaultdict(list)
             for dp in batch:
                 for profile in profiles:
                     export = profile.metrics_export is not None and _exported(profile, dp)
-                    if not export and not any(b.metric == dp.metric
-                                              for b in profile.behaviors):
+                    behaviors = uses.get(profile.name, {}).get(dp.metric)
+                    if not export and not behaviors:
                         continue
                     if not self._targets(profile, dp.thing_name, dp.registered):
                         continue
                     if export and profile.metrics_export is not None:
                         exports[profile.metrics_export["mqttTopic"]].append(
                             _export_entry(dp))
-                    for behavior in profile.behaviors:
-                        if behavior.metric != dp.metric or _dim(behavior) != dp.dimension:
+                    for behavior in behaviors or ():
+                        if _dim(behavior) != dp.dimension:
                             continue
                         if behavior.criteria.ml_confidence is not None:
                             learned[(profile.name, behavior.name)].append(dp)
@@ -697,19 +712,28 @@ class DetectService:
                 points: list[Datapoint], touched: dict[str, tuple[ActiveViolation, bool]]
                 ) -> list[ViolationEvent]:
         """The alarm steps of an ML behavior's judged datapoints: every abnormal one and
-        every normal one of a thing with an alarm state (others change nothing)."""
+        every normal one of a thing with an alarm state (others change nothing). An ML
+        behavior keeps alarm trackers only while they are not neutral, so a normal
+        fleet costs no tracker per thing."""
         latest = {dp.thing_name: dp for dp in points}
+        watched = self._ml_watch.setdefault((profile.name, behavior.name), set())
+        flagged = {outcome.things[i] for i in outcome.abnormal.nonzero()[0].tolist()}
         events = []
-        for thing, abnormal in zip(outcome.things, outcome.abnormal.tolist(), strict=True):
+        for thing in sorted(flagged | (watched & latest.keys())):
             key = (thing, profile.name, behavior.name)
-            if not abnormal and key not in self._trackers:
-                continue
             dp = latest[thing]
             verdict = outcome.verdicts.get(thing)
-            event = self._step(profile, behavior, thing, not abnormal, dp.value, dp.timestamp,
-                               touched, None if verdict is None else verdict.explanation)
+            event = self._step(profile, behavior, thing, thing not in flagged, dp.value,
+                               dp.timestamp, touched,
+                               None if verdict is None else verdict.explanation)
             if event is not None:
                 events.append(event)
+            tracker = self._trackers.get(key)
+            if tracker is None or (not tracker.in_alarm and tracker.abnormal == 0):
+                self._trackers.pop(key, None)  # neutral: the model alone remembers
+                watched.discard(thing)
+            else:
+                watched.add(thing)
         return events
 
     def _step(self, profile: SecurityProfile, behavior: Behavior, thing: str, ok: bool,
