@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +40,7 @@ from .defender.detect import (
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
 from .files import FileService
-from .jobs import JobService
+from .jobs import JobsError, JobService
 from .logging_options import LoggingOptions
 from .ota import OtaService
 from .provisioning import HttpHookClient, ProvisioningService
@@ -240,6 +240,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
     jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
+    if detect is not None:
+        detect.service.jobs_in_progress = lambda things: _jobs_in_progress(jobs, things)
+        detect.service.on_fleet_event = detect.response.on_fleet_event
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
@@ -306,3 +309,16 @@ def _certificate_active(plane: ControlPlane) -> Callable[[str], bool]:
 
 def _on_worker_thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="detect-mitigation-task", daemon=True).start()
+
+
+def _jobs_in_progress(jobs: JobService, things: Sequence[str]) -> list[str]:
+    """Ids of the jobs queued or in progress on ``things`` (a fleet event's annotation)."""
+    found: set[str] = set()
+    for thing in things:
+        for status in ("QUEUED", "IN_PROGRESS"):
+            try:
+                executions, _ = jobs.list_job_executions_for_thing(thing, status=status)
+            except JobsError:  # a thing deleted meanwhile has no jobs
+                executions = []
+            found.update(execution.job_id for execution in executions)
+    return sorted(found)

@@ -113,7 +113,7 @@ class Learning:
                         "of peer group %s moved together (%s); absorbed, no violations",
                         profile.name, behavior.name, event.abnormal, event.devices,
                         event.group, event.metric)
-        self.fleet_events = (self.fleet_events + outcome.fleet_events)[-1000:]
+        del self.fleet_events[:-1000]
         return outcome
 
     def accept(self, profile: str, behavior: str, thing: str) -> bool:

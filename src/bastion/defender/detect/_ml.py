@@ -158,11 +158,13 @@ class FleetEvent:
     abnormal: int
     at: float
     things: tuple[str, ...]
+    jobs: tuple[str, ...] = ()
+    """Jobs in progress on the devices that moved (filled in by the service)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric, "peerGroup": self.group, "devices": self.devices,
-                "abnormal": self.abnormal, "time": self.at,
-                "sample": list(self.things[:10])}
+                "moved": self.abnormal, "time": self.at,
+                "sample": list(self.things[:10]), "jobsInProgress": list(self.jobs)}
 
 
 @dataclass(slots=True)

@@ -34,10 +34,11 @@ forgets the evaluation state (a node that stops evaluating; one that starts call
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ from ._errors import (
 )
 from ._evaluate import AlarmTracker, Window, percentile, satisfies
 from ._learning import Learning, PeerOf, TrainingSummary
-from ._ml import Outcome, peer_key
+from ._ml import FleetEvent, Outcome, peer_key
 from ._model import (
     ACCUMULATING,
     BUILTIN_METRICS,
@@ -74,6 +75,8 @@ from ._records import StoreRecords
 
 if TYPE_CHECKING:
     from ._tasks import DetectMitigationTasks
+
+log = logging.getLogger("bastion.detect")
 
 ALL_THINGS = "all/things"
 REGISTERED = "all/registered-things"
@@ -146,6 +149,10 @@ class DetectService:
         """Set by the app: the detect mitigation actions tasks on these violations."""
         self.shared = False
         """Another node may be the one evaluating: list active violations from the store."""
+        self.jobs_in_progress: Callable[[Sequence[str]], Iterable[str]] | None = None
+        """Set by the app: ids of the jobs queued or in progress on some things."""
+        self.on_fleet_event: Callable[[FleetEvent, SecurityProfile], None] | None = None
+        """Set by the app: a group that moved together (alerts)."""
         self.on_change: Callable[[], None] | None = None
         """Called (any thread) after a profile, custom metric, dimension or verification
         state changed through this service."""
@@ -607,6 +614,7 @@ class DetectService:
             thresholds: dict[tuple[str, str], float | None] = {}
             small = len({dp.thing_name for dp in batch}) == 1
             learned: dict[tuple[str, str], list[Datapoint]] = defaultdict(list)
+            moved: list[tuple[FleetEvent, SecurityProfile]] = []
             for dp in batch:
                 for profile in profiles:
                     export = profile.metrics_export is not None and _exported(profile, dp)
@@ -633,6 +641,7 @@ class DetectService:
                 ml_behavior = next(b for b in profile.behaviors if b.name == behavior_name)
                 outcome = self.learning.evaluate(profile, ml_behavior, points, self._peer,
                                                  now)
+                moved.extend((event, profile) for event in outcome.fleet_events)
                 fired.extend((event, profile) for event in self._judged(
                     profile, ml_behavior, outcome, points, touched))
         if self._records is not None:
@@ -641,10 +650,26 @@ class DetectService:
                         for v, is_active in touched.values()],
                 [(e, e.violation_id in self._suppressed) for e, _ in fired])
         self._emit(fired)
+        self._fleet_moved(moved)
         if exports and self.on_export is not None:
             for topic, entries in exports.items():
                 self.on_export(topic, {"version": "1.0", "metrics": entries})
         return [event for event, _ in fired]
+
+    def _fleet_moved(self, moved: list[tuple[FleetEvent, SecurityProfile]]) -> None:
+        """Annotate fleet events with the jobs in progress on their devices and hand them
+        to ``on_fleet_event`` (outside the lock)."""
+        for event, profile in moved:
+            jobs: tuple[str, ...] = ()
+            if self.jobs_in_progress is not None:
+                try:
+                    jobs = tuple(self.jobs_in_progress(event.things[:20]))
+                except Exception:
+                    log.exception("detect: jobs of a fleet event")
+            event = replace(event, jobs=jobs)
+            self.learning.fleet_events.append(event)
+            if self.on_fleet_event is not None:
+                self.on_fleet_event(event, profile)
 
     def _longest_window(self) -> float:
         longest = 0.0

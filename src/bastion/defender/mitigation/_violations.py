@@ -25,6 +25,7 @@ from bastion.defender.detect import (
     EXPLANATION_MEMBER,
     ActionOutcome,
     ExecutionStatus,
+    FleetEvent,
     SecurityProfile,
     TargetViolation,
     ViolationEvent,
@@ -66,6 +67,22 @@ class ViolationResponse:
                 self.mitigate(event, name)
             if event.behavior.severe:
                 self._deactivate(event)
+
+    def on_fleet_event(self, event: FleetEvent, profile: SecurityProfile) -> None:
+        """One alert for a group that moved together (no violation was raised)."""
+        dispatcher = self._alerts
+        if dispatcher is None or not profile.alert_targets:
+            return
+        subject = (f"Device Defender: fleet event, {event.abnormal} of {event.devices} "
+                   f"devices of {event.group} moved together ({event.metric})")
+        body = {"fleetEvent": event.to_json(), "securityProfileName": profile.name}
+        for target in profile.alert_targets.values():
+            arn = target.get("alertTargetArn", "") if isinstance(target, dict) else ""
+            name = dispatcher.targets.name_of(arn) or arn
+            try:
+                dispatcher.submit(name, new_alert("detect", subject, body))
+            except Exception:
+                log.exception("detect: fleet event alert to %s failed", arn)
 
     def apply_task_action(self, task_id: str, violation: TargetViolation,
                           action_name: str) -> ActionOutcome:
