@@ -235,6 +235,25 @@ class RulesConfig:
     #                                the system's
 
 
+# -- threat detection ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ThreatsConfig:
+    """Threat detection on operator and device activity (bastion.threats)."""
+
+    enabled: bool = True
+    alert_targets: tuple[str, ...] = ()  # alert targets told of each new finding
+    burst_failures: int = 20         # failed API authentications from one address …
+    burst_window_seconds: float = 60.0   # … within this long are a burst
+    block_seconds: float = 900.0     # a bursting address is refused this long (0: never)
+    learn_calls: int = 20            # calls before a key's new address is a finding
+    concurrent_seconds: float = 60.0  # one key from two addresses within this: a finding
+    mass_certificates: int = 50      # certificate creations or revocations …
+    mass_window_seconds: float = 600.0   # … within this long are "mass"
+    clone_addresses: int = 3         # distinct addresses of one device certificate …
+    clone_window_seconds: float = 3600.0  # … within this long are a clone
+    verify_trail_minutes: float = 60.0    # how often the trail is verified (0: never)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -253,6 +272,7 @@ class Config:
     detect: DetectConfig = field(default_factory=DetectConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
+    threats: ThreatsConfig = field(default_factory=ThreatsConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -263,6 +283,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,
     "detect": DetectConfig, "rules": RulesConfig, "rotation": RotationConfig,
+    "threats": ThreatsConfig,
 }
 
 

@@ -21,10 +21,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from .access import AccessKeyService, TemporaryCredentialService
 from .account import Account
-from .alerts import AlertDispatcher, AlertTargetService, ArnNotifier, RetryPolicy
+from .alerts import (
+    AlertDispatcher,
+    AlertTargetService,
+    ArnNotifier,
+    RetryPolicy,
+    new_alert,
+)
 from .clock import Clock, SystemClock
 from .config import Config
 from .controlplane import ControlPlane, control_plane, registry_services
@@ -57,6 +64,7 @@ from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
 from .signing import SigningService
 from .store import Store
+from .threats import DetectorSettings, Finding, ThreatService
 from .trail import Trail, TrailError, TrailKeys
 
 log = logging.getLogger("bastion")
@@ -145,6 +153,7 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    threats: ThreatService | None = None
 
     @property
     def store(self) -> Store:
@@ -258,7 +267,34 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
-                       clock=clock))
+                       clock=clock),
+        threats=_threats(config, store, account, files, alerts, clock))
+
+
+def _threats(config: Config, store: Store, account: Account, files: FileService,
+             alerts: AlertDispatcher, clock: Clock) -> ThreatService | None:
+    """Threat detection (``[threats]``), its new findings alerted to its targets."""
+    settings = config.threats
+    if not settings.enabled:
+        return None
+
+    def alert(finding: Finding, document: dict[str, Any]) -> None:
+        subject = (f"Threat finding: {finding.kind.title} ({finding.type}, severity "
+                   f"{finding.severity:g})")
+        for name in settings.alert_targets:
+            alerts.submit(name, new_alert("threats", subject, document))
+
+    return ThreatService(store, account=account, clock=clock, read_file=files.read,
+                         alert=alert, settings=DetectorSettings(
+                             burst_failures=settings.burst_failures,
+                             burst_window=settings.burst_window_seconds,
+                             block_seconds=settings.block_seconds,
+                             learn_calls=settings.learn_calls,
+                             concurrent_seconds=settings.concurrent_seconds,
+                             mass_certificates=settings.mass_certificates,
+                             mass_window=settings.mass_window_seconds,
+                             clone_addresses=settings.clone_addresses,
+                             clone_window=settings.clone_window_seconds))
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

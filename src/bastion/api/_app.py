@@ -84,6 +84,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import time
 import urllib.parse
 import uuid
 from collections import Counter
@@ -209,6 +210,18 @@ class _Call:
     change_status: int = 0              # the HTTP status that record says
 
 
+class CallWatch(Protocol):
+    """What watches the API's callers (:class:`bastion.threats.ThreatService`)."""
+
+    def blocked(self, source_ip: str) -> float | None:
+        """Until when (epoch seconds) requests from ``source_ip`` are refused."""
+
+    def observe_call(self, *, source_ip: str, access_key_id: str, authenticated: bool,
+                     operation: str, parameters: Mapping[str, Any], outcome: str,
+                     error_code: str | None) -> None:
+        """One answered request (on the event loop: cheap, no I/O)."""
+
+
 class ApiApplication:
     """The ASGI callable.
 
@@ -225,6 +238,8 @@ class ApiApplication:
         security token are refused).
     :param metrics: serves ``GET /metrics`` (``None``: the path is not special).
     :param calls: where answers are counted (default: a new :data:`CallCounts`).
+    :param threats: sees every answered request and may refuse a source address
+        (threat detection's temporary blocks); ``None``: nothing watches.
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
@@ -237,7 +252,8 @@ class ApiApplication:
                  readiness: Readiness | None = None,
                  sessions: SessionSource | None = None,
                  metrics: MetricsDoor | None = None,
-                 calls: CallCounts | None = None) -> None:
+                 calls: CallCounts | None = None,
+                 threats: CallWatch | None = None) -> None:
         self._gateway = gateway
         self._services = services
         self._credentials = credentials
@@ -255,6 +271,7 @@ class ApiApplication:
         self._sessions = sessions
         self._metrics = metrics
         self.calls: CallCounts = calls if calls is not None else Counter()
+        self._threats = threats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -308,7 +325,16 @@ class ApiApplication:
     async def handle(self, request: HttpRequest, source_ip: str) -> Response:
         """Answer one request (steps 2-9 of the theory of operation)."""
         call = _Call(source_ip)
+        threats = self._threats
         try:
+            if threats is not None:
+                until = threats.blocked(source_ip)
+                if until is not None:
+                    raise ApiError(
+                        "AccessDeniedException", 403,
+                        "Requests from this address are refused until "
+                        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} after "
+                        "too many failed authentications")
             response = await self._pipeline(request, call)
             call.outcome = OUTCOME_ALLOWED
             error_code = None
@@ -331,6 +357,15 @@ class ApiApplication:
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
         self._count(call, response.status)
+        if threats is not None:
+            try:
+                threats.observe_call(
+                    source_ip=source_ip, access_key_id=call.access_key_id,
+                    authenticated=call.caller is not None, operation=call.operation,
+                    parameters=call.parameters, outcome=call.outcome, error_code=error_code)
+            except Exception:
+                log.exception("threat detection failed on %s:%s", call.service,
+                              call.operation)
         change = call.change
         if change is not None and change.committed:
             if error_code is None and response.status == call.change_status:

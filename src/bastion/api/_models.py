@@ -1,8 +1,9 @@
 """AWS's own service models (botocore's ``service-2`` files) and request routing.
 
-The API serves four rest-json services. Each is known by its botocore name (``iot``,
-``iot-data``, ``iot-jobs-data``, ``signer``) and by the SigV4 signing name a client puts
-in its credential scope (``iot``, ``iotdata``, ``iot-jobs-data``, ``signer``). ``iot`` and ``iot-data``
+The API serves five rest-json services. Each is known by its botocore name (``iot``,
+``iot-data``, ``iot-jobs-data``, ``signer``, ``guardduty``) and by the SigV4 signing name
+a client puts in its credential scope (``iot``, ``iotdata``, ``iot-jobs-data``,
+``signer``, ``guardduty``). ``iot`` and ``iot-data``
 share paths (``/things/{thingName}/…``), so the service is chosen from the *signed*
 scope, and only then the operation from the method and path.
 
@@ -26,7 +27,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from ._errors import ApiError
 
-SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data", "signer")
+SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data", "signer", "guardduty")
 
 
 @dataclass(frozen=True, slots=True)

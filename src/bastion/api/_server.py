@@ -216,7 +216,7 @@ class ApiServer(Component):
             account_id=self._plane.account.account_id, publish=self._publish,
             files=self._files, body_timeout=config.body_timeout,
             readiness=self._readiness, metrics=self._metrics, calls=self.calls,
-            sessions=self._services.temporary_credentials)
+            sessions=self._services.temporary_credentials, threats=self._services.threats)
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.load)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,

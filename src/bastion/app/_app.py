@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..api import ApiServer, CallCounts, CredentialSource, TrailSink
-from ..broker import Broker, ClientConnected, DurableSessionDirectory, Message
+from ..broker import (
+    Broker,
+    ClientConnected,
+    ClientDisconnected,
+    DurableSessionDirectory,
+    Message,
+)
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
@@ -50,6 +56,7 @@ from ..rotation import RotationKeeper
 from ..rules import RulesProcess
 from ..services import Services, build_services
 from ..store import Store
+from ..threats import ThreatService, ThreatWatch
 from ._listeners import Listeners
 from ._model import BoundListener
 from ._sessions import DurableSessions
@@ -105,6 +112,7 @@ class App:
         self.journal: ConnectionJournal | None = None
         self.detect: DetectLoop | None = None
         self.rules: RulesProcess | None = None
+        self.threat_watch: ThreatWatch | None = None
         self.api: ApiServer | None = None
         self.credentials: CredentialsServer | None = None
         self.metrics: MetricsEndpoint | None = None
@@ -261,6 +269,8 @@ class App:
             components.append(AuditScheduler(services.audit.audit, self._clock))
         if config.rotation.enabled:
             components.append(self._rotation_keeper(services))
+        if services.threats is not None:
+            components.append(self._threat_watch(services.threats, services))
         if services.detect is not None:
             detect = services.detect
             self.detect = DetectLoop(broker, detect.service, bus,
@@ -309,6 +319,25 @@ class App:
         self.bus.subscribe(ClientConnected,
                            lambda event: keeper.certificate_connected(event.certificate_id))
         return keeper
+
+    def _threat_watch(self, threats: ThreatService, services: Services) -> ThreatWatch:
+        """Threat detection's component, told of every device connection (services do
+        not import the broker, so its events are forwarded here)."""
+        self.bus.subscribe(ClientConnected, lambda event: threats.device_connected(
+            certificate_id=event.certificate_id, session_id=event.session_id,
+            client_id=event.client_id, source_ip=event.source_ip))
+        self.bus.subscribe(ClientDisconnected, lambda event: threats.device_disconnected(
+            certificate_id=event.certificate_id, session_id=event.session_id))
+        minutes = self.config.threats.verify_trail_minutes
+
+        def verify_trail() -> tuple[bool, str | None, int | None]:
+            result = services.trail.verify()
+            return result.ok, result.reason, result.first_broken_sequence
+
+        self.threat_watch = ThreatWatch(
+            threats, verify_trail=verify_trail if minutes > 0 else None,
+            verify_interval=max(minutes, 1 / 60) * 60)
+        return self.threat_watch
 
     def _metrics_endpoint(self, services: Services, calls: CallCounts) -> MetricsEndpoint:
         """``GET /metrics`` over this node's counters (its token is read when the API

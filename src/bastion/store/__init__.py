@@ -116,6 +116,7 @@ from ._signing import (
 from ._store import Store, UnitOfWork
 from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
+from ._threats import ThreatFindingRow, ThreatIntelSetRow, ThreatRepository
 from ._trail import TrailHead, TrailRecordRow, TrailRepository
 
 __all__ = [
@@ -202,6 +203,9 @@ __all__ = [
     "ThingRow",
     "ThingTypeRepository",
     "ThingTypeRow",
+    "ThreatFindingRow",
+    "ThreatIntelSetRow",
+    "ThreatRepository",
     "TopicRuleDestinationRepository",
     "TopicRuleDestinationRow",
     "TopicRuleRepository",

@@ -1031,3 +1031,32 @@ ota_updates = sa.Table(
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
+
+
+# -- threat detection (migration 0024) ---------------------------------------------------
+
+threat_findings = sa.Table(
+    "threat_findings",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(128), nullable=False),
+    sa.Column("resource_id", sa.Text(), nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False, index=True),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("archived", sa.Boolean(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("document", sa.JSON(), nullable=False),
+)
+
+threat_intel_sets = sa.Table(
+    "threat_intel_sets",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("entries", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -58,6 +58,7 @@ from ._shadows import ShadowRepository
 from ._signing import OtaUpdateRepository, SigningRepository
 from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
+from ._threats import ThreatRepository
 from ._trail import TrailRepository
 
 MIGRATIONS: Final = "bastion.store:migrations"
@@ -101,6 +102,7 @@ class UnitOfWork:
         "thing_principals",
         "thing_types",
         "things",
+        "threats",
         "topic_rule_destinations",
         "topic_rules",
         "trail",
@@ -133,6 +135,7 @@ class UnitOfWork:
         self.alert_targets: Final = AlertTargetRepository(connection)
         self.alert_dead_letters: Final = DeadLetterRepository(connection)
         self.detect: Final = DetectRepository(connection)
+        self.threats: Final = ThreatRepository(connection)
         self.shadows: Final = ShadowRepository(connection)
         self.files: Final = FileRepository(connection)
         self.topic_rules: Final = TopicRuleRepository(connection)
