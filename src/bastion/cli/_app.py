@@ -18,6 +18,7 @@ from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
+from ._baseline import baseline_app
 from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app, detect_app
 from ._files import files_app
@@ -36,6 +37,7 @@ app.add_typer(operator_app)  # bastion things|certs|policies …, bastion test-a
 device_app.command("create-many")(device_create_many)
 app.add_typer(alerts_app, name="alerts")  # bastion alerts …
 app.add_typer(detect_app, name="detect")  # bastion detect violations
+app.add_typer(baseline_app, name="baseline")  # bastion baseline apply|check
 app.add_typer(audit_app, name="audit")  # bastion audit crl …
 app.add_typer(files_app, name="files")  # bastion files upload …
 app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key
