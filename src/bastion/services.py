@@ -41,7 +41,7 @@ from .events import EventBus, EventSink
 from .files import FileService
 from .jobs import JobService
 from .logging_options import LoggingOptions
-from .ota import OtaService
+from .ota import OtaService, StreamService
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rotation import (
@@ -144,6 +144,7 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    streams: StreamService
 
     @property
     def store(self) -> Store:
@@ -241,6 +242,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
+    streams = StreamService(store, files=files, account=account, clock=clock)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -252,8 +254,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         jobs=jobs, provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
-        ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
-                       clock=clock))
+        ota=OtaService(store, jobs=jobs, signing=signing, files=files, streams=streams,
+                       account=account, clock=clock),
+        streams=streams)
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

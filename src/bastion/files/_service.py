@@ -28,6 +28,7 @@ import os
 import secrets
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -203,6 +204,27 @@ class FileService:
         self.describe(name)
         try:
             return (self._directory / name).read_bytes()
+        except FileNotFoundError:
+            raise UnknownFileError(f"File {name} does not exist") from None
+
+    def read_blocks(self, name: str, block_size: int, block_ids: Sequence[int]) -> list[bytes]:
+        """Blocks of file ``name`` (block *i* is the bytes from ``i * block_size``; the
+        last one may be shorter), read from disk one by one: never the whole file.
+
+        :raises InvalidFileError: a bad name.
+        :raises UnknownFileError: the file's bytes are gone.
+        :raises ValueError: ``block_size`` < 1.
+        """
+        name = check_file_name(name)
+        if block_size < 1:
+            raise ValueError("block_size must be positive")
+        try:
+            with (self._directory / name).open("rb") as handle:
+                blocks = []
+                for block_id in block_ids:
+                    handle.seek(block_id * block_size)
+                    blocks.append(handle.read(block_size))
+                return blocks
         except FileNotFoundError:
             raise UnknownFileError(f"File {name} does not exist") from None
 

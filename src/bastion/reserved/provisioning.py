@@ -46,9 +46,8 @@ from typing import Any, Final
 
 import cbor2
 
-from bastion.broker import Action, Broker, Message, Principal, Session
+from bastion.broker import Broker, Message, Principal, Session
 from bastion.clock import Clock, SystemClock
-from bastion.mqtt import parse_shared_subscription, topic_matches
 from bastion.provisioning import (
     AutoRegistrationOutcome,
     InvalidRequestError,
@@ -57,6 +56,8 @@ from bastion.provisioning import (
 )
 from bastion.registry import RegistryError
 from bastion.rotation import RotationError, RotationService
+
+from ._answers import answer_requester
 
 log = logging.getLogger("bastion.reserved.provisioning")
 
@@ -266,25 +267,7 @@ class ProvisioningTopics:
 
     def _answer(self, session: Session, topic: str, payload: bytes) -> None:
         """Deliver to ``session`` alone, if it subscribed to ``topic`` and may receive it."""
-        if not session.allowed(Action.RECEIVE, topic):
-            log.info("client %r: iot:Receive denied on %r; answer dropped",
-                     session.client_id, topic)
-            return
-        qos: int | None = None
-        sub_ids: list[int] = []
-        for topic_filter, options in session.subscriptions.items():
-            if parse_shared_subscription(topic_filter) is None and topic_matches(topic_filter,
-                                                                                 topic):
-                qos = max(qos or 0, options.qos)
-                if options.subscription_id:
-                    sub_ids.append(options.subscription_id)
-        if qos is None:
-            log.info("client %r is not subscribed to %r; answer dropped", session.client_id,
-                     topic)
-            return
-        delivery = min(qos, REPLY_QOS)
-        session.deliver(Message(topic, payload, delivery, False), delivery, False,
-                        tuple(sub_ids))
+        answer_requester(session, topic, payload, REPLY_QOS)
 
 
 def _rejection(status: int, code: str, message: str) -> dict[str, Any]:

@@ -1015,3 +1015,19 @@ ota_updates = sa.Table(
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
+
+# -- MQTT-based file delivery (migration 0018) -------------------------------------------
+
+streams = sa.Table(
+    "streams",
+    metadata,
+    sa.Column("stream_id", name_type(128), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("role_arn", sa.String(2048), nullable=False),
+    # [{fileId, bucket, key, size, sha256}]: the Bastion file each id delivers, and its
+    # size and SHA-256 when the stream was made or updated (a file changed since is refused)
+    sa.Column("files", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+)
