@@ -31,7 +31,8 @@ Run it against ``make run`` (a thing with a certificate and a policy allowing it
         --signing-profile fw_prod
 
 Exit status: 0 when the job succeeded, 1 when it failed, 2 when no job came.
-Needs ``awsiotsdk``, ``cbor2`` and ``cryptography``; nothing of Bastion.
+Needs ``awsiotsdk``, ``cbor2`` and ``cryptography``; nothing of Bastion (the jobs client
+is ``jobs_device.py`` beside it).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from typing import Any
 
 import cbor2
 from awscrt import mqtt
-from awsiot import iotjobs, mqtt_connection_builder
 from cryptography import x509
+from jobs_device import JobsDevice
 from ota_verify import MAX_FILE_BYTES, Refused, install, ota_files, verify_file
 
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
@@ -143,70 +144,7 @@ class StreamReader:
         return b"".join(blocks[block] for block in range(count))
 
 
-class OtaMqttDevice:
-    """One connection of the device, with the SDK's jobs client."""
-
-    def __init__(self, *, endpoint: str, port: int, thing_name: str, cert: Path, key: Path,
-                 root_ca: Path, timeout: float = 10.0) -> None:
-        self.thing_name = thing_name
-        self.timeout = timeout
-        self.connection = mqtt_connection_builder.mtls_from_path(
-            endpoint=endpoint, port=port, ca_filepath=str(root_ca), cert_filepath=str(cert),
-            pri_key_filepath=str(key), client_id=thing_name, clean_session=True,
-            keep_alive_secs=30)
-        self.connection.connect().result(timeout)
-        self.jobs = iotjobs.IotJobsClient(self.connection)
-        self._answers: queue.Queue[Any] = queue.Queue()
-        self._events: queue.Queue[Any] = queue.Queue()
-        thing = thing_name
-        self._subscribe(self.jobs.subscribe_to_next_job_execution_changed_events,
-                        iotjobs.NextJobExecutionChangedSubscriptionRequest(thing_name=thing),
-                        self._events.put)
-        for subscribe in (self.jobs.subscribe_to_start_next_pending_job_execution_accepted,
-                          self.jobs.subscribe_to_start_next_pending_job_execution_rejected):
-            self._subscribe(subscribe, iotjobs.StartNextPendingJobExecutionSubscriptionRequest(
-                thing_name=thing), self._answers.put)
-
-    def _subscribe(self, subscribe: Any, request: Any, callback: Any) -> None:
-        future, _ = subscribe(request, QOS1, callback)
-        future.result(self.timeout)
-
-    def next_job(self) -> Any:
-        """StartNextPendingJobExecution, waiting once for a job to be announced; the
-        execution, or ``None``."""
-        for _ in range(2):
-            self.jobs.publish_start_next_pending_job_execution(
-                iotjobs.StartNextPendingJobExecutionRequest(thing_name=self.thing_name),
-                QOS1).result(self.timeout)
-            try:
-                answer = self._answers.get(timeout=self.timeout)
-                execution = getattr(answer, "execution", None)
-                if execution is not None:
-                    return execution
-                self._events.get(timeout=self.timeout)
-            except queue.Empty:
-                return None
-        return None
-
-    def report(self, job_id: str, status: str, details: dict[str, str]) -> None:
-        """UpdateJobExecution, waiting for Bastion's answer."""
-        done: queue.Queue[Any] = queue.Queue()
-        request = iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=self.thing_name,
-                                                                job_id=job_id)
-        self._subscribe(self.jobs.subscribe_to_update_job_execution_accepted, request, done.put)
-        self._subscribe(self.jobs.subscribe_to_update_job_execution_rejected, request, done.put)
-        self.jobs.publish_update_job_execution(iotjobs.UpdateJobExecutionRequest(
-            thing_name=self.thing_name, job_id=job_id, status=status,
-            status_details=details), QOS1).result(self.timeout)
-        answer = done.get(timeout=self.timeout)
-        if getattr(answer, "code", None) is not None:  # an iotjobs.RejectedError
-            raise RuntimeError(f"the job update was rejected: {answer.message}")
-
-    def close(self) -> None:
-        self.connection.disconnect().result(self.timeout)
-
-
-def receive_and_install(device: OtaMqttDevice, document: dict[str, Any],
+def receive_and_install(device: JobsDevice, document: dict[str, Any],
                         pinned_ca: x509.Certificate, install_dir: Path,
                         signing_profile: str | None = None,
                         block_size: int = BLOCK_SIZE) -> list[Path]:
@@ -250,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     pinned_ca = x509.load_pem_x509_certificate(args.code_signing_ca.read_bytes())
-    device = OtaMqttDevice(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
+    device = JobsDevice(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
                            cert=args.cert, key=args.key, root_ca=args.root_ca,
                            timeout=args.timeout)
     try:

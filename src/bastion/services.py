@@ -39,7 +39,7 @@ from .defender.detect import (
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
 from .files import FileService
-from .jobs import JobService
+from .jobs import JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
 from .ota import OtaService, StreamService
 from .provisioning import HttpHookClient, ProvisioningService
@@ -239,6 +239,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
     jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
+    ensure_builtin_templates(jobs)  # bastion-upload-logs, made on the first start
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")

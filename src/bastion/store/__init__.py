@@ -53,7 +53,7 @@ from ._detect import (
 )
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
-from ._files import FileRepository, FileRow
+from ._files import FileRepository, FileRow, FileUploadRow
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import (
@@ -155,6 +155,7 @@ __all__ = [
     "DetectRepository",
     "FileRepository",
     "FileRow",
+    "FileUploadRow",
     "InvalidPageTokenError",
     "JobExecutionRepository",
     "JobExecutionRow",

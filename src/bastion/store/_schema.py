@@ -1016,7 +1016,7 @@ ota_updates = sa.Table(
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
 )
 
-# -- MQTT-based file delivery (migration 0018) -------------------------------------------
+# -- MQTT-based file delivery; files devices upload (migration 0018) ----------------------
 
 streams = sa.Table(
     "streams",
@@ -1030,4 +1030,18 @@ streams = sa.Table(
     sa.Column("files", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+)
+
+file_uploads = sa.Table(
+    "file_uploads",
+    metadata,
+    # One row per job execution whose device uploaded through its presigned URL: the key
+    # is what makes that URL single-use.
+    sa.Column("job_id", name_type(64), primary_key=True),
+    sa.Column("thing_name", name_type(128), primary_key=True, index=True),
+    sa.Column("execution_number", sa.BigInteger(), primary_key=True),
+    sa.Column("file_name", name_type(255), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("uploaded_at", UtcDateTime(), nullable=False),
 )

@@ -1,4 +1,4 @@
-"""MQTT-based file delivery: streams.
+"""MQTT-based file delivery (streams), and files devices upload for a job.
 
 Revision ID: 0018
 Revises: 0017
@@ -6,6 +6,8 @@ Revises: 0017
 * ``streams``: one row per stream: its version (1 at creation, one more at each update),
   description, role ARN, and its files as JSON — for each file id, the Bastion file it
   delivers with that file's size and SHA-256 when the stream was made or updated.
+* ``file_uploads``: one row per job execution whose device uploaded a file through its
+  presigned upload URL (the key makes the URL single-use), naming the file.
 
 Frozen snapshot: see 0001.
 """
@@ -41,7 +43,22 @@ def upgrade() -> None:
         sa.Column("last_updated_at", _timestamp(), nullable=False),
         sa.PrimaryKeyConstraint("stream_id", name="pk_streams"),
     )
+    op.create_table(
+        "file_uploads",
+        sa.Column("job_id", _name(64), nullable=False),
+        sa.Column("thing_name", _name(128), nullable=False),
+        sa.Column("execution_number", sa.BigInteger(), nullable=False),
+        sa.Column("file_name", _name(255), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("uploaded_at", _timestamp(), nullable=False),
+        sa.PrimaryKeyConstraint("job_id", "thing_name", "execution_number",
+                                name="pk_file_uploads"),
+    )
+    op.create_index("ix_file_uploads_thing_name", "file_uploads", ["thing_name"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_file_uploads_thing_name", table_name="file_uploads")
+    op.drop_table("file_uploads")
     op.drop_table("streams")
