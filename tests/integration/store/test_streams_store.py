@@ -1,5 +1,6 @@
 """The streams repository on both backends: rows round-trip (files in order), an id is
-taken once, an update applies only over the version it read, listings page both ways."""
+taken once, an update applies only over the version it read, listings page both ways;
+and a job execution's upload is recorded once (what makes its URL single-use)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bastion.store import ConflictError, Store, StreamFileRow, StreamRow
+from bastion.store import ConflictError, FileUploadRow, Store, StreamFileRow, StreamRow
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,3 +58,19 @@ def test_streams_list_in_pages_both_ways(store: Store) -> None:
     assert seen == ["list-a", "list-b", "list-c"]
     assert [row.stream_id for row in backwards if row.stream_id.startswith("list-")] == [
         "list-c", "list-b", "list-a"]
+
+
+def test_a_job_execution_uploads_once(store: Store) -> None:
+    row = FileUploadRow("job-1", "sensor:1", 1, "device-sensor_1-x-job-1-1", 10, "a" * 64, NOW)
+    with store.transaction() as uow:
+        uow.files.record_upload(row)
+        uow.files.record_upload(dataclasses.replace(row, execution_number=2,
+                                                    file_name="second", uploaded_at=NOW +
+                                                    timedelta(seconds=1)))
+    with pytest.raises(ConflictError), store.transaction() as uow:
+        uow.files.record_upload(dataclasses.replace(row, file_name="again"))
+    with store.transaction(readonly=True) as uow:
+        assert uow.files.upload_of("job-1", "sensor:1", 1) == row
+        assert [r.file_name for r in uow.files.uploads_of_thing("sensor:1")] == [
+            row.file_name, "second"]
+        assert uow.files.uploads_of_files(["second", "other"])["second"].execution_number == 2
