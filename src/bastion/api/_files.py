@@ -20,7 +20,8 @@ Four requests besides the presigned download (``GET /_bastion/files/<name>?…``
   its size limit.
 
 Uploads are refused before their body is read when the declared ``content-length`` is
-over the limit, and stopped at the limit otherwise; a refused upload stores nothing. The
+over the limit (or the name is bad, or taken without ``overwrite``), and stopped at the
+limit otherwise; one takes at most ten minutes. A refused upload stores nothing. The
 trail records each call as service ``files`` (``PutFile``, ``ListFiles``, ``DeleteFile``,
 ``UploadDeviceFile``).
 """
@@ -41,6 +42,7 @@ from bastion.files import (
     FileTooLargeError,
     FileWriter,
     InvalidFileError,
+    check_file_name,
 )
 
 from ._auth import OUTCOME_DENIED, OUTCOME_ERROR, Caller, role_allows
@@ -51,6 +53,7 @@ from ._sigv4 import HttpRequest, SigV4Authorization, parse_authorization
 FILES_SERVICE: Final = "files"
 LIST_PATH: Final = FILES_PATH.rstrip("/")
 _CHUNK_TIMEOUT: Final = 30.0
+_UPLOAD_DEADLINE: Final = 600.0
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Authenticate = Callable[..., Awaitable[Caller]]
@@ -164,6 +167,9 @@ class FilesDoor:
         overwrite = query.get("overwrite", ["false"])[-1].lower() == "true"
         call.parameters = {"name": name, "overwrite": overwrite}
         await self._caller(request, call, source_ip, "PutFile", streamed_body=True)
+        check_file_name(name)  # refused before the body is read: a bad name, a file
+        if not overwrite and await asyncio.to_thread(self._exists, name):  # not to replace
+            raise InvalidFileError(f"File {name} exists (overwrite=true to replace it)")
         claimed = (request.header("x-amz-content-sha256") or "").strip().lower()
         writer = await self._receive_body(request, receive)
         if writer.sha256 != claimed:
@@ -183,12 +189,24 @@ class FilesDoor:
                     and int(declared) > writer.max_bytes:
                 raise FileTooLargeError(f"The upload exceeds its limit of {writer.max_bytes} "
                                         "bytes")
-            async for chunk in _chunks(receive):
-                await asyncio.to_thread(writer.write, chunk)
+            async with asyncio.timeout(_UPLOAD_DEADLINE):
+                async for chunk in _chunks(receive):
+                    await asyncio.to_thread(writer.write, chunk)
+        except TimeoutError:
+            writer.discard()
+            raise request_timeout(f"The upload took longer than {_UPLOAD_DEADLINE:g} "
+                                  "seconds") from None
         except BaseException:
             writer.discard()
             raise
         return writer
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._files.describe(name)
+        except FilesError:
+            return False
+        return True
 
     # -- GET (list) and DELETE ---------------------------------------------------------
 

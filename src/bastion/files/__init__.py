@@ -36,7 +36,6 @@ from ._placeholders import (
 from ._service import DEFAULT_EXPIRES_IN, SIGNING_KEY_SECRET, FileService, check_file_name
 from ._signing import EXPIRES_PARAM, SIGNATURE_PARAM, UrlSigner
 from ._uploads import (
-    DEFAULT_UPLOAD_BYTES,
     MAX_BYTES_PARAM,
     UPLOADS_PATH,
     FileWriter,
@@ -46,7 +45,6 @@ from ._uploads import (
 
 __all__ = [
     "DEFAULT_EXPIRES_IN",
-    "DEFAULT_UPLOAD_BYTES",
     "EXPIRES_PARAM",
     "FILES_PATH",
     "MAX_BYTES_PARAM",

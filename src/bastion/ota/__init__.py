@@ -13,15 +13,7 @@ streams.
 
 from __future__ import annotations
 
-from ._document import (
-    AUTH_SCHEME,
-    CERTIFICATE_KEY,
-    HTTP,
-    MQTT,
-    SIGNATURE_KEY,
-    OtaFile,
-    ota_job_document,
-)
+from ._document import AUTH_SCHEME, CERTIFICATE_KEY, SIGNATURE_KEY, OtaFile, ota_job_document
 from ._errors import (
     InvalidRequestError,
     OtaError,
@@ -30,9 +22,6 @@ from ._errors import (
 )
 from ._service import JOB_PREFIX, OtaService, OtaUpdate
 from ._stream_messages import (
-    MAX_BLOCK_SIZE,
-    MAX_BYTES_PER_REQUEST,
-    MIN_BLOCK_SIZE,
     GetStreamRequest,
     StreamErrorCode,
     StreamRequestRefused,
@@ -45,17 +34,12 @@ from ._stream_messages import (
     plan_blocks,
     rejection_message,
 )
-from ._streams import Stream, StreamService, check_stream_id
+from ._streams import Stream, StreamService
 
 __all__ = [
     "AUTH_SCHEME",
     "CERTIFICATE_KEY",
-    "HTTP",
     "JOB_PREFIX",
-    "MAX_BLOCK_SIZE",
-    "MAX_BYTES_PER_REQUEST",
-    "MIN_BLOCK_SIZE",
-    "MQTT",
     "SIGNATURE_KEY",
     "GetStreamRequest",
     "InvalidRequestError",
@@ -69,7 +53,6 @@ __all__ = [
     "StreamErrorCode",
     "StreamRequestRefused",
     "StreamService",
-    "check_stream_id",
     "client_token_of",
     "data_message",
     "decode_request",

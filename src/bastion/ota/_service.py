@@ -210,7 +210,11 @@ class OtaService:
                                 request)
         except BaseException:
             if stream_id is not None:
-                self._streams.delete_stream(stream_id)
+                try:
+                    self._streams.delete_stream(stream_id)
+                except Exception:  # the refusal matters more; the stream is reported
+                    log.exception("OTA update %s: its stream %s could not be deleted",
+                                  ota_update_id, stream_id)
             raise
 
     def _make_stream(self, ota_update_id: str, resolved: Sequence[tuple[OtaFile, str]],

@@ -82,7 +82,7 @@ class StreamsTopic:
 def parse_streams_topic(topic: str) -> StreamsTopic | None:
     """Which streams API ``topic`` addresses; ``None`` outside
     ``$aws/things/<thing>/streams/<streamId>/``."""
-    if not topic.startswith(_PREFIX):
+    if not topic.startswith(_PREFIX) or "/streams/" not in topic:
         return None
     parts = topic[len(_PREFIX):].split("/")
     if len(parts) < 4 or not parts[0] or parts[1] != "streams" or not parts[2]:
