@@ -6,6 +6,7 @@ Used by ``ota_mqtt_device.py`` and ``upload_logs.py``.
 
 from __future__ import annotations
 
+import argparse
 import queue
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,20 @@ from awscrt import mqtt
 from awsiot import iotjobs, mqtt_connection_builder
 
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every example device takes to connect (see :meth:`JobsDevice.connect`)."""
+    parser.add_argument("--endpoint", default="localhost")
+    parser.add_argument("--port", type=int, default=8883)
+    parser.add_argument("--thing", required=True)
+    parser.add_argument("--cert", required=True, type=Path,
+                        help="the device certificate (PEM)")
+    parser.add_argument("--key", required=True, type=Path, help="the device private key (PEM)")
+    parser.add_argument("--root-ca", required=True, type=Path,
+                        help="the CA of Bastion's server certificate (MQTT and HTTPS)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for each answer")
 
 
 class JobsDevice:
@@ -40,6 +55,12 @@ class JobsDevice:
                           self.jobs.subscribe_to_start_next_pending_job_execution_rejected):
             self._subscribe(subscribe, iotjobs.StartNextPendingJobExecutionSubscriptionRequest(
                 thing_name=thing), self._answers.put)
+
+    @classmethod
+    def connect(cls, args: argparse.Namespace) -> JobsDevice:
+        """The device the options of :func:`add_connection_arguments` describe."""
+        return cls(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
+                   cert=args.cert, key=args.key, root_ca=args.root_ca, timeout=args.timeout)
 
     def _subscribe(self, subscribe: Any, request: Any, callback: Any) -> None:
         future, _ = subscribe(request, QOS1, callback)

@@ -48,7 +48,7 @@ from typing import Any
 import cbor2
 from awscrt import mqtt
 from cryptography import x509
-from jobs_device import JobsDevice
+from jobs_device import JobsDevice, add_connection_arguments
 from ota_verify import MAX_FILE_BYTES, Refused, install, ota_files, verify_file
 
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
@@ -170,27 +170,17 @@ def receive_and_install(device: JobsDevice, document: dict[str, Any],
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--endpoint", default="localhost")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--thing", required=True)
-    parser.add_argument("--cert", required=True, type=Path,
-                        help="the device certificate (PEM)")
-    parser.add_argument("--key", required=True, type=Path, help="the device private key (PEM)")
-    parser.add_argument("--root-ca", required=True, type=Path,
-                        help="the CA of Bastion's server certificate")
+    add_connection_arguments(parser)
     parser.add_argument("--code-signing-ca", required=True, type=Path,
                         help="the code-signing CA the device pins (PEM)")
     parser.add_argument("--signing-profile",
                         help="accept only files signed by this profile (its certificate's CN)")
     parser.add_argument("--install-dir", default="ota-installed", type=Path)
     parser.add_argument("--block-size", type=int, default=BLOCK_SIZE)
-    parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     pinned_ca = x509.load_pem_x509_certificate(args.code_signing_ca.read_bytes())
-    device = JobsDevice(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
-                           cert=args.cert, key=args.key, root_ca=args.root_ca,
-                           timeout=args.timeout)
+    device = JobsDevice.connect(args)
     try:
         execution = device.next_job()
         if execution is None:

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jobs_device import JobsDevice
+from jobs_device import JobsDevice, add_connection_arguments
 
 OPERATION = "upload-logs"
 
@@ -96,21 +96,12 @@ def upload_logs(document: dict[str, Any], log_file: Path, context: ssl.SSLContex
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--endpoint", default="localhost")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--thing", required=True)
-    parser.add_argument("--cert", required=True, type=Path)
-    parser.add_argument("--key", required=True, type=Path)
-    parser.add_argument("--root-ca", required=True, type=Path,
-                        help="the CA of Bastion's server certificate (MQTT and HTTPS)")
+    add_connection_arguments(parser)
     parser.add_argument("--log-file", required=True, type=Path)
-    parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     context = ssl.create_default_context(cafile=str(args.root_ca))
-    device = JobsDevice(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
-                        cert=args.cert, key=args.key, root_ca=args.root_ca,
-                        timeout=args.timeout)
+    device = JobsDevice.connect(args)
     try:
         execution = device.next_job()
         if execution is None:

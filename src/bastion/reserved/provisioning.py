@@ -57,7 +57,7 @@ from bastion.provisioning import (
 from bastion.registry import RegistryError
 from bastion.rotation import RotationError, RotationService
 
-from ._answers import answer_requester
+from ._answers import InFlight, answer_requester
 
 log = logging.getLogger("bastion.reserved.provisioning")
 
@@ -164,8 +164,7 @@ class ProvisioningTopics:
         self._broker = broker
         self.service = service
         self.rotation = rotation
-        self._max_in_flight = max_in_flight
-        self._in_flight: dict[str, int] = {}
+        self._in_flight = InFlight(max_in_flight)
 
     # -- ReservedTopicHandler -------------------------------------------------------
 
@@ -180,14 +179,11 @@ class ProvisioningTopics:
             log.warning("client %r published on the service topic %r: dropped",
                         session.client_id, message.topic)
             return True
-        client_id = session.client_id
-        count = self._in_flight.get(client_id, 0)
-        if count >= self._max_in_flight:
+        if not self._in_flight.enter(session.client_id):
             self._answer(session, request.rejected, encode_payload(
                 _rejection(429, "Throttling", "Too many requests in progress"),
                 request.payload_format))
             return True
-        self._in_flight[client_id] = count + 1
         broker.spawn(self._serve(request, bytes(message.payload), session))
         return True
 
@@ -198,11 +194,7 @@ class ProvisioningTopics:
         try:
             await self._serve_one(request, payload, session)
         finally:
-            left = self._in_flight.get(session.client_id, 1) - 1
-            if left > 0:
-                self._in_flight[session.client_id] = left
-            else:
-                self._in_flight.pop(session.client_id, None)
+            self._in_flight.leave(session.client_id)
 
     async def _serve_one(self, request: ProvisioningTopic, payload: bytes,
                          session: Session) -> None:

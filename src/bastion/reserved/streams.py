@@ -46,7 +46,7 @@ from bastion.ota import (
     rejection_message,
 )
 
-from ._answers import answer_requester
+from ._answers import InFlight, answer_requester
 
 log = logging.getLogger("bastion.reserved.streams")
 
@@ -107,8 +107,7 @@ class StreamsTopics:
 
     def __init__(self, service: StreamService, *, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.service = service
-        self._max_in_flight = max_in_flight
-        self._in_flight: dict[str, int] = {}
+        self._in_flight = InFlight(max_in_flight)
 
     # -- ReservedTopicHandler -------------------------------------------------------
 
@@ -130,15 +129,13 @@ class StreamsTopics:
             data = decode_request(bytes(message.payload), request.payload_format)
             token = client_token_of(data)
             get = parse_get_request(data) if request.kind is StreamsRequest.GET else None
-            count = self._in_flight.get(session.client_id, 0)
-            if count >= self._max_in_flight:
+            if not self._in_flight.enter(session.client_id):
                 raise StreamRequestRefused(StreamErrorCode.INVALID_REQUEST,
                                            "Too many stream requests in progress", token)
         except StreamRequestRefused as refused:
             self._send(session, request.answer("rejected"), rejection_message(refused),
                        request.payload_format)
             return True
-        self._in_flight[session.client_id] = count + 1
         broker.spawn(self._serve(request, session, get, token))
         return True
 
@@ -150,11 +147,7 @@ class StreamsTopics:
         try:
             answers = await self._answers(request, get, token)
         finally:
-            left = self._in_flight.get(session.client_id, 1) - 1
-            if left > 0:
-                self._in_flight[session.client_id] = left
-            else:
-                self._in_flight.pop(session.client_id, None)
+            self._in_flight.leave(session.client_id)
         if connection is None or session.connection is not connection:
             log.info("client %r left before its stream answer", session.client_id)
             return

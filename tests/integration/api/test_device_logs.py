@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import ssl
-import sys
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from botocore.auth import SigV4Auth
@@ -33,28 +30,16 @@ from bastion.account import Account
 from bastion.controlplane import device_policy_document
 from bastion.files import MAX_BYTES_PARAM, UPLOADS_PATH, FileService
 from support.clients import Client, DeviceFiles
+from support.examples import load_example
 
 from .conftest import ACCOUNT, KEYS, REGION, ApiBastion, device_through_api
 from .test_ota import execution_of, thing_arn
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 LEAST_PRIVILEGE = device_policy_document(Account(REGION, ACCOUNT))
 TEMPLATE_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:jobtemplate/bastion-upload-logs"
 
 
-def load_example() -> ModuleType:
-    if str(EXAMPLES) not in sys.path:
-        sys.path.append(str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location("upload_logs_example",
-                                                  EXAMPLES / "upload_logs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_example("upload_logs.py")
 
 
 def https(api: ApiBastion, method: str, url: str, body: bytes | None = None,

@@ -8,14 +8,11 @@ file signed by another profile than the one it expects."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,29 +21,16 @@ from botocore.exceptions import ClientError
 from bastion.account import Account
 from bastion.controlplane import device_policy_document
 from support.clients import DeviceFiles
+from support.examples import load_example
 
 from .conftest import ACCOUNT, REGION, ApiBastion, device_through_api
 from .test_ota import ROLE, execution_of, ota_file, signed_firmware, thing_arn
 from .test_signing import error_code, upload
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 LEAST_PRIVILEGE = device_policy_document(Account(REGION, ACCOUNT))
 
 
-def load_example() -> ModuleType:
-    """``examples/ota_mqtt_device.py`` as a module (its ``ota_verify`` beside it)."""
-    if str(EXAMPLES) not in sys.path:
-        sys.path.append(str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location("ota_mqtt_device_example",
-                                                  EXAMPLES / "ota_mqtt_device.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_example("ota_mqtt_device.py")
 
 
 def run_device(api: ApiBastion, device: DeviceFiles, install_dir: Path,
