@@ -74,7 +74,10 @@ ordinary ConfirmTopicRuleDestination call.
 ``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…`` serves a file
 uploaded to Bastion without SigV4: the URL's signature is the authorization
 (:mod:`bastion.files`); 403 for a missing, bad or expired signature, 404 for an unknown
-file, 404 for every such path when the file service is not plugged in.
+file, 404 for every such path when the file service is not plugged in. The other file
+requests — the operator's ``PUT``/``GET``/``DELETE /_bastion/files…`` and a device's
+``PUT /_bastion/uploads/…`` — go to the :class:`~._files.FilesDoor`; a ``PUT``'s body is
+not read here but streamed to disk by the door, the call trailed like any other.
 """
 
 from __future__ import annotations

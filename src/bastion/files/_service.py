@@ -27,13 +27,11 @@ whole in memory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,29 +177,13 @@ class FileService:
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         if len(data) > MAX_FILE_BYTES:
             raise InvalidFileError(f"A file may have at most {MAX_FILE_BYTES} bytes")
-        if not overwrite:
-            with self._store.transaction(readonly=True) as uow:
-                if uow.files.get(name) is not None:
-                    raise InvalidFileError(f"File {name} exists (overwrite to replace it)")
-        self._directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-        os.chmod(self._directory, _DIR_MODE)
-        target = self._directory / name
-        temporary = self._directory / f".{name}.{uuid.uuid4().hex}.part"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+        writer = self.writer(len(data))
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
+            writer.write(data)
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            writer.discard()
             raise
-        digest = hashlib.sha256(data).hexdigest()
-        with self._store.transaction() as uow:
-            row = uow.files.put(name, size=len(data), sha256=digest, now=self.now())
-        log.info("file %s uploaded (%d bytes, sha256 %s)", name, len(data), digest)
-        return row
+        return self.store_written(name, writer, overwrite=overwrite)
 
     def writer(self, max_bytes: int = MAX_FILE_BYTES) -> FileWriter:
         """A writer for an upload of at most ``max_bytes`` (and :data:`MAX_FILE_BYTES`).
