@@ -56,8 +56,8 @@ class FileTooLargeError(FilesError):
 
 
 class UploadUsedError(FilesError):
-    """A presigned upload URL whose job execution uploaded already: the URL is good
-    once. The client sees ``403 AccessDeniedException``."""
+    """A presigned upload URL whose job execution uploaded already (the URL is good
+    once), or is over. The client sees ``403 AccessDeniedException``."""
 
     aws_error_type = "AccessDeniedException"
     http_status = 403

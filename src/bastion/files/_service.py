@@ -72,6 +72,8 @@ MAX_FILE_BYTES: Final = 256 * 1024 * 1024
 MAX_DOCUMENT_BYTES: Final = 32 * 1024
 DEFAULT_EXPIRES_IN: Final = 3600
 _MAX_RESULTS: Final = 250
+_WAITING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
+"""The statuses of a job execution that may still upload (AWS IoT Jobs' pending ones)."""
 _DIR_MODE: Final = 0o700
 _FILE_MODE: Final = 0o600
 
@@ -374,7 +376,7 @@ class FileService:
 
         :raises SignatureRejectedError: a missing, bad or expired signature.
         :raises UnknownFileError: a valid signature on a path that is not an upload's.
-        :raises UploadUsedError: the URL was used.
+        :raises UploadUsedError: the URL was used, or its job execution is over (or gone).
         """
         _, limits = self.signer().verify_limits(raw_path, raw_query, self.now(), method="PUT")
         parsed = parse_upload_path(raw_path)
@@ -385,6 +387,9 @@ class FileService:
         with self._store.transaction(readonly=True) as uow:
             if uow.files.upload_of(job_id, thing_name, number) is not None:
                 raise UploadUsedError("This upload URL was used already")
+            execution = uow.job_executions.get(job_id, thing_name, number)
+        if execution is None or execution.status not in _WAITING:
+            raise UploadUsedError("The job execution of this upload URL is over")
         return UploadTarget(job_id, thing_name, number, min(int(raw_max), MAX_FILE_BYTES))
 
     def finish_upload(self, target: UploadTarget, writer: FileWriter) -> FileUploadRow:

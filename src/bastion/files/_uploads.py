@@ -17,9 +17,11 @@ fetches its document, the placeholder becomes a URL for *that* execution::
         ?X-Bastion-Expires=…&X-Bastion-Max-Bytes=…&X-Bastion-Signature=…
 
 signed for ``PUT`` with its size limit (:mod:`._signing`): only the targeted device ever
-sees it, it expires with the job's ``presignedUrlConfig.expiresInSec``, and it is good
-once — the first upload records the execution (``file_uploads``), and every later
-``PUT`` to a URL of that execution is refused. The file is stored as
+sees it, it expires with the job's ``presignedUrlConfig.expiresInSec``, it is good only
+while the execution is pending (``QUEUED`` or ``IN_PROGRESS``: not once it is canceled,
+timed out, removed or reported), and it is good once — the first upload records the
+execution (``file_uploads``), and every later ``PUT`` to a URL of that execution is
+refused. The file is stored as
 :func:`upload_file_name` and stays linked to its job execution and thing.
 """
 

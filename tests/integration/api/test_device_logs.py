@@ -171,11 +171,14 @@ def test_uploads_past_the_limit_are_refused(api_bastion: ApiBastion,
     assert status == 200 and stored["size"] == 1024
 
 
-def test_expired_and_altered_upload_urls_are_refused(api_bastion: ApiBastion,
-                                                     unique: Callable[[str], str]) -> None:
+def test_expired_altered_and_finished_upload_urls_are_refused(
+        api_bastion: ApiBastion, unique: Callable[[str], str]) -> None:
     api = api_bastion
+    iot = api.client()
     files = files_service(api)
     thing, job_id = unique("late"), unique("late")
+    iot.create_thing(thingName=thing)
+    iot.create_job(jobId=job_id, targets=[thing_arn(thing)], jobTemplateArn=TEMPLATE_ARN)
     path = f"{UPLOADS_PATH}{job_id}/{thing}/1"
     # Bastion's own signature, over a time already past.
     expired = files.signer().sign(f"{api.url}{path}", datetime.now(UTC) - timedelta(seconds=5),
@@ -192,7 +195,17 @@ def test_expired_and_altered_upload_urls_are_refused(api_bastion: ApiBastion,
     download = files.presigned_url("absent.bin", 600).replace("/_bastion/files/",
                                                               UPLOADS_PATH)
     assert https(api, "PUT", download, b"x")[0] == 403
-    status, _, _ = https(api, "PUT", good, b"ok")
+    # A URL Bastion signed, for an execution that does not exist.
+    stray = files.upload_url(unique("nojob"), thing, 1, max_bytes=16, expires_in_sec=600)
+    assert https(api, "PUT", stray, b"x")[0] == 403
+    # The execution is canceled: its URL, still within its time, uploads nothing.
+    iot.cancel_job(jobId=job_id)
+    status, _, headers = https(api, "PUT", good, b"ok")
+    assert (status, headers.get("x-amzn-errortype")) == (403, "AccessDeniedException")
+    other_job = unique("again")
+    iot.create_job(jobId=other_job, targets=[thing_arn(thing)], jobTemplateArn=TEMPLATE_ARN)
+    status, _, _ = https(api, "PUT", files.upload_url(other_job, thing, 1, max_bytes=16),
+                         b"ok")
     assert status == 200
 
 
