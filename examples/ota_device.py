@@ -29,6 +29,10 @@ certificate and a policy allowing the jobs topics)::
         --root-ca bastion-data/ca/root-ca.cert.pem \\
         --code-signing-ca bastion-data/ca/code-signing-ca.cert.pem
 
+With ``--signing-profile NAME`` it also refuses a file signed by another profile.
+The checks live in ``ota_verify.py`` beside it (shared with ``ota_mqtt_device.py``,
+which takes the file over MQTT streams instead).
+
 Exit status: 0 when the job succeeded, 1 when it failed, 2 when no job came.
 Needs ``paho-mqtt`` (2.x) and ``cryptography``; nothing of Bastion.
 """
@@ -36,86 +40,18 @@ Needs ``paho-mqtt`` (2.x) and ``cryptography``; nothing of Bastion.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import queue
 import ssl
 import sys
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from ota_verify import MAX_FILE_BYTES, Refused, install, ota_files, verify_file
 from paho.mqtt.enums import CallbackAPIVersion
-
-MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-class Refused(Exception):
-    """Why an update is not installed (goes into the job's ``statusDetails.reason``)."""
-
-
-def check_certificate(certificate: x509.Certificate, pinned_ca: x509.Certificate) -> None:
-    """Trust the signing certificate only as the pinned code-signing CA's leaf."""
-    try:
-        certificate.verify_directly_issued_by(pinned_ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise Refused("signing certificate not issued by the pinned code-signing CA") \
-            from None
-    now = datetime.now(UTC)
-    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-        raise Refused("signing certificate not valid now")
-    try:
-        if certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise Refused("signing certificate is a CA certificate")
-        usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        raise Refused("signing certificate is not for code signing") from None
-    if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
-        raise Refused("signing certificate is not for code signing")
-
-
-def check_signature(certificate: x509.Certificate, data: bytes, signature: bytes) -> None:
-    public_key = certificate.public_key()
-    if not (isinstance(public_key, ec.EllipticCurvePublicKey)
-            and isinstance(public_key.curve, ec.SECP256R1)):
-        raise Refused("signing key is not ECDSA P-256")
-    try:
-        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise Refused("signature does not match the file (tampered?)") from None
-
-
-def verify_file(entry: dict[str, Any], data: bytes, pinned_ca: x509.Certificate) -> None:
-    """Everything that must hold before a downloaded file is installed."""
-    if len(data) != entry.get("filesize"):
-        raise Refused(f"size {len(data)} is not the announced {entry.get('filesize')}")
-    encoded = entry.get("sig-sha256-ecdsa")
-    if not isinstance(encoded, str):
-        raise Refused("the file is not signed (no sig-sha256-ecdsa)")
-    try:
-        signature = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        raise Refused("the signature is not base64") from None
-    pem = entry.get("x-bastion-certificate")
-    if not isinstance(pem, str):
-        certfile = Path(str(entry.get("certfile") or ""))
-        if not certfile.is_file():
-            raise Refused("no signing certificate (none in the job, none at certfile)")
-        pem = certfile.read_text()
-    try:
-        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except ValueError:
-        raise Refused("the signing certificate does not parse") from None
-    check_certificate(certificate, pinned_ca)
-    check_signature(certificate, data, signature)
 
 
 def download(url: str, context: ssl.SSLContext) -> bytes:
@@ -126,31 +62,23 @@ def download(url: str, context: ssl.SSLContext) -> bytes:
     return data
 
 
-def install(document: dict[str, Any], pinned_ca: x509.Certificate, https: ssl.SSLContext,
-            install_dir: Path) -> list[Path]:
+def download_and_install(document: dict[str, Any], pinned_ca: x509.Certificate,
+                         https: ssl.SSLContext, install_dir: Path,
+                         signing_profile: str | None = None) -> list[Path]:
     """Download and check every file, then install them all (or none)."""
-    ota = document.get("afr_ota")
-    if not isinstance(ota, dict) or not ota.get("files"):
-        raise Refused("not an OTA job (no afr_ota files)")
-    checked: list[tuple[Path, bytes]] = []
-    for entry in ota["files"]:
+    checked: list[tuple[dict[str, Any], bytes]] = []
+    for entry in ota_files(document):
         url = entry.get("update_data_url")
-        if "HTTP" not in ota.get("protocols", []) or not isinstance(url, str) \
-                or not url.startswith("https://"):
+        if "HTTP" not in document["afr_ota"].get("protocols", []) \
+                or not isinstance(url, str) or not url.startswith("https://"):
             raise Refused("no HTTPS download URL")
         try:
             data = download(url, https)
         except OSError as error:
             raise Refused(f"download failed: {error}") from None
-        verify_file(entry, data, pinned_ca)
-        checked.append((install_dir / Path(str(entry.get("filepath") or "update.bin")).name,
-                        data))
-    install_dir.mkdir(parents=True, exist_ok=True)
-    for path, data in checked:
-        temporary = path.with_suffix(path.suffix + ".part")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    return [path for path, _ in checked]
+        verify_file(entry, data, pinned_ca, signing_profile)
+        checked.append((entry, data))
+    return install(checked, install_dir)
 
 
 class JobsClient:
@@ -218,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the CA of Bastion's server certificate (MQTT and HTTPS)")
     parser.add_argument("--code-signing-ca", required=True,
                         help="the code-signing CA the device pins (PEM)")
+    parser.add_argument("--signing-profile",
+                        help="accept only files signed by this profile (its certificate's CN)")
     parser.add_argument("--install-dir", default="ota-installed", type=Path)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
@@ -232,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         job_id = execution["jobId"]
         try:
-            installed = install(execution.get("jobDocument") or {}, pinned_ca, https,
-                                args.install_dir)
+            installed = download_and_install(execution.get("jobDocument") or {}, pinned_ca,
+                                             https, args.install_dir, args.signing_profile)
         except Refused as refused:
             print(f"{job_id}: FAILED: {refused}", file=sys.stderr)
             jobs.report(job_id, "FAILED", {"reason": str(refused)}, args.timeout)

@@ -47,9 +47,9 @@ from .defender.detect import (
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
 from .files import FileService
-from .jobs import JobsError, JobService
+from .jobs import JobsError, JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
-from .ota import OtaService
+from .ota import OtaService, StreamService
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rotation import (
@@ -153,6 +153,7 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    streams: StreamService
     threats: ThreatService | None = None
 
     @property
@@ -249,12 +250,14 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
     jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
+    ensure_builtin_templates(jobs)  # bastion-upload-logs, made on the first start
     if detect is not None:
         detect.service.jobs_in_progress = lambda things: _jobs_in_progress(jobs, things)
         detect.service.on_fleet_event = detect.response.on_fleet_event
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
+    streams = StreamService(store, files=files, account=account, clock=clock)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -266,9 +269,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         jobs=jobs, provisioning=provisioning, alert_targets=alert_targets, alerts=alerts,
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
-        ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
-                       clock=clock),
-        threats=_threats(config, store, account, files, alerts, clock))
+        ota=OtaService(store, jobs=jobs, signing=signing, files=files, streams=streams,
+                       account=account, clock=clock),
+        streams=streams, threats=_threats(config, store, account, files, alerts, clock))
 
 
 def _threats(config: Config, store: Store, account: Account, files: FileService,

@@ -74,7 +74,10 @@ ordinary ConfirmTopicRuleDestination call.
 ``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…`` serves a file
 uploaded to Bastion without SigV4: the URL's signature is the authorization
 (:mod:`bastion.files`); 403 for a missing, bad or expired signature, 404 for an unknown
-file, 404 for every such path when the file service is not plugged in.
+file, 404 for every such path when the file service is not plugged in. The other file
+requests — the operator's ``PUT``/``GET``/``DELETE /_bastion/files…`` and a device's
+``PUT /_bastion/uploads/…`` — go to the :class:`~._files.FilesDoor`; a ``PUT``'s body is
+not read here but streamed to disk by the door, the call trailed like any other.
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ from ._errors import (
     request_timeout,
     wire_error,
 )
+from ._files import Disconnected, FilesDoor, is_files_request, is_streamed_upload
 from ._handlers import TABLE, HandlerSpec, HandlerTable
 from ._models import Catalog, RouteMatch, ServiceApi, load_catalog
 from ._reset import reset_emulator
@@ -266,6 +270,7 @@ class ApiApplication:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._max_body = max_body_bytes
         self._files = files
+        self._files_door = None if files is None else FilesDoor(files, self._authenticate)
         self._body_timeout = body_timeout
         self._readiness = readiness
         self._sessions = sessions
@@ -299,6 +304,9 @@ class ApiApplication:
             await _send_response(send, await self._scrape(metrics, request, source_ip),
                                  str(uuid.uuid4()))
             return
+        if self._files_door is not None and is_streamed_upload(request):
+            await self._streamed(request, receive, send, source_ip)
+            return
         try:
             async with asyncio.timeout(self._body_timeout):
                 body, too_large = await _read_body(receive, self._max_body)
@@ -322,9 +330,32 @@ class ApiApplication:
             response = await self.handle(request, source_ip)
         await _send_response(send, response, str(uuid.uuid4()))
 
-    async def handle(self, request: HttpRequest, source_ip: str) -> Response:
-        """Answer one request (steps 2-9 of the theory of operation)."""
+    async def _streamed(self, request: HttpRequest, receive: Receive, send: Send,
+                        source_ip: str) -> None:
+        """A ``PUT`` of a file, its body read by the files door as it arrives; when it is
+        refused before the whole body was read, the connection is closed."""
+        door = self._files_door
+        assert door is not None
+        complete = False
+
+        async def stream() -> Response:
+            nonlocal complete
+            answer = await door.receive(request, receive, call, source_ip)
+            complete = True
+            return answer
+
         call = _Call(source_ip)
+        try:
+            response = await self.handle(request, source_ip, call=call, pipeline=stream)
+        except Disconnected:
+            return
+        await _send_response(send, response, str(uuid.uuid4()), close=not complete)
+
+    async def handle(self, request: HttpRequest, source_ip: str, *, call: _Call | None = None,
+                     pipeline: Callable[[], Awaitable[Response]] | None = None) -> Response:
+        """Answer one request (steps 2-9 of the theory of operation); ``pipeline``
+        replaces them (a streamed upload)."""
+        call = call if call is not None else _Call(source_ip)
         threats = self._threats
         try:
             if threats is not None:
@@ -335,13 +366,17 @@ class ApiApplication:
                         "Requests from this address are refused until "
                         f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} after "
                         "too many failed authentications")
-            response = await self._pipeline(request, call)
+            response = await (pipeline() if pipeline is not None
+                              else self._pipeline(request, call))
             call.outcome = OUTCOME_ALLOWED
             error_code = None
         except ServiceError as error:
             refused = wire_error(error, call.service)
             response = serialize_error(refused)
             error_code = refused.aws_error_type
+        except Disconnected:
+            await self._record(call, "ClientDisconnected", 499)
+            raise
         except RecursionError:
             log.warning("%s %s: a document nested too deeply for %s:%s", request.method,
                         request.raw_path, call.service, call.operation)
@@ -380,6 +415,9 @@ class ApiApplication:
     async def _pipeline(self, request: HttpRequest, call: _Call) -> Response:
         if request.raw_path == RESET_PATH:
             return await self._reset(request, call)
+        if self._files_door is not None and is_files_request(request) \
+                and not (request.method == "GET" and request.raw_path.startswith(FILES_PATH)):
+            return await self._files_door.serve(request, call, call.source_ip)
         if request.raw_path.startswith(FILES_PATH):
             return await self._download(request, call)
         if (request.raw_path.startswith(CONFIRM_DESTINATION_PATH) and request.method == "GET"
@@ -456,7 +494,7 @@ class ApiApplication:
             return spec.handler(context, params)
 
     async def _authenticate(self, request: HttpRequest, auth: SigV4Authorization,
-                            source_ip: str) -> Caller:
+                            source_ip: str, *, streamed_body: bool = False) -> Caller:
         credential = auth.credential
         if self._emulator:
             try:
@@ -472,7 +510,8 @@ class ApiApplication:
             claims = await asyncio.to_thread(self._sessions.resolve,
                                              credential.access_key_id, token)
             check_clock(auth, self._clock.now())
-            verify_signature(request, auth, claims.secret_access_key)
+            verify_signature(request, auth, claims.secret_access_key,
+                             streamed_body=streamed_body)
             return Caller(credential.access_key_id, Role(claims.role), source_ip,
                           credential.region, self._account_id, emulated=False,
                           session=caller_session(claims))
@@ -484,7 +523,7 @@ class ApiApplication:
             raise unrecognized_client()
         secret, role = found[0], Role(found[1])  # any str enum with Role's values
         check_clock(auth, self._clock.now())
-        verify_signature(request, auth, secret)
+        verify_signature(request, auth, secret, streamed_body=streamed_body)
         return Caller(credential.access_key_id, role, source_ip, credential.region,
                       self._account_id, emulated=False)
 

@@ -4,7 +4,8 @@ Wipes the registry (things, types, groups, certificates, CAs, policies, settings
 the registration code and logging options) and the topic rules, drops every MQTT session (clients are
 disconnected) and every retained message, then re-registers Bastion's own CA so the
 instance is as fresh as after ``bastion init``. Key material (sealed secrets, the data
-directory's files), access keys and the audit trail are kept (:meth:`Store.reset`).
+directory's files), access keys and the audit trail are kept (:meth:`Store.reset`); the
+built-in job templates are made again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from bastion.events import EventSink
+from bastion.jobs import ensure_builtin_templates
 from bastion.registry import PolicyDeleted
 from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
 
@@ -33,6 +35,7 @@ async def reset_emulator(gateway: Gateway, publish: EventSink | None) -> None:
         plane.store.reset()
         plane.identity.ensure_authority_registered()
         gateway.logging_options.reset()
+        ensure_builtin_templates(gateway.services.jobs)
         return names
 
     policy_names = await asyncio.to_thread(wipe)

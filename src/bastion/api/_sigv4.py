@@ -252,25 +252,38 @@ def signing_key(secret_access_key: str, scope: CredentialScope) -> bytes:
 
 
 def expected_signature(request: HttpRequest, auth: SigV4Authorization,
-                       secret_access_key: str) -> str:
+                       secret_access_key: str, *, streamed_body: bool = False) -> str:
     """The signature ``request`` should carry if signed with ``secret_access_key``.
+    With ``streamed_body`` the body is not there yet: the signature covers the hash in
+    ``x-amz-content-sha256``, which the receiver checks against the bytes once they are
+    in (a body that is not that one is then refused).
 
-    :raises SignatureError: a bad ``x-amz-content-sha256`` header.
+    :raises SignatureError: a bad ``x-amz-content-sha256`` header (or none, streamed).
     """
-    canonical = canonical_request(request, auth.signed_headers, payload_hash(request))
+    if streamed_body:
+        claimed = (request.header("x-amz-content-sha256") or "").strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", claimed):
+            raise invalid("A streamed upload must sign its body's SHA-256 in "
+                          "'x-amz-content-sha256'")
+        payload = claimed
+    else:
+        payload = payload_hash(request)
+    canonical = canonical_request(request, auth.signed_headers, payload)
     key = signing_key(secret_access_key, auth.credential)
     return hmac.new(key, string_to_sign(auth, canonical).encode("utf-8"),
                     hashlib.sha256).hexdigest()
 
 
 def verify_signature(request: HttpRequest, auth: SigV4Authorization,
-                     secret_access_key: str) -> None:
-    """Check the signature (constant-time comparison).
+                     secret_access_key: str, *, streamed_body: bool = False) -> None:
+    """Check the signature (constant-time comparison); ``streamed_body``: see
+    :func:`expected_signature`.
 
     :raises SignatureError: InvalidSignature when it does not match (or a bad
         ``x-amz-content-sha256`` header).
     """
-    expected = expected_signature(request, auth, secret_access_key)
+    expected = expected_signature(request, auth, secret_access_key,
+                                  streamed_body=streamed_body)
     if not hmac.compare_digest(expected.encode("ascii"), auth.signature.encode("ascii")):
         raise invalid(SIGNATURE_MISMATCH)
 

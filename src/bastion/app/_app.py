@@ -49,7 +49,13 @@ from ..events import InProcessBus
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
-from ..reserved import FirstConnectionRegistration, JobsTopics, ProvisioningTopics, ShadowTopics
+from ..reserved import (
+    FirstConnectionRegistration,
+    JobsTopics,
+    ProvisioningTopics,
+    ShadowTopics,
+    StreamsTopics,
+)
 from ..reserved.defender import DefenderMetricsTopics, DetectLoop
 from ..reserved.rules import BasicIngestTopics, BrokerRepublisher, RulesTap
 from ..rotation import RotationKeeper
@@ -245,7 +251,8 @@ class App:
         self._handlers = [shadow, jobs]
         broker.reserved_handlers.extend(
             [shadow, jobs, ProvisioningTopics(broker, services.provisioning,
-                                              rotation=services.rotation.service)])
+                                              rotation=services.rotation.service),
+             StreamsTopics(services.streams)])
         gate.first_sight = FirstConnectionRegistration(broker, services.provisioning)
         # In a cluster each node closes at start only the rows it left open: its node id.
         self.journal = ConnectionJournal(

@@ -89,6 +89,28 @@ def init(
     # -- access keys (bastion.access): the first admin key, printed once --------------
     create_first_admin_key(datadir)
     # -- end access keys ---------------------------------------------------------------
+    _builtin_job_templates(datadir)
+
+
+def _builtin_job_templates(datadir: DataDir) -> None:
+    """The job templates every Bastion has (``bastion-upload-logs``); ``serve`` makes
+    them too when they are missing."""
+    from ..clock import SystemClock
+    from ..files import FileService
+    from ..jobs import UPLOAD_LOGS_TEMPLATE, JobService, ensure_builtin_templates
+
+    try:
+        config = load_config(datadir.config_path)
+    except ConfigError:
+        return  # serve reports a bad config; the templates wait for the first start
+    plane = open_control_plane(config, datadir)
+    try:
+        jobs = JobService(plane.store, plane.registry, SystemClock(), lambda event: None,
+                          documents=FileService.from_datadir(plane.store, datadir))
+        ensure_builtin_templates(jobs)
+    finally:
+        plane.close()
+    console.print(f"  job template: {UPLOAD_LOGS_TEMPLATE} (device logs on demand)")
 
 
 def _print_scrape_token(datadir: DataDir) -> None:

@@ -1,6 +1,8 @@
 """Files served by Bastion: firmware and job documents uploaded by the operator
-(``bastion files upload``), downloaded by devices through presigned URLs on the API port
-(``GET /_bastion/files/<name>?X-Bastion-Expires=…&X-Bastion-Signature=…``).
+(``bastion files upload``, ``PUT /_bastion/files/<name>``), downloaded by devices through
+presigned URLs on the API port (``GET /_bastion/files/<name>?X-Bastion-Expires=…&
+X-Bastion-Signature=…``); and files devices upload for a job execution (device logs)
+through single-use presigned URLs (``PUT /_bastion/uploads/…``, :mod:`._uploads`).
 
 * :class:`FileService` — uploads, the presigned URLs, serving a download; and, for
   :mod:`bastion.jobs`, job documents from a file (``documentSource``) and the
@@ -15,7 +17,14 @@
 
 from __future__ import annotations
 
-from ._errors import FilesError, InvalidFileError, SignatureRejectedError, UnknownFileError
+from ._errors import (
+    FilesError,
+    FileTooLargeError,
+    InvalidFileError,
+    SignatureRejectedError,
+    UnknownFileError,
+    UploadUsedError,
+)
 from ._placeholders import (
     FILES_PATH,
     PLACEHOLDER,
@@ -26,23 +35,37 @@ from ._placeholders import (
 )
 from ._service import DEFAULT_EXPIRES_IN, SIGNING_KEY_SECRET, FileService, check_file_name
 from ._signing import EXPIRES_PARAM, SIGNATURE_PARAM, UrlSigner
+from ._uploads import (
+    MAX_BYTES_PARAM,
+    UPLOADS_PATH,
+    FileWriter,
+    UploadTarget,
+    upload_file_name,
+)
 
 __all__ = [
     "DEFAULT_EXPIRES_IN",
     "EXPIRES_PARAM",
     "FILES_PATH",
+    "MAX_BYTES_PARAM",
     "PLACEHOLDER",
     "SIGNATURE_PARAM",
     "SIGNING_KEY_SECRET",
+    "UPLOADS_PATH",
     "FileService",
+    "FileTooLargeError",
+    "FileWriter",
     "FilesError",
     "InvalidFileError",
     "SignatureRejectedError",
     "UnknownFileError",
+    "UploadTarget",
+    "UploadUsedError",
     "UrlSigner",
     "check_file_name",
     "file_name_of",
     "is_file_name",
     "placeholder_urls",
     "replace_placeholders",
+    "upload_file_name",
 ]

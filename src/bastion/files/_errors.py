@@ -45,3 +45,19 @@ class SignatureRejectedError(FilesError):
     def __init__(self, message: str, *, expired: bool = False) -> None:
         super().__init__(message)
         self.expired = expired
+
+
+class FileTooLargeError(FilesError):
+    """The caller's fault: more bytes than the upload may hold (the URL's limit, or
+    Bastion's); nothing is stored."""
+
+    aws_error_type = "RequestEntityTooLargeException"
+    http_status = 413
+
+
+class UploadUsedError(FilesError):
+    """A presigned upload URL whose job execution uploaded already (the URL is good
+    once), or is over. The client sees ``403 AccessDeniedException``."""
+
+    aws_error_type = "AccessDeniedException"
+    http_status = 403

@@ -16,18 +16,23 @@ per process, outside any other transaction.
 For jobs, the service is the :class:`~bastion.jobs.JobDocumentSource`: it reads a job
 document from a file (``documentSource``), checks that a document's presigned-URL
 placeholders designate existing files, and replaces them with presigned URLs
-(:mod:`._placeholders`) valid ``expiresInSec`` from the service clock's now.
+(:mod:`._placeholders`) valid ``expiresInSec`` from the service clock's now — and, for the
+execution a device fetches, ``${bastion:upload-url}`` with that execution's single-use
+upload URL (:mod:`._uploads`).
+
+Uploads over HTTP (the operator's ``PUT /_bastion/files/<name>``, a device's presigned
+upload) go through a :class:`~bastion.files.FileWriter`: to disk as they arrive, never
+whole in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
-import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -37,9 +42,9 @@ import sqlalchemy as sa
 from bastion.clock import Clock, SystemClock
 from bastion.datadir import DataDir
 from bastion.pki import Keystore
-from bastion.store import ConflictError, FileRow, Store
+from bastion.store import ConflictError, FileRow, FileUploadRow, InvalidPageTokenError, Store
 
-from ._errors import InvalidFileError, UnknownFileError
+from ._errors import InvalidFileError, UnknownFileError, UploadUsedError
 from ._placeholders import (
     FILE_NAME,
     FILES_PATH,
@@ -49,6 +54,16 @@ from ._placeholders import (
     replace_placeholders,
 )
 from ._signing import KEY_BYTES, UrlSigner
+from ._uploads import (
+    DEFAULT_UPLOAD_BYTES,
+    MAX_BYTES_PARAM,
+    UPLOAD_PLACEHOLDER,
+    FileWriter,
+    UploadTarget,
+    parse_upload_path,
+    upload_file_name,
+    upload_path,
+)
 
 log = logging.getLogger("bastion.files")
 
@@ -56,6 +71,9 @@ SIGNING_KEY_SECRET: Final = "files.url-signing-key"
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
 MAX_DOCUMENT_BYTES: Final = 32 * 1024
 DEFAULT_EXPIRES_IN: Final = 3600
+_MAX_RESULTS: Final = 250
+_WAITING: Final = frozenset({"QUEUED", "IN_PROGRESS"})
+"""The statuses of a job execution that may still upload (AWS IoT Jobs' pending ones)."""
 _DIR_MODE: Final = 0o700
 _FILE_MODE: Final = 0o600
 
@@ -161,29 +179,84 @@ class FileService:
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         if len(data) > MAX_FILE_BYTES:
             raise InvalidFileError(f"A file may have at most {MAX_FILE_BYTES} bytes")
-        if not overwrite:
-            with self._store.transaction(readonly=True) as uow:
-                if uow.files.get(name) is not None:
-                    raise InvalidFileError(f"File {name} exists (overwrite to replace it)")
+        writer = self.writer(len(data))
+        try:
+            writer.write(data)
+        except BaseException:
+            writer.discard()
+            raise
+        return self.store_written(name, writer, overwrite=overwrite)
+
+    def writer(self, max_bytes: int = MAX_FILE_BYTES) -> FileWriter:
+        """A writer for an upload of at most ``max_bytes`` (and :data:`MAX_FILE_BYTES`).
+
+        :raises OSError: the temporary file cannot be made.
+        """
         self._directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         os.chmod(self._directory, _DIR_MODE)
-        target = self._directory / name
-        temporary = self._directory / f".{name}.{uuid.uuid4().hex}.part"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+        return FileWriter(self._directory, min(max_bytes, MAX_FILE_BYTES))
+
+    def store_written(self, name: str, writer: FileWriter, *, overwrite: bool = False
+                      ) -> FileRow:
+        """Store what ``writer`` received as file ``name`` (the writer is finished or
+        discarded either way).
+
+        :raises InvalidFileError: a bad name, or the file exists and not ``overwrite``.
+        """
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
+            name = check_file_name(name)
+            if not overwrite:
+                with self._store.transaction(readonly=True) as uow:
+                    if uow.files.get(name) is not None:
+                        raise InvalidFileError(f"File {name} exists (overwrite to replace it)")
+            writer.finish(self._directory / name)
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            writer.discard()
             raise
-        digest = hashlib.sha256(data).hexdigest()
         with self._store.transaction() as uow:
-            row = uow.files.put(name, size=len(data), sha256=digest, now=self.now())
-        log.info("file %s uploaded (%d bytes, sha256 %s)", name, len(data), digest)
+            row = uow.files.put(name, size=writer.size, sha256=writer.sha256, now=self.now())
+        log.info("file %s uploaded (%d bytes, sha256 %s)", name, writer.size, writer.sha256)
         return row
+
+    def list_files(self, *, max_results: int | None = None, next_token: str | None = None,
+                   thing_name: str | None = None
+                   ) -> tuple[list[tuple[FileRow, FileUploadRow | None]], str | None]:
+        """Files by name with the device upload behind each (if one is); with
+        ``thing_name``, only what that thing's device uploaded (oldest first, one page).
+
+        :raises InvalidFileError: a bad page size or token.
+        """
+        limit = _MAX_RESULTS if max_results is None else max_results
+        if isinstance(limit, bool) or not isinstance(limit, int) \
+                or not 1 <= limit <= _MAX_RESULTS:
+            raise InvalidFileError(f"maxResults must be from 1 to {_MAX_RESULTS}")
+        with self._store.transaction(readonly=True) as uow:
+            if thing_name is not None:
+                found: list[tuple[FileRow, FileUploadRow | None]] = []
+                for upload in uow.files.uploads_of_thing(thing_name):
+                    row = uow.files.get(upload.file_name)
+                    if row is not None:
+                        found.append((row, upload))
+                return found, None
+            try:
+                rows, token = uow.files.list_page(limit=limit, token=next_token)
+            except InvalidPageTokenError:
+                raise InvalidFileError("nextToken is not valid") from None
+            uploads = uow.files.uploads_of_files([row.name for row in rows])
+        return [(row, uploads.get(row.name)) for row in rows], token
+
+    def delete(self, name: str) -> None:
+        """Delete file ``name`` (its row, then its bytes). A device upload's record stays:
+        its URL stays used.
+
+        :raises InvalidFileError: a bad name. :raises UnknownFileError: no such file.
+        """
+        name = check_file_name(name)
+        with self._store.transaction() as uow:
+            if not uow.files.delete(name):
+                raise UnknownFileError(f"File {name} does not exist")
+        (self._directory / name).unlink(missing_ok=True)
+        log.info("file %s deleted", name)
 
     def describe(self, name: str) -> FileRow:
         """:raises InvalidFileError: a bad name. :raises UnknownFileError: no such file."""
@@ -203,6 +276,27 @@ class FileService:
         self.describe(name)
         try:
             return (self._directory / name).read_bytes()
+        except FileNotFoundError:
+            raise UnknownFileError(f"File {name} does not exist") from None
+
+    def read_blocks(self, name: str, block_size: int, block_ids: Sequence[int]) -> list[bytes]:
+        """Blocks of file ``name`` (block *i* is the bytes from ``i * block_size``; the
+        last one may be shorter), read from disk one by one: never the whole file.
+
+        :raises InvalidFileError: a bad name.
+        :raises UnknownFileError: the file's bytes are gone.
+        :raises ValueError: ``block_size`` < 1.
+        """
+        name = check_file_name(name)
+        if block_size < 1:
+            raise ValueError("block_size must be positive")
+        try:
+            with (self._directory / name).open("rb") as handle:
+                blocks = []
+                for block_id in block_ids:
+                    handle.seek(block_id * block_size)
+                    blocks.append(handle.read(block_size))
+                return blocks
         except FileNotFoundError:
             raise UnknownFileError(f"File {name} does not exist") from None
 
@@ -253,6 +347,74 @@ class FileService:
             raise ValueError("expires_in_sec must be positive")
         url = self.url(name)
         return self.signer().sign(url, self.now() + timedelta(seconds=expires_in_sec))
+
+    # -- device uploads ----------------------------------------------------------------------
+
+    def upload_url(self, job_id: str, thing_name: str, execution_number: int, *,
+                   max_bytes: int = DEFAULT_UPLOAD_BYTES,
+                   expires_in_sec: int = DEFAULT_EXPIRES_IN) -> str:
+        """The single-use upload URL of a job execution (see :mod:`._uploads`).
+
+        :raises ValueError: a bad limit or validity.
+        :raises RuntimeError: no base URL or keystore.
+        """
+        if not 1 <= max_bytes <= MAX_FILE_BYTES:
+            raise ValueError(f"max_bytes must be from 1 to {MAX_FILE_BYTES}")
+        if expires_in_sec < 1:
+            raise ValueError("expires_in_sec must be positive")
+        base = self._base_url
+        if base is None:
+            raise RuntimeError("the file service has no base URL (is the API running?)")
+        return self.signer().sign(
+            base + upload_path(job_id, thing_name, execution_number),
+            self.now() + timedelta(seconds=expires_in_sec), method="PUT",
+            limits={MAX_BYTES_PARAM: str(max_bytes)})
+
+    def upload_target(self, raw_path: str, raw_query: str) -> UploadTarget:
+        """Check ``PUT <raw_path>?<raw_query>``: the signature first, then the path, then
+        whether the execution uploaded already.
+
+        :raises SignatureRejectedError: a missing, bad or expired signature.
+        :raises UnknownFileError: a valid signature on a path that is not an upload's.
+        :raises UploadUsedError: the URL was used, or its job execution is over (or gone).
+        """
+        _, limits = self.signer().verify_limits(raw_path, raw_query, self.now(), method="PUT")
+        parsed = parse_upload_path(raw_path)
+        raw_max = limits.get(MAX_BYTES_PARAM, "")
+        if parsed is None or not raw_max.isdigit():
+            raise UnknownFileError("No such upload")
+        job_id, thing_name, number = parsed
+        with self._store.transaction(readonly=True) as uow:
+            if uow.files.upload_of(job_id, thing_name, number) is not None:
+                raise UploadUsedError("This upload URL was used already")
+            execution = uow.job_executions.get(job_id, thing_name, number)
+        if execution is None or execution.status not in _WAITING:
+            raise UploadUsedError("The job execution of this upload URL is over")
+        return UploadTarget(job_id, thing_name, number, min(int(raw_max), MAX_FILE_BYTES))
+
+    def finish_upload(self, target: UploadTarget, writer: FileWriter) -> FileUploadRow:
+        """Store a device's upload and link it to its job execution, once (the writer is
+        finished or discarded either way).
+
+        :raises UploadUsedError: another upload of the execution got there first.
+        """
+        name = upload_file_name(target.job_id, target.thing_name, target.execution_number)
+        row = FileUploadRow(target.job_id, target.thing_name, target.execution_number, name,
+                            writer.size, writer.sha256, self.now())
+        try:
+            with self._store.transaction() as uow:
+                try:
+                    uow.files.record_upload(row)
+                except ConflictError:
+                    raise UploadUsedError("This upload URL was used already") from None
+                writer.finish(self._directory / name)
+                uow.files.put(name, size=writer.size, sha256=writer.sha256, now=row.uploaded_at)
+        except BaseException:
+            writer.discard()
+            raise
+        log.info("file %s uploaded by %s for job %s (%d bytes)", name, target.thing_name,
+                 target.job_id, writer.size)
+        return row
 
     def download(self, raw_path: str, raw_query: str) -> tuple[FileRow, bytes]:
         """Serve ``GET <raw_path>?<raw_query>``: the signature is checked first, then the
@@ -305,16 +467,29 @@ class FileService:
                     f"The presigned-URL placeholder {url!r} designates no Bastion file")
             self.describe(name)
 
-    def presign_document(self, document: str, expires_in_sec: int) -> str:
+    def presign_document(self, document: str, expires_in_sec: int, *,
+                         execution: tuple[str, str, int] | None = None) -> str:
         """``document`` with its placeholders replaced by download URLs valid
-        ``expires_in_sec`` (left as they are when no base URL is known: the API is off).
+        ``expires_in_sec``, and — for ``execution`` (job id, thing name, execution
+        number) — its upload placeholders by that execution's upload URL (left as they
+        are when no base URL is known: the API is off).
 
         The signing key must have been loaded (:meth:`signer`) when this is called inside
         another transaction.
         """
-        if self._base_url is None or not placeholder_urls(document):
+        if self._base_url is None:
             return document
-        signed = replace_placeholders(
-            document, lambda name: self.presigned_url(name, expires_in_sec))
+        signed = document
+        if execution is not None and "${bastion:upload-url" in document:
+            job_id, thing_name, number = execution
+            signed = UPLOAD_PLACEHOLDER.sub(lambda match: self.upload_url(
+                job_id, thing_name, number, expires_in_sec=expires_in_sec,
+                max_bytes=min(int(match.group("max") or DEFAULT_UPLOAD_BYTES),
+                              MAX_FILE_BYTES) or 1), signed)
+        if placeholder_urls(signed):
+            signed = replace_placeholders(
+                signed, lambda name: self.presigned_url(name, expires_in_sec))
+        if signed is document:
+            return document
         json.loads(signed)  # the replacement never breaks the JSON (no quotes, no escapes)
         return signed

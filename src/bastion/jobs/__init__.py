@@ -8,6 +8,8 @@
 * Events (after each commit): :class:`JobExecutionsChanged`,
   :class:`NextJobExecutionChanged` — what ``…/jobs/notify`` and ``…/jobs/notify-next``
   carry.
+* :func:`ensure_builtin_templates` — the templates every Bastion has
+  (``bastion-upload-logs``: device logs on demand).
 * :class:`JobDocumentSource` — the plug point for ``documentSource`` and presigned-URL
   placeholders (Bastion plugs in :class:`bastion.files.FileService`).
 * Errors: :class:`JobsError` and its subclasses carry the REST error type and HTTP status
@@ -16,6 +18,12 @@
 
 from __future__ import annotations
 
+from ._builtin import (
+    UPLOAD_LOGS_OPERATION,
+    UPLOAD_LOGS_TEMPLATE,
+    ensure_builtin_templates,
+    upload_logs_document,
+)
 from ._configs import (
     abort_from_json,
     abort_to_json,
@@ -63,6 +71,8 @@ __all__ = [
     "DEFAULT_PRESIGNED_EXPIRY",
     "DEVICE_STATUSES",
     "TRANSITIONS",
+    "UPLOAD_LOGS_OPERATION",
+    "UPLOAD_LOGS_TEMPLATE",
     "AbortConfig",
     "AbortCriterion",
     "Actor",
@@ -98,10 +108,12 @@ __all__ = [
     "abort_to_json",
     "allowed",
     "check_transition",
+    "ensure_builtin_templates",
     "presigned_to_json",
     "release",
     "rollout_from_json",
     "rollout_rate",
     "rollout_to_json",
     "timeout_to_json",
+    "upload_logs_document",
 ]

@@ -231,9 +231,9 @@ class _Change:
             if (after[:1]) != (before[:1]):
                 head = None
                 if rows:
-                    head = service._execution(rows[0], self.now,
-                                              document=service._document_of(self.uow,
-                                                                            rows[0].job_id))
+                    head = service._execution(rows[0], self.now, document=service._document_of(
+                        self.uow, rows[0].job_id, (rows[0].job_id, thing,
+                                                   rows[0].execution_number)))
                 self.events.append(NextJobExecutionChanged(thing, head, self.now))
 
 
@@ -346,14 +346,17 @@ class ServiceBase:
     def _pending_rows(self, uow: UnitOfWork, thing_name: str) -> list[JobExecutionRow]:
         return sorted(uow.job_executions.of_thing(thing_name, PENDING), key=pending_order)
 
-    def _document_of(self, uow: UnitOfWork, job_id: str) -> str | None:
+    def _document_of(self, uow: UnitOfWork, job_id: str,
+                     execution: tuple[str, str, int]) -> str | None:
         """The document of ``job_id`` as a device gets it (see :meth:`_device_document`)."""
         row = uow.jobs.get(job_id)
-        return None if row is None else self._device_document(row)
+        return None if row is None else self._device_document(row, execution)
 
-    def _device_document(self, row: JobRow) -> str | None:
-        """The job's document as a device gets it: presigned-URL placeholders replaced by
-        URLs valid ``presignedUrlConfig.expiresInSec`` (default 3600) from now."""
+    def _device_document(self, row: JobRow, execution: tuple[str, str, int]) -> str | None:
+        """The job's document as the device of ``execution`` (job id, thing name,
+        execution number) gets it: presigned-URL placeholders replaced by URLs valid
+        ``presignedUrlConfig.expiresInSec`` (default 3600) from now, upload placeholders
+        by that execution's upload URL."""
         document = row.document
         if document is None or self._documents is None:
             return document
@@ -361,7 +364,7 @@ class ServiceBase:
         expires = DEFAULT_PRESIGNED_EXPIRY
         if config is not None and config.expires_in_sec is not None:
             expires = config.expires_in_sec
-        return self._documents.presign_document(document, expires)
+        return self._documents.presign_document(document, expires, execution=execution)
 
     # -- rows → values ---------------------------------------------------------------------
 

@@ -83,7 +83,8 @@ class DeviceOperations(ExecutionLifecycle):
                     change, head, ExecutionStatus.IN_PROGRESS, Actor.DEVICE,
                     status_details=details, step_timeout_minutes=step,
                     in_progress_timeout_minutes=job.in_progress_timeout_minutes)
-            return self._execution(head, change.now, document=self._device_document(job))
+            return self._execution(head, change.now, document=self._device_document(
+                job, (head.job_id, thing_name, head.execution_number)))
 
     def describe_job_execution(self, job_id: str, thing_name: str, *,
                                execution_number: int | None = None,
@@ -112,7 +113,9 @@ class DeviceOperations(ExecutionLifecycle):
                     raise ResourceNotFoundError(
                         f"Job execution of job {job_id} on thing {thing_name} does not exist")
                 row = found
-            document = self._document_of(uow, row.job_id) if include_job_document else None
+            document = self._document_of(
+                uow, row.job_id, (row.job_id, thing_name, row.execution_number)) \
+                if include_job_document else None
         return self._execution(row, now, document=document)
 
     def update_job_execution(
@@ -158,4 +161,4 @@ class DeviceOperations(ExecutionLifecycle):
             return ExecutionUpdate(
                 JobExecutionState(ExecutionStatus(saved.status), dict(saved.status_details),
                                   saved.version_number),
-                self._device_document(job))
+                self._device_document(job, (job_id, thing_name, saved.execution_number)))

@@ -32,7 +32,10 @@ class JobDocumentSource(Protocol):
         """
         ...
 
-    def presign_document(self, document: str, expires_in_sec: int) -> str:
+    def presign_document(self, document: str, expires_in_sec: int, *,
+                         execution: tuple[str, str, int] | None = None) -> str:
         """``document`` with its placeholders replaced by URLs valid ``expires_in_sec``
-        from now; it must not open a store transaction (it runs inside the service's)."""
+        from now — those for uploads by URLs of ``execution`` (job id, thing name,
+        execution number); it must not open a store transaction (it runs inside the
+        service's)."""
         ...

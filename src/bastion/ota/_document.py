@@ -1,8 +1,9 @@
 """The OTA job document: AWS's ``afr_ota`` shape, built from the files of an OTA update.
 
-Pure: values in, the document text out. For each file (``fileid`` is its index)::
+Pure: values in, the document text out. For each file (``fileid`` is its index, and its
+file id in the stream)::
 
-    {"afr_ota": {"protocols": ["HTTP"], "files": [{
+    {"afr_ota": {"protocols": ["MQTT", "HTTP"], "streamname": "<streamId>", "files": [{
         "filepath": "<fileName>", "filesize": 123456, "fileid": 0,
         "certfile": "<where the device keeps the signing certificate>",
         "fileType": 0,                                  (when given)
@@ -10,6 +11,9 @@ Pure: values in, the document text out. For each file (``fileid`` is its index):
         "auth_scheme": "aws.s3.presigned",
         "sig-sha256-ecdsa": "<base64 DER ECDSA P-256 signature of the file>",
         "x-bastion-certificate": "<the signing certificate, PEM>"}]}}
+
+``streamname`` is there when the files go over MQTT (the stream's id, AWS's key);
+``update_data_url`` and ``auth_scheme`` when they go over HTTPS.
 
 ``update_data_url`` holds the jobs' presigned-URL placeholder: Bastion replaces it with a
 presigned HTTPS download URL of the file when the device fetches its job (as AWS does
@@ -32,6 +36,7 @@ SIGNATURE_KEY: Final = "sig-sha256-ecdsa"
 CERTIFICATE_KEY: Final = "x-bastion-certificate"
 AUTH_SCHEME: Final = "aws.s3.presigned"
 HTTP: Final = "HTTP"
+MQTT: Final = "MQTT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +53,19 @@ class OtaFile:
     file_type: int | None = None
 
 
-def ota_job_document(files: Sequence[OtaFile]) -> str:
-    """The job document delivering ``files`` over HTTPS (see the module docstring).
+def ota_job_document(files: Sequence[OtaFile], *, protocols: Sequence[str] = (HTTP,),
+                     stream_id: str | None = None) -> str:
+    """The job document delivering ``files`` over ``protocols`` (see the module
+    docstring); MQTT needs the ``stream_id`` whose file ids are the files' indexes.
 
-    :raises ValueError: no files.
+    :raises ValueError: no files; no protocol, an unknown one, or MQTT without a stream.
     """
     if not files:
         raise ValueError("an OTA job document needs at least one file")
+    if not protocols or not set(protocols) <= {HTTP, MQTT}:
+        raise ValueError(f"protocols must be {MQTT} and/or {HTTP}, not {list(protocols)}")
+    if (MQTT in protocols) != (stream_id is not None):
+        raise ValueError("a stream id goes with MQTT, and only with it")
     entries: list[dict[str, Any]] = []
     for index, item in enumerate(files):
         entry: dict[str, Any] = {
@@ -65,11 +76,15 @@ def ota_job_document(files: Sequence[OtaFile]) -> str:
         }
         if item.file_type is not None:
             entry["fileType"] = item.file_type
-        entry["update_data_url"] = \
-            f"${{aws:iot:s3-presigned-url:s3://{item.bucket}/{item.key}}}"
-        entry["auth_scheme"] = AUTH_SCHEME
+        if HTTP in protocols:
+            entry["update_data_url"] = \
+                f"${{aws:iot:s3-presigned-url:s3://{item.bucket}/{item.key}}}"
+            entry["auth_scheme"] = AUTH_SCHEME
         entry[SIGNATURE_KEY] = base64.b64encode(item.signature).decode("ascii")
         entry[CERTIFICATE_KEY] = item.certificate_pem
         entries.append(entry)
-    return json.dumps({"afr_ota": {"protocols": [HTTP], "files": entries}},
-                      separators=(",", ":"))
+    ota: dict[str, Any] = {"protocols": list(dict.fromkeys(protocols))}
+    if stream_id is not None:
+        ota["streamname"] = stream_id
+    ota["files"] = entries
+    return json.dumps({"afr_ota": ota}, separators=(",", ":"))

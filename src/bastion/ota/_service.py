@@ -1,5 +1,5 @@
 """OTA updates (``iot`` CreateOTAUpdate, GetOTAUpdate, ListOTAUpdates, DeleteOTAUpdate):
-a signed file, delivered to devices by a job.
+a signed file, delivered to devices by a job, over MQTT streams or presigned HTTPS.
 
 Theory of operation
 -------------------
@@ -8,9 +8,9 @@ update — so that a refused request leaves no job and no update behind:
 
 1. *Location.* ``fileLocation.s3Location`` names a file uploaded to Bastion (``key``;
    ``bucket`` is free, as in ``s3://`` URLs; ``version``, when given, must be the file's
-   SHA-256). ``fileLocation.stream`` is refused: Bastion delivers OTA files over HTTPS
-   (presigned URLs), not MQTT streams, so ``protocols`` must be ``["HTTP"]`` (the
-   default here, where AWS's is MQTT).
+   SHA-256). ``fileLocation.stream`` is refused: with ``MQTT`` in ``protocols`` Bastion
+   makes the stream itself. ``protocols`` is ``["MQTT"]``, ``["HTTP"]`` or both; the
+   default here is ``["HTTP"]`` (AWS's is MQTT).
 2. *Signature.* Every file is signed — an unsigned file is refused — in one of AWS's three
    ways: ``awsSignerJobId`` (a succeeded signing job of this file, not revoked, whose
    profile is still Active: :meth:`bastion.signing.SigningService.signature_for_ota`);
@@ -20,16 +20,20 @@ update — so that a refused request leaves no job and no update behind:
    Bastion checks that the signature verifies the file with the certificate's key — the
    *trust* in that certificate is the device's decision, against the CA it pins). A
    file replaced since it was signed is refused.
-3. *Job.* The job ``AFR_OTA-<otaUpdateId>`` (AWS's name) gets the ``afr_ota`` document
+3. *Stream.* With MQTT, a stream ``AFR_OTA-<uuid>`` (AWS's form) holds the signed files,
+   file id = index, each pinned to the SHA-256 that was signed; its id is the document's
+   ``streamname``.
+4. *Job.* The job ``AFR_OTA-<otaUpdateId>`` (AWS's name) gets the ``afr_ota`` document
    (:mod:`._document`), the targets, target selection, rollout, abort and timeout
    configurations, and ``awsJobPresignedUrlConfig`` as its presigned-URL configuration;
-   devices fetch it over the jobs topics or ``iot-jobs-data`` and download the file
-   through the presigned URL the document's placeholder becomes.
-4. *Record.* The update is stored ``CREATE_COMPLETE`` with the request as given (and the
-   job id). Were the id taken meanwhile, the job just made is deleted again.
+   devices fetch it over the jobs topics or ``iot-jobs-data`` and read the file from the
+   stream, or download it through the presigned URL the document's placeholder becomes.
+5. *Record.* The update is stored ``CREATE_COMPLETE`` with the request as given (and the
+   job and stream ids). Were the id taken meanwhile, the job and the stream just made are
+   deleted again; so is the stream when the job is refused.
 
 DeleteOTAUpdate removes the update; with ``forceDeleteAWSJob`` its job too (in progress
-or not), otherwise the job stays.
+or not), with ``deleteStream`` its stream; otherwise they stay.
 """
 
 from __future__ import annotations
@@ -61,12 +65,20 @@ from bastion.signing import NotFoundError as SigningNotFound
 from bastion.store import ConflictError as StoreConflict
 from bastion.store import InvalidPageTokenError, OtaUpdateRow, Store
 
-from ._document import HTTP, OtaFile, ota_job_document
-from ._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
+from ._document import HTTP, MQTT, OtaFile, ota_job_document
+from ._errors import (
+    InvalidRequestError,
+    OtaError,
+    ResourceAlreadyExistsError,
+    ResourceNotFoundError,
+)
+from ._streams import StreamService
 
 log = logging.getLogger("bastion.ota")
 
 JOB_PREFIX: Final = "AFR_OTA-"
+STREAM_PREFIX: Final = "AFR_OTA-"
+STREAM_ID_KEY: Final = "streamId"
 CREATE_COMPLETE: Final = "CREATE_COMPLETE"
 _ID: Final = re.compile(r"[a-zA-Z0-9_-]{1,56}")
 _BUCKET: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,254}")
@@ -104,13 +116,15 @@ class OtaService:
     """
 
     def __init__(self, store: Store, *, jobs: JobService, signing: SigningService,
-                 files: FileService, account: Account, clock: Clock | None = None) -> None:
+                 files: FileService, streams: StreamService, account: Account,
+                 clock: Clock | None = None) -> None:
         if not isinstance(store, Store):
             raise TypeError(f"store must be a Store, not {type(store).__name__}")
         self._store = store
         self._jobs = jobs
         self._signing = signing
         self._files = files
+        self._streams = streams
         self._account = account
         self._clock: Clock = clock if clock is not None else SystemClock()
 
@@ -170,10 +184,8 @@ class OtaService:
         """
         ota_update_id = self._check_id(ota_update_id)
         wanted = list(protocols) if protocols else [HTTP]
-        if wanted != [HTTP]:
-            raise InvalidRequestError(
-                "Bastion delivers OTA files over HTTPS only: protocols must be [\"HTTP\"] "
-                "(MQTT streams are not supported)")
+        if not set(wanted) <= {HTTP, MQTT} or len(set(wanted)) != len(wanted):
+            raise InvalidRequestError("protocols must be [\"MQTT\"], [\"HTTP\"] or both")
         if isinstance(files, str | bytes) or not isinstance(files, Sequence) or not files:
             raise InvalidRequestError("files must list at least one file")
         with self._store.transaction(readonly=True) as uow:
@@ -181,28 +193,7 @@ class OtaService:
                 raise ResourceAlreadyExistsError(f"OTA update {ota_update_id} already exists")
         resolved = [self._resolve_file(index, _mapping(item, "files[]"), requested_by)
                     for index, item in enumerate(files)]
-        document = ota_job_document(resolved)
-        job_id = JOB_PREFIX + ota_update_id
-        presigned: dict[str, Any] = {"roleArn": role_arn}
-        presigned.update(_mapping(presigned_url_config, "awsJobPresignedUrlConfig"))
-        abort = None
-        if abort_config is not None:
-            criteria = _mapping(abort_config, "awsJobAbortConfig").get("abortCriteriaList")
-            abort = {"criteriaList": criteria}
-        try:
-            self._jobs.create_job(
-                job_id, targets=targets, document=document,
-                description=description or f"OTA update {ota_update_id}",
-                target_selection=target_selection, presigned_url_config=presigned,
-                rollout_config=rollout_config, abort_config=abort,
-                timeout_config=timeout_config)
-        except JobsError as error:
-            if error.aws_error_type == "ResourceAlreadyExistsException":
-                raise ResourceAlreadyExistsError(
-                    f"OTA update {ota_update_id}: job {job_id} already exists") from None
-            raise
-        now = self._clock.now().astimezone(UTC)
-        request = {
+        request: dict[str, Any] = {
             "description": description, "targets": list(targets), "protocols": wanted,
             "targetSelection": target_selection or "SNAPSHOT",
             "awsJobExecutionsRolloutConfig": rollout_config,
@@ -210,6 +201,62 @@ class OtaService:
             "awsJobAbortConfig": abort_config, "awsJobTimeoutConfig": timeout_config,
             "files": [self._stored_file(item) for item in files], "roleArn": role_arn,
             "additionalParameters": dict(additional_parameters or {})}
+        stream_id = None
+        if MQTT in wanted:
+            stream_id = self._make_stream(ota_update_id, resolved, role_arn)
+            request[STREAM_ID_KEY] = stream_id
+        try:
+            return self._create(ota_update_id, [item for item, _ in resolved], stream_id,
+                                request)
+        except BaseException:
+            if stream_id is not None:
+                try:
+                    self._streams.delete_stream(stream_id)
+                except Exception:  # the refusal matters more; the stream is reported
+                    log.exception("OTA update %s: its stream %s could not be deleted",
+                                  ota_update_id, stream_id)
+            raise
+
+    def _make_stream(self, ota_update_id: str, resolved: Sequence[tuple[OtaFile, str]],
+                     role_arn: str) -> str:
+        """The stream of an update's files (file id = index), each pinned to the SHA-256
+        that was signed."""
+        stream_id = STREAM_PREFIX + str(uuid.uuid4())
+        self._streams.create_stream(
+            stream_id, role_arn=role_arn, description=f"OTA update {ota_update_id}",
+            files=[{"fileId": index, "s3Location": {"bucket": item.bucket, "key": item.key,
+                                                    "version": digest}}
+                   for index, (item, digest) in enumerate(resolved)])
+        return stream_id
+
+    def _create(self, ota_update_id: str, resolved: Sequence[OtaFile], stream_id: str | None,
+                request: dict[str, Any]) -> OtaUpdate:
+        """The job of an update whose files are resolved (and stream made), then its
+        record; ``request`` is what is stored."""
+        document = ota_job_document(resolved, protocols=request["protocols"],
+                                    stream_id=stream_id)
+        job_id = JOB_PREFIX + ota_update_id
+        presigned: dict[str, Any] = {"roleArn": request["roleArn"]}
+        presigned.update(_mapping(request["awsJobPresignedUrlConfig"],
+                                  "awsJobPresignedUrlConfig"))
+        abort = None
+        if request["awsJobAbortConfig"] is not None:
+            criteria = _mapping(request["awsJobAbortConfig"],
+                                "awsJobAbortConfig").get("abortCriteriaList")
+            abort = {"criteriaList": criteria}
+        try:
+            self._jobs.create_job(
+                job_id, targets=request["targets"], document=document,
+                description=request["description"] or f"OTA update {ota_update_id}",
+                target_selection=request["targetSelection"], presigned_url_config=presigned,
+                rollout_config=request["awsJobExecutionsRolloutConfig"], abort_config=abort,
+                timeout_config=request["awsJobTimeoutConfig"])
+        except JobsError as error:
+            if error.aws_error_type == "ResourceAlreadyExistsException":
+                raise ResourceAlreadyExistsError(
+                    f"OTA update {ota_update_id}: job {job_id} already exists") from None
+            raise
+        now = self._clock.now().astimezone(UTC)
         row = OtaUpdateRow(ota_update_id=ota_update_id, job_id=job_id,
                            status=CREATE_COMPLETE, document=request, error=None,
                            creation_date=now, last_modified_date=now)
@@ -220,8 +267,8 @@ class OtaService:
             self._jobs.delete_job(job_id, force=True)
             raise ResourceAlreadyExistsError(
                 f"OTA update {ota_update_id} already exists") from None
-        log.info("OTA update %s: job %s delivers %s", ota_update_id, job_id,
-                 ", ".join(item.key for item in resolved))
+        log.info("OTA update %s: job %s delivers %s over %s", ota_update_id, job_id,
+                 ", ".join(item.key for item in resolved), " and ".join(request["protocols"]))
         return self._update(row)
 
     @staticmethod
@@ -239,8 +286,8 @@ class OtaService:
     def _location(self, item: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
         location = _mapping(item.get("fileLocation"), "fileLocation")
         if location.get("stream") is not None:
-            raise InvalidRequestError("fileLocation.stream is not supported: Bastion "
-                                      "delivers OTA files over HTTPS (s3Location)")
+            raise InvalidRequestError("fileLocation.stream is not supported: name the file "
+                                      "by s3Location (with MQTT, Bastion makes the stream)")
         s3 = location.get("s3Location")
         if s3 is None:
             return None
@@ -262,7 +309,9 @@ class OtaService:
             raise ResourceNotFoundError(f"File {key}: {error.message}") from None
         return row.size, row.sha256
 
-    def _resolve_file(self, index: int, item: Mapping[str, Any], requested_by: str) -> OtaFile:
+    def _resolve_file(self, index: int, item: Mapping[str, Any],
+                      requested_by: str) -> tuple[OtaFile, str]:
+        """The file's entry of the document, and the SHA-256 of the bytes signed."""
         name = item.get("fileName")
         if not isinstance(name, str) or not name:
             raise InvalidRequestError(f"files[{index}].fileName must be given (the "
@@ -307,7 +356,8 @@ class OtaService:
                        key=signature.file_name, signature=signature.signature,
                        certificate_pem=signature.certificate_pem,
                        certificate_path=signature.certificate_path,
-                       file_type=file_type if isinstance(file_type, int) else None)
+                       file_type=file_type if isinstance(file_type, int) else None), \
+            signature.file_sha256
 
     def _sign_now(self, parameter: object, located: tuple[str, str, str | None],
                   requested_by: str) -> CodeSignature:
@@ -405,12 +455,21 @@ class OtaService:
             raise InvalidRequestError("nextToken is not valid") from None
         return [self._update(row) for row in rows], token
 
-    def delete_ota_update(self, ota_update_id: str, *, force_delete_job: bool = False) -> None:
-        """DeleteOTAUpdate; with ``force_delete_job`` its job goes too.
+    def delete_ota_update(self, ota_update_id: str, *, force_delete_job: bool = False,
+                          delete_stream: bool = False) -> None:
+        """DeleteOTAUpdate; with ``force_delete_job`` its job goes too, with
+        ``delete_stream`` its stream.
 
         :raises ResourceNotFoundError: no such update.
         """
         update = self.get_ota_update(ota_update_id)
+        stream_id = update.request.get(STREAM_ID_KEY)
+        if delete_stream and isinstance(stream_id, str):
+            try:
+                self._streams.delete_stream(stream_id)
+            except OtaError as error:
+                if error.http_status != 404:
+                    raise
         if force_delete_job and update.job_id is not None:
             try:
                 self._jobs.delete_job(update.job_id, force=True)

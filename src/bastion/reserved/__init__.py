@@ -11,6 +11,8 @@ same ones) and announces the service's changes it receives from the bus.
 * :class:`ProvisioningTopics` — fleet provisioning (``$aws/certificates/create…``,
   ``$aws/provisioning-templates/<name>/provision/…``); :class:`FirstConnectionRegistration`
   — JITP/JITR on first connection.
+* :class:`StreamsTopics` — MQTT-based file delivery
+  (``$aws/things/<thing>/streams/<streamId>/get|describe/<json|cbor>``).
 * :mod:`.defender` — Device Defender metrics reports, the cloud-side metric sampler and
   the detect loop.
 """
@@ -24,6 +26,7 @@ from .provisioning import (
     parse_provisioning_topic,
 )
 from .shadow import MAX_IN_FLIGHT, ShadowTopics
+from .streams import StreamsTopics, parse_streams_topic
 
 __all__ = [
     "MAX_IN_FLIGHT",
@@ -31,6 +34,8 @@ __all__ = [
     "JobsTopics",
     "ProvisioningTopics",
     "ShadowTopics",
+    "StreamsTopics",
     "parse_jobs_topic",
     "parse_provisioning_topic",
+    "parse_streams_topic",
 ]

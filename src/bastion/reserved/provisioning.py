@@ -46,9 +46,8 @@ from typing import Any, Final
 
 import cbor2
 
-from bastion.broker import Action, Broker, Message, Principal, Session
+from bastion.broker import Broker, Message, Principal, Session
 from bastion.clock import Clock, SystemClock
-from bastion.mqtt import parse_shared_subscription, topic_matches
 from bastion.provisioning import (
     AutoRegistrationOutcome,
     InvalidRequestError,
@@ -57,6 +56,8 @@ from bastion.provisioning import (
 )
 from bastion.registry import RegistryError
 from bastion.rotation import RotationError, RotationService
+
+from ._answers import InFlight, answer_requester
 
 log = logging.getLogger("bastion.reserved.provisioning")
 
@@ -163,8 +164,7 @@ class ProvisioningTopics:
         self._broker = broker
         self.service = service
         self.rotation = rotation
-        self._max_in_flight = max_in_flight
-        self._in_flight: dict[str, int] = {}
+        self._in_flight = InFlight(max_in_flight)
 
     # -- ReservedTopicHandler -------------------------------------------------------
 
@@ -179,14 +179,11 @@ class ProvisioningTopics:
             log.warning("client %r published on the service topic %r: dropped",
                         session.client_id, message.topic)
             return True
-        client_id = session.client_id
-        count = self._in_flight.get(client_id, 0)
-        if count >= self._max_in_flight:
+        if not self._in_flight.enter(session.client_id):
             self._answer(session, request.rejected, encode_payload(
                 _rejection(429, "Throttling", "Too many requests in progress"),
                 request.payload_format))
             return True
-        self._in_flight[client_id] = count + 1
         broker.spawn(self._serve(request, bytes(message.payload), session))
         return True
 
@@ -197,11 +194,7 @@ class ProvisioningTopics:
         try:
             await self._serve_one(request, payload, session)
         finally:
-            left = self._in_flight.get(session.client_id, 1) - 1
-            if left > 0:
-                self._in_flight[session.client_id] = left
-            else:
-                self._in_flight.pop(session.client_id, None)
+            self._in_flight.leave(session.client_id)
 
     async def _serve_one(self, request: ProvisioningTopic, payload: bytes,
                          session: Session) -> None:
@@ -266,25 +259,7 @@ class ProvisioningTopics:
 
     def _answer(self, session: Session, topic: str, payload: bytes) -> None:
         """Deliver to ``session`` alone, if it subscribed to ``topic`` and may receive it."""
-        if not session.allowed(Action.RECEIVE, topic):
-            log.info("client %r: iot:Receive denied on %r; answer dropped",
-                     session.client_id, topic)
-            return
-        qos: int | None = None
-        sub_ids: list[int] = []
-        for topic_filter, options in session.subscriptions.items():
-            if parse_shared_subscription(topic_filter) is None and topic_matches(topic_filter,
-                                                                                 topic):
-                qos = max(qos or 0, options.qos)
-                if options.subscription_id:
-                    sub_ids.append(options.subscription_id)
-        if qos is None:
-            log.info("client %r is not subscribed to %r; answer dropped", session.client_id,
-                     topic)
-            return
-        delivery = min(qos, REPLY_QOS)
-        session.deliver(Message(topic, payload, delivery, False), delivery, False,
-                        tuple(sub_ids))
+        answer_requester(session, topic, payload, REPLY_QOS)
 
 
 def _rejection(status: int, code: str, message: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ import secrets
 import string
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -91,6 +91,7 @@ CERTNAME_PARAMETER: Final = "certname"
 
 _PROFILE_NAME: Final = re.compile(r"[a-zA-Z0-9_]{2,64}")
 _TOKEN: Final = re.compile(r"[\x21-\x7e]{1,64}")
+MAX_PAYLOAD_BYTES: Final = 4096
 _VERSION_ALPHABET: Final = string.ascii_letters + string.digits
 _DEFAULT_VALIDITY: Final = (135, "MONTHS")
 _MAX_RESULTS: Final = 25
@@ -612,6 +613,105 @@ class SigningService:
                 raise ValidationError(f"The signature of job {job_id} is revoked already")
             uow.signing.revoke_job(job_id, at=self._now(), by=revoked_by, reason=reason)
         log.info("code signing: the signature of job %s is revoked", job_id)
+
+    # -- SignPayload, GetRevocationStatus ----------------------------------------------
+
+    def sign_payload(self, profile_name: str, payload: bytes, payload_format: str, *,
+                     requested_by: str) -> tuple[SigningJob, bytes, dict[str, str]]:
+        """SignPayload: the DER ECDSA P-256 / SHA-256 signature of ``payload`` (1 to 4096
+        bytes) with the profile's key, recorded as a signing job (so it can be revoked);
+        the metadata names the algorithm and carries the signing certificate (public).
+
+        :raises ValidationError: a bad payload or format, a profile that is not Active.
+        :raises NotFoundError: no such profile.
+        """
+        if not isinstance(payload, bytes) or not 1 <= len(payload) <= MAX_PAYLOAD_BYTES:
+            raise ValidationError(f"payload must be 1 to {MAX_PAYLOAD_BYTES} bytes")
+        payload_format = str(_text(payload_format, "payloadFormat"))
+        with self._store.transaction(readonly=True) as uow:
+            profile_row = uow.signing.get_profile(profile_name) \
+                if isinstance(profile_name, str) else None
+            certificate = None if profile_row is None else \
+                uow.signing.get_certificate(profile_row.certificate_id)
+        if profile_row is None or certificate is None:
+            raise NotFoundError(f"Signing profile {profile_name} does not exist")
+        if profile_row.status != ProfileStatus.ACTIVE.value:
+            raise ValidationError(f"Signing profile {profile_name} is "
+                                  f"{profile_row.status}: it signs no more")
+        signature = _keys.sign_with(self._keystore, certificate.certificate_id,
+                                    certificate.sealed_key, payload)
+        profile = self._profile(profile_row)
+        digest = hashlib.sha256(payload).hexdigest()
+        now = self._now()
+        row = SigningJobRow(
+            job_id=str(uuid.uuid4()), client_request_token=str(uuid.uuid4()),
+            profile_name=profile_row.name, profile_version=profile_row.profile_version,
+            platform_id=profile_row.platform_id, certificate_id=certificate.certificate_id,
+            source_bucket="", source_key="", source_version=digest, file_size=len(payload),
+            file_sha256=digest, signature=signature, signed_bucket=None, signed_key=None,
+            status=JobStatus.SUCCEEDED.value, status_reason="Signing Succeeded",
+            requested_by=requested_by, created_at=now, completed_at=now,
+            signature_expires_at=_expiry(now, profile.validity_value, profile.validity_type))
+        with self._store.transaction() as uow:
+            uow.signing.insert_job(row)
+        log.info("code signing: job %s signed a %s payload (sha256 %s) with profile %s",
+                 row.job_id, payload_format, digest, profile_row.name)
+        return self._job(row), signature, {
+            "signatureAlgorithm": "SHA256withECDSA", "payloadFormat": payload_format,
+            "signingProfileVersionArn": profile.profile_version_arn,
+            "certificate": certificate.certificate_pem}
+
+    def _resource(self, arn: object, kind: str, name: str) -> list[str]:
+        """The parts after ``/<kind>/`` of a ``signer`` ARN of this account.
+
+        :raises ValidationError: not such an ARN.
+        """
+        try:
+            parsed = parse_arn(arn) if isinstance(arn, str) else None
+        except ValueError:
+            parsed = None
+        resource = "" if parsed is None else parsed.resource.lstrip("/")
+        if parsed is None or parsed.service != "signer" \
+                or parsed.account_id not in ("", self._account.account_id) \
+                or not resource.startswith(f"{kind}/"):
+            raise ValidationError(f"{name} must be a signer ARN of /{kind}/… in this account")
+        return resource[len(kind) + 1:].split("/")
+
+    def revocation_status(self, *, signature_timestamp: datetime, platform_id: str,
+                          profile_version_arn: str, job_arn: str,
+                          certificate_hashes: Sequence[str]) -> list[str]:
+        """GetRevocationStatus: which of the signing job, the profile version and the
+        certificates are revoked for a signature made at ``signature_timestamp`` — the
+        job when its signature was revoked (RevokeSignature), the profile version when it
+        was revoked effective at or before that time (RevokeSigningProfile). Bastion
+        revokes no signing certificate on its own, so no certificate hash is listed.
+
+        :raises ValidationError: an unknown platform, a bad ARN or timestamp.
+        """
+        check_platform(platform_id)
+        if not isinstance(signature_timestamp, datetime) \
+                or signature_timestamp.utcoffset() is None:
+            raise ValidationError("signatureTimestamp must be a time")
+        if isinstance(certificate_hashes, str) or not isinstance(certificate_hashes, Sequence):
+            raise ValidationError("certificateHashes must be a list")
+        profile_parts = self._resource(profile_version_arn, "signing-profiles",
+                                       "profileVersionArn")
+        job_parts = self._resource(job_arn, "signing-jobs", "jobArn")
+        if len(profile_parts) != 2 or len(job_parts) != 1:
+            raise ValidationError("profileVersionArn names /signing-profiles/<name>/<version>"
+                                  " and jobArn /signing-jobs/<jobId>")
+        with self._store.transaction(readonly=True) as uow:
+            profile = uow.signing.get_profile(profile_parts[0])
+            job = uow.signing.get_job(job_parts[0])
+        revoked: list[str] = []
+        if job is not None and job.revoked_at is not None:
+            revoked.append(job_arn)
+        if profile is not None and profile.profile_version == profile_parts[1] \
+                and profile.status == ProfileStatus.REVOKED.value \
+                and profile.revocation_effective_from is not None \
+                and profile.revocation_effective_from <= signature_timestamp:
+            revoked.append(profile_version_arn)
+        return revoked
 
     # -- for OTA updates ----------------------------------------------------------------
 

@@ -15,7 +15,8 @@ Only this package knows SQL. Services open a unit of work and use its repositori
   attachments), settings, sealed secrets, the connection journal, API access keys, and
   the append-only trail (no update or delete), billing groups, role aliases, and the
   tags of every taggable resource (:data:`TAGGABLE`); certificate rotations and their
-  policies; code signing (certificates with sealed keys, profiles, jobs) and OTA updates.
+  policies; code signing (certificates with sealed keys, profiles, jobs), OTA updates
+  and streams.
 * Rows: frozen values read and written by the repositories (no ARNs; services add them).
 * Pagination: listings return ``(rows, next_token)`` with opaque, stable tokens;
   :class:`InvalidPageTokenError` for a token that is not one of ours.
@@ -53,7 +54,7 @@ from ._detect import (
 )
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
-from ._files import FileRepository, FileRow
+from ._files import FileRepository, FileRow, FileUploadRow
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
 from ._jobs import (
@@ -114,6 +115,7 @@ from ._signing import (
     SigningRepository,
 )
 from ._store import Store, UnitOfWork
+from ._streams import StreamFileRow, StreamRepository, StreamRow
 from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._threats import ThreatFindingRow, ThreatIntelSetRow, ThreatRepository
@@ -156,6 +158,7 @@ __all__ = [
     "DetectRepository",
     "FileRepository",
     "FileRow",
+    "FileUploadRow",
     "InvalidPageTokenError",
     "JobExecutionRepository",
     "JobExecutionRow",
@@ -194,6 +197,9 @@ __all__ = [
     "SigningRepository",
     "Store",
     "StoreError",
+    "StreamFileRow",
+    "StreamRepository",
+    "StreamRow",
     "TagRepository",
     "TemplateVersionRow",
     "ThingGroupRepository",

@@ -1060,3 +1060,33 @@ threat_intel_sets = sa.Table(
     sa.Column("entries", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# -- MQTT-based file delivery; files devices upload (migration 0018) ----------------------
+
+streams = sa.Table(
+    "streams",
+    metadata,
+    sa.Column("stream_id", name_type(128), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("role_arn", sa.String(2048), nullable=False),
+    # [{fileId, bucket, key, size, sha256}]: the Bastion file each id delivers, and its
+    # size and SHA-256 when the stream was made or updated (a file changed since is refused)
+    sa.Column("files", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_updated_at", UtcDateTime(), nullable=False),
+)
+
+file_uploads = sa.Table(
+    "file_uploads",
+    metadata,
+    # One row per job execution whose device uploaded through its presigned URL: the key
+    # is what makes that URL single-use.
+    sa.Column("job_id", name_type(64), primary_key=True),
+    sa.Column("thing_name", name_type(128), primary_key=True, index=True),
+    sa.Column("execution_number", sa.BigInteger(), primary_key=True),
+    sa.Column("file_name", name_type(255), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("uploaded_at", UtcDateTime(), nullable=False),
+)

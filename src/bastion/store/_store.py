@@ -56,6 +56,7 @@ from ._schema import metadata
 from ._settings import SealedSecretRepository, SettingsRepository
 from ._shadows import ShadowRepository
 from ._signing import OtaUpdateRepository, SigningRepository
+from ._streams import StreamRepository
 from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._threats import ThreatRepository
@@ -97,6 +98,7 @@ class UnitOfWork:
         "settings",
         "shadows",
         "signing",
+        "streams",
         "tags",
         "thing_groups",
         "thing_principals",
@@ -147,6 +149,7 @@ class UnitOfWork:
         self.rotations: Final = CertificateRotationRepository(connection)
         self.signing: Final = SigningRepository(connection)
         self.ota_updates: Final = OtaUpdateRepository(connection)
+        self.streams: Final = StreamRepository(connection)
 
 
 _KEEP_ON_RESET: Final = frozenset({

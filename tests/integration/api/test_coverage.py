@@ -98,3 +98,9 @@ def test_signing_and_ota_operations_are_handled() -> None:
             "ListSigningJobs", "RevokeSignature"} <= implemented_operations("signer")
     assert {"CreateOTAUpdate", "GetOTAUpdate", "ListOTAUpdates",
             "DeleteOTAUpdate"} <= implemented_operations("iot")
+
+
+def test_stream_and_payload_operations_are_handled() -> None:
+    assert {"CreateStream", "DescribeStream", "ListStreams", "UpdateStream",
+            "DeleteStream"} <= implemented_operations("iot")
+    assert {"SignPayload", "GetRevocationStatus"} <= implemented_operations("signer")

@@ -5,7 +5,7 @@ against the code-signing CA (not the device CA); the example device
 (``examples/ota_device.py``, a separate process) installs it and reports SUCCEEDED — and
 reports FAILED for a file tampered with after signing and for a signature under a
 certificate of another CA. Refused at creation: a revoked signature, a canceled profile,
-an unsigned file, MQTT delivery. A device without the job gets no URL."""
+an unsigned file, a protocol given twice. A device without the job gets no URL."""
 
 from __future__ import annotations
 
@@ -292,7 +292,9 @@ def test_revoked_signatures_and_canceled_profiles_make_no_update(
             "signingProfileName": other_profile}})], None, "Canceled"),
         ([ota_file(file_name, {})], None, "signed files only"),
         ([ota_file(file_name, {"awsSignerJobId": str(uuid.uuid4())})], None, "does not exist"),
-        ([ota_file(file_name, {"awsSignerJobId": revoked_job})], ["MQTT"], "HTTPS only"),
+        ([ota_file(other_file, {"awsSignerJobId": canceled_job})], ["MQTT"], "Canceled"),
+        ([ota_file(file_name, {"awsSignerJobId": revoked_job})], ["HTTP", "HTTP"],
+         "protocols must be"),
     ]
     for files, protocols, message in cases:
         update_id = unique("refused")

@@ -86,6 +86,15 @@ def test_init_prints_a_working_admin_key_once(initialised: tuple[Path, str, str]
     assert not SECRET.search(again.stdout) and "access keys: kept" in again.stdout
 
 
+def test_init_makes_the_upload_logs_job_template(initialised: tuple[Path, str, str]) -> None:
+    data, _, _ = initialised
+    with Store.for_sqlite_file(data / "bastion.db") as store, \
+            store.transaction(readonly=True) as uow:
+        template = uow.job_templates.get("bastion-upload-logs")
+    assert template is not None
+    assert json.loads(template.document or "{}")["operation"] == "upload-logs"
+
+
 def test_create_disable_enable_delete_keys(initialised: tuple[Path, str, str]) -> None:
     data, admin_id, _ = initialised
     created = run("admin", "create-access-key", "--role", "operator", "--description",

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,23 +28,14 @@ from bastion.rotation._sweep import LAST_SWEEP_KEY
 from conftest import TEST_LIMITS
 from support.clients import DeviceFiles
 from support.clock import ManualClock
+from support.examples import load_example
 from support.running import RunningBastion
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "rotate_certificate.py"
 ROTATION_DEVICE_POLICY = "bastion-test-rotation-device"
 DEADLINE = 10.0
 
 
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rotate_certificate_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_example("rotate_certificate.py")
 
 
 def rotation_device_policy(plane: ControlPlane) -> str:

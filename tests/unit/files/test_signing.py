@@ -108,3 +108,26 @@ def test_keys_must_be_long_bytes() -> None:
 def test_verify_never_accepts_or_crashes_on_arbitrary_queries(query: str) -> None:
     with pytest.raises(SignatureRejectedError):
         UrlSigner(KEY).verify("/_bastion/files/x", query, NOW)
+
+
+def test_an_upload_url_is_good_for_its_method_and_its_limits_only() -> None:
+    signer = UrlSigner(KEY)
+    upload = "https://bastion.example:8443/_bastion/uploads/job-1/sensor:1/3"
+    signed = signer.sign(upload, NOW + timedelta(seconds=60), method="PUT",
+                         limits={"X-Bastion-Max-Bytes": "1024"})
+    path, query = _split(signed)
+    assert signer.verify_limits(path, query, NOW, method="PUT") == (
+        NOW + timedelta(seconds=60), {"X-Bastion-Max-Bytes": "1024"})
+    refused = [
+        (path, query, "GET"),  # a download with an upload's signature
+        (path, query.replace("Max-Bytes=1024", "Max-Bytes=1025"), "PUT"),
+        (path, query.replace("X-Bastion-Max-Bytes=1024&", ""), "PUT"),
+        (path, query + "&X-Bastion-Max-Bytes=9", "PUT"),
+        (path, query + "&X-Bastion-Other=1", "PUT"),
+        (path.replace("/3", "/4"), query, "PUT"),
+    ]
+    for bad_path, bad_query, method in refused:
+        with pytest.raises(SignatureRejectedError):
+            signer.verify_limits(bad_path, bad_query, NOW, method=method)
+    with pytest.raises(ValueError):
+        signer.sign(upload, NOW, limits={"Max-Bytes": "1"})

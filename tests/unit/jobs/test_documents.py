@@ -43,7 +43,8 @@ class FakeDocuments:
         if "${aws:iot:s3-presigned-url:s3://bucket/missing}" in document:
             raise LookupError("File missing does not exist")
 
-    def presign_document(self, document: str, expires_in_sec: int) -> str:
+    def presign_document(self, document: str, expires_in_sec: int, *,
+                         execution: tuple[str, str, int] | None = None) -> str:
         expiry: datetime = self.clock.now() + timedelta(seconds=expires_in_sec)
         return document.replace(PLACEHOLDER, f"signed:{expiry.isoformat()}")
 

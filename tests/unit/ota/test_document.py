@@ -47,3 +47,27 @@ def test_every_file_is_described_as_aws_does(files: list[OtaFile]) -> None:
 def test_no_files_is_no_document() -> None:
     with pytest.raises(ValueError):
         ota_job_document([])
+
+
+@given(st.lists(FILES, min_size=1, max_size=4), st.booleans())
+def test_mqtt_names_the_stream_and_https_the_urls(files: list[OtaFile], both: bool) -> None:
+    protocols = ["MQTT", "HTTP"] if both else ["MQTT"]
+    document = ota_job_document(files, protocols=protocols, stream_id="AFR_OTA-s1")
+    ota = json.loads(document)["afr_ota"]
+    assert ota["protocols"] == protocols
+    assert ota["streamname"] == "AFR_OTA-s1"
+    assert [entry["fileid"] for entry in ota["files"]] == list(range(len(files)))
+    for entry in ota["files"]:
+        assert ("update_data_url" in entry) == both == ("auth_scheme" in entry)
+    assert len(placeholder_urls(document)) == (len(files) if both else 0)
+
+
+def test_mqtt_needs_a_stream_and_https_has_none() -> None:
+    item = OtaFile("a", 1, "b", "a", b"sig", "pem", "/c")
+    with pytest.raises(ValueError):
+        ota_job_document([item], protocols=["MQTT"])
+    with pytest.raises(ValueError):
+        ota_job_document([item], protocols=["HTTP"], stream_id="s")
+    with pytest.raises(ValueError):
+        ota_job_document([item], protocols=["FTP"])
+    assert "streamname" not in ota_job_document([item])

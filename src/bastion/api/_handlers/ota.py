@@ -1,7 +1,9 @@
-"""OTA updates over HTTPS (``iot``): CreateOTAUpdate, GetOTAUpdate, ListOTAUpdates,
+"""OTA updates and streams (``iot``): CreateOTAUpdate, GetOTAUpdate, ListOTAUpdates,
 DeleteOTAUpdate, served by the :class:`~bastion.ota.OtaService` (which creates the job
-devices receive). Its errors, and those of the services it uses (jobs, code signing,
-files), escape to the application, which answers the AWS error as ``iot`` names it.
+devices receive, and the stream of an MQTT update); CreateStream, DescribeStream,
+ListStreams, UpdateStream, DeleteStream, served by the :class:`~bastion.ota.StreamService`.
+Their errors, and those of the services they use (jobs, code signing, files), escape to
+the application, which answers the AWS error as ``iot`` names it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.ota import OtaService, OtaUpdate
+from bastion.ota import OtaService, OtaUpdate, Stream, StreamService
 
 from .._context import OperationContext
 from ._common import page, refuse_unsupported
@@ -81,5 +83,63 @@ def list_ota_updates(ctx: OperationContext, params: Params) -> Result:
 @_iot("DeleteOTAUpdate")
 def delete_ota_update(ctx: OperationContext, params: Params) -> Result:
     _service(ctx).delete_ota_update(
-        params["otaUpdateId"], force_delete_job=bool(params.get("forceDeleteAWSJob", False)))
+        params["otaUpdateId"], force_delete_job=bool(params.get("forceDeleteAWSJob", False)),
+        delete_stream=bool(params.get("deleteStream", False)))
+    return {}
+
+
+# -- streams ---------------------------------------------------------------------------------
+
+
+def _streams(ctx: OperationContext) -> StreamService:
+    return ctx.gateway.services.streams
+
+
+def _stream_answer(stream: Stream) -> dict[str, Any]:
+    answer: dict[str, Any] = {"streamId": stream.stream_id, "streamArn": stream.arn,
+                              "streamVersion": stream.version}
+    if stream.description is not None:
+        answer["description"] = stream.description
+    return answer
+
+
+@_iot("CreateStream")
+def create_stream(ctx: OperationContext, params: Params) -> Result:
+    refuse_unsupported(params, "tags")
+    return _stream_answer(_streams(ctx).create_stream(
+        params["streamId"], files=params["files"], role_arn=params["roleArn"],
+        description=params.get("description")))
+
+
+@_iot("DescribeStream")
+def describe_stream(ctx: OperationContext, params: Params) -> Result:
+    stream = _streams(ctx).describe_stream(params["streamId"])
+    info = _stream_answer(stream)
+    info.update({
+        "files": [{"fileId": item.file_id, "s3Location": {
+            "bucket": item.bucket, "key": item.key, "version": item.sha256}}
+            for item in stream.files],
+        "createdAt": stream.created_at, "lastUpdatedAt": stream.last_updated_at,
+        "roleArn": stream.role_arn})
+    return {"streamInfo": info}
+
+
+@_iot("ListStreams")
+def list_streams(ctx: OperationContext, params: Params) -> Result:
+    streams, token = _streams(ctx).list_streams(
+        max_results=params.get("maxResults"), next_token=params.get("nextToken"),
+        ascending=params.get("ascendingOrder", True) is not False)
+    return page("streams", [_stream_answer(stream) for stream in streams], token)
+
+
+@_iot("UpdateStream")
+def update_stream(ctx: OperationContext, params: Params) -> Result:
+    return _stream_answer(_streams(ctx).update_stream(
+        params["streamId"], files=params.get("files"), role_arn=params.get("roleArn"),
+        description=params.get("description")))
+
+
+@_iot("DeleteStream")
+def delete_stream(ctx: OperationContext, params: Params) -> Result:
+    _streams(ctx).delete_stream(params["streamId"])
     return {}

@@ -133,6 +133,8 @@ def revoke_signing_profile(ctx: OperationContext, params: Params) -> Result:
 
 
 def _source(job: SigningJob) -> dict[str, Any]:
+    if not job.source_key:  # a SignPayload job: no file
+        return {}
     return {"s3": {"bucketName": job.source_bucket, "key": job.source_key,
                    "version": job.source_version}}
 
@@ -200,3 +202,24 @@ def revoke_signature(ctx: OperationContext, params: Params) -> Result:
     _service(ctx).revoke_signature(params["jobId"], reason=params["reason"],
                                    revoked_by=ctx.caller.access_key_id)
     return {}
+
+
+# -- SignPayload, GetRevocationStatus ---------------------------------------------------------
+
+
+@_signer("SignPayload")
+def sign_payload(ctx: OperationContext, params: Params) -> Result:
+    _check_owner(ctx, params, "profileOwner")
+    job, signature, metadata = _service(ctx).sign_payload(
+        params["profileName"], params["payload"], params["payloadFormat"],
+        requested_by=ctx.caller.access_key_id)
+    return {"jobId": job.job_id, "jobOwner": job.job_owner, "metadata": metadata,
+            "signature": signature}
+
+
+@_signer("GetRevocationStatus")
+def get_revocation_status(ctx: OperationContext, params: Params) -> Result:
+    return {"revokedEntities": _service(ctx).revocation_status(
+        signature_timestamp=params["signatureTimestamp"], platform_id=params["platformId"],
+        profile_version_arn=params["profileVersionArn"], job_arn=params["jobArn"],
+        certificate_hashes=params["certificateHashes"])}
