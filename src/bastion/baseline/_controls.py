@@ -221,12 +221,7 @@ def _check_ml(baseline: Baseline) -> Verdict:
 
 
 def _apply_rotation(baseline: Baseline) -> list[str]:
-    rotation = baseline.config.rotation
-    values: dict[str, Any] = {"enabled": True, "start_jobs": True}
-    target = baseline.alert_target()
-    if target is not None and target not in rotation.alert_targets:
-        values["alert_targets"] = [*rotation.alert_targets, target]
-    if baseline.set_config("rotation", values):
+    if baseline.set_config("rotation", {"enabled": True, "start_jobs": True}):
         return ["[rotation] enabled, start_jobs = true (applies at the next start)"]
     return []
 
@@ -279,10 +274,12 @@ def _apply_alerts(baseline: Baseline) -> list[str]:
                 "SNS": {"targetArn": arn, "roleArn": baseline.account_role(),
                         "enabled": True}})
             done.append(f"audit findings alert {name}")
-    if name not in baseline.config.threats.alert_targets:
-        baseline.set_config("threats", {"alert_targets": [
-            *baseline.config.threats.alert_targets, name]})
-        done.append(f"threat findings alert {name} (at the next start)")
+    config = baseline.config
+    for section, targets in (("threats", config.threats.alert_targets),
+                             ("rotation", config.rotation.alert_targets)):
+        if name not in targets:
+            baseline.set_config(section, {"alert_targets": [*targets, name]})
+            done.append(f"[{section}] alert_targets include {name} (at the next start)")
     return done
 
 
@@ -306,9 +303,12 @@ def _check_alerts(baseline: Baseline) -> Verdict:
             missing.append("audit findings")
     if not baseline.config.threats.alert_targets:
         missing.append("threat findings")
+    if not baseline.config.rotation.alert_targets:
+        missing.append("certificates due for rotation")
     if missing:
         return Verdict(False, f"no alerts for: {', '.join(missing)}")
-    return Verdict(True, f"violations, audit findings and threat findings alert {name}")
+    return Verdict(True, f"violations, audit findings, threat findings and due "
+                         f"certificates alert {name}")
 
 
 def _apply_threats(baseline: Baseline) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..baseline import CONTROLS, AlertOptions, Baseline
@@ -62,8 +63,8 @@ def _report(baseline: Baseline, as_json: bool) -> bool:
         table = Table("control", "status", "title", "evidence")
         for row in rows:
             color = "green" if row["status"] == "PASS" else "red"
-            table.add_row(row["control"], f"[{color}]{row['status']}[/]", row["title"],
-                          row["evidence"])
+            table.add_row(row["control"], f"[{color}]{row['status']}[/]",
+                          escape(row["title"]), escape(row["evidence"]))
         console.print(table)
     return all(row["status"] == "PASS" for row in rows)
 
@@ -87,7 +88,7 @@ def apply_command(
         for control in CONTROLS:
             for change in control.apply(baseline):
                 if not as_json:
-                    console.print(f"{control.id}: {change}")
+                    console.print(f"{control.id}: {change}", markup=False)
         passed = _report(baseline, as_json)
     if not passed:
         raise typer.Exit(1)
