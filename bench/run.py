@@ -7,10 +7,12 @@
                                   [--durable-sync normal|full] [--mosquitto-autosave N]
                                   [--subscribers N] [--mosquitto-nodelay true|false]
                                   [--quiet-wait S] [--nodes N] [--revocations N]
+                                  [--detect-profile static|ml|both]
 
 ``--only cluster`` (or ``cluster-qos0``, ``cluster-qos1``, ``cluster-latency``,
 ``cluster-revoke``, ``cluster-idle``) runs the cluster scenarios of ``cluster.py``, which
-are never part of the default set: they need NATS and PostgreSQL.
+are never part of the default set: they need NATS and PostgreSQL. ``--only detect-sim``
+runs the labelled Detect simulation of ``detect_sim.py`` (10 minutes, ``--quick`` 3).
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
@@ -39,6 +41,7 @@ from typing import Any, Protocol
 
 import brokers
 import cluster
+import detect_sim
 import durability
 import loadgen
 import procstat
@@ -71,8 +74,9 @@ HEADLINE = {
 }
 HEADLINE.update(cluster.HEADLINE)
 HEADLINE.update(rules.HEADLINE)
+HEADLINE.update(detect_sim.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
-ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS}
+ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS, **detect_sim.SCENARIOS}
 """What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
 need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
 stands for ``cluster.DEFAULT``."""
@@ -117,6 +121,8 @@ class Settings:
     quiet_wait: float
     repeat: int
     output: Path
+    detect_profile: str = "static"
+    """detect-sim: the security profile scored (static, ml or both)."""
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -245,6 +251,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="S",
         help="before each run, wait up to S s for other work on the machine to stop (0)",
     )
+    parser.add_argument(
+        "--detect-profile",
+        choices=("static", "ml", "both"),
+        default="static",
+        help="detect-sim: the security profile to score (static)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON file")
     args = parser.parse_args(argv)
 
@@ -295,6 +307,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         quiet_wait=max(0.0, args.quiet_wait),
         repeat=max(1, args.repeat),
         output=args.output,
+        detect_profile=args.detect_profile,
     )
 
 
@@ -716,6 +729,8 @@ def run_all(bench: Bench) -> None:
         )
     cluster.run_all(bench)
     rules.run_all(bench)
+    if "detect-sim" in s.scenarios:
+        detect_sim.run_in_bench(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -842,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = report.summary(bench)
     figures.update(cluster.summary(bench))
     figures.update(rules.summary(bench))
+    figures.update(detect_sim.summary(bench))
     cluster.print_tables(bench)
     rules.print_tables(bench)
     report.print_table(bench)

@@ -5,9 +5,21 @@ Theory of operation
 :class:`DefenderMetricsTopics` answers ``$aws/things/<thing>/defender/metrics/json|cbor``.
 The broker has already authorized the PUBLISH with the client's policies. The report is
 decoded and validated here (on the loop: it is small), refused at once when the thing
-reported less than ``min_period`` seconds ago, then handed to the detect service in a
+reported too soon after its last accepted report, then handed to the detect service in a
 worker thread (evaluation may change the registry: mitigation). The device gets
 ``…/accepted`` or ``…/rejected`` in the report's encoding, echoing ``reportId``.
+
+The period check allows ``tolerance`` (10 %) of ``min_period``: an agent reporting every
+period with ordinary jitter is never refused. A report that is still too early is
+refused with ``Throttled`` and the epoch millisecond from which the next one is accepted
+(``retry after <ms>``). Its network counters are not lost: an agent's ``network_stats``
+are deltas since its previous report, accepted or not, so the refused report's deltas
+are kept (per report id) and added to the thing's next accepted report. That keeps the
+windowed sums (``durationSeconds``) equal to what the device sent while the period still
+bounds how often a thing is evaluated. A report resent with a refused report's id is
+that report again: its held deltas are dropped rather than counted twice. Everything
+else a report carries (ports, connections, custom metrics) is a snapshot, which the next
+report supersedes.
 Accepted reports are queued and ingested by one drain task at a time: reports that
 arrive while a batch is being evaluated are coalesced into the next one (up to
 ``max_batch`` datapoints), so a burst of reports costs one store transaction per batch,
@@ -17,10 +29,19 @@ not one per report, and a lone report is still evaluated as soon as it arrives.
 path: the broker's sessions keep plain counters (messages and bytes sent, messages
 received, authorization failures), and :meth:`CloudMetricSampler.sample` reads them once
 per interval and keeps the difference from the previous reading. Connection attempts,
-disconnects, source addresses and disconnect times come from the broker's bus events,
-counted as they happen. A session that closes between two samples has its counters read
-at the disconnect, so nothing is lost. Datapoints are keyed by thing name, or by client
-id for a client without a thing.
+disconnects and disconnect times come from the broker's bus events, counted as they
+happen. A session that closes between two samples has its counters read at the
+disconnect, so nothing is lost. Datapoints are keyed by thing name, or by client id for a
+client without a thing.
+
+``aws:source-ip-address`` is emitted every interval for every thing that was connected or
+tried to connect: the addresses of its live connections at the sample plus those of the
+connections (accepted or refused) made during the interval. A thing whose last
+connection went away (not one that was only refused) gets the empty set (normal for both
+CIDR operators, as in AWS) in that interval and at the next samples while it stays away,
+:data:`AWAY_POINTS` in all, so an alarm raised by an address that is gone clears after
+``consecutiveDatapointsToClear`` (at most 10) intervals instead of waiting for
+``invalidate_after``; after that an absent thing costs nothing more.
 
 TOPIC_FILTER dimensions of ``aws:num-messages-sent``, ``aws:num-messages-received`` and
 ``aws:message-byte-size`` need the topic of every message, so they are counted on the
@@ -35,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +77,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.defender.detect import (
     Datapoint,
     DetectService,
+    DeviceReport,
     MetricValue,
     ReportRejected,
     ViolationEvent,
@@ -77,6 +100,12 @@ log = logging.getLogger("bastion.reserved.defender")
 
 _PREFIX: Final = "$aws/things/"
 _MIDDLE: Final = "/defender/metrics/"
+DELTA_METRICS: Final = frozenset({"aws:all-bytes-in", "aws:all-bytes-out",
+                                  "aws:all-packets-in", "aws:all-packets-out"})
+"""Device metrics a report carries as deltas since the device's previous report."""
+MAX_HELD_REPORTS: Final = 32
+"""Refused reports whose deltas are held per thing by report id; older ones are folded
+together (a resend of one of those would then be counted twice)."""
 
 
 def parse_metrics_topic(topic: str) -> tuple[str, str, str] | None:
@@ -102,7 +131,9 @@ class DefenderMetricsTopics:
     """A :class:`~bastion.broker.ReservedTopicHandler` for device metrics reports.
 
     :param clock: when reports arrive (its epoch seconds).
-    :param min_period: a thing's reports closer together than this are rejected.
+    :param min_period: a thing's reports closer together than this, less
+        ``tolerance``, are rejected.
+    :param tolerance: the share of ``min_period`` a report may come early (jitter).
     :param max_batch: the most datapoints of queued reports ingested in one batch.
 
     :attr:`submit`, when set (a cluster), takes the accepted reports' datapoints instead of
@@ -110,12 +141,18 @@ class DefenderMetricsTopics:
     """
 
     def __init__(self, broker: Broker, detect: DetectService, *, min_period: float,
-                 clock: Clock | None = None, max_batch: int = 20_000) -> None:
+                 clock: Clock | None = None, max_batch: int = 20_000,
+                 tolerance: float = 0.1) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if not 0 <= tolerance < 1:
+            raise ValueError("tolerance must be in [0, 1)")
         self._broker = broker
         self._detect = detect
         self.min_period = min_period
+        self.tolerance = tolerance
+        self._held: dict[str, dict[int | None, dict[str, int]]] = {}
+        """thing → report id → the deltas of its refused reports (see the module)."""
         self._clock: Clock = clock if clock is not None else SystemClock()
         self.max_batch = max_batch
         self._last: dict[str, float] = {}
@@ -142,11 +179,14 @@ class DefenderMetricsTopics:
             document = decode_payload(message.payload, encoding)
             report = parse_report(document, self._detect.custom_types())
             last = self._last.get(thing)
-            if last is not None and now - last < self.min_period:
+            earliest = None if last is None else last + self.min_period * (1 - self.tolerance)
+            if earliest is not None and now < earliest:
+                self._hold(thing, report)
                 raise ReportRejected(
                     "Throttled",
                     f"Reports must not be sent more often than every "
-                    f"{self.min_period:g} seconds")
+                    f"{self.min_period:g} seconds; retry after "
+                    f"{math.ceil(earliest * 1000)} (epoch ms)")
         except ReportRejected as rejected:
             self._reply(base + "/rejected", encoding, {
                 "thingName": thing, "reportId": report_id_of(document),
@@ -161,7 +201,7 @@ class DefenderMetricsTopics:
         registered = not (thing == session.client_id
                           and getattr(session.permissions, "thing_name", None) is None)
         points = [Datapoint(thing, metric, value, now, None, registered)
-                  for metric, value in report.values]
+                  for metric, value in self._with_held(thing, report)]
         if self.submit is not None:
             self.submit(points, now)
         else:
@@ -172,6 +212,40 @@ class DefenderMetricsTopics:
             "thingName": thing, "reportId": report.report_id, "status": "ACCEPTED",
             "timestamp": int(now * 1000)})
         return True
+
+    def _hold(self, thing: str, report: DeviceReport) -> None:
+        """Keep the deltas of a refused report for the thing's next accepted one."""
+        deltas = {metric: value.count for metric, value in report.values
+                  if metric in DELTA_METRICS and value.count}
+        if not deltas:
+            return
+        held = self._held.setdefault(thing, {})
+        if report.report_id not in held and len(held) >= MAX_HELD_REPORTS:
+            oldest = next(k for k in held if k is not None)
+            folded = held.setdefault(None, {})
+            for metric, count in held.pop(oldest).items():
+                folded[metric] = folded.get(metric, 0) + count
+        held[report.report_id] = deltas  # a resend replaces, never adds
+
+    def _with_held(self, thing: str, report: DeviceReport
+                   ) -> list[tuple[str, MetricValue]]:
+        """The accepted report's values with the held deltas of refused reports added
+        (a held report with this report's id is this one resent: not added)."""
+        held = self._held.pop(thing, None)
+        if not held:
+            return list(report.values)
+        held.pop(report.report_id, None)
+        extra: dict[str, int] = {}
+        for deltas in held.values():
+            for metric, count in deltas.items():
+                extra[metric] = extra.get(metric, 0) + count
+        values = []
+        for metric, value in report.values:
+            if metric in extra and value.count is not None:
+                value = MetricValue(count=value.count + extra.pop(metric))
+            values.append((metric, value))
+        values.extend((metric, MetricValue(count=count)) for metric, count in extra.items())
+        return values
 
     async def _drain(self) -> None:
         """Ingest the queued reports, a batch at a time, until none is left."""
@@ -213,6 +287,10 @@ class _Tally:
     topic_counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
+AWAY_POINTS: Final = 10
+"""Empty ``aws:source-ip-address`` datapoints a thing gets once its last connection is
+gone: AWS's largest ``consecutiveDatapointsToClear``."""
+SOURCE_IP: Final = "aws:source-ip-address"
 AUTH_FAILURES: Final = "aws:num-authorization-failures"
 SENT: Final = "aws:num-messages-sent"
 RECEIVED: Final = "aws:num-messages-received"
@@ -280,6 +358,8 @@ class CloudMetricSampler:
         self._tally: dict[str, _Tally] = defaultdict(_Tally)
         self._things_of_certificate: dict[str, tuple[str, bool]] = {}
         self.disconnected_since: dict[str, float] = {}
+        self._away: dict[str, tuple[int, bool]] = {}
+        """thing → (empty source-address datapoints still due, registered?)."""
         bus = broker.bus
         self._unsubscribe = [
             bus.subscribe(ClientConnected, self._connected),
@@ -303,6 +383,7 @@ class CloudMetricSampler:
         tally.connection_attempts += 1
         tally.source_ips.add(event.source_ip)
         self.disconnected_since.pop(thing, None)
+        self._away.pop(thing, None)
         self._equip(session, thing, registered)
 
     def _refused(self, event: ConnectRefused) -> None:
@@ -397,6 +478,7 @@ class CloudMetricSampler:
         """The datapoints of the interval that ends ``now``: one set per thing that was
         connected or active during the interval. Must run on the broker's loop."""
         live: set[int] = set()
+        addresses: dict[str, set[str]] = defaultdict(set)
         for session in self._broker.sessions.values():
             # An offline session keeps its counters (what it dropped meanwhile counts at
             # its next interval online); only a session that is gone is forgotten.
@@ -406,6 +488,8 @@ class CloudMetricSampler:
             thing, registered = thing_of(session)
             self._collect(session, thing, registered)
             self._equip(session, thing, registered)
+            if session.principal.source_ip:
+                addresses[thing].add(session.principal.source_ip)
         for key in [k for k in self._seen if k not in live]:
             del self._seen[key]
         tallies, self._tally = self._tally, defaultdict(_Tally)
@@ -424,9 +508,12 @@ class CloudMetricSampler:
             if t.messages_sent:
                 values.append(("aws:message-byte-size",
                                MetricValue(count=t.bytes_sent // t.messages_sent)))
-            if t.source_ips:
-                values.append(("aws:source-ip-address",
-                               MetricValue(cidrs=tuple(sorted(t.source_ips)))))
+            seen = t.source_ips | addresses.get(thing, set())
+            values.append((SOURCE_IP, MetricValue(cidrs=tuple(sorted(seen)))))
+            if thing in addresses:
+                self._away.pop(thing, None)
+            elif t.disconnects:  # its last connection went: the empty set clears alarms
+                self._away[thing] = (AWAY_POINTS - 1, t.registered)
             points.extend(Datapoint(thing, metric, value, now, None, t.registered)
                           for metric, value in values)
             for name, _ in dimensions:
@@ -452,6 +539,15 @@ class CloudMetricSampler:
                 continue
             points.append(Datapoint(thing, "aws:disconnect-duration",
                                     MetricValue(count=int((now - since) // 60)), now))
+        for thing, (due, registered) in list(self._away.items()):
+            if thing in tallies:
+                continue
+            points.append(Datapoint(thing, SOURCE_IP, MetricValue(cidrs=()), now, None,
+                                    registered))
+            if due > 1:
+                self._away[thing] = (due - 1, registered)
+            else:
+                del self._away[thing]
         return points
 
 
