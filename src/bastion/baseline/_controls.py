@@ -275,10 +275,10 @@ def _apply_alerts(baseline: Baseline) -> list[str]:
                         "enabled": True}})
             done.append(f"audit findings alert {name}")
     config = baseline.config
-    for section, targets in (("threats", config.threats.alert_targets),
-                             ("rotation", config.rotation.alert_targets)):
-        if name not in targets:
-            baseline.set_config(section, {"alert_targets": [*targets, name]})
+    for section, named in (("threats", config.threats.alert_targets),
+                           ("rotation", config.rotation.alert_targets)):
+        if name not in named:
+            baseline.set_config(section, {"alert_targets": [*named, name]})
             done.append(f"[{section}] alert_targets include {name} (at the next start)")
     return done
 
