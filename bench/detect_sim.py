@@ -50,8 +50,10 @@ prints a table and writes JSON (``bench/results/detect_sim.json`` by default).
 
 Profiles: ``static`` is what a user would write by hand: one profile per class with fixed
 thresholds a margin above the class's normal peak (:func:`static_behaviors`). ``ml``
-asks for ML Detect (``mlDetectionConfig`` on the 13 ML metrics); a server that does not
-accept it refuses the profile and the run stops with the server's error. ``both`` runs
+asks for ML Detect (``mlDetectionConfig`` on the 13 ML metrics, and on the three set
+metrics Bastion models by novelty: listening TCP/UDP ports, destination addresses); a
+server that does not accept it refuses the profile and the run stops with the server's
+error. ``both`` runs
 them one after the other, each on a fresh server with the same seed.
 """
 
@@ -103,6 +105,11 @@ ML_METRICS = (
     "aws:all-bytes-out", "aws:all-bytes-in", "aws:all-packets-out", "aws:all-packets-in",
     "aws:num-listening-tcp-ports", "aws:num-listening-udp-ports",
     "aws:num-established-tcp-connections",
+)
+ML_SET_METRICS = (
+    # Bastion's own: novelty on sets (AWS's ML Detect has none; ml_training = "aws"
+    # refuses them)
+    "aws:listening-tcp-ports", "aws:listening-udp-ports", "aws:destination-ip-addresses",
 )
 
 
@@ -373,7 +380,7 @@ def ml_behaviors() -> list[dict[str, Any]]:
              "criteria": {"mlDetectionConfig": {"confidenceLevel": "MEDIUM"},
                           "consecutiveDatapointsToAlarm": 1,
                           "consecutiveDatapointsToClear": 1}}
-            for metric in ML_METRICS]
+            for metric in (*ML_METRICS, *ML_SET_METRICS)]
 
 
 def create_profiles(iot: Any, profile: str, interval: float) -> list[str]:
