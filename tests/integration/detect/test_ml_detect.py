@@ -168,7 +168,8 @@ def test_ml_detect_end_to_end_through_boto3(ml: MLBastion,
         assert explanation["observed"] == 200
         assert explanation["groupNormalRange"][1] < 200
         assert explanation["peers"] == DEVICES
-        assert "firmware=1.4.2" in explanation["peerGroup"]
+        kind = ml.running.app.plane.registry.describe_thing(devices[2].name).thing_type_name
+        assert explanation["peerGroup"] == f"group={group};type={kind};firmware=1.4.2"
         assert iot.list_active_violations(behaviorCriteriaType="STATIC",
                                           securityProfileName=profile)[
             "activeViolations"] == []

@@ -299,3 +299,21 @@ def test_novelty_state_round_trips() -> None:
     assert restored.known == model.known and restored.reports == model.reports
     with pytest.raises(ValueError):
         restored.load_bytes(b"{}")
+
+
+def test_the_alert_payload_carries_the_explanation_and_confidence() -> None:
+    from bastion.defender.detect import (
+        EXPLANATION_MEMBER,
+        ViolationEvent,
+        ViolationEventType,
+        parse_behavior,
+    )
+    from bastion.defender.mitigation import violation_message
+
+    behavior = parse_behavior({"name": "out", "metric": "aws:all-bytes-out", "criteria": {
+        "mlDetectionConfig": {"confidenceLevel": "HIGH"}}})
+    event = ViolationEvent("v-1", "cam-1", "learned", behavior, ViolationEventType.IN_ALARM,
+                           None, 1.0, details={"detector": "cumulative", "summary": "why"})
+    message = violation_message(event)
+    assert message["violationEventAdditionalInfo"] == {"confidenceLevel": "HIGH"}
+    assert message[EXPLANATION_MEMBER] == {"detector": "cumulative", "summary": "why"}

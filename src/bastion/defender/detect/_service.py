@@ -40,6 +40,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bastion.account import Account
@@ -547,6 +548,18 @@ class DetectService:
                 self._members.pop(thing_name, None)
                 self._peers.pop(thing_name, None)
 
+    def _profile_peer(self, profile: SecurityProfile, thing: str) -> str:
+        """The peer key of ``thing`` under ``profile``: the profile's target group the
+        thing is in (the first by name; ``*`` for the fleet-wide targets), then its
+        thing type and firmware (:meth:`_peer`). Lock held."""
+        groups = sorted(t[len("thinggroup/"):] for t in profile.targets
+                        if t.startswith("thinggroup/"))
+        group = "*"
+        if groups and thing not in self._unregistered:
+            _, member_of = self._member(thing, True)
+            group = next((g for g in groups if g in member_of), "*")
+        return f"group={group};{self._peer(thing)}"
+
     def _peer(self, thing: str) -> str:
         """The peer key of ``thing`` (cached until :meth:`membership_changed`)."""
         found = self._peers.get(thing)
@@ -639,8 +652,8 @@ class DetectService:
             for (profile_name, behavior_name), points in learned.items():
                 profile = self.profiles[profile_name]
                 ml_behavior = next(b for b in profile.behaviors if b.name == behavior_name)
-                outcome = self.learning.evaluate(profile, ml_behavior, points, self._peer,
-                                                 now)
+                outcome = self.learning.evaluate(
+                    profile, ml_behavior, points, partial(self._profile_peer, profile), now)
                 moved.extend((event, profile) for event in outcome.fleet_events)
                 fired.extend((event, profile) for event in self._judged(
                     profile, ml_behavior, outcome, points, touched))
