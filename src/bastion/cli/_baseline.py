@@ -14,14 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..baseline import CONTROLS, AlertOptions, Baseline
-from ..config import ConfigError, load_config
-from ..controlplane import database_url
-from ..datadir import DataDir
+from ..config import load_config
 from ..errors import ServiceError
 from ..events import InProcessBus
 from ..services import build_services
-from ..store import Store
-from ._admin import DataDirOption, JsonOption, console, data_dir_path, err
+from ._admin import DataDirOption, JsonOption, console, err
+from ._defender import _store
 
 baseline_app = typer.Typer(no_args_is_help=True,
                            help="The AWS IoT Security Baseline: apply it, check it.")
@@ -29,25 +27,14 @@ baseline_app = typer.Typer(no_args_is_help=True,
 
 @contextmanager
 def _baseline(data_dir: Path | None, options: AlertOptions) -> Iterator[Baseline]:
-    datadir = DataDir(data_dir_path(data_dir))
-    if not datadir.exists():
-        err.print(f"[red]no data directory at {datadir.path}[/] (run bastion init)")
-        raise typer.Exit(1)
-    try:
-        config = load_config(datadir.config_path)
-    except ConfigError as exc:
-        err.print(f"[red]bad configuration:[/] {exc}")
-        raise typer.Exit(2) from None
-    store = Store.open(database_url(config, datadir))
-    try:
-        services = build_services(config, datadir, store, InProcessBus(),
-                                  send=lambda topic, payload, qos: None)
-        yield Baseline(services, datadir.config_path, options)
-    except ServiceError as exc:
-        err.print(f"[red]{exc.message}[/]")
-        raise typer.Exit(1) from None
-    finally:
-        store.close()
+    with _store(data_dir) as (datadir, store, _):
+        try:
+            services = build_services(load_config(datadir.config_path), datadir, store,
+                                      InProcessBus(), send=lambda topic, payload, qos: None)
+            yield Baseline(services, datadir.config_path, options)
+        except ServiceError as exc:
+            err.print(f"[red]{exc.message}[/]")
+            raise typer.Exit(1) from None
 
 
 def _report(baseline: Baseline, as_json: bool) -> bool:

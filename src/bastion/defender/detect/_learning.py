@@ -66,24 +66,21 @@ class Learning:
         self._saved_at: float | None = None
 
     def _numeric(self, profile: str, behavior: Behavior) -> NumericModel:
-        key = (profile, behavior.name)
-        model = self.numeric.get(key)
-        confidence = behavior.criteria.ml_confidence or "MEDIUM"
-        if model is None or model.metric != behavior.metric \
-                or model.confidence != confidence:
-            model = self.numeric[key] = NumericModel(
-                behavior.metric, confidence, self.slots, refresh=self.interval / 2,
-                recent=2 * self.interval, fleet_window=3 * self.interval,
-                strict=self.strict)
+        model = self.numeric.get((profile, behavior.name))
+        if not _fits(model, behavior):
+            model = self.numeric[(profile, behavior.name)] = NumericModel(
+                behavior.metric, _confidence(behavior), self.slots,
+                refresh=self.interval / 2, recent=2 * self.interval,
+                fleet_window=3 * self.interval, strict=self.strict)
+        assert model is not None
         return model
 
     def _novelty(self, profile: str, behavior: Behavior) -> NoveltyModel:
-        key = (profile, behavior.name)
-        model = self.novelty.get(key)
-        confidence = behavior.criteria.ml_confidence or "MEDIUM"
-        if model is None or model.metric != behavior.metric \
-                or model.confidence != confidence:
-            model = self.novelty[key] = NoveltyModel(behavior.metric, confidence)
+        model = self.novelty.get((profile, behavior.name))
+        if not _fits(model, behavior):
+            model = self.novelty[(profile, behavior.name)] = NoveltyModel(
+                behavior.metric, _confidence(behavior))
+        assert model is not None
         return model
 
     def evaluate(self, profile: SecurityProfile, behavior: Behavior,
@@ -205,3 +202,13 @@ class Learning:
                 log.warning("detect: the stored model of %s/%s is unreadable (%s); it "
                             "starts again", row.security_profile_name, row.behavior_name,
                             exc)
+
+
+def _confidence(behavior: Behavior) -> str:
+    return behavior.criteria.ml_confidence or "MEDIUM"
+
+
+def _fits(model: NumericModel | NoveltyModel | None, behavior: Behavior) -> bool:
+    """Whether ``model`` was built for ``behavior``'s metric and confidence level."""
+    return model is not None and model.metric == behavior.metric \
+        and model.confidence == _confidence(behavior)

@@ -372,12 +372,7 @@ def parse_behavior(data: object, custom: Mapping[str, MetricType] | None = None,
         if op not in ("IN", "NOT_IN"):
             raise InvalidRequestError(f"behavior {name}: bad dimension operator {op!r}")
         dimension = MetricDimension(dim["dimensionName"], op)
-    flags = {}
-    for key in ("suppressAlerts", "exportMetric", "severe"):
-        flag = data.get(key, False)
-        if not isinstance(flag, bool):
-            raise InvalidRequestError(f"behavior {name}: {key} must be a boolean")
-        flags[key] = flag
+    flags = _flags(data, name)
     return Behavior(name, metric,
                     Criteria(operator, value, duration, to_alarm, to_clear, statistic),
                     dimension, flags["suppressAlerts"], flags["exportMetric"],
@@ -403,16 +398,22 @@ def _ml_behavior(data: Mapping[str, Any], raw: Mapping[str, Any], name: str, met
     if data.get("metricDimension") is not None:
         raise InvalidRequestError(
             f"behavior {name}: metricDimension cannot be used with mlDetectionConfig")
+    flags = _flags(data, name)
+    return Behavior(name, metric, Criteria(
+        None, None, None, _datapoints(raw, "consecutiveDatapointsToAlarm", name),
+        _datapoints(raw, "consecutiveDatapointsToClear", name), None, str(level)),
+        None, flags["suppressAlerts"], flags["exportMetric"], flags["severe"])
+
+
+def _flags(data: Mapping[str, Any], name: str) -> dict[str, bool]:
+    """A behavior's boolean members (``suppressAlerts``, ``exportMetric``, ``severe``)."""
     flags = {}
     for key in ("suppressAlerts", "exportMetric", "severe"):
         flag = data.get(key, False)
         if not isinstance(flag, bool):
             raise InvalidRequestError(f"behavior {name}: {key} must be a boolean")
         flags[key] = flag
-    return Behavior(name, metric, Criteria(
-        None, None, None, _datapoints(raw, "consecutiveDatapointsToAlarm", name),
-        _datapoints(raw, "consecutiveDatapointsToClear", name), None, str(level)),
-        None, flags["suppressAlerts"], flags["exportMetric"], flags["severe"])
+    return flags
 
 
 def _datapoints(raw: Mapping[str, Any], key: str, name: str) -> int:

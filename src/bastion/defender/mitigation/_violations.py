@@ -75,14 +75,8 @@ class ViolationResponse:
             return
         subject = (f"Device Defender: fleet event, {event.abnormal} of {event.devices} "
                    f"devices of {event.group} moved together ({event.metric})")
-        body = {"fleetEvent": event.to_json(), "securityProfileName": profile.name}
-        for target in profile.alert_targets.values():
-            arn = target.get("alertTargetArn", "") if isinstance(target, dict) else ""
-            name = dispatcher.targets.name_of(arn) or arn
-            try:
-                dispatcher.submit(name, new_alert("detect", subject, body))
-            except Exception:
-                log.exception("detect: fleet event alert to %s failed", arn)
+        self._send(dispatcher, profile, subject,
+                   {"fleetEvent": event.to_json(), "securityProfileName": profile.name})
 
     def apply_task_action(self, task_id: str, violation: TargetViolation,
                           action_name: str) -> ActionOutcome:
@@ -142,9 +136,14 @@ class ViolationResponse:
         dispatcher = self._alerts
         if dispatcher is None or not profile.alert_targets:
             return
-        body = violation_message(event)
         subject = (f"Device Defender: {event.thing_name} {event.event_type.value} "
                    f"({profile.name}/{event.behavior.name})")
+        self._send(dispatcher, profile, subject, violation_message(event))
+
+    @staticmethod
+    def _send(dispatcher: AlertDispatcher, profile: SecurityProfile, subject: str,
+              body: dict[str, Any]) -> None:
+        """One alert to each of the profile's alert targets."""
         for target in profile.alert_targets.values():
             arn = target.get("alertTargetArn", "") if isinstance(target, dict) else ""
             name = dispatcher.targets.name_of(arn) or arn
