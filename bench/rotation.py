@@ -318,6 +318,7 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
         ends = [r["last_end"] for r in rotated.values() if r["last_end"] is not None]
         end_ns = int(max(ends) * 1e9) if ends else during_last.at_ns
         settled_in, tally = _settle(broker, end_ns)
+        settled = group.snapshot(tree)
         group.stop(devs)
     stamps, latencies = array("q"), array("q")
     stamps.frombytes(received["stamps"])
@@ -359,10 +360,8 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
         "cores_during": _cores(during_window, devs),
         "generator_ms_per_rotation": (during_window.cores(devs) * during_window.seconds
                                       / succeeded * 1e3 if succeeded else None),
-        "broker_ms_per_rotation": (during_window.broker_cores * during_window.seconds
-                                   / succeeded * 1e3
-                                   if succeeded and during_window.broker_cores is not None
-                                   else None),
+        "broker_ms_per_rotation": _broker_ms(Window(before_first, before_last, None),
+                                             Window(during_first, settled, None), succeeded),
         "server_state": tally, "server_settle_seconds": settled_in,
         "expected_rotation_status": want_rotation, "expected_old_status": want_old,
         "old_certificates_as_policy_says": old_ok, "rotations_as_policy_says": rotations_ok,
@@ -383,6 +382,14 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
     return result
 
 
+def _broker_ms(before: Window, whole: Window, rotations: int) -> float | None:
+    """Broker CPU per rotation from the start signal until the server settled, net of
+    what the broker used before (the stream, the idle devices) over as long."""
+    if not rotations or before.broker_cores is None or whole.broker_cores is None:
+        return None
+    return (whole.broker_cores - before.broker_cores) * whole.seconds / rotations * 1e3
+
+
 def _settle(broker: RotationBroker, end_ns: int) -> tuple[float, dict[str, Any]]:
     """Read the store until every rotation is as the policy says (or the time is up);
     the seconds from the last device's end, and the last tally."""
@@ -395,9 +402,11 @@ def _settle(broker: RotationBroker, end_ns: int) -> tuple[float, dict[str, Any]]
             raise LoadError(f"could not read the rotations from the store: {exc}") from None
         settled = (tally["rotations"].get(want_rotation, 0) == broker.devices
                    and tally["old_certificates"].get(want_old, 0) == broker.devices)
-        open_left = sum(tally["rotations"].get(k, 0) for k in ("STARTED", "ISSUED"))
-        if settled or (not open_left and want_rotation != "CONFIRMED") or \
-                time.monotonic() > deadline:
+        # Rotations that may still move: open ones, and confirmed ones whose old
+        # certificate the keeper has yet to deactivate (grace 0).
+        moving = ("STARTED", "ISSUED") + (("CONFIRMED",) if want_rotation != "CONFIRMED" else ())
+        pending = sum(tally["rotations"].get(k, 0) for k in moving)
+        if settled or not pending or time.monotonic() > deadline:
             return time.monotonic() - end_ns / 1e9, tally
         time.sleep(0.5)
 
