@@ -72,7 +72,7 @@ SCENARIOS = {
 DEFAULT = ("rotation",)
 HEADLINE = {"rotation": "rotations_per_s"}
 SETTLE_LIMIT = 60.0
-"""Seconds (plus 20 ms per device) the server has, after the last device finished, to
+"""Seconds (plus 50 ms per device) the server has, after the last device finished, to
 confirm every rotation and retire the old certificates."""
 CEILING_CYCLES = 200
 """Keys, contexts and handshakes per ceiling worker."""
@@ -363,6 +363,8 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
         "broker_ms_per_rotation": _broker_ms(Window(before_first, before_last, None),
                                              Window(during_first, settled, None), succeeded),
         "server_state": tally, "server_settle_seconds": settled_in,
+        "server_rotations_per_s": (rotations_ok / (seconds + settled_in)
+                                   if seconds + settled_in > 0 else None),
         "expected_rotation_status": want_rotation, "expected_old_status": want_old,
         "old_certificates_as_policy_says": old_ok, "rotations_as_policy_says": rotations_ok,
         "other_cores": max(during_window.other_cores,
@@ -394,7 +396,7 @@ def _settle(broker: RotationBroker, end_ns: int) -> tuple[float, dict[str, Any]]
     """Read the store until every rotation is as the policy says (or the time is up);
     the seconds from the last device's end, and the last tally."""
     want_rotation, want_old = broker.expected()
-    deadline = time.monotonic() + SETTLE_LIMIT + broker.devices * 0.02
+    deadline = time.monotonic() + SETTLE_LIMIT + broker.devices * 0.05
     while True:
         try:
             tally = broker.status()
@@ -448,7 +450,8 @@ def progress(scenario: str, r: dict[str, Any]) -> str:
         f"{r['sweep']['started']:,} jobs in {report.num(r['sweep']['seconds'], 1)} s; "
         f"{r['connected']:,} devices connected in {report.num(r['connect_seconds'], 1)} s\n"
         f"      server state {report.num(r['server_settle_seconds'], 1)} s after the last "
-        f"device: rotations {state['rotations']}, old certificates {state['old_certificates']}"
+        f"device ({report.num(r['server_rotations_per_s'], 1)} rotations/s as the policy says,"
+        f" from the start): rotations {state['rotations']}, old certificates {state['old_certificates']}"
         f" (policy: {r['expected_rotation_status']} / {r['expected_old_status']}), new "
         f"certificates {state['new_certificates']}"
     )
@@ -462,6 +465,7 @@ def print_tables(bench: Any) -> None:
     rows = [
         ("devices rotated", f"{r['succeeded']:,} of {r['devices']:,}"),
         ("rotations/s (end to end)", report.num(r["rotations_per_s"], 1)),
+        ("  ... until the server retired the old", report.num(r["server_rotations_per_s"], 1)),
         ("one rotation p50 / p99, ms", (f"{report.num(r['rotation']['p50_ms'])} / "
                                         f"{report.num(r['rotation']['p99_ms'])}")),
         ("failures", "; ".join(f"{v} {k}" for k, v in r["failures"].items()) or "none"),
@@ -490,6 +494,7 @@ def summary(bench: Any) -> dict[str, Any]:
     return {
         "rotation_devices": r.get("devices"),
         "rotation_per_s": r.get("rotations_per_s"),
+        "rotation_server_per_s": r.get("server_rotations_per_s"),
         "rotation_p50_ms": rotation.get("p50_ms"),
         "rotation_p99_ms": rotation.get("p99_ms"),
         "rotation_failed": r.get("failed"),
