@@ -298,6 +298,8 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
         before_first = group.snapshot(tree)
         time.sleep(s.duration)
         before_last = group.snapshot(tree)
+        print(f"   ... {connected:,} devices connected in {connect_seconds:.1f} s, stream "
+              f"measured before; rotating, {s.concurrency} at a time", flush=True)
         rotate_ns = time.monotonic_ns()
         rotate.set()
         during_first = group.snapshot(tree)
