@@ -291,33 +291,38 @@ async def device_job(control: Control, endpoint: Endpoint, spec: DeviceSpec,
 
     async def one(thing: str, conn: DeviceConnection) -> None:
         async with turns:
-            if not control.running():
-                tally.failures["not started: the bench stopped"] += 1
-                return
-            started = time.monotonic()
-            if tally.first_start is None:
-                tally.first_start = started
-            steps: dict[str, float] = {}
             try:
-                new = await asyncio.wait_for(
-                    rotate_device(thing, conn, endpoint, spec, scratch, steps),
-                    ROTATION_TIMEOUT)
-            except TimeoutError:
-                step = STEPS[len(steps)] if len(steps) < len(STEPS) else "?"
-                tally.failures[f"timed out in {step}"] += 1
-                conn.close()
-            except RotationFailed as failed:
-                tally.failures[str(failed)] += 1
-                conn.close()
-            else:
-                ended = time.monotonic()
-                tally.durations.append(ended - started)
-                for step, seconds in steps.items():
-                    tally.steps[step].append(seconds)
-                tally.last_end = ended if tally.last_end is None else max(tally.last_end, ended)
-                rotated.append(new)
-            tally.done += 1
-            control.counters[control.slot] = tally.done
+                await attempt(thing, conn)
+            finally:
+                tally.done += 1
+                control.counters[control.slot] = tally.done
+
+    async def attempt(thing: str, conn: DeviceConnection) -> None:
+        if not control.running():
+            tally.failures["not started: the bench stopped"] += 1
+            return
+        started = time.monotonic()
+        if tally.first_start is None:
+            tally.first_start = started
+        steps: dict[str, float] = {}
+        try:
+            new = await asyncio.wait_for(
+                rotate_device(thing, conn, endpoint, spec, scratch, steps),
+                ROTATION_TIMEOUT)
+        except TimeoutError:
+            step = STEPS[len(steps)] if len(steps) < len(STEPS) else "?"
+            tally.failures[f"timed out in {step}"] += 1
+            conn.close()
+        except RotationFailed as failed:
+            tally.failures[str(failed)] += 1
+            conn.close()
+        else:
+            ended = time.monotonic()
+            tally.durations.append(ended - started)
+            for step, seconds in steps.items():
+                tally.steps[step].append(seconds)
+            tally.last_end = ended if tally.last_end is None else max(tally.last_end, ended)
+            rotated.append(new)
 
     try:
         await asyncio.gather(*(one(t, c) for t, c in zip(spec.things, conns, strict=True)

@@ -7,10 +7,14 @@
                                   [--durable-sync normal|full] [--mosquitto-autosave N]
                                   [--subscribers N] [--mosquitto-nodelay true|false]
                                   [--quiet-wait S] [--nodes N] [--revocations N]
+                                  [--devices N] [--concurrency N] [--stream-rate MSG_PER_S]
+                                  [--rotation-grace HOURS] [--rotation-procs N]
 
 ``--only cluster`` (or ``cluster-qos0``, ``cluster-qos1``, ``cluster-latency``,
 ``cluster-revoke``, ``cluster-idle``) runs the cluster scenarios of ``cluster.py``, which
-are never part of the default set: they need NATS and PostgreSQL.
+are never part of the default set: they need NATS and PostgreSQL. ``--only rotation``
+(``rotation.py``, Bastion only) rotates the certificates of ``--devices`` devices while a
+steady stream is measured before and during.
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
