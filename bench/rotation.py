@@ -369,6 +369,8 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
                                    if seconds + settled_in > 0 else None),
         "expected_rotation_status": want_rotation, "expected_old_status": want_old,
         "old_certificates_as_policy_says": old_ok, "rotations_as_policy_says": rotations_ok,
+        "server_state_as_policy_says": _as_policy_says(tally, want_rotation, want_old,
+                                                       succeeded, n),
         "other_cores": max(during_window.other_cores,
                            Window(before_first, before_last, None).other_cores),
     }
@@ -377,13 +379,27 @@ def measure(endpoint: Endpoint, broker: RotationBroker, s: Any, bench: Any) -> d
         problems.append(f"{n - succeeded} of {n} rotations failed: {failures}")
     if sweep["started"] != n:
         problems.append(f"the sweep started {sweep['started']} rotations for {n} devices")
-    if rotations_ok < n or old_ok < n:
+    if not result["server_state_as_policy_says"]:
         problems.append(f"server state after {settled_in:.0f} s: rotations "
                         f"{tally.get('rotations')}, old certificates "
-                        f"{tally.get('old_certificates')} (want {n} {want_rotation} / {want_old})")
+                        f"{tally.get('old_certificates')} (want {succeeded} {want_rotation} / "
+                        f"{want_old}, and the old certificate of a failed rotation ACTIVE)")
     for problem in problems:
         bench.errors.append(f"rotation: {problem}")
     return result
+
+
+def _as_policy_says(tally: dict[str, Any], want_rotation: str, want_old: str,
+                    succeeded: int, devices: int) -> bool:
+    """Every successful rotation in the state the policy says, with its old certificate
+    as the policy says; every failed one's old certificate still ACTIVE (a device that
+    fails keeps its certificate)."""
+    old = tally.get("old_certificates", {})
+    if tally.get("rotations", {}).get(want_rotation, 0) != succeeded:
+        return False
+    if want_old == "ACTIVE":
+        return bool(old.get("ACTIVE", 0) == devices)
+    return bool(old.get(want_old, 0) == succeeded and old.get("ACTIVE", 0) == devices - succeeded)
 
 
 def _broker_ms(before: Window, whole: Window, rotations: int) -> float | None:
