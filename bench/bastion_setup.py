@@ -52,6 +52,26 @@ creates ``N`` enabled topic rules (``bench-rule-<k>``), each matching every benc
 (:data:`RULE_SQL`) and appending its result to a log file of its own (the
 ``cloudwatchLogs`` action, files under ``DIR/rules/logs``), for the rules scenarios;
 its last line says what it made (JSON).
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --out OUTDIR --rotation N
+                                            [--grace HOURS] [--valid-days D]
+
+registers ``N`` rotating devices for the rotation scenario (``rotation.py``): things
+``bench-rot-<k>`` in the thing group ``bench-rotation``, each with its own EC P-256
+certificate from Bastion's CA valid for only ``D`` days (30), registered ACTIVE, and the
+rotation device policy (the least-privilege device policy plus the CSR topics of
+``docs/rotation.md``). The group gets a rotation policy that starts jobs and rotates
+certificates within 2 x ``D`` days of their expiry, so the sweep that ``bastion serve``
+runs when it starts (a fresh data directory was never swept) starts a rotation job for
+every one of them, and no other certificate; the old certificate is deactivated
+``HOURS`` (0) after the rotation is confirmed. Each device's key and certificate go to
+``OUTDIR/<thing>.pem`` (one file, key first), the list to ``OUTDIR/devices.json``
+(``[[thing, certificate id], ...]``); the last line says what it made (JSON).
+
+    .venv/bin/python bench/bastion_setup.py --data-dir DIR --rotation-status DEVICES_JSON
+
+reads, from the store (the server may be running), every rotation of those devices and
+the status of their old and new certificates; its last line is the tally (JSON).
 """
 
 from __future__ import annotations
@@ -203,6 +223,133 @@ def create_rules(data_dir: Path, count: int) -> dict[str, object]:
     return {"rules": count, "sql": RULE_SQL, "action": "cloudwatchLogs"}
 
 
+ROTATION_GROUP = "bench-rotation"
+ROTATION_POLICY = "bastion-bench-rotation"
+ROTATION_PREFIX = "bench-rot-"
+CSR_TOPIC = "$aws/certificates/create-from-csr/json"
+
+
+def rotation_device_policy(account: object) -> str:
+    """The least-privilege device policy plus the CSR statements of ``docs/rotation.md``."""
+    from bastion.controlplane import device_policy_document
+
+    document = json.loads(device_policy_document(account))  # type: ignore[arg-type]
+    arn = account.arn  # type: ignore[attr-defined]
+    document["Statement"] += [
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
+         "Resource": [arn(f"topic/{CSR_TOPIC}"), arn(f"topic/{CSR_TOPIC}/*")]},
+        {"Effect": "Allow", "Action": "iot:Subscribe",
+         "Resource": [arn(f"topicfilter/{CSR_TOPIC}/*")]},
+    ]
+    return json.dumps(document)
+
+
+def create_rotation_fleet(data_dir: Path, out: Path, count: int, grace_hours: int,
+                          valid_days: int) -> dict[str, object]:
+    """Register ``count`` rotating devices and their group's rotation policy (see the
+    module docstring). Files are written without fsync: they are the bench's, in its
+    temporary directory, and rewritten on every run."""
+    from cryptography.hazmat.primitives import serialization
+
+    from bastion.clock import SystemClock
+    from bastion.config import load_config
+    from bastion.controlplane import open_control_plane
+    from bastion.datadir import DataDir, load_ca
+    from bastion.pki import issue_device_certificate
+    from bastion.registry import CertificateStatus
+    from bastion.rotation import FleetPolicy, GroupPolicy, RotationPolicies
+
+    datadir = DataDir(data_dir)
+    config = load_config(datadir.config_path)
+    plane = open_control_plane(config, datadir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "root-ca.pem").write_bytes(datadir.ca_cert_path.read_bytes())
+    ca_cert, ca_key = load_ca(datadir)
+    made: list[list[str]] = []
+    try:
+        plane.policies.create_policy(ROTATION_POLICY, rotation_device_policy(plane.account))
+        plane.registry.create_thing_group(ROTATION_GROUP)
+        for k in range(count):
+            name = f"{ROTATION_PREFIX}{k}"
+            cert, key = issue_device_certificate(ca_cert, ca_key, common_name=name,
+                                                 valid_days=valid_days)
+            pem = cert.public_bytes(serialization.Encoding.PEM)
+            record = plane.identity.register_certificate(pem.decode("ascii"),
+                                                         status=CertificateStatus.ACTIVE)
+            plane.registry.create_thing(name)
+            plane.registry.attach_thing_principal(name, record.certificate_arn)
+            plane.policies.attach_policy(ROTATION_POLICY, record.certificate_arn)
+            plane.registry.add_thing_to_thing_group(thing_group_name=ROTATION_GROUP,
+                                                    thing_name=name)
+            key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+            path = out / f"{name}.pem"
+            path.write_bytes(key_pem + pem)
+            path.chmod(0o600)
+            made.append([name, record.certificate_id])
+        r = config.rotation
+        fleet = FleetPolicy(r.max_age_days, r.rotate_before_expiry_days,
+                            r.deactivate_after_hours, r.revoke_after_hours, r.start_jobs,
+                            r.alert_targets)
+        window = min(2 * valid_days, 3652)
+        policy = RotationPolicies(plane.store, fleet, clock=SystemClock()).put(GroupPolicy(
+            ROTATION_GROUP, rotate_before_expiry_days=window,
+            deactivate_after_hours=grace_hours,
+            revoke_after_hours=max(grace_hours, fleet.revoke_after_hours), start_jobs=True))
+    finally:
+        plane.close()
+    (out / "devices.json").write_text(json.dumps(made), encoding="utf-8")
+    return {"devices": count, "group": ROTATION_GROUP, "policy": ROTATION_POLICY,
+            "valid_days": valid_days, "rotate_before_expiry_days": window,
+            "deactivate_after_hours": policy.deactivate_after_hours,
+            "revoke_after_hours": policy.revoke_after_hours,
+            "fleet_start_jobs": fleet.start_jobs}
+
+
+def rotation_status(data_dir: Path, devices_file: Path) -> dict[str, object]:
+    """Tally the rotations of the devices in ``devices_file`` and their certificates."""
+    from collections import Counter
+
+    from bastion.config import load_config
+    from bastion.controlplane import open_control_plane
+    from bastion.datadir import DataDir
+    from bastion.registry import RegistryError
+
+    devices = json.loads(devices_file.read_text(encoding="utf-8"))
+    datadir = DataDir(data_dir)
+    config = load_config(datadir.config_path)
+    plane = open_control_plane(config, datadir)
+    statuses: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    old: Counter[str] = Counter()
+    new: Counter[str] = Counter()
+
+    def cert_status(certificate_id: str) -> str:
+        try:
+            return plane.identity.describe_certificate(certificate_id).status.value
+        except RegistryError:
+            return "GONE"
+
+    try:
+        for thing, certificate_id in devices:
+            with plane.store.transaction(readonly=True) as uow:  # as `bastion rotation list`
+                rows = uow.rotations.of_thing(thing)
+            if not rows:
+                statuses["NONE"] += 1
+            for row in rows:
+                statuses[row.status] += 1
+                if row.reason:
+                    reasons[row.reason[:200]] += 1
+                if row.new_certificate_id:
+                    new[cert_status(row.new_certificate_id)] += 1
+            old[cert_status(certificate_id)] += 1
+    finally:
+        plane.close()
+    return {"rotations": dict(statuses), "old_certificates": dict(old),
+            "new_certificates": dict(new), "reasons": dict(reasons.most_common(10))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -212,7 +359,28 @@ def main() -> int:
     parser.add_argument("--no-drop", action="store_true")
     parser.add_argument("--devices", type=int, default=0)
     parser.add_argument("--rules", type=int)
+    parser.add_argument("--rotation", type=int)
+    parser.add_argument("--grace", type=int, default=0)
+    parser.add_argument("--valid-days", type=int, default=30)
+    parser.add_argument("--rotation-status", type=Path)
     args = parser.parse_args()
+    if args.rotation_status is not None:
+        try:
+            print(json.dumps(rotation_status(args.data_dir, args.rotation_status)))
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"could not read the rotations: {exc}")
+            return 1
+        return 0
+    if args.rotation is not None:
+        if args.out is None:
+            parser.error("--rotation needs --out")
+        try:
+            print(json.dumps(create_rotation_fleet(args.data_dir, args.out, args.rotation,
+                                                   args.grace, args.valid_days)))
+        except (ImportError, ValueError, OSError) as exc:
+            print(f"could not register the rotating devices: {exc}")
+            return 1
+        return 0
     if args.rules is not None:
         try:
             print(json.dumps(create_rules(args.data_dir, args.rules)))

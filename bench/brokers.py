@@ -304,12 +304,13 @@ class BastionInstall:
         return cls(executable, data_dir, tls, describe_certificate(tls.cert_file), provisioning)
 
 
-def _run_setup_step(argv: list[str]) -> str:
+def _run_setup_step(argv: list[str], timeout: float = 120) -> str:
     """Run a setup command and return its standard output.
 
     :raises BrokerError: if the command fails; the message holds the end of its output.
+    :raises subprocess.TimeoutExpired: if it runs longer than ``timeout`` seconds.
     """
-    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         output = (done.stderr.strip() + "\n" + done.stdout.strip()).strip()
         raise BrokerError(
@@ -338,6 +339,9 @@ class BastionBroker:
         self._process: _Process | None = None
         self._last_log: _Process | None = None
         self.runs = 0
+        self.start_timeout = _START_TIMEOUT
+        """Seconds ``bastion serve`` has to print its URL (a data dir with a large fleet
+        to sweep at start needs longer)."""
 
     def start(self) -> Endpoint:
         """:raises BrokerError: if the broker exits or prints no ``mqtts://`` URL in time."""
@@ -361,7 +365,7 @@ class BastionBroker:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the URL line must not sit in a buffer
         )
         try:
-            match = self._process.wait_for_line(_MQTTS_URL, _START_TIMEOUT)
+            match = self._process.wait_for_line(_MQTTS_URL, self.start_timeout)
         except BrokerError:
             self.stop()
             raise

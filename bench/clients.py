@@ -192,7 +192,7 @@ class Client(asyncio.BaseProtocol):
             else:
                 self._accepted()
         elif kind == wire.SUBACK:
-            if len(body) < 3 or body[2] & 0x80:
+            if len(body) < 3 or any(code & 0x80 for code in body[2:]):
                 self._refuse(f"SUBACK refused the subscription ({body.hex()})")
             else:
                 self._accepted()

@@ -237,11 +237,10 @@ ran, and the cores that show who was the bottleneck."""
 
 def print_table(bench: Bench) -> None:
     """The plain-text summary: one row per figure, Bastion | Mosquitto mTLS | ratio (only
-    the warnings and errors when only cluster scenarios or the detect simulation ran: they
-    print their own tables)."""
+    the warnings and errors when none of its scenarios ran: ``cluster.print_tables``,
+    ``rules.print_tables`` and ``rotation.print_tables`` show theirs)."""
     s = bench.settings
-    if all(scenario.startswith("cluster-") or scenario == "detect-sim"
-           for scenario in s.scenarios):
+    if not {scenario for _, scenario, *_ in _TABLE} & set(s.scenarios):
         print_problems(bench)
         return
     header = f"{'':<40} {'Bastion':>12} {'Mosquitto mTLS':>15} {'ratio':>7} {'sys Mosq. TCP':>14}"

@@ -8,11 +8,15 @@
                                   [--subscribers N] [--mosquitto-nodelay true|false]
                                   [--quiet-wait S] [--nodes N] [--revocations N]
                                   [--detect-profile static|ml|both]
+                                  [--devices N] [--concurrency N] [--stream-rate MSG_PER_S]
+                                  [--rotation-grace HOURS] [--rotation-procs N]
 
 ``--only cluster`` (or ``cluster-qos0``, ``cluster-qos1``, ``cluster-latency``,
 ``cluster-revoke``, ``cluster-idle``) runs the cluster scenarios of ``cluster.py``, which
 are never part of the default set: they need NATS and PostgreSQL. ``--only detect-sim``
 runs the labelled Detect simulation of ``detect_sim.py`` (10 minutes, ``--quick`` 3).
+``--only rotation`` (``rotation.py``, Bastion only) rotates the certificates of
+``--devices`` devices while a steady stream is measured before and during.
 
 Every scenario runs against three brokers, each started fresh for that scenario and
 stopped after it: Bastion over mutual TLS, a private Mosquitto over mutual TLS (with an
@@ -46,6 +50,7 @@ import durability
 import loadgen
 import procstat
 import report
+import rotation
 import rules
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -75,8 +80,10 @@ HEADLINE = {
 HEADLINE.update(cluster.HEADLINE)
 HEADLINE.update(rules.HEADLINE)
 HEADLINE.update(detect_sim.HEADLINE)
+HEADLINE.update(rotation.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
-ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS, **detect_sim.SCENARIOS}
+ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS, **detect_sim.SCENARIOS,
+                 **rotation.SCENARIOS}
 """What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
 need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
 stands for ``cluster.DEFAULT``."""
@@ -118,6 +125,15 @@ class Settings:
     cluster_connections: int
     cluster_hold: float
     revocations: int
+    devices: int
+    """rotation: devices whose certificates are rotated."""
+    concurrency: int
+    """rotation: rotations in progress at once, all device processes together."""
+    stream_rate: float
+    """rotation: msg/s of the steady QoS 1 stream measured before and during."""
+    rotation_grace: int
+    """rotation: hours from confirmation to the old certificate's deactivation."""
+    rotation_procs: int
     quiet_wait: float
     repeat: int
     output: Path
@@ -175,6 +191,36 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--revocations",
         type=int,
         help="cluster-revoke: certificates revoked one by one (default 200; quick 50)",
+    )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=10000,
+        help="rotation: devices whose certificates are rotated (10000)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="rotation: rotations in progress at once, in all (100)",
+    )
+    parser.add_argument(
+        "--stream-rate",
+        type=float,
+        default=1000,
+        help="rotation: msg/s of the steady QoS 1 stream measured before and during (1000)",
+    )
+    parser.add_argument(
+        "--rotation-grace",
+        type=int,
+        default=0,
+        help="rotation: hours before the old certificate is deactivated (0)",
+    )
+    parser.add_argument(
+        "--rotation-procs",
+        type=int,
+        default=2,
+        help="rotation: processes the devices share (2)",
     )
     parser.add_argument(
         "--idle-procs",
@@ -273,6 +319,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     duration = args.duration if args.duration is not None else (1.5 if quick else 5.0)
     if duration <= 0 or (args.connections is not None and args.connections < 10):
         parser.error("--duration must be positive and --connections at least 10")
+    if args.devices < 1 or args.stream_rate <= 0 or args.rotation_grace < 0:
+        parser.error("--devices must be >= 1, --stream-rate positive, --rotation-grace >= 0")
     if (args.hold or 0) < 0 or args.paced_devices < 1 or args.paced_rate <= 0 or args.rate <= 0:
         parser.error("--hold must be >= 0, --paced-devices >= 1, the rates positive")
     if args.mosquitto_autosave < 1:
@@ -304,6 +352,11 @@ def parse_args(argv: list[str] | None) -> Settings:
         cluster_connections=args.connections or (2000 if quick else 100_000),
         cluster_hold=args.hold if args.hold is not None else (5.0 if quick else 60.0),
         revocations=max(1, args.revocations or (50 if quick else 200)),
+        devices=args.devices,
+        concurrency=max(1, args.concurrency),
+        stream_rate=args.stream_rate,
+        rotation_grace=args.rotation_grace,
+        rotation_procs=max(1, args.rotation_procs),
         quiet_wait=max(0.0, args.quiet_wait),
         repeat=max(1, args.repeat),
         output=args.output,
@@ -550,6 +603,8 @@ def _progress(scenario: str, r: dict[str, Any]) -> str:
         return cluster.progress(scenario, r)
     if scenario in rules.SCENARIOS:
         return rules.progress(scenario, r)
+    if scenario in rotation.SCENARIOS:
+        return rotation.progress(scenario, r)
     cores = f"broker {report.num(r.get('broker_cores'), 2)} cores, generator {report.num(r.get('generator_cores'), 2)}"
     if scenario in ("qos0", "qos1"):
         lost = f", {r['connections_lost']} CONNECTIONS LOST" if r["connections_lost"] else ""
@@ -731,6 +786,7 @@ def run_all(bench: Bench) -> None:
     rules.run_all(bench)
     if "detect-sim" in s.scenarios:
         detect_sim.run_in_bench(bench)
+    rotation.run_all(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -833,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     most = max(
         settings.connections if "idle" in settings.scenarios else 0,
         settings.paced_devices if "paced" in settings.scenarios else 0,
+        settings.devices + 100 if "rotation" in settings.scenarios else 0,
     )
     fd_limit = loadgen.raise_fd_limit(most + 4096)
     if most + loadgen.FD_MARGIN > fd_limit:
@@ -858,8 +915,10 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(cluster.summary(bench))
     figures.update(rules.summary(bench))
     figures.update(detect_sim.summary(bench))
+    figures.update(rotation.summary(bench))
     cluster.print_tables(bench)
     rules.print_tables(bench)
+    rotation.print_tables(bench)
     report.print_table(bench)
     path = report.write_json(bench, figures, interrupted)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")

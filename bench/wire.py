@@ -72,7 +72,18 @@ def encode_connect(
 
 def encode_subscribe(packet_id: int, topic_filter: str, qos: int) -> bytes:
     """A SUBSCRIBE for one topic filter."""
-    return _packet(SUBSCRIBE, packet_id.to_bytes(2, "big") + _utf8(topic_filter) + bytes([qos]))
+    return encode_subscribe_many(packet_id, [(topic_filter, qos)])
+
+
+def encode_subscribe_many(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
+    """A SUBSCRIBE for several ``(topic filter, QoS)`` pairs (one SUBACK answers them all).
+
+    :raises ValueError: if ``filters`` is empty (MQTT 3.1.1, 3.8.3-3).
+    """
+    if not filters:
+        raise ValueError("a SUBSCRIBE needs at least one topic filter")
+    body = packet_id.to_bytes(2, "big") + b"".join(_utf8(f) + bytes([q]) for f, q in filters)
+    return _packet(SUBSCRIBE, body)
 
 
 def encode_publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0) -> bytes:
