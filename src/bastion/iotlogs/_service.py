@@ -19,6 +19,11 @@ Entries come from two places, both on the broker's event loop:
   :class:`~bastion.broker.ConnectRefused` (``Connect`` failure, ERROR) and
   :class:`~bastion.broker.AuthorizationDenied` (``Publish-In``/``Subscribe``/
   ``Publish-Out`` failure, ERROR, ``reason`` ``AUTHORIZATION_FAILURE``);
+* the jobs topics' :class:`~bastion.reserved.JobsRequestServed` (``UpdateJobExecution``
+  with the execution's new status, ``StartNextPendingJobExecution`` …: DEBUG when
+  accepted, ERROR when rejected) and the rules engine's
+  :class:`~bastion.rules.RuleActionFailed` (``RuleExecution`` failure, ERROR), at the
+  level of the client that published the message or made the request;
 * the message path, as the session's :class:`~bastion.broker.MessageLog`: the broker
   calls :meth:`IoTLogs.publish_in` / :meth:`IoTLogs.publish_out` only when the session's
   level is INFO or more verbose (one integer comparison per message otherwise).
@@ -41,6 +46,7 @@ from typing import Any
 
 from bastion.account import Account
 from bastion.broker import (
+    LOG_DEBUG,
     LOG_DISABLED,
     LOG_ERROR,
     LOG_INFO,
@@ -65,6 +71,8 @@ from bastion.registry import (
     ThingGroupDeleted,
     ThingGroupMembershipChanged,
 )
+from bastion.reserved import JobsRequestServed
+from bastion.rules import RuleActionFailed
 
 from ._entries import AUTHORIZATION_FAILURE, EVENT_OF_ACTION, FAILURE, SUCCESS, entry
 from ._levels import (
@@ -144,6 +152,8 @@ class IoTLogs(Component):
             bus.subscribe(ConnectRefused, self._refused),
             bus.subscribe(AuthorizationDenied, self._denied),
             bus.subscribe(Subscribed, self._subscribed),
+            bus.subscribe(JobsRequestServed, self._jobs_request),
+            bus.subscribe(RuleActionFailed, self._rule_failed),
             bus.subscribe(ThingGroupMembershipChanged, self._groups_changed),
             bus.subscribe(ThingGroupDeleted, self._groups_changed),
             self._options.on_change(self._options_changed),
@@ -302,6 +312,43 @@ class IoTLogs(Component):
                                   principalId=event.certificate_id, sourceIp=event.source_ip,
                                   sourcePort=event.source_port or None, reason=reason,
                                   details=event.reason))
+
+    def _client(self, client_id: str | None, principal_id: str | None
+                ) -> tuple[int, dict[str, Any]]:
+        """The level and the fields of a client that may have gone meanwhile."""
+        session = self._live(client_id) if client_id else None
+        if session is not None:
+            return session.log_level, self._session_fields(session)
+        return (self.table.level_for(client_id or "", "", principal_id or ""),
+                {"clientId": client_id or "N/A", "principalId": principal_id})
+
+    def _jobs_request(self, event: JobsRequestServed) -> None:
+        level, fields = self._client(event.client_id, None)
+        failed = event.error_code is not None
+        if level > (LOG_ERROR if failed else LOG_DEBUG):
+            return
+        details = (f"The destination status is {event.status}. " if event.status else "") + (
+            f"The request status is {event.error_code}: {event.error_message}" if failed
+            else "The request status is SUCCESS.")
+        name = "ERROR" if failed else "DEBUG"
+        fields["protocol"] = "MQTT"
+        self._emit(name, entry(event.timestamp, name, self._account_id,
+                               FAILURE if failed else SUCCESS, event.event_type, **fields,
+                               jobId=event.job_id, topicName=event.topic,
+                               clientToken=event.client_token, reason=event.error_code,
+                               details=details))
+
+    def _rule_failed(self, event: RuleActionFailed) -> None:
+        level, fields = self._client(event.client_id, event.principal)
+        if level > LOG_ERROR:
+            return
+        self._emit("ERROR", entry(event.timestamp, "ERROR", self._account_id, FAILURE,
+                                  "RuleExecution", clientId=fields.get("clientId"),
+                                  topicName=event.topic, ruleName=event.rule_name,
+                                  ruleAction=event.action,
+                                  resources={"resource": event.resource},
+                                  principalId=fields.get("principalId"),
+                                  reason="RuleExecutionFailure", details=event.error))
 
     def _denied(self, event: AuthorizationDenied) -> None:
         if event.action == "iot:Connect":

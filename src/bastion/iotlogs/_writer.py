@@ -83,12 +83,18 @@ class EntryWriter:
         :raises OSError: the file cannot be opened.
         :raises ValueError: a bad syslog address or facility.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(
-            self.path, maxBytes=self._max_bytes, backupCount=self._files_kept,
-            encoding="utf-8")]
-        if self._syslog:
+        handlers: list[logging.Handler] = []
+        if self._syslog:  # first: a bad address leaves no file open
             handlers.append(syslog_handler(self._syslog, self._facility))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handlers.insert(0, logging.handlers.RotatingFileHandler(
+                self.path, maxBytes=self._max_bytes, backupCount=self._files_kept,
+                encoding="utf-8"))
+        except OSError:
+            for handler in handlers:
+                handler.close()
+            raise
         for handler in handlers:
             handler.setFormatter(logging.Formatter("%(message)s"))
         self._handlers = handlers

@@ -17,7 +17,7 @@ same ones) and announces the service's changes it receives from the bus.
 
 from __future__ import annotations
 
-from .jobs import JobsTopics, parse_jobs_topic
+from .jobs import JobsRequestServed, JobsTopics, parse_jobs_topic
 from .provisioning import (
     FirstConnectionRegistration,
     ProvisioningTopics,
@@ -28,6 +28,7 @@ from .shadow import MAX_IN_FLIGHT, ShadowTopics
 __all__ = [
     "MAX_IN_FLIGHT",
     "FirstConnectionRegistration",
+    "JobsRequestServed",
     "JobsTopics",
     "ProvisioningTopics",
     "ShadowTopics",

@@ -31,7 +31,7 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/iot-logging"
 DEVICE_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/*"},
     {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
-     "Resource": "arn:aws:iot:*:*:topic/allowed/*"},
+     "Resource": ["arn:aws:iot:*:*:topic/allowed/*", "arn:aws:iot:*:*:topic/$aws/things/*"]},
     {"Effect": "Allow", "Action": "iot:Subscribe",
      "Resource": "arn:aws:iot:*:*:topicfilter/allowed/*"},
 ]})

@@ -192,3 +192,66 @@ def test_a_refused_connect_is_an_error_entry(logged: Logged) -> None:
     assert entry["principalId"] == device.certificate_id
     assert entry["clientId"] == device.name
     assert "INACTIVE" in entry["details"]
+
+
+def test_jobs_requests_are_logged_at_the_clients_level(logged: Logged) -> None:
+    iot = logged.iot
+    iot.set_v2_logging_options(roleArn=ROLE_ARN, defaultLogLevel="ERROR")
+    verbose, quiet = logged.device(), logged.device()
+    iot.set_v2_logging_level(logTarget={"targetType": "CLIENT_ID",
+                                        "targetName": verbose.name}, logLevel="DEBUG")
+    logged.wait_levels(lambda table: verbose.name in table.client_ids, "the client's level")
+    iot.create_job(jobId="update-firmware", document='{"operation":"update"}',
+                   targets=[iot.describe_thing(thingName=d.name)["thingArn"]
+                            for d in (verbose, quiet)])
+    for device in (verbose, quiet):
+        client = Client(device, logged.running.port, version=V5,
+                        client_id=device.name).connect()
+        topic = f"$aws/things/{device.name}/jobs/update-firmware/update"
+        client.publish(topic, json.dumps({"status": "IN_PROGRESS", "clientToken": "t1"}),
+                       qos=1)
+        assert client.expect(1)[0].topic == topic + "/accepted"
+        client.publish(topic, json.dumps({"status": "BOGUS", "clientToken": "t2"}), qos=1)
+        assert client.expect(1)[0].topic == topic + "/rejected"
+        client.disconnect()
+    wait_for(lambda: len([e for e in logged.entries()
+                          if e["eventType"] == "UpdateJobExecution"]) == 3,
+             what="the jobs entries")
+    jobs = [e for e in logged.entries() if e["eventType"] == "UpdateJobExecution"]
+    accepted, rejected = of(jobs, verbose.name)
+    assert (accepted["logLevel"], accepted["status"]) == ("DEBUG", "Success")
+    assert accepted["jobId"] == "update-firmware" and accepted["clientToken"] == "t1"
+    assert accepted["details"] == ("The destination status is IN_PROGRESS. "
+                                   "The request status is SUCCESS.")
+    assert accepted["principalId"] == verbose.certificate_id
+    assert (rejected["logLevel"], rejected["status"]) == ("ERROR", "Failure")
+    assert rejected["clientToken"] == "t2" and rejected["reason"]
+    # At the default level (ERROR) only the rejected request is written.
+    assert [e["status"] for e in of(jobs, quiet.name)] == ["Failure"]
+
+
+def test_a_failed_rule_action_is_an_error_entry(logged: Logged) -> None:
+    iot = logged.iot
+    iot.create_topic_rule(ruleName="store_readings", topicRulePayload={
+        "sql": "SELECT * FROM 'allowed/readings'", "ruleDisabled": False,
+        # No [rules] sql_url is configured: every DynamoDBv2 action fails.
+        "actions": [{"dynamoDBv2": {"roleArn": ROLE_ARN,
+                                    "putItem": {"tableName": "readings"}}}]})
+    rules = logged.running.app.rules
+    assert rules is not None
+    wait_for(lambda: "store_readings" in rules.enabled_rules(), 20.0, "the rule to load")
+    device = logged.device()
+    client = Client(device, logged.running.port, version=V5, client_id=device.name).connect()
+    client.publish("allowed/readings", b'{"temperature": 21}', qos=1)
+    client.disconnect()
+    wait_for(lambda: any(e["eventType"] == "RuleExecution" for e in logged.entries()), 30.0,
+             "the rule's entry")
+    [failed] = [e for e in logged.entries() if e["eventType"] == "RuleExecution"]
+    assert (failed["logLevel"], failed["status"]) == ("ERROR", "Failure")
+    assert failed["ruleName"] == "store_readings"
+    assert failed["ruleAction"] == "DynamoDBv2Action"
+    assert failed["topicName"] == "allowed/readings"
+    assert failed["clientId"] == device.name
+    assert failed["principalId"] == device.certificate_id
+    assert failed["details"]
+    assert failed in logged.errors
