@@ -9,9 +9,11 @@ AWS sends IoT logs to CloudWatch; Bastion has its own log. The options are kept 
 * else the level the logger had before any option was set.
 
 ``DEBUG``/``INFO``/``WARN``/``ERROR`` map to Python's levels, ``DISABLED`` silences. Log
-targets other than ``DEFAULT`` (thing groups, client ids, source IPs, principals) are
-stored and listed but do not filter Bastion's log yet. The ``roleArn`` is kept and
-returned; Bastion does not assume roles.
+targets other than ``DEFAULT`` (thing groups, client ids, source IPs, principals) do not
+filter Bastion's own log: they choose the level of each device's AWS IoT log entries
+(:mod:`bastion.iotlogs`, which reads these options and hears of every change through
+:meth:`LoggingOptions.on_change`). The ``roleArn`` is kept and returned; Bastion does not
+assume roles.
 
 One :class:`LoggingOptions` per running Bastion serves both its users: the REST API
 (Get/Set logging options) and Device Defender audit, which reads the effective state
