@@ -89,9 +89,11 @@ class Logged:
     def entries(self) -> list[dict[str, Any]]:
         """Every entry written so far (after the writer caught up)."""
         assert self.logs.writer.flush()
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        rotated = sorted(self.path.parent.glob(self.path.name + ".*"),
+                         key=lambda p: -int(p.suffix[1:]))
+        files = [*rotated, self.path] if self.path.exists() else rotated
+        return [json.loads(line) for f in files for line in f.read_text().splitlines()
+                if line]
 
     def device(self, prefix: str = "dev") -> DeviceFiles:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -120,7 +122,9 @@ def logged(tmp_path: Path) -> Iterator[Logged]:
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
                     api=ApiConfig(host="127.0.0.1", port=0),
-                    iot_logs=IoTLogsConfig(syslog_address=syslog.address))
+                    # Small files: every test's entries span rotated files too.
+                    iot_logs=IoTLogsConfig(syslog_address=syslog.address, max_bytes=2048,
+                                           files_kept=100))
     running = RunningBastion(config, datadir, credentials=StaticCredentials(
         {KEY[0]: (KEY[1], Role("admin"))}), trail=MemoryTrail()).start()
     try:

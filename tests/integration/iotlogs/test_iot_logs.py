@@ -99,6 +99,9 @@ def test_default_info_logs_every_event_with_its_fields(logged: Logged) -> None:
     check_denial(denied, device, client_id)
     assert disconnect["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
     assert [e["eventType"] for e in logged.errors] == ["Publish-In"]
+    # [iot_logs] max_bytes: the file was rotated, and no entry was lost in between.
+    assert logged.path.with_name("aws-iot.jsonl.1").exists()
+    assert all(f.stat().st_size <= 2048 for f in logged.path.parent.glob("aws-iot.jsonl*"))
 
 
 def test_a_thing_group_level_makes_only_its_devices_verbose(logged: Logged) -> None:
