@@ -15,7 +15,8 @@ Entries come from two places, both on the broker's event loop:
 * the broker's events on the bus — :class:`~bastion.broker.ClientConnected` (``Connect``,
   INFO; it also gives the session its level, :meth:`~bastion.broker.Session.set_log`),
   :class:`~bastion.broker.ClientDisconnected` (``Disconnect``, INFO),
-  :class:`~bastion.broker.Subscribed` (``Subscribe``, INFO),
+  :class:`~bastion.broker.Subscribed` and :class:`~bastion.broker.Unsubscribed`
+  (``Subscribe``, ``Unsubscribe``, INFO),
   :class:`~bastion.broker.ConnectRefused` (``Connect`` failure, ERROR) and
   :class:`~bastion.broker.AuthorizationDenied` (``Publish-In``/``Subscribe``/
   ``Publish-Out`` failure, ERROR, ``reason`` ``AUTHORIZATION_FAILURE``);
@@ -59,6 +60,7 @@ from bastion.broker import (
     DisconnectReason,
     Session,
     Subscribed,
+    Unsubscribed,
 )
 from bastion.clock import Clock, SystemClock
 from bastion.config import IoTLogsConfig
@@ -152,6 +154,7 @@ class IoTLogs(Component):
             bus.subscribe(ConnectRefused, self._refused),
             bus.subscribe(AuthorizationDenied, self._denied),
             bus.subscribe(Subscribed, self._subscribed),
+            bus.subscribe(Unsubscribed, self._subscribed),
             bus.subscribe(JobsRequestServed, self._jobs_request),
             bus.subscribe(RuleActionFailed, self._rule_failed),
             bus.subscribe(ThingGroupMembershipChanged, self._groups_changed),
@@ -289,14 +292,15 @@ class IoTLogs(Component):
                                  "Disconnect", **self._session_fields(session),
                                  disconnectReason=event.reason.value))
 
-    def _subscribed(self, event: Subscribed) -> None:
+    def _subscribed(self, event: Subscribed | Unsubscribed) -> None:
         session = self._live(event.client_id, event.session_id)
         if session is None or session.log_level > LOG_INFO:
             return
         fields = self._session_fields(session)
+        kind = "Subscribe" if isinstance(event, Subscribed) else "Unsubscribe"
         for topic_filter in event.topic_filters:
             self._emit("INFO", entry(event.timestamp, "INFO", self._account_id, SUCCESS,
-                                     "Subscribe", topicName=topic_filter, **fields))
+                                     kind, topicName=topic_filter, **fields))
 
     def _refused(self, event: ConnectRefused) -> None:
         level = self.table.level_for(event.client_id, event.source_ip, event.certificate_id)

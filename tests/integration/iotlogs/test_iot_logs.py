@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -23,13 +24,17 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 def flow(logged: Logged, device: DeviceFiles, client_id: str | None = None) -> str:
     """Connect, subscribe, publish where allowed (and get it back) and where denied,
-    disconnect; returns the client id once the broker has forgotten the session."""
+    unsubscribe, disconnect; returns the client id once the broker has forgotten the session."""
     client = Client(device, logged.running.port, version=V5,
                     client_id=client_id or device.name).connect()
     client.subscribe("allowed/#", qos=1)
     client.publish("allowed/data", b"hello", qos=1)
     client.expect(1)
     client.publish("denied/data", b"nope", qos=1)
+    unsubscribed = threading.Event()
+    client.paho.on_unsubscribe = lambda *args: unsubscribed.set()
+    client.paho.unsubscribe("allowed/#")
+    assert unsubscribed.wait(5), "no UNSUBACK"
     client.disconnect()
     broker = logged.running.app.broker
     wait_for(lambda: logged.running.call(lambda: client.client_id not in broker.sessions),
@@ -85,16 +90,17 @@ def test_default_info_logs_every_event_with_its_fields(logged: Logged) -> None:
     entries = of(logged.entries(), client_id)
     assert kinds(entries) == [
         ("Connect", "Success"), ("Subscribe", "Success"), ("Publish-In", "Success"),
-        ("Publish-Out", "Success"), ("Publish-In", "Failure"), ("Disconnect", "Success"),
+        ("Publish-Out", "Success"), ("Publish-In", "Failure"), ("Unsubscribe", "Success"),
+        ("Disconnect", "Success"),
     ]
     for entry in entries:
         assert entry["principalId"] == device.certificate_id
         assert entry["sourceIp"] == "127.0.0.1"
         assert isinstance(entry["sourcePort"], int) and entry["sourcePort"] > 0
         assert entry["thingName"] == device.name
-    connect, subscribe, publish_in, publish_out, denied, disconnect = entries
+    connect, subscribe, publish_in, publish_out, denied, unsubscribe, disconnect = entries
     assert connect["logLevel"] == "INFO"
-    assert subscribe["topicName"] == "allowed/#"
+    assert subscribe["topicName"] == unsubscribe["topicName"] == "allowed/#"
     assert publish_in["topicName"] == publish_out["topicName"] == "allowed/data"
     check_denial(denied, device, client_id)
     assert disconnect["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
@@ -125,7 +131,8 @@ def test_a_thing_group_level_makes_only_its_devices_verbose(logged: Logged) -> N
     flow(logged, quiet)
     entries = logged.entries()
     assert [e["eventType"] for e in of(entries, verbose.name)] == [
-        "Connect", "Subscribe", "Publish-In", "Publish-Out", "Publish-In", "Disconnect"]
+        "Connect", "Subscribe", "Publish-In", "Publish-Out", "Publish-In", "Unsubscribe",
+        "Disconnect"]
     assert kinds(of(entries, quiet.name)) == [("Publish-In", "Failure")]
 
     # Deleted, the level no longer applies: the device is back to the default.
@@ -154,9 +161,9 @@ def test_client_id_principal_and_source_ip_targets(logged: Logged, target: str) 
     flow(logged, device)
     flow(logged, other)
     entries = logged.entries()
-    assert len(of(entries, device.name)) == 6
+    assert len(of(entries, device.name)) == 7
     # Every client comes from 127.0.0.1 here: a SOURCE_IP target makes both verbose.
-    assert len(of(entries, other.name)) == (6 if target == "SOURCE_IP" else 1)
+    assert len(of(entries, other.name)) == (7 if target == "SOURCE_IP" else 1)
 
 
 def test_disable_all_logs_writes_nothing(logged: Logged) -> None:
@@ -175,7 +182,7 @@ def test_disable_all_logs_writes_nothing(logged: Logged) -> None:
                                disableAllLogs=False)
     logged.wait_levels(lambda table: not table.disabled, "logs enabled")
     flow(logged, device)
-    assert len(logged.entries()) == 6
+    assert len(logged.entries()) == 7  # its CLIENT_ID target (DEBUG) applies again
 
 
 def test_a_refused_connect_is_an_error_entry(logged: Logged) -> None:
