@@ -254,6 +254,40 @@ class ThreatsConfig:
     verify_trail_minutes: float = 60.0    # how often the trail is verified (0: never)
 
 
+# -- AWS IoT logs (bastion.iotlogs) -------------------------------------------------------
+_IOT_LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
+
+
+@dataclass(frozen=True, slots=True)
+class IoTLogsConfig:
+    """[iot_logs]: AWS IoT's log entries (Connect, Publish-In, …) as JSON lines."""
+
+    enabled: bool = True
+    default_level: str = "ERROR"   # until SetV2LoggingOptions/SetLoggingOptions say otherwise
+    file: str = ""                 # empty: <data>/logs/aws-iot.jsonl
+    max_bytes: int = 10 << 20      # the file is rotated past this size
+    files_kept: int = 5            # rotated files kept (aws-iot.jsonl.1 …)
+    syslog_address: str = ""       # "host:port" (UDP) or a socket path; empty: no syslog
+    syslog_facility: str = "user"
+    queue_size: int = 10000        # entries waiting for the writer; more: dropped, counted
+    refresh_seconds: float = 30.0  # levels re-read from the store (changes made elsewhere)
+
+    def __post_init__(self) -> None:
+        if self.default_level not in _IOT_LOG_LEVELS:
+            raise ValueError("default_level must be one of " + ", ".join(_IOT_LOG_LEVELS))
+        if self.max_bytes < 1024:
+            raise ValueError("max_bytes must be at least 1024")
+        if self.files_kept < 1:
+            raise ValueError("files_kept must be at least 1")
+        if self.queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        if self.refresh_seconds <= 0:
+            raise ValueError("refresh_seconds must be positive")
+        if self.syslog_address and ":" not in self.syslog_address \
+                and not self.syslog_address.startswith("/"):
+            raise ValueError('syslog_address must be "host:port" or a socket path')
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -273,6 +307,7 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     rotation: RotationConfig = field(default_factory=RotationConfig)
     threats: ThreatsConfig = field(default_factory=ThreatsConfig)
+    iot_logs: IoTLogsConfig = field(default_factory=IoTLogsConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -284,6 +319,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "audit": AuditConfig, "alerts": AlertsConfig,
     "detect": DetectConfig, "rules": RulesConfig, "rotation": RotationConfig,
     "threats": ThreatsConfig,
+    "iot_logs": IoTLogsConfig,
 }
 
 

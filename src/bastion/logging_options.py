@@ -9,9 +9,11 @@ AWS sends IoT logs to CloudWatch; Bastion has its own log. The options are kept 
 * else the level the logger had before any option was set.
 
 ``DEBUG``/``INFO``/``WARN``/``ERROR`` map to Python's levels, ``DISABLED`` silences. Log
-targets other than ``DEFAULT`` (thing groups, client ids, source IPs, principals) are
-stored and listed but do not filter Bastion's log yet. The ``roleArn`` is kept and
-returned; Bastion does not assume roles.
+targets other than ``DEFAULT`` (thing groups, client ids, source IPs, principals) do not
+filter Bastion's own log: they choose the level of each device's AWS IoT log entries
+(:mod:`bastion.iotlogs`, which reads these options and hears of every change through
+:meth:`LoggingOptions.on_change`). The ``roleArn`` is kept and returned; Bastion does not
+assume roles.
 
 One :class:`LoggingOptions` per running Bastion serves both its users: the REST API
 (Get/Set logging options) and Device Defender audit, which reads the effective state
@@ -25,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -122,8 +124,8 @@ class LoggingOptions:
     :param clock: dates the stored record.
     """
 
-    __slots__ = ("_clock", "_fallback", "_lock", "_logger", "_original_level", "_state",
-                 "_store")
+    __slots__ = ("_clock", "_fallback", "_listeners", "_lock", "_logger", "_original_level",
+                 "_state", "_store")
 
     def __init__(self, store: Store, logger: logging.Logger | None = None, *,
                  fallback_level: str = "INFO", clock: Clock | None = None) -> None:
@@ -134,6 +136,26 @@ class LoggingOptions:
         self._original_level = self._logger.level
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"v1": None, "v2": None, "levels": []}
+        self._listeners: tuple[Callable[[], None], ...] = ()
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (in the thread that made the change, under this object's
+        lock: it must not block nor call back) after every change made through this object. Returns a
+        function that stops it. Changes another process makes are seen by :meth:`state`
+        only."""
+        self._listeners = (*self._listeners, listener)
+
+        def stop() -> None:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+        return stop
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:
+                logging.getLogger("bastion.logging_options").exception(
+                    "a logging options listener failed")
 
     def load(self) -> None:
         """Read the stored options (if any) and apply them."""
@@ -259,6 +281,7 @@ class LoggingOptions:
         with self._store.transaction() as uow:
             uow.settings.put(SETTINGS_KEY, text, self._clock.now())
         self._apply()
+        self._changed()
 
     def _apply(self) -> None:
         name = self._wanted_level()

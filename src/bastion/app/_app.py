@@ -46,6 +46,7 @@ from ..datadir import DataDir
 from ..defender.audit import AuditScheduler
 from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from ..events import InProcessBus
+from ..iotlogs import IoTLogs
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
@@ -117,6 +118,8 @@ class App:
         self._handlers: list[ShadowTopics | JobsTopics] = []
         self.journal: ConnectionJournal | None = None
         self.detect: DetectLoop | None = None
+        self.iot_logs: IoTLogs | None = None
+        """AWS IoT logs (None: ``[iot_logs] enabled = false``)."""
         self.rules: RulesProcess | None = None
         self.threat_watch: ThreatWatch | None = None
         self.api: ApiServer | None = None
@@ -295,6 +298,12 @@ class App:
         if config.rules.enabled:
             self.rules = self._rules_engine(services)
             components.append(self.rules)
+        if config.iot_logs.enabled:
+            self.iot_logs = IoTLogs(
+                broker, bus, services.logging_options, plane.registry, plane.account,
+                config.iot_logs, Path(config.iot_logs.file) if config.iot_logs.file
+                else self.datadir.log_dir / "aws-iot.jsonl", clock=self._clock)
+            components.append(self.iot_logs)
         trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
         self._listeners = Listeners(broker, config.mqtt, trust)
         components += [trust, self._listeners]

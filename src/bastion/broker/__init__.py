@@ -51,6 +51,12 @@ from ._limits import BrokerLimits
 from ._listener import ListenerConfig, bound_port, start_listener
 from ._message import Message, SubscriptionOptions
 from ._plugs import (
+    LOG_DEBUG,
+    LOG_DISABLED,
+    LOG_ERROR,
+    LOG_INFO,
+    LOG_WARN,
+    NO_MESSAGE_LOG,
     AcceptVerifiedCertificates,
     Action,
     AllowAll,
@@ -58,6 +64,7 @@ from ._plugs import (
     Authenticator,
     Authorizer,
     DenyAll,
+    MessageLog,
     Principal,
     RefuseAll,
     SessionPermissions,
@@ -67,6 +74,12 @@ from ._proxy import ProxyTrust
 from ._session import Link, QueueBudget, Session
 
 __all__ = [
+    "LOG_DEBUG",
+    "LOG_DISABLED",
+    "LOG_ERROR",
+    "LOG_INFO",
+    "LOG_WARN",
+    "NO_MESSAGE_LOG",
     "AcceptVerifiedCertificates",
     "Action",
     "AllowAll",
@@ -92,6 +105,7 @@ __all__ = [
     "MQTTConnection",
     "MemorySessionDirectory",
     "Message",
+    "MessageLog",
     "MessageTap",
     "Op",
     "Ownership",

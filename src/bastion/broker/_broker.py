@@ -90,6 +90,7 @@ from ._lifecycle import LifecycleEvents
 from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions, expiry_deadline, message_properties
 from ._plugs import (
+    LOG_INFO,
     Action,
     AuthenticationError,
     Authenticator,
@@ -375,7 +376,7 @@ class Broker:
             log.warning("client %r: the registry is unavailable (%s: %s); CONNECT refused "
                         "with server unavailable", client_id, type(exc).__name__, exc)
             return self._refuse(conn, connect, ReasonCode.SERVER_UNAVAILABLE,
-                                "registry unavailable")
+                                "registry unavailable", DisconnectReason.SERVER_ERROR)
         if conn.closed:
             return False
         principal = principal.connected()
@@ -405,7 +406,8 @@ class Broker:
                 log.warning("client %r: the session registry is unavailable: %s", client_id,
                             exc)
                 return self._refuse(conn, connect, ReasonCode.SERVER_UNAVAILABLE,
-                                    "session registry unavailable")
+                                    "session registry unavailable",
+                                    DisconnectReason.SERVER_ERROR)
             if conn.closed:
                 return False
         # Take over a live connection with the same client id (the new one wins).
@@ -444,7 +446,8 @@ class Broker:
         self.bus.publish(ConnectRefused(connect.client_id,
                                         principal.certificate_id if principal else "",
                                         principal.source_ip if principal else "", why,
-                                        self.clock.time()))
+                                        self.clock.time(),
+                                        principal.source_port if principal else 0, reason))
         conn.refuse(connect, code, reason)
         return False
 
@@ -558,6 +561,8 @@ class Broker:
             elif qos == 2:
                 self._reply(conn, Pubrec(pid, ReasonCode.QUOTA_EXCEEDED))
             return
+        if session.log_level <= LOG_INFO:
+            session.message_log.publish_in(session, topic, qos)
         props = packet.properties
         if props is NO_PROPERTIES:
             message = Message(topic, packet.payload, qos, packet.retain, props,

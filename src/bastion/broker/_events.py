@@ -51,11 +51,17 @@ class ClientDisconnected:
 
 @dataclass(frozen=True, slots=True)
 class ConnectRefused:
+    """A CONNECT was refused. ``reason`` is Bastion's words; ``kind`` says whose fault in
+    AWS's disconnect-reason words (``AUTH_ERROR``: the identity or its ``iot:Connect``,
+    ``CLIENT_ERROR``: the packet, ``SERVER_ERROR``: the registry was unreachable)."""
+
     client_id: str
     certificate_id: str
     source_ip: str
     reason: str
     timestamp: float
+    source_port: int = 0
+    kind: DisconnectReason = DisconnectReason.CLIENT_ERROR
 
 
 @dataclass(frozen=True, slots=True)

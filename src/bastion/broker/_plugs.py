@@ -100,6 +100,40 @@ class TopicTally(Protocol):
         """A message on ``topic`` was delivered to the client."""
 
 
+LOG_DEBUG = 10
+LOG_INFO = 20
+LOG_WARN = 30
+LOG_ERROR = 40
+LOG_DISABLED = 100
+"""IoT log levels as integers (Python's ``logging`` numbers; ``DISABLED`` above all): a
+session's ``log_level`` is compared with them on the message path, nothing else."""
+
+
+class MessageLog(Protocol):
+    """Where a session's messages are logged (AWS IoT logs' ``Publish-In`` and
+    ``Publish-Out``, :mod:`bastion.iotlogs`). Called on the message path only for a
+    session whose ``log_level`` is ``LOG_INFO`` or more verbose: must be cheap, must not
+    block, must not raise."""
+
+    def publish_in(self, session: object, topic: str, qos: int) -> None:
+        """The client's PUBLISH on ``topic`` was authorized."""
+
+    def publish_out(self, session: object, topic: str, qos: int) -> None:
+        """A message on ``topic`` goes to the client."""
+
+
+class _NoMessageLog:
+    def publish_in(self, session: object, topic: str, qos: int) -> None:
+        return None
+
+    def publish_out(self, session: object, topic: str, qos: int) -> None:
+        return None
+
+
+NO_MESSAGE_LOG: MessageLog = _NoMessageLog()
+"""The message log of a session nobody logs (its level is ``LOG_DISABLED``)."""
+
+
 class Authorizer(Protocol):
     """Resolves what a principal may do; called once per CONNECT and after security events."""
 

@@ -42,7 +42,16 @@ from ..clock import Clock, Timer
 from ..mqtt import Packet, Pubrel, ReasonCode, Will
 from ._events import DisconnectReason
 from ._message import Message, SubscriptionOptions
-from ._plugs import Action, Principal, SessionPermissions, TopicTally
+from ._plugs import (
+    LOG_DISABLED,
+    LOG_INFO,
+    NO_MESSAGE_LOG,
+    Action,
+    MessageLog,
+    Principal,
+    SessionPermissions,
+    TopicTally,
+)
 
 NEVER_EXPIRES = 0xFFFFFFFF
 """The session expiry interval of a session that never expires (MQTT 5)."""
@@ -262,12 +271,14 @@ class Session:
         "inbound_qos2",
         "inflight",
         "journal",
+        "log_level",
         "low_water",
         "max_inflight",
         "max_queued",
         "max_queued_bytes",
         "max_stored",
         "memory_bytes",
+        "message_log",
         "messages_received",
         "messages_sent",
         "permissions",
@@ -344,6 +355,11 @@ class Session:
         # Per-topic-filter counters (Detect's TOPIC_FILTER dimensions), set by Detect
         # only on sessions a profile with such a dimension targets; None costs nothing.
         self.topic_tally: TopicTally | None = None
+        # IoT logs (bastion.iotlogs): the level in force for this client, set at CONNECT
+        # and when the levels change; the message path compares it with LOG_INFO and
+        # calls message_log only below that (an unlogged session pays one comparison).
+        self.log_level = LOG_DISABLED
+        self.message_log: MessageLog = NO_MESSAGE_LOG
         self._next_id = 1
         self._decisions: dict[tuple[Action, str], bool] | None = None
         self.publish_allowed: dict[str, bool] = _UNDECIDED  # see allowed()
@@ -480,6 +496,11 @@ class Session:
         stop) — Detect's TOPIC_FILTER dimensions."""
         self.topic_tally = tally
 
+    def set_log(self, level: int, message_log: MessageLog) -> None:
+        """Log this session at ``level`` (``LOG_*``), its messages in ``message_log``."""
+        self.log_level = level
+        self.message_log = message_log
+
     def count_sent(self, topic: str, size: int) -> None:
         """The client published ``size`` payload bytes on ``topic``."""
         self.messages_sent += 1
@@ -561,6 +582,8 @@ class Session:
         self.messages_received += 1
         if self.topic_tally is not None:
             self.topic_tally.received(message.topic, len(message.payload))
+        if self.log_level <= LOG_INFO:
+            self.message_log.publish_out(self, message.topic, qos)
         if qos == 0:
             if conn is None or not conn.write_qos0(message, retain, subscription_ids):
                 self.dropped += 1

@@ -19,7 +19,7 @@ same ones) and announces the service's changes it receives from the bus.
 
 from __future__ import annotations
 
-from .jobs import JobsTopics, parse_jobs_topic
+from .jobs import JobsRequestServed, JobsTopics, parse_jobs_topic
 from .provisioning import (
     FirstConnectionRegistration,
     ProvisioningTopics,
@@ -31,6 +31,7 @@ from .streams import StreamsTopics, parse_streams_topic
 __all__ = [
     "MAX_IN_FLIGHT",
     "FirstConnectionRegistration",
+    "JobsRequestServed",
     "JobsTopics",
     "ProvisioningTopics",
     "ShadowTopics",

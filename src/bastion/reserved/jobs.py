@@ -24,6 +24,9 @@ the change — and :meth:`JobsTopics.announce` sends them on ``…/jobs/notify``
 
 A client may have at most :data:`MAX_IN_FLIGHT` requests in progress; more are rejected
 at once (``RequestThrottled``).
+
+Every request answered is announced on the bus as a :class:`JobsRequestServed` (what the
+request was, accepted or rejected and why): AWS IoT logs it (``bastion.iotlogs``).
 """
 
 from __future__ import annotations
@@ -106,6 +109,35 @@ def parse_jobs_topic(topic: str) -> JobsTopic | None:
     if parts[-1] in ("accepted", "rejected"):
         return JobsTopic(JobsRequest.REPLY, thing, None, topic)
     return JobsTopic(JobsRequest.UNKNOWN, thing, None, topic)
+
+
+_EVENT_TYPES: Final = {
+    JobsRequest.GET_PENDING: "GetPendingJobExecution",
+    JobsRequest.START_NEXT: "StartNextPendingJobExecution",
+    JobsRequest.DESCRIBE: "DescribeJobExecution",
+    JobsRequest.UPDATE: "UpdateJobExecution",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobsRequestServed:
+    """A device's jobs request over MQTT was answered.
+
+    :ivar event_type: AWS IoT's log event type (``UpdateJobExecution`` …).
+    :ivar status: the status an update asked for (``IN_PROGRESS`` …), else ``None``.
+    :ivar error_code: the rejection's ``code`` (``None``: accepted).
+    """
+
+    client_id: str
+    event_type: str
+    thing_name: str
+    job_id: str | None
+    topic: str
+    client_token: str | None
+    status: str | None
+    error_code: str | None
+    error_message: str | None
+    timestamp: float
 
 
 # -- wire format -----------------------------------------------------------------------------
@@ -250,6 +282,7 @@ class JobsTopics:
         self._max_in_flight = max_in_flight
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._in_flight: dict[str, int] = {}
+        self._bus = bus
         self.service = service
         self._unsubscribe = [bus.subscribe(JobExecutionsChanged, self.announce),
                              bus.subscribe(NextJobExecutionChanged, self.announce)]
@@ -300,6 +333,7 @@ class JobsTopics:
 
     async def _serve(self, request: JobsTopic, data: dict[str, Any], token: str | None,
                      client_id: str, qos: int) -> None:
+        failure: tuple[str, str] | None = None
         try:
             answer = await self._call(request, data)
             answer["timestamp"] = int(self._clock.time())
@@ -307,13 +341,16 @@ class JobsTopics:
                 answer["clientToken"] = token
             self._reply(client_id, request.accepted, answer, qos)
         except _Rejected as refused:
+            failure = (refused.mqtt_code, refused.message)
             self._reply(client_id, request.rejected,
                         self._rejection(refused.mqtt_code, refused.message, token), qos)
         except JobsError as error:
+            failure = (error.mqtt_code, error.message)
             self._reply(client_id, request.rejected,
                         self._rejection(error.mqtt_code, error.message, token,
                                         error.execution_state), qos)
         except Exception:  # our fault; the device still gets its answer
+            failure = ("InternalError", "Internal service failure")
             log.exception("jobs %s of %r failed", request.kind.value, request.thing_name)
             self._reply(client_id, request.rejected, self._rejection(
                 "InternalError", "Internal service failure", token), qos)
@@ -323,6 +360,12 @@ class JobsTopics:
                 self._in_flight[client_id] = left
             else:
                 self._in_flight.pop(client_id, None)
+        status = data.get("status") if request.kind is JobsRequest.UPDATE else None
+        self._bus.publish(JobsRequestServed(
+            client_id, _EVENT_TYPES.get(request.kind, request.kind.value), request.thing_name,
+            request.job_id, request.topic, token, status if isinstance(status, str) else None,
+            failure[0] if failure else None, failure[1] if failure else None,
+            self._clock.time()))
 
     async def _call(self, request: JobsTopic, data: dict[str, Any]) -> dict[str, Any]:
         service = self.service

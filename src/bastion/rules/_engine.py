@@ -34,6 +34,11 @@ Counters per rule (``matched``, ``actions_succeeded``, ``actions_failed``,
 ``evaluated``, ``dropped``) are plain integers (:meth:`RulesEngine.counters`,
 :func:`summary`).
 
+Every delivery that still fails after its attempts is announced on the engine's bus as
+a :class:`RuleActionFailed` (one per message it carried): AWS IoT logs it as a failed
+``RuleExecution`` (``bastion.iotlogs``). In the child process the announcement travels
+back to the node, which publishes it on the node's bus.
+
 A node runs this engine in a child process (:mod:`._process`); tests run it directly.
 """
 
@@ -133,6 +138,24 @@ class EngineCounters:
     dropped: int = 0
     evaluation_errors: int = 0
     rules: dict[str, RuleCounters] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleActionFailed:
+    """A rule's action failed for a message (after its retries).
+
+    :ivar action: AWS's name of the action (``RepublishAction``, ``HttpAction`` …).
+    :ivar resource: what it writes to (a topic, URL, table …).
+    """
+
+    rule_name: str
+    action: str
+    resource: str
+    topic: str
+    client_id: str | None
+    principal: str | None
+    error: str
+    timestamp: float
 
 
 def summary(stats: EngineCounters) -> str:
@@ -492,8 +515,14 @@ class RulesEngine(Component):
             counters.actions_succeeded += len(deliveries)
             return
         counters.actions_failed += len(deliveries)
+        resource = describe_resource(spec)
         log.warning("rules: rule %s: %s to %s failed: %s", rule.name, spec.name,
-                    describe_resource(spec), failure)
+                    resource, failure)
+        now = self._clock.time()
+        for ctx, message in deliveries:
+            self._bus.publish(RuleActionFailed(rule.name, spec.name, resource, ctx.topic,
+                                               message.client_id, message.principal,
+                                               failure, now))
         error_action = rule.error_action
         if error_action is None:
             return

@@ -67,6 +67,7 @@ from ._engine import (
     EngineCounters,
     IncomingMessage,
     PropertyFields,
+    RuleActionFailed,
     RuleCounters,
     RulesEngine,
     _WorkingSet,
@@ -373,6 +374,8 @@ class RulesProcess(Component):
                     self._republisher(body)
                 except RuntimeError:
                     pass  # the node is stopping
+            elif kind == "failed":
+                self._bus.publish(body)  # a RuleActionFailed, for the node's consumers
             elif kind == "stats":
                 self._child_stats = body
                 self._settled = self._settled_base + (body.evaluated + body.dropped
@@ -447,8 +450,16 @@ async def _child(conn: Connection, config: RulesConfig, log_dir: Path) -> None:
         except (OSError, ValueError):
             raise RuntimeError("the node is gone") from None
 
+    def failed(event: RuleActionFailed) -> None:
+        try:
+            send("failed", event)
+        except (OSError, ValueError):
+            pass  # the node is gone
+
     source = _ShippedRules()
-    engine = RulesEngine(source, InProcessBus(), config,  # type: ignore[arg-type]
+    bus = InProcessBus()  # never bound to a loop: delivers in the publisher's thread
+    bus.subscribe(RuleActionFailed, failed)
+    engine = RulesEngine(source, bus, config,  # type: ignore[arg-type]
                          republisher=republish, log_dir=log_dir)
     await engine.start()
     loop = asyncio.get_running_loop()

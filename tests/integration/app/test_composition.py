@@ -22,7 +22,7 @@ from support.running import RunningBastion
 
 EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
                   "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
-                  "device-trust", "mqtt-listeners", "credentials-provider", "api"]
+                  "iot-logs", "device-trust", "mqtt-listeners", "credentials-provider", "api"]
 
 
 def _refused(port: int) -> bool:
