@@ -21,7 +21,8 @@ from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
 EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
+                  "audit-scheduler", "rotation-keeper", "threat-watch", "detect",
+                  "provisioning-hooks", "rules",
                   "iot-logs", "device-trust", "mqtt-listeners", "credentials-provider", "api"]
 
 
