@@ -304,6 +304,8 @@ class App:
                 config.iot_logs, Path(config.iot_logs.file) if config.iot_logs.file
                 else self.datadir.log_dir / "aws-iot.jsonl", clock=self._clock)
             components.append(self.iot_logs)
+            if services.threats is not None:  # refused connects feed threat detection
+                self.iot_logs.on_error(services.threats.device_error)
         trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
         self._listeners = Listeners(broker, config.mqtt, trust)
         components += [trust, self._listeners]

@@ -23,6 +23,8 @@ Theory of operation
 * **Device certificates**: a connection while another connection of the same
   certificate from another address is live, or ``clone_addresses`` distinct addresses
   within ``clone_window`` seconds, is CertificateCloned.
+* **Failed device connects** (the IoT logs' ERROR entries, when they are on) are counted
+  per source address like failed API authentications: a burst is ConnectFailureBurst.
 * **Threat lists** (operator-imported networks): an API call or a device connection from
   an address inside one is a ThreatListAddress signal.
 """
@@ -96,6 +98,7 @@ class ThreatDetector:
     def __init__(self, settings: DetectorSettings | None = None) -> None:
         self.settings = settings or DetectorSettings()
         self._failures: dict[str, deque[tuple[float, str]]] = {}
+        self._connect_failures: dict[str, deque[tuple[float, str]]] = {}
         self._blocked: dict[str, float] = {}
         self._keys: dict[str, _KeyUse] = {}
         self._revocations: deque[float] = deque()
@@ -266,6 +269,29 @@ class ThreatDetector:
         return []
 
     # -- devices ---------------------------------------------------------------------------
+
+    def device_error(self, entry: Mapping[str, Any], at: float) -> list[Signal]:
+        """One ERROR entry of the IoT logs: failed connects are counted per source
+        address like the API's failed authentications, and a burst of them is a
+        ConnectFailureBurst (no block: the broker's own limits hold devices)."""
+        if entry.get("eventType") != "Connect" or entry.get("status") != "Failure":
+            return []
+        source = str(entry.get("sourceIp") or "")
+        if not source:
+            return []
+        s = self.settings
+        window = self._connect_failures.setdefault(source, deque())
+        window.append((at, str(entry.get("clientId") or "")))
+        while window and window[0][0] < at - s.burst_window:
+            window.popleft()
+        if len(window) < s.burst_failures:
+            return []
+        clients = sorted({c for _, c in window if c})[:10]
+        evidence = {"failures": len(window), "windowSeconds": s.burst_window,
+                    "clientIds": clients, "reason": entry.get("reason")}
+        window.clear()
+        return [Signal("CredentialAccess:IoTDevice/ConnectFailureBurst", source, at,
+                       evidence, source)]
 
     def device_connected(self, *, certificate_id: str, session_id: str, client_id: str,
                          source_ip: str, at: float) -> list[Signal]:

@@ -180,6 +180,11 @@ class ThreatService:
             self.detector.device_disconnected(certificate_id=certificate_id,
                                               session_id=session_id)
 
+    def device_error(self, entry: Mapping[str, Any]) -> None:
+        """An ERROR entry of the IoT logs (:meth:`bastion.iotlogs.IoTLogs.on_error`)."""
+        with self._lock:
+            self._absorb(self.detector.device_error(entry, self.clock.time()))
+
     def trail_checked(self, ok: bool, reason: str | None, sequence: int | None) -> None:
         if ok:
             return

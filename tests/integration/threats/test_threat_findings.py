@@ -266,3 +266,23 @@ def test_guardduty_api_threat_list_statistics_and_archive(
     guardduty = threats.client("guardduty")
     guardduty.delete_threat_intel_set(DetectorId=detector, ThreatIntelSetId=intel)
     assert guardduty.list_threat_intel_sets(DetectorId=detector)["ThreatIntelSetIds"] == []
+
+
+def test_a_burst_of_refused_device_connects_from_the_iot_logs(
+        threats: Threats, make_device: Callable[..., DeviceFiles]) -> None:
+    policy = f"connect-nobody-{uuid.uuid4().hex[:6]}"
+    threats.running.app.plane.policies.create_policy(policy, json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "iot:Connect",
+            "Resource": "arn:aws:iot:*:*:client/nobody"}]}))
+    device = make_device(policy=policy)
+    for _ in range(8):
+        Client(device, threats.running.port, client_id=device.name).connect(
+            expect_success=False, bind_address="127.0.0.5")
+    wait_for(lambda: bool(threats.findings(
+        type={"Eq": ["CredentialAccess:IoTDevice/ConnectFailureBurst"]})),
+        what="the connect-failure finding", timeout=10)
+    [finding] = threats.findings(type={"Eq": ["CredentialAccess:IoTDevice/ConnectFailureBurst"]})
+    evidence = json.loads(finding["Service"]["AdditionalInfo"]["Value"])
+    assert evidence["resourceId"] == "127.0.0.5"
+    assert evidence["evidence"]["clientIds"] == [device.name]
