@@ -1,0 +1,72 @@
+"""What the console reads of the message path: who is connected now, and the message
+counters. The console never holds the broker: it gets a :class:`LiveFleet` (the
+composition root plugs :class:`BrokerFleet` in) and reads it on the event loop.
+
+On a node of a cluster both answer for this node only (a device connected to another
+node shows there); the thing and certificate pages read the connection journal, which
+every node shares, for a device's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bastion.broker import Broker
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedClient:
+    """One live MQTT connection past CONNECT."""
+
+    client_id: str
+    certificate_id: str
+    source_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTotals:
+    """Messages since the node started: PUBLISH packets received from clients, and
+    deliveries to the sessions connected now (a session that is gone takes its count
+    with it, so rates are computed from differences clamped at zero)."""
+
+    received: int
+    delivered: int
+
+
+class LiveFleet(Protocol):
+    """The message path as the console reads it (on the event loop)."""
+
+    def connected(self) -> list[ConnectedClient]:
+        """The connections open now, by client id."""
+        ...
+
+    def totals(self) -> MessageTotals:
+        """The message counters now."""
+        ...
+
+
+class BrokerFleet:
+    """:class:`LiveFleet` over this node's broker."""
+
+    __slots__ = ("_broker",)
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def connected(self) -> list[ConnectedClient]:
+        found = []
+        for connection in list(self._broker.connections):
+            principal = connection.principal
+            if connection.closed or not connection.connacked or principal is None:
+                continue
+            found.append(ConnectedClient(connection.client_id, principal.certificate_id,
+                                         principal.source_ip))
+        found.sort(key=lambda client: client.client_id)
+        return found
+
+    def totals(self) -> MessageTotals:
+        delivered = sum(session.messages_received
+                        for session in list(self._broker.directory.sessions.values())
+                        if session.connection is not None)
+        return MessageTotals(self._broker.stats.messages_in, delivered)

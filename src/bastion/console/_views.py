@@ -1,0 +1,382 @@
+"""What each console page shows, read from the services (the view models).
+
+Every function here blocks on the database: the application runs them in a worker
+thread. They return plain frozen values (or dicts of them) that the templates render;
+no function formats HTML, and every string that a device controls (names, attributes,
+client ids, shadow documents) is passed as is, for the templates to escape.
+
+Lists that the services page by name are read whole up to :data:`SCAN_LIMIT` entries
+and filtered here (name prefix, group, connected now), then cut into console pages of
+:data:`PAGE_SIZE`: enough for the fleets the console's first slice is for; a search
+over more things belongs to the fleet index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Final, TypeVar
+
+from bastion.defender.audit import AuditTaskStatus, Severity
+from bastion.registry import CertificateRecord
+from bastion.services import Services
+from bastion.trail import TrailRecord
+
+from ._live import ConnectedClient
+
+PAGE_SIZE: Final = 50
+SCAN_LIMIT: Final = 10_000
+EXPIRY_HORIZON: Final = timedelta(days=30)
+_BATCH: Final = 250
+_T = TypeVar("_T")
+
+
+def _all_pages(read: Callable[[str | None], tuple[Sequence[_T], str | None]],
+               limit: int = SCAN_LIMIT) -> Iterator[_T]:
+    """Every item of a paged service read, at most ``limit``."""
+    token: str | None = None
+    seen = 0
+    while True:
+        items, token = read(token)
+        for item in items:
+            yield item
+            seen += 1
+            if seen >= limit:
+                return
+        if not token:
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class Paged:
+    """One console page of a longer list."""
+
+    items: tuple[Any, ...]
+    page: int
+    pages: int
+    total: int
+    truncated: bool = False  # the scan stopped at SCAN_LIMIT
+
+
+def paginate(items: Sequence[Any], page: int, *, truncated: bool = False) -> Paged:
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    start = (page - 1) * PAGE_SIZE
+    return Paged(tuple(items[start:start + PAGE_SIZE]), page, pages, len(items), truncated)
+
+
+# -- overview -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StoredFigures:
+    """The overview's numbers that come from the database."""
+
+    active_violations: int
+    findings_by_severity: dict[str, int]
+    audit_task: str | None
+    expiring_certificates: int
+
+
+def stored_figures(services: Services, now: datetime) -> StoredFigures:
+    """Active Detect violations, the latest completed audit's open (unsuppressed) findings
+    by severity, and active certificates that expire within 30 days."""
+    violations = 0
+    if services.detect is not None:
+        violations = len(services.detect.service.list_active_violations())
+    severities = {severity.value: 0 for severity in Severity}
+    task_id = latest_audit_task(services, now)
+    if task_id is not None and services.audit is not None:
+        audit = services.audit.audit
+        for finding in _all_pages(lambda token: audit.list_audit_findings(
+                task_id=task_id, list_suppressed_findings=False, max_results=_BATCH,
+                next_token=token)):
+            severities[finding.severity.value] += 1
+    identity = services.plane.identity
+    expiring = sum(1 for record in _all_pages(lambda token: identity.list_certificates(
+        max_results=_BATCH, next_token=token))
+        if record.status.value == "ACTIVE" and record.validity.not_after - now <= EXPIRY_HORIZON)
+    return StoredFigures(violations, severities, task_id, expiring)
+
+
+def latest_audit_task(services: Services, now: datetime) -> str | None:
+    """The newest completed audit task of the last 90 days, if any."""
+    if services.audit is None:
+        return None
+    tasks, _token = services.audit.audit.list_audit_tasks(
+        start_time=now - timedelta(days=90), end_time=now + timedelta(minutes=1),
+        task_status=AuditTaskStatus.COMPLETED.value, max_results=1)
+    return tasks[0].task_id if tasks else None
+
+
+# -- things ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ThingRow:
+    name: str
+    thing_type: str | None
+    connected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ThingFilter:
+    prefix: str = ""
+    thing_type: str = ""
+    group: str = ""
+    connected: str = ""  # "", "yes" or "no"
+    page: int = 1
+
+
+def things(services: Services, wanted: ThingFilter, connected_now: frozenset[str]) -> Paged:
+    """Things by name, filtered (see the module docstring); ``connected_now`` holds the
+    client ids connected to this node.
+
+    :raises bastion.errors.ServiceError: a malformed type or group name, or no such group.
+    """
+    registry = services.plane.registry
+    members: set[str] | None = None
+    if wanted.group:
+        members = set(_all_pages(lambda token: registry.list_things_in_thing_group(
+            wanted.group, max_results=_BATCH, next_token=token)))
+    type_name = wanted.thing_type or None
+    rows: list[ThingRow] = []
+    scanned = 0
+    for thing in _all_pages(lambda token: registry.list_things(
+            thing_type_name=type_name, max_results=_BATCH, next_token=token)):
+        scanned += 1
+        if not thing.thing_name.startswith(wanted.prefix):
+            continue
+        if members is not None and thing.thing_name not in members:
+            continue
+        connected = thing.thing_name in connected_now
+        if wanted.connected and connected != (wanted.connected == "yes"):
+            continue
+        rows.append(ThingRow(thing.thing_name, thing.thing_type_name, connected))
+    return paginate(rows, wanted.page, truncated=scanned >= SCAN_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEntry:
+    client_id: str
+    source_ip: str | None
+    connected_at: datetime
+    disconnected_at: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThingPage:
+    name: str
+    arn: str
+    thing_type: str | None
+    attributes: dict[str, str]
+    version: int
+    certificates: tuple[CertificateRecord, ...]
+    policies: tuple[str, ...]
+    groups: tuple[str, ...]
+    shadow: str | None
+    connectivity: str
+    history: tuple[ConnectionEntry, ...] = field(default_factory=tuple)
+
+
+def thing(services: Services, name: str) -> ThingPage:
+    """A thing with its certificates, the policies attached to them, its groups, its
+    classic shadow (pretty-printed) and its connection history.
+
+    :raises bastion.errors.ServiceError: no such thing, or a malformed name.
+    """
+    plane = services.plane
+    found = plane.registry.describe_thing(name)
+    principals = list(_all_pages(lambda token: plane.registry.list_thing_principals(
+        name, max_results=_BATCH, next_token=token), limit=100))
+    certificates: list[CertificateRecord] = []
+    policies: set[str] = set()
+    for arn in principals:
+        certificate_id = arn.rsplit("/", 1)[-1]
+        certificates.append(plane.identity.describe_certificate(certificate_id))
+        policies.update(_all_pages(partial(_attached, services, arn), limit=100))
+    groups = tuple(group.group_name for group in _all_pages(
+        lambda token: plane.registry.list_thing_groups_for_thing(
+            name, max_results=_BATCH, next_token=token), limit=100))
+    connectivity = plane.registry.thing_connectivity(name)
+    return ThingPage(
+        name=found.thing_name, arn=found.thing_arn, thing_type=found.thing_type_name,
+        attributes=dict(found.attributes), version=found.version,
+        certificates=tuple(certificates), policies=tuple(sorted(policies)), groups=groups,
+        shadow=_shadow(services, name),
+        connectivity=("connected" if connectivity.connected else "disconnected"
+                      if connectivity.timestamp is not None else "never connected"),
+        history=tuple(_history(services, name)))
+
+
+def _attached(services: Services, target: str, marker: str | None
+              ) -> tuple[list[str], str | None]:
+    items, token = services.plane.policies.list_attached_policies(target, marker=marker)
+    return [item.policy_name for item in items], token
+
+
+def _shadow(services: Services, name: str) -> str | None:
+    """The classic shadow as indented JSON, or ``None`` when the thing has none."""
+    from bastion.errors import ServiceError
+
+    try:
+        reply = services.shadow.get(name)
+    except ServiceError as error:
+        if error.http_status == 404:
+            return None
+        raise
+    try:
+        return json.dumps(json.loads(reply.payload), indent=2, sort_keys=True,
+                          ensure_ascii=False)
+    except ValueError:
+        return reply.payload.decode("utf-8", "replace")
+
+
+def _history(services: Services, name: str) -> list[ConnectionEntry]:
+    rows = services.plane.registry.connection_history(name, limit=20)
+    return [ConnectionEntry(row.client_id, row.source_ip, row.connected_at,
+                            row.disconnected_at, row.disconnect_reason) for row in rows]
+
+
+# -- certificates ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    record: CertificateRecord
+    things: tuple[str, ...]
+    connected: int  # live connections with it on this node
+    expiring: bool
+
+
+def certificates(services: Services, page: int, now: datetime,
+                 live: Sequence[ConnectedClient]) -> Paged:
+    """Certificates, newest first, each with the things it is attached to and the live
+    connections using it."""
+    plane = services.plane
+    records = list(_all_pages(lambda token: plane.identity.list_certificates(
+        max_results=_BATCH, next_token=token)))
+    paged = paginate(records, page, truncated=len(records) >= SCAN_LIMIT)
+    using = Counter(client.certificate_id for client in live)
+    rows = []
+    for record in paged.items:
+        rows.append(CertificateRow(record, _things_of(services, record.certificate_arn), using[record.certificate_id],
+                                   record.validity.not_after - now <= EXPIRY_HORIZON))
+    return Paged(tuple(rows), paged.page, paged.pages, paged.total, paged.truncated)
+
+
+def _things_of(services: Services, certificate_arn: str) -> tuple[str, ...]:
+    """The things a certificate is attached to (at most 100)."""
+    registry = services.plane.registry
+    return tuple(_all_pages(lambda token: registry.list_principal_things(
+        certificate_arn, max_results=_BATCH, next_token=token), limit=100))
+
+
+def certificate(services: Services, certificate_id: str, now: datetime,
+                live: Sequence[ConnectedClient]) -> CertificateRow:
+    """:raises bastion.errors.ServiceError: no such certificate, or a malformed id."""
+    plane = services.plane
+    record = plane.identity.describe_certificate(certificate_id)
+    names = _things_of(services, record.certificate_arn)
+    connected = sum(1 for client in live if client.certificate_id == record.certificate_id)
+    return CertificateRow(record, names, connected,
+                          record.validity.not_after - now <= EXPIRY_HORIZON)
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+def policies(services: Services, page: int) -> Paged:
+    found = list(_all_pages(lambda token: services.plane.policies.list_policies(
+        max_results=_BATCH, next_token=token)))
+    return paginate([policy.policy_name for policy in found], page,
+                    truncated=len(found) >= SCAN_LIMIT)
+
+
+# -- Defender -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FindingsPage:
+    task_id: str | None
+    findings: Paged
+
+
+def findings(services: Services, page: int, now: datetime) -> FindingsPage:
+    """The latest completed audit's findings (suppressed ones too, marked), most severe
+    first."""
+    task_id = latest_audit_task(services, now)
+    if task_id is None or services.audit is None:
+        return FindingsPage(None, paginate([], 1))
+    audit = services.audit.audit
+    order = {severity.value: rank for rank, severity in enumerate(Severity)}
+    found = sorted(_all_pages(lambda token: audit.list_audit_findings(
+        task_id=task_id, max_results=_BATCH, next_token=token)),
+        key=lambda f: (order[f.severity.value], f.check_name, f.finding_id))
+    return FindingsPage(task_id, paginate(found, page))
+
+
+def resource_label(fields: dict[str, Any]) -> str:
+    """A finding resource's identifier as one line (``key=value, …``)."""
+    return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                     for key, value in sorted(fields.items()))
+
+
+def violations(services: Services, page: int) -> Paged:
+    if services.detect is None:
+        return paginate([], 1)
+    found = sorted(services.detect.service.list_active_violations(),
+                   key=lambda v: -v.last_violation_time)
+    return paginate(found, page)
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    job_id: str
+    status: str
+    target_selection: str
+    created_at: datetime
+    counts: dict[str, int]
+    total: int
+
+
+def jobs(services: Services, page: int) -> Paged:
+    """Jobs, newest first, each with its executions counted by status."""
+    from bastion.jobs import ExecutionStatus
+
+    found = list(_all_pages(lambda token: services.jobs.list_jobs(
+        max_results=_BATCH, next_token=token)))
+    found.sort(key=lambda job: job.created_at, reverse=True)
+    paged = paginate(found, page, truncated=len(found) >= SCAN_LIMIT)
+    rows = []
+    for summary in paged.items:
+        job = services.jobs.describe_job(summary.job_id)
+        counts = {status.value: job.process_details.count(status) for status in ExecutionStatus}
+        rows.append(JobRow(job.job_id, job.status.value, job.target_selection.value,
+                           job.created_at, counts, sum(counts.values())))
+    return Paged(tuple(rows), paged.page, paged.pages, paged.total, paged.truncated)
+
+
+# -- trail ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TrailFilter:
+    operation: str = ""
+    outcome: str = ""
+    page: int = 1
+
+
+TRAIL_WINDOW: Final = 2000
+"""The newest records the trail page looks through."""
+
+
+def trail(services: Services, wanted: TrailFilter) -> Paged:
+    """The newest records (of the last :data:`TRAIL_WINDOW`), newest first, filtered by
+    operation and outcome."""
+    records: list[TrailRecord] = services.trail.recent(TRAIL_WINDOW)
+    chosen = [record for record in reversed(records)
+              if (not wanted.operation or record.operation == wanted.operation)
+              and (not wanted.outcome or record.outcome == wanted.outcome)]
+    return paginate(chosen, wanted.page)
