@@ -1,0 +1,377 @@
+"""The console over plain HTTP requests (no browser): sign-in, sessions, CSRF, role checks,
+headers, the trail, escaping. Real HTTPS against a running Bastion."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from bastion.access import Role
+from bastion.config import ConsoleConfig
+from bastion.console import CONTENT_SECURITY_POLICY, SESSION_COOKIE
+from bastion.datadir import init_data_dir
+from support.clients import Client, wait_for
+from support.clock import ManualClock
+
+from .conftest import ConsoleBastion, create_keys, start_console_bastion
+
+PAGES = ["/console/overview", "/console/things", "/console/certificates", "/console/policies",
+         "/console/audit", "/console/detect", "/console/jobs", "/console/trail"]
+
+
+def _headers_are_strict(answer: object) -> None:
+    headers = answer.headers  # type: ignore[attr-defined]
+    assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    for part in ("default-src 'self'", "script-src 'self'", "style-src 'self'",
+                 "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"):
+        assert part in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+# -- sign-in, sessions ----------------------------------------------------------------------
+
+def test_pages_need_a_session(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.browser()
+    for path in [*PAGES, "/console/", "/console/things/anything"]:
+        answer = client.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/console/sign-in"
+    assert client.get("/console/overview/stream").status_code == 401
+    # An action without a session does nothing but send the browser to sign in.
+    assert client.post("/console/trail/verify", {"csrf": "x"}).status_code == 303
+
+
+def test_sign_in_sets_a_host_only_secure_session_cookie(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.browser()
+    key_id, secret = console_bastion.keys["operator"]
+    answer = client.sign_in(key_id, secret)
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/overview"
+    session = [c for c in answer.raw.headers.getlist("set-cookie")
+               if c.startswith(SESSION_COOKIE + "=")]
+    assert len(session) == 1
+    attributes = {part.strip().split("=")[0].lower() for part in session[0].split(";")[1:]}
+    assert {"path", "secure", "httponly", "samesite"} <= attributes
+    assert "samesite=strict" in session[0].lower() and "domain" not in attributes
+    page = client.get("/console/overview")
+    assert page.status_code == 200 and key_id in page.text and "operator" in page.text
+    records = console_bastion.console_records("ConsoleSignIn")
+    assert any(r.access_key_id == key_id and r.outcome == "allowed" and r.role == "operator"
+               for r in records)
+    assert all(secret not in r.parameters for r in console_bastion.trail())
+
+
+@pytest.mark.parametrize("secret", ["wrong-secret", ""])
+def test_a_wrong_secret_is_refused_and_trailed(console_bastion: ConsoleBastion,
+                                               secret: str) -> None:
+    key_id, _right = console_bastion.keys["admin"]
+    client = console_bastion.browser()
+    answer = client.sign_in(key_id, secret)
+    assert answer.status_code == 401
+    assert SESSION_COOKIE not in client.http.cookies
+    assert "Unknown access key or wrong secret" in answer.text
+    assert client.get("/console/overview").status_code == 303
+    denied = [r for r in console_bastion.console_records("ConsoleSignIn")
+              if r.access_key_id == key_id and r.outcome == "denied"]
+    assert denied and denied[-1].error_code == "UnrecognizedClientException"
+    assert denied[-1].role is None
+
+
+def test_an_unknown_key_is_refused(console_bastion: ConsoleBastion) -> None:
+    _key, secret = console_bastion.keys["admin"]
+    assert console_bastion.browser().sign_in("AKIANOSUCHKEY0000000", secret).status_code == 401
+
+
+def test_sign_in_without_the_form_token_is_refused(console_bastion: ConsoleBastion) -> None:
+    """A cross-site form cannot sign a browser in under someone else's key."""
+    key_id, secret = console_bastion.keys["admin"]
+    client = console_bastion.browser()
+    answer = client.post("/console/sign-in", {"access_key_id": key_id,
+                                              "secret_access_key": secret})
+    assert answer.status_code == 403
+    client.get("/console/sign-in")  # sets the cookie; the form token sent is another
+    answer = client.post("/console/sign-in", {"form_token": "forged", "access_key_id": key_id,
+                                              "secret_access_key": secret})
+    assert answer.status_code == 403 and SESSION_COOKIE not in client.http.cookies
+
+
+def test_sign_out_ends_the_session(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    token = client.http.cookies[SESSION_COOKIE]
+    assert client.post("/console/sign-out", {"csrf": client.csrf}).status_code == 303
+    assert client.get("/console/overview").status_code == 303
+    # The old cookie, replayed, opens nothing.
+    replay = console_bastion.browser()
+    replay.http.cookies.set(SESSION_COOKIE, token)
+    assert replay.get("/console/overview").status_code == 303
+
+
+def test_idle_timeout_sends_the_browser_to_sign_in(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    console_bastion.advance(14 * 60)
+    assert client.get("/console/things").status_code == 200  # moves the deadline on
+    console_bastion.advance(14 * 60)
+    assert client.get("/console/things").status_code == 200
+    console_bastion.advance(15 * 60)
+    answer = client.get("/console/things")
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/sign-in"
+
+
+def test_absolute_timeout_ends_a_busy_session(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    for _ in range(47):  # a request every 10 minutes: never idle
+        console_bastion.advance(10 * 60)
+        assert client.get("/console/policies").status_code == 200
+    console_bastion.advance(10 * 60)  # 8 hours after sign-in
+    assert client.get("/console/policies").status_code == 303
+
+
+def test_a_disabled_key_ends_its_sessions(console_bastion: ConsoleBastion) -> None:
+    access = console_bastion.running.app.services.access
+    key_id, secret = access.create_access_key(Role.OPERATOR, "to disable")
+    client = console_bastion.browser()
+    assert client.sign_in(key_id, secret).status_code == 303
+    assert client.get("/console/things").status_code == 200
+    access.disable_access_key(key_id)
+    assert client.get("/console/things").status_code == 303
+
+
+def test_sign_in_limit_per_address(tmp_path_factory: pytest.TempPathFactory) -> None:
+    datadir = init_data_dir(tmp_path_factory.mktemp("console-limit") / "data")
+    running = start_console_bastion(datadir, console=ConsoleConfig(sign_in_attempts=3,
+                                                                   sign_in_window=300))
+    try:
+        keys = create_keys(running)
+        api = running.app.api
+        assert api is not None
+        bastion = ConsoleBastion(running, datadir, ManualClock(), api.url, keys, datadir.path)
+        key_id, secret = keys["admin"]
+        for _ in range(2):
+            assert bastion.browser().sign_in(key_id, "wrong").status_code == 401
+        assert bastion.browser().sign_in(key_id, secret).status_code == 303  # the third
+        refused = bastion.browser().sign_in(key_id, secret)  # right, but one too many
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 300
+        assert SESSION_COOKIE not in refused.cookies
+        records = [r for r in running.app.services.trail.recent(50)
+                   if r.operation == "ConsoleSignIn"]
+        assert [r.outcome for r in records] == ["denied", "denied", "allowed", "denied"]
+        assert records[-1].error_code == "ThrottlingException"
+    finally:
+        running.stop()
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+def test_every_answer_carries_the_security_headers(console_bastion: ConsoleBastion) -> None:
+    anonymous = console_bastion.browser()
+    _headers_are_strict(anonymous.get("/console/sign-in"))
+    _headers_are_strict(anonymous.get("/console/overview"))  # the redirect too
+    static = anonymous.get("/console/static/console.js")
+    _headers_are_strict(static)
+    assert static.status_code == 200 and static.headers["content-type"].startswith(
+        "text/javascript")
+    assert anonymous.get("/console/static/../templates/base.html").status_code in (303, 404)
+    client = console_bastion.signed_in("auditor")
+    for path in [*PAGES, "/console/things/no-such-thing"]:
+        answer = client.get(path)
+        _headers_are_strict(answer)
+        assert answer.headers["cache-control"] == "no-store", path
+        assert "<script>" not in answer.text and " style=" not in answer.text, path
+
+
+def test_health_endpoints_answer_without_credentials(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.browser()
+    live = client.get("/healthz")
+    assert live.status_code == 200 and live.json() == {"status": "live"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "mqtt": "ok"}}
+
+
+# -- authorization -------------------------------------------------------------------------
+
+def test_an_auditor_reads_every_page(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    for path in PAGES:
+        assert client.get(path).status_code == 200, path
+    for operation in ("ListThings", "ListCertificates", "ListTrailRecords"):
+        assert any(r.role == "auditor" and r.outcome == "allowed"
+                   for r in console_bastion.console_records(operation)), operation
+
+
+def test_an_auditors_revoke_is_refused_by_the_server(console_bastion: ConsoleBastion) -> None:
+    """Even sent by hand, with the session's valid CSRF token."""
+    device = console_bastion.device()
+    client = console_bastion.signed_in("auditor")
+    page = client.get(f"/console/certificates/{device.certificate_id}?confirm=REVOKED")
+    assert page.status_code == 200 and 'id="confirm"' not in page.text  # not offered...
+    answer = client.post(f"/console/certificates/{device.certificate_id}/status",
+                         {"csrf": client.csrf, "new_status": "REVOKED"})
+    assert answer.status_code == 403  # ...and refused when sent anyway
+    identity = console_bastion.running.app.plane.identity
+    assert identity.describe_certificate(device.certificate_id).status.value == "ACTIVE"
+    denied = [r for r in console_bastion.console_records("UpdateCertificate")
+              if device.certificate_id in r.parameters]
+    assert [(r.outcome, r.role, r.http_status, r.error_code) for r in denied] == [
+        ("denied", "auditor", 403, "AccessDeniedException")]
+
+
+@pytest.mark.parametrize("csrf", [None, "", "wrong"])
+def test_a_post_without_the_csrf_token_is_refused(console_bastion: ConsoleBastion,
+                                                  csrf: str | None) -> None:
+    device = console_bastion.device()
+    client = console_bastion.signed_in("admin")
+    form = {"new_status": "REVOKED"}
+    if csrf is not None:
+        form["csrf"] = csrf
+    answer = client.post(f"/console/certificates/{device.certificate_id}/status", form)
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    identity = console_bastion.running.app.plane.identity
+    assert identity.describe_certificate(device.certificate_id).status.value == "ACTIVE"
+    # Another session's token does not do either.
+    other = console_bastion.signed_in("admin")
+    answer = client.post(f"/console/certificates/{device.certificate_id}/status",
+                         {"csrf": other.csrf, "new_status": "REVOKED"})
+    assert answer.status_code == 403
+    assert client.post("/console/sign-out", {}).status_code == 403
+    assert client.get("/console/overview").status_code == 200  # still signed in
+
+
+def test_an_operator_revokes_and_the_device_drops(console_bastion: ConsoleBastion) -> None:
+    device = console_bastion.device()
+    mqtt = Client(device, console_bastion.mqtt_port, client_id=device.name).connect()
+    try:
+        client = console_bastion.signed_in("operator")
+        wait_for(lambda: device.name in client.get("/console/overview").text, 5,
+                 "the device on the overview")
+        answer = client.post(f"/console/certificates/{device.certificate_id}/status",
+                             {"csrf": client.csrf, "new_status": "REVOKED"})
+        assert answer.status_code == 303
+        assert answer.headers["location"].endswith("?done=REVOKED")
+        assert mqtt.disconnected.wait(5), "the device was not disconnected"
+        page = client.get(answer.headers["location"])
+        assert "REVOKED" in page.text and 'id="revoke"' not in page.text
+    finally:
+        mqtt.paho.loop_stop()
+    identity = console_bastion.running.app.plane.identity
+    assert identity.describe_certificate(device.certificate_id).status.value == "REVOKED"
+    allowed = [r for r in console_bastion.console_records("UpdateCertificate")
+               if device.certificate_id in r.parameters]
+    assert [(r.outcome, r.role, r.service) for r in allowed] == [("allowed", "operator", "iot")]
+    # A revoked certificate stays revoked: the registry refuses, the console says so.
+    again = client.post(f"/console/certificates/{device.certificate_id}/status",
+                        {"csrf": client.csrf, "new_status": "ACTIVE"})
+    assert again.status_code >= 400
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+HOSTILE = "<script>alert(1)</script>\"'{{7*7}}"
+
+
+def test_values_a_device_controls_are_escaped(console_bastion: ConsoleBastion) -> None:
+    """Thing names cannot hold markup (the registry refuses them, as AWS does); a client
+    id, a shadow document and the trail's parameters can."""
+    device = console_bastion.device()
+    services = console_bastion.running.app.services
+    services.shadow.update(device.name, None, json.dumps(
+        {"state": {"reported": {"label": HOSTILE}}}).encode())
+    mqtt = Client(device, console_bastion.mqtt_port, client_id=HOSTILE).connect()
+    try:
+        client = console_bastion.signed_in("auditor")
+        overview = client.get("/console/overview").text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview
+        assert "<script>alert" not in overview and "{{7*7}}" in overview
+        thing = client.get(f"/console/things/{device.name}").text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in thing and "<script>alert" not in thing
+        assert "49" not in thing.split('id="shadow"')[1].split("</pre>")[0]
+        trail = client.get("/console/trail?operation=%3Cscript%3E").text
+        assert "&lt;script&gt;" in trail and "<script>" not in trail
+    finally:
+        mqtt.paho.disconnect()
+        mqtt.paho.loop_stop()
+
+
+def test_things_filters(console_bastion: ConsoleBastion, unique: Callable[[str], str]) -> None:
+    plane = console_bastion.running.app.plane
+    prefix = unique("filter")
+    plane.registry.create_thing_type(f"{prefix}-type")
+    plane.registry.create_thing_group(f"{prefix}-group")
+    for index in range(3):
+        plane.registry.create_thing(f"{prefix}-{index}",
+                                    thing_type_name=f"{prefix}-type" if index else None)
+    plane.registry.add_thing_to_thing_group(thing_group_name=f"{prefix}-group",
+                                            thing_name=f"{prefix}-2")
+    client = console_bastion.signed_in("auditor")
+
+    def names(query: str) -> list[str]:
+        page = client.get(f"/console/things?{query}")
+        assert page.status_code == 200
+        return [f"{prefix}-{i}" for i in range(3) if f">{prefix}-{i}<" in page.text]
+
+    assert names(f"prefix={prefix}") == [f"{prefix}-0", f"{prefix}-1", f"{prefix}-2"]
+    assert names(f"prefix={prefix}&type={prefix}-type") == [f"{prefix}-1", f"{prefix}-2"]
+    assert names(f"prefix={prefix}&group={prefix}-group") == [f"{prefix}-2"]
+    assert names(f"prefix={prefix}&connected=yes") == []
+    assert names(f"prefix={prefix}&connected=no") == [f"{prefix}-0", f"{prefix}-1",
+                                                     f"{prefix}-2"]
+    assert client.get(f"/console/things?group={prefix}-nope").status_code == 404
+
+
+def test_thing_page(console_bastion: ConsoleBastion) -> None:
+    device = console_bastion.device()
+    mqtt = Client(device, console_bastion.mqtt_port, client_id=device.name).connect()
+    mqtt.paho.disconnect()
+    assert mqtt.disconnected.wait(5)
+    mqtt.paho.loop_stop()
+    client = console_bastion.signed_in("auditor")
+    registry = console_bastion.running.app.plane.registry
+
+    def history_shown() -> bool:
+        return bool(registry.connection_history(device.name))
+
+    wait_for(history_shown, 5, "the connection journal")
+    page = client.get(f"/console/things/{device.name}").text
+    assert device.certificate_id[:16] in page and "console-test-open" in page
+    assert "CLIENT_INITIATED_DISCONNECT" in page
+    assert client.get("/console/things/no-such-thing").status_code == 404
+
+
+def test_policy_pages(console_bastion: ConsoleBastion, unique: Callable[[str], str]) -> None:
+    policies = console_bastion.running.app.plane.policies
+    name = unique("policy")
+    policies.create_policy(name, '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                                 '"Action":"iot:Connect","Resource":"*"}]}')
+    client = console_bastion.signed_in("auditor")
+    assert name in client.get("/console/policies").text
+    versions = client.get(f"/console/policies/{name}").text
+    assert f"/console/policies/{name}/versions/1" in versions
+    document = client.get(f"/console/policies/{name}/versions/1").text
+    assert "iot:Connect" in document and "&#34;Effect&#34;: &#34;Allow&#34;" in document
+
+
+def test_trail_filter_and_verify(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    client.get("/console/things")
+    page = client.get("/console/trail?operation=ListThings&outcome=allowed").text
+    assert "iot:ListThings" in page and "bastion:ConsoleSignIn" not in page
+    verified = client.post("/console/trail/verify", {"csrf": client.csrf})
+    assert verified.status_code == 200
+    assert "The trail is intact" in verified.text
+    assert console_bastion.console_records("VerifyTrail")[-1].role == "auditor"
+
+
+def test_the_overview_stream_sends_numbers(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("auditor")
+    with client.http.get(console_bastion.url + "/console/overview/stream", stream=True,
+                         timeout=10) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        lines = answer.iter_lines(decode_unicode=True)
+        assert next(lines) == "event: overview"
+        data = json.loads(next(lines).removeprefix("data: "))
+    assert {"connected", "messagesIn", "messagesOut", "activeViolations", "findings",
+            "expiringCertificates", "clients"} <= set(data)
