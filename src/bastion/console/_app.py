@@ -649,7 +649,8 @@ def _operation_of_post(path: str) -> tuple[str, str]:
 
 
 _STATIC: Final = {"console.css": "text/css; charset=utf-8",
-                  "console.js": "text/javascript; charset=utf-8"}
+                  "console.js": "text/javascript; charset=utf-8",
+                  "favicon.svg": "image/svg+xml"}
 
 
 def _static(name: str) -> Answer:
