@@ -191,6 +191,25 @@ def test_health_endpoints_answer_without_credentials(console_bastion: ConsoleBas
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "mqtt": "ok"}}
 
 
+def test_readyz_names_what_is_not_ready(tmp_path_factory: pytest.TempPathFactory) -> None:
+    datadir = init_data_dir(tmp_path_factory.mktemp("console-ready") / "data")
+    running = start_console_bastion(datadir)
+    try:
+        api = running.app.api
+        assert api is not None
+        bastion = ConsoleBastion(running, datadir, ManualClock(), api.url, {}, datadir.path)
+        assert bastion.browser().get("/readyz").status_code == 200
+        listeners = next(c for c in running.app.components if c.name == "mqtt-listeners")
+        running.run(listeners.stop())
+        answer = bastion.browser().get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json() == {"status": "unavailable",
+                                 "checks": {"database": "ok", "mqtt": "not listening"}}
+        assert bastion.browser().get("/healthz").status_code == 200  # alive all the same
+    finally:
+        running.stop()
+
+
 # -- authorization -------------------------------------------------------------------------
 
 def test_an_auditor_reads_every_page(console_bastion: ConsoleBastion) -> None:
