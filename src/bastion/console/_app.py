@@ -553,7 +553,8 @@ class ConsoleApplication:
                                  lambda: views.trail(self._services, wanted))
         may_verify = role_allows(visit.session.role, *ACTIONS["trail-verify"])
         return self._page(visit, "trail.html", "trail", found=found, wanted=wanted,
-                          verification=verification, may_verify=may_verify)
+                          verification=verification, may_verify=may_verify,
+                          source=views.source_of)
 
     async def _verify_trail(self, visit: _Visit) -> Answer:
         service, operation = ACTIONS["trail-verify"]

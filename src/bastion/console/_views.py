@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -229,7 +229,7 @@ def _shadow(services: Services, name: str) -> str | None:
             return None
         raise
     try:
-        return json.dumps(json.loads(reply.payload), indent=2, sort_keys=True,
+        return json.dumps(json.loads(reply.payload), indent=2,
                           ensure_ascii=False)
     except ValueError:
         return reply.payload.decode("utf-8", "replace")
@@ -316,10 +316,19 @@ def findings(services: Services, page: int, now: datetime) -> FindingsPage:
     return FindingsPage(task_id, paginate(found, page))
 
 
-def resource_label(fields: dict[str, Any]) -> str:
-    """A finding resource's identifier as one line (``key=value, …``)."""
-    return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+def resource_label(fields: Mapping[str, Any]) -> str:
+    """A finding resource's identifier as one line (``key=value, …``); nested members
+    (read-only mappings and tuples) as JSON."""
+    return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value, default=_plain)}"
                      for key, value in sorted(fields.items()))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def violations(services: Services, page: int) -> Paged:
@@ -380,3 +389,16 @@ def trail(services: Services, wanted: TrailFilter) -> Paged:
               if (not wanted.operation or record.operation == wanted.operation)
               and (not wanted.outcome or record.outcome == wanted.outcome)]
     return paginate(chosen, wanted.page)
+
+
+def source_of(record: TrailRecord) -> str:
+    """Which door a record came through: ``console`` when its parameters say so, else
+    ``api`` (``bastion`` for Bastion's own records, whose key is ``system:…``)."""
+    try:
+        parameters = json.loads(record.parameters)
+    except ValueError:
+        return "?"
+    source = parameters.get("bastion:source") if isinstance(parameters, dict) else None
+    if isinstance(source, str):
+        return source
+    return "bastion" if record.access_key_id.startswith("system:") else "api"

@@ -394,3 +394,44 @@ def test_the_overview_stream_sends_numbers(console_bastion: ConsoleBastion) -> N
         data = json.loads(next(lines).removeprefix("data: "))
     assert {"connected", "messagesIn", "messagesOut", "activeViolations", "findings",
             "expiringCertificates", "clients"} <= set(data)
+
+
+def test_audit_findings_page_and_overview(console_bastion: ConsoleBastion) -> None:
+    """The fixture's open policy (iot:* on *) is what the audit flags."""
+    services = console_bastion.running.app.services
+    assert services.audit is not None
+    audit = services.audit.audit
+    task_id = audit.start_on_demand_audit_task(["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"])
+    wait_for(lambda: audit.describe_audit_task(task_id).status.value == "COMPLETED", 20,
+             "the audit")
+    client = console_bastion.signed_in("auditor")
+    page = client.get("/console/audit").text
+    assert task_id in page and "IOT_POLICY_OVERLY_PERMISSIVE_CHECK" in page
+    assert "console-test-open" in page and "CRITICAL" in page
+    console_bastion.advance(20)  # past the overview's cache of the database figures
+    overview = client.get("/console/overview").text
+    assert task_id in overview
+    critical = overview.split('id="findings-critical">')[1].split("<")[0]
+    assert int(critical) >= 1
+
+
+def test_jobs_page_counts_executions_by_status(console_bastion: ConsoleBastion,
+                                               unique: Callable[[str], str]) -> None:
+    devices = [console_bastion.device() for _ in range(3)]
+    jobs = console_bastion.running.app.services.jobs
+    registry = console_bastion.running.app.plane.registry
+    job_id = unique("job")
+    jobs.create_job(job_id, targets=[registry.describe_thing(d.name).thing_arn
+                                     for d in devices], document='{"operation": "reboot"}')
+    client = console_bastion.signed_in("auditor")
+    row = client.get("/console/jobs").text.split(f"<td>{job_id}</td>")[1].split("</tr>")[0]
+    assert "QUEUED 3" in row and "IN_PROGRESS" in row  # the job's own status
+
+
+def test_trail_page_names_the_console_as_the_source(console_bastion: ConsoleBastion) -> None:
+    client = console_bastion.signed_in("operator")
+    page = client.get("/console/trail?operation=ConsoleSignIn").text
+    assert '<td class="source">console</td>' in page
+    records = console_bastion.console_records("ConsoleSignIn")
+    assert records and all(json.loads(r.parameters)["bastion:source"] == "console"
+                           for r in records)
