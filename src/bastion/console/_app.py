@@ -568,7 +568,7 @@ class ConsoleApplication:
     async def _stream(self, request: Request, receive: Receive, send: Send) -> None:
         """``text/event-stream``: one ``overview`` event every :data:`STREAM_INTERVAL`
         seconds, until the client goes, the session ends (the stream does not keep it
-        alive), or the server stops. Opening it is trailed once, as the overview."""
+        alive; its key is looked up again at each update), or the server stops. Opening it is trailed once, as the overview."""
         session = await self._session(request, touch=True)
         if session is None:
             await send_answer(send, Answer(401, b"sign in again\n", "text/plain; charset=utf-8"))
@@ -595,7 +595,7 @@ class ConsoleApplication:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             while not gone.is_set() and not self._closing.is_set():
-                if self.sessions.find(session.token, touch=False) is None:
+                if await self._session(request, touch=False) is None:
                     await send({"type": "http.response.body",
                                 "body": b"event: ended\ndata: {}\n\n", "more_body": True})
                     break
