@@ -51,6 +51,12 @@ SENSOR_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
      "Resource": "arn:aws:iot:us-east-1:123456789012:topic/sensors/${iot:Connection.Thing.ThingName}/*"},
 ]})
 
+SENSOR_POLICY_V2 = json.dumps({"Version": "2012-10-17", "Statement": [
+    *json.loads(SENSOR_POLICY)["Statement"],
+    {"Effect": "Allow", "Action": "iot:Subscribe",
+     "Resource": "arn:aws:iot:us-east-1:123456789012:topicfilter/sensors/${iot:Connection.Thing.ThingName}/*"},
+]})
+
 
 class Running:
     """The app on its own event loop in a thread."""
@@ -114,7 +120,7 @@ def populate(running: Running, datadir: DataDir, iot: Any, jobs_data: Any,
     plane = running.app.plane
     plane.policies.create_policy("fleet-open", OPEN)
     plane.policies.create_policy("sensor-least-privilege", SENSOR_POLICY)
-    plane.policies.create_policy_version("sensor-least-privilege", SENSOR_POLICY,
+    plane.policies.create_policy_version("sensor-least-privilege", SENSOR_POLICY_V2,
                                          set_as_default=True)
     plane.registry.create_thing_type("thermostat")
     plane.registry.create_thing_group("building-a")
@@ -227,6 +233,9 @@ def main() -> int:
             shoot(driver, api.url, "/console/audit", "audit")
             shoot(driver, api.url, "/console/detect", "detect")
             shoot(driver, api.url, "/console/jobs", "jobs")
+            shoot(driver, api.url, "/console/jobs/firmware-1-4-2", "job")
+            shoot(driver, api.url, "/console/policies/sensor-least-privilege/diff",
+                  "policy-diff")
             driver.get(api.url + "/console/trail")
             driver.find_element("id", "verify").click()
             _wait(lambda: driver.find_elements("id", "verification"), 10)

@@ -108,12 +108,15 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "audit": ("iot", "ListAuditFindings"),
     "detect": ("iot", "ListActiveViolations"),
     "jobs": ("iot", "ListJobs"),
+    "job": ("iot", "ListJobExecutionsForJob"),
+    "policy-diff": ("iot", "GetPolicyVersion"),
     "trail": (ADMIN_SERVICE, "ListTrailRecords"),
 }
 """Each page and the API operation whose role check it passes (reads: every role)."""
 
 ACTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "certificate-status": ("iot", "UpdateCertificate"),
+    "audit-run": ("iot", "StartOnDemandAuditTask"),
     "trail-verify": (ADMIN_SERVICE, "VerifyTrail"),
 }
 """Each action (a POST) and the API operation whose role check it passes."""
@@ -251,6 +254,8 @@ class ConsoleApplication:
                 return await self._set_certificate_status(visit, parts[1])
             if parts == ["trail", "verify"]:
                 return await self._verify_trail(visit)
+            if parts == ["audit", "run"]:
+                return await self._run_audit(visit)
             return self._error(visit.session, 404, "No such action.")
         match parts:
             case [""] | ["overview"]:
@@ -269,12 +274,16 @@ class ConsoleApplication:
                 return await self._policy_page(visit, name)
             case ["policies", name, "versions", version]:
                 return await self._policy_version_page(visit, name, version)
+            case ["policies", name, "diff"]:
+                return await self._policy_diff_page(visit, name)
             case ["audit"]:
                 return await self._audit_page(visit)
             case ["detect"]:
                 return await self._detect_page(visit)
             case ["jobs"]:
                 return await self._jobs_page(visit)
+            case ["jobs", job_id]:
+                return await self._job_page(visit, job_id)
             case ["trail"]:
                 return await self._trail_page(visit, None)
         return self._error(visit.session, 404, "No such page.")
@@ -469,38 +478,67 @@ class ConsoleApplication:
                           confirm=confirm if confirm in SETTABLE_STATUSES else "",
                           done=visit.request.arg("done"), may_act=may_act)
 
-    async def _set_certificate_status(self, visit: _Visit, certificate_id: str) -> Answer:
-        """UpdateCertificate, as the API runs it: the change commits with its trail record,
-        and the registry's event drops the live sessions of a certificate no longer
-        active."""
-        new_status = visit.request.form.get("new_status", "")
-        service, operation = ACTIONS["certificate-status"]
-        parameters = {"certificateId": certificate_id, "newStatus": new_status}
+    async def _change(self, visit: _Visit, action: str, parameters: Mapping[str, object],
+                      work: Callable[[], _T]) -> _T:
+        """Authorize ``action``'s operation and run ``work`` (a change) in a worker thread
+        as the API runs a handler: the change commits with its trail record (303, the
+        console's answer to a form); a refusal by the service is trailed as an error.
+
+        :raises _Refused: the role may not (403), or the service refused (its status).
+        """
+        service, operation = ACTIONS[action]
         await self._authorized(visit, service, operation, parameters)
-        identity = self._services.plane.identity
         caller, session = visit.caller, visit.session
 
-        def run() -> bool:
+        def run() -> tuple[_T, bool]:
             with self._trail.record_with_change(
                     caller=caller, access_key_id=session.access_key_id,
                     source_ip=visit.request.source_ip, service=service, operation=operation,
                     parameters={**parameters, SOURCE_KEY: SOURCE}, outcome="allowed",
                     error_code=None, http_status=303) as change:
-                identity.update_certificate(certificate_id, new_status)
-            return change.committed
+                result = work()
+            return result, change.committed
 
         try:
-            committed = await asyncio.to_thread(run)
+            result, committed = await asyncio.to_thread(run)
         except ServiceError as error:
             await self._record(visit, service, operation, parameters, "error",
                                error.aws_error_type, error.http_status)
             raise _Refused(error.http_status, error.message, error.aws_error_type) from None
         if not committed:
             await self._record(visit, service, operation, parameters, "allowed", None, 303)
-        log.info("console: %s set certificate %s %s", session.access_key_id,
-                 certificate_id, new_status)
+        log.info("console: %s %s:%s %s", session.access_key_id, service, operation,
+                 dict(parameters))
+        return result
+
+    async def _set_certificate_status(self, visit: _Visit, certificate_id: str) -> Answer:
+        """UpdateCertificate through the same registry call as the API's: the registry's
+        event drops the live sessions of a certificate that is no longer active."""
+        new_status = visit.request.form.get("new_status", "")
+        identity = self._services.plane.identity
+        await self._change(visit, "certificate-status",
+                           {"certificateId": certificate_id, "newStatus": new_status},
+                           lambda: identity.update_certificate(certificate_id, new_status))
         quoted = urllib.parse.quote(certificate_id, safe="")
         return redirect(f"{PREFIX}/certificates/{quoted}?done={urllib.parse.quote(new_status)}")
+
+    async def _run_audit(self, visit: _Visit) -> Answer:
+        """StartOnDemandAuditTask with every check the account has enabled."""
+        audit = self._services.audit
+        if audit is None:
+            raise _Refused(404, "The audit is turned off ([audit] enabled = false).",
+                           "ResourceNotFoundException")
+        service = audit.audit
+
+        def start() -> str:
+            checks = [name for name, check in
+                      service.describe_account_audit_configuration().checks.items()
+                      if check.enabled]
+            return service.start_on_demand_audit_task(checks)
+
+        task_id = await self._change(visit, "audit-run", {"targetCheckNames": "enabled"},
+                                     start)
+        return redirect(f"{PREFIX}/audit?started={urllib.parse.quote(task_id)}")
 
     async def _policies_page(self, visit: _Visit) -> Answer:
         page = visit.request.page()
@@ -522,12 +560,23 @@ class ConsoleApplication:
         return self._page(visit, "policy_version.html", "policies", version=found,
                           document=_pretty(found.policy_document))
 
+    async def _policy_diff_page(self, visit: _Visit, name: str) -> Answer:
+        request = visit.request
+        old, new = request.arg("from")[:10], request.arg("to")[:10]
+        found = await self._read(
+            visit, "policy-diff", {"policyName": name, "from": old, "to": new},
+            lambda: views.policy_diff(self._services, name, old, new))
+        return self._page(visit, "policy_diff.html", "policies", name=name, diff=found)
+
     async def _audit_page(self, visit: _Visit) -> Answer:
         page, now = visit.request.page(), self._clock.now()
         found = await self._read(visit, "audit", {},
                                  lambda: views.findings(self._services, page, now))
+        may_run = (self._services.audit is not None
+                   and role_allows(visit.session.role, *ACTIONS["audit-run"]))
         return self._page(visit, "audit.html", "audit", found=found,
-                          label=views.resource_label)
+                          label=views.resource_label, may_run=may_run,
+                          started=visit.request.arg("started")[:64])
 
     async def _detect_page(self, visit: _Visit) -> Answer:
         page = visit.request.page()
@@ -540,6 +589,12 @@ class ConsoleApplication:
         page = visit.request.page()
         found = await self._read(visit, "jobs", {}, lambda: views.jobs(self._services, page))
         return self._page(visit, "jobs.html", "jobs", found=found)
+
+    async def _job_page(self, visit: _Visit, job_id: str) -> Answer:
+        page = visit.request.page()
+        found = await self._read(visit, "job", {"jobId": job_id},
+                                 lambda: views.job(self._services, job_id, page))
+        return self._page(visit, "job.html", "jobs", job=found)
 
     async def _trail_page(self, visit: _Visit, verification: Any) -> Answer:
         request = visit.request
@@ -640,6 +695,8 @@ async def _first(*events: asyncio.Event) -> None:
 
 def _operation_of_post(path: str) -> tuple[str, str]:
     """The operation a POST to ``path`` would be (for the record of a refused one)."""
+    if path.endswith("/audit/run"):
+        return ACTIONS["audit-run"]
     if path.endswith("/status"):
         return ACTIONS["certificate-status"]
     if path.endswith("/trail/verify"):

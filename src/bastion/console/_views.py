@@ -368,6 +368,82 @@ def jobs(services: Services, page: int) -> Paged:
     return Paged(tuple(rows), paged.page, paged.pages, paged.total, paged.truncated)
 
 
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    row: JobRow
+    description: str | None
+    executions: Paged
+
+
+def job(services: Services, job_id: str, page: int) -> JobPage:
+    """A job with its executions, one per thing (by thing name).
+
+    :raises bastion.errors.ServiceError: no such job, or a malformed id.
+    """
+    from bastion.jobs import ExecutionStatus
+
+    found = services.jobs.describe_job(job_id)
+    counts = {status.value: found.process_details.count(status) for status in ExecutionStatus}
+    executions = list(_all_pages(lambda token: services.jobs.list_job_executions_for_job(
+        job_id, max_results=_BATCH, next_token=token)))
+    return JobPage(JobRow(found.job_id, found.status.value, found.target_selection.value,
+                          found.created_at, counts, sum(counts.values())),
+                   found.description, paginate(executions, page))
+
+
+# -- policy versions compared ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DiffLine:
+    kind: str  # "same", "added", "removed" or "hunk"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDiff:
+    old: str
+    new: str
+    versions: tuple[str, ...]
+    lines: tuple[DiffLine, ...]
+
+
+def policy_diff(services: Services, name: str, old: str, new: str) -> PolicyDiff:
+    """Two versions of a policy compared line by line (their documents pretty-printed);
+    by default the one before the default version against the default.
+
+    :raises bastion.errors.ServiceError: no such policy or version, or a malformed id.
+    """
+    import difflib
+
+    policies = services.plane.policies
+    versions = sorted(policies.list_policy_versions(name), key=lambda v: int(v.version_id))
+    ids = tuple(v.version_id for v in versions)
+    default = next((v.version_id for v in versions if v.is_default_version), ids[-1])
+    new = new or default
+    if not old:
+        earlier = [version for version in ids if int(version) < int(new)] if new.isdigit() \
+            else []
+        old = earlier[-1] if earlier else new
+    documents = [_indented(policies.get_policy_version(name, version).policy_document)
+                 for version in (old, new)]
+    lines = []
+    for line in difflib.unified_diff(documents[0].splitlines(), documents[1].splitlines(),
+                                     f"version {old}", f"version {new}", lineterm="", n=3):
+        if line.startswith(("---", "+++")):
+            continue
+        kind = ("hunk" if line.startswith("@@") else "added" if line.startswith("+")
+                else "removed" if line.startswith("-") else "same")
+        lines.append(DiffLine(kind, line))
+    return PolicyDiff(old, new, ids, tuple(lines))
+
+
+def _indented(document: str) -> str:
+    try:
+        return json.dumps(json.loads(document), indent=2, ensure_ascii=False)
+    except ValueError:
+        return document
+
+
 # -- trail ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -424,8 +424,52 @@ def test_jobs_page_counts_executions_by_status(console_bastion: ConsoleBastion,
     jobs.create_job(job_id, targets=[registry.describe_thing(d.name).thing_arn
                                      for d in devices], document='{"operation": "reboot"}')
     client = console_bastion.signed_in("auditor")
-    row = client.get("/console/jobs").text.split(f"<td>{job_id}</td>")[1].split("</tr>")[0]
+    row = client.get("/console/jobs").text.split(f">{job_id}</a></td>")[1].split("</tr>")[0]
     assert "QUEUED 3" in row and "IN_PROGRESS" in row  # the job's own status
+    page = client.get(f"/console/jobs/{job_id}").text
+    executions = page.split('id="executions"')[1]
+    for device in devices:
+        assert f">{device.name}</a></td><td><span class=\"chip exec-queued\">QUEUED" in executions
+    assert client.get("/console/jobs/no-such-job").status_code == 404
+
+
+def test_policy_versions_compared(console_bastion: ConsoleBastion,
+                                  unique: Callable[[str], str]) -> None:
+    policies = console_bastion.running.app.plane.policies
+    name = unique("diff")
+    statement = ('{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"iot:Publish",'
+                 '"Resource":"arn:aws:iot:us-east-1:123456789012:topic/{}"}}]}}')
+    policies.create_policy(name, statement.format("plain"))
+    policies.create_policy_version(name, statement.format("<b>bold</b>"), set_as_default=True)
+    client = console_bastion.signed_in("auditor")
+    assert 'id="compare"' in client.get(f"/console/policies/{name}").text
+    page = client.get(f"/console/policies/{name}/diff").text  # 1 -> the default, 2
+    assert ('<span class="diff-removed">-      &#34;Resource&#34;: &#34;arn:aws:iot:us-east-1:'
+            '123456789012:topic/plain&#34;</span>') in page
+    assert ('<span class="diff-added">+      &#34;Resource&#34;: &#34;arn:aws:iot:us-east-1:'
+            '123456789012:topic/&lt;b&gt;bold&lt;/b&gt;&#34;</span>') in page
+    same = client.get(f"/console/policies/{name}/diff?from=2&to=2").text
+    assert "The two documents are the same" in same
+    assert client.get(f"/console/policies/{name}/diff?from=9&to=2").status_code == 404
+
+
+def test_run_an_audit_now(console_bastion: ConsoleBastion) -> None:
+    auditor = console_bastion.signed_in("auditor")
+    assert 'id="run-audit"' not in auditor.get("/console/audit").text
+    assert auditor.post("/console/audit/run", {"csrf": auditor.csrf}).status_code == 403
+    operator = console_bastion.signed_in("operator")
+    assert 'id="run-audit"' in operator.get("/console/audit").text
+    answer = operator.post("/console/audit/run", {"csrf": operator.csrf})
+    assert answer.status_code == 303
+    task_id = answer.headers["location"].split("started=")[1]
+    audit = console_bastion.running.app.services.audit
+    assert audit is not None
+    wait_for(lambda: audit.audit.describe_audit_task(task_id).status.value == "COMPLETED", 20,
+             "the audit")
+    assert task_id in operator.get("/console/audit").text
+    records = console_bastion.console_records("StartOnDemandAuditTask")
+    assert [(r.role, r.outcome) for r in records[-2:]] == [("auditor", "denied"),
+                                                           ("operator", "allowed")]
 
 
 def test_trail_page_names_the_console_as_the_source(console_bastion: ConsoleBastion) -> None:
