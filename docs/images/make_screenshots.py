@@ -126,7 +126,8 @@ def populate(running: Running, datadir: DataDir, iot: Any, jobs_data: Any,
     plane.registry.create_thing_group("building-a")
     names = [f"thermostat-{i:02d}" for i in range(1, 7)] + ["gateway-01", "gateway-02"]
     for name in names:
-        provision_device(plane, datadir, name, out, policy_name="fleet-open")
+        provision_device(plane, datadir, name, out, policy_name=(
+            "sensor-least-privilege" if name == "gateway-02" else "fleet-open"))
         if name.startswith("thermostat"):
             plane.registry.update_thing(name, thing_type_name="thermostat",
                                         attributes={"floor": name[-1], "model": "T-200"})
@@ -228,6 +229,10 @@ def main() -> int:
             certificate = first.rsplit("/", 1)[-1]
             shoot(driver, api.url, f"/console/certificates/{certificate}?confirm=REVOKED",
                   "revoke")
+            gateway = running.app.plane.registry.list_thing_principals("gateway-02")[0][0]
+            shoot(driver, api.url, f"/console/certificates/{gateway.rsplit('/', 1)[-1]}/test"
+                  "?client_id=gateway-02&action=PUBLISH"
+                  "&resource=sensors%2Fthermostat-01%2Ftemperature", "test-authorization")
             shoot(driver, api.url, "/console/policies/sensor-least-privilege/versions/2",
                   "policy")
             shoot(driver, api.url, "/console/audit", "audit")

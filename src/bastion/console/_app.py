@@ -110,6 +110,7 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "jobs": ("iot", "ListJobs"),
     "job": ("iot", "ListJobExecutionsForJob"),
     "policy-diff": ("iot", "GetPolicyVersion"),
+    "test-authorization": ("iot", "TestAuthorization"),
     "trail": (ADMIN_SERVICE, "ListTrailRecords"),
 }
 """Each page and the API operation whose role check it passes (reads: every role)."""
@@ -268,6 +269,8 @@ class ConsoleApplication:
                 return await self._certificates_page(visit)
             case ["certificates", certificate_id]:
                 return await self._certificate_page(visit, certificate_id)
+            case ["certificates", certificate_id, "test"]:
+                return await self._authorization_page(visit, certificate_id)
             case ["policies"]:
                 return await self._policies_page(visit)
             case ["policies", name]:
@@ -510,6 +513,26 @@ class ConsoleApplication:
         log.info("console: %s %s:%s %s", session.access_key_id, service, operation,
                  dict(parameters))
         return result
+
+    async def _authorization_page(self, visit: _Visit, certificate_id: str) -> Answer:
+        """The certificate's "Test authorization" form, and its verdict once filled in."""
+        request = visit.request
+        client_id = request.arg("client_id")[:128]
+        action = request.arg("action", "PUBLISH")
+        action = action if action in views.AUTHORIZATION_ACTIONS else "PUBLISH"
+        resource = request.arg("resource")[:2048]
+        result = None
+        if resource:
+            result = await self._read(
+                visit, "test-authorization",
+                {"principal": certificate_id, "clientId": client_id, "actionType": action,
+                 "resource": resource},
+                lambda: views.authorization_test(self._services, certificate_id, client_id,
+                                                 action, resource))
+        return self._page(visit, "authorization.html", "certificates",
+                          certificate_id=certificate_id, client_id=client_id, action=action,
+                          resource=resource, result=result,
+                          actions=list(views.AUTHORIZATION_ACTIONS))
 
     async def _set_certificate_status(self, visit: _Visit, certificate_id: str) -> Answer:
         """UpdateCertificate through the same registry call as the API's: the registry's

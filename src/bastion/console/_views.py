@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from bastion.defender.audit import AuditTaskStatus, Severity
+from bastion.policy import Decision
 from bastion.registry import CertificateRecord
 from bastion.services import Services
 from bastion.trail import TrailRecord
@@ -389,6 +390,41 @@ def job(services: Services, job_id: str, page: int) -> JobPage:
     return JobPage(JobRow(found.job_id, found.status.value, found.target_selection.value,
                           found.created_at, counts, sum(counts.values())),
                    found.description, paginate(executions, page))
+
+
+# -- what the broker would decide ----------------------------------------------------------------
+
+AUTHORIZATION_ACTIONS: Final = {"CONNECT": ("iot:Connect", "client"),
+                                "PUBLISH": ("iot:Publish", "topic"),
+                                "SUBSCRIBE": ("iot:Subscribe", "topicfilter"),
+                                "RECEIVE": ("iot:Receive", "topic")}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationTest:
+    action_type: str
+    resource: str  # the ARN evaluated
+    client_id: str
+    decision: Decision
+
+
+def authorization_test(services: Services, certificate_id: str, client_id: str,
+                       action_type: str, resource: str) -> AuthorizationTest:
+    """TestAuthorization for one action and resource by a certificate: ``resource`` is an
+    ARN, or a client id / topic / topic filter made into the action's ARN.
+
+    :raises bastion.errors.ServiceError: no such certificate.
+    :raises KeyError: an unknown action type (the form offers only the four).
+    """
+    from bastion.enforcement import authorization_decisions
+
+    action, kind = AUTHORIZATION_ACTIONS[action_type]
+    plane = services.plane
+    arn = resource if resource.startswith("arn:") else plane.account.arn(f"{kind}/{resource}")
+    decision = authorization_decisions(plane.identity, plane.policies, plane.account,
+                                       certificate_id, client_id=client_id or None,
+                                       action=action, resources=[arn])[0]
+    return AuthorizationTest(action_type, arn, client_id, decision)
 
 
 # -- policy versions compared ------------------------------------------------------------------

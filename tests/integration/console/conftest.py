@@ -68,13 +68,15 @@ class ConsoleBastion:
         return [r for r in self.trail() if r.operation == operation
                 and '"bastion:source":"console"' in r.parameters]
 
-    def device(self, name: str | None = None) -> DeviceFiles:
-        """A thing with an ACTIVE certificate and an open policy (via the running app's
-        registry, so that changes reach live sessions)."""
+    def device(self, name: str | None = None, *, policy: str | None = OPEN_POLICY
+               ) -> DeviceFiles:
+        """A thing with an ACTIVE certificate and an open policy (``None``: the
+        least-privilege device policy), made through the running app's registry, so that
+        changes reach live sessions."""
         name = name or f"console-{uuid.uuid4().hex[:8]}"
         self.devices_dir.mkdir(parents=True, exist_ok=True)
         files = provision_device(self.running.app.plane, self.datadir, name, self.devices_dir,
-                                 policy_name=OPEN_POLICY)
+                                 policy_name=policy)
         return DeviceFiles(name, files.cert_path, files.key_path, files.root_ca_path,
                            files.certificate_id, files.certificate_arn)
 

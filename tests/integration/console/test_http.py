@@ -479,3 +479,29 @@ def test_trail_page_names_the_console_as_the_source(console_bastion: ConsoleBast
     records = console_bastion.console_records("ConsoleSignIn")
     assert records and all(json.loads(r.parameters)["bastion:source"] == "console"
                            for r in records)
+
+
+def test_test_authorization(console_bastion: ConsoleBastion) -> None:
+    """The least-privilege device policy: its own topics with its thing name as client id,
+    nothing else."""
+    device = console_bastion.device(policy=None)
+    client = console_bastion.signed_in("auditor")
+    certificate = f"/console/certificates/{device.certificate_id}"
+    assert f"{certificate}/test?client_id={device.name}" in client.get(certificate).text
+
+    def verdict(**query: str) -> str:
+        page = client.get(f"{certificate}/test", params=query)
+        assert page.status_code == 200
+        return page.text.split('id="verdict"><strong>')[1].split("<")[0]
+
+    assert verdict(client_id=device.name, action="PUBLISH",
+                   resource=f"{device.name}/telemetry") == "ALLOWED"
+    assert verdict(client_id=device.name, action="PUBLISH",
+                   resource="someone-else/telemetry") == "IMPLICIT_DENY"
+    assert verdict(client_id=device.name, action="CONNECT", resource=device.name) == "ALLOWED"
+    assert verdict(client_id="impostor", action="CONNECT", resource="impostor") == (
+        "IMPLICIT_DENY")
+    assert client.get("/console/certificates/" + "0" * 64 + "/test",
+                      params={"resource": "x"}).status_code == 404
+    records = console_bastion.console_records("TestAuthorization")
+    assert records[-1].role == "auditor" and records[-1].outcome == "error"
