@@ -241,6 +241,8 @@ def main() -> int:
             shoot(driver, api.url, "/console/jobs/firmware-1-4-2", "job")
             shoot(driver, api.url, "/console/policies/sensor-least-privilege/diff",
                   "policy-diff")
+            shoot(driver, api.url, "/console/policies/sensor-least-privilege/edit",
+                  "policy-edit")
             driver.get(api.url + "/console/trail")
             driver.find_element("id", "verify").click()
             _wait(lambda: driver.find_elements("id", "verification"), 10)

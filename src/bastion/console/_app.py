@@ -110,6 +110,7 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "jobs": ("iot", "ListJobs"),
     "job": ("iot", "ListJobExecutionsForJob"),
     "policy-diff": ("iot", "GetPolicyVersion"),
+    "policy-edit": ("iot", "GetPolicy"),
     "test-authorization": ("iot", "TestAuthorization"),
     "trail": (ADMIN_SERVICE, "ListTrailRecords"),
 }
@@ -118,6 +119,7 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
 ACTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "certificate-status": ("iot", "UpdateCertificate"),
     "audit-run": ("iot", "StartOnDemandAuditTask"),
+    "policy-version-create": ("iot", "CreatePolicyVersion"),
     "trail-verify": (ADMIN_SERVICE, "VerifyTrail"),
 }
 """Each action (a POST) and the API operation whose role check it passes."""
@@ -257,6 +259,8 @@ class ConsoleApplication:
                 return await self._verify_trail(visit)
             if parts == ["audit", "run"]:
                 return await self._run_audit(visit)
+            if len(parts) == 3 and parts[0] == "policies" and parts[2] == "versions":
+                return await self._create_policy_version(visit, parts[1])
             return self._error(visit.session, 404, "No such action.")
         match parts:
             case [""] | ["overview"]:
@@ -279,6 +283,8 @@ class ConsoleApplication:
                 return await self._policy_version_page(visit, name, version)
             case ["policies", name, "diff"]:
                 return await self._policy_diff_page(visit, name)
+            case ["policies", name, "edit"]:
+                return await self._policy_edit_page(visit, name)
             case ["audit"]:
                 return await self._audit_page(visit)
             case ["detect"]:
@@ -581,7 +587,44 @@ class ConsoleApplication:
                                  {"policyName": name, "policyVersionId": version},
                                  lambda: policies.get_policy_version(name, version))
         return self._page(visit, "policy_version.html", "policies", version=found,
-                          document=_pretty(found.policy_document))
+                          document=_pretty(found.policy_document),
+                          created=visit.request.arg("created") == "1")
+
+    async def _policy_edit_page(self, visit: _Visit, name: str, *, document: str | None = None,
+                                problem: str = "", status: int = 200) -> Answer:
+        """A new version's form, filled with the default version's document (or what was
+        sent, when the registry refused it)."""
+        policies = self._services.plane.policies
+        policy = await self._read(visit, "policy-edit", {"policyName": name},
+                                  lambda: policies.get_policy(name))
+        may_edit = role_allows(visit.session.role, *ACTIONS["policy-version-create"])
+        answer = self._page(visit, "policy_edit.html", "policies", policy=policy,
+                            document=document if document is not None
+                            else _pretty(policy.policy_document),
+                            problem=problem, may_edit=may_edit)
+        return Answer(status, answer.body)
+
+    async def _create_policy_version(self, visit: _Visit, name: str) -> Answer:
+        """CreatePolicyVersion; set as default, the broker re-authorizes the live
+        sessions bound to the policy (as for the API's call)."""
+        form = visit.request.form
+        document = form.get("document", "")
+        set_as_default = form.get("set_as_default") == "on"
+        policies = self._services.plane.policies
+        try:
+            created = await self._change(
+                visit, "policy-version-create",
+                {"policyName": name, "policyDocument": document,
+                 "setAsDefault": set_as_default},
+                lambda: policies.create_policy_version(name, document,
+                                                       set_as_default=set_as_default))
+        except _Refused as refused:
+            if refused.status != 400 and refused.error_code != "VersionsLimitExceededException":
+                raise
+            return await self._policy_edit_page(visit, name, document=document,
+                                                problem=refused.message, status=refused.status)
+        quoted = urllib.parse.quote(name, safe="")
+        return redirect(f"{PREFIX}/policies/{quoted}/versions/{created.version_id}?created=1")
 
     async def _policy_diff_page(self, visit: _Visit, name: str) -> Answer:
         request = visit.request
@@ -720,6 +763,8 @@ def _operation_of_post(path: str) -> tuple[str, str]:
     """The operation a POST to ``path`` would be (for the record of a refused one)."""
     if path.endswith("/audit/run"):
         return ACTIONS["audit-run"]
+    if path.endswith("/versions"):
+        return ACTIONS["policy-version-create"]
     if path.endswith("/status"):
         return ACTIONS["certificate-status"]
     if path.endswith("/trail/verify"):

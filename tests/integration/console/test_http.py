@@ -15,7 +15,7 @@ from bastion.datadir import init_data_dir
 from support.clients import Client, wait_for
 from support.clock import ManualClock
 
-from .conftest import ConsoleBastion, create_keys, start_console_bastion
+from .conftest import OPEN_DOCUMENT, ConsoleBastion, create_keys, start_console_bastion
 
 PAGES = ["/console/overview", "/console/things", "/console/certificates", "/console/policies",
          "/console/audit", "/console/detect", "/console/jobs", "/console/trail"]
@@ -306,7 +306,9 @@ def test_values_a_device_controls_are_escaped(console_bastion: ConsoleBastion) -
         assert "<script>alert" not in overview and "{{7*7}}" in overview
         thing = client.get(f"/console/things/{device.name}").text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in thing and "<script>alert" not in thing
-        assert "49" not in thing.split('id="shadow"')[1].split("</pre>")[0]
+        shadow = thing.split('id="shadow"')[1].split("</pre>")[0]
+        label = next(line for line in shadow.splitlines() if "label" in line)
+        assert "{{7*7}}" in label and "49" not in label
         trail = client.get("/console/trail?operation=%3Cscript%3E").text
         assert "&lt;script&gt;" in trail and "<script>" not in trail
     finally:
@@ -505,3 +507,41 @@ def test_test_authorization(console_bastion: ConsoleBastion) -> None:
                       params={"resource": "x"}).status_code == 404
     records = console_bastion.console_records("TestAuthorization")
     assert records[-1].role == "auditor" and records[-1].outcome == "error"
+
+
+def test_a_new_policy_version_from_the_console_reaches_live_sessions(
+        console_bastion: ConsoleBastion, unique: Callable[[str], str]) -> None:
+    plane = console_bastion.running.app.plane
+    name = unique("edited")
+    plane.policies.create_policy(name, OPEN_DOCUMENT)
+    device = console_bastion.device(policy=name)
+    mqtt = Client(device, console_bastion.mqtt_port, client_id=device.name).connect()
+    try:
+        auditor = console_bastion.signed_in("auditor")
+        form = auditor.get(f"/console/policies/{name}/edit").text
+        assert 'id="save"' not in form and "iot:*" in form
+        denied = auditor.post(f"/console/policies/{name}/versions",
+                              {"csrf": auditor.csrf, "document": OPEN_DOCUMENT})
+        assert denied.status_code == 403
+        operator = console_bastion.signed_in("operator")
+        assert 'id="save"' in operator.get(f"/console/policies/{name}/edit").text
+        malformed = operator.post(f"/console/policies/{name}/versions",
+                                  {"csrf": operator.csrf, "document": '{"Statement": <x>}',
+                                   "set_as_default": "on"})
+        assert malformed.status_code == 400 and 'id="problem"' in malformed.text
+        assert "{&#34;Statement&#34;: &lt;x&gt;}" in malformed.text  # kept, escaped
+        no_connect = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                      '"Action":"iot:Publish","Resource":"*"}]}')
+        created = operator.post(f"/console/policies/{name}/versions",
+                                {"csrf": operator.csrf, "document": no_connect,
+                                 "set_as_default": "on"})
+        assert created.status_code == 303
+        assert created.headers["location"].endswith(f"/policies/{name}/versions/2?created=1")
+        assert mqtt.disconnected.wait(5), "the device kept a connection its policy refuses"
+    finally:
+        mqtt.paho.loop_stop()
+    assert plane.policies.get_policy(name).default_version_id == "2"
+    records = [r for r in console_bastion.console_records("CreatePolicyVersion")
+               if name in r.parameters]
+    assert [(r.role, r.outcome, r.http_status) for r in records] == [
+        ("auditor", "denied", 403), ("operator", "error", 400), ("operator", "allowed", 303)]
