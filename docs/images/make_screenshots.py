@@ -179,7 +179,7 @@ def shoot(driver: Any, url: str, path: str, name: str, *, settle: float = 0.0) -
     if settle:
         time.sleep(settle)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(700, min(int(height) + 20, 1800)))
+    driver.set_window_size(1280, max(700, min(int(height) + 20, 2600)))
     target = HERE / f"console-{name}.png"
     driver.save_screenshot(str(target))
     driver.set_window_size(1280, 900)

@@ -462,8 +462,9 @@ class ConsoleApplication:
         return self._page(visit, "things.html", "things", found=found, wanted=wanted)
 
     async def _thing_page(self, visit: _Visit, name: str) -> Answer:
+        now = self._clock.time()
         found = await self._read(visit, "thing", {"thingName": name},
-                                 lambda: views.thing(self._services, name))
+                                 lambda: views.thing(self._services, name, now))
         connected = [client for client in self._live.connected() if client.client_id == name]
         return self._page(visit, "thing.html", "things", thing=found, live=connected)
 

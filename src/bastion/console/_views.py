@@ -27,6 +27,7 @@ from bastion.registry import CertificateRecord
 from bastion.services import Services
 from bastion.trail import TrailRecord
 
+from ._charts import Chart, line_chart
 from ._live import ConnectedClient
 
 PAGE_SIZE: Final = 50
@@ -181,11 +182,12 @@ class ThingPage:
     shadow: str | None
     connectivity: str
     history: tuple[ConnectionEntry, ...] = field(default_factory=tuple)
+    charts: tuple[Chart, ...] = field(default_factory=tuple)
 
 
-def thing(services: Services, name: str) -> ThingPage:
+def thing(services: Services, name: str, now: float) -> ThingPage:
     """A thing with its certificates, the policies attached to them, its groups, its
-    classic shadow (pretty-printed) and its connection history.
+    classic shadow (pretty-printed), its connection history and its Detect metrics.
 
     :raises bastion.errors.ServiceError: no such thing, or a malformed name.
     """
@@ -210,7 +212,39 @@ def thing(services: Services, name: str) -> ThingPage:
         shadow=_shadow(services, name),
         connectivity=("connected" if connectivity.connected else "disconnected"
                       if connectivity.timestamp is not None else "never connected"),
-        history=tuple(_history(services, name)))
+        history=tuple(_history(services, name)), charts=thing_metrics(services, name, now))
+
+
+PLOTTED_METRICS: Final = ("aws:num-messages-sent", "aws:num-messages-received",
+                           "aws:num-authorization-failures", "aws:num-disconnects")
+"""The Detect metrics a thing's page plots (with those of its active violations)."""
+PLOT_WINDOW: Final = 24 * 3600.0
+MIN_PLOT_SPAN: Final = 300.0
+
+
+def thing_metrics(services: Services, name: str, now: float) -> tuple[Chart, ...]:
+    """Charts of the thing's Detect metrics of the last 24 hours, on one time axis from
+    the first datapoint: the metrics of its active violations first (marked), then
+    :data:`PLOTTED_METRICS`; only metrics with a numeric datapoint in the window."""
+    if services.detect is None:
+        return ()
+    detect = services.detect.service
+    violated = {v.behavior.metric for v in detect.list_active_violations(thing_name=name)}
+    charts = []
+    series = {}
+    for metric in [*sorted(violated), *(m for m in PLOTTED_METRICS if m not in violated)]:
+        values = detect.list_metric_values(name, metric, now - PLOT_WINDOW, now + 1)
+        scalars = [(t, v) for t, value in values if (v := value.scalar()) is not None]
+        if scalars:
+            series[metric] = scalars
+    if not series:
+        return ()
+    # One time axis for every chart: from the first datapoint (at least 5 minutes).
+    first = min(t for scalars in series.values() for t, _ in scalars)
+    start = min(first, now - MIN_PLOT_SPAN)
+    charts = [line_chart(metric, scalars, start, now + 1, violated=metric in violated)
+              for metric, scalars in series.items()]
+    return tuple(chart for chart in charts if chart is not None)
 
 
 def _attached(services: Services, target: str, marker: str | None

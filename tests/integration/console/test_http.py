@@ -545,3 +545,21 @@ def test_a_new_policy_version_from_the_console_reaches_live_sessions(
                if name in r.parameters]
     assert [(r.role, r.outcome, r.http_status) for r in records] == [
         ("auditor", "denied", 403), ("operator", "error", 400), ("operator", "allowed", 303)]
+
+
+def test_thing_page_plots_its_detect_metrics(console_bastion: ConsoleBastion) -> None:
+    from bastion.defender.detect import Datapoint, MetricValue
+
+    device = console_bastion.device()
+    services = console_bastion.running.app.services
+    assert services.detect is not None
+    now = console_bastion.clock.time()
+    services.detect.service.ingest(
+        [Datapoint(device.name, "aws:num-messages-sent", MetricValue(count=count), now - age)
+         for age, count in ((3600, 4), (1800, 9), (60, 2))], now)
+    client = console_bastion.signed_in("auditor")
+    page = client.get(f"/console/things/{device.name}").text
+    chart = page.split('id="chart-aws-num-messages-sent"')[1].split("</figure>")[0]
+    assert "latest 2, 3 datapoints, top of the scale 9" in chart
+    assert len(chart.split('class="series" points="')[1].split('"')[0].split()) == 3
+    assert 'id="chart-aws-num-disconnects"' not in page  # no datapoint, no chart
