@@ -106,6 +106,7 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "policy": ("iot", "ListPolicyVersions"),
     "policy-version": ("iot", "GetPolicyVersion"),
     "audit": ("iot", "ListAuditFindings"),
+    "finding": ("iot", "DescribeAuditFinding"),
     "detect": ("iot", "ListActiveViolations"),
     "jobs": ("iot", "ListJobs"),
     "job": ("iot", "ListJobExecutionsForJob"),
@@ -119,6 +120,8 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
 ACTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "certificate-status": ("iot", "UpdateCertificate"),
     "audit-run": ("iot", "StartOnDemandAuditTask"),
+    "audit-suppress": ("iot", "CreateAuditSuppression"),
+    "audit-unsuppress": ("iot", "DeleteAuditSuppression"),
     "policy-version-create": ("iot", "CreatePolicyVersion"),
     "trail-verify": (ADMIN_SERVICE, "VerifyTrail"),
 }
@@ -259,6 +262,10 @@ class ConsoleApplication:
                 return await self._verify_trail(visit)
             if parts == ["audit", "run"]:
                 return await self._run_audit(visit)
+            if parts == ["audit", "suppressions"]:
+                return await self._suppress(visit)
+            if parts == ["audit", "suppressions", "delete"]:
+                return await self._unsuppress(visit)
             if len(parts) == 3 and parts[0] == "policies" and parts[2] == "versions":
                 return await self._create_policy_version(visit, parts[1])
             return self._error(visit.session, 404, "No such action.")
@@ -287,6 +294,8 @@ class ConsoleApplication:
                 return await self._policy_edit_page(visit, name)
             case ["audit"]:
                 return await self._audit_page(visit)
+            case ["audit", "findings", finding_id, "suppress"]:
+                return await self._suppress_form(visit, finding_id)
             case ["detect"]:
                 return await self._detect_page(visit)
             case ["jobs"]:
@@ -639,11 +648,68 @@ class ConsoleApplication:
         page, now = visit.request.page(), self._clock.now()
         found = await self._read(visit, "audit", {},
                                  lambda: views.findings(self._services, page, now))
-        may_run = (self._services.audit is not None
-                   and role_allows(visit.session.role, *ACTIONS["audit-run"]))
+        enabled = self._services.audit is not None
+        role = visit.session.role
         return self._page(visit, "audit.html", "audit", found=found,
-                          label=views.resource_label, may_run=may_run,
-                          started=visit.request.arg("started")[:64])
+                          label=views.resource_label,
+                          may_run=enabled and role_allows(role, *ACTIONS["audit-run"]),
+                          may_suppress=enabled and role_allows(role, *ACTIONS["audit-suppress"]),
+                          may_unsuppress=enabled and role_allows(
+                              role, *ACTIONS["audit-unsuppress"]),
+                          started=visit.request.arg("started")[:64],
+                          done=visit.request.arg("done")[:32])
+
+    async def _suppress_form(self, visit: _Visit, finding_id: str) -> Answer:
+        audit = self._services.audit
+        if audit is None:
+            raise _Refused(404, "The audit is turned off ([audit] enabled = false).",
+                           "ResourceNotFoundException")
+        finding = await self._read(visit, "finding", {"findingId": finding_id},
+                                   lambda: audit.audit.describe_audit_finding(finding_id))
+        return self._page(visit, "suppress.html", "audit", finding=finding,
+                          label=views.resource_label, durations=list(views.SUPPRESSION_DAYS),
+                          may_suppress=role_allows(visit.session.role,
+                                                   *ACTIONS["audit-suppress"]))
+
+    async def _suppress(self, visit: _Visit) -> Answer:
+        """CreateAuditSuppression for a finding's check and resource (looked up here: the
+        form names the finding, not the resource)."""
+        form = visit.request.form
+        finding_id = form.get("finding_id", "")[:128]
+        duration = form.get("duration", "")
+        description = form.get("description", "")[:1000]
+        if duration not in views.SUPPRESSION_DAYS:
+            raise _Refused(400, "Choose how long to suppress it.", "InvalidRequestException")
+        if self._services.audit is None:
+            raise _Refused(404, "The audit is turned off ([audit] enabled = false).",
+                           "ResourceNotFoundException")
+        now = self._clock.now()
+        await self._change(visit, "audit-suppress",
+                           {"findingId": finding_id, "duration": duration,
+                            "description": description},
+                           lambda: views.suppress_finding(self._services, finding_id,
+                                                          duration, description, now))
+        return redirect(f"{PREFIX}/audit?done=suppressed")
+
+    async def _unsuppress(self, visit: _Visit) -> Answer:
+        form = visit.request.form
+        check_name = form.get("check_name", "")[:128]
+        try:
+            identifier = json.loads(form.get("resource_identifier", ""))
+        except ValueError:
+            identifier = None
+        if not isinstance(identifier, dict):
+            raise _Refused(400, "The suppression's resource is malformed.",
+                           "InvalidRequestException")
+        audit = self._services.audit
+        if audit is None:
+            raise _Refused(404, "The audit is turned off ([audit] enabled = false).",
+                           "ResourceNotFoundException")
+        await self._change(visit, "audit-unsuppress",
+                           {"checkName": check_name, "resourceIdentifier": identifier},
+                           lambda: audit.audit.delete_audit_suppression(check_name,
+                                                                        identifier))
+        return redirect(f"{PREFIX}/audit?done=unsuppressed")
 
     async def _detect_page(self, visit: _Visit) -> Answer:
         page = visit.request.page()
@@ -764,6 +830,10 @@ def _operation_of_post(path: str) -> tuple[str, str]:
     """The operation a POST to ``path`` would be (for the record of a refused one)."""
     if path.endswith("/audit/run"):
         return ACTIONS["audit-run"]
+    if path.endswith("/audit/suppressions"):
+        return ACTIONS["audit-suppress"]
+    if path.endswith("/audit/suppressions/delete"):
+        return ACTIONS["audit-unsuppress"]
     if path.endswith("/versions"):
         return ACTIONS["policy-version-create"]
     if path.endswith("/status"):

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from bastion.defender.audit import AuditTaskStatus, Severity
+from bastion.defender.audit import AuditTaskStatus, Finding, Severity
 from bastion.policy import Decision
 from bastion.registry import CertificateRecord
 from bastion.services import Services
@@ -332,23 +332,74 @@ def policies(services: Services, page: int) -> Paged:
 # -- Defender -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class SuppressionRow:
+    check_name: str
+    resource: str             # the identifier as one line
+    identifier_json: str      # the identifier as the delete form sends it back
+    expiration_date: datetime | None
+    suppress_indefinitely: bool
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class FindingsPage:
     task_id: str | None
     findings: Paged
+    suppressions: tuple[SuppressionRow, ...] = ()
 
 
 def findings(services: Services, page: int, now: datetime) -> FindingsPage:
     """The latest completed audit's findings (suppressed ones too, marked), most severe
     first."""
-    task_id = latest_audit_task(services, now)
-    if task_id is None or services.audit is None:
+    if services.audit is None:
         return FindingsPage(None, paginate([], 1))
     audit = services.audit.audit
+    suppressions = tuple(
+        SuppressionRow(item.check_name, resource_label(item.identifier.fields),
+                       plain_json(item.identifier.fields), item.expiration_date,
+                       item.suppress_indefinitely, item.description)
+        for item in _all_pages(lambda token: audit.list_audit_suppressions(
+            max_results=_BATCH, next_token=token), limit=1000))
+    task_id = latest_audit_task(services, now)
+    if task_id is None:
+        return FindingsPage(None, paginate([], 1), suppressions)
     order = {severity.value: rank for rank, severity in enumerate(Severity)}
     found = sorted(_all_pages(lambda token: audit.list_audit_findings(
         task_id=task_id, max_results=_BATCH, next_token=token)),
         key=lambda f: (order[f.severity.value], f.check_name, f.finding_id))
-    return FindingsPage(task_id, paginate(found, page))
+    return FindingsPage(task_id, paginate(found, page), suppressions)
+
+
+SUPPRESSION_DAYS: Final = {"7": 7, "30": 30, "90": 90, "forever": None}
+"""How long the console's "Suppress" form may suppress a finding's check and resource."""
+
+
+def suppress_finding(services: Services, finding_id: str, duration: str,
+                     description: str, now: datetime) -> Finding:
+    """CreateAuditSuppression for the check and resource of a finding.
+
+    :raises bastion.errors.ServiceError: no such finding, or the audit refused (already
+        suppressed, say).
+    :raises KeyError: an unknown duration (the form offers only those of
+        :data:`SUPPRESSION_DAYS`).
+    """
+    if services.audit is None:
+        raise LookupError("the audit is turned off")
+    audit = services.audit.audit
+    days = SUPPRESSION_DAYS[duration]
+    finding = audit.describe_audit_finding(finding_id)
+    identifier = json.loads(plain_json(finding.non_compliant_resource.identifier.fields))
+    audit.create_audit_suppression(
+        finding.check_name, identifier,
+        expiration_date=None if days is None else now + timedelta(days=days),
+        suppress_indefinitely=True if days is None else None,
+        description=description or None)
+    return finding
+
+
+def plain_json(fields: Mapping[str, Any]) -> str:
+    """A resource identifier (read-only mappings and tuples) as JSON text."""
+    return json.dumps(fields, default=_plain, sort_keys=True)
 
 
 def resource_label(fields: Mapping[str, Any]) -> str:

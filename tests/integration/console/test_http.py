@@ -3,6 +3,7 @@ headers, the trail, escaping. Real HTTPS against a running Bastion."""
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 
@@ -403,6 +404,7 @@ def test_audit_findings_page_and_overview(console_bastion: ConsoleBastion) -> No
     services = console_bastion.running.app.services
     assert services.audit is not None
     audit = services.audit.audit
+    console_bastion.advance(1)  # the newest task: the audit page shows the latest one
     task_id = audit.start_on_demand_audit_task(["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"])
     wait_for(lambda: audit.describe_audit_task(task_id).status.value == "COMPLETED", 20,
              "the audit")
@@ -461,6 +463,7 @@ def test_run_an_audit_now(console_bastion: ConsoleBastion) -> None:
     assert auditor.post("/console/audit/run", {"csrf": auditor.csrf}).status_code == 403
     operator = console_bastion.signed_in("operator")
     assert 'id="run-audit"' in operator.get("/console/audit").text
+    console_bastion.advance(1)  # the newest task: the audit page shows the latest one
     answer = operator.post("/console/audit/run", {"csrf": operator.csrf})
     assert answer.status_code == 303
     task_id = answer.headers["location"].split("started=")[1]
@@ -563,3 +566,44 @@ def test_thing_page_plots_its_detect_metrics(console_bastion: ConsoleBastion) ->
     assert "latest 2, 3 datapoints, top of the scale 9" in chart
     assert len(chart.split('class="series" points="')[1].split('"')[0].split()) == 3
     assert 'id="chart-aws-num-disconnects"' not in page  # no datapoint, no chart
+
+
+def test_suppress_a_finding_and_delete_the_suppression(console_bastion: ConsoleBastion) -> None:
+    services = console_bastion.running.app.services
+    assert services.audit is not None
+    audit = services.audit.audit
+    console_bastion.advance(1)  # the newest task: the audit page shows the latest one
+    task_id = audit.start_on_demand_audit_task(["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"])
+    wait_for(lambda: audit.describe_audit_task(task_id).status.value == "COMPLETED", 20,
+             "the audit")
+    finding = next(f for f in audit.list_audit_findings(task_id=task_id)[0]
+                   if f.non_compliant_resource.identifier.fields[
+                       "policyVersionIdentifier"]["policyName"] == "console-test-open")
+    form_path = f"/console/audit/findings/{finding.finding_id}/suppress"
+    auditor = console_bastion.signed_in("auditor")
+    assert 'id="suppress"' not in auditor.get(form_path).text
+    assert auditor.post("/console/audit/suppressions", {
+        "csrf": auditor.csrf, "finding_id": finding.finding_id, "duration": "7"}
+    ).status_code == 403
+    operator = console_bastion.signed_in("operator")
+    assert form_path in operator.get("/console/audit").text
+    assert 'id="suppress"' in operator.get(form_path).text
+    answer = operator.post("/console/audit/suppressions", {
+        "csrf": operator.csrf, "finding_id": finding.finding_id, "duration": "30",
+        "description": "<i>known</i>, being fixed"})
+    assert answer.status_code == 303
+    suppressions = audit.list_audit_suppressions(
+        check_name="IOT_POLICY_OVERLY_PERMISSIVE_CHECK")[0]
+    assert [s.description for s in suppressions] == ["<i>known</i>, being fixed"]
+    page = operator.get("/console/audit").text.split('id="suppressions"')[1]
+    assert "&lt;i&gt;known&lt;/i&gt;, being fixed" in page
+    identifier = page.split('name="resource_identifier" value="')[1].split('"')[0]
+    assert operator.post("/console/audit/suppressions/delete", {
+        "csrf": operator.csrf, "check_name": "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+        "resource_identifier": html.unescape(identifier)}).status_code == 303
+    assert audit.list_audit_suppressions(check_name="IOT_POLICY_OVERLY_PERMISSIVE_CHECK")[0] == []
+    outcomes = [(r.operation, r.role, r.outcome) for r in console_bastion.trail()
+                if r.operation in ("CreateAuditSuppression", "DeleteAuditSuppression")]
+    assert outcomes[-3:] == [("CreateAuditSuppression", "auditor", "denied"),
+                             ("CreateAuditSuppression", "operator", "allowed"),
+                             ("DeleteAuditSuppression", "operator", "allowed")]
