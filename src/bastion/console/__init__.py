@@ -13,7 +13,8 @@ one script): nothing is fetched from elsewhere.
 
 from __future__ import annotations
 
-from ._app import ACTIONS, PAGES, PREFIX, SOURCE, SOURCE_KEY, ConsoleApplication
+from ._app import ConsoleApplication
+from ._door import ACTIONS, PAGES, PREFIX, SOURCE, SOURCE_KEY
 from ._http import CONTENT_SECURITY_POLICY, SESSION_COOKIE, SIGN_IN_COOKIE
 from ._limits import SignInLimiter
 from ._live import BrokerFleet, ConnectedClient, LiveFleet, MessageTotals
