@@ -28,6 +28,9 @@ For every request under :data:`PREFIX`:
    handler. Every record carries ``"bastion:source": "console"`` in its parameters (no
    AWS operation has a member of that name), with the caller's key and role.
 
+Steps 5 and 6 are :class:`~._door.Door`'s, shared by the pages and actions of
+:mod:`._pages`; this module routes, signs in and out, and streams the overview.
+
 Answers are rendered by Jinja2 with autoescaping on for every template: every value a
 device controls is escaped. Every answer carries the security headers of :mod:`._http`
 (a strict CSP: no inline script or style anywhere).

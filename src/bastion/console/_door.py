@@ -36,6 +36,7 @@ PREFIX: Final = "/console"
 SOURCE_KEY: Final = "bastion:source"
 """The trail parameter naming the console as a record's source."""
 SOURCE: Final = "console"
+
 PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "overview": (ADMIN_SERVICE, "DescribeFleetOverview"),
     "things": ("iot", "ListThings"),
