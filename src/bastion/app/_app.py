@@ -302,7 +302,8 @@ class App:
             if config.console.enabled:
                 self.console = ConsoleApplication(
                     config.console, services=services, live=BrokerFleet(broker),
-                    credentials=credentials, trail=trail, clock=self._clock)
+                    credentials=credentials, trail=trail, clock=self._clock,
+                    body_timeout=config.api.body_timeout)
             self.api = ApiServer(config.api, services=services, broker=broker,
                                  credentials=credentials, trail=trail,
                                  readiness=self.readiness, metrics=self.metrics, calls=calls,

@@ -85,6 +85,7 @@ from ._sessions import ConsoleSession, SessionBook
 
 log = logging.getLogger("bastion.console")
 
+BODY_TIMEOUT: Final = 30.0
 STREAM_INTERVAL: Final = 2.0
 """Seconds between two updates of the overview's live stream."""
 
@@ -101,12 +102,15 @@ class ConsoleApplication(Pages):
     :param credentials: the API's access keys (``None``: nobody can sign in).
     :param trail: where every console action is recorded (the API's trail).
     :param clock: the sessions' and the sign-in limit's time (tests move one by hand).
+    :param body_timeout: seconds to receive a form once the request's headers are in
+        (then ``408`` and the connection is closed), as the API's ``body_timeout``.
     """
 
     def __init__(self, config: ConsoleConfig, *, services: Services, live: LiveFleet,
                  credentials: CredentialSource | None, trail: TrailSink,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, body_timeout: float = BODY_TIMEOUT) -> None:
         self._config = config
+        self._body_timeout = body_timeout
         self._services = services
         self._live = live
         self._credentials = credentials
@@ -141,7 +145,14 @@ class ConsoleApplication(Pages):
                           parse_cookies(headers.get("cookie", "")),
                           str(client[0]) if client else "")
         if method == "POST":
-            body = await read_body(receive, MAX_FORM_BYTES)
+            try:
+                async with asyncio.timeout(self._body_timeout):
+                    body = await read_body(receive, MAX_FORM_BYTES)
+            except TimeoutError:
+                slow = self._error(None, 408, "The form was not received in time.")
+                await send_answer(send, Answer(408, slow.body,
+                                               headers=(("connection", "close"),)))
+                return
             if body is None:
                 await send_answer(send, self._error(None, 413, "The form is too large."))
                 return

@@ -119,10 +119,11 @@ class ConsoleClient:
 
 
 def start_console_bastion(datadir: DataDir, clock: ManualClock | None = None,
-                          console: ConsoleConfig | None = None) -> RunningBastion:
+                          console: ConsoleConfig | None = None,
+                          api: ApiConfig | None = None) -> RunningBastion:
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
-                    api=ApiConfig(host="127.0.0.1", port=0),
+                    api=api or ApiConfig(host="127.0.0.1", port=0),
                     console=console or ConsoleConfig())
     options: dict[str, Any] = {} if clock is None else {"clock": clock}
     return RunningBastion(config, datadir, **options).start()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import html
 import json
+import socket
+import ssl
 from collections.abc import Callable
 
 import pytest
 
 from bastion.access import Role
-from bastion.config import ConsoleConfig
+from bastion.config import ApiConfig, ConsoleConfig
 from bastion.console import CONTENT_SECURITY_POLICY, SESSION_COOKIE
 from bastion.datadir import init_data_dir
 from support.clients import Client, wait_for
@@ -190,6 +192,30 @@ def test_health_endpoints_answer_without_credentials(console_bastion: ConsoleBas
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"database": "ok", "mqtt": "ok"}}
+
+
+def test_a_form_that_never_arrives_is_cut_off(tmp_path_factory: pytest.TempPathFactory
+                                              ) -> None:
+    """The console bounds a POST's body in time, as the API does (408, then closed)."""
+    datadir = init_data_dir(tmp_path_factory.mktemp("console-slow") / "data")
+    running = start_console_bastion(datadir, api=ApiConfig(host="127.0.0.1", port=0,
+                                                           body_timeout=0.5))
+    try:
+        api = running.app.api
+        assert api is not None
+        context = ssl.create_default_context(cafile=str(datadir.ca_cert_path))
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"POST /console/sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: 100\r\n\r\naccess_key_id=AKIA")
+            answer = b""
+            while chunk := tls.recv(65536):  # until the server closes
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"connection: close" in answer.lower()
+    finally:
+        running.stop()
 
 
 def test_readyz_names_what_is_not_ready(tmp_path_factory: pytest.TempPathFactory) -> None:
