@@ -9,6 +9,7 @@ every node shares, for a device's history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,12 +27,13 @@ class ConnectedClient:
 
 @dataclass(frozen=True, slots=True)
 class MessageTotals:
-    """Messages since the node started: PUBLISH packets received from clients, and
-    deliveries to the sessions connected now (a session that is gone takes its count
-    with it, so rates are computed from differences clamped at zero)."""
+    """The message counters: PUBLISH packets received from clients since the node
+    started, and, for each session connected now (by client id), the deliveries made to
+    it since the session began (a persistent session keeps counting across its
+    connections)."""
 
     received: int
-    delivered: int
+    delivered: Mapping[str, int]
 
 
 class LiveFleet(Protocol):
@@ -66,7 +68,7 @@ class BrokerFleet:
         return found
 
     def totals(self) -> MessageTotals:
-        delivered = sum(session.messages_received
-                        for session in list(self._broker.directory.sessions.values())
-                        if session.connection is not None)
+        delivered = {client_id: session.messages_received for client_id, session
+                     in list(self._broker.directory.sessions.items())
+                     if session.connection is not None}
         return MessageTotals(self._broker.stats.messages_in, delivered)

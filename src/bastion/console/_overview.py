@@ -4,9 +4,11 @@ Theory of operation
 -------------------
 :class:`Overview` answers :meth:`Overview.sample` on the event loop: the connections open
 now and the message rates come from the :class:`~._live.LiveFleet` (plain counters, no
-database), each rate the difference of the counter since the previous sample divided by
-the seconds between them (clamped at zero: a delivery counter shrinks when a session goes
-away). The database figures — active Detect violations, open audit findings by
+database), each rate the growth of a counter since the previous sample divided by the
+seconds between them. Deliveries are counted per session: only sessions connected at both
+samples contribute (a session that went away takes its count with it, and one that has
+just connected — perhaps a persistent session with a long history — starts counting at
+the next sample), so a reconnect is never taken for a burst. The database figures — active Detect violations, open audit findings by
 severity, certificates expiring within 30 days — are read in a worker thread at most
 every :data:`STORED_TTL` seconds and reused in between, so that any number of open
 overview pages, each sampling every 2 s, cost the database one read per interval.
@@ -15,6 +17,7 @@ overview pages, each sampling every 2 s, cost the database one read per interval
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,7 +62,7 @@ class Overview:
         self._services = services
         self._live = live
         self._clock = clock
-        self._last: tuple[float, int, int] | None = None
+        self._last: tuple[float, int, Mapping[str, int]] | None = None
         self._rates = (0.0, 0.0)
         self._stored: StoredFigures | None = None
         self._stored_at = 0.0
@@ -78,8 +81,10 @@ class Overview:
         if last is None or now - last[0] >= 1.0:
             if last is not None:
                 span = now - last[0]
-                self._rates = (max(0, totals.received - last[1]) / span,
-                               max(0, totals.delivered - last[2]) / span)
+                before = last[2]
+                delivered = sum(max(0, count - before[client]) for client, count
+                                in totals.delivered.items() if client in before)
+                self._rates = (max(0, totals.received - last[1]) / span, delivered / span)
             self._last = (now, totals.received, totals.delivered)
         stored = await self._stored_figures(now)
         return OverviewSample(len(clients), tuple(clients[:SHOWN_CLIENTS]), self._rates[0],

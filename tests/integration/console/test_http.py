@@ -633,3 +633,44 @@ def test_suppress_a_finding_and_delete_the_suppression(console_bastion: ConsoleB
     assert outcomes[-3:] == [("CreateAuditSuppression", "auditor", "denied"),
                              ("CreateAuditSuppression", "operator", "allowed"),
                              ("DeleteAuditSuppression", "operator", "allowed")]
+
+
+def test_overview_message_rates(console_bastion: ConsoleBastion) -> None:
+    """Rates over the console clock's seconds; a persistent session that reconnects
+    brings its history back, and that is not counted as a burst."""
+    reader, writer = console_bastion.device(), console_bastion.device()
+    topic = f"{reader.name}/readings"
+    subscriber = Client(reader, console_bastion.mqtt_port, client_id=reader.name,
+                        clean=False).connect()
+    publisher = Client(writer, console_bastion.mqtt_port, client_id=writer.name).connect()
+    client = console_bastion.signed_in("auditor")
+
+    def rates() -> tuple[str, str]:
+        page = client.get("/console/overview").text
+        return (page.split('id="messages-in">')[1].split("<")[0],
+                page.split('id="messages-out">')[1].split("<")[0])
+
+    try:
+        subscriber.subscribe(topic, qos=1)
+        console_bastion.advance(2)
+        rates()  # the first sample of this test
+        for index in range(10):
+            publisher.publish(topic, f"reading {index}", qos=1)
+        wait_for(lambda: subscriber.messages.qsize() == 10, 5, "ten deliveries")
+        console_bastion.advance(2)
+        assert rates() == ("5.0", "5.0")
+        subscriber.paho.disconnect()
+        assert subscriber.disconnected.wait(5)
+        subscriber.paho.loop_stop()
+        console_bastion.advance(2)
+        assert rates() == ("0.0", "0.0")  # a sample while it is away
+        again = Client(reader, console_bastion.mqtt_port, client_id=reader.name,
+                       clean=False).connect()
+        assert again.session_present
+        console_bastion.advance(2)
+        assert rates() == ("0.0", "0.0")  # its ten earlier deliveries are not new
+        again.paho.disconnect()
+        again.paho.loop_stop()
+    finally:
+        publisher.paho.disconnect()
+        publisher.paho.loop_stop()
