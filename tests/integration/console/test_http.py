@@ -218,6 +218,24 @@ def test_a_form_that_never_arrives_is_cut_off(tmp_path_factory: pytest.TempPathF
         running.stop()
 
 
+def test_console_turned_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``[console] enabled = false``: /console/ is an ordinary API path (unsigned, so
+    refused), and the probes still answer."""
+    datadir = init_data_dir(tmp_path_factory.mktemp("console-off") / "data")
+    running = start_console_bastion(datadir, console=ConsoleConfig(enabled=False))
+    try:
+        api = running.app.api
+        assert api is not None and running.app.console is None
+        bastion = ConsoleBastion(running, datadir, ManualClock(), api.url, {}, datadir.path)
+        answer = bastion.browser().get("/console/sign-in")
+        assert answer.status_code == 403  # the API's answer to a request without SigV4
+        assert answer.headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
+        assert "content-security-policy" not in answer.headers
+        assert bastion.browser().get("/healthz").status_code == 200
+    finally:
+        running.stop()
+
+
 def test_readyz_names_what_is_not_ready(tmp_path_factory: pytest.TempPathFactory) -> None:
     datadir = init_data_dir(tmp_path_factory.mktemp("console-ready") / "data")
     running = start_console_bastion(datadir)
