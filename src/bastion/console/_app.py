@@ -133,10 +133,15 @@ class ConsoleApplication(Pages):
     def close(self) -> None:
         """End the live streams (the server is stopping)."""
         self._closing.set()
+
     # -- ASGI ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
+        # Routed on the path as sent: its segments are unquoted one by one (a %2F stays
+        # inside its segment).
+        raw_path = scope.get("raw_path")
+        path = (raw_path.decode("latin-1").split("?", 1)[0] if raw_path
+                else urllib.parse.quote(scope["path"]))
         method = scope["method"].upper()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                    for name, value in scope.get("headers", ())}
