@@ -6,9 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test bench lint typecheck lock clean system-packages
 
-# Debian packages the tests run (HAProxy: tests/integration/cluster/test_haproxy.py),
-# installed only when missing; with sudo when not root.
-SYSTEM_COMMANDS := haproxy
+# Debian packages the tests run (HAProxy: tests/integration/cluster/test_haproxy.py;
+# chromium and its driver: the console's browser tests, tests/integration/console),
+# installed only when missing; with sudo when not root. Each command names its package.
+SYSTEM_COMMANDS := haproxy chromium chromedriver
+SYSTEM_PACKAGE_chromedriver := chromium-driver
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,8 @@ test: $(STAMP) system-packages
 	$(BIN)/pytest
 
 system-packages:
-	@missing=$$(for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || [ -x /usr/sbin/$$c ] || echo $$c; done); \
+	@missing=$$(for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || [ -x /usr/sbin/$$c ] || \
+		case $$c in chromedriver) echo $(SYSTEM_PACKAGE_chromedriver);; *) echo $$c;; esac; done); \
 	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		echo "installing Debian packages: $$missing"; \

@@ -124,6 +124,29 @@ class MetricsConfig:
     token_file: str = ""   # the bearer token (owner-only); empty: <data dir>/metrics.token
 
 
+# -- The web console (bastion.console), served under /console/ on the API's port ----------
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """[console]: the web console (docs/console.md). Sessions live in this process's
+    memory: a restart signs everyone out, and behind a load balancer a node knows only the
+    sessions it opened (pin the console to one node)."""
+
+    enabled: bool = True
+    idle_timeout: float = 900.0        # seconds without a request before a session ends
+    absolute_timeout: float = 28800.0  # seconds after sign-in that a session ends anyway
+    sign_in_attempts: int = 10         # sign-in attempts one address may make per window
+    sign_in_window: float = 300.0      # seconds of that window
+
+    def __post_init__(self) -> None:
+        if not 0 < self.idle_timeout <= self.absolute_timeout:
+            raise ValueError("idle_timeout must be positive and at most absolute_timeout")
+        if not 0 < self.absolute_timeout <= 7 * 86400:
+            raise ValueError("absolute_timeout must be positive and at most 7 days")
+        if self.sign_in_attempts < 1 or self.sign_in_window <= 0:
+            raise ValueError("sign_in_attempts must be at least 1 and sign_in_window "
+                             "positive")
+
+
 # -- The credentials provider (bastion.credentials) -------------------------------------
 @dataclass(frozen=True, slots=True)
 class CredentialsConfig:
@@ -299,6 +322,7 @@ class Config:
     account: Account = field(default_factory=Account)  # [account]: every ARN's region and account
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -314,6 +338,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "sessions": SessionsConfig, "cluster": ClusterConfig,
     "account": Account, "api": ApiConfig, "metrics": MetricsConfig,
+    "console": ConsoleConfig,
     "credentials": CredentialsConfig,
     "provisioning": ProvisioningConfig,
     "audit": AuditConfig, "alerts": AlertsConfig,

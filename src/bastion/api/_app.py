@@ -58,6 +58,14 @@ seconds is not an API call): ``live`` is 200 while the process serves; ``ready``
 when every check of the :data:`Readiness` callable passes, else 503, with the checks as
 JSON either way (no secret in them: component names and "ok" or why not).
 
+``GET /healthz`` and ``GET /readyz`` are the same two probes under the names
+orchestrators expect.
+
+Paths under ``/console`` are handed, before anything else is read, to the web console
+(:mod:`bastion.console`) when one is plugged: it has its own sign-in, sessions and CSRF
+checks, and trails through the same sink. Without one they are ordinary (refused)
+requests.
+
 ``GET /metrics`` is handed to the :class:`MetricsDoor`, when one is plugged, before SigV4:
 it answers a scraper holding the metrics bearer token (:mod:`bastion.metrics`), and
 refuses anyone else with 401, trailed as a denied ``bastion:ScrapeMetrics``. Without a
@@ -154,11 +162,15 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 BODY_TIMEOUT: Final = 30.0
 RESET_PATH: Final = "/_bastion/reset"
 HEALTH_PREFIX: Final = "/_bastion/health/"
+HEALTH_ALIASES: Final = {"/healthz": "live", "/readyz": "ready"}
+"""The usual probe paths, answered as ``/_bastion/health/live`` and ``/ready``."""
+CONSOLE_PREFIX: Final = "/console"
 CONFIRM_DESTINATION_PATH: Final = "/confirmdestination/"
 """ConfirmTopicRuleDestination's path: also a destination's ``enableUrl``, opened without
 SigV4 (:meth:`ApiApplication._confirm_destination`)."""
@@ -244,6 +256,7 @@ class ApiApplication:
     :param calls: where answers are counted (default: a new :data:`CallCounts`).
     :param threats: sees every answered request and may refuse a source address
         (threat detection's temporary blocks); ``None``: nothing watches.
+    :param console: serves the paths under ``/console`` (``None``: they are not special).
     """
 
     def __init__(self, *, gateway: Gateway, services: ServiceDirectory,
@@ -257,8 +270,10 @@ class ApiApplication:
                  sessions: SessionSource | None = None,
                  metrics: MetricsDoor | None = None,
                  calls: CallCounts | None = None,
-                 threats: CallWatch | None = None) -> None:
+                 threats: CallWatch | None = None,
+                 console: Asgi | None = None) -> None:
         self._gateway = gateway
+        self._console = console
         self._services = services
         self._credentials = credentials
         self._trail = trail
@@ -295,6 +310,15 @@ class ApiApplication:
             body=b"",
         )
         source_ip = _source_ip(scope)
+        console = self._console
+        if console is not None and (request.raw_path == CONSOLE_PREFIX
+                                    or request.raw_path.startswith(CONSOLE_PREFIX + "/")):
+            await console(scope, receive, send)
+            return
+        if request.method == "GET" and request.raw_path in HEALTH_ALIASES:
+            path = HEALTH_PREFIX + HEALTH_ALIASES[request.raw_path]
+            await _send_response(send, await self._health(path), str(uuid.uuid4()))
+            return
         if request.raw_path.startswith(HEALTH_PREFIX) and request.method == "GET":
             await _send_response(send, await self._health(request.raw_path),
                                  str(uuid.uuid4()))

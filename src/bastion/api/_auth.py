@@ -212,6 +212,7 @@ _READ_OPERATIONS: Final = frozenset({
     "GetCardinality",
     "GetPercentiles",
     "GetBucketsAggregation",
+    "VerifyTrail",  # Bastion's: recomputes the trail's links, changes nothing
 })
 # Get* operations that change state (they create what they return).
 _MUTATING_GETS: Final = frozenset({"GetRegistrationCode"})

@@ -24,7 +24,7 @@ import socket
 import ssl
 from collections import Counter
 from collections.abc import Generator
-from typing import Final
+from typing import Any, Final, Protocol
 
 import uvicorn
 
@@ -100,6 +100,15 @@ def server_ssl_context(datadir: DataDir) -> ssl.SSLContext:
     return context
 
 
+class ClosableAsgi(Protocol):
+    """An ASGI application mounted on the API's port that is told when the server stops
+    (the web console)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its signal handlers: Bastion owns the process's signals."""
 
@@ -122,6 +131,8 @@ class ApiServer(Component):
     :param readiness: the checks behind ``/_bastion/health/ready`` (none: ready while up).
     :param metrics: serves ``GET /metrics`` on this port (loaded at :meth:`start`).
     :param calls: where the answers are counted (default: a new counter).
+    :param console: the web console, served under ``/console/`` on this port; its
+        ``close()`` is called when the server stops (it ends the live streams).
     :raises ApiConfigError: see :func:`check_api_config`.
 
     :ivar calls: the requests answered, by service, operation, outcome and status.
@@ -134,8 +145,10 @@ class ApiServer(Component):
                  trail: TrailSink | None = None,
                  readiness: Readiness | None = None,
                  metrics: MetricsDoor | None = None,
-                 calls: CallCounts | None = None) -> None:
+                 calls: CallCounts | None = None,
+                 console: ClosableAsgi | None = None) -> None:
         check_api_config(config)
+        self.console = console
         self._readiness = readiness
         self._metrics = metrics
         self.calls: CallCounts = calls if calls is not None else Counter()
@@ -216,7 +229,8 @@ class ApiServer(Component):
             account_id=self._plane.account.account_id, publish=self._publish,
             files=self._files, body_timeout=config.body_timeout,
             readiness=self._readiness, metrics=self._metrics, calls=self.calls,
-            sessions=self._services.temporary_credentials, threats=self._services.threats)
+            sessions=self._services.temporary_credentials, threats=self._services.threats,
+            console=self.console)
         if self._metrics is not None:
             await asyncio.to_thread(self._metrics.load)
         tls = None if config.plaintext else await asyncio.to_thread(server_ssl_context,
@@ -254,6 +268,8 @@ class ApiServer(Component):
     async def stop(self) -> None:
         """Stop serving: requests in flight get a few seconds to finish, idle keep-alive
         connections are cut at once."""
+        if self.console is not None:
+            self.console.close()
         server = self._server
         if server is not None:
             server.should_exit = True

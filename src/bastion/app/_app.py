@@ -12,7 +12,7 @@ in this order:
 
     store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
     rotation keeper · detect loop · fleet detect (cluster) · provisioning hooks · device trust ·
-    MQTT listeners · credentials provider · REST API
+    MQTT listeners · credentials provider · REST API (with the web console on its port)
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
@@ -40,6 +40,7 @@ from ..broker import (
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
+from ..console import BrokerFleet, ConsoleApplication
 from ..controlplane import ControlPlane, database_url
 from ..credentials import CredentialsProvider, CredentialsServer
 from ..datadir import DataDir
@@ -123,6 +124,8 @@ class App:
         self.rules: RulesProcess | None = None
         self.threat_watch: ThreatWatch | None = None
         self.api: ApiServer | None = None
+        self.console: ConsoleApplication | None = None
+        """The web console, on the API's port (None: API or console disabled)."""
         self.credentials: CredentialsServer | None = None
         self.metrics: MetricsEndpoint | None = None
         """Serves ``GET /metrics`` on the API's port (None: API or metrics disabled)."""
@@ -322,10 +325,17 @@ class App:
             calls: CallCounts = Counter()
             if config.metrics.enabled:
                 self.metrics = self._metrics_endpoint(services, calls)
+            credentials = self._credentials or services.access
+            trail = self._trail or services.trail
+            if config.console.enabled:
+                self.console = ConsoleApplication(
+                    config.console, services=services, live=BrokerFleet(broker),
+                    credentials=credentials, trail=trail, clock=self._clock,
+                    body_timeout=config.api.body_timeout)
             self.api = ApiServer(config.api, services=services, broker=broker,
-                                 credentials=self._credentials or services.access,
-                                 trail=self._trail or services.trail,
-                                 readiness=self.readiness, metrics=self.metrics, calls=calls)
+                                 credentials=credentials, trail=trail,
+                                 readiness=self.readiness, metrics=self.metrics, calls=calls,
+                                 console=self.console)
             components.append(self.api)
         return components
 

@@ -63,6 +63,7 @@ class Listeners(Component):
             raise
 
     async def stop(self) -> None:
+        self.bound.clear()  # readiness: not listening from now on
         for server in self._servers:
             server.close()
         await self._broker.close()

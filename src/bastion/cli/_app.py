@@ -179,6 +179,12 @@ def serve(
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
         if running.api is not None:
             print(f"  {'api':<15} {running.api.url}", flush=True)
+        if running.api is not None and running.console is not None:
+            print(f"  {'console':<15} {running.api.url}/console/ (sign in with an access "
+                  "key)", flush=True)
+        if running.api is not None:
+            print(f"  {'health':<15} {running.api.url}/healthz, {running.api.url}/readyz",
+                  flush=True)
         if running.api is not None and running.metrics is not None:
             print(f"  {'metrics':<15} {running.api.url}{running.metrics.path} (bearer token "
                   f"in {running.metrics.token_path})", flush=True)

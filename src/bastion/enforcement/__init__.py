@@ -6,5 +6,7 @@ from ._bridge import SECURITY_EVENTS, SecurityEventBridge
 from ._context import request_context
 from ._gate import GatePermissions, RegistryGate
 from ._journal import ConnectionJournal
+from ._what_if import authorization_decisions
 
-__all__ = ["SECURITY_EVENTS", "ConnectionJournal", "GatePermissions", "RegistryGate", "SecurityEventBridge", "request_context"]
+__all__ = ["SECURITY_EVENTS", "ConnectionJournal", "GatePermissions", "RegistryGate",
+           "SecurityEventBridge", "authorization_decisions", "request_context"]

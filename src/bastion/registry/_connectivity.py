@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bastion.store import ConnectionSessionRow
+
 from ._names import check_name
 from ._service import ServiceBase
 from ._things import require_thing
@@ -74,3 +76,17 @@ class ConnectivityReads(ServiceBase):
         return ThingConnectivity(name, False, row.disconnected_at,
                                  row.disconnect_reason or "UNKNOWN", row.client_id,
                                  row.source_ip)
+
+    def connection_history(self, thing_name: str, *, limit: int = 20
+                           ) -> list[ConnectionSessionRow]:
+        """The ``limit`` most recent connections of the client id equal to ``thing_name``
+        (the console's thing page), newest first, from the connection journal.
+
+        :raises InvalidRequestError: ``thing_name`` is not a valid thing name.
+        :raises ResourceNotFoundError: no such thing.
+        :raises ValueError: ``limit`` < 1.
+        """
+        name = check_name(thing_name, "thingName")
+        with self._read() as uow:
+            require_thing(uow, name)
+            return uow.connections.recent_of_client(name, limit)

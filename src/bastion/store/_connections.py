@@ -81,6 +81,18 @@ class ConnectionJournalRepository:
         row = self._conn.execute(stmt).first()
         return None if row is None else ConnectionSessionRow(**row._mapping)
 
+    def recent_of_client(self, client_id: str, limit: int) -> list[ConnectionSessionRow]:
+        """The ``limit`` most recent connections of ``client_id`` on any node, newest
+        first.
+
+        :raises ValueError: ``limit`` < 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        stmt = (sa.select(t).where(t.c.client_id == client_id)
+                .order_by(t.c.connected_at.desc(), t.c.connection_id).limit(limit))
+        return [ConnectionSessionRow(**row._mapping) for row in self._conn.execute(stmt)]
+
     def between(self, since: datetime, until: datetime) -> list[ConnectionSessionRow]:
         """Sessions that overlap ``[since, until]``, by connection time."""
         stmt = (sa.select(t)

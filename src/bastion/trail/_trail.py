@@ -286,6 +286,24 @@ class Trail:
         """Verify the whole chain; see :func:`bastion.trail.verify`."""
         return verify(self._store, self._keys, anchors=anchors)
 
+    def recent(self, limit: int) -> list[TrailRecord]:
+        """The ``limit`` newest records up to the chain head, oldest first (the console's
+        trail page). Read as stored: :meth:`verify` says whether they are intact.
+
+        :raises ValueError: ``limit`` < 1.
+        :raises bastion.store.StoreError: the database failed.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        with self._store.transaction(readonly=True) as uow:
+            head = uow.trail.head()
+            if head is None or head.sequence == 0:
+                return []
+            rows = uow.trail.records(after_sequence=max(0, head.sequence - limit),
+                                     up_to_sequence=head.sequence, limit=limit)
+        keyed_from = head.sequence + 1 if head.keyed_from is None else head.keyed_from
+        return [_from_row(row, keyed_from) for row in rows]
+
     def export(self, since: datetime | None = None,
                until: datetime | None = None) -> Iterator[dict[str, Any]]:
         """The records with ``since <= time < until``, in sequence order, in their

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from typing import Any, Final
 
-from cryptography import x509
-
 from bastion.account import Account
-from bastion.enforcement import request_context
-from bastion.policy import (
-    AuthDecision,
-    AuthRequest,
-    Decision,
-    Policy,
-    PolicyRef,
-    RequestContext,
-    evaluate,
-    parse_policy,
-)
+from bastion.enforcement import authorization_decisions
+from bastion.policy import AuthDecision, Decision, PolicyRef
 from bastion.registry import PolicySummary, split_arn
 
 from .._context import OperationContext
@@ -201,38 +190,26 @@ def test_authorization(ctx: OperationContext, params: Params) -> Result:
     account = services.account
     _, certificate_id = split_arn(account, principal, frozenset({"cert"}))
     client_id = params.get("clientId")
-    record = services.identity.resolve_principal(certificate_id, client_id=client_id)
-    if record is None:
+    if services.identity.resolve_principal(certificate_id, client_id=client_id) is None:
         raise not_found(f"The certificate {certificate_id} does not exist")
-    pem = services.identity.describe_certificate(certificate_id).certificate_pem
-    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    context = dataclasses.replace(
-        request_context(account, record, certificate, client_id=client_id or "",
-                        source_ip=""),
-        client_id=client_id, source_ip=None)
-    skip = set(params.get("policyNamesToSkip") or [])
-    policies: dict[str, Policy] = {p.policy_name: p.parse() for p in record.policies
-                                   if p.policy_name not in skip}
-    for name in params.get("policyNamesToAdd") or []:
-        if name not in policies:
-            added = services.policies.get_policy(name)
-            policies[name] = Policy(name=added.policy_name,
-                                    document=parse_policy(added.policy_document,
-                                                          max_length=None),
-                                    version_id=added.default_version_id)
-    policy_set = [policies[name] for name in sorted(policies)]
-    results = [_auth_result(info, policy_set, context, account) for info in params["authInfos"]]
+
+    def decide(action: str, resources: list[str]) -> list[Decision]:
+        return authorization_decisions(
+            services.identity, services.policies, account, certificate_id,
+            client_id=client_id, action=action, resources=resources,
+            add=params.get("policyNamesToAdd") or [],
+            skip=set(params.get("policyNamesToSkip") or []))
+
+    results = [_auth_result(info, decide, account) for info in params["authInfos"]]
     return {"authResults": results}
 
 
-def _auth_result(info: Params, policies: list[Policy], context: RequestContext,
+def _auth_result(info: Params, decide: Callable[[str, list[str]], list[Decision]],
                  account: Account) -> dict[str, Any]:
     action_type = info.get("actionType")
     if action_type is None:
         raise invalid_request("authInfos.member.actionType is required")
-    action = ACTIONS[action_type]
-    decisions: list[Decision] = [evaluate(policies, AuthRequest(action, resource, context))
-                                 for resource in info["resources"]]
+    decisions = decide(ACTIONS[action_type], list(info["resources"]))
     allowed: dict[PolicyRef, None] = {}
     explicit: dict[PolicyRef, None] = {}
     implicit: dict[PolicyRef, None] = {}
