@@ -43,6 +43,7 @@ from .files import FileService
 from .jobs import JobsError, JobService
 from .logging_options import LoggingOptions
 from .ota import OtaService
+from .pki import Keystore
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rotation import (
@@ -57,7 +58,17 @@ from .rules import RuleService, confirmation_sender
 from .shadow import ShadowService
 from .signing import SigningService
 from .store import Store
-from .trail import Trail, TrailError, TrailKeys
+from .trail import (
+    DigestSink,
+    DirectorySink,
+    S3Sink,
+    Trail,
+    TrailDigester,
+    TrailError,
+    TrailKeys,
+    signing_key,
+    write_public_key,
+)
 
 log = logging.getLogger("bastion")
 
@@ -145,6 +156,8 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    digests: TrailDigester | None = None
+    """Signs and delivers the trail's digests (``None``: no ``[trail]`` sink)."""
 
     @property
     def store(self) -> Store:
@@ -170,7 +183,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     plane = registry_services(config, datadir, store, bus.publish)
     account = plane.account
     keystore = datadir.open_keystore()
-    trail = Trail(store, TrailKeys.from_keystore(keystore))
+    trail_keys = TrailKeys.from_keystore(keystore)
+    trail = Trail(store, trail_keys)
     try:
         if trail.seal():
             log.info("trail: the chain head is sealed (keyed records from now on)")
@@ -258,7 +272,32 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
-                       clock=clock))
+                       clock=clock),
+        digests=_trail_digests(config, datadir, store, keystore, trail_keys))
+
+
+def _trail_digests(config: Config, datadir: DataDir, store: Store, keystore: Keystore,
+                   trail_keys: TrailKeys) -> TrailDigester | None:
+    """The trail's digester over the configured sinks; the signing key is made on the
+    first start of a data directory without one, and its public key (re)written beside
+    the data. Digests use the system's time, as the trail does."""
+    wall = SystemClock()
+    key = signing_key(store, keystore, wall.now())
+    write_public_key(datadir.trail_digest_public_key_path, key.public_key())
+    settings = config.trail
+    if not settings.enabled:
+        return None
+    sinks: list[DigestSink] = []
+    if settings.digest_dir:
+        sinks.append(DirectorySink(datadir.path / settings.digest_dir))
+    if settings.digest_s3_bucket:
+        sinks.append(S3Sink(settings.digest_s3_bucket, prefix=settings.digest_s3_prefix,
+                            endpoint_url=settings.digest_s3_endpoint_url,
+                            region=settings.digest_s3_region,
+                            retention_days=settings.digest_retention_days, now=wall.now))
+    return TrailDigester(store, key, trail_keys, sinks, node=config.cluster.node,
+                         interval=timedelta(minutes=settings.digest_interval_minutes),
+                         clock=wall)
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

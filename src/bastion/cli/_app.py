@@ -24,7 +24,7 @@ from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._rotation import rotation_app
 from ._signing import signing_app
-from ._trail import trail_app
+from ._trail import create_digest_key, trail_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
@@ -87,6 +87,7 @@ def init(
     # -- access keys (bastion.access): the first admin key, printed once --------------
     create_first_admin_key(datadir)
     # -- end access keys ---------------------------------------------------------------
+    create_digest_key(datadir)
 
 
 def _print_scrape_token(datadir: DataDir) -> None:
