@@ -236,16 +236,16 @@ def read_digest(data: bytes, key: Ed25519PublicKey) -> SignedDigest:
         raise DigestFormatError("its digest or signature has the wrong type")
     if (canonical_json(document) + "\n").encode("ascii") != data:
         raise DigestFormatError("it is not in canonical form (it was edited)")
-    digest = _digest_from_json(body)
-    if digest.public_key_fingerprint != public_key_fingerprint(key):
-        raise DigestFormatError(f"it was signed by another key (fingerprint "
-                                f"{digest.public_key_fingerprint[:16]}..., not this "
-                                f"public key's {public_key_fingerprint(key)[:16]}...)")
+    named = body.get("publicKeyFingerprint")
+    ours = public_key_fingerprint(key)
+    if isinstance(named, str) and _HEX64.fullmatch(named) and named != ours:
+        raise DigestFormatError(f"it was signed by another key (fingerprint {named[:16]}..., "
+                                f"not this public key's {ours[:16]}...)")
     try:
         key.verify(bytes.fromhex(signature), _signed_bytes(body))
     except (InvalidSignature, ValueError):
         raise DigestFormatError("its signature does not verify (it was edited)") from None
-    return SignedDigest(digest, signature, data)
+    return SignedDigest(_digest_from_json(body), signature, data)
 
 
 def _signed_bytes(body: Mapping[str, Any]) -> bytes:
