@@ -20,8 +20,8 @@ from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
-EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
+EXPECTED_ORDER = ["store", "trail-digests", "sessions", "connection-journal",
+                  "alert-dispatcher", "jobs-scheduler", "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
                   "device-trust", "mqtt-listeners", "credentials-provider", "api"]
 
 

@@ -28,7 +28,6 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from bastion.api import StaticCredentials
 from bastion.broker import BrokerLimits
 from bastion.config import ApiConfig, Config, MQTTConfig, TrailConfig
 from bastion.datadir import DataDir
@@ -268,7 +267,7 @@ def _swap_names(directory: Path) -> tuple[str, str]:
 
 
 def _delete_first(directory: Path) -> tuple[str, str]:
-    sorted(directory.glob("*.json"))[0].unlink()
+    min(directory.glob("*.json")).unlink()
     return "(digest missing)", "digests 1-1 are missing"
 
 
