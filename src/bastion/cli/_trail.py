@@ -21,6 +21,7 @@ from ..datadir import DataDir
 from ..pki import Keystore, KeystoreError
 from ..trail import (
     DigestVerdict,
+    DirectorySink,
     TrailKeys,
     TrailRecord,
     VerifyResult,
@@ -215,9 +216,23 @@ def _verify_digests(location: str, public_key: Path, trail_export: Path | None,
         _report_digests(verdict, f"Export {trail_export}")
         return
     with open_local(data_dir) as local:
+        known = _delivered_through(local, location)
         records = (record_from_json(data) for data in export(local.store))
-        verdict = verify_digests(files, key, records)
+        verdict = verify_digests(files, key, records, known_newest=known)
     _report_digests(verdict, "Trail")
+
+
+def _delivered_through(local: Local, location: str) -> int | None:
+    """The last digest the store delivered to ``location``, when it is one of the
+    configured sinks (``None`` when it is not: a copy elsewhere)."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://"):].partition("/")
+        sink = f"s3:{bucket}/{prefix}"
+    else:
+        sink = DirectorySink(Path(location).resolve()).id
+    with local.store.transaction(readonly=True) as uow:
+        through = uow.trail_digests.delivered_through(sink)
+    return through or None
 
 
 def _export_records(path: Path) -> list[TrailRecord]:

@@ -66,7 +66,7 @@ class DirectorySink:
     __slots__ = ("_path",)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = Path(path).absolute()
+        self._path = Path(path).resolve()
 
     def __repr__(self) -> str:
         return f"<DirectorySink {self._path}>"

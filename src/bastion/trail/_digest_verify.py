@@ -16,10 +16,11 @@ Theory of operation: :func:`verify_digests` stops at the first problem and names
    Records after the newest digest are reported as not yet covered (they are, once the
    next digest is made), not as a failure.
 
-What the digests cannot show without something more: that the newest digests were not
-deleted together with the records they cover (a verifier compares the newest digest's
-end time with the digest interval: a digest is made at least every interval while
-Bastion runs), or a trail and digests both forged by someone holding the private key.
+What the digests alone cannot show: that the newest digests were not deleted (the chain
+ends where the newest remaining digest ends). The store knows how far it delivered each
+sink (``known_newest``), and a digest is made at least every interval while Bastion runs,
+so a newest digest much older than the interval is suspect; someone holding the private
+key can of course forge anything.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ class DigestVerdict:
 
 
 def verify_digests(files: Iterable[tuple[str, bytes]], key: Ed25519PublicKey,
-                   records: Iterable[TrailRecord] | None) -> DigestVerdict:
+                   records: Iterable[TrailRecord] | None, *,
+                   known_newest: int | None = None) -> DigestVerdict:
     """Verify digest files, and the records they cover (see the module docstring).
 
     :param files: ``(file name, bytes)`` of every digest file found.
     :param key: the trail digest public key.
     :param records: the trail's records in the order found (the store's, or an
         export's), from record 1; ``None`` to check the digests only.
+    :param known_newest: the number of a digest known to have been delivered there
+        (from the store); a newest digest older than it means the newest were deleted.
     """
     chain: list[SignedDigest] = []
     for name, data in sorted(files):
@@ -116,6 +120,15 @@ def verify_digests(files: Iterable[tuple[str, bytes]], key: Ed25519PublicKey,
     broken = _check_chain(chain)
     if broken is not None:
         return broken
+    newest = chain[-1]
+    if known_newest is not None and newest.digest.number < known_newest:
+        first_missing = newest.digest.number + 1
+        return _fail(chain, len(chain), DigestProblem.DIGEST_MISSING, newest.name,
+                     newest.digest.last_sequence + 1,
+                     f"digest {first_missing} is missing: the newest found is "
+                     f"{newest.name} ({newest.digest.describe()}), but the store records "
+                     f"that digests up to {known_newest} were delivered there; the records "
+                     f"after {newest.digest.last_sequence} are unproven")
     if records is None:
         return _verdict(chain, len(chain), 0, 0)
     return _check_records(chain, iter(records))

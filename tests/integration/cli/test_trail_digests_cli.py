@@ -335,6 +335,27 @@ def test_a_tampered_database_is_named(served: Served, tmp_path: Path,
         assert f"record {first_denied} (record altered)" in said(result)
 
 
+def test_the_newest_digest_deleted_is_named_from_the_database(served: Served,
+                                                              tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(served.data, data)
+    digests = data / "trail-digests"
+    with sqlite3.connect(data / "bastion.db") as conn:  # the copy's sink is its own
+        conn.execute("UPDATE trail_digest_deliveries SET sink = ? WHERE sink = ?",
+                     (f"dir:{digests.resolve()}", f"dir:{served.digests.resolve()}"))
+    intact = served.verify("--data-dir", str(data), digests=digests)
+    assert intact.returncode == 0, said(intact)
+    newest = max(digests.glob("*.json"))
+    newest.chmod(0o644)
+    newest.unlink()
+    result = served.verify("--data-dir", str(data), digests=digests)
+    assert result.returncode == 1, said(result)
+    number = int(newest.name.split("_")[0].rsplit("-", 1)[1])
+    assert f"(digest missing): digest {number} is missing" in said(result), said(result)
+    offline = served.verify("--trail-export", str(served.export), digests=digests)
+    assert offline.returncode == 0 and "not covered by a digest yet" in said(offline)
+
+
 def test_tampering_in_the_bucket_is_named(served: Served, tmp_path: Path) -> None:
     s3 = served.s3()
     s3.create_bucket(Bucket="copy", ObjectLockEnabledForBucket=False)

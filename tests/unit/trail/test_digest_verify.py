@@ -169,3 +169,13 @@ def test_any_split_verifies_and_any_single_edit_is_found(sizes: list[int],
         assert not verify_digests(files(kept), PUBLIC, records).ok
     fingerprint = public_key_fingerprint(PUBLIC)
     assert all(one.digest.public_key_fingerprint == fingerprint for one in made)
+
+
+def test_the_newest_digest_deleted_is_seen_against_what_the_store_delivered() -> None:
+    assert verify_digests(files(DIGESTS), PUBLIC, RECORDS, known_newest=4).ok
+    without_newest = files(DIGESTS[:-1])
+    unnoticed = verify_digests(without_newest, PUBLIC, RECORDS)
+    assert unnoticed.ok and unnoticed.uncovered == 5  # the chain alone cannot tell
+    verdict = verify_digests(without_newest, PUBLIC, RECORDS, known_newest=4)
+    assert not verdict.ok and verdict.problem is DigestProblem.DIGEST_MISSING
+    assert verdict.sequence == 8 and "digest 4 is missing" in (verdict.reason or "")
