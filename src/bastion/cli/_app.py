@@ -162,6 +162,11 @@ def serve(
         if running.credentials is not None:
             print(f"  {'credentials':<15} {running.credentials.url}"
                   "/role-aliases/<alias>/credentials", flush=True)
+        digests = running.services.digests
+        if digests is not None:
+            where = ", ".join(sink.id for sink in digests.sinks)
+            print(f"  {'trail digests':<15} {where} (verify with "
+                  f"{datadir.trail_digest_public_key_path})", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
         cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",
