@@ -198,6 +198,25 @@ def test_init_made_the_signing_key_and_digest_key_prints_it(served: Served) -> N
     assert not list(served.data.glob("*digest*.key*")), "no private key file"
 
 
+def test_a_data_directory_without_a_key_gets_one_at_start(tmp_path: Path) -> None:
+    from bastion.datadir import init_data_dir
+
+    datadir = init_data_dir(tmp_path / "older")  # as before digests: no signing key
+    assert not datadir.trail_digest_public_key_path.exists()
+    config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
+                    trail=TrailConfig(digest_dir="digests"))
+    running = RunningBastion(config, datadir).start()
+    running.stop()
+    printed = run("trail", "digest-key", "--data-dir", str(datadir.path))
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == datadir.trail_digest_public_key_path.read_text()
+    result = run("trail", "verify", "--data-dir", str(datadir.path), "--digests",
+                 str(datadir.path / "digests"), "--public-key",
+                 str(datadir.trail_digest_public_key_path))
+    assert result.returncode == 0, said(result)
+    assert "1 digests, 0 records" in said(result)
+
+
 def test_digests_are_read_only_and_the_trail_verifies(served: Served) -> None:
     files = sorted(served.digests.iterdir())
     assert len(files) > 3
