@@ -107,9 +107,10 @@ def verify_digests(files: Iterable[tuple[str, bytes]], key: Ed25519PublicKey,
         except DigestFormatError as error:
             problem = (DigestProblem.WRONG_KEY if "another key" in str(error)
                        else DigestProblem.DIGEST_ALTERED)
-            return _fail(chain, 0, problem, name, None, f"digest file {name}: {error}")
+            return _fail(chain, len(chain), problem, name, None,
+                         f"digest file {name}: {error}")
         if signed.name != name:
-            return _fail(chain, 0, DigestProblem.DIGEST_MISNAMED, name, None,
+            return _fail(chain, len(chain), DigestProblem.DIGEST_MISNAMED, name, None,
                          f"digest file {name} holds {signed.digest.describe()}, whose "
                          f"file is named {signed.name}: it was renamed or moved")
         chain.append(signed)
@@ -246,5 +247,5 @@ def _verdict(chain: Sequence[SignedDigest], digests: int, records: int,
 def _fail(chain: Sequence[SignedDigest], valid: int, problem: DigestProblem,
           digest: str | None, sequence: int | None, reason: str,
           records: int = 0) -> DigestVerdict:
-    return DigestVerdict(ok=False, digests=valid if valid else len(chain), records=records,
+    return DigestVerdict(ok=False, digests=valid, records=records,
                          problem=problem, digest=digest, sequence=sequence, reason=reason)
