@@ -229,8 +229,11 @@ class TrailDigester:
                 return
             for row in pending:
                 sink.deliver(row.name, row.document.encode("ascii"))
-                with self._store.transaction() as uow:
-                    uow.trail_digests.set_delivered_through(sink.id, row.number)
+                try:
+                    with self._store.transaction() as uow:
+                        uow.trail_digests.set_delivered_through(sink.id, row.number)
+                except ConflictError:  # another node delivered to the same sink first
+                    pass
                 through = row.number
 
 
