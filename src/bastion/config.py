@@ -311,6 +311,37 @@ class IoTLogsConfig:
             raise ValueError('syslog_address must be "host:port" or a socket path')
 
 
+# -- the trail's signed digests (bastion.trail, docs/trail.md) ------------------------------
+@dataclass(frozen=True, slots=True)
+class TrailConfig:
+    """[trail]: signed digests of the trail and where they are delivered (AISB#8)."""
+
+    digest_interval_minutes: float = 60.0  # a digest of the new records this often (and
+    #                                        on a clean stop)
+    digest_dir: str = "trail-digests"    # an append-only local directory (relative: in
+    #                                      the data directory); empty: none
+    digest_s3_bucket: str = ""           # an S3-compatible bucket too; empty: none
+    digest_s3_prefix: str = "bastion/trail-digests/"
+    digest_s3_endpoint_url: str = ""     # empty: AWS's S3 itself (credentials: boto3's
+    #                                      usual chain, never this file)
+    digest_s3_region: str = "us-east-1"
+    digest_retention_days: int = 365     # S3 Object Lock (COMPLIANCE) retention, when the
+    #                                      bucket has Object Lock enabled
+
+    def __post_init__(self) -> None:
+        if not self.digest_interval_minutes > 0:
+            raise ValueError("digest_interval_minutes must be positive")
+        if self.digest_retention_days < 1:
+            raise ValueError("digest_retention_days must be at least 1")
+        if self.digest_s3_prefix.startswith("/"):
+            raise ValueError("digest_s3_prefix must not start with '/'")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether digests are made (a sink is configured)."""
+        return bool(self.digest_dir or self.digest_s3_bucket)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
@@ -334,6 +365,9 @@ class Config:
     iot_logs: IoTLogsConfig = field(default_factory=IoTLogsConfig)
 
 
+    trail: TrailConfig = field(default_factory=TrailConfig)
+
+
 _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MQTTConfig, "limits": BrokerLimits, "log": LogConfig, "store": StoreConfig,
     "sessions": SessionsConfig, "cluster": ClusterConfig,
@@ -345,6 +379,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "detect": DetectConfig, "rules": RulesConfig, "rotation": RotationConfig,
     "threats": ThreatsConfig,
     "iot_logs": IoTLogsConfig,
+
+
+    "trail": TrailConfig,
 }
 
 

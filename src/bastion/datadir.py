@@ -10,6 +10,10 @@ Layout (directories 0700, secrets 0600)::
       ca/root-ca.key.pem       its private key, encrypted under the master key
       tls/server.cert.pem      the broker's certificate, followed by the CA certificate
       tls/server.key.pem       its private key, encrypted under the master key
+      trail-digest.pub.pem     the public key of the trail's signed digests (written by
+                               `bastion init` or the first start; its private key is
+                               sealed in the database)
+      trail-digests/           the signed digests of the trail ([trail] digest_dir)
       metrics.token            the bearer token a Prometheus scraper presents (0600;
                                created by `bastion init` or the first start)
       logs/
@@ -161,6 +165,11 @@ class DataDir:
     def server_key_path(self) -> Path:
         """The server private key, encrypted under the master key."""
         return self.tls_dir / "server.key.pem"
+
+    @property
+    def trail_digest_public_key_path(self) -> Path:
+        """The public key that verifies the trail's signed digests (PEM, 0644)."""
+        return self.path / "trail-digest.pub.pem"
 
     @property
     def log_dir(self) -> Path:

@@ -50,6 +50,7 @@ from .files import FileService
 from .jobs import JobsError, JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
 from .ota import OtaService, StreamService
+from .pki import Keystore
 from .provisioning import HttpHookClient, ProvisioningService
 from .registry import CertificateAuthority
 from .rotation import (
@@ -65,7 +66,17 @@ from .shadow import ShadowService
 from .signing import SigningService
 from .store import Store
 from .threats import DetectorSettings, Finding, ThreatService
-from .trail import Trail, TrailError, TrailKeys
+from .trail import (
+    DigestSink,
+    DirectorySink,
+    S3Sink,
+    Trail,
+    TrailDigester,
+    TrailError,
+    TrailKeys,
+    signing_key,
+    write_public_key,
+)
 
 log = logging.getLogger("bastion")
 
@@ -155,6 +166,8 @@ class Services:
     ota: OtaService
     streams: StreamService
     threats: ThreatService | None = None
+    digests: TrailDigester | None = None
+    """Signs and delivers the trail's digests (``None``: no ``[trail]`` sink)."""
 
     @property
     def store(self) -> Store:
@@ -180,7 +193,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     plane = registry_services(config, datadir, store, bus.publish)
     account = plane.account
     keystore = datadir.open_keystore()
-    trail = Trail(store, TrailKeys.from_keystore(keystore))
+    trail_keys = TrailKeys.from_keystore(keystore)
+    trail = Trail(store, trail_keys)
     try:
         if trail.seal():
             log.info("trail: the chain head is sealed (keyed records from now on)")
@@ -271,7 +285,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, streams=streams,
                        account=account, clock=clock),
-        streams=streams, threats=_threats(config, store, account, files, alerts, clock))
+        streams=streams, threats=_threats(config, store, account, files, alerts, clock),
+        digests=_trail_digests(config, datadir, store, keystore, trail_keys))
 
 
 def _threats(config: Config, store: Store, account: Account, files: FileService,
@@ -298,6 +313,30 @@ def _threats(config: Config, store: Store, account: Account, files: FileService,
                              mass_window=settings.mass_window_seconds,
                              clone_addresses=settings.clone_addresses,
                              clone_window=settings.clone_window_seconds))
+
+
+def _trail_digests(config: Config, datadir: DataDir, store: Store, keystore: Keystore,
+                   trail_keys: TrailKeys) -> TrailDigester | None:
+    """The trail's digester over the configured sinks; the signing key is made on the
+    first start of a data directory without one, and its public key (re)written beside
+    the data. Digests use the system's time, as the trail does."""
+    wall = SystemClock()
+    key = signing_key(store, keystore, wall.now())
+    write_public_key(datadir.trail_digest_public_key_path, key.public_key())
+    settings = config.trail
+    if not settings.enabled:
+        return None
+    sinks: list[DigestSink] = []
+    if settings.digest_dir:
+        sinks.append(DirectorySink(datadir.path / settings.digest_dir))
+    if settings.digest_s3_bucket:
+        sinks.append(S3Sink(settings.digest_s3_bucket, prefix=settings.digest_s3_prefix,
+                            endpoint_url=settings.digest_s3_endpoint_url,
+                            region=settings.digest_s3_region,
+                            retention_days=settings.digest_retention_days, now=wall.now))
+    return TrailDigester(store, key, trail_keys, sinks, node=config.cluster.node,
+                         interval=timedelta(minutes=settings.digest_interval_minutes),
+                         clock=wall)
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

@@ -10,7 +10,7 @@ live sessions), hands the services to the front doors (the reserved-topic handle
 REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
 in this order:
 
-    store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
+    store · trail digests · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
     rotation keeper · detect loop · fleet detect (cluster) · provisioning hooks · device trust ·
     MQTT listeners · credentials provider · REST API (with the web console on its port)
 
@@ -65,6 +65,7 @@ from ..rules import RulesProcess
 from ..services import Services, build_services
 from ..store import Store
 from ..threats import ThreatService, ThreatWatch
+from ..trail import TrailDigestKeeper
 from ._listeners import Listeners
 from ._model import BoundListener
 from ._sessions import DurableSessions
@@ -264,6 +265,9 @@ class App:
         self.journal = ConnectionJournal(
             plane.store, bus, node=config.cluster.node if config.cluster.nats_url else None)
         components: list[Component] = [_Closing("store", plane.store.close)]
+        if services.digests is not None:
+            # Stops after everything that writes to the trail: its last digest has it all.
+            components.append(TrailDigestKeeper(services.digests))
         sessions = None
         if config.sessions.durable:
             sessions = DurableSessions(broker, plane.store, config.sessions)

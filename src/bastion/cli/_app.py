@@ -25,7 +25,7 @@ from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._rotation import rotation_app
 from ._signing import signing_app
-from ._trail import trail_app
+from ._trail import create_digest_key, trail_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
@@ -89,6 +89,7 @@ def init(
     # -- access keys (bastion.access): the first admin key, printed once --------------
     create_first_admin_key(datadir)
     # -- end access keys ---------------------------------------------------------------
+    create_digest_key(datadir)
     _builtin_job_templates(datadir)
 
 
@@ -191,6 +192,11 @@ def serve(
         if running.credentials is not None:
             print(f"  {'credentials':<15} {running.credentials.url}"
                   "/role-aliases/<alias>/credentials", flush=True)
+        digests = running.services.digests
+        if digests is not None:
+            where = ", ".join(sink.id for sink in digests.sinks)
+            print(f"  {'trail digests':<15} {where} (verify with "
+                  f"{datadir.trail_digest_public_key_path})", flush=True)
         port = running.port()
         devices = datadir.path / "devices"
         cmd = ["mosquitto_pub", "-h", shown, "-p", str(port), "--cafile",

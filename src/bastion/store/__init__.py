@@ -13,7 +13,7 @@ Only this package knows SQL. Services open a unit of work and use its repositori
 * Repositories, one per aggregate: things, thing types, thing groups (hierarchy and
   membership), thing principals, certificates, CA certificates, policies (versions and
   attachments), settings, sealed secrets, the connection journal, API access keys, and
-  the append-only trail (no update or delete), billing groups, role aliases, and the
+  the append-only trail (no update or delete) and its signed digests, billing groups, role aliases, and the
   tags of every taggable resource (:data:`TAGGABLE`); certificate rotations and their
   policies; code signing (certificates with sealed keys, profiles, jobs), OTA updates
   and streams.
@@ -120,6 +120,7 @@ from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._threats import ThreatFindingRow, ThreatIntelSetRow, ThreatRepository
 from ._trail import TrailHead, TrailRecordRow, TrailRepository
+from ._trail_digests import TrailDigestRepository, TrailDigestRow
 
 __all__ = [
     "TAGGABLE",
@@ -216,6 +217,8 @@ __all__ = [
     "TopicRuleDestinationRow",
     "TopicRuleRepository",
     "TopicRuleRow",
+    "TrailDigestRepository",
+    "TrailDigestRow",
     "TrailHead",
     "TrailRecordRow",
     "TrailRepository",

@@ -286,6 +286,27 @@ trail_head = sa.Table(
     sa.Column("seal", sa.String(64), nullable=True),
 )
 
+# -- signed digests of the trail (migration 0022) --------------------------------------
+
+trail_digests = sa.Table(
+    "trail_digests",
+    metadata,
+    # 1, 2, 3, ...: the digest chain; the primary key refuses a second digest N (no fork)
+    sa.Column("number", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),  # its file name
+    sa.Column("first_sequence", sa.BigInteger(), nullable=False),
+    sa.Column("last_sequence", sa.BigInteger(), nullable=False),
+    sa.Column("end_time", UtcDateTime(), nullable=False),
+    sa.Column("document", sa.Text(), nullable=False),  # the signed file, byte for byte
+)
+
+trail_digest_deliveries = sa.Table(
+    "trail_digest_deliveries",
+    metadata,
+    sa.Column("sink", sa.String(512), primary_key=True),  # "dir:/path", "s3:bucket/prefix"
+    sa.Column("delivered_through", sa.BigInteger(), nullable=False),  # a digest number
+)
+
 # -- jobs, job executions, job templates (migration 0005) -----------------------------
 
 JOB_ID_LENGTH = 64

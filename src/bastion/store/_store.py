@@ -61,6 +61,7 @@ from ._tags import TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
 from ._threats import ThreatRepository
 from ._trail import TrailRepository
+from ._trail_digests import TrailDigestRepository
 
 MIGRATIONS: Final = "bastion.store:migrations"
 _MIGRATION_LOCK_ID: Final = 0x42A57104  # pg_advisory_xact_lock key of schema upgrades
@@ -108,6 +109,7 @@ class UnitOfWork:
         "topic_rule_destinations",
         "topic_rules",
         "trail",
+        "trail_digests",
     )
 
     def __init__(self, connection: sa.Connection) -> None:
@@ -128,6 +130,7 @@ class UnitOfWork:
         self.job_templates: Final = JobTemplateRepository(connection)
         self.access_keys: Final = AccessKeyRepository(connection)
         self.trail: Final = TrailRepository(connection)
+        self.trail_digests: Final = TrailDigestRepository(connection)
         # defender audit and alerts
         self.audit: Final = AuditRepository(connection)
         self.audit_mitigation: Final = AuditMitigationRepository(connection)

@@ -14,6 +14,12 @@ append-only record with a sealed head.
 * :func:`export` — records between two times, as dicts ready for JSON lines;
   :func:`record_from_json` and :func:`verify_chain` check such an export offline.
 * :func:`redact` — what of a request's parameters may be stored.
+* Signed digests (AISB#8, protected delivery): :class:`TrailDigester` signs a
+  :class:`Digest` of each new segment of the trail with the trail signing key
+  (:func:`signing_key`, Ed25519) every interval and delivers it to its sinks
+  (:class:`DirectorySink`, :class:`S3Sink`); :class:`TrailDigestKeeper` runs it in
+  ``bastion serve``; :func:`verify_digests` checks digests and records offline with the
+  public key alone (:class:`DigestVerdict`, :class:`DigestProblem`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,24 @@ from ._chain import (
     format_time,
     record_from_json,
 )
+from ._digest import Digest, DigestFormatError, SignedDigest, read_digest, record_hash
+from ._digest_key import (
+    DIGEST_KEY_SECRET,
+    PUBLIC_KEY_FILE,
+    load_public_key,
+    public_key_pem,
+    signing_key,
+    write_public_key,
+)
+from ._digest_sinks import (
+    DigestDeliveryError,
+    DigestSink,
+    DirectorySink,
+    S3Sink,
+    read_digest_files,
+)
+from ._digest_verify import DigestProblem, DigestVerdict, verify_digests
+from ._digester import TrailDigester, TrailDigestKeeper
 from ._errors import TrailError, TrailIntegrityError
 from ._head import head_seal
 from ._keys import TrailKeys
@@ -36,15 +60,28 @@ from ._trail import SEAL_OPERATION, CallerLike, ChangeRecord, Trail, export, ver
 from ._verify import Problem, VerifyResult, verify_chain
 
 __all__ = [
+    "DIGEST_KEY_SECRET",
     "GENESIS_HASH",
     "KEYED_FORMAT",
+    "PUBLIC_KEY_FILE",
     "REDACTED",
     "SEAL_OPERATION",
     "UNKEYED_FORMAT",
     "CallerLike",
     "ChangeRecord",
+    "Digest",
+    "DigestDeliveryError",
+    "DigestFormatError",
+    "DigestProblem",
+    "DigestSink",
+    "DigestVerdict",
+    "DirectorySink",
     "Problem",
+    "S3Sink",
+    "SignedDigest",
     "Trail",
+    "TrailDigestKeeper",
+    "TrailDigester",
     "TrailError",
     "TrailIntegrityError",
     "TrailKeys",
@@ -56,8 +93,16 @@ __all__ = [
     "format_time",
     "head_seal",
     "is_secret_name",
+    "load_public_key",
+    "public_key_pem",
+    "read_digest",
+    "read_digest_files",
     "record_from_json",
+    "record_hash",
     "redact",
+    "signing_key",
     "verify",
     "verify_chain",
+    "verify_digests",
+    "write_public_key",
 ]

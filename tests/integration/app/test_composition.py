@@ -20,9 +20,9 @@ from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
-EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "rotation-keeper", "threat-watch", "detect",
-                  "provisioning-hooks", "rules",
+EXPECTED_ORDER = ["store", "trail-digests", "sessions", "connection-journal",
+                  "alert-dispatcher", "jobs-scheduler", "audit-scheduler", "rotation-keeper",
+                  "threat-watch", "detect", "provisioning-hooks", "rules",
                   "iot-logs", "device-trust", "mqtt-listeners", "credentials-provider", "api"]
 
 

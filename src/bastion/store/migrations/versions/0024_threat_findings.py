@@ -1,7 +1,7 @@
 """Threat detection: findings and threat lists.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0022
 
 * ``threat_findings``: one row per finding (a type and the resource it is about),
   aggregated: first and last seen, count, archived, and a JSON document with the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision: str | None = "0021"
+down_revision: str | None = "0022"
 branch_labels: str | None = None
 depends_on: str | None = None
 
