@@ -229,9 +229,9 @@ counts = st.lists(st.integers(min_value=0, max_value=3), min_size=20, max_size=6
 @given(counts)
 def test_usually_zero_metrics_keep_a_floor_and_ignore_single_events(background: list[int]
                                                                      ) -> None:
-    """Authorization failures: mostly 0, sometimes 1-3. The scale never falls under the
-    floor, so a device with a handful of failures is not an alarm; 200 is."""
-    model = _model(metric="aws:num-authorization-failures")
+    """Disconnects: mostly 0, sometimes 1-3. The scale never falls under the floor, so a
+    device with a handful of disconnects is not an alarm; 200 is."""
+    model = _model(metric="aws:num-disconnects")
     things = [f"d{i}" for i in range(len(background))]
     peers = [SENSOR] * len(things)
     zeros = [0.0] * len(things)
@@ -263,6 +263,19 @@ def test_any_values_give_finite_scores_and_order_does_not_matter(values: list[fl
             assert math.isfinite(verdict.score)
     assert np.isfinite(forward.m[:len(values)]).all()
     assert np.isfinite(forward.v[:len(values)]).all()
+
+
+def test_one_authorization_failure_where_there_never_are_any_is_news() -> None:
+    model = _model(metric="aws:num-authorization-failures")
+    things = [f"d{i}" for i in range(30)]
+    peers = [SENSOR] * len(things)
+    for step in range(6):
+        model.evaluate(things, peers, [0.0] * len(things), step * INTERVAL)
+    values = [0.0] * len(things)
+    values[4] = 1.0
+    outcome = model.evaluate(things, peers, values, 60.0)
+    assert set(outcome.verdicts) == {"d4"}
+    assert model.floor < FLOOR
 
 
 # -- novelty on set metrics -----------------------------------------------------------

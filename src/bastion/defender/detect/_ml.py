@@ -18,7 +18,7 @@ A value ``x`` (a count, a byte total, a gauge: never negative) is compared in lo
    smoothed scale ``s = max(1.4826·MAD, FLOOR)``. The centre is the *current*
    cross-section, so when a whole group moves (daily rhythm, a fleet-wide shift) its
    baseline moves with it. ``FLOOR`` keeps usually-zero metrics from turning one event
-   into an alarm.
+   into an alarm (``FLOORS`` sets a smaller one where one event is news).
 2. **Standing.** ``r = (y − c) / s`` is where the device sits in its group, in group
    scale units. The device learns the mean ``m`` and variance ``v`` of its own ``r``
    (an exponentially weighted average, ``1/n`` at first so its first value counts fully).
@@ -78,17 +78,20 @@ class Confidence:
 
     z: float        # device score d above which one value is abnormal
     h: float        # CUSUM level above which a slow change is abnormal
-    novelty: float  # decayed count of novel elements above which a set is abnormal
+    novelty: float  # decayed count of novel elements from which a set is abnormal
 
 
 CONFIDENCE: Final[dict[str, Confidence]] = {
-    "LOW": Confidence(z=3.0, h=6.0, novelty=3.0),
-    "MEDIUM": Confidence(z=4.0, h=9.0, novelty=4.0),
-    "HIGH": Confidence(z=5.5, h=14.0, novelty=6.0),
+    "LOW": Confidence(z=3.0, h=6.0, novelty=2.0),
+    "MEDIUM": Confidence(z=4.0, h=9.0, novelty=3.0),
+    "HIGH": Confidence(z=5.5, h=14.0, novelty=5.0),
 }
 """LOW alarms on smaller deviations (more alarms), HIGH only on large ones."""
 
 FLOOR: Final = 0.35        # smallest group scale in log1p units (a factor of ~1.4)
+FLOORS: Final = {"aws:num-authorization-failures": 0.17}
+"""Metrics with a smaller floor: a device refused once where it and its peers never are
+is news (one failure scores 4), where one more message or byte is not."""
 TAU_MIN: Final = 0.25      # a device's own spread counts as at least this share of the
 #                            group's scale, and at least FLOOR in log1p units
 KAPPA: Final = 0.5         # CUSUM allowance per datapoint, in device-score units
@@ -208,6 +211,7 @@ class NumericModel:
         if confidence not in CONFIDENCE:
             raise ValueError(f"unknown confidence level {confidence!r}")
         self.metric = metric
+        self.floor = FLOORS.get(metric, FLOOR)
         self.confidence = confidence
         self.level = CONFIDENCE[confidence]
         self.slots = slots
@@ -317,12 +321,12 @@ class NumericModel:
         groups = [self._group_of.get(int(p), FALLBACK) for p in self.peer[slots]]
         center = np.fromiter((self.center.get(g, 0.0) for g in groups), np.float32,
                              count=len(groups))
-        scale = np.fromiter((self.scale.get(g, FLOOR) for g in groups), np.float32,
+        scale = np.fromiter((self.scale.get(g, self.floor) for g in groups), np.float32,
                             count=len(groups))
         r = (y - center) / scale
         m, v, n = self.m[slots], self.v[slots], self.n[slots]
         warm = n < DEVICE_WARMUP
-        tau = np.where(warm, 1.0, np.maximum(FLOOR / scale, TAU_MIN))
+        tau = np.where(warm, 1.0, np.maximum(self.floor / scale, TAU_MIN))
         d = (r - m) / np.sqrt(v + tau * tau)
         cusum = np.where(warm, 0.0, np.maximum(0.0, self.cusum[slots] + d - KAPPA)
                          ).astype(np.float32)
@@ -379,10 +383,10 @@ class NumericModel:
                 continue
             center = float(np.median(ys))
             mad = float(np.median(np.abs(ys - center))) * 1.4826
-            target = max(mad, FLOOR)
+            target = max(mad, self.floor)
             old = self.scale.get(group)
             self.scale[group] = target if old is None else \
-                max(FLOOR, old + SCALE_SMOOTHING * (target - old))
+                max(self.floor, old + SCALE_SMOOTHING * (target - old))
             self.center[group] = center
             self.members[group] = len(ys)
         if len(recent) >= MIN_PEERS:
@@ -441,7 +445,7 @@ class NumericModel:
         else:
             detector, score, threshold = "cumulative", cusum, self.level.h
         group_range = (_raw(center - z * scale), _raw(center + z * scale))
-        tau = 1.0 if n < DEVICE_WARMUP else max(FLOOR / scale, TAU_MIN)
+        tau = 1.0 if n < DEVICE_WARMUP else max(self.floor / scale, TAU_MIN)
         spread = z * math.sqrt(v + tau * tau)
         usual_range = (_raw(center + scale * (m - spread)), _raw(center + scale * (m + spread)))
         explanation: dict[str, Any] = {
@@ -470,9 +474,9 @@ class NumericModel:
         if slot is None or slot >= len(self.y):
             return False
         group = self._group_of.get(int(self.peer[slot]), FALLBACK)
-        r = (float(self.y[slot]) - self.center.get(group, 0.0)) / self.scale.get(group, FLOOR)
+        r = (float(self.y[slot]) - self.center.get(group, 0.0)) / self.scale.get(group, self.floor)
         m = float(self.m[slot])
-        tau = max(FLOOR / self.scale.get(group, FLOOR), TAU_MIN)
+        tau = max(self.floor / self.scale.get(group, self.floor), TAU_MIN)
         needed = max(0.0, (r - m) ** 2 - tau * tau)
         self.v[slot] = max(float(self.v[slot]), needed)
         self.n[slot] = max(1, int(self.n[slot]))
@@ -617,7 +621,7 @@ class NoveltyModel:
         self.score[thing] = score
         if novel:
             self.recent_novel[thing] = (self.recent_novel.get(thing, []) + novel)[-20:]
-        if score <= self.level.novelty:
+        if score < self.level.novelty:
             return None
         explanation: dict[str, Any] = {
             "detector": "novelty", "metric": self.metric, "score": round(score, 2),
@@ -627,7 +631,7 @@ class NoveltyModel:
             "knownElements": len(known),
             "summary": (f"{self.metric}: {len(self.recent_novel.get(thing, []))} elements "
                         f"new to this device and rare in its peer group (decayed count "
-                        f"{score:.1f} > {self.level.novelty:g})"),
+                        f"{score:.1f} >= {self.level.novelty:g})"),
         }
         return Verdict(thing, "novelty", score, self.level.novelty, explanation)
 
