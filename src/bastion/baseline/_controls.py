@@ -28,6 +28,7 @@ import tomli_w
 from bastion.config import Config, load_config
 from bastion.defender.audit import CHECKS
 from bastion.defender.detect import ML_METRICS
+from bastion.jobs import UPLOAD_LOGS_TEMPLATE, JobsError, ensure_builtin_templates
 from bastion.services import Services
 
 ML_PROFILE: Final = "bastion-baseline-ml"
@@ -129,21 +130,59 @@ def _audit_verdict(baseline: Baseline, names: tuple[str, ...]) -> Verdict:
 
 
 def _apply_logging(baseline: Baseline) -> list[str]:
+    done = []
+    if baseline.set_config("iot_logs", {"enabled": True}):
+        done.append("[iot_logs] enabled (at the next start)")
     options = baseline.services.logging_options
     state = options.state()
-    if state.source == "v2" and not state.disabled:
-        return []
-    options.enable(baseline.account_role(), "ERROR")
-    return ["IoT logging (v2 options) on at ERROR"]
+    if state.source != "v2" or state.disabled:
+        options.enable(baseline.account_role(), "ERROR")
+        done.append("IoT logging (v2 options) on at ERROR")
+    return done
 
 
 def _check_logging(baseline: Baseline) -> Verdict:
+    if not baseline.config.iot_logs.enabled:
+        return Verdict(False, "[iot_logs] enabled = false: no IoT log entries are written")
     state = baseline.services.logging_options.state()
     if state.source != "v2":
         return Verdict(False, "no v2 logging options set (SetV2LoggingOptions)")
     if state.disabled:
         return Verdict(False, f"IoT logging is {state.effective_level}")
-    return Verdict(True, f"IoT logging on at {state.effective_level}")
+    where = baseline.config.iot_logs.file or "logs/aws-iot.jsonl"
+    return Verdict(True, f"IoT logging on at {state.effective_level}, to {where}")
+
+
+def _apply_digests(baseline: Baseline) -> list[str]:
+    if baseline.config.trail.enabled:
+        return []
+    baseline.set_config("trail", {"digest_dir": "trail-digests"})
+    return ["[trail] digest_dir = trail-digests (signed digests, at the next start)"]
+
+
+def _check_digests(baseline: Baseline) -> Verdict:
+    trail = baseline.config.trail
+    if not trail.enabled:
+        return Verdict(False, "[trail] has no digest sink: the trail is not delivered")
+    sinks = [s for s in (trail.digest_dir and f"directory {trail.digest_dir}",
+                         trail.digest_s3_bucket and f"s3://{trail.digest_s3_bucket}") if s]
+    return Verdict(True, f"signed digests every {trail.digest_interval_minutes:g} min to "
+                         f"{' and '.join(sinks)}")
+
+
+def _apply_logs_template(baseline: Baseline) -> list[str]:
+    if ensure_builtin_templates(baseline.services.jobs):
+        return [f"job template {UPLOAD_LOGS_TEMPLATE}"]
+    return []
+
+
+def _check_logs_template(baseline: Baseline) -> Verdict:
+    try:
+        baseline.services.jobs.describe_job_template(UPLOAD_LOGS_TEMPLATE)
+    except JobsError:
+        return Verdict(False, f"no job template {UPLOAD_LOGS_TEMPLATE}")
+    return Verdict(True, f"job template {UPLOAD_LOGS_TEMPLATE}: devices upload their logs "
+                         "on demand")
 
 
 def _apply_schedule(baseline: Baseline) -> list[str]:
@@ -365,8 +404,12 @@ CONTROLS: Final[list[Control]] = [
     Control("AISB#6", "Certificate rotation on a schedule", _apply_rotation,
             _check_rotation),
     Control("AISB#7", "Alerts on violations and findings", _apply_alerts, _check_alerts),
+    Control("AISB#8", "The trail delivered as signed digests", _apply_digests,
+            _check_digests),
     Control("AISB#9", "Threat detection on operator and device activity", _apply_threats,
             _check_threats),
+    Control("AISB#10", "Device logs fetched on demand (a job template)",
+            _apply_logs_template, _check_logs_template),
     Control("AISB#11", "A fleet-specific custom metric", _apply_metric, _check_metric),
 ]
-"""The controls in order (AISB#8 and #10 join them where their features exist)."""
+"""The eleven controls, in order."""
