@@ -39,6 +39,7 @@ from .defender.detect import (
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
 from .files import FileService
+from .index import DynamicThingGroups, FleetIndex
 from .jobs import JobService
 from .logging_options import LoggingOptions
 from .ota import OtaService
@@ -144,6 +145,8 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    index: FleetIndex
+    dynamic_groups: DynamicThingGroups
 
     @property
     def store(self) -> Store:
@@ -241,6 +244,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     rotation = _rotation(config, store, plane, jobs, trail, alerts, audit, clock)
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
+    index = FleetIndex(store, membership_writer=plane.registry.set_dynamic_members)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -253,7 +257,8 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         mitigation_actions=mitigation_actions, logging_options=logging_options,
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, account=account,
-                       clock=clock))
+                       clock=clock),
+        index=index, dynamic_groups=DynamicThingGroups(index))
 
 
 def _rotation(config: Config, store: Store, plane: ControlPlane, jobs: JobService,

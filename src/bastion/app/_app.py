@@ -10,7 +10,7 @@ live sessions), hands the services to the front doors (the reserved-topic handle
 REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
 in this order:
 
-    store · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
+    store · sessions · cluster · connection journal · fleet index · alert dispatcher · jobs scheduler · audit scheduler ·
     rotation keeper · detect loop · fleet detect (cluster) · provisioning hooks · device trust ·
     MQTT listeners · credentials provider · REST API
 
@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..api import ApiServer, CallCounts, CredentialSource, TrailSink
-from ..broker import Broker, ClientConnected, DurableSessionDirectory, Message
+from ..broker import (
+    Broker,
+    ClientConnected,
+    ClientDisconnected,
+    DurableSessionDirectory,
+    Message,
+)
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
 from ..config import Config
@@ -40,6 +46,7 @@ from ..datadir import DataDir
 from ..defender.audit import AuditScheduler
 from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from ..events import InProcessBus
+from ..index import IndexKeeper
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
@@ -254,6 +261,7 @@ class App:
                                           resync=lambda: self._resync(bridge)))
         components += [
             self.journal,
+            self._index_keeper(services),
             services.alerts,
             JobScheduler(services.jobs, bus),
         ]
@@ -300,6 +308,16 @@ class App:
                                  readiness=self.readiness, metrics=self.metrics, calls=calls)
             components.append(self.api)
         return components
+
+    def _index_keeper(self, services: Services) -> IndexKeeper:
+        """The fleet index's keeper; the index is told of every connection and
+        disconnection (services do not import the broker, so its events are forwarded)."""
+        index = services.index
+        self.bus.subscribe(ClientConnected, lambda event: index.connection_changed(
+            event.client_id, True, event.timestamp))
+        self.bus.subscribe(ClientDisconnected, lambda event: index.connection_changed(
+            event.client_id, False, event.timestamp, event.reason.value))
+        return IndexKeeper(index, self.bus)
 
     def _rotation_keeper(self, services: Services) -> RotationKeeper:
         """The rotation keeper, told of every connection (services do not import the

@@ -55,6 +55,12 @@ from ._errors import ConflictError, InvalidPageTokenError, StoreError
 from ._files import FileRepository, FileRow
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
+from ._index_sources import (
+    IndexedThingRow,
+    IndexSourceRepository,
+    LatestConnectionRow,
+    ShadowStateRow,
+)
 from ._jobs import (
     JobExecutionRepository,
     JobExecutionRow,
@@ -153,6 +159,8 @@ __all__ = [
     "DetectRepository",
     "FileRepository",
     "FileRow",
+    "IndexSourceRepository",
+    "IndexedThingRow",
     "InvalidPageTokenError",
     "JobExecutionRepository",
     "JobExecutionRow",
@@ -161,6 +169,7 @@ __all__ = [
     "JobTargetRow",
     "JobTemplateRepository",
     "JobTemplateRow",
+    "LatestConnectionRow",
     "LiveCertificateRow",
     "MetricValueRow",
     "MitigationActionRepository",
@@ -185,6 +194,7 @@ __all__ = [
     "SettingsRepository",
     "ShadowRepository",
     "ShadowRow",
+    "ShadowStateRow",
     "SigningCertificateRow",
     "SigningJobRow",
     "SigningProfileRow",

@@ -10,6 +10,7 @@ from . import (
     data,
     detect,
     groups,
+    indexing,
     jobs,
     ota,
     policies,
@@ -25,6 +26,6 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "connectivity", "data", "detect", "groups", "jobs", "ota",
+           "certificates", "connectivity", "data", "detect", "groups", "indexing", "jobs", "ota",
            "policies", "provisioning", "role_aliases", "rules", "shadow", "signer", "system",
            "tags", "things"]
