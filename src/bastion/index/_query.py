@@ -232,7 +232,8 @@ class _Parser:
         token = self._tokens[self._at]
         if kind is not None and token.kind != kind:
             found = "the end of the query" if token.kind == "END" else repr(token.text)
-            raise InvalidQueryError(f"Expected {kind!r} at position {token.start}, "
+            wanted = "a value" if kind == "WORD" else repr(kind)
+            raise InvalidQueryError(f"Expected {wanted} at position {token.start}, "
                                     f"found {found}")
         self._at += 1
         return token
