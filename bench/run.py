@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import brokers
 import cluster
 import durability
+import indexing
 import loadgen
 import procstat
 import report
@@ -71,8 +72,9 @@ HEADLINE = {
 }
 HEADLINE.update(cluster.HEADLINE)
 HEADLINE.update(rules.HEADLINE)
+HEADLINE.update(indexing.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
-ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS}
+ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS, **indexing.SCENARIOS}
 """What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
 need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
 stands for ``cluster.DEFAULT``."""
@@ -716,6 +718,7 @@ def run_all(bench: Bench) -> None:
         )
     cluster.run_all(bench)
     rules.run_all(bench)
+    indexing.run_all(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -842,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = report.summary(bench)
     figures.update(cluster.summary(bench))
     figures.update(rules.summary(bench))
+    figures.update(indexing.summary(bench))
     cluster.print_tables(bench)
     rules.print_tables(bench)
     report.print_table(bench)
