@@ -146,6 +146,9 @@ class FleetIndex:
         self._lock = threading.RLock()
         self._pending_lock = threading.Lock()
         self._build_lock = threading.Lock()
+        # One flush at a time, its dynamic-group writes included: a query that flushes
+        # while the keeper does waits for it, then sees what those writes changed.
+        self._flush_lock = threading.RLock()
         self._records: dict[str, ThingRecord] = {}
         self._index = InvertedIndex()
         self._dynamic: dict[str, Query] = {}
@@ -334,6 +337,10 @@ class FleetIndex:
         then bring the dynamic groups of the changed things up to date."""
         if not self.ready:
             return
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._pending_lock:
             pending, self._pending = self._pending, _Pending()
         if not pending:
@@ -417,7 +424,11 @@ class FleetIndex:
 
     def reconcile_group(self, group: str) -> None:
         """Bring every thing's membership of ``group`` in line with its query."""
-        self.flush()
+        with self._flush_lock:
+            self.flush()
+            self._reconcile_group(group)
+
+    def _reconcile_group(self, group: str) -> None:
         with self._lock:
             query = self._dynamic.get(group)
             if query is None or self.membership_writer is None:
@@ -435,7 +446,19 @@ class FleetIndex:
                 elif have and not want:
                     remove.append(name)
         if add or remove:
-            self.membership_writer(group, add, remove)
+            self._write_members(self.membership_writer, group, add, remove)
+
+    def _write_members(self, writer: MembershipWriter, group: str, add: list[str],
+                       remove: list[str]) -> None:
+        """Write a membership change and note its things, so that the next flush (the one
+        a query makes first, at the latest) reads their groups back."""
+        with self._flush_lock:
+            try:
+                writer(group, add, remove)
+            finally:
+                with self._pending_lock:
+                    self._pending.registry.update(add, remove)
+                self._wake()
 
     def _reconcile_things(self, names: Iterable[str]) -> None:
         writer = self.membership_writer
@@ -460,7 +483,7 @@ class FleetIndex:
                         (add if want else remove).append(name)
         for group, (add, remove) in changes.items():
             try:
-                writer(group, add, remove)
+                self._write_members(writer, group, add, remove)
             except Exception:  # one group's failure must not stop the rest
                 log.exception("index: updating dynamic group %s failed", group)
 

@@ -9,51 +9,23 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from sqlalchemy.engine import URL
 
-from bastion.api import MemoryTrail, Role, StaticCredentials
-from bastion.broker import BrokerLimits
-from bastion.config import ApiConfig, Config, MQTTConfig, StoreConfig
-from bastion.datadir import init_data_dir
 from support.clients import V5, Client
-from support.databases import BACKENDS
-from support.running import RunningBastion
 
-from .conftest import KEYS, ApiBastion, device_through_api
+from .conftest import ApiBastion, device_through_api
 
 FOLLOW = 1.0  # seconds: the index shows a change within a second
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            _pg_schemas: Callable[[], URL]) -> Iterator[ApiBastion]:
-    """A Bastion of its own (the indexing configuration is account-wide), on each store."""
-    datadir = init_data_dir(tmp_path_factory.mktemp("indexed") / "data")
-    url = ("" if request.param == "sqlite"
-           else _pg_schemas().render_as_string(hide_password=False))
-    config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
-                    limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
-                    api=ApiConfig(host="127.0.0.1", port=0), store=StoreConfig(url))
-    trail = MemoryTrail()
-    running = RunningBastion(config, datadir, credentials=StaticCredentials(
-        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}),
-        trail=trail).start()
-    try:
-        api = running.app.api
-        assert api is not None
-        yield ApiBastion(running, trail, api.url, datadir, str(datadir.ca_cert_path))
-    finally:
-        running.stop()
-
-
 @pytest.fixture
 def iot(indexed: ApiBastion) -> Any:
+    """The admin client of this module's own Bastion (``indexed``, in conftest)."""
     return indexed.client()
 
 
