@@ -2,7 +2,8 @@
 
 It builds the index when the configuration asks for a (re)build — at start, and after
 UpdateIndexingConfiguration — and applies the changes the bus reported, each time in a
-worker thread so that the event loop never waits on the store. Changes are applied at
+worker thread so that the event loop never waits on the store. Every :data:`REFRESH`
+seconds it re-reads the dynamic groups (another node's). Changes are applied at
 most :data:`SETTLE` seconds after they were noted (a burst of events is read back in one
 batch); a query applies whatever is still noted before it answers.
 """
@@ -22,6 +23,9 @@ from ._service import FleetIndex
 log = logging.getLogger("bastion.index")
 
 SETTLE: Final = 0.02
+REFRESH: Final = 30.0
+"""Seconds between re-reads of the dynamic groups from the store (in a cluster, those
+another node created or changed)."""
 
 
 class IndexKeeper(Component):
@@ -58,16 +62,29 @@ class IndexKeeper(Component):
     async def run(self) -> None:
         assert self._wake_event is not None
         event = self._wake_event
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time() + REFRESH
         while True:
-            await event.wait()
-            await asyncio.sleep(SETTLE)
-            event.clear()
             try:
+                await asyncio.wait_for(event.wait(), max(0.0, next_refresh - loop.time()))
+            except TimeoutError:
+                pass
+            else:
+                await asyncio.sleep(SETTLE)
+                event.clear()
                 if self._index.needs_build:
-                    await asyncio.to_thread(self._index.rebuild)
-                await asyncio.to_thread(self._index.flush)
-            except Exception:  # a failed round is retried on the next event
-                log.exception("index: applying changes failed")
+                    await self._round(self._index.rebuild)
+                await self._round(self._index.flush)
+            if loop.time() >= next_refresh:
+                await self._round(self._index.refresh_dynamic_groups)
+                next_refresh = loop.time() + REFRESH
+
+    @staticmethod
+    async def _round(work: Callable[[], None]) -> None:
+        try:
+            await asyncio.to_thread(work)
+        except Exception:  # a failed round is retried on the next event
+            log.exception("index: applying changes failed")
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:

@@ -96,7 +96,6 @@ QUERY_VERSION: Final = "2017-09-30"
 MAX_PAGE: Final = 100
 """SearchIndex answers at most 100 things a page (AWS: "This maximum number cannot
 exceed 100")."""
-MAX_GROUPS_PER_THING: Final = 10
 
 MembershipWriter = Callable[[str, Iterable[str], Iterable[str]], None]
 """``(group, things to add, things to remove)``: writes a dynamic group's membership."""
@@ -417,6 +416,19 @@ class FleetIndex:
         with self._lock:
             self._dynamic[group] = query
         self.reconcile_group(group)
+
+    def refresh_dynamic_groups(self) -> None:
+        """Re-read the dynamic groups from the store (those another node created, updated
+        or deleted) and reconcile the ones whose query is new here (blocking)."""
+        if not self.ready:
+            return
+        with self._store.transaction(readonly=True) as uow:
+            queries = _queries(uow.thing_groups.dynamic_groups())
+        with self._lock:
+            changed = [g for g, q in queries.items() if self._dynamic.get(g) != q]
+            self._dynamic = queries
+        for group in changed:
+            self.reconcile_group(group)
 
     def drop_dynamic_group(self, group: str) -> None:
         with self._lock:

@@ -294,3 +294,23 @@ def test_a_detect_profile_on_a_dynamic_group_follows_its_members(
         assert violations()[0]["securityProfileName"] == profile
     finally:
         client.disconnect()
+
+
+def test_a_group_made_through_another_node_is_followed_after_a_refresh(
+        indexed: ApiBastion, iot: Any) -> None:
+    """Another node's CreateDynamicThingGroup reaches this node's index only through the
+    store: the keeper re-reads the dynamic groups periodically."""
+    _enable(iot)
+    batch = uuid.uuid4().hex[:8]
+    name, group = f"n-{batch}", f"elsewhere-{batch}"
+    _thing(iot, name, batch=batch)
+    services = indexed.running.app.services
+    services.plane.registry.create_dynamic_thing_group(  # as another node's registry would
+        group, query_string=f"attributes.batch:{batch}", index_name="AWS_Things",
+        query_version="2017-09-30")
+    assert _members(iot, group) == set()
+    services.index.refresh_dynamic_groups()
+    assert _members(iot, group) == {name}
+    _set(iot, name, batch="moved")
+    _eventually_members(iot, group, set())
+    iot.delete_dynamic_thing_group(thingGroupName=group)

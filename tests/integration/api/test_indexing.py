@@ -195,6 +195,16 @@ def test_search_with_aws_query_syntax(indexed: ApiBastion, iot: Any, batch: str)
     assert named["name"]["battery"]["reported"] == {"level": 17}
 
 
+def test_an_auditor_may_search_but_not_configure(indexed: ApiBastion, batch: str) -> None:
+    auditor = indexed.client(role="auditor")
+    assert auditor.search_index(queryString=f"attributes.batch:{batch}")["things"] == []
+    assert auditor.get_statistics(queryString="thingName:*")["statistics"]["count"] >= 0
+    code, status, _ = _error(lambda: auditor.update_indexing_configuration(
+        thingIndexingConfiguration={"thingIndexingMode": "OFF"}))
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert indexed.client().describe_index(indexName="AWS_Things")["indexStatus"] == "ACTIVE"
+
+
 def test_pages_follow_the_next_token(iot: Any, batch: str) -> None:
     created = sorted(f"page-{batch}-{i}" for i in range(7))
     for name in created:
