@@ -3,7 +3,7 @@
 It builds the index when the configuration asks for a (re)build — at start, and after
 UpdateIndexingConfiguration — and applies the changes the bus reported, each time in a
 worker thread so that the event loop never waits on the store. Every :data:`REFRESH`
-seconds it re-reads the dynamic groups (another node's). Changes are applied at
+seconds it re-reads the configuration and the dynamic groups (another node's). Changes are applied at
 most :data:`SETTLE` seconds after they were noted (a burst of events is read back in one
 batch); a query applies whatever is still noted before it answers.
 """
@@ -24,8 +24,8 @@ log = logging.getLogger("bastion.index")
 
 SETTLE: Final = 0.02
 REFRESH: Final = 30.0
-"""Seconds between re-reads of the dynamic groups from the store (in a cluster, those
-another node created or changed)."""
+"""Seconds between re-reads of the configuration and the dynamic groups from the store
+(in a cluster, what another node changed)."""
 
 
 class IndexKeeper(Component):
@@ -76,7 +76,7 @@ class IndexKeeper(Component):
                     await self._round(self._index.rebuild)
                 await self._round(self._index.flush)
             if loop.time() >= next_refresh:
-                await self._round(self._index.refresh_dynamic_groups)
+                await self._round(self._index.refresh)
                 next_refresh = loop.time() + REFRESH
 
     @staticmethod

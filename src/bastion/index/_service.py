@@ -148,6 +148,7 @@ class FleetIndex:
         # One flush at a time, its dynamic-group writes included: a query that flushes
         # while the keeper does waits for it, then sees what those writes changed.
         self._flush_lock = threading.RLock()
+        self._config_lock = threading.Lock()
         self._records: dict[str, ThingRecord] = {}
         self._index = InvertedIndex()
         self._dynamic: dict[str, Query] = {}
@@ -181,13 +182,21 @@ class FleetIndex:
         :raises InvalidIndexRequestError: a bad mode or combination, or thing indexing
             turned off while dynamic thing groups exist.
         """
-        config = updated(self._config, things=None if things is None else dict(things),
-                         groups=None if groups is None else dict(groups))
-        with self._store.transaction() as uow:
-            if not config.things_on and uow.thing_groups.dynamic_groups():
-                raise InvalidIndexRequestError(
-                    "Thing indexing cannot be turned off while dynamic thing groups exist")
-            uow.settings.put(SETTINGS_KEY, config.to_json(), now or datetime.now(UTC))
+        with self._config_lock:
+            config = updated(self._config, things=None if things is None else dict(things),
+                             groups=None if groups is None else dict(groups))
+            with self._store.transaction() as uow:
+                if not config.things_on and uow.thing_groups.dynamic_groups():
+                    raise InvalidIndexRequestError(
+                        "Thing indexing cannot be turned off while dynamic thing groups "
+                        "exist")
+                uow.settings.put(SETTINGS_KEY, config.to_json(), now or datetime.now(UTC))
+            self._apply_configuration(config)
+        return config
+
+    def _apply_configuration(self, config: IndexingConfiguration) -> None:
+        """Use ``config`` from now on; a change of what the thing index holds starts a
+        (re)build."""
         with self._lock:
             before, self._config = self._config, config
             changed = replace(before, thing_group_indexing_mode=config.thing_group_indexing_mode,
@@ -200,7 +209,6 @@ class FleetIndex:
                     self._records, self._index, self._status = {}, InvertedIndex(), "ACTIVE"
         if changed and config.things_on:
             self._wake()
-        return config
 
     def describe_index(self, index_name: str) -> IndexStatus:
         """DescribeIndex.
@@ -416,6 +424,17 @@ class FleetIndex:
         with self._lock:
             self._dynamic[group] = query
         self.reconcile_group(group)
+
+    def refresh(self) -> None:
+        """Re-read what another node may have changed (blocking): the configuration, and
+        the dynamic groups — reconciling those whose query is new here."""
+        with self._config_lock, self._store.transaction(readonly=True) as uow:
+            stored = uow.settings.get(SETTINGS_KEY)
+            if stored is not None:
+                config = IndexingConfiguration.from_json(stored)
+                if config != self._config:
+                    self._apply_configuration(config)
+        self.refresh_dynamic_groups()
 
     def refresh_dynamic_groups(self) -> None:
         """Re-read the dynamic groups from the store (those another node created, updated

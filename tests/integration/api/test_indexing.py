@@ -264,6 +264,27 @@ def test_shadow_fields_need_shadow_indexing(iot: Any) -> None:
         _enable(iot)
 
 
+def test_a_configuration_changed_through_another_node_is_followed(indexed: ApiBastion,
+                                                                  iot: Any) -> None:
+    _enable(iot)
+    services = indexed.running.app.services
+    other = type(services.index)(services.store)  # another node's index, same store
+    other.update_configuration(things={"thingIndexingMode": "REGISTRY"})
+    schema = "REGISTRY_AND_SHADOW_AND_CONNECTIVITY_STATUS"
+    assert iot.describe_index(indexName="AWS_Things")["schema"] == schema
+    try:
+        services.index.refresh()  # what the keeper does every 30 seconds
+        deadline = time.monotonic() + 10
+        while (described := iot.describe_index(indexName="AWS_Things")) != described | {
+                "schema": "REGISTRY", "indexStatus": "ACTIVE"}:
+            assert time.monotonic() < deadline, described
+            time.sleep(0.02)
+        assert _error(lambda: iot.search_index(queryString="shadow.reported.x:1"))[0] == (
+            "InvalidQueryException")
+    finally:
+        _enable(iot)
+
+
 def test_aggregations(indexed: ApiBastion, iot: Any, batch: str) -> None:
     data = indexed.client("iot-data")
     temperatures = {"a": 10, "b": 20, "c": 30, "d": 40}
