@@ -20,9 +20,10 @@ from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
-EXPECTED_ORDER = ["store", "sessions", "connection-journal", "alert-dispatcher", "jobs-scheduler",
-                  "audit-scheduler", "rotation-keeper", "detect", "provisioning-hooks", "rules",
-                  "device-trust", "mqtt-listeners", "credentials-provider", "api"]
+EXPECTED_ORDER = ["store", "sessions", "connection-journal", "fleet-index", "alert-dispatcher",
+                  "jobs-scheduler", "audit-scheduler", "rotation-keeper", "detect",
+                  "provisioning-hooks", "rules", "device-trust", "mqtt-listeners",
+                  "credentials-provider", "api"]
 
 
 def _refused(port: int) -> bool:
