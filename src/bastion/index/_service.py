@@ -97,8 +97,9 @@ MAX_PAGE: Final = 100
 """SearchIndex answers at most 100 things a page (AWS: "This maximum number cannot
 exceed 100")."""
 
-MembershipWriter = Callable[[str, Iterable[str], Iterable[str]], None]
-"""``(group, things to add, things to remove)``: writes a dynamic group's membership."""
+MembershipWriter = Callable[[str, Iterable[str], Iterable[str]], Iterable[str]]
+"""``(group, things to add, things to remove)``: writes a dynamic group's membership and
+returns the things whose membership changed (a thing already in 10 groups is not added)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,11 +485,10 @@ class FleetIndex:
         """Write a membership change and note its things, so that the next flush (the one
         a query makes first, at the latest) reads their groups back."""
         with self._flush_lock:
-            try:
-                writer(group, add, remove)
-            finally:
+            changed = list(writer(group, add, remove))
+            if changed:
                 with self._pending_lock:
-                    self._pending.registry.update(add, remove)
+                    self._pending.registry.update(changed)
                 self._wake()
 
     def _reconcile_things(self, names: Iterable[str]) -> None:

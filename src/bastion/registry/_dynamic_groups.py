@@ -81,19 +81,22 @@ class DynamicGroupOperations(ServiceBase):
         return self._thing_group(row, ())
 
     def set_dynamic_members(self, thing_group_name: str, add: Iterable[str],
-                            remove: Iterable[str]) -> None:
+                            remove: Iterable[str]) -> list[str]:
         """Add and remove members of a dynamic group, as its query decides (the fleet
         index calls this). Things that no longer exist, a group that is gone or no longer
         dynamic, and things already in 10 groups are skipped; each change publishes
-        :class:`~bastion.registry.ThingGroupMembershipChanged`."""
+        :class:`~bastion.registry.ThingGroupMembershipChanged`. Returns the things whose
+        membership changed."""
         now = self._now()
+        changed: list[str] = []
         with self._change() as (uow, events):
             group = uow.thing_groups.get(thing_group_name, for_update=True)
             if group is None or not group.dynamic:
-                return
+                return changed
             for thing in sorted(set(remove)):
                 if uow.thing_groups.remove_member(group.name, thing):
                     events.append(ThingGroupMembershipChanged(thing, group.name, False))
+                    changed.append(thing)
             wanted = sorted(set(add))
             existing = {row.name for row in uow.things.get_many(wanted)}
             for thing in wanted:
@@ -106,3 +109,5 @@ class DynamicGroupOperations(ServiceBase):
                     continue
                 if uow.thing_groups.add_member(group.name, thing, now):
                     events.append(ThingGroupMembershipChanged(thing, group.name, True))
+                    changed.append(thing)
+        return changed

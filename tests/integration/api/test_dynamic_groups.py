@@ -314,3 +314,21 @@ def test_a_group_made_through_another_node_is_followed_after_a_refresh(
     _set(iot, name, batch="moved")
     _eventually_members(iot, group, set())
     iot.delete_dynamic_thing_group(thingGroupName=group)
+
+
+def test_a_thing_in_ten_groups_joins_a_dynamic_group_once_it_has_room(iot: Any) -> None:
+    _enable(iot)
+    batch = uuid.uuid4().hex[:8]
+    name = f"busy-{batch}"
+    _thing(iot, name, batch=batch)
+    statics = [f"s{i}-{batch}" for i in range(10)]
+    for group in statics:
+        iot.create_thing_group(thingGroupName=group)
+        iot.add_thing_to_thing_group(thingGroupName=group, thingName=name)
+    dynamic = f"full-{batch}"
+    iot.create_dynamic_thing_group(thingGroupName=dynamic,
+                                   queryString=f"attributes.batch:{batch}")
+    assert _members(iot, dynamic) == set()  # AWS: AddThingToDynamicThingGroupsFailed
+    iot.remove_thing_from_thing_group(thingGroupName=statics[0], thingName=name)
+    _eventually_members(iot, dynamic, {name})
+    iot.delete_dynamic_thing_group(thingGroupName=dynamic)
