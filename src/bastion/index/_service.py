@@ -265,7 +265,9 @@ class FleetIndex:
         for the thing of the same name. Safe from any thread; never blocks."""
         state = Connectivity(connected, int(timestamp * 1000), None if connected else reason)
         with self._pending_lock:
-            self._pending.connections[client_id] = state
+            noted = self._pending.connections.get(client_id)
+            if noted is None or (noted.timestamp or 0) <= (state.timestamp or 0):
+                self._pending.connections[client_id] = state
         self._wake()
 
     def _note_thing(self, name: str) -> None:
@@ -286,8 +288,11 @@ class FleetIndex:
             log.warning("index: unreadable shadow documents of %s", event.thing_name)
             self._note_thing(event.thing_name)
             return
+        key = (event.thing_name, event.shadow_name or "")
         with self._pending_lock:
-            self._pending.shadows[(event.thing_name, event.shadow_name or "")] = record
+            noted = self._pending.shadows.get(key)
+            if noted is None or noted.version <= record.version:
+                self._pending.shadows[key] = record
         self._wake()
 
     def _shadow_deleted(self, event: ShadowDeleted) -> None:
