@@ -88,7 +88,7 @@ from ._errors import (
 from ._fields import THING_GROUPS, THINGS, check_group_field, check_query_fields, check_thing_field
 from ._match import as_number, matches
 from ._postings import InvertedIndex
-from ._query import Query, parse_query
+from ._query import Query, leaves, parse_query
 
 log = logging.getLogger("bastion.index")
 
@@ -471,17 +471,15 @@ class FleetIndex:
             if query is None or self.membership_writer is None:
                 return
             dynamic = frozenset(self._dynamic)
-            add, remove = [], []
-            for name, record in self._records.items():
-                fields = self._index.fields_of(name)
-                if fields is None:
-                    continue
-                want = matches(query, _static_view(fields, dynamic))
-                have = group in record.groups
-                if want and not have:
-                    add.append(name)
-                elif have and not want:
-                    remove.append(name)
+            if any(leaf.field in (None, "thingGroupNames") for leaf in leaves(query)):
+                # it may name groups: match each thing against its static groups only
+                wanted = {name for name in self._records
+                          if matches(query, _static_view(self._index.fields_of(name) or {},
+                                                         dynamic))}
+            else:  # the postings answer it exactly, in milliseconds
+                wanted = set(self._index.evaluate(query))
+            have = {name for name, record in self._records.items() if group in record.groups}
+            add, remove = sorted(wanted - have), sorted(have - wanted)
         if add or remove:
             self._write_members(self.membership_writer, group, add, remove)
 
