@@ -12,7 +12,7 @@ over a hand-written tokenizer:
     unary    := ( "NOT" | "-" ) unary | primary
     primary  := "(" or_expr ")" | clause | value    (a bare value searches every field)
     clause   := FIELD ":" target | FIELD ( ">" | ">=" | "<" | "<=" ) value
-    target   := value | range | "(" values ")"      (field grouping: f:(a OR -b))
+    target   := value | range | "(" values ")"      (field grouping: f:(a OR -b OR [1 TO 3]))
     range    := ( "[" | "{" ) bound "TO" bound ( "]" | "}" )      (bound may be "*")
     value    := WORD | "PHRASE"                     (WORD may hold the wildcards * and ?)
 
@@ -256,11 +256,12 @@ class _Parser:
 
     def _and(self, field: str | None) -> Query:
         items = [self._unary(field)]
+        starts = {"WORD", "PHRASE", "(", "NOT", "MINUS"} | ({"[", "{"} if field else set())
         while True:
             kind = self._peek().kind
             if kind == "AND":
                 self._take()
-            elif kind not in {"WORD", "PHRASE", "(", "NOT", "MINUS"}:
+            elif kind not in starts:
                 break
             items.append(self._unary(field))
         return items[0] if len(items) == 1 else And(tuple(items))
@@ -286,6 +287,8 @@ class _Parser:
                 return self._comparison()
         if token.kind in {"WORD", "PHRASE"}:
             return self._value(field)
+        if token.kind in {"[", "{"} and field is not None:
+            return self._range(field)
         found = "the end of the query" if token.kind == "END" else repr(token.text)
         raise InvalidQueryError(f"Expected a term at position {token.start}, found {found}")
 

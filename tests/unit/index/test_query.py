@@ -20,6 +20,8 @@ ACCEPTED = [
      And((Or((Term("a", "1"), Term("b", "2"))), Term("c", "3")))),
     ("field-grouping", "thingName:(tv* AND -plasma)",
      And((Wildcard("thingName", "tv*"), Not(Term("thingName", "plasma"))))),
+    ("grouped-ranges", "a:([1 TO 3] OR 7)",
+     Or((Range("a", "1", "3", True, True), Term("a", "7")))),
     ("wildcards", "thingName:t?v*", Wildcard("thingName", "t?v*")),
     ("exists", "attributes.x:*", Wildcard("attributes.x", "*")),
     ("inclusive-range", "shadow.reported.t:[10 TO 20]",
