@@ -22,6 +22,7 @@ Nested shadow objects become dotted paths; an array gives its elements to one fi
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -78,7 +79,7 @@ def thing_fields(record: ThingRecord, config: IndexingConfiguration) -> Fields:
     if record.groups:
         fields["thingGroupNames"] = record.groups
     for key, value in record.attributes.items():
-        fields[f"attributes.{key}"] = (value,)
+        fields[sys.intern(f"attributes.{key}")] = (value,)  # one copy of each name
     if config.shadow_on:
         classic = record.shadows.get("")
         if classic is not None:
@@ -113,7 +114,7 @@ def _shadow_fields(fields: Fields, prefix: str, shadow: ShadowRecord) -> None:
 def _flatten(content: Any, path: str) -> Iterator[tuple[str, Value]]:
     if isinstance(content, Mapping):
         for key, value in content.items():
-            yield from _flatten(value, f"{path}.{key}")
+            yield from _flatten(value, sys.intern(f"{path}.{key}"))
     elif isinstance(content, list):
         for item in content:
             yield from _flatten(item, path)

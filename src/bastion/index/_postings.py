@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-Each field keeps three maps from a value key to the names of the things holding that
-value: lower-case strings, numbers (numbers, and strings that read as numbers) and
-booleans (the value rules are :mod:`._match`'s). A query is answered with set algebra:
+Each field keeps three maps from a value key to the things holding that value — the
+name alone when only one thing does (names, ids and serial numbers are unique: a set
+each would cost ten times as much), else a set of names: lower-case strings, numbers
+(numbers, and strings that read as numbers) and booleans (the value rules are
+:mod:`._match`'s). A query is answered with set algebra:
 
 * a term is one lookup per value kind; a bare term (no field) looks in every field;
 * ``prefix*`` and ranges bisect a sorted list of the field's keys, built on first use
@@ -40,36 +42,31 @@ _EMPTY: frozenset[str] = frozenset()
 K = TypeVar("K", str, float, bool)
 
 
+Posting = str | set[str]
+"""The things holding one value: a name alone (most values of unique fields — names,
+ids, serial numbers — belong to one thing, and a set costs ten times a reference), or a
+set of names."""
+
+
 class _FieldPostings:
     __slots__ = ("booleans", "numbers", "sorted_numbers", "sorted_strings", "strings")
 
     def __init__(self) -> None:
-        self.strings: dict[str, set[str]] = {}
-        self.numbers: dict[float, set[str]] = {}
-        self.booleans: dict[bool, set[str]] = {}
+        self.strings: dict[str, Posting] = {}
+        self.numbers: dict[float, Posting] = {}
+        self.booleans: dict[bool, Posting] = {}
         self.sorted_strings: list[str] | None = None
         self.sorted_numbers: list[float] | None = None
 
     def add(self, value: Value, name: str) -> None:
         if isinstance(value, bool):
-            self.booleans.setdefault(value, set()).add(name)
+            _add(self.booleans, value, name)
             return
-        if isinstance(value, str):
-            key = value.lower()
-            found = self.strings.get(key)
-            if found is None:
-                self.strings[key] = {name}
-                self.sorted_strings = None
-            else:
-                found.add(name)
+        if isinstance(value, str) and _add(self.strings, value.lower(), name):
+            self.sorted_strings = None
         number = as_number(value)
-        if number is not None:
-            found_n = self.numbers.get(number)
-            if found_n is None:
-                self.numbers[number] = {name}
-                self.sorted_numbers = None
-            else:
-                found_n.add(name)
+        if number is not None and _add(self.numbers, number, name):
+            self.sorted_numbers = None
 
     def discard(self, value: Value, name: str) -> None:
         if isinstance(value, bool):
@@ -84,7 +81,7 @@ class _FieldPostings:
     def empty(self) -> bool:
         return not (self.strings or self.numbers or self.booleans)
 
-    def all_sets(self) -> Iterable[set[str]]:
+    def all_postings(self) -> Iterable[Posting]:
         yield from self.strings.values()
         yield from self.numbers.values()
         yield from self.booleans.values()
@@ -100,16 +97,52 @@ class _FieldPostings:
         return self.sorted_numbers
 
 
-def _discard(postings: dict[K, set[str]], key: K, name: str) -> bool:
+def _add(postings: dict[K, Posting], key: K, name: str) -> bool:
+    """Add ``name`` under ``key``; whether the key is new."""
+    found = postings.get(key)
+    if found is None:
+        postings[key] = name
+        return True
+    if isinstance(found, str):
+        if found != name:
+            postings[key] = {found, name}
+    else:
+        found.add(name)
+    return False
+
+
+def _discard(postings: dict[K, Posting], key: K, name: str) -> bool:
     """Remove ``name`` under ``key``; whether the key went away."""
     found = postings.get(key)
     if found is None:
         return False
+    if isinstance(found, str):
+        if found != name:
+            return False
+        del postings[key]
+        return True
     found.discard(name)
-    if found:
-        return False
-    del postings[key]
-    return True
+    if len(found) == 1:
+        postings[key] = next(iter(found))
+    return False
+
+
+def _gather(postings: Iterable[Posting | None]) -> set[str] | frozenset[str]:
+    """The union of ``postings`` (a single set is returned as it is: read it only)."""
+    sets: list[set[str]] = []
+    names: list[str] = []
+    for posting in postings:
+        if posting is None:
+            continue
+        if isinstance(posting, str):
+            names.append(posting)
+        else:
+            sets.append(posting)
+    if not names:
+        return _union(sets)
+    result = set(names)
+    result.update(*sets)
+    return result
 
 
 def _union(sets: list[set[str]] | list[frozenset[str]] | list[set[str] | frozenset[str]]
@@ -217,7 +250,7 @@ class InvertedIndex:
                 found.append(postings.numbers.get(probe.number))
             if probe.boolean is not None:
                 found.append(postings.booleans.get(probe.boolean))
-            return _union([s for s in found if s])
+            return _gather(found)
         if isinstance(leaf, Wildcard):
             return self._wildcard(leaf.pattern, postings)
         return self._range(leaf, postings)
@@ -225,21 +258,21 @@ class InvertedIndex:
     @staticmethod
     def _wildcard(pattern: str, postings: _FieldPostings) -> set[str] | frozenset[str]:
         if pattern == "*":
-            return _union(list(postings.all_sets()))
+            return _gather(postings.all_postings())
         prefix = literal_prefix(pattern)
         if prefix is not None:
             keys = postings.string_keys()
             start = bisect_left(keys, prefix)
             end = bisect_left(keys, prefix + "\U0010ffff")
-            return _union([postings.strings[k] for k in keys[start:end]])
+            return _gather(postings.strings[k] for k in keys[start:end])
         regex = wildcard_regex(pattern)
-        return _union([names for key, names in postings.strings.items()
-                       if regex.fullmatch(key)])
+        return _gather(names for key, names in postings.strings.items()
+                       if regex.fullmatch(key))
 
     @staticmethod
     def _range(leaf: Range, postings: _FieldPostings) -> set[str] | frozenset[str]:
         if leaf.low is None and leaf.high is None:
-            return _union(list(postings.all_sets()))
+            return _gather(postings.all_postings())
         numbers = numeric_bounds(leaf)
         if numbers is not None:
             low_n, high_n = numbers
@@ -249,7 +282,7 @@ class InvertedIndex:
             end = len(keys_n) if high_n is None else (
                 bisect_right(keys_n, high_n) if leaf.include_high
                 else bisect_left(keys_n, high_n))
-            return _union([postings.numbers[k] for k in keys_n[start:end]])
+            return _gather(postings.numbers[k] for k in keys_n[start:end])
         keys = postings.string_keys()
         low = None if leaf.low is None else leaf.low.lower()
         high = None if leaf.high is None else leaf.high.lower()
@@ -257,4 +290,4 @@ class InvertedIndex:
             bisect_left(keys, low) if leaf.include_low else bisect_right(keys, low))
         end = len(keys) if high is None else (
             bisect_right(keys, high) if leaf.include_high else bisect_left(keys, high))
-        return _union([postings.strings[k] for k in keys[start:end]])
+        return _gather(postings.strings[k] for k in keys[start:end])
