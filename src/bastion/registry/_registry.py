@@ -2,7 +2,9 @@
 principals attached to things — with AWS IoT's rules and errors.
 
 Things, types and principals are handled by the base class in :mod:`._things`, billing
-groups by the one in :mod:`._billing_groups`; this module adds static thing groups.
+groups by the one in :mod:`._billing_groups`, creating dynamic groups and writing their
+members by :mod:`._dynamic_groups`; this module adds thing groups (and updating and
+deleting dynamic ones, which share the static groups' code).
 Group rules (AWS IoT developer guide):
 
 * names ``[a-zA-Z0-9:_-]{1,128}``; at most 50 attributes;
