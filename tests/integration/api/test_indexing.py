@@ -7,6 +7,7 @@ paho client over mutual TLS for the connections)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 from support.clients import V5, Client
 
 from .conftest import ApiBastion, device_through_api
+from .test_cli import AWS, aws_env
 
 FOLLOW = 1.0  # seconds: the index shows a change within a second
 
@@ -394,3 +396,30 @@ def test_a_restarted_index_is_rebuilt_from_the_store(indexed: ApiBastion, iot: A
     assert not fresh.ready  # thing indexing was on when it started: it must be built
     fresh.rebuild()
     assert [t["thingName"] for t in fresh.search(f"attributes.batch:{batch}").things] == [name]
+
+
+@pytest.mark.skipif(AWS is None, reason="the aws CLI is not installed (pip install awscli)")
+def test_the_aws_cli(indexed: ApiBastion, iot: Any, batch: str, tmp_path: Path) -> None:
+    """``aws iot search-index`` and ``create-dynamic-thing-group`` as an operator types
+    them, the invalid query answered as AWS answers it."""
+    assert AWS is not None
+    name = f"cli-{batch}"
+    iot.create_thing(thingName=name, attributePayload={"attributes": {"batch": batch}})
+    common = ["--endpoint-url", indexed.url, "--ca-bundle", str(indexed.verify),
+              "--output", "json"]
+
+    def aws(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([AWS, "iot", *args, *common], capture_output=True, text=True,
+                              env=aws_env(tmp_path), timeout=60, check=False)
+
+    found = aws("search-index", "--query-string", f"attributes.batch:{batch}")
+    assert found.returncode == 0, found.stderr
+    assert [t["thingName"] for t in json.loads(found.stdout)["things"]] == [name]
+    bad = aws("search-index", "--query-string", "thingName:(")
+    assert bad.returncode != 0 and "InvalidQueryException" in bad.stderr
+    group = f"cli-group-{batch}"
+    made = aws("create-dynamic-thing-group", "--thing-group-name", group,
+               "--query-string", f"attributes.batch:{batch}")
+    assert made.returncode == 0, made.stderr
+    assert iot.list_things_in_thing_group(thingGroupName=group)["things"] == [name]
+    iot.delete_dynamic_thing_group(thingGroupName=group)
