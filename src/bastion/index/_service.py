@@ -31,15 +31,13 @@ thing and an :class:`~bastion.index._postings.InvertedIndex` over their fields.
   ``thingGroupNames``. A dynamic group's query is matched against the thing's *static*
   groups only, so no query can chase its own membership.
 
-The thing-group index (``AWS_ThingGroups``) is small and read from the store at each
+The thing-group index (``AWS_ThingGroups``, :mod:`._answers`) is small and read from the store at each
 query. Locking: ``_lock`` guards the records, the postings and the dynamic queries;
 ``_pending_lock`` the noted changes. Store writes happen outside ``_lock``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
 import json
 import logging
@@ -68,6 +66,14 @@ from ._aggregate import (
     percentiles,
     statistics,
 )
+from ._answers import (
+    group_documents,
+    make_token,
+    numbers_of,
+    page_size,
+    read_token,
+    value_key,
+)
 from ._config import SETTINGS_KEY, IndexingConfiguration, updated
 from ._document import (
     NEVER_CONNECTED,
@@ -86,16 +92,13 @@ from ._errors import (
     InvalidQueryError,
 )
 from ._fields import THING_GROUPS, THINGS, check_group_field, check_query_fields, check_thing_field
-from ._match import as_number, matches
+from ._match import matches
 from ._postings import InvertedIndex
 from ._query import Query, leaves, parse_query
 
 log = logging.getLogger("bastion.index")
 
 QUERY_VERSION: Final = "2017-09-30"
-MAX_PAGE: Final = 100
-"""SearchIndex answers at most 100 things a page (AWS: "This maximum number cannot
-exceed 100")."""
 
 MembershipWriter = Callable[[str, Iterable[str], Iterable[str]], Iterable[str]]
 """``(group, things to add, things to remove)``: writes a dynamic group's membership and
@@ -552,13 +555,13 @@ class FleetIndex:
         """
         name = index_name or THINGS
         query = self.parse(query_string, name, query_version)
-        limit = _page_size(max_results)
-        after = _read_token(next_token, query_string)
+        limit = page_size(max_results)
+        after = read_token(next_token, query_string)
         if name == THING_GROUPS:
-            groups = [g for g in self._group_documents() if matches(query, g[1])]
+            groups = [g for g in group_documents(self._store) if matches(query, g[1])]
             chosen = [g for g in groups if after is None or g[0]["thingGroupName"] > after]
             page = chosen[:limit + 1]
-            token = (_make_token(page[limit - 1][0]["thingGroupName"], query_string)
+            token = (make_token(page[limit - 1][0]["thingGroupName"], query_string)
                      if len(page) > limit else None)
             return SearchPage(thing_groups=[g[0] for g in page[:limit]], next_token=token)
         self._require_ready()
@@ -570,7 +573,7 @@ class FleetIndex:
             config = self._config
             documents = [thing_document(self._records[n], config)
                          for n in chosen_names[:limit]]
-        token = (_make_token(chosen_names[limit - 1], query_string)
+        token = (make_token(chosen_names[limit - 1], query_string)
                  if len(chosen_names) > limit else None)
         return SearchPage(things=documents, next_token=token)
 
@@ -593,7 +596,7 @@ class FleetIndex:
             except InvalidQueryError as error:
                 raise InvalidAggregationError(error.message) from None
         if name == THING_GROUPS:
-            return [g[1] for g in self._group_documents() if matches(query, g[1])]
+            return [g[1] for g in group_documents(self._store) if matches(query, g[1])]
         self._require_ready()
         self.flush()
         with self._lock:
@@ -611,7 +614,7 @@ class FleetIndex:
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
         if aggregation_field is None:
             return Statistics(len(matched))
-        return statistics(_numbers(matched, aggregation_field))
+        return statistics(numbers_of(matched, aggregation_field))
 
     def cardinality(self, query_string: str, *, index_name: str | None = None,
                     aggregation_field: str | None = None,
@@ -621,7 +624,7 @@ class FleetIndex:
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
         if aggregation_field is None:
             return len(matched)
-        return len({_key(v) for fields in matched for v in fields.get(aggregation_field, ())})
+        return len({value_key(v) for fields in matched for v in fields.get(aggregation_field, ())})
 
     def percentiles(self, query_string: str, *, aggregation_field: str | None,
                     index_name: str | None = None, percents: Iterable[float] | None = None,
@@ -634,7 +637,7 @@ class FleetIndex:
             raise InvalidAggregationError("GetPercentiles needs an aggregationField")
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
         wanted = tuple(percents) if percents else DEFAULT_PERCENTS
-        return percentiles(_numbers(matched, aggregation_field), wanted)
+        return percentiles(numbers_of(matched, aggregation_field), wanted)
 
     def buckets(self, query_string: str, *, aggregation_field: str,
                 max_buckets: int | None = None, index_name: str | None = None,
@@ -642,37 +645,8 @@ class FleetIndex:
         """GetBucketsAggregation (terms): the number of matches, and the most frequent
         values of ``aggregation_field`` with their counts."""
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
-        keys = (_key(v) for fields in matched for v in fields.get(aggregation_field, ()))
+        keys = (value_key(v) for fields in matched for v in fields.get(aggregation_field, ()))
         return len(matched), buckets(keys, max_buckets or DEFAULT_MAX_BUCKETS)
-
-    # -- the thing-group index ----------------------------------------------------------
-
-    def _group_documents(self) -> list[tuple[dict[str, Any], Fields]]:
-        with self._store.transaction(readonly=True) as uow:
-            rows = uow.thing_groups.all_groups()
-        parents = {row.name: row.parent_name for row in rows}
-        found = []
-        for row in rows:
-            ancestors: list[str] = []
-            parent = row.parent_name
-            while parent is not None and parent not in ancestors:
-                ancestors.append(parent)
-                parent = parents.get(parent)
-            document: dict[str, Any] = {
-                "thingGroupName": row.name, "thingGroupId": row.thing_group_id,
-                "attributes": dict(row.attributes), "parentGroupNames": ancestors}
-            fields: Fields = {"thingGroupName": (row.name,),
-                              "thingGroupId": (row.thing_group_id,)}
-            if row.description:
-                document["thingGroupDescription"] = row.description
-                fields["thingGroupDescription"] = (row.description,)
-            if ancestors:
-                fields["parentGroupNames"] = tuple(ancestors)
-            for key, value in row.attributes.items():
-                fields[f"attributes.{key}"] = (value,)
-            found.append((document, fields))
-        return found
-
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -716,52 +690,3 @@ def _static_view(fields: Fields, dynamic: frozenset[str]) -> Fields:
     view = dict(fields)
     view["thingGroupNames"] = tuple(g for g in groups if g not in dynamic)
     return view
-
-
-def _numbers(matched: list[Fields], field_name: str) -> list[float]:
-    values = [v for fields in matched for v in fields.get(field_name, ())]
-    numbers = [n for n in (as_number(v) for v in values) if n is not None]
-    if values and not numbers:
-        raise InvalidAggregationError(f"{field_name} is not a numeric field")
-    return numbers
-
-
-def _key(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _page_size(max_results: int | None) -> int:
-    if max_results is None:
-        return MAX_PAGE
-    if isinstance(max_results, bool) or not isinstance(max_results, int):
-        raise TypeError("max_results must be an int")
-    if max_results < 1:
-        raise InvalidIndexRequestError("maxResults must be at least 1")
-    return min(max_results, MAX_PAGE)
-
-
-def _digest(query_string: str) -> str:
-    return hashlib.sha256(query_string.encode()).hexdigest()[:16]
-
-
-def _make_token(after: str, query_string: str) -> str:
-    raw = json.dumps({"a": after, "q": _digest(query_string)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _read_token(token: str | None, query_string: str) -> str | None:
-    if token is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        after, digest = data["a"], data["q"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidIndexRequestError("The nextToken is not valid") from None
-    if not isinstance(after, str) or digest != _digest(query_string):
-        raise InvalidIndexRequestError("The nextToken is not valid for this query")
-    return after
