@@ -31,9 +31,11 @@ thing and an :class:`~bastion.index._postings.InvertedIndex` over their fields.
   ``thingGroupNames``. A dynamic group's query is matched against the thing's *static*
   groups only, so no query can chase its own membership.
 
-The thing-group index (``AWS_ThingGroups``, :mod:`._answers`) is small and read from the store at each
-query. Locking: ``_lock`` guards the records, the postings and the dynamic queries;
-``_pending_lock`` the noted changes. Store writes happen outside ``_lock``.
+The thing-group index (``AWS_ThingGroups``, :mod:`._answers`) is small and read from the
+store at each query. Locking: ``_lock`` guards the records, the postings and the dynamic
+queries; ``_pending_lock`` the noted changes; ``_flush_lock`` makes a flush and the
+membership writes it causes one step; ``_config_lock`` serializes configuration changes.
+Store writes happen outside ``_lock``.
 """
 
 from __future__ import annotations
