@@ -25,6 +25,7 @@ from ._errors import (
     InvalidIndexRequestError,
     InvalidQueryError,
 )
+from ._events import ThingConnectivityChanged, ThingShadowChanged
 from ._fields import THING_GROUPS, THINGS
 from ._keeper import IndexKeeper
 from ._match import matches
@@ -58,7 +59,9 @@ __all__ = [
     "ShadowRecord",
     "Statistics",
     "Term",
+    "ThingConnectivityChanged",
     "ThingRecord",
+    "ThingShadowChanged",
     "Wildcard",
     "matches",
     "parse_query",

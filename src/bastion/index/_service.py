@@ -44,6 +44,7 @@ import heapq
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,7 +59,13 @@ from bastion.registry import (
     ThingUpdated,
 )
 from bastion.shadow import ShadowDeleted, ShadowUpdated
-from bastion.store import IndexedThingRow, LatestConnectionRow, Store, ThingGroupRow
+from bastion.store import (
+    IndexedThingRow,
+    LatestConnectionRow,
+    ShadowStateRow,
+    Store,
+    ThingGroupRow,
+)
 
 from ._aggregate import (
     DEFAULT_MAX_BUCKETS,
@@ -93,6 +100,7 @@ from ._errors import (
     InvalidIndexRequestError,
     InvalidQueryError,
 )
+from ._events import ThingConnectivityChanged, ThingShadowChanged
 from ._fields import THING_GROUPS, THINGS, check_group_field, check_query_fields, check_thing_field
 from ._match import matches
 from ._postings import InvertedIndex
@@ -130,9 +138,12 @@ class _Pending:
     registry: set[str] = field(default_factory=set)
     shadows: dict[tuple[str, str], ShadowRecord | None] = field(default_factory=dict)
     connections: dict[str, Connectivity] = field(default_factory=dict)
+    shadows_elsewhere: set[str] = field(default_factory=set)
+    """Things whose shadows changed through another node: read back from the store."""
 
     def __bool__(self) -> bool:
-        return bool(self.registry or self.shadows or self.connections)
+        return bool(self.registry or self.shadows or self.connections
+                    or self.shadows_elsewhere)
 
 
 class FleetIndex:
@@ -162,6 +173,8 @@ class FleetIndex:
         self._status = "ACTIVE"
         self._generation = 0
         self._wake: Callable[[], None] = lambda: None
+        self._publish: Callable[[object], None] = lambda event: None
+        self._origin = uuid.uuid4().hex
         with store.transaction(readonly=True) as uow:
             stored = uow.settings.get(SETTINGS_KEY)
         self._config = (IndexingConfiguration() if stored is None
@@ -248,7 +261,10 @@ class FleetIndex:
         """Follow the registry and shadow events of ``bus``; ``wake`` is called (on the
         bus's thread) whenever a change is noted. Returns a function that unsubscribes."""
         self._wake = wake
+        self._publish = bus.publish
         stops = [
+            bus.subscribe(ThingShadowChanged, self._shadow_elsewhere),
+            bus.subscribe(ThingConnectivityChanged, self._connectivity_elsewhere),
             bus.subscribe(ThingCreated, lambda e: self._note_thing(e.thing_name)),
             bus.subscribe(ThingUpdated, lambda e: self._note_thing(e.thing_name)),
             bus.subscribe(ThingDeleted, lambda e: self._note_thing(e.thing_name)),
@@ -269,6 +285,23 @@ class FleetIndex:
         """A client connected or disconnected (``timestamp`` in epoch seconds); it counts
         for the thing of the same name. Safe from any thread; never blocks."""
         state = Connectivity(connected, int(timestamp * 1000), None if connected else reason)
+        self._note_connectivity(client_id, state)
+        self._publish(ThingConnectivityChanged(self._origin, client_id, connected,
+                                               int(timestamp * 1000),
+                                               state.disconnect_reason or ""))
+
+    def _connectivity_elsewhere(self, event: ThingConnectivityChanged) -> None:
+        if event.origin != self._origin:
+            self._note_connectivity(event.client_id, Connectivity(
+                event.connected, event.timestamp, event.reason or None))
+
+    def _shadow_elsewhere(self, event: ThingShadowChanged) -> None:
+        if event.origin != self._origin:
+            with self._pending_lock:
+                self._pending.shadows_elsewhere.add(event.thing_name)
+            self._wake()
+
+    def _note_connectivity(self, client_id: str, state: Connectivity) -> None:
         with self._pending_lock:
             noted = self._pending.connections.get(client_id)
             if noted is None or (noted.timestamp or 0) <= (state.timestamp or 0):
@@ -299,11 +332,14 @@ class FleetIndex:
             if noted is None or noted.version <= record.version:
                 self._pending.shadows[key] = record
         self._wake()
+        self._publish(ThingShadowChanged(self._origin, *key))
 
     def _shadow_deleted(self, event: ShadowDeleted) -> None:
+        key = (event.thing_name, event.shadow_name or "")
         with self._pending_lock:
-            self._pending.shadows[(event.thing_name, event.shadow_name or "")] = None
+            self._pending.shadows[key] = None
         self._wake()
+        self._publish(ThingShadowChanged(self._origin, *key))
 
     @property
     def needs_build(self) -> bool:
@@ -367,17 +403,17 @@ class FleetIndex:
         fresh: dict[str, IndexedThingRow] = {}
         extra_shadows: dict[str, dict[str, ShadowRecord]] = {}
         extra_connections: dict[str, LatestConnectionRow] = {}
-        if pending.registry:
+        elsewhere: dict[str, dict[str, ShadowRecord]] = {}
+        if pending.registry or pending.shadows_elsewhere:
             with self._store.transaction(readonly=True) as uow:
                 fresh = {row.name: row for row in uow.index_sources.things(pending.registry)}
                 unknown = [n for n in fresh if n not in self._records]
                 if unknown:
-                    for row in uow.index_sources.shadows(unknown):
-                        state = _state(row.state)
-                        if state is not None:
-                            extra_shadows.setdefault(row.thing_name, {})[row.shadow_name] = (
-                                ShadowRecord(row.version, state))
+                    extra_shadows = _shadows(uow.index_sources.shadows(unknown))
                     extra_connections = uow.index_sources.latest_connections(unknown)
+                if pending.shadows_elsewhere:
+                    elsewhere = {name: {} for name in pending.shadows_elsewhere}
+                    elsewhere.update(_shadows(uow.index_sources.shadows(elsewhere)))
         with self._lock:
             config = self._config
             for name in pending.registry:
@@ -398,6 +434,11 @@ class FleetIndex:
                                       version=thing_row.version)
                 self._records[name] = current
                 changed.add(name)
+            for name, shadows_now in elsewhere.items():
+                current = self._records.get(name)
+                if current is not None and name not in fresh:
+                    self._records[name] = replace(current, shadows=shadows_now)
+                    changed.add(name)
             for (name, shadow_name), shadow in pending.shadows.items():
                 current = self._records.get(name)
                 if current is None:
@@ -659,6 +700,17 @@ def _state(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return state if isinstance(state, dict) else None
+
+
+def _shadows(rows: Iterable[ShadowStateRow]) -> dict[str, dict[str, ShadowRecord]]:
+    """Live shadows by thing and shadow name."""
+    found: dict[str, dict[str, ShadowRecord]] = {}
+    for row in rows:
+        state = _state(row.state)
+        if state is not None:
+            found.setdefault(row.thing_name, {})[row.shadow_name] = ShadowRecord(row.version,
+                                                                                  state)
+    return found
 
 
 def _record(row: IndexedThingRow, shadows: Mapping[str, ShadowRecord],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bastion.cluster._events import decode_event, encode_event
+from bastion.index import ThingConnectivityChanged, ThingShadowChanged
 from bastion.registry import ThingCreated
 from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
 
@@ -17,5 +18,10 @@ def test_rule_events_round_trip(event: object) -> None:
     assert decode_event(encode_event(event)) == event
 
 
-def test_a_new_thing_is_relayed() -> None:
-    assert decode_event(encode_event(ThingCreated("lamp-7"))) == ThingCreated("lamp-7")
+@pytest.mark.parametrize("event", [
+    ThingCreated("lamp-7"), ThingShadowChanged("node-a", "lamp-7", ""),
+    ThingConnectivityChanged("node-a", "lamp-7", True, 1_700_000_000_000, ""),
+    ThingConnectivityChanged("node-a", "lamp-7", False, 1_700_000_000_001, "CONNECTION_LOST"),
+], ids=["created", "shadow", "connected", "disconnected"])
+def test_what_the_fleet_index_follows_is_relayed(event: object) -> None:
+    assert decode_event(encode_event(event)) == event
