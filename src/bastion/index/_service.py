@@ -136,7 +136,9 @@ class SearchPage:
 @dataclass(slots=True)
 class _Pending:
     registry: set[str] = field(default_factory=set)
-    shadows: dict[tuple[str, str], ShadowRecord | None] = field(default_factory=dict)
+    shadows: dict[tuple[str, str], tuple[int, bytes] | None] = field(default_factory=dict)
+    """``(version, /update/documents)`` of a changed shadow (parsed by the flush, not on
+    the event loop), ``None`` for a deleted one."""
     connections: dict[str, Connectivity] = field(default_factory=dict)
     shadows_elsewhere: set[str] = field(default_factory=set)
     """Things whose shadows changed through another node: read back from the store."""
@@ -319,18 +321,11 @@ class FleetIndex:
         self._wake()
 
     def _shadow_updated(self, event: ShadowUpdated) -> None:
-        try:
-            current = json.loads(event.documents)["current"]
-            record = ShadowRecord(int(current["version"]), dict(current.get("state") or {}))
-        except (ValueError, KeyError, TypeError):
-            log.warning("index: unreadable shadow documents of %s", event.thing_name)
-            self._note_thing(event.thing_name)
-            return
         key = (event.thing_name, event.shadow_name or "")
         with self._pending_lock:
             noted = self._pending.shadows.get(key)
-            if noted is None or noted.version <= record.version:
-                self._pending.shadows[key] = record
+            if noted is None or noted[0] <= event.version:
+                self._pending.shadows[key] = (event.version, event.documents)
         self._wake()
         self._publish(ThingShadowChanged(self._origin, *key))
 
@@ -399,6 +394,17 @@ class FleetIndex:
             pending, self._pending = self._pending, _Pending()
         if not pending:
             return
+        parsed: dict[tuple[str, str], ShadowRecord | None] = {}
+        for key, noted in pending.shadows.items():
+            if noted is None:
+                parsed[key] = None
+                continue
+            record = _shadow_record(noted[1])
+            if record is None:  # read the thing's shadows back instead
+                log.warning("index: unreadable shadow documents of %s", key[0])
+                pending.shadows_elsewhere.add(key[0])
+            else:
+                parsed[key] = record
         changed: set[str] = set()
         fresh: dict[str, IndexedThingRow] = {}
         extra_shadows: dict[str, dict[str, ShadowRecord]] = {}
@@ -439,7 +445,7 @@ class FleetIndex:
                 if current is not None and name not in fresh:
                     self._records[name] = replace(current, shadows=shadows_now)
                     changed.add(name)
-            for (name, shadow_name), shadow in pending.shadows.items():
+            for (name, shadow_name), shadow in parsed.items():
                 current = self._records.get(name)
                 if current is None:
                     continue
@@ -700,6 +706,15 @@ def _state(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return state if isinstance(state, dict) else None
+
+
+def _shadow_record(documents: bytes) -> ShadowRecord | None:
+    """The shadow after an update, from its ``/update/documents`` message."""
+    try:
+        current = json.loads(documents)["current"]
+        return ShadowRecord(int(current["version"]), dict(current.get("state") or {}))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _shadows(rows: Iterable[ShadowStateRow]) -> dict[str, dict[str, ShadowRecord]]:
