@@ -359,14 +359,10 @@ class FleetIndex:
                 shadows = uow.index_sources.shadows()
                 connections = uow.index_sources.latest_connections()
                 dynamic = uow.thing_groups.dynamic_groups()
-            by_thing: dict[str, dict[str, ShadowRecord]] = {}
-            for row in shadows:
-                state = _state(row.state)
-                if state is not None:
-                    by_thing.setdefault(row.thing_name, {})[row.shadow_name] = ShadowRecord(
-                        row.version, state)
+            by_thing = _shadows(shadows)
             records = {row.name: _record(row, by_thing.get(row.name, {}),
                                          connections.get(row.name)) for row in things}
+            del things, shadows, by_thing, connections  # the rows go before the postings come
             index = InvertedIndex()
             for name, record in records.items():
                 index.put(name, thing_fields(record, config))
