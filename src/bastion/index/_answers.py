@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from bastion.store import Store
 
-from ._document import Fields
+from ._document import Fields, values_of
 from ._errors import InvalidAggregationError, InvalidIndexRequestError
 from ._match import as_number
 
@@ -53,7 +53,7 @@ def numbers_of(matched: list[Fields], field_name: str) -> list[float]:
 
     :raises InvalidAggregationError: the field has values, none of them a number.
     """
-    values = [v for fields in matched for v in fields.get(field_name, ())]
+    values = [v for fields in matched for v in values_of(fields.get(field_name, ()))]
     numbers = [n for n in (as_number(v) for v in values) if n is not None]
     if values and not numbers:
         raise InvalidAggregationError(f"{field_name} is not a numeric field")

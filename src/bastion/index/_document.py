@@ -30,7 +30,15 @@ from typing import Any, TypeAlias
 from ._config import IndexingConfiguration
 
 Value: TypeAlias = str | int | float | bool
-Fields: TypeAlias = dict[str, tuple[Value, ...]]
+FieldValue: TypeAlias = Value | tuple[Value, ...]
+"""A field's value, or its values: most fields hold one, kept bare (a one-element tuple
+per field per thing would be a tenth of the index's memory)."""
+Fields: TypeAlias = dict[str, FieldValue]
+
+
+def values_of(held: FieldValue) -> tuple[Value, ...]:
+    """Every value a field holds."""
+    return held if isinstance(held, tuple) else (held,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +78,16 @@ class ThingRecord:
 def thing_fields(record: ThingRecord, config: IndexingConfiguration) -> Fields:
     """The searchable fields of ``record`` under ``config`` (see the module docstring)."""
     fields: Fields = {
-        "thingName": (record.thing_name,),
-        "thingId": (record.thing_id,),
-        "registry.version": (record.version,),
+        "thingName": record.thing_name,
+        "thingId": record.thing_id,
+        "registry.version": record.version,
     }
     if record.thing_type_name is not None:
-        fields["thingTypeName"] = (record.thing_type_name,)
+        fields["thingTypeName"] = record.thing_type_name
     if record.groups:
         fields["thingGroupNames"] = record.groups
     for key, value in record.attributes.items():
-        fields[sys.intern(f"attributes.{key}")] = (value,)  # one copy of each name
+        fields[sys.intern(f"attributes.{key}")] = value  # one copy of each name
     if config.shadow_on:
         classic = record.shadows.get("")
         if classic is not None:
@@ -90,11 +98,11 @@ def thing_fields(record: ThingRecord, config: IndexingConfiguration) -> Fields:
                 _shadow_fields(fields, f"shadow.name.{name}", named)
     if config.connectivity_on:
         connectivity = record.connectivity
-        fields["connectivity.connected"] = (connectivity.connected,)
+        fields["connectivity.connected"] = connectivity.connected
         if connectivity.timestamp is not None:
-            fields["connectivity.timestamp"] = (connectivity.timestamp,)
+            fields["connectivity.timestamp"] = connectivity.timestamp
         if connectivity.disconnect_reason is not None:
-            fields["connectivity.disconnectReason"] = (connectivity.disconnect_reason,)
+            fields["connectivity.disconnectReason"] = connectivity.disconnect_reason
     return fields
 
 
@@ -106,9 +114,10 @@ def _shadow_fields(fields: Fields, prefix: str, shadow: ShadowRecord) -> None:
                              ("delta", delta)):
         if isinstance(content, Mapping):
             for path, value in _flatten(content, f"{prefix}.{section}"):
-                fields[path] = (*fields.get(path, ()), value)
-    fields[f"{prefix}.version"] = (shadow.version,)
-    fields[f"{prefix}.hasDelta"] = (bool(delta),)
+                held = fields.get(path)
+                fields[path] = value if held is None else (*values_of(held), value)
+    fields[sys.intern(f"{prefix}.version")] = shadow.version
+    fields[sys.intern(f"{prefix}.hasDelta")] = bool(delta)
 
 
 def _flatten(content: Any, path: str) -> Iterator[tuple[str, Value]]:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ._document import Fields, Value
+from ._document import Fields, Value, values_of
 from ._query import And, Not, Or, Query, Range, Term, Wildcard
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -154,7 +154,7 @@ def matches(query: Query, fields: Fields) -> bool:
     if isinstance(query, Not):
         return not matches(query.item, fields)
     if query.field is None:
-        candidates = [v for values in fields.values() for v in values]
+        candidates = [v for held in fields.values() for v in values_of(held)]
     else:
-        candidates = list(fields.get(query.field, ()))
+        candidates = list(values_of(fields.get(query.field, ())))
     return any(value_matches(query, value) for value in candidates)

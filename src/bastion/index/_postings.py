@@ -28,7 +28,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import TypeVar
 
-from ._document import Fields, Value
+from ._document import Fields, FieldValue, Value, values_of
 from ._match import (
     TermProbe,
     as_number,
@@ -188,7 +188,7 @@ class InvertedIndex:
                 postings = self._fields.get(field)
                 if postings is None:
                     postings = self._fields[field] = _FieldPostings()
-                for value in values:
+                for value in values_of(values):
                     postings.add(value, name)
         self._docs[name] = fields
         self.names.add(name)
@@ -201,11 +201,11 @@ class InvertedIndex:
             self._discard_field(field, values, name)
         self.names.discard(name)
 
-    def _discard_field(self, field: str, values: tuple[Value, ...], name: str) -> None:
+    def _discard_field(self, field: str, values: FieldValue, name: str) -> None:
         postings = self._fields.get(field)
         if postings is None:
             return
-        for value in values:
+        for value in values_of(values):
             postings.discard(value, name)
         if postings.empty():
             del self._fields[field]

@@ -92,6 +92,7 @@ from ._document import (
     ThingRecord,
     thing_document,
     thing_fields,
+    values_of,
 )
 from ._errors import (
     IndexNotFoundError,
@@ -669,7 +670,8 @@ class FleetIndex:
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
         if aggregation_field is None:
             return len(matched)
-        return len({value_key(v) for fields in matched for v in fields.get(aggregation_field, ())})
+        return len({value_key(v) for fields in matched
+                    for v in values_of(fields.get(aggregation_field, ()))})
 
     def percentiles(self, query_string: str, *, aggregation_field: str | None,
                     index_name: str | None = None, percents: Iterable[float] | None = None,
@@ -690,7 +692,8 @@ class FleetIndex:
         """GetBucketsAggregation (terms): the number of matches, and the most frequent
         values of ``aggregation_field`` with their counts."""
         matched = self._matched(query_string, index_name, query_version, aggregation_field)
-        keys = (value_key(v) for fields in matched for v in fields.get(aggregation_field, ()))
+        keys = (value_key(v) for fields in matched
+                for v in values_of(fields.get(aggregation_field, ())))
         return len(matched), buckets(keys, max_buckets or DEFAULT_MAX_BUCKETS)
 
 # -- helpers ------------------------------------------------------------------------------
@@ -749,8 +752,9 @@ def _queries(rows: Iterable[ThingGroupRow]) -> dict[str, Query]:
 
 
 def _static_view(fields: Fields, dynamic: frozenset[str]) -> Fields:
-    groups = fields.get("thingGroupNames")
-    if not groups or not dynamic.intersection(groups):
+    held = fields.get("thingGroupNames")
+    groups = () if held is None else values_of(held)
+    if not dynamic.intersection(groups):
         return fields
     view = dict(fields)
     view["thingGroupNames"] = tuple(g for g in groups if g not in dynamic)
