@@ -304,12 +304,16 @@ class RegistryService(ConnectivityReads, DynamicGroupOperations, ThingOperations
             )
         return [self._group_ref(row.name) for row in rows], token
 
-    def add_thing_to_thing_group(self, *, thing_group_name: str, thing_name: str) -> None:
+    def add_thing_to_thing_group(self, *, thing_group_name: str, thing_name: str,
+                                 override_dynamic_groups: bool = False) -> None:
         """AddThingToThingGroup. Adding a member again does nothing.
 
+        :param override_dynamic_groups: when the thing is in 10 groups, some of them
+            dynamic, take it out of the last dynamic one (by name) to make room.
         :raises ResourceNotFoundError: no such group or thing.
         :raises InvalidRequestError: the thing is already in another group of the same
-            hierarchy, or in 10 groups; or the group is dynamic.
+            hierarchy, or in 10 groups (and none dynamic to give way); or the group is
+            dynamic.
         """
         group = check_name(thing_group_name, "thingGroupName")
         thing = check_name(thing_name, "thingName")
@@ -320,6 +324,14 @@ class RegistryService(ConnectivityReads, DynamicGroupOperations, ThingOperations
             current = uow.thing_groups.groups_of(thing)
             if group in current:
                 return
+            if len(current) >= MAX_GROUPS_PER_THING and override_dynamic_groups:
+                dynamic = [name for name in current
+                           if (row := uow.thing_groups.get(name)) is not None and row.dynamic]
+                if dynamic:
+                    evicted = max(dynamic)
+                    uow.thing_groups.remove_member(evicted, thing)
+                    events.append(ThingGroupMembershipChanged(thing, evicted, False))
+                    current.remove(evicted)
             if len(current) >= MAX_GROUPS_PER_THING:
                 raise InvalidRequestError(
                     f"Thing {thing} is already in {MAX_GROUPS_PER_THING} thing groups"

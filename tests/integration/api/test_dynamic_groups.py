@@ -332,3 +332,29 @@ def test_a_thing_in_ten_groups_joins_a_dynamic_group_once_it_has_room(iot: Any) 
     iot.remove_thing_from_thing_group(thingGroupName=statics[0], thingName=name)
     _eventually_members(iot, dynamic, {name})
     iot.delete_dynamic_thing_group(thingGroupName=dynamic)
+
+
+def test_override_dynamic_groups_makes_room_for_a_static_group(iot: Any) -> None:
+    _enable(iot)
+    batch = uuid.uuid4().hex[:8]
+    name = f"crowded-{batch}"
+    _thing(iot, name, batch=batch)
+    dynamic = f"dyn-{batch}"
+    iot.create_dynamic_thing_group(thingGroupName=dynamic,
+                                   queryString=f"attributes.batch:{batch}")
+    statics = [f"s{i}-{batch}" for i in range(10)]
+    for group in statics:
+        iot.create_thing_group(thingGroupName=group)
+    for group in statics[:9]:
+        iot.add_thing_to_thing_group(thingGroupName=group, thingName=name)
+    assert _members(iot, dynamic) == {name}  # 10 groups now, one dynamic
+    assert _error(lambda: iot.add_thing_to_thing_group(
+        thingGroupName=statics[9], thingName=name)) == ("InvalidRequestException", 400)
+    iot.add_thing_to_thing_group(thingGroupName=statics[9], thingName=name,
+                                 overrideDynamicGroups=True)
+    groups = {g["groupName"] for g in
+              iot.list_thing_groups_for_thing(thingName=name)["thingGroups"]}
+    assert groups == set(statics)
+    iot.search_index(queryString=f"thingName:{name}")  # a query applies what is noted first
+    assert _members(iot, dynamic) == set()  # the index did not push it back in
+    iot.delete_dynamic_thing_group(thingGroupName=dynamic)

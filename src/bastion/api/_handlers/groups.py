@@ -99,7 +99,9 @@ def _membership(ctx: OperationContext, params: Params) -> tuple[str, str]:
 @TABLE.register("iot", "AddThingToThingGroup")
 def add_thing_to_thing_group(ctx: OperationContext, params: Params) -> Result:
     group, thing = _membership(ctx, params)
-    ctx.services.registry.add_thing_to_thing_group(thing_group_name=group, thing_name=thing)
+    ctx.services.registry.add_thing_to_thing_group(
+        thing_group_name=group, thing_name=thing,
+        override_dynamic_groups=bool(params.get("overrideDynamicGroups", False)))
     return {}
 
 
