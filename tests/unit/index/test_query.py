@@ -98,3 +98,51 @@ def test_any_text_parses_or_is_refused_as_an_invalid_query(source: str) -> None:
         parse_query(source)
     except InvalidQueryError:
         pass
+
+
+# -- round trip: any tree, written out, reads back as itself ---------------------------
+
+_WORD = st.text(alphabet="abcxyz019._-:\"\\ ()", min_size=1, max_size=8).filter(
+    lambda w: w.strip() == w and w not in {"AND", "OR", "NOT", "TO"})
+_PATTERN = st.tuples(st.sampled_from("abc"), st.text(alphabet="ab1*?", max_size=5)).map(
+    lambda p: p[0] + p[1] + "*")
+_FIELD = st.sampled_from(["thingName", "attributes.color", "shadow.reported.temp"])
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in ' ()[]{}:"\\<>=*?-' else c for c in text)
+
+
+def _render(query: object) -> str:
+    if isinstance(query, Term):
+        return f"{query.field}:{_escape(query.text)}" if query.field else _escape(query.text)
+    if isinstance(query, Wildcard):
+        return f"{query.field}:{query.pattern}" if query.field else query.pattern
+    if isinstance(query, Range):
+        low = "*" if query.low is None else _escape(query.low)
+        high = "*" if query.high is None else _escape(query.high)
+        opening, closing = "[" if query.include_low else "{", "]" if query.include_high else "}"
+        return f"{query.field}:{opening}{low} TO {high}{closing}"
+    if isinstance(query, Not):
+        return f"NOT ({_render(query.item)})"
+    joiner = " AND " if isinstance(query, And) else " OR "
+    return joiner.join(f"({_render(item)})" for item in query.items)  # type: ignore[attr-defined]
+
+
+_LEAVES = st.one_of(
+    st.builds(Term, st.one_of(st.none(), _FIELD), _WORD),
+    st.builds(Wildcard, st.one_of(st.none(), _FIELD), _PATTERN),
+    st.builds(Range, _FIELD, st.one_of(st.none(), _WORD), st.one_of(st.none(), _WORD),
+              st.booleans(), st.booleans()),
+)
+_TREES = st.recursive(_LEAVES, lambda inner: st.one_of(
+    st.lists(inner, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
+    st.lists(inner, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
+    inner.map(Not)), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TREES)
+def test_a_written_out_tree_reads_back_as_itself(tree: object) -> None:
+    source = _render(tree)
+    assert parse_query(source) == tree, source
