@@ -439,7 +439,7 @@ class FleetIndex:
                 changed.add(name)
             for name, shadows_now in elsewhere.items():
                 current = self._records.get(name)
-                if current is not None and name not in fresh:
+                if current is not None:
                     self._records[name] = replace(current, shadows=shadows_now)
                     changed.add(name)
             for (name, shadow_name), shadow in parsed.items():
@@ -476,9 +476,10 @@ class FleetIndex:
     def set_dynamic_group(self, group: str, query: Query) -> None:
         """Maintain ``group``'s members from ``query`` from now on, starting with all of
         them (blocking: writes the membership)."""
-        with self._lock:
-            self._dynamic[group] = query
-        self.reconcile_group(group)
+        with self._flush_lock:  # not interleaved with refresh_dynamic_groups
+            with self._lock:
+                self._dynamic[group] = query
+            self.reconcile_group(group)
 
     def refresh(self) -> None:
         """Re-read what another node may have changed (blocking): the configuration, and
@@ -496,16 +497,18 @@ class FleetIndex:
         or deleted) and reconcile the ones whose query is new here (blocking)."""
         if not self.ready:
             return
-        with self._store.transaction(readonly=True) as uow:
-            queries = _queries(uow.thing_groups.dynamic_groups())
-        with self._lock:
-            changed = [g for g, q in queries.items() if self._dynamic.get(g) != q]
-            self._dynamic = queries
-        for group in changed:
-            self.reconcile_group(group)
+        with self._flush_lock:  # a local create or delete lands before or after, not amid
+            with self._store.transaction(readonly=True) as uow:
+                queries = _queries(uow.thing_groups.dynamic_groups())
+            with self._lock:
+                changed = [g for g, q in queries.items() if self._dynamic.get(g) != q]
+                self._dynamic = queries
+            for group in changed:
+                self.reconcile_group(group)
 
     def drop_dynamic_group(self, group: str) -> None:
-        with self._lock:
+        """Stop maintaining ``group`` (it was deleted)."""
+        with self._flush_lock, self._lock:
             self._dynamic.pop(group, None)
 
     def reconcile_group(self, group: str) -> None:
