@@ -72,12 +72,12 @@ class IndexKeeper(Component):
             else:
                 await asyncio.sleep(SETTLE)
                 event.clear()
-                if self._index.needs_build:
-                    await self._round(self._index.rebuild)
-                await self._round(self._index.flush)
             if loop.time() >= next_refresh:
                 await self._round(self._index.refresh)
                 next_refresh = loop.time() + REFRESH
+            if self._index.needs_build:  # also retries a build that failed (store down)
+                await self._round(self._index.rebuild)
+            await self._round(self._index.flush)
 
     @staticmethod
     async def _round(work: Callable[[], None]) -> None:
