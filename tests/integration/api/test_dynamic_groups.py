@@ -358,3 +358,21 @@ def test_override_dynamic_groups_makes_room_for_a_static_group(iot: Any) -> None
     iot.search_index(queryString=f"thingName:{name}")  # a query applies what is noted first
     assert _members(iot, dynamic) == set()  # the index did not push it back in
     iot.delete_dynamic_thing_group(thingGroupName=dynamic)
+
+
+def test_a_connectivity_query_follows_a_real_device(indexed: ApiBastion, iot: Any,
+                                                    tmp_path: Path) -> None:
+    _enable(iot)
+    batch = uuid.uuid4().hex[:8]
+    name, group = f"online-{batch}", f"online-{batch}"
+    device = device_through_api(indexed, iot, name, tmp_path)
+    iot.create_dynamic_thing_group(
+        thingGroupName=group, queryString=f"thingName:{name} connectivity.connected:true")
+    assert _members(iot, group) == set()
+    client = Client(device, indexed.mqtt_port, client_id=name, version=V5).connect()
+    try:
+        _eventually_members(iot, group, {name})
+    finally:
+        client.disconnect()
+    _eventually_members(iot, group, set())
+    iot.delete_dynamic_thing_group(thingGroupName=group)
