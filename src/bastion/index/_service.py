@@ -360,7 +360,7 @@ class FleetIndex:
                 shadows = uow.index_sources.shadows()
                 connections = uow.index_sources.latest_connections()
                 dynamic = uow.thing_groups.dynamic_groups()
-            by_thing = _shadows(shadows)
+            by_thing = _shadows(shadows, _kept_shadows(config))
             records = {row.name: _record(row, by_thing.get(row.name, {}),
                                          connections.get(row.name)) for row in things}
             del things, shadows, by_thing, connections  # the rows go before the postings come
@@ -402,6 +402,7 @@ class FleetIndex:
                 pending.shadows_elsewhere.add(key[0])
             else:
                 parsed[key] = record
+        kept = _kept_shadows(self._config)
         changed: set[str] = set()
         fresh: dict[str, IndexedThingRow] = {}
         extra_shadows: dict[str, dict[str, ShadowRecord]] = {}
@@ -412,11 +413,11 @@ class FleetIndex:
                 fresh = {row.name: row for row in uow.index_sources.things(pending.registry)}
                 unknown = [n for n in fresh if n not in self._records]
                 if unknown:
-                    extra_shadows = _shadows(uow.index_sources.shadows(unknown))
+                    extra_shadows = _shadows(uow.index_sources.shadows(unknown), kept)
                     extra_connections = uow.index_sources.latest_connections(unknown)
                 if pending.shadows_elsewhere:
                     elsewhere = {name: {} for name in pending.shadows_elsewhere}
-                    elsewhere.update(_shadows(uow.index_sources.shadows(elsewhere)))
+                    elsewhere.update(_shadows(uow.index_sources.shadows(elsewhere), kept))
         with self._lock:
             config = self._config
             for name in pending.registry:
@@ -444,7 +445,7 @@ class FleetIndex:
                     changed.add(name)
             for (name, shadow_name), shadow in parsed.items():
                 current = self._records.get(name)
-                if current is None:
+                if current is None or shadow_name not in kept:
                     continue
                 shadows = dict(current.shadows)
                 if shadow is None:
@@ -719,10 +720,19 @@ def _shadow_record(documents: bytes) -> ShadowRecord | None:
         return None
 
 
-def _shadows(rows: Iterable[ShadowStateRow]) -> dict[str, dict[str, ShadowRecord]]:
-    """Live shadows by thing and shadow name."""
+def _kept_shadows(config: IndexingConfiguration) -> frozenset[str]:
+    """The shadows a record keeps: the classic one (``""``) and the named ones indexed;
+    none without shadow indexing (a configuration change rebuilds the records)."""
+    return frozenset({"", *config.indexed_shadow_names}) if config.shadow_on else frozenset()
+
+
+def _shadows(rows: Iterable[ShadowStateRow], kept: frozenset[str]
+             ) -> dict[str, dict[str, ShadowRecord]]:
+    """The live shadows in ``kept``, by thing and shadow name."""
     found: dict[str, dict[str, ShadowRecord]] = {}
     for row in rows:
+        if row.shadow_name not in kept:
+            continue
         state = _state(row.state)
         if state is not None:
             found.setdefault(row.thing_name, {})[row.shadow_name] = ShadowRecord(row.version,
