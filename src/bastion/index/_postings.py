@@ -127,6 +127,16 @@ def _discard(postings: dict[K, Posting], key: K, name: str) -> bool:
     return False
 
 
+def _same(one: FieldValue | None, other: FieldValue | None) -> bool:
+    """Whether two field values are the same values of the same kinds (``True == 1`` in
+    Python, but the index keeps them apart)."""
+    if one is None or other is None:
+        return one is other
+    first, second = values_of(one), values_of(other)
+    return len(first) == len(second) and all(
+        type(a) is type(b) and a == b for a, b in zip(first, second, strict=True))
+
+
 def _gather(postings: Iterable[Posting | None]) -> set[str] | frozenset[str]:
     """The union of ``postings`` (a single set is returned as it is: read it only)."""
     sets: list[set[str]] = []
@@ -177,14 +187,12 @@ class InvertedIndex:
     def put(self, name: str, fields: Fields) -> None:
         """Index ``name`` with ``fields``, replacing what it had."""
         old = self._docs.get(name)
-        if old == fields:
-            return
         if old is not None:
             for field, values in old.items():
-                if fields.get(field) != values:
+                if not _same(fields.get(field), values):
                     self._discard_field(field, values, name)
         for field, values in fields.items():
-            if old is None or old.get(field) != values:
+            if old is None or not _same(old.get(field), values):
                 postings = self._fields.get(field)
                 if postings is None:
                     postings = self._fields[field] = _FieldPostings()

@@ -121,3 +121,14 @@ def test_value_rules(source: str, expected: bool) -> None:
     index = InvertedIndex()
     index.put("x", DOC)
     assert (set(index.evaluate(query)) == {"x"}) is expected
+
+
+def test_true_and_one_are_different_values() -> None:
+    """Python says ``True == 1``; the index must not (Hypothesis found it)."""
+    index = InvertedIndex()
+    index.put("t", {"attributes.rev": True})
+    index.put("t", {"attributes.rev": 1})
+    assert set(index.evaluate(parse_query("attributes.rev:1"))) == {"t"}
+    assert set(index.evaluate(parse_query("attributes.rev:true"))) == set()
+    index.remove("t")
+    assert set(index.evaluate(parse_query("*"))) == set()
