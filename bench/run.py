@@ -47,6 +47,7 @@ import brokers
 import cluster
 import detect_sim
 import durability
+import indexing
 import loadgen
 import procstat
 import report
@@ -81,9 +82,10 @@ HEADLINE.update(cluster.HEADLINE)
 HEADLINE.update(rules.HEADLINE)
 HEADLINE.update(detect_sim.HEADLINE)
 HEADLINE.update(rotation.HEADLINE)
+HEADLINE.update(indexing.HEADLINE)
 """The figure by which repeated runs are ranked (the median run is kept)."""
 ALL_SCENARIOS = {**SCENARIOS, **cluster.SCENARIOS, **rules.SCENARIOS, **detect_sim.SCENARIOS,
-                 **rotation.SCENARIOS}
+                 **rotation.SCENARIOS, **indexing.SCENARIOS}
 """What ``--only`` accepts. Without ``--only`` only ``SCENARIOS`` run: the cluster ones
 need NATS and PostgreSQL, and ``cluster-idle`` takes many minutes. ``--only cluster``
 stands for ``cluster.DEFAULT``."""
@@ -787,6 +789,7 @@ def run_all(bench: Bench) -> None:
     if "detect-sim" in s.scenarios:
         detect_sim.run_in_bench(bench)
     rotation.run_all(bench)
+    indexing.run_all(bench)
 
 
 def _durable_preamble(bench: Bench) -> None:
@@ -916,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(rules.summary(bench))
     figures.update(detect_sim.summary(bench))
     figures.update(rotation.summary(bench))
+    figures.update(indexing.summary(bench))
     cluster.print_tables(bench)
     rules.print_tables(bench)
     rotation.print_tables(bench)

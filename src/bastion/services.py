@@ -47,6 +47,7 @@ from .defender.detect import (
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
 from .files import FileService
+from .index import DynamicThingGroups, FleetIndex
 from .jobs import JobsError, JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
 from .ota import OtaService, StreamService
@@ -164,6 +165,8 @@ class Services:
     rotation: RotationServices
     signing: SigningService
     ota: OtaService
+    index: FleetIndex
+    dynamic_groups: DynamicThingGroups
     streams: StreamService
     threats: ThreatService | None = None
     digests: TrailDigester | None = None
@@ -272,6 +275,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     signing = SigningService(store, keystore, files, account=account, clock=clock,
                              ca_certificate_path=datadir.ca_dir / "code-signing-ca.cert.pem")
     streams = StreamService(store, files=files, account=account, clock=clock)
+    index = FleetIndex(store, membership_writer=plane.registry.set_dynamic_members)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
         regions=Regions(plane, datadir, bus.publish),
@@ -285,6 +289,7 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         audit=audit, detect=detect, rules=rules, rotation=rotation, signing=signing,
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, streams=streams,
                        account=account, clock=clock),
+        index=index, dynamic_groups=DynamicThingGroups(index),
         streams=streams, threats=_threats(config, store, account, files, alerts, clock),
         digests=_trail_digests(config, datadir, store, keystore, trail_keys))
 

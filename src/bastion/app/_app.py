@@ -10,9 +10,11 @@ live sessions), hands the services to the front doors (the reserved-topic handle
 REST API) and runs the long-lived components under one :class:`~bastion.lifecycle.Lifecycle`,
 in this order:
 
-    store · trail digests · sessions · cluster · connection journal · alert dispatcher · jobs scheduler · audit scheduler ·
-    rotation keeper · detect loop · fleet detect (cluster) · provisioning hooks · device trust ·
-    MQTT listeners · credentials provider · REST API (with the web console on its port)
+    store · trail digests · sessions · cluster · connection journal · fleet index ·
+    alert dispatcher · jobs scheduler · audit scheduler · rotation keeper · threat watch ·
+    detect loop · fleet detect (cluster) · provisioning hooks · rules · IoT logs ·
+    device trust · MQTT listeners · credentials provider · REST API (with the web console
+    on its port)
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
@@ -47,6 +49,7 @@ from ..datadir import DataDir
 from ..defender.audit import AuditScheduler
 from ..enforcement import ConnectionJournal, RegistryGate, SecurityEventBridge
 from ..events import InProcessBus
+from ..index import IndexKeeper
 from ..iotlogs import IoTLogs
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
@@ -279,6 +282,7 @@ class App:
                                           resync=lambda: self._resync(bridge)))
         components += [
             self.journal,
+            self._index_keeper(services),
             services.alerts,
             JobScheduler(services.jobs, bus),
         ]
@@ -342,6 +346,16 @@ class App:
                                  console=self.console)
             components.append(self.api)
         return components
+
+    def _index_keeper(self, services: Services) -> IndexKeeper:
+        """The fleet index's keeper; the index is told of every connection and
+        disconnection (services do not import the broker, so its events are forwarded)."""
+        index = services.index
+        self.bus.subscribe(ClientConnected, lambda event: index.connection_changed(
+            event.client_id, True, event.timestamp))
+        self.bus.subscribe(ClientDisconnected, lambda event: index.connection_changed(
+            event.client_id, False, event.timestamp, event.reason.value))
+        return IndexKeeper(index, self.bus)
 
     def _rotation_keeper(self, services: Services) -> RotationKeeper:
         """The rotation keeper, told of every connection (services do not import the

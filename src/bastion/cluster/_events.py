@@ -22,15 +22,18 @@ import typing
 from typing import Any, Final
 
 from ..enforcement import SECURITY_EVENTS
-from ..registry import CaCertificateRegistered, CertificateRegistered
+from ..index import ThingConnectivityChanged, ThingShadowChanged
+from ..registry import CaCertificateRegistered, CertificateRegistered, ThingCreated
 from ..rules import TopicRuleChanged, TopicRuleDestinationChanged
 
 RELAYED: Final[tuple[type, ...]] = (
     *SECURITY_EVENTS, CertificateRegistered, CaCertificateRegistered,
-    TopicRuleChanged, TopicRuleDestinationChanged)
+    TopicRuleChanged, TopicRuleDestinationChanged, ThingCreated, ThingShadowChanged,
+    ThingConnectivityChanged)
 """The events every node must see: the security state of live sessions
-(:data:`~bastion.enforcement.SECURITY_EVENTS`), the CAs the listeners trust, and topic
-rule changes (every node's rules engine reloads its rules)."""
+(:data:`~bastion.enforcement.SECURITY_EVENTS`), the CAs the listeners trust, topic
+rule changes (every node's rules engine reloads its rules), and what every node's fleet
+index follows: new things, shadow and connectivity changes."""
 
 _BY_NAME: Final = {kind.__name__: kind for kind in RELAYED}
 

@@ -2,8 +2,9 @@
 
 Domain services — business rules and AWS error semantics, no I/O framework:
 
-* :class:`RegistryService` — things, thing types, thing groups, membership, billing
-  groups, thing principals;
+* :class:`RegistryService` — things, thing types, thing groups (static and dynamic: the
+  fleet index, :mod:`bastion.index`, decides a dynamic group's members), membership,
+  billing groups, thing principals;
 * :class:`RoleAliasService` — role aliases: the role and duration of the temporary
   credentials devices get from the credentials provider;
 * :class:`TaggingService` — tags on the taggable resources (TagResource and friends);
@@ -50,6 +51,7 @@ from ._events import (
     PolicyAttachmentChanged,
     PolicyDefaultVersionChanged,
     PolicyDeleted,
+    ThingCreated,
     ThingDeleted,
     ThingGroupDeleted,
     ThingGroupMembershipChanged,
@@ -134,6 +136,7 @@ __all__ = [
     "TaggingService",
     "Thing",
     "ThingConnectivity",
+    "ThingCreated",
     "ThingDeleted",
     "ThingGroup",
     "ThingGroupDeleted",

@@ -90,6 +90,13 @@ class ThingPrincipalChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ThingCreated:
+    """A thing entered the registry (the fleet index reads it in)."""
+
+    thing_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ThingUpdated:
     """A thing's type or attributes changed (they feed policy variables)."""
 

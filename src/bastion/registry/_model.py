@@ -82,8 +82,9 @@ class GroupNameAndArn:
 
 @dataclass(frozen=True, slots=True)
 class ThingGroup:
-    """A static thing group. ``root_to_parent_thing_groups`` runs from the root of the
-    hierarchy down to the direct parent (empty for a root group)."""
+    """A thing group. ``root_to_parent_thing_groups`` runs from the root of the
+    hierarchy down to the direct parent (empty for a root group). A dynamic group has a
+    ``query_string`` (and is always a root without children)."""
 
     thing_group_name: str
     thing_group_arn: str
@@ -95,6 +96,13 @@ class ThingGroup:
     version: int
     creation_date: datetime
     last_modified_date: datetime
+    query_string: str | None = None
+    index_name: str | None = None
+    query_version: str | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.query_string is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 principals attached to things — with AWS IoT's rules and errors.
 
 Things, types and principals are handled by the base class in :mod:`._things`, billing
-groups by the one in :mod:`._billing_groups`; this module adds static thing groups.
+groups by the one in :mod:`._billing_groups`, creating dynamic groups and writing their
+members by :mod:`._dynamic_groups`; this module adds thing groups (and updating and
+deleting dynamic ones, which share the static groups' code).
 Group rules (AWS IoT developer guide):
 
 * names ``[a-zA-Z0-9:_-]{1,128}``; at most 50 attributes;
@@ -24,6 +26,7 @@ from bastion.store import ConflictError, PolicyTarget, ThingGroupRow, UnitOfWork
 from ._arns import THING_GROUP
 from ._billing_groups import BillingGroupOperations
 from ._connectivity import ConnectivityReads
+from ._dynamic_groups import DynamicGroupOperations
 from ._errors import InvalidRequestError, ResourceAlreadyExistsError, ResourceNotFoundError
 from ._events import PolicyAttachmentChanged, ThingGroupDeleted, ThingGroupMembershipChanged
 from ._model import GroupNameAndArn, Page, ThingGroup
@@ -41,7 +44,8 @@ MAX_GROUP_DEPTH: Final = 7
 MAX_GROUPS_PER_THING: Final = 10
 
 
-class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations):
+class RegistryService(ConnectivityReads, DynamicGroupOperations, ThingOperations,
+                      BillingGroupOperations):
     """Things, thing types, thing groups, billing groups and thing principals, and the
     connectivity of things (:mod:`._connectivity`).
 
@@ -94,6 +98,9 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
             ancestors: list[ThingGroupRow] = []
             if parent_group_name is not None:
                 parent = _require_group(uow, parent_group_name, for_update=True)
+                if parent.dynamic:
+                    raise InvalidRequestError(
+                        f"Dynamic thing group {parent.name} cannot have child groups")
                 ancestors = [*uow.thing_groups.ancestors(parent.name), parent]
                 if len(ancestors) + 1 > MAX_GROUP_DEPTH:
                     raise InvalidRequestError(
@@ -138,8 +145,24 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
             empty value removes that attribute.
         :raises ResourceNotFoundError: no such group.
         :raises VersionConflictError: ``expected_version`` is not the current version.
-        :raises InvalidRequestError: bad arguments or too many attributes.
+        :raises InvalidRequestError: bad arguments or too many attributes, or a dynamic
+            group (UpdateDynamicThingGroup changes those).
         """
+        return self._update_group(thing_group_name, description=description,
+                                  attributes=attributes, merge=merge,
+                                  expected_version=expected_version, dynamic=False)
+
+    def _update_group(
+        self,
+        thing_group_name: str,
+        *,
+        description: str | None,
+        attributes: Mapping[str, str] | None,
+        merge: bool,
+        expected_version: int | None,
+        dynamic: bool,
+        query: tuple[str, str, str] | None = None,
+    ) -> int:
         name = check_name(thing_group_name, "thingGroupName")
         new_description = check_description(description)
         changes = None if attributes is None else check_attributes(attributes)
@@ -147,6 +170,7 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
         now = self._now()
         with self._change() as (uow, _events):
             current = _require_group(uow, name, for_update=True)
+            _require_kind(current, dynamic)
             compare_version(expected_version, current.version, f"thing group {name}")
             values = dict(current.attributes)
             if changes is not None:
@@ -168,7 +192,44 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
                 version=version,
                 now=now,
             )
+            if query is not None:
+                uow.thing_groups.set_query(name, query_string=query[0], index_name=query[1],
+                                           query_version=query[2])
         return version
+
+    def update_dynamic_thing_group(
+        self,
+        thing_group_name: str,
+        *,
+        query_string: str,
+        index_name: str,
+        query_version: str,
+        description: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        merge: bool = False,
+        expected_version: int | None = None,
+    ) -> int:
+        """UpdateDynamicThingGroup's registry part; returns the new version.
+
+        :raises ResourceNotFoundError: no such group.
+        :raises VersionConflictError: ``expected_version`` is not the current version.
+        :raises InvalidRequestError: bad arguments, or the group is static.
+        """
+        return self._update_group(
+            thing_group_name, description=description, attributes=attributes, merge=merge,
+            expected_version=expected_version, dynamic=True,
+            query=(query_string, index_name, query_version))
+
+    def delete_dynamic_thing_group(self, thing_group_name: str, *,
+                                   expected_version: int | None = None) -> None:
+        """DeleteDynamicThingGroup: its members leave it, its policies are detached.
+        Deleting a group that does not exist succeeds.
+
+        :raises VersionConflictError: ``expected_version`` is not the current version.
+        :raises InvalidRequestError: the group is static.
+        """
+        self._delete_group(
+            thing_group_name, expected_version=expected_version, dynamic=True)
 
     def delete_thing_group(
         self, thing_group_name: str, *, expected_version: int | None = None
@@ -177,14 +238,20 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
         detached. Deleting a group that does not exist succeeds.
 
         :raises VersionConflictError: ``expected_version`` is not the current version.
-        :raises InvalidRequestError: the group has child groups.
+        :raises InvalidRequestError: the group has child groups, or is dynamic
+            (DeleteDynamicThingGroup deletes those).
         """
+        self._delete_group(thing_group_name, expected_version=expected_version, dynamic=False)
+
+    def _delete_group(self, thing_group_name: str, *, expected_version: int | None,
+                      dynamic: bool) -> None:
         name = check_name(thing_group_name, "thingGroupName")
         check_expected_version(expected_version)
         with self._change() as (uow, events):
             current = uow.thing_groups.get(name, for_update=True)
             if current is None:
                 return
+            _require_kind(current, dynamic)
             compare_version(expected_version, current.version, f"thing group {name}")
             if uow.thing_groups.has_children(name):
                 raise InvalidRequestError(
@@ -237,22 +304,34 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
             )
         return [self._group_ref(row.name) for row in rows], token
 
-    def add_thing_to_thing_group(self, *, thing_group_name: str, thing_name: str) -> None:
+    def add_thing_to_thing_group(self, *, thing_group_name: str, thing_name: str,
+                                 override_dynamic_groups: bool = False) -> None:
         """AddThingToThingGroup. Adding a member again does nothing.
 
+        :param override_dynamic_groups: when the thing is in 10 groups, some of them
+            dynamic, take it out of the last dynamic one (by name) to make room.
         :raises ResourceNotFoundError: no such group or thing.
         :raises InvalidRequestError: the thing is already in another group of the same
-            hierarchy, or in 10 groups.
+            hierarchy, or in 10 groups (and none dynamic to give way); or the group is
+            dynamic.
         """
         group = check_name(thing_group_name, "thingGroupName")
         thing = check_name(thing_name, "thingName")
         now = self._now()
         with self._change() as (uow, events):
-            _require_group(uow, group)
+            _require_static(_require_group(uow, group))
             require_thing(uow, thing, for_update=True)
             current = uow.thing_groups.groups_of(thing)
             if group in current:
                 return
+            if len(current) >= MAX_GROUPS_PER_THING and override_dynamic_groups:
+                dynamic = [name for name in current
+                           if (row := uow.thing_groups.get(name)) is not None and row.dynamic]
+                if dynamic:
+                    evicted = max(dynamic)
+                    uow.thing_groups.remove_member(evicted, thing)
+                    events.append(ThingGroupMembershipChanged(thing, evicted, False))
+                    current.remove(evicted)
             if len(current) >= MAX_GROUPS_PER_THING:
                 raise InvalidRequestError(
                     f"Thing {thing} is already in {MAX_GROUPS_PER_THING} thing groups"
@@ -271,11 +350,12 @@ class RegistryService(ConnectivityReads, ThingOperations, BillingGroupOperations
         """RemoveThingFromThingGroup. Removing a thing that is not a member does nothing.
 
         :raises ResourceNotFoundError: no such group or thing.
+        :raises InvalidRequestError: the group is dynamic.
         """
         group = check_name(thing_group_name, "thingGroupName")
         thing = check_name(thing_name, "thingName")
         with self._change() as (uow, events):
-            _require_group(uow, group)
+            _require_static(_require_group(uow, group))
             require_thing(uow, thing)
             if uow.thing_groups.remove_member(group, thing):
                 events.append(ThingGroupMembershipChanged(thing, group, False))
@@ -327,6 +407,22 @@ def _require_group(uow: UnitOfWork, name: str, *, for_update: bool = False) -> T
     if row is None:
         raise ResourceNotFoundError(f"Thing group {name} cannot be found")
     return row
+
+
+def _require_static(row: ThingGroupRow) -> None:
+    if row.dynamic:
+        raise InvalidRequestError(
+            f"Cannot add things to or remove things from dynamic thing group {row.name}: "
+            "its query decides its members")
+
+
+def _require_kind(row: ThingGroupRow, dynamic: bool) -> None:
+    if row.dynamic and not dynamic:
+        raise InvalidRequestError(
+            f"Thing group {row.name} is a dynamic thing group; use the dynamic thing group "
+            "operations")
+    if dynamic and not row.dynamic:
+        raise InvalidRequestError(f"Thing group {row.name} is not a dynamic thing group")
 
 
 def _root_of(uow: UnitOfWork, group: str) -> str:

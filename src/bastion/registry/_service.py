@@ -176,6 +176,9 @@ class ServiceBase:
             version=row.version,
             creation_date=row.creation_date,
             last_modified_date=row.last_modified_date,
+            query_string=row.query_string,
+            index_name=row.index_name,
+            query_version=row.query_version,
         )
 
     def _certificate(self, row: CertificateRow) -> CertificateRecord:

@@ -30,7 +30,13 @@ from ._errors import (
     ResourceNotFoundError,
     VersionConflictError,
 )
-from ._events import ThingDeleted, ThingGroupMembershipChanged, ThingPrincipalChanged, ThingUpdated
+from ._events import (
+    ThingCreated,
+    ThingDeleted,
+    ThingGroupMembershipChanged,
+    ThingPrincipalChanged,
+    ThingUpdated,
+)
 from ._model import Page, Thing, ThingType
 from ._names import (
     ATTRIBUTE_NAME,
@@ -192,7 +198,7 @@ class ThingOperations(ServiceBase):
             check_name(billing_group_name, "billingGroupName")
         values = present(check_attributes(attributes or {}))
         now = self._now()
-        with self._change() as (uow, _events):
+        with self._change() as (uow, events):
             existing = uow.things.get(name)
             if existing is not None:
                 if (existing.thing_type_name, dict(existing.attributes)) == (
@@ -216,6 +222,7 @@ class ThingOperations(ServiceBase):
                 last_modified_date=now,
             )
             self._insert(lambda: uow.things.insert(row, searchable=searchable), f"Thing {name}")
+            events.append(ThingCreated(name))
             if billing_group_name is not None:
                 if uow.billing_groups.get(billing_group_name) is None:
                     raise ResourceNotFoundError(

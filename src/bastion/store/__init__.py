@@ -57,6 +57,12 @@ from ._errors import ConflictError, InvalidPageTokenError, StoreError
 from ._files import FileRepository, FileRow, FileUploadRow
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
+from ._index_sources import (
+    IndexedThingRow,
+    IndexSourceRepository,
+    LatestConnectionRow,
+    ShadowStateRow,
+)
 from ._jobs import (
     JobExecutionRepository,
     JobExecutionRow,
@@ -160,6 +166,8 @@ __all__ = [
     "FileRepository",
     "FileRow",
     "FileUploadRow",
+    "IndexSourceRepository",
+    "IndexedThingRow",
     "InvalidPageTokenError",
     "JobExecutionRepository",
     "JobExecutionRow",
@@ -168,6 +176,7 @@ __all__ = [
     "JobTargetRow",
     "JobTemplateRepository",
     "JobTemplateRow",
+    "LatestConnectionRow",
     "LiveCertificateRow",
     "MetricValueRow",
     "MitigationActionRepository",
@@ -192,6 +201,7 @@ __all__ = [
     "SettingsRepository",
     "ShadowRepository",
     "ShadowRow",
+    "ShadowStateRow",
     "SigningCertificateRow",
     "SigningJobRow",
     "SigningProfileRow",

@@ -42,6 +42,9 @@ class ThingGroupRepository:
                 version=row.version,
                 creation_date=row.creation_date,
                 last_modified_date=row.last_modified_date,
+                query_string=row.query_string,
+                index_name=row.index_name,
+                query_version=row.query_version,
             ),
         )
 
@@ -71,6 +74,30 @@ class ThingGroupRepository:
                 last_modified_date=now,
             )
         )
+
+    def set_query(self, name: str, *, query_string: str, index_name: str,
+                  query_version: str) -> None:
+        """Make ``name`` a dynamic group with this query (or change its query)."""
+        self._conn.execute(
+            thing_groups.update()
+            .where(thing_groups.c.name == name)
+            .values(query_string=query_string, index_name=index_name,
+                    query_version=query_version)
+        )
+
+    def dynamic_groups(self) -> list[ThingGroupRow]:
+        """Every dynamic group, ordered by name."""
+        found = self._conn.execute(
+            sa.select(thing_groups)
+            .where(thing_groups.c.query_string.is_not(None))
+            .order_by(thing_groups.c.name)
+        ).all()
+        return [_group(row) for row in found]
+
+    def all_groups(self) -> list[ThingGroupRow]:
+        """Every thing group, ordered by name (the thing-group index reads them all)."""
+        found = self._conn.execute(sa.select(thing_groups).order_by(thing_groups.c.name)).all()
+        return [_group(row) for row in found]
 
     def delete(self, name: str) -> bool:
         """Delete a group and its memberships; whether it existed.
@@ -274,4 +301,7 @@ def _group(row: sa.Row[Any]) -> ThingGroupRow:
         version=row.version,
         creation_date=row.creation_date,
         last_modified_date=row.last_modified_date,
+        query_string=row.query_string,
+        index_name=row.index_name,
+        query_version=row.query_version,
     )

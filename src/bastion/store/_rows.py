@@ -36,6 +36,8 @@ class ThingRow:
 
 @dataclass(frozen=True, slots=True)
 class ThingGroupRow:
+    """A thing group; ``query_string`` is set for a dynamic group only."""
+
     name: str
     thing_group_id: str
     parent_name: str | None
@@ -44,6 +46,13 @@ class ThingGroupRow:
     version: int
     creation_date: datetime
     last_modified_date: datetime
+    query_string: str | None = None
+    index_name: str | None = None
+    query_version: str | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.query_string is not None
 
 
 @dataclass(frozen=True, slots=True)

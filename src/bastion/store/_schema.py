@@ -90,6 +90,10 @@ thing_groups = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("creation_date", UtcDateTime(), nullable=False),
     sa.Column("last_modified_date", UtcDateTime(), nullable=False),
+    # A dynamic thing group's query (migration 0019); NULL for a static group.
+    sa.Column("query_string", sa.Text(), nullable=True),
+    sa.Column("index_name", sa.String(128), nullable=True),
+    sa.Column("query_version", sa.String(32), nullable=True),
 )
 
 thing_group_members = sa.Table(

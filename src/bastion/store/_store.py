@@ -45,6 +45,7 @@ from ._errors import StoreError
 from ._files import FileRepository
 from ._groups import ThingGroupRepository
 from ._identity import CaCertificateRepository, CertificateRepository
+from ._index_sources import IndexSourceRepository
 from ._jobs import JobExecutionRepository, JobRepository, JobTemplateRepository
 from ._joining import CommitParticipant, joining, participant_of
 from ._policies import PolicyRepository
@@ -85,6 +86,7 @@ class UnitOfWork:
         "connections",
         "detect",
         "files",
+        "index_sources",
         "job_executions",
         "job_templates",
         "jobs",
@@ -125,6 +127,7 @@ class UnitOfWork:
         self.secrets: Final = SealedSecretRepository(connection)
         self.provisioning: Final = ProvisioningRepository(connection)
         self.connections: Final = ConnectionJournalRepository(connection)
+        self.index_sources: Final = IndexSourceRepository(connection)
         self.jobs: Final = JobRepository(connection)
         self.job_executions: Final = JobExecutionRepository(connection)
         self.job_templates: Final = JobTemplateRepository(connection)

@@ -12,13 +12,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
+from sqlalchemy.engine import URL
 
 from bastion.api import MemoryTrail, Role, StaticCredentials
 from bastion.broker import BrokerLimits
-from bastion.config import ApiConfig, Config, MQTTConfig
+from bastion.config import ApiConfig, Config, MQTTConfig, StoreConfig
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import DeviceFiles
-from support.databases import _pg_schemas, fresh_database_url
+from support.databases import BACKENDS, _pg_schemas, fresh_database_url
 from support.running import RunningBastion
 
 __all__ = ["_pg_schemas", "fresh_database_url"]  # the store fixtures, for the crash test
@@ -92,6 +93,28 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiBastion]:
         api = running.app.api
         assert api is not None
         yield ApiBastion(running, trail, api.url, datadir, False)
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def indexed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            _pg_schemas: Callable[[], URL]) -> Iterator[ApiBastion]:
+    """A Bastion of its own (the indexing configuration is account-wide), on each store."""
+    datadir = init_data_dir(tmp_path_factory.mktemp("indexed") / "data")
+    url = ("" if request.param == "sqlite"
+           else _pg_schemas().render_as_string(hide_password=False))
+    config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
+                    limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
+                    api=ApiConfig(host="127.0.0.1", port=0), store=StoreConfig(url))
+    trail = MemoryTrail()
+    running = RunningBastion(config, datadir, credentials=StaticCredentials(
+        {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}),
+        trail=trail).start()
+    try:
+        api = running.app.api
+        assert api is not None
+        yield ApiBastion(running, trail, api.url, datadir, str(datadir.ca_cert_path))
     finally:
         running.stop()
 

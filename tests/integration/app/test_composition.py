@@ -20,7 +20,7 @@ from conftest import TEST_LIMITS
 from support.clients import Client, DeviceFiles
 from support.running import RunningBastion
 
-EXPECTED_ORDER = ["store", "trail-digests", "sessions", "connection-journal",
+EXPECTED_ORDER = ["store", "trail-digests", "sessions", "connection-journal", "fleet-index",
                   "alert-dispatcher", "jobs-scheduler", "audit-scheduler", "rotation-keeper",
                   "threat-watch", "detect", "provisioning-hooks", "rules",
                   "iot-logs", "device-trust", "mqtt-listeners", "credentials-provider", "api"]

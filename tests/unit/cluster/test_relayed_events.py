@@ -1,10 +1,13 @@
-"""Events relayed between cluster nodes survive the wire: topic rule changes included."""
+"""Events relayed between cluster nodes survive the wire: topic rule changes and new things
+(the fleet index of every node reads them in) included."""
 
 from __future__ import annotations
 
 import pytest
 
 from bastion.cluster._events import decode_event, encode_event
+from bastion.index import ThingConnectivityChanged, ThingShadowChanged
+from bastion.registry import ThingCreated
 from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
 
 
@@ -12,4 +15,13 @@ from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
                                    TopicRuleDestinationChanged("0b6c-uuid")],
                          ids=["rule", "destination"])
 def test_rule_events_round_trip(event: object) -> None:
+    assert decode_event(encode_event(event)) == event
+
+
+@pytest.mark.parametrize("event", [
+    ThingCreated("lamp-7"), ThingShadowChanged("node-a", "lamp-7", ""),
+    ThingConnectivityChanged("node-a", "lamp-7", True, 1_700_000_000_000, ""),
+    ThingConnectivityChanged("node-a", "lamp-7", False, 1_700_000_000_001, "CONNECTION_LOST"),
+], ids=["created", "shadow", "connected", "disconnected"])
+def test_what_the_fleet_index_follows_is_relayed(event: object) -> None:
     assert decode_event(encode_event(event)) == event

@@ -11,6 +11,7 @@ from . import (
     detect,
     groups,
     guardduty,
+    indexing,
     jobs,
     ota,
     policies,
@@ -26,6 +27,7 @@ from . import (
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
 __all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "connectivity", "data", "detect", "groups", "guardduty", "jobs", "ota",
+           "certificates", "connectivity", "data", "detect", "groups", "guardduty", "indexing",
+           "jobs", "ota",
            "policies", "provisioning", "role_aliases", "rules", "shadow", "signer", "system",
            "tags", "things"]

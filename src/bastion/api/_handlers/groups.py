@@ -1,6 +1,8 @@
-"""Static thing groups and their membership (``iot``)."""
+"""Thing groups — static and dynamic — and their membership (``iot``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from bastion.registry import GroupNameAndArn
 
@@ -32,7 +34,7 @@ def create_thing_group(ctx: OperationContext, params: Params) -> Result:
 @TABLE.register("iot", "DescribeThingGroup")
 def describe_thing_group(ctx: OperationContext, params: Params) -> Result:
     group = ctx.services.registry.describe_thing_group(params["thingGroupName"])
-    return {
+    result: dict[str, Any] = {
         "thingGroupName": group.thing_group_name,
         "thingGroupId": group.thing_group_id,
         "thingGroupArn": group.thing_group_arn,
@@ -48,6 +50,10 @@ def describe_thing_group(ctx: OperationContext, params: Params) -> Result:
             "creationDate": group.creation_date,
         },
     }
+    if group.dynamic:
+        result.update(indexName=group.index_name, queryString=group.query_string,
+                      queryVersion=group.query_version, status="ACTIVE")
+    return result
 
 
 @TABLE.register("iot", "UpdateThingGroup")
@@ -93,7 +99,9 @@ def _membership(ctx: OperationContext, params: Params) -> tuple[str, str]:
 @TABLE.register("iot", "AddThingToThingGroup")
 def add_thing_to_thing_group(ctx: OperationContext, params: Params) -> Result:
     group, thing = _membership(ctx, params)
-    ctx.services.registry.add_thing_to_thing_group(thing_group_name=group, thing_name=thing)
+    ctx.services.registry.add_thing_to_thing_group(
+        thing_group_name=group, thing_name=thing,
+        override_dynamic_groups=bool(params.get("overrideDynamicGroups", False)))
     return {}
 
 
@@ -132,3 +140,46 @@ def list_thing_groups_for_thing(ctx: OperationContext, params: Params) -> Result
         params["thingName"], max_results=params.get("maxResults"),
         next_token=params.get("nextToken"))
     return page("thingGroups", [_group_ref(item) for item in items], token)
+
+
+# -- dynamic thing groups ------------------------------------------------------------
+
+
+@TABLE.register("iot", "CreateDynamicThingGroup")
+def create_dynamic_thing_group(ctx: OperationContext, params: Params) -> Result:
+    tags = creation_tags(params)
+    properties = params.get("thingGroupProperties") or {}
+    payload = properties.get("attributePayload") or {}
+    group = ctx.gateway.services.dynamic_groups.create(
+        ctx.services.registry, params["thingGroupName"],
+        query_string=params["queryString"], index_name=params.get("indexName"),
+        query_version=params.get("queryVersion"),
+        description=properties.get("thingGroupDescription"),
+        attributes=payload.get("attributes"))
+    tag_created(ctx, "thinggroup", group.thing_group_name, tags)
+    return {"thingGroupName": group.thing_group_name, "thingGroupArn": group.thing_group_arn,
+            "thingGroupId": group.thing_group_id, "indexName": group.index_name,
+            "queryString": group.query_string, "queryVersion": group.query_version}
+
+
+@TABLE.register("iot", "UpdateDynamicThingGroup")
+def update_dynamic_thing_group(ctx: OperationContext, params: Params) -> Result:
+    properties = params["thingGroupProperties"]
+    payload = properties.get("attributePayload")
+    version = ctx.gateway.services.dynamic_groups.update(
+        ctx.services.registry, params["thingGroupName"],
+        query_string=params.get("queryString"), index_name=params.get("indexName"),
+        query_version=params.get("queryVersion"),
+        description=properties.get("thingGroupDescription"),
+        attributes=None if payload is None else payload.get("attributes", {}),
+        merge=bool(payload.get("merge", False)) if payload is not None else False,
+        expected_version=params.get("expectedVersion"))
+    return {"version": version}
+
+
+@TABLE.register("iot", "DeleteDynamicThingGroup")
+def delete_dynamic_thing_group(ctx: OperationContext, params: Params) -> Result:
+    ctx.gateway.services.dynamic_groups.delete(
+        ctx.services.registry, params["thingGroupName"],
+        expected_version=params.get("expectedVersion"))
+    return {}

@@ -1,7 +1,7 @@
 """ML Detect: model state per behavior, and what explains a violation.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0019
 
 * ``detect_models``: one row per ML behavior (security profile, behavior name): its
   metric, confidence level and the model's state (numpy arrays or JSON, compressed by
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision: str | None = "0018"
+down_revision: str | None = "0019"
 branch_labels: str | None = None
 depends_on: str | None = None
 
