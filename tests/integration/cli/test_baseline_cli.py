@@ -21,6 +21,7 @@ from bastion.config import load_config
 from bastion.controlplane import database_url
 from bastion.datadir import DataDir
 from bastion.events import InProcessBus
+from bastion.jobs import UPLOAD_LOGS_TEMPLATE
 from bastion.services import build_services
 from bastion.store import Store
 
@@ -78,6 +79,10 @@ def _audit(b: Baseline) -> Any:
     return audit.audit
 
 
+def _delete_template(b: Baseline) -> None:
+    b.services.jobs.delete_job_template(UPLOAD_LOGS_TEMPLATE)
+
+
 BREAK: dict[str, Callable[[Baseline], None]] = {
     "AISB#1": _without_check("DEVICE_CERTIFICATE_SHARED_CHECK"),
     "AISB#2": _without_check("IOT_POLICY_OVERLY_PERMISSIVE_CHECK"),
@@ -88,7 +93,9 @@ BREAK: dict[str, Callable[[Baseline], None]] = {
     "AISB#7": lambda b: _audit(b).update_account_audit_configuration(
         notification_targets={"SNS": {"targetArn": None, "roleArn": None,
                                       "enabled": False}}),
+    "AISB#8": lambda b: b.set_config("trail", {"digest_dir": ""}) and None,
     "AISB#9": lambda b: b.set_config("threats", {"enabled": False}) and None,
+    "AISB#10": lambda b: _delete_template(b),
     "AISB#11": lambda b: _detect(b).delete_custom_metric("bastion_baseline_example"),
 }
 
