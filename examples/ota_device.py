@@ -1,5 +1,5 @@
 """A device that installs signed OTA updates from Bastion — and refuses unsigned, tampered
-or foreign ones.
+or foreign ones (and, when asked, revoked ones).
 
 What it does, once per job (AWS IoT Jobs over MQTT, mutual TLS):
 
@@ -29,7 +29,12 @@ certificate and a policy allowing the jobs topics)::
         --root-ca bastion-data/ca/root-ca.cert.pem \\
         --code-signing-ca bastion-data/ca/code-signing-ca.cert.pem
 
-With ``--signing-profile NAME`` it also refuses a file signed by another profile.
+With ``--signing-profile NAME`` it also refuses a file signed by another profile. With
+``--role-alias ALIAS --credentials-endpoint https://bastion:8444 --signer-endpoint
+https://bastion:8443`` it also refuses a revoked signature: it trades its certificate for
+temporary credentials (the role alias; its policy must allow
+``iot:AssumeRoleWithCertificate``) and asks AWS Signer's ``GetRevocationStatus`` about
+the signing job the job document names (needs ``boto3`` too).
 The checks live in ``ota_verify.py`` beside it (shared with ``ota_mqtt_device.py``,
 which takes the file over MQTT streams instead).
 
@@ -50,7 +55,16 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
-from ota_verify import MAX_FILE_BYTES, Refused, install, ota_files, verify_file
+from ota_verify import (
+    MAX_FILE_BYTES,
+    Refused,
+    RevocationCheck,
+    add_revocation_arguments,
+    install,
+    ota_files,
+    revocation_check_from,
+    verify_file,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 
 
@@ -64,7 +78,8 @@ def download(url: str, context: ssl.SSLContext) -> bytes:
 
 def download_and_install(document: dict[str, Any], pinned_ca: x509.Certificate,
                          https: ssl.SSLContext, install_dir: Path,
-                         signing_profile: str | None = None) -> list[Path]:
+                         signing_profile: str | None = None,
+                         revocations: RevocationCheck | None = None) -> list[Path]:
     """Download and check every file, then install them all (or none)."""
     checked: list[tuple[dict[str, Any], bytes]] = []
     for entry in ota_files(document):
@@ -76,7 +91,7 @@ def download_and_install(document: dict[str, Any], pinned_ca: x509.Certificate,
             data = download(url, https)
         except OSError as error:
             raise Refused(f"download failed: {error}") from None
-        verify_file(entry, data, pinned_ca, signing_profile)
+        verify_file(entry, data, pinned_ca, signing_profile, revocations)
         checked.append((entry, data))
     return install(checked, install_dir)
 
@@ -150,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="accept only files signed by this profile (its certificate's CN)")
     parser.add_argument("--install-dir", default="ota-installed", type=Path)
     parser.add_argument("--timeout", type=float, default=30.0)
+    add_revocation_arguments(parser)
     args = parser.parse_args(argv)
+    revocations = revocation_check_from(args)
 
     pinned_ca = x509.load_pem_x509_certificate(Path(args.code_signing_ca).read_bytes())
     https = ssl.create_default_context(cafile=args.root_ca)
@@ -163,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         job_id = execution["jobId"]
         try:
             installed = download_and_install(execution.get("jobDocument") or {}, pinned_ca,
-                                             https, args.install_dir, args.signing_profile)
+                                             https, args.install_dir, args.signing_profile,
+                                             revocations)
         except Refused as refused:
             print(f"{job_id}: FAILED: {refused}", file=sys.stderr)
             jobs.report(job_id, "FAILED", {"reason": str(refused)}, args.timeout)

@@ -1,5 +1,5 @@
 """A device that installs signed OTA updates from Bastion over MQTT streams, with AWS's
-device SDK (``awsiotsdk``) — and refuses unsigned, tampered or foreign ones.
+device SDK (``awsiotsdk``) — and refuses unsigned, tampered, foreign or revoked ones.
 
 What it does, once per job (AWS IoT Jobs and MQTT-based file delivery, mutual TLS):
 
@@ -16,7 +16,8 @@ What it does, once per job (AWS IoT Jobs and MQTT-based file delivery, mutual TL
 4. checks each file exactly as ``ota_device.py`` does (``ota_verify.py``: size, a
    signature, a signing certificate issued by the code-signing CA it **pins** — of the
    one signing profile it expects, with ``--signing-profile`` — and the signature over
-   the bytes);
+   the bytes; and, with ``--role-alias``, ``--credentials-endpoint`` and
+   ``--signer-endpoint``, that AWS Signer has not revoked the signature since);
 5. "installs" the files (writes them to ``--install-dir``) only when all of them passed,
    and reports the job ``SUCCEEDED``; otherwise ``FAILED`` with the reason in
    ``statusDetails.reason``.
@@ -49,7 +50,16 @@ import cbor2
 from awscrt import mqtt
 from cryptography import x509
 from jobs_device import JobsDevice, add_connection_arguments
-from ota_verify import MAX_FILE_BYTES, Refused, install, ota_files, verify_file
+from ota_verify import (
+    MAX_FILE_BYTES,
+    Refused,
+    RevocationCheck,
+    add_revocation_arguments,
+    install,
+    ota_files,
+    revocation_check_from,
+    verify_file,
+)
 
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
 BLOCK_SIZE = 4096
@@ -147,7 +157,8 @@ class StreamReader:
 def receive_and_install(device: JobsDevice, document: dict[str, Any],
                         pinned_ca: x509.Certificate, install_dir: Path,
                         signing_profile: str | None = None,
-                        block_size: int = BLOCK_SIZE) -> list[Path]:
+                        block_size: int = BLOCK_SIZE,
+                        revocations: RevocationCheck | None = None) -> list[Path]:
     """Read every file of the job from its stream, check them all, then install them."""
     entries = ota_files(document)
     ota = document["afr_ota"]
@@ -163,7 +174,7 @@ def receive_and_install(device: JobsDevice, document: dict[str, Any],
         if not isinstance(file_id, int) or file_id not in sizes:
             raise Refused(f"the stream has no file {file_id}")
         data = reader.read(file_id, sizes[file_id], version, block_size=block_size)
-        verify_file(entry, data, pinned_ca, signing_profile)
+        verify_file(entry, data, pinned_ca, signing_profile, revocations)
         checked.append((entry, data))
     return install(checked, install_dir)
 
@@ -177,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="accept only files signed by this profile (its certificate's CN)")
     parser.add_argument("--install-dir", default="ota-installed", type=Path)
     parser.add_argument("--block-size", type=int, default=BLOCK_SIZE)
+    add_revocation_arguments(parser)
     args = parser.parse_args(argv)
+    revocations = revocation_check_from(args)
 
     pinned_ca = x509.load_pem_x509_certificate(args.code_signing_ca.read_bytes())
     device = JobsDevice.connect(args)
@@ -190,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             installed = receive_and_install(device, execution.job_document or {}, pinned_ca,
                                             args.install_dir, args.signing_profile,
-                                            args.block_size)
+                                            args.block_size, revocations)
         except Refused as refused:
             print(f"{job_id}: FAILED: {refused}", file=sys.stderr)
             device.report(job_id, "FAILED", {"reason": str(refused)})

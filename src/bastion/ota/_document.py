@@ -10,7 +10,10 @@ file id in the stream)::
         "update_data_url": "${aws:iot:s3-presigned-url:s3://<bucket>/<file>}",
         "auth_scheme": "aws.s3.presigned",
         "sig-sha256-ecdsa": "<base64 DER ECDSA P-256 signature of the file>",
-        "x-bastion-certificate": "<the signing certificate, PEM>"}]}}
+        "x-bastion-certificate": "<the signing certificate, PEM>",
+        "x-bastion-signing-job-arn": "arn:aws:signer:<region>:<account>:/signing-jobs/<id>",
+        "x-bastion-signing-profile-version-arn": "arn:aws:signer:…:/signing-profiles/<n>/<v>",
+        "x-bastion-signed-at": "2026-12-08T01:02:03.456789+00:00"}]}}
 
 ``streamname`` is there when the files go over MQTT (the stream's id, AWS's key);
 ``update_data_url`` and ``auth_scheme`` when they go over HTTPS.
@@ -30,10 +33,14 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 SIGNATURE_KEY: Final = "sig-sha256-ecdsa"
 CERTIFICATE_KEY: Final = "x-bastion-certificate"
+SIGNING_JOB_KEY: Final = "x-bastion-signing-job-arn"
+PROFILE_VERSION_KEY: Final = "x-bastion-signing-profile-version-arn"
+SIGNED_AT_KEY: Final = "x-bastion-signed-at"
 AUTH_SCHEME: Final = "aws.s3.presigned"
 HTTP: Final = "HTTP"
 MQTT: Final = "MQTT"
@@ -51,6 +58,9 @@ class OtaFile:
     certificate_pem: str
     certificate_path: str
     file_type: int | None = None
+    signing_job_arn: str | None = None
+    profile_version_arn: str | None = None
+    signed_at: datetime | None = None
 
 
 def ota_job_document(files: Sequence[OtaFile], *, protocols: Sequence[str] = (HTTP,),
@@ -82,6 +92,11 @@ def ota_job_document(files: Sequence[OtaFile], *, protocols: Sequence[str] = (HT
             entry["auth_scheme"] = AUTH_SCHEME
         entry[SIGNATURE_KEY] = base64.b64encode(item.signature).decode("ascii")
         entry[CERTIFICATE_KEY] = item.certificate_pem
+        if item.signing_job_arn is not None and item.profile_version_arn is not None \
+                and item.signed_at is not None:
+            entry[SIGNING_JOB_KEY] = item.signing_job_arn
+            entry[PROFILE_VERSION_KEY] = item.profile_version_arn
+            entry[SIGNED_AT_KEY] = item.signed_at.astimezone(UTC).isoformat()
         entries.append(entry)
     ota: dict[str, Any] = {"protocols": list(dict.fromkeys(protocols))}
     if stream_id is not None:

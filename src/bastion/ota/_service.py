@@ -356,7 +356,10 @@ class OtaService:
                        key=signature.file_name, signature=signature.signature,
                        certificate_pem=signature.certificate_pem,
                        certificate_path=signature.certificate_path,
-                       file_type=file_type if isinstance(file_type, int) else None), \
+                       file_type=file_type if isinstance(file_type, int) else None,
+                       signing_job_arn=signature.job_arn,
+                       profile_version_arn=signature.profile_version_arn,
+                       signed_at=signature.signed_at), \
             signature.file_sha256
 
     def _sign_now(self, parameter: object, located: tuple[str, str, str | None],

@@ -94,6 +94,9 @@ class CodeSignature:
         ``certfile`` of the job document), from the profile's ``certname`` parameter.
     :ivar file_name: the Bastion file that was signed, ``file_size`` and
         ``file_sha256`` its bytes then.
+    :ivar job_arn: the signing job that made the signature, ``profile_version_arn`` the
+        profile version it signed with and ``signed_at`` when: what GetRevocationStatus
+        asks about. ``None`` for a signature Bastion did not make (``customCodeSigning``).
     """
 
     signature: bytes = field(repr=False)
@@ -102,3 +105,6 @@ class CodeSignature:
     file_name: str
     file_size: int
     file_sha256: str
+    job_arn: str | None = None
+    profile_version_arn: str | None = None
+    signed_at: datetime | None = None

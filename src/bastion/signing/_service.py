@@ -284,6 +284,10 @@ class SigningService:
 
     # -- profiles ------------------------------------------------------------------------
 
+    def job_arn(self, job_id: str) -> str:
+        """The ARN of signing job ``job_id`` (GetRevocationStatus's ``jobArn``)."""
+        return self._account.arn(f"/signing-jobs/{job_id}", service="signer")
+
     def _profile_arn(self, name: str) -> str:
         return self._account.arn(f"/signing-profiles/{name}", service="signer")
 
@@ -740,8 +744,11 @@ class SigningService:
                                   "new OTA updates")
         if row.signature_expires_at is not None and row.signature_expires_at <= self._now():
             raise ValidationError(f"The signature of signing job {job_id} has expired")
+        profile_model = self._profile(profile)
         return CodeSignature(
             signature=row.signature, certificate_pem=certificate.certificate_pem,
-            certificate_path=str(self._profile(profile).signing_parameters.get(
-                CERTNAME_PARAMETER, "")),
-            file_name=row.source_key, file_size=row.file_size, file_sha256=row.file_sha256)
+            certificate_path=str(profile_model.signing_parameters.get(CERTNAME_PARAMETER, "")),
+            file_name=row.source_key, file_size=row.file_size, file_sha256=row.file_sha256,
+            job_arn=self.job_arn(row.job_id),
+            profile_version_arn=f"{profile_model.arn}/{row.profile_version}",
+            signed_at=row.created_at)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL
 
 from bastion.api import MemoryTrail, Role, StaticCredentials
 from bastion.broker import BrokerLimits
-from bastion.config import ApiConfig, Config, MQTTConfig, StoreConfig
+from bastion.config import ApiConfig, Config, CredentialsConfig, MQTTConfig, StoreConfig
 from bastion.datadir import DataDir, init_data_dir
 from support.clients import DeviceFiles
 from support.databases import BACKENDS, _pg_schemas, fresh_database_url
@@ -51,6 +51,13 @@ class ApiBastion:
     def mqtt_port(self) -> int:
         return self.running.port
 
+    @property
+    def credentials_url(self) -> str:
+        """The credentials provider's ``https://host:port`` (``api_bastion`` only)."""
+        server = self.running.app.credentials
+        assert server is not None, "this Bastion runs no credentials provider"
+        return f"https://127.0.0.1:{server.port}"
+
     def client(self, service: str = "iot", role: str = "admin", *, region: str = REGION,
                key: tuple[str, str] | None = None) -> Any:
         key_id, secret = key or KEYS[role]
@@ -59,10 +66,12 @@ class ApiBastion:
                             verify=self.verify, config=NO_RETRIES)
 
 
-def _start(datadir: DataDir, api: ApiConfig, trail: MemoryTrail) -> RunningBastion:
+def _start(datadir: DataDir, api: ApiConfig, trail: MemoryTrail, *,
+           credentials_provider: bool = False) -> RunningBastion:
     config = Config(mqtt=MQTTConfig(host="127.0.0.1", port=0),
                     limits=BrokerLimits(connect_timeout=1.5, tls_handshake_timeout=1.5),
-                    api=api)
+                    api=api, credentials=CredentialsConfig(
+                        enabled=credentials_provider, host="127.0.0.1", port=0))
     running = RunningBastion(config, datadir, credentials=StaticCredentials(
         {key_id: (secret, Role(role)) for role, (key_id, secret) in KEYS.items()}), trail=trail)
     return running.start()
@@ -70,10 +79,13 @@ def _start(datadir: DataDir, api: ApiConfig, trail: MemoryTrail) -> RunningBasti
 
 @pytest.fixture(scope="session")
 def api_bastion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiBastion]:
-    """Normal mode, HTTPS with the data directory's server certificate."""
+    """Normal mode, HTTPS with the data directory's server certificate; with the
+    credentials provider (devices that call AWS APIs, e.g. the OTA examples' revocation
+    check)."""
     datadir = init_data_dir(tmp_path_factory.mktemp("api") / "data")
     trail = MemoryTrail()
-    running = _start(datadir, ApiConfig(host="127.0.0.1", port=0), trail)
+    running = _start(datadir, ApiConfig(host="127.0.0.1", port=0), trail,
+                     credentials_provider=True)
     try:
         api = running.app.api
         assert api is not None

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from .test_signing import (
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "ota_device.py"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ota"
+AUDITOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/bastion-auditor"
 
 
 def thing_arn(thing: str) -> str:
@@ -73,8 +75,23 @@ def ota_file(file_name: str, signing: dict[str, Any]) -> dict[str, Any]:
             "codeSigning": signing}
 
 
+def revocation_alias(api: ApiBastion, unique: Callable[[str], str]) -> str:
+    """A role alias to the auditor's role: credentials a device may read Signer with."""
+    alias = unique("ota-revocations")
+    api.client().create_role_alias(roleAlias=alias, roleArn=AUDITOR_ROLE,
+                                   credentialDurationSeconds=900)
+    return alias
+
+
+def revocation_arguments(api: ApiBastion, alias: str) -> list[str]:
+    """The example devices' options to check revocation with AWS Signer."""
+    return ["--role-alias", alias, "--credentials-endpoint", api.credentials_url,
+            "--signer-endpoint", api.url]
+
+
 def run_example(api: ApiBastion, device: DeviceFiles, install_dir: Path,
-                pinned: Path | None = None) -> subprocess.CompletedProcess[str]:
+                pinned: Path | None = None, *extra: str
+                ) -> subprocess.CompletedProcess[str]:
     """``examples/ota_device.py`` as a device would run it (its own process)."""
     return subprocess.run(
         [sys.executable, str(EXAMPLE), "--endpoint", "127.0.0.1",
@@ -82,7 +99,7 @@ def run_example(api: ApiBastion, device: DeviceFiles, install_dir: Path,
          "--cert", str(device.cert), "--key", str(device.key),
          "--root-ca", str(api.datadir.ca_cert_path),
          "--code-signing-ca", str(pinned or api.datadir.ca_dir / "code-signing-ca.cert.pem"),
-         "--install-dir", str(install_dir), "--timeout", "10"],
+         "--install-dir", str(install_dir), "--timeout", "10", *extra],
         capture_output=True, text=True, timeout=50, check=False)
 
 
@@ -228,6 +245,53 @@ def test_the_example_refuses_a_file_tampered_with_after_signing(
                               files=[ota_file(file_name, {"awsSignerJobId": signing_job})],
                               roleArn=ROLE)
     assert error_code(error) == ("InvalidRequestException", 400)
+
+
+def test_the_example_refuses_a_signature_revoked_after_the_update(
+        api_bastion: ApiBastion, unique: Callable[[str], str], tmp_path: Path) -> None:
+    """The update went out signed; then the signature is revoked (RevokeSignature). The
+    device asks AWS Signer's GetRevocationStatus, with credentials it gets for its own
+    certificate from the credentials provider, before installing — and refuses."""
+    api = api_bastion
+    iot, signer = api.client(), api.client("signer")
+    thing = unique("revoked")
+    device = device_through_api(api, iot, thing, tmp_path / "device")
+    alias = revocation_alias(api, unique)
+    # A signature not revoked passes the check: the device installs it.
+    good = os.urandom(8_000)
+    good_name, _, good_job = signed_firmware(api, unique, tmp_path, good)
+    first = unique("not-revoked")
+    iot.create_ota_update(otaUpdateId=first, targets=[thing_arn(thing)], roleArn=ROLE,
+                          files=[ota_file(good_name, {"awsSignerJobId": good_job})])
+    installed = tmp_path / "installed"
+    result = run_example(api, device, installed, None, *revocation_arguments(api, alias))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (installed / good_name).read_bytes() == good
+
+    firmware = os.urandom(25_000)
+    file_name, profile, signing_job = signed_firmware(api, unique, tmp_path, firmware)
+    update_id = unique("revoked")
+    iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing)], roleArn=ROLE,
+                          files=[ota_file(file_name, {"awsSignerJobId": signing_job})])
+    # The job document names what GetRevocationStatus asks about.
+    document = json.loads(iot.get_job_document(jobId=f"AFR_OTA-{update_id}")["document"])
+    [entry] = document["afr_ota"]["files"]
+    version = signer.get_signing_profile(profileName=profile)["profileVersionArn"]
+    assert entry["x-bastion-signing-job-arn"] == \
+        f"arn:aws:signer:{REGION}:{ACCOUNT}:/signing-jobs/{signing_job}"
+    assert entry["x-bastion-signing-profile-version-arn"] == version
+    signed_at = signer.describe_signing_job(jobId=signing_job)["createdAt"]
+    assert abs(datetime.fromisoformat(entry["x-bastion-signed-at"]) - signed_at) \
+        < timedelta(seconds=1)
+
+    signer.revoke_signature(jobId=signing_job, reason="leaked build")
+    result = run_example(api, device, installed, None, *revocation_arguments(api, alias))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (installed / file_name).exists()
+    execution = execution_of(api, f"AFR_OTA-{update_id}", thing)
+    assert execution["status"] == "FAILED"
+    assert execution["statusDetails"]["detailsMap"]["reason"] == \
+        f"the signature is revoked (signing job {signing_job})"
 
 
 def _foreign_signature(data: bytes) -> tuple[bytes, str]:

@@ -4,7 +4,8 @@ document (``afr_ota.streamname``); ``examples/ota_mqtt_device.py`` — AWS's dev
 over mutual TLS with the least-privilege device policy, its own code run here — reads
 the file block by block, checks it against the pinned code-signing CA and installs it.
 And it refuses, one test each: a file tampered with on the server, an unsigned file, a
-file signed by another profile than the one it expects."""
+file signed by another profile than the one it expects, a signature revoked after the
+update went out (RevokeSignature, or its profile revoked from before it was made)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,27 @@ from support.clients import DeviceFiles
 from support.examples import load_example
 
 from .conftest import ACCOUNT, REGION, ApiBastion, device_through_api
-from .test_ota import ROLE, execution_of, ota_file, signed_firmware, thing_arn
+from .test_ota import (
+    ROLE,
+    execution_of,
+    ota_file,
+    revocation_alias,
+    revocation_arguments,
+    signed_firmware,
+    thing_arn,
+)
 from .test_signing import error_code, upload
 
 LEAST_PRIVILEGE = device_policy_document(Account(REGION, ACCOUNT))
+
+
+def with_role_aliases(document: str) -> str:
+    """``document`` that also lets the device trade its certificate for credentials."""
+    policy = json.loads(document)
+    policy["Statement"].append({
+        "Effect": "Allow", "Action": "iot:AssumeRoleWithCertificate",
+        "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:rolealias/*"})
+    return json.dumps(policy)
 
 
 example = load_example("ota_mqtt_device.py")
@@ -193,3 +212,73 @@ def test_the_device_refuses_a_file_signed_by_another_profile(
     assert run_device(api, device, installed, "--signing-profile", expected_profile) == 1
     assert not (installed / file_name).exists()
     assert "another signing profile" in reason(api, f"AFR_OTA-{update_id}", thing)
+
+
+def test_the_device_refuses_a_revoked_signature(
+        api_bastion: ApiBastion, unique: Callable[[str], str], tmp_path: Path) -> None:
+    """Checked with AWS Signer's GetRevocationStatus (credentials from the credentials
+    provider, for the device's own certificate) after the file came over the stream:
+    a revoked signing job, and a profile revoked effective before the signature, are
+    refused; so is a hand-written job naming no signing job to check."""
+    api = api_bastion
+    iot, signer = api.client(), api.client("signer")
+    alias = revocation_alias(api, unique)
+    policy = with_role_aliases(LEAST_PRIVILEGE)
+    check = revocation_arguments(api, alias)
+
+    firmware = os.urandom(15_000)
+    file_name, _, signing_job = signed_firmware(api, unique, tmp_path, firmware)
+    thing = unique("revoked")
+    device = device_through_api(api, iot, thing, tmp_path / "device", policy)
+    update_id = unique("revoked")
+    iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing)],
+                          protocols=["MQTT"], roleArn=ROLE,
+                          files=[ota_file(file_name, {"awsSignerJobId": signing_job})])
+    signer.revoke_signature(jobId=signing_job, reason="leaked build")
+    installed = tmp_path / "installed"
+    assert run_device(api, device, installed, *check) == 1
+    assert not (installed / file_name).exists()
+    assert reason(api, f"AFR_OTA-{update_id}", thing) == \
+        f"the signature is revoked (signing job {signing_job})"
+
+    # The profile revoked from an hour before: its signatures since then are revoked.
+    other, profile, other_job = signed_firmware(api, unique, tmp_path, os.urandom(6_000))
+    second = unique("profile")
+    device_2 = device_through_api(api, iot, second, tmp_path / "device-2", policy)
+    update_2 = unique("profile")
+    iot.create_ota_update(otaUpdateId=update_2, targets=[thing_arn(second)],
+                          protocols=["MQTT"], roleArn=ROLE,
+                          files=[ota_file(other, {"awsSignerJobId": other_job})])
+    version = signer.get_signing_profile(profileName=profile)["profileVersion"]
+    signer.revoke_signing_profile(profileName=profile, profileVersion=version,
+                                  reason="key compromised",
+                                  effectiveTime=datetime.now(UTC) - timedelta(hours=1))
+    assert run_device(api, device_2, installed, *check) == 1
+    assert not (installed / other).exists()
+    refused = reason(api, f"AFR_OTA-{update_2}", second)
+    assert refused.startswith(f"the signing profile version {profile}/{version} is revoked")
+
+    # A job written by hand, with a good signature but no signing job named: the device
+    # that checks revocation cannot, and refuses.
+    plain, _, plain_job = signed_firmware(api, unique, tmp_path, os.urandom(3_000))
+    stream_id = unique("by-hand")
+    iot.create_stream(streamId=stream_id, roleArn=ROLE, files=[
+        {"fileId": 0, "s3Location": {"bucket": "firmware", "key": plain}}])
+    third = unique("by-hand")
+    device_3 = device_through_api(api, iot, third, tmp_path / "device-3", policy)
+    update_3 = unique("source")
+    iot.create_ota_update(otaUpdateId=update_3, targets=[thing_arn(third)],
+                          protocols=["MQTT"], roleArn=ROLE,
+                          files=[ota_file(plain, {"awsSignerJobId": plain_job})])
+    document = json.loads(iot.get_job_document(jobId=f"AFR_OTA-{update_3}")["document"])
+    iot.delete_ota_update(otaUpdateId=update_3, forceDeleteAWSJob=True)
+    [entry] = document["afr_ota"]["files"]
+    for key in ("x-bastion-signing-job-arn", "x-bastion-signing-profile-version-arn",
+                "x-bastion-signed-at"):
+        del entry[key]
+    document["afr_ota"]["streamname"] = stream_id
+    job_id = f"AFR_OTA-{uuid.uuid4().hex[:12]}"
+    iot.create_job(jobId=job_id, targets=[thing_arn(third)], document=json.dumps(document))
+    assert run_device(api, device_3, installed, *check) == 1
+    assert "no signing job to check" in reason(api, job_id, third)
+    assert not (installed / plain).exists()

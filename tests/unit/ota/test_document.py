@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -71,3 +72,20 @@ def test_mqtt_needs_a_stream_and_https_has_none() -> None:
     with pytest.raises(ValueError):
         ota_job_document([item], protocols=["FTP"])
     assert "streamname" not in ota_job_document([item])
+
+
+def test_a_signer_signature_names_what_get_revocation_status_asks() -> None:
+    """The signing job, profile version and time (UTC) go with a Signer-made signature;
+    a custom one names none."""
+    signed_at = datetime(2026, 12, 8, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    job = "arn:aws:signer:us-east-1:123456789012:/signing-jobs/j1"
+    version = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/p/v1"
+    item = OtaFile("a", 1, "b", "a", b"sig", "pem", "/c", signing_job_arn=job,
+                   profile_version_arn=version, signed_at=signed_at)
+    [entry] = json.loads(ota_job_document([item]))["afr_ota"]["files"]
+    assert entry["x-bastion-signing-job-arn"] == job
+    assert entry["x-bastion-signing-profile-version-arn"] == version
+    assert entry["x-bastion-signed-at"] == "2026-12-08T01:04:05.678901+00:00"
+    [custom] = json.loads(ota_job_document([OtaFile("a", 1, "b", "a", b"sig", "pem", "/c")]))[
+        "afr_ota"]["files"]
+    assert not [key for key in custom if key.startswith("x-bastion-sign")]
