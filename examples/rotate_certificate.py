@@ -13,8 +13,11 @@ says ``--start-jobs``). What the device does, step by step:
    whose document says ``"operation": "rotate-certificate"``;
 2. starts the job execution (StartNextPendingJobExecution);
 3. makes a new EC P-256 key *on the device* — it never leaves it — and publishes a CSR on
-   ``$aws/certificates/create-from-csr/json``; Bastion answers on ``…/accepted`` with the
-   new certificate, already attached to the thing with the same policies;
+   ``$aws/certificates/create-from-csr/json`` (with ``--format cbor``: ``…/cbor``, CBOR as
+   constrained devices send it; the SDK's identity client speaks JSON only, so the CBOR
+   request goes over the SDK's connection with ``cbor2``); Bastion answers on
+   ``…/accepted`` with the new certificate, already attached to the thing with the same
+   policies, in the request's format;
 4. writes the new key and certificate beside the old ones (``*.new``), disconnects, and
    connects with them; only when that works are the files swapped in (the old ones are
    kept as ``*.old`` until Bastion revokes the old certificate after its grace);
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cbor2
 from awscrt import mqtt
 from awsiot import iotidentity, iotjobs, mqtt_connection_builder
 from cryptography import x509
@@ -45,6 +49,8 @@ from cryptography.x509.oid import NameOID
 
 QOS1 = mqtt.QoS.AT_LEAST_ONCE
 OPERATION = "rotate-certificate"
+CSR_TOPIC = "$aws/certificates/create-from-csr/{}"
+FORMATS = ("json", "cbor")
 
 
 class Refused(Exception):
@@ -85,10 +91,16 @@ class RotationDevice:
     jobs and identity clients.
 
     :param port: Bastion's MQTT/TLS port (8883 under ``make run``).
+    :param payload_format: ``json`` (the SDK's identity client) or ``cbor`` (the same
+        topics under ``…/cbor``, CBOR payloads).
+    :raises ValueError: another format.
     """
 
     def __init__(self, *, endpoint: str, port: int, thing_name: str, cert: Path, key: Path,
-                 ca: Path, timeout: float = 10.0) -> None:
+                 ca: Path, timeout: float = 10.0, payload_format: str = "json") -> None:
+        if payload_format not in FORMATS:
+            raise ValueError(f"payload_format must be one of {FORMATS}")
+        self.payload_format = payload_format
         self.thing_name = thing_name
         self.timeout = timeout
         self._events: queue.Queue[Any] = queue.Queue()
@@ -110,12 +122,35 @@ class RotationDevice:
         self._subscribe(self.jobs.subscribe_to_start_next_pending_job_execution_rejected,
                         iotjobs.StartNextPendingJobExecutionSubscriptionRequest(
                             thing_name=thing), self._refused)
-        self._subscribe(self.identity.subscribe_to_create_certificate_from_csr_accepted,
-                        iotidentity.CreateCertificateFromCsrSubscriptionRequest(),
-                        self._answers.put)
-        self._subscribe(self.identity.subscribe_to_create_certificate_from_csr_rejected,
-                        iotidentity.CreateCertificateFromCsrSubscriptionRequest(),
-                        self._refused)
+        if payload_format == "json":
+            self._subscribe(self.identity.subscribe_to_create_certificate_from_csr_accepted,
+                            iotidentity.CreateCertificateFromCsrSubscriptionRequest(),
+                            self._answers.put)
+            self._subscribe(self.identity.subscribe_to_create_certificate_from_csr_rejected,
+                            iotidentity.CreateCertificateFromCsrSubscriptionRequest(),
+                            self._refused)
+        else:
+            csr_topic = CSR_TOPIC.format("cbor")
+            for answer in ("accepted", "rejected"):
+                future, _ = self._connection.subscribe(f"{csr_topic}/{answer}", QOS1,
+                                                       self._on_cbor_answer)
+                future.result(timeout)
+
+    def _on_cbor_answer(self, topic: str, payload: bytes, **_: Any) -> None:
+        """An answer on ``…/create-from-csr/cbor/accepted|rejected``, as the SDK's JSON
+        callbacks would get it."""
+        try:
+            document = cbor2.loads(payload)
+        except (ValueError, cbor2.CBORDecodeError):
+            document = None
+        if not isinstance(document, dict):
+            self._answers.put(Refused(None, "InvalidAnswer", "an answer that is not a CBOR map"))
+        elif topic.endswith("/rejected"):
+            self._answers.put(Refused(document.get("statusCode"), document.get("errorCode"),
+                                      document.get("errorMessage")))
+        else:
+            self._answers.put(iotidentity.CreateCertificateFromCsrResponse.from_payload(
+                document))
 
     def _subscribe(self, subscribe: Any, request: Any, callback: Any) -> None:
         future, _ = subscribe(request, QOS1, callback)
@@ -168,9 +203,15 @@ class RotationDevice:
 
         :raises Refused: Bastion refused (the reason is in the error).
         """
-        self.identity.publish_create_certificate_from_csr(
-            iotidentity.CreateCertificateFromCsrRequest(certificate_signing_request=csr_pem),
-            QOS1).result(self.timeout)
+        if self.payload_format == "json":
+            self.identity.publish_create_certificate_from_csr(
+                iotidentity.CreateCertificateFromCsrRequest(
+                    certificate_signing_request=csr_pem), QOS1).result(self.timeout)
+        else:
+            future, _ = self._connection.publish(
+                CSR_TOPIC.format("cbor"),
+                cbor2.dumps({"certificateSigningRequest": csr_pem}), QOS1)
+            future.result(self.timeout)
         answer = self._answer("CreateCertificateFromCsr")
         return answer.certificate_id, answer.certificate_pem
 
@@ -192,7 +233,7 @@ def _write(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def rotate(*, endpoint: str, port: int, thing_name: str, cert: Path, key: Path, ca: Path,
-           wait: float = 3600.0) -> str:
+           wait: float = 3600.0, payload_format: str = "json") -> str:
     """Wait for a rotation job and carry it out (see the module docstring); returns the
     new certificate's id. The certificate and key files are replaced only once a
     connection with the new ones works.
@@ -200,7 +241,7 @@ def rotate(*, endpoint: str, port: int, thing_name: str, cert: Path, key: Path, 
     :raises Refused: Bastion refused the CSR (the job is reported FAILED first).
     """
     device = RotationDevice(endpoint=endpoint, port=port, thing_name=thing_name, cert=cert,
-                            key=key, ca=ca)
+                            key=key, ca=ca, payload_format=payload_format)
     try:
         job = device.start_job()
         while job is None:
@@ -248,10 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ca", type=Path, required=True, help="Bastion's root CA")
     parser.add_argument("--wait", type=float, default=3600.0,
                         help="seconds to wait for a rotation job")
+    parser.add_argument("--format", choices=FORMATS, default="json",
+                        help="the CSR topic's payload format")
     args = parser.parse_args(argv)
     try:
         new_id = rotate(endpoint=args.endpoint, port=args.port, thing_name=args.thing,
-                        cert=args.cert, key=args.key, ca=args.ca, wait=args.wait)
+                        cert=args.cert, key=args.key, ca=args.ca, wait=args.wait,
+                        payload_format=args.format)
     except Refused as refused:
         print(f"rotation refused: {refused}", file=sys.stderr)
         return 1

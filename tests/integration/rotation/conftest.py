@@ -39,14 +39,16 @@ example = load_example("rotate_certificate.py")
 
 
 def rotation_device_policy(plane: ControlPlane) -> str:
-    """The least-privilege device policy plus the CSR topics a rotating device uses."""
+    """The least-privilege device policy plus the CSR topics a rotating device uses (JSON
+    and CBOR)."""
     document = json.loads(device_policy_document(plane.account))
     arn = plane.account.arn
-    csr = "$aws/certificates/create-from-csr/json"
+    csrs = [f"$aws/certificates/create-from-csr/{form}" for form in ("json", "cbor")]
     document["Statement"] += [
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
-         "Resource": [arn(f"topic/{csr}"), arn(f"topic/{csr}/*")]},
-        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [arn(f"topicfilter/{csr}/*")]},
+         "Resource": [arn(f"topic/{csr}{tail}") for csr in csrs for tail in ("", "/*")]},
+        {"Effect": "Allow", "Action": "iot:Subscribe",
+         "Resource": [arn(f"topicfilter/{csr}/*") for csr in csrs]},
     ]
     return json.dumps(document)
 
@@ -95,11 +97,12 @@ class Rig:
                                                          thing_name=files.name)
         return files
 
-    def sdk(self, files: DeviceFiles, *, cert: Path | None = None, key: Path | None = None
-            ) -> Any:
+    def sdk(self, files: DeviceFiles, *, cert: Path | None = None, key: Path | None = None,
+            payload_format: str = "json") -> Any:
         return example.RotationDevice(endpoint="localhost", port=self.bastion.port,
                                       thing_name=files.name, cert=cert or files.cert,
-                                      key=key or files.key, ca=files.ca)
+                                      key=key or files.key, ca=files.ca,
+                                      payload_format=payload_format)
 
     def set_max_age(self, days: int) -> None:
         policies = self.service.policies
