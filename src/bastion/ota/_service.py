@@ -34,12 +34,25 @@ update — so that a refused request leaves no job and no update behind:
 
 DeleteOTAUpdate removes the update; with ``forceDeleteAWSJob`` its job too (in progress
 or not), with ``deleteStream`` its stream; otherwise they stay.
+
+*A signature revoked later* (RevokeSignature, RevokeSigningProfile: the API calls
+:meth:`OtaService.withdraw_revoked` after either) cancels the job of every update one of
+whose files carries it — as CancelJob without ``force``, reason code
+``SIGNATURE_REVOKED``: no device that has not started the update gets it any more. A
+device already in the middle of it (its execution IN_PROGRESS) keeps its execution, as
+AWS's CancelJob leaves it, and its stream and presigned URL still serve the (unchanged)
+bytes: that device is protected by its own revocation check (Signer's
+GetRevocationStatus, with the job document's ``x-bastion-signing-job-arn`` …; see
+``examples/ota_verify.py``). Which signatures are revoked is Signer's answer
+(:meth:`bastion.signing.SigningService.revocation_status`), asked with the ARNs the job
+document carries.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -53,11 +66,12 @@ from cryptography import x509
 from bastion.account import Account
 from bastion.clock import Clock, SystemClock
 from bastion.files import FilesError, FileService, is_file_name
-from bastion.jobs import JobsError, JobService
+from bastion.jobs import JobsError, JobService, JobStatus
 from bastion.signing import (
     CERTNAME_PARAMETER,
     FREERTOS_ECDSA,
     CodeSignature,
+    SigningError,
     SigningService,
     verify_file_signature,
 )
@@ -65,7 +79,15 @@ from bastion.signing import NotFoundError as SigningNotFound
 from bastion.store import ConflictError as StoreConflict
 from bastion.store import InvalidPageTokenError, OtaUpdateRow, Store
 
-from ._document import HTTP, MQTT, OtaFile, ota_job_document
+from ._document import (
+    HTTP,
+    MQTT,
+    PROFILE_VERSION_KEY,
+    SIGNED_AT_KEY,
+    SIGNING_JOB_KEY,
+    OtaFile,
+    ota_job_document,
+)
 from ._errors import (
     InvalidRequestError,
     OtaError,
@@ -77,6 +99,7 @@ from ._streams import StreamService
 log = logging.getLogger("bastion.ota")
 
 JOB_PREFIX: Final = "AFR_OTA-"
+REVOKED_REASON_CODE: Final = "SIGNATURE_REVOKED"
 STREAM_PREFIX: Final = "AFR_OTA-"
 STREAM_ID_KEY: Final = "streamId"
 CREATE_COMPLETE: Final = "CREATE_COMPLETE"
@@ -457,6 +480,66 @@ class OtaService:
         except InvalidPageTokenError:
             raise InvalidRequestError("nextToken is not valid") from None
         return [self._update(row) for row in rows], token
+
+    def withdraw_revoked(self) -> list[str]:
+        """Cancel (without ``force``) the job of every OTA update one of whose signatures
+        is now revoked; see the module docstring.
+
+        :returns: the ids of the updates whose jobs this call canceled.
+        """
+        withdrawn: list[str] = []
+        token: str | None = None
+        while True:
+            with self._store.transaction(readonly=True) as uow:
+                rows, token = uow.ota_updates.list_page(limit=_MAX_RESULTS, token=token)
+            for row in rows:
+                if row.job_id is not None and self._withdraw(row.ota_update_id, row.job_id):
+                    withdrawn.append(row.ota_update_id)
+            if token is None:
+                return withdrawn
+
+    def _withdraw(self, ota_update_id: str, job_id: str) -> bool:
+        try:
+            if self._jobs.describe_job(job_id).status is not JobStatus.IN_PROGRESS:
+                return False
+            document = json.loads(self._jobs.get_job_document(job_id))
+        except JobsError:
+            return False  # deleted meanwhile
+        revoked = self._revoked_in(document)
+        if not revoked:
+            return False
+        try:
+            self._jobs.cancel_job(job_id, reason_code=REVOKED_REASON_CODE,
+                                  comment=f"Signature revoked: {revoked}"[:2028])
+        except JobsError:
+            return False  # completed or deleted meanwhile
+        log.warning("OTA update %s: its job %s is canceled: the signature of %s is revoked",
+                    ota_update_id, job_id, revoked)
+        return True
+
+    def _revoked_in(self, document: object) -> str | None:
+        """A revoked signing job or profile version among the document's files."""
+        ota = document.get("afr_ota") if isinstance(document, dict) else None
+        files = ota.get("files") if isinstance(ota, dict) else None
+        for entry in files if isinstance(files, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            job_arn, version_arn, signed_at = (entry.get(SIGNING_JOB_KEY),
+                                               entry.get(PROFILE_VERSION_KEY),
+                                               entry.get(SIGNED_AT_KEY))
+            if not (isinstance(job_arn, str) and isinstance(version_arn, str)
+                    and isinstance(signed_at, str)):
+                continue  # a custom signature: not Signer's to revoke
+            try:
+                revoked = self._signing.revocation_status(
+                    signature_timestamp=datetime.fromisoformat(signed_at),
+                    platform_id=FREERTOS_ECDSA.platform_id, profile_version_arn=version_arn,
+                    job_arn=job_arn, certificate_hashes=[])
+            except (ValueError, SigningError):
+                continue  # not a document Bastion wrote
+            if revoked:
+                return revoked[0]
+        return None
 
     def delete_ota_update(self, ota_update_id: str, *, force_delete_job: bool = False,
                           delete_stream: bool = False) -> None:

@@ -32,7 +32,9 @@ no directories); DescribeSigningJob's ``signedObject`` names it.
 *Revocation.* RevokeSignature marks a job's signature revoked; CancelSigningProfile stops
 a profile signing; RevokeSigningProfile revokes a profile and the signatures it made from
 ``effectiveTime``. An OTA update refuses a revoked signature and a profile that is not
-``Active`` (:meth:`signature_for_ota`).
+``Active`` (:meth:`signature_for_ota`); the jobs of updates made before with a signature
+revoked since are canceled (the API calls :meth:`bastion.ota.OtaService.withdraw_revoked`
+after either revocation), and devices ask :meth:`revocation_status` themselves.
 """
 
 from __future__ import annotations

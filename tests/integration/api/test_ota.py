@@ -103,6 +103,21 @@ def run_example(api: ApiBastion, device: DeviceFiles, install_dir: Path,
         capture_output=True, text=True, timeout=50, check=False)
 
 
+def start_execution(api: ApiBastion, device: DeviceFiles) -> str:
+    """The device starts its next job (StartNextPendingJobExecution, over mutual TLS),
+    and goes away; returns the job id."""
+    client = Client(device, api.mqtt_port, client_id=device.name).connect()
+    try:
+        base = f"$aws/things/{device.name}/jobs/start-next"
+        client.subscribe(f"{base}/+", qos=1)
+        client.publish(base, "{}", qos=1)
+        [answer] = client.expect()
+        assert answer.topic.endswith("/accepted"), answer.payload
+        return str(json.loads(answer.payload)["execution"]["jobId"])
+    finally:
+        client.disconnect()
+
+
 def execution_of(api: ApiBastion, job_id: str, thing: str) -> dict[str, Any]:
     return dict(api.client().describe_job_execution(jobId=job_id, thingName=thing)["execution"])
 
@@ -249,9 +264,12 @@ def test_the_example_refuses_a_file_tampered_with_after_signing(
 
 def test_the_example_refuses_a_signature_revoked_after_the_update(
         api_bastion: ApiBastion, unique: Callable[[str], str], tmp_path: Path) -> None:
-    """The update went out signed; then the signature is revoked (RevokeSignature). The
-    device asks AWS Signer's GetRevocationStatus, with credentials it gets for its own
-    certificate from the credentials provider, before installing — and refuses."""
+    """The update went out signed; then the signature is revoked (RevokeSignature).
+    Bastion cancels the update's job: a device that had not started it gets nothing. One
+    that had (its execution stays IN_PROGRESS, as AWS's CancelJob leaves it, and its URL
+    still serves the file) asks AWS Signer's GetRevocationStatus, with credentials it
+    gets for its own certificate from the credentials provider, before installing — and
+    refuses."""
     api = api_bastion
     iot, signer = api.client(), api.client("signer")
     thing = unique("revoked")
@@ -270,8 +288,12 @@ def test_the_example_refuses_a_signature_revoked_after_the_update(
 
     firmware = os.urandom(25_000)
     file_name, profile, signing_job = signed_firmware(api, unique, tmp_path, firmware)
+    late = unique("late")
+    late_device = device_through_api(api, iot, late, tmp_path / "late")
     update_id = unique("revoked")
-    iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing)], roleArn=ROLE,
+    job_id = f"AFR_OTA-{update_id}"
+    iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing), thing_arn(late)],
+                          roleArn=ROLE,
                           files=[ota_file(file_name, {"awsSignerJobId": signing_job})])
     # The job document names what GetRevocationStatus asks about.
     document = json.loads(iot.get_job_document(jobId=f"AFR_OTA-{update_id}")["document"])
@@ -284,11 +306,20 @@ def test_the_example_refuses_a_signature_revoked_after_the_update(
     assert abs(datetime.fromisoformat(entry["x-bastion-signed-at"]) - signed_at) \
         < timedelta(seconds=1)
 
+    assert start_execution(api, device) == job_id  # the device starts, and goes away
+
     signer.revoke_signature(jobId=signing_job, reason="leaked build")
+    job = iot.describe_job(jobId=job_id)["job"]
+    assert (job["status"], job["reasonCode"]) == ("CANCELED", "SIGNATURE_REVOKED")
+    assert execution_of(api, job_id, late)["status"] == "CANCELED"
+    result = run_example(api, late_device, tmp_path / "late-installed", None,
+                         "--timeout", "2")
+    assert result.returncode == 2, result.stdout + result.stderr  # no job for it
+
     result = run_example(api, device, installed, None, *revocation_arguments(api, alias))
     assert result.returncode == 1, result.stdout + result.stderr
     assert not (installed / file_name).exists()
-    execution = execution_of(api, f"AFR_OTA-{update_id}", thing)
+    execution = execution_of(api, job_id, thing)
     assert execution["status"] == "FAILED"
     assert execution["statusDetails"]["detailsMap"]["reason"] == \
         f"the signature is revoked (signing job {signing_job})"

@@ -33,6 +33,7 @@ from .test_ota import (
     revocation_alias,
     revocation_arguments,
     signed_firmware,
+    start_execution,
     thing_arn,
 )
 from .test_signing import error_code, upload
@@ -216,10 +217,12 @@ def test_the_device_refuses_a_file_signed_by_another_profile(
 
 def test_the_device_refuses_a_revoked_signature(
         api_bastion: ApiBastion, unique: Callable[[str], str], tmp_path: Path) -> None:
-    """Checked with AWS Signer's GetRevocationStatus (credentials from the credentials
-    provider, for the device's own certificate) after the file came over the stream:
-    a revoked signing job, and a profile revoked effective before the signature, are
-    refused; so is a hand-written job naming no signing job to check."""
+    """The device had started the update when its signature was revoked (so Bastion's
+    cancelation of the job leaves its execution, and the stream still serves): checked
+    with AWS Signer's GetRevocationStatus (credentials from the credentials provider, for
+    the device's own certificate) after the file came over the stream, a revoked signing
+    job, and a profile revoked effective before the signature, are refused; so is a
+    hand-written job naming no signing job to check."""
     api = api_bastion
     iot, signer = api.client(), api.client("signer")
     alias = revocation_alias(api, unique)
@@ -234,14 +237,7 @@ def test_the_device_refuses_a_revoked_signature(
     iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing)],
                           protocols=["MQTT"], roleArn=ROLE,
                           files=[ota_file(file_name, {"awsSignerJobId": signing_job})])
-    signer.revoke_signature(jobId=signing_job, reason="leaked build")
-    installed = tmp_path / "installed"
-    assert run_device(api, device, installed, *check) == 1
-    assert not (installed / file_name).exists()
-    assert reason(api, f"AFR_OTA-{update_id}", thing) == \
-        f"the signature is revoked (signing job {signing_job})"
-
-    # The profile revoked from an hour before: its signatures since then are revoked.
+    # Another update, under another profile, to another device.
     other, profile, other_job = signed_firmware(api, unique, tmp_path, os.urandom(6_000))
     second = unique("profile")
     device_2 = device_through_api(api, iot, second, tmp_path / "device-2", policy)
@@ -249,10 +245,24 @@ def test_the_device_refuses_a_revoked_signature(
     iot.create_ota_update(otaUpdateId=update_2, targets=[thing_arn(second)],
                           protocols=["MQTT"], roleArn=ROLE,
                           files=[ota_file(other, {"awsSignerJobId": other_job})])
+    assert start_execution(api, device) == f"AFR_OTA-{update_id}"
+    assert start_execution(api, device_2) == f"AFR_OTA-{update_2}"
+
+    signer.revoke_signature(jobId=signing_job, reason="leaked build")
+    assert iot.describe_job(jobId=f"AFR_OTA-{update_id}")["job"]["status"] == "CANCELED"
+    assert iot.describe_job(jobId=f"AFR_OTA-{update_2}")["job"]["status"] == "IN_PROGRESS"
+    installed = tmp_path / "installed"
+    assert run_device(api, device, installed, *check) == 1
+    assert not (installed / file_name).exists()
+    assert reason(api, f"AFR_OTA-{update_id}", thing) == \
+        f"the signature is revoked (signing job {signing_job})"
+
+    # The other profile revoked from an hour before: its signatures since are revoked.
     version = signer.get_signing_profile(profileName=profile)["profileVersion"]
     signer.revoke_signing_profile(profileName=profile, profileVersion=version,
                                   reason="key compromised",
                                   effectiveTime=datetime.now(UTC) - timedelta(hours=1))
+    assert iot.describe_job(jobId=f"AFR_OTA-{update_2}")["job"]["status"] == "CANCELED"
     assert run_device(api, device_2, installed, *check) == 1
     assert not (installed / other).exists()
     refused = reason(api, f"AFR_OTA-{update_2}", second)

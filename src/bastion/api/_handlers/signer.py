@@ -126,6 +126,7 @@ def revoke_signing_profile(ctx: OperationContext, params: Params) -> Result:
         params["profileName"], profile_version=params["profileVersion"],
         reason=params["reason"], effective_time=params["effectiveTime"],
         revoked_by=ctx.caller.access_key_id)
+    ctx.gateway.services.ota.withdraw_revoked()  # OTA updates stop going out with it
     return {}
 
 
@@ -201,6 +202,7 @@ def revoke_signature(ctx: OperationContext, params: Params) -> Result:
     _check_owner(ctx, params, "jobOwner")
     _service(ctx).revoke_signature(params["jobId"], reason=params["reason"],
                                    revoked_by=ctx.caller.access_key_id)
+    ctx.gateway.services.ota.withdraw_revoked()  # OTA updates stop going out with it
     return {}
 
 
