@@ -325,6 +325,29 @@ def test_the_example_refuses_a_signature_revoked_after_the_update(
         f"the signature is revoked (signing job {signing_job})"
 
 
+def test_the_example_refuses_what_it_cannot_check_for_revocation(
+        api_bastion: ApiBastion, unique: Callable[[str], str], tmp_path: Path) -> None:
+    """Fail closed: no credentials (a role alias that does not exist), no answer about
+    revocation, no install."""
+    api = api_bastion
+    iot = api.client()
+    firmware = os.urandom(4_000)
+    file_name, _, signing_job = signed_firmware(api, unique, tmp_path, firmware)
+    thing = unique("unchecked")
+    device = device_through_api(api, iot, thing, tmp_path / "device")
+    update_id = unique("unchecked")
+    iot.create_ota_update(otaUpdateId=update_id, targets=[thing_arn(thing)], roleArn=ROLE,
+                          files=[ota_file(file_name, {"awsSignerJobId": signing_job})])
+    installed = tmp_path / "installed"
+    result = run_example(api, device, installed, None,
+                         *revocation_arguments(api, unique("no-such-alias")))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (installed / file_name).exists()
+    reason = execution_of(api, f"AFR_OTA-{update_id}", thing)["statusDetails"]["detailsMap"][
+        "reason"]
+    assert reason.startswith("could not check the signature's revocation"), reason
+
+
 def _foreign_signature(data: bytes) -> tuple[bytes, str]:
     """A valid signature of ``data`` under a certificate of another code-signing CA."""
     ca_cert, ca_key = create_code_signing_ca("Someone Else's CA")
