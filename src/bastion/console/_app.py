@@ -223,6 +223,10 @@ class ConsoleApplication(Pages):
                 return await self._unsuppress(visit)
             if len(parts) == 3 and parts[0] == "policies" and parts[2] == "versions":
                 return await self._create_policy_version(visit, parts[1])
+            if parts == ["detect", "verify"]:
+                return await self._verify_violation(visit)
+            if parts in (["threats", "archive"], ["threats", "unarchive"]):
+                return await self._archive_finding(visit, parts[1] == "archive")
             return self._error(visit.session, 404, "No such action.")
         match parts:
             case [""] | ["overview"]:
@@ -253,6 +257,10 @@ class ConsoleApplication(Pages):
                 return await self._suppress_form(visit, finding_id)
             case ["detect"]:
                 return await self._detect_page(visit)
+            case ["threats"]:
+                return await self._threats_page(visit)
+            case ["baseline"]:
+                return await self._baseline_page(visit)
             case ["jobs"]:
                 return await self._jobs_page(visit)
             case ["jobs", job_id]:
@@ -428,6 +436,12 @@ def _operation_of_post(path: str) -> tuple[str, str]:
         return ACTIONS["certificate-status"]
     if path.endswith("/trail/verify"):
         return ACTIONS["trail-verify"]
+    if path.endswith("/detect/verify"):
+        return ACTIONS["detect-verify"]
+    if path.endswith("/threats/archive"):
+        return ACTIONS["threat-archive"]
+    if path.endswith("/threats/unarchive"):
+        return ACTIONS["threat-unarchive"]
     if path.endswith("/sign-out"):
         return ADMIN_SERVICE, SIGN_OUT
     return ADMIN_SERVICE, ""

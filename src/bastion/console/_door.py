@@ -55,11 +55,16 @@ PAGES: Final[Mapping[str, tuple[str, str]]] = {
     "policy-edit": ("iot", "GetPolicy"),
     "test-authorization": ("iot", "TestAuthorization"),
     "trail": (ADMIN_SERVICE, "ListTrailRecords"),
+    "threats": ("guardduty", "ListFindings"),
+    "baseline": (ADMIN_SERVICE, "DescribeBaseline"),
 }
 """Each page and the API operation whose role check it passes (reads: every role)."""
 
 ACTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "certificate-status": ("iot", "UpdateCertificate"),
+    "detect-verify": ("iot", "PutVerificationStateOnViolation"),
+    "threat-archive": ("guardduty", "ArchiveFindings"),
+    "threat-unarchive": ("guardduty", "UnarchiveFindings"),
     "audit-run": ("iot", "StartOnDemandAuditTask"),
     "audit-suppress": ("iot", "CreateAuditSuppression"),
     "audit-unsuppress": ("iot", "DeleteAuditSuppression"),

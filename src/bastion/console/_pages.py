@@ -263,7 +263,58 @@ class Pages(Door):
         found = await self._read(visit, "detect", {},
                                  lambda: views.violations(self._services, page))
         return self._page(visit, "detect.html", "detect", found=found,
-                          detect_enabled=self._services.detect is not None)
+                          detect_enabled=self._services.detect is not None,
+                          why=views.violation_reason, states=views.VERIFICATION_STATES,
+                          may_verify=role_allows(visit.session.role,
+                                                 *ACTIONS["detect-verify"]),
+                          done=visit.request.arg("done")[:32])
+
+    async def _verify_violation(self, visit: Visit) -> Answer:
+        """PutVerificationStateOnViolation (a false or benign positive teaches an ML
+        behavior's model, docs/detect.md)."""
+        form = visit.request.form
+        violation_id = form.get("violation_id", "")[:128]
+        state = form.get("state", "")
+        description = form.get("description", "")[:1000] or None
+        if state not in views.VERIFICATION_STATES:
+            raise Refused(400, "Choose a verification state.", "InvalidRequestException")
+        detect = self._services.detect
+        if detect is None:
+            raise Refused(404, "Detect is turned off ([detect] enabled = false).",
+                           "ResourceNotFoundException")
+        await self._change(visit, "detect-verify",
+                           {"violationId": violation_id, "verificationState": state},
+                           lambda: detect.service.put_verification_state(
+                               violation_id, state, description))
+        return redirect(f"{PREFIX}/detect?done=verified")
+
+    async def _threats_page(self, visit: Visit) -> Answer:
+        page = visit.request.page()
+        archived = visit.request.arg("archived") == "yes"
+        found = await self._read(visit, "threats", {"archived": archived},
+                                 lambda: views.threat_findings(self._services, page,
+                                                               archived))
+        role = visit.session.role
+        return self._page(visit, "threats.html", "threats", found=found, archived=archived,
+                          enabled=self._services.threats is not None,
+                          may_archive=role_allows(role, *ACTIONS["threat-archive"]),
+                          done=visit.request.arg("done")[:32])
+
+    async def _archive_finding(self, visit: Visit, archive: bool) -> Answer:
+        finding_id = visit.request.form.get("finding_id", "")[:64]
+        threats = self._services.threats
+        if threats is None:
+            raise Refused(404, "Threat detection is turned off ([threats] enabled = "
+                               "false).", "ResourceNotFoundException")
+        await self._change(visit, "threat-archive" if archive else "threat-unarchive",
+                           {"findingIds": [finding_id]},
+                           lambda: threats.archive([finding_id], archive))
+        return redirect(f"{PREFIX}/threats?done={'archived' if archive else 'unarchived'}")
+
+    async def _baseline_page(self, visit: Visit) -> Answer:
+        found = await self._read(visit, "baseline", {},
+                                 lambda: views.baseline(self._services))
+        return self._page(visit, "baseline.html", "baseline", rows=found)
 
     async def _jobs_page(self, visit: Visit) -> Answer:
         page = visit.request.page()

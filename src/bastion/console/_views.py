@@ -425,6 +425,73 @@ def violations(services: Services, page: int) -> Paged:
     return paginate(found, page)
 
 
+VERIFICATION_STATES: Final = ("FALSE_POSITIVE", "BENIGN_POSITIVE", "TRUE_POSITIVE", "UNKNOWN")
+
+
+def violation_reason(violation: Any) -> str:
+    """Why a violation fired, in a line: an ML violation's explanation, else its
+    criteria."""
+    details = getattr(violation, "details", None) or {}
+    if details.get("summary"):
+        return str(details["summary"])
+    criteria = violation.behavior.criteria
+    if criteria.ml_confidence is not None:
+        return f"ML Detect, confidence {criteria.ml_confidence}"
+    if criteria.statistic is not None:
+        return f"{criteria.comparison_operator.value} {criteria.statistic} of the fleet"
+    value = criteria.value.to_json() if criteria.value is not None else {}
+    operator = criteria.comparison_operator.value if criteria.comparison_operator else ""
+    return f"{operator} {json.dumps(value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreatRow:
+    id: str
+    type: str
+    title: str
+    severity: float
+    resource: str
+    source_ip: str
+    count: int
+    first_seen: float
+    last_seen: float
+    archived: bool
+    evidence: str
+
+
+def threat_findings(services: Services, page: int, archived: bool) -> Paged:
+    """Threat findings (archived or not), the most severe and newest first."""
+    threats = services.threats
+    if threats is None:
+        return paginate([], 1)
+    rows = [ThreatRow(f.id, f.type, f.kind.title, f.severity, f.resource_id, f.source_ip,
+                      f.count, f.first_seen, f.last_seen, f.archived,
+                      json.dumps(f.evidence, sort_keys=True, default=str)[:400])
+            for f in threats.findings() if f.archived == archived]
+    rows.sort(key=lambda r: (-r.severity, -r.last_seen))
+    return paginate(rows, page)
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRow:
+    control: str
+    title: str
+    passed: bool
+    evidence: str
+
+
+def baseline(services: Services) -> list[BaselineRow]:
+    """``bastion baseline check``, control by control."""
+    from bastion.baseline import CONTROLS, Baseline
+
+    state = Baseline(services, services.datadir.config_path)
+    rows = []
+    for control in CONTROLS:
+        verdict = control.check(state)
+        rows.append(BaselineRow(control.id, control.title, verdict.passed, verdict.evidence))
+    return rows
+
+
 # -- jobs ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -250,6 +250,12 @@ class ThreatService:
                       reverse=descending)
         return [d["Id"] for d in matching]
 
+    def findings(self) -> list[Finding]:
+        """Every finding (copies), oldest first."""
+        with self._lock:
+            return [replace(f, evidence=dict(f.evidence))
+                    for f in sorted(self._findings.values(), key=lambda f: f.first_seen)]
+
     def get_findings(self, ids: Iterable[str]) -> list[dict[str, Any]]:
         with self._lock:
             return [self.finding_json(self._findings[i]) for i in ids if i in self._findings]

@@ -21,7 +21,8 @@ from support.clock import ManualClock
 from .conftest import OPEN_DOCUMENT, ConsoleBastion, create_keys, start_console_bastion
 
 PAGES = ["/console/overview", "/console/things", "/console/certificates", "/console/policies",
-         "/console/audit", "/console/detect", "/console/jobs", "/console/trail"]
+         "/console/audit", "/console/detect", "/console/threats", "/console/jobs",
+         "/console/trail", "/console/baseline"]
 
 
 def _headers_are_strict(answer: object) -> None:
@@ -692,3 +693,75 @@ def test_overview_message_rates(console_bastion: ConsoleBastion) -> None:
     finally:
         publisher.paho.disconnect()
         publisher.paho.loop_stop()
+
+
+def test_detect_page_explains_and_an_operator_marks_a_false_positive(
+        console_bastion: ConsoleBastion, unique: Callable[[str], str]) -> None:
+    """An ML violation shows its explanation; the auditor may not set its verification
+    state (refused by the server), the operator may, and the model learns from it."""
+    from bastion.defender.detect import Datapoint, MetricValue
+
+    services = console_bastion.running.app.services
+    assert services.detect is not None
+    detect = services.detect.service
+    profile = unique("ml")
+    detect.create_security_profile(profile, now=console_bastion.clock.time(), behaviors=[
+        {"name": "msgs", "metric": "aws:num-messages-sent", "criteria": {
+            "mlDetectionConfig": {"confidenceLevel": "MEDIUM"}}}])
+    detect.attach(profile, detect.target_arn("all/things"))
+    things = [unique("ml-thing") for _ in range(8)]
+    now = console_bastion.clock.time()
+    for step in range(5):
+        detect.ingest([Datapoint(t, "aws:num-messages-sent", MetricValue(count=5 + i % 2),
+                                 now + step * 60) for i, t in enumerate(things)],
+                      now + step * 60)
+    events = detect.ingest([Datapoint(t, "aws:num-messages-sent",
+                                      MetricValue(count=500 if i == 0 else 5),
+                                      now + 300) for i, t in enumerate(things)], now + 300)
+    [event] = [e for e in events if e.security_profile_name == profile]
+    page = console_bastion.signed_in("auditor").get("/console/detect").text
+    assert "aws:num-messages-sent 500 (peer group normal up to" in page
+    auditor = console_bastion.signed_in("auditor")
+    refused = auditor.post("/console/detect/verify", {
+        "csrf": auditor.csrf, "violation_id": event.violation_id, "state": "FALSE_POSITIVE"})
+    assert refused.status_code == 403
+    operator = console_bastion.signed_in("operator")
+    done = operator.post("/console/detect/verify", {
+        "csrf": operator.csrf, "violation_id": event.violation_id,
+        "state": "FALSE_POSITIVE"})
+    assert done.status_code == 303 and done.headers["location"].endswith("done=verified")
+    [active] = [v for v in detect.list_active_violations(security_profile_name=profile)]
+    assert active.verification_state is not None
+    assert active.verification_state.value == "FALSE_POSITIVE"
+    assert [r.outcome for r in console_bastion.console_records(
+        "PutVerificationStateOnViolation")] == ["denied", "allowed"]
+
+
+def test_threats_page_and_archive(console_bastion: ConsoleBastion) -> None:
+    threats = console_bastion.running.app.services.threats
+    assert threats is not None
+    threats.observe_call(source_ip="127.0.0.9", access_key_id="AKIAX", authenticated=True,
+                         operation="CreatePolicy", outcome="allowed", error_code=None,
+                         parameters={"policyName": "<b>wide</b>", "policyDocument": (
+                             '{"Statement":[{"Effect":"Allow","Action":"*",'
+                             '"Resource":"*"}]}')})
+    client = console_bastion.signed_in("auditor")
+    page = client.get("/console/threats").text
+    assert "A policy now allows every action or every resource" in page
+    assert "&lt;b&gt;wide&lt;/b&gt;" in page and "<b>wide</b>" not in page
+    finding = next(f for f in threats.findings() if "wide" in f.resource_id)
+    refused = client.post("/console/threats/archive", {"csrf": client.csrf,
+                                                       "finding_id": finding.id})
+    assert refused.status_code == 403
+    operator = console_bastion.signed_in("operator")
+    assert operator.post("/console/threats/archive", {
+        "csrf": operator.csrf, "finding_id": finding.id}).status_code == 303
+    assert next(f for f in threats.findings() if f.id == finding.id).archived
+    assert finding.id in operator.get("/console/threats?archived=yes").text
+
+
+def test_baseline_page_shows_each_control(console_bastion: ConsoleBastion) -> None:
+    page = console_bastion.signed_in("auditor").get("/console/baseline").text
+    for control in ("AISB#1", "AISB#5", "AISB#11"):
+        assert f"<td>{control}</td>" in page
+    assert "PASS" in page or "FAIL" in page
