@@ -153,10 +153,7 @@ class ThreatDetector:
     def _failed(self, source_ip: str, key: str, at: float) -> list[Signal]:
         s = self.settings
         window = self._failures.setdefault(source_ip, deque())
-        window.append((at, key))
-        while window and window[0][0] < at - s.burst_window:
-            window.popleft()
-        if len(window) < s.burst_failures or self.blocked(source_ip, at) is not None:
+        if not self._burst(window, at, key) or self.blocked(source_ip, at) is not None:
             return []
         keys = sorted({k for _, k in window if k})[:10]
         evidence: dict[str, Any] = {"failures": len(window), "windowSeconds": s.burst_window,
@@ -167,6 +164,14 @@ class ThreatDetector:
         window.clear()
         return [Signal("CredentialAccess:IoTAPI/SignatureFailureBurst", source_ip, at,
                        evidence, source_ip, keys[0] if keys else "", "")]
+
+    def _burst(self, window: deque[tuple[float, str]], at: float, who: str) -> bool:
+        """Count one failure in ``window`` (those of one address); whether the window
+        now holds a burst (``burst_failures`` within ``burst_window`` seconds)."""
+        window.append((at, who))
+        while window and window[0][0] < at - self.settings.burst_window:
+            window.popleft()
+        return len(window) >= self.settings.burst_failures
 
     def _key_used(self, source_ip: str, key: str, operation: str, at: float
                   ) -> list[Signal]:
@@ -281,10 +286,7 @@ class ThreatDetector:
             return []
         s = self.settings
         window = self._connect_failures.setdefault(source, deque())
-        window.append((at, str(entry.get("clientId") or "")))
-        while window and window[0][0] < at - s.burst_window:
-            window.popleft()
-        if len(window) < s.burst_failures:
+        if not self._burst(window, at, str(entry.get("clientId") or "")):
             return []
         clients = sorted({c for _, c in window if c})[:10]
         evidence = {"failures": len(window), "windowSeconds": s.burst_window,
