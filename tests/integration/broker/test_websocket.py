@@ -512,3 +512,34 @@ def test_unregistered_certificate_on_the_websocket_port_is_refused(wss, make_dev
     client.send(connect_packet(device.name))
     assert client.connack() == 5
     client.close()
+
+
+def connect_persistent(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT that keeps its session (clean session 0)."""
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x00\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+    return bytes([0x10, len(body)]) + body
+
+
+def session_present(wss: Wss, key: tuple[str, str], client_id: str) -> bool:
+    client = RawClient(wss, presign(wss, key))
+    client.send(connect_persistent(client_id))
+    while len(client.received) < 4:
+        assert client._read(), "closed before CONNACK"
+    assert client.received[:2] == b"\x20\x02" and client.received[3] == 0
+    present = bool(client.received[2] & 1)
+    client.send(b"\xe0\x00")  # DISCONNECT
+    client.wait_closed()
+    client.close()
+    return present
+
+
+def test_a_persistent_session_is_resumed_only_by_the_same_key(wss):
+    client_id = f"persistent-{uuid.uuid4().hex[:6]}"
+    first, second = wss.key(ALL), wss.key(ALL)
+    assert not session_present(wss, first, client_id)
+    assert session_present(wss, first, client_id)
+    # Another key with the same client id starts afresh (and replaces the session) ...
+    assert not session_present(wss, second, client_id)
+    # ... as a certificate would.
+    assert not session_present(wss, first, client_id)
