@@ -23,6 +23,9 @@ from ._trust import DeviceTrust
 
 log = logging.getLogger("bastion")
 
+WEBSOCKET_LISTENER = "mqtt-wss"
+"""The name of the MQTT-over-WebSocket listener (``App.port(WEBSOCKET_LISTENER)``)."""
+
 
 class Listeners(Component):
     """Binds the MQTT listeners; on stop, disconnects every client and closes them.
@@ -61,7 +64,7 @@ class Listeners(Component):
             wss = self._trust.server_context(alpn_protocols=["http/1.1"],
                                              session_tickets=mqtt.tls_session_tickets)
             wss.verify_mode = ssl.CERT_OPTIONAL  # a presigned URL may authenticate instead
-            wanted.append(ListenerConfig("mqtt-wss", mqtt.host, mqtt.websocket_port, wss,
+            wanted.append(ListenerConfig(WEBSOCKET_LISTENER, mqtt.host, mqtt.websocket_port, wss,
                                          proxy, websocket=True, presigned=self._presigned))
         if mqtt.plaintext_port:
             log.warning("plaintext MQTT listener enabled on %s:%d (no client authentication)",
