@@ -543,3 +543,14 @@ def test_a_persistent_session_is_resumed_only_by_the_same_key(wss):
     assert not session_present(wss, second, client_id)
     # ... as a certificate would.
     assert not session_present(wss, first, client_id)
+
+
+def test_key_sessions_are_not_a_shared_certificate(wss, sdk):
+    journal = wss.running.app.journal
+    assert journal is not None
+    before = journal.shared_certificates_seen
+    key = wss.key(ALL)
+    sdk(key).connect()
+    sdk(key).connect()  # two client ids, one key, no certificate at all
+    sdk(wss.key(ALL)).connect()
+    assert journal.shared_certificates_seen == before
