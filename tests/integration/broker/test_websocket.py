@@ -554,3 +554,15 @@ def test_key_sessions_are_not_a_shared_certificate(wss, sdk):
     sdk(key).connect()  # two client ids, one key, no certificate at all
     sdk(wss.key(ALL)).connect()
     assert journal.shared_certificates_seen == before
+
+
+def test_key_attachments_are_listed_like_certificates(wss):
+    key_id, _ = wss.key()
+    wss.iot.create_policy(policyName=f"listed-{key_id}", policyDocument=policy(ALL))
+    wss.iot.attach_policy(policyName=f"listed-{key_id}", target=key_arn(key_id))
+    targets = wss.iot.list_targets_for_policy(policyName=f"listed-{key_id}")["targets"]
+    assert targets == [key_arn(key_id)]
+    attached = wss.iot.list_attached_policies(target=key_arn(key_id))["policies"]
+    assert [p["policyName"] for p in attached] == [f"listed-{key_id}"]
+    wss.iot.detach_policy(policyName=f"listed-{key_id}", target=key_arn(key_id))
+    assert wss.iot.list_attached_policies(target=key_arn(key_id))["policies"] == []
