@@ -21,6 +21,9 @@ class MQTTConfig:
     host: str = "0.0.0.0"
     port: int = 8883
     alpn_port: int = 0        # a second TLS listener (e.g. 443) for SDKs sending ALPN
+    # MQTT over WebSocket Secure (docs/websockets.md): wss://host:port/mqtt, SigV4-presigned
+    # (service iotdevicegateway) or a client certificate. 0: off; AWS IoT uses 443.
+    websocket_port: int = 0
     plaintext_port: int = 0   # 0: no plaintext listener; only for an explicit opt-in
     plaintext_host: str = "127.0.0.1"
     tls_session_tickets: int = 0  # TLS 1.3 tickets per handshake; 0: no resumption

@@ -94,6 +94,8 @@ _CONFIG_HEADER = b"""\
 # [mqtt] port: mutual-TLS MQTT listener.
 #        alpn_port: extra TLS listener for AWS SDKs using ALPN x-amzn-mqtt-ca (e.g. 443);
 #                   0 = off.
+#        websocket_port: MQTT over WebSocket Secure (wss://host:port/mqtt, SigV4-presigned
+#                   or a client certificate; AWS uses 443); 0 = off (docs/websockets.md).
 #        plaintext_port: unauthenticated plaintext listener, explicit opt-in only; 0 = off.
 
 """

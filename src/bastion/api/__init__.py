@@ -11,6 +11,8 @@ error codes match AWS; each implemented operation is one small handler
   :class:`Role`, :class:`Caller`, :func:`role_allows` — the plug points for access keys
   and the audit trail, with :class:`StaticCredentials`, :class:`MemoryTrail` and
   :class:`LogTrail`.
+* :class:`PresignedUrlAuthenticator` — the SigV4-presigned URLs of MQTT-over-WebSocket
+  upgrades (service ``iotdevicegateway``), for the broker's WebSocket listener.
 * :func:`implemented_operations` — which operations have a handler.
 """
 
@@ -36,6 +38,7 @@ from ._auth import (
 from ._errors import ApiError
 from ._handlers import TABLE
 from ._models import SERVICE_NAMES, load_catalog
+from ._presigned import DEVICE_GATEWAY_SERVICE, PresignedUrlAuthenticator
 from ._server import ApiConfigError, ApiServer, check_api_config, is_loopback
 
 
@@ -47,6 +50,7 @@ def implemented_operations(service: str) -> frozenset[str]:
 
 __all__ = [
     "ADMIN_SERVICE",
+    "DEVICE_GATEWAY_SERVICE",
     "SCRAPE_OPERATION",
     "SERVICE_NAMES",
     "ApiApplication",
@@ -61,6 +65,7 @@ __all__ = [
     "LogTrail",
     "MemoryTrail",
     "MetricsDoor",
+    "PresignedUrlAuthenticator",
     "Role",
     "SessionSource",
     "StaticCredentials",

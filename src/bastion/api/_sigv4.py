@@ -19,6 +19,16 @@ and checks the HMAC:
    ``aws4_request``; the signature is HMAC-SHA256 of (2) under it, compared in constant
    time.
 
+**Presigned URLs** (query form, :func:`parse_presigned`) carry the same parts as query
+parameters: ``X-Amz-Algorithm``, ``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``,
+``X-Amz-SignedHeaders`` and ``X-Amz-Signature``. The canonical query is every parameter
+but ``X-Amz-Signature`` — and, for services that append it after signing as AWS IoT's
+device gateway does (``iotdevicegateway``, MQTT over WebSocket), but
+``X-Amz-Security-Token`` — and the payload is the empty body. Such a URL is good from its
+``X-Amz-Date`` (not more than five minutes ahead of the server's clock) for
+``X-Amz-Expires`` seconds; without ``X-Amz-Expires`` (the AWS IoT Device SDKs send none)
+it is good, like a signed header, within five minutes of ``X-Amz-Date``.
+
 The timestamp must lie within five minutes of the server's clock, and the credential
 scope's date must be the timestamp's date. ``Host`` must be signed. Errors carry the
 codes AWS answers with (403 ``MissingAuthenticationTokenException``,
@@ -169,6 +179,131 @@ def parse_authorization(request: HttpRequest) -> SigV4Authorization:
                       f"version of date from HTTP: '{credential.date}' != "
                       f"'{amz_date[:8]}', from '{amz_date}'.")
     return SigV4Authorization(credential, signed, signature, amz_date, timestamp)
+
+
+PRESIGNED_MAX_EXPIRES: Final = 604800
+"""The longest ``X-Amz-Expires`` AWS accepts (seven days)."""
+
+_PRESIGNED_REQUIRED: Final = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
+                              "X-Amz-SignedHeaders", "X-Amz-Signature")
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedAuthorization:
+    """A parsed presigned URL (the query form of SigV4).
+
+    :ivar auth: what was signed, as for a signed header; verify it with
+        :func:`verify_signature` on :attr:`signed_request`.
+    :ivar expires: ``X-Amz-Expires``, seconds; ``None`` when absent.
+    :ivar security_token: ``X-Amz-Security-Token`` (temporary credentials), or ``None``.
+    :ivar signed_request: the request as the signer saw it: without ``X-Amz-Signature``
+        (nor, when appended after signing, ``X-Amz-Security-Token``) and without a body.
+    """
+
+    auth: SigV4Authorization
+    expires: int | None
+    security_token: str | None = field(repr=False)
+    signed_request: HttpRequest = field(repr=False)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        if self.expires is None:
+            return None
+        return self.auth.timestamp + timedelta(seconds=self.expires)
+
+
+def parse_presigned(request: HttpRequest, *, token_signed: bool = True
+                    ) -> PresignedAuthorization:
+    """Parse the SigV4 query parameters of a presigned URL; check their structure.
+
+    :param token_signed: whether ``X-Amz-Security-Token`` is part of what was signed
+        (most services); ``False`` for AWS IoT's device gateway, whose clients append it
+        after signing.
+    :raises SignatureError: no ``X-Amz-Signature`` (MissingAuthenticationToken); a
+        missing, repeated or malformed parameter (IncompleteSignature); ``Host`` not
+        signed, or a credential date that is not the signing date (InvalidSignature).
+    """
+    params: dict[str, list[str]] = {}
+    kept: list[str] = []
+    for item in request.raw_query.split("&") if request.raw_query else ():
+        raw_key, _, raw_value = item.partition("=")
+        key = unquote(raw_key)
+        params.setdefault(key, []).append(unquote(raw_value))
+        if key == "X-Amz-Signature" or (key == "X-Amz-Security-Token" and not token_signed):
+            continue
+        kept.append(item)
+    if "X-Amz-Signature" not in params:
+        raise missing_token()
+    for name in _PRESIGNED_REQUIRED:
+        if len(params.get(name, ())) != 1:
+            raise incomplete(f"AWS query-string parameters must include '{name}' once.")
+    if params["X-Amz-Algorithm"][0] != ALGORITHM:
+        raise incomplete(f"Unsupported algorithm; only {ALGORITHM} is accepted")
+    credential = _parse_credential(params["X-Amz-Credential"][0])
+    signed = tuple(params["X-Amz-SignedHeaders"][0].split(";"))
+    if not all(_HEADER_NAME.fullmatch(name) for name in signed):
+        raise incomplete("'X-Amz-SignedHeaders' is malformed.")
+    if "host" not in signed:
+        raise invalid("'Host' must be a signed header of a presigned URL.")
+    signature = params["X-Amz-Signature"][0]
+    if not _SIGNATURE.fullmatch(signature):
+        raise incomplete("'X-Amz-Signature' is malformed.")
+    expires_values = params.get("X-Amz-Expires", [])
+    if len(expires_values) > 1:
+        raise incomplete("AWS query-string parameters must include 'X-Amz-Expires' at most "
+                         "once.")
+    expires: int | None = None
+    if expires_values:
+        text = expires_values[0]
+        if not text.isdigit() or not 1 <= int(text) <= PRESIGNED_MAX_EXPIRES:
+            raise incomplete("X-Amz-Expires must be a whole number of seconds from 1 to "
+                             f"{PRESIGNED_MAX_EXPIRES}.")
+        expires = int(text)
+    amz_date = params["X-Amz-Date"][0]
+    if not _AMZ_DATE.fullmatch(amz_date):
+        raise incomplete("X-Amz-Date must be in the ISO-8601 basic format YYYYMMDDTHHMMSSZ.")
+    try:
+        timestamp = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise incomplete("X-Amz-Date is not a valid date.") from None
+    if credential.date != amz_date[:8]:
+        raise invalid("Date in Credential scope does not match YYYYMMDD from X-Amz-Date: "
+                      f"'{credential.date}' != '{amz_date[:8]}'.")
+    token = params.get("X-Amz-Security-Token")
+    if token is not None and len(token) != 1:
+        raise incomplete("AWS query-string parameters must include "
+                         "'X-Amz-Security-Token' at most once.")
+    headers = tuple((name, value) for name, value in request.headers
+                    if name != "x-amz-content-sha256")
+    signed_request = HttpRequest(request.method, request.raw_path, "&".join(kept), headers,
+                                 b"")
+    return PresignedAuthorization(
+        SigV4Authorization(credential, signed, signature, amz_date, timestamp),
+        expires, token[0] if token else None, signed_request)
+
+
+def check_presigned_clock(presigned: PresignedAuthorization, now: datetime,
+                          skew: timedelta = MAX_CLOCK_SKEW) -> None:
+    """Refuse a presigned URL used after ``X-Amz-Date`` + ``X-Amz-Expires`` (without
+    ``X-Amz-Expires``: more than ``skew`` after ``X-Amz-Date``), or signed more than
+    ``skew`` in the future.
+
+    :raises SignatureError: AccessDenied-like InvalidSignature ("Request has expired" /
+        "not yet current").
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    auth = presigned.auth
+    expires_at = presigned.expires_at
+    if expires_at is None:
+        check_clock(auth, now, skew)
+        return
+    if now > expires_at:
+        raise invalid(f"Request has expired: signed at {auth.amz_date} for "
+                      f"{presigned.expires} seconds")
+    if auth.timestamp > now + skew:
+        raise invalid(f"Signature not yet current: {auth.amz_date} is later than "
+                      f"{(now + skew).astimezone(UTC).strftime(AMZ_DATE_FORMAT)}")
 
 
 def check_clock(auth: SigV4Authorization, now: datetime,

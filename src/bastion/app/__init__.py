@@ -7,6 +7,7 @@ Nothing else wires services together. ``bastion serve`` calls :func:`run`; tests
 from __future__ import annotations
 
 from ._app import App, run
+from ._listeners import WEBSOCKET_LISTENER
 from ._model import BoundListener
 
-__all__ = ["App", "BoundListener", "run"]
+__all__ = ["WEBSOCKET_LISTENER", "App", "BoundListener", "run"]

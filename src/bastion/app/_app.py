@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ..api import ApiServer, CallCounts, CredentialSource, TrailSink
+from ..api import ApiServer, CallCounts, CredentialSource, PresignedUrlAuthenticator, TrailSink
 from ..broker import (
     Broker,
     ClientConnected,
@@ -318,7 +318,10 @@ class App:
             if services.threats is not None:  # refused connects feed threat detection
                 self.iot_logs.on_error(services.threats.device_error)
         trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
-        self._listeners = Listeners(broker, config.mqtt, trust)
+        presigned = PresignedUrlAuthenticator(
+            plane.account.region, self._credentials or services.access,
+            services.temporary_credentials, self._clock)
+        self._listeners = Listeners(broker, config.mqtt, trust, presigned)
         components += [trust, self._listeners]
         if config.credentials.enabled:
             provider = CredentialsProvider(gate, plane.role_aliases,

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
-from ..broker import Broker, ListenerConfig, ProxyTrust, bound_port, start_listener
+from ..broker import (
+    Broker,
+    ListenerConfig,
+    ProxyTrust,
+    UpgradeAuthenticator,
+    bound_port,
+    start_listener,
+)
 from ..config import MQTTConfig
 from ..lifecycle import Component
 from ..pki import DEFAULT_ALPN_PROTOCOLS
@@ -14,6 +22,9 @@ from ._model import BoundListener
 from ._trust import DeviceTrust
 
 log = logging.getLogger("bastion")
+
+WEBSOCKET_LISTENER = "mqtt-wss"
+"""The name of the MQTT-over-WebSocket listener (``App.port(WEBSOCKET_LISTENER)``)."""
 
 
 class Listeners(Component):
@@ -26,8 +37,10 @@ class Listeners(Component):
 
     name = "mqtt-listeners"
 
-    def __init__(self, broker: Broker, config: MQTTConfig, trust: DeviceTrust) -> None:
+    def __init__(self, broker: Broker, config: MQTTConfig, trust: DeviceTrust,
+                 presigned: UpgradeAuthenticator | None = None) -> None:
         self._broker = broker
+        self._presigned = presigned
         self._config = config
         self._trust = trust
         self._servers: list[asyncio.Server] = []
@@ -47,6 +60,12 @@ class Listeners(Component):
         if mqtt.alpn_port:
             wanted.append(ListenerConfig("mqtts-alpn", mqtt.host, mqtt.alpn_port, tls,
                                          proxy))
+        if mqtt.websocket_port:
+            wss = self._trust.server_context(alpn_protocols=["http/1.1"],
+                                             session_tickets=mqtt.tls_session_tickets)
+            wss.verify_mode = ssl.CERT_OPTIONAL  # a presigned URL may authenticate instead
+            wanted.append(ListenerConfig(WEBSOCKET_LISTENER, mqtt.host, mqtt.websocket_port, wss,
+                                         proxy, websocket=True, presigned=self._presigned))
         if mqtt.plaintext_port:
             log.warning("plaintext MQTT listener enabled on %s:%d (no client authentication)",
                         mqtt.plaintext_host, mqtt.plaintext_port)

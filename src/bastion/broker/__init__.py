@@ -3,6 +3,7 @@
 Layers, each importing only those below it::
 
     _listener                          sockets -> connections
+    _websocket                         MQTT over WebSocket (the HTTP upgrade, frames)
     _proxy, _proxy_header              behind a load balancer: the PROXY v2 header
     _broker                            CONNECT, packets, security events (ConnectionHost)
     _connection                        one network connection (asyncio.Protocol)
@@ -64,11 +65,14 @@ from ._plugs import (
     Authenticator,
     Authorizer,
     DenyAll,
+    KeyIdentity,
     MessageLog,
     Principal,
     RefuseAll,
     SessionPermissions,
     TopicTally,
+    UpgradeAuthenticator,
+    UpgradeRefused,
 )
 from ._proxy import ProxyTrust
 from ._session import Link, QueueBudget, Session
@@ -100,6 +104,7 @@ __all__ = [
     "Event",
     "GroupCommit",
     "Interest",
+    "KeyIdentity",
     "Link",
     "ListenerConfig",
     "MQTTConnection",
@@ -131,6 +136,8 @@ __all__ = [
     "Timer",
     "TopicTally",
     "Unsubscribed",
+    "UpgradeAuthenticator",
+    "UpgradeRefused",
     "bound_port",
     "decode_message",
     "encode_message",

@@ -55,7 +55,7 @@ from ._events import DisconnectReason
 from ._keepalive import KeepAliveWheel
 from ._limits import BrokerLimits
 from ._message import Message
-from ._plugs import Principal
+from ._plugs import KeyIdentity, Principal
 from ._session import Session
 
 log = logging.getLogger("bastion.broker")
@@ -109,6 +109,7 @@ class MQTTConnection(asyncio.Protocol):
         "_flush_scheduled",
         "_held",
         "_keep_alive_timeout",
+        "_key",
         "_last_packet",
         "_loop",
         "_monotonic",
@@ -140,13 +141,19 @@ class MQTTConnection(asyncio.Protocol):
         "unflushed",
     )
 
-    def __init__(self, host: ConnectionHost, listener_name: str, limits: ServerLimits) -> None:
+    def __init__(self, host: ConnectionHost, listener_name: str, limits: ServerLimits, *,
+                 key: KeyIdentity | None = None) -> None:
+        """
+        :param key: the access key a WebSocket upgrade was signed with (the connection's
+            principal is that key, not a client certificate); see ``_websocket.py``.
+        """
         self.host = host
         self._monotonic: Callable[[], float] = host.clock.monotonic
         self.listener_name = listener_name
         self.proto = ServerConnection(limits)
         self.transport: asyncio.Transport | None = None
         self.principal: Principal | None = None
+        self._key = key
         self.session: Session | None = None
         self.client_id = ""
         self.protocol_version = 4
@@ -188,7 +195,9 @@ class MQTTConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         ip, port = str(peer[0]), int(peer[1])
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
+        if self._key is not None:
+            self.principal = Principal("", b"", ip, port, key=self._key)
+        elif ssl_object is not None:
             der = ssl_object.getpeercert(binary_form=True)
             if not der:  # cannot happen with CERT_REQUIRED; refuse rather than trust
                 self.abort(DisconnectReason.AUTH_ERROR)

@@ -260,8 +260,7 @@ class MemorySessionDirectory:
         if existing is not None:
             if existing.connection is not None:
                 raise RuntimeError(f"session {client_id!r} still has a live connection")
-            if not clean_start and (existing.principal.certificate_id
-                                    == principal.certificate_id):
+            if not clean_start and existing.principal.identity == principal.identity:
                 return existing, True
             self.discard(existing)
         session = self._new_session(client_id, principal)

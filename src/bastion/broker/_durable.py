@@ -610,7 +610,7 @@ class DurableSessionDirectory(MemorySessionDirectory):
         if will is None and pending is not None:
             will, delay = pending[0], int(pending[1])
         principal = session.principal
-        commit.add(SESSION, (session.client_id, session.session_id, principal.certificate_id,
+        commit.add(SESSION, (session.client_id, session.session_id, principal.identity,
                              principal.source_ip, principal.source_port,
                              session.expiry_interval, session.detached_at,
                              None if will is None else _encode_will(will), delay))
@@ -667,7 +667,8 @@ class DurableSessionDirectory(MemorySessionDirectory):
         limits = self._limits
         by_client: dict[str, Session] = {}
         for srow in snapshot.sessions:
-            principal = Principal(srow.certificate_id, b"", srow.source_ip, srow.source_port)
+            principal = Principal.of_identity(srow.certificate_id, srow.source_ip,
+                                              srow.source_port)
             session = self._new_session(srow.client_id, principal)
             session.session_id = srow.session_id
             session.expiry_interval = min(srow.expiry_interval, limits.max_session_expiry)

@@ -1,4 +1,5 @@
-"""Listeners: TCP (+TLS) servers that hand each accepted socket to an MQTTConnection."""
+"""Listeners: TCP (+TLS) servers that hand each accepted socket to an MQTTConnection
+(directly, or through a WebSocket upgrade: ``_websocket.py``)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,29 @@ from dataclasses import dataclass
 from ..mqtt import ServerLimits
 from ._broker import Broker
 from ._connection import MQTTConnection
+from ._plugs import KeyIdentity, UpgradeAuthenticator
 from ._proxy import PeerName, ProxyHeaderGate, ProxyTrust
 from ._tls import TLSStream
+from ._websocket import WebSocketStream
 
 
 @dataclass(frozen=True, slots=True)
 class ListenerConfig:
     """One listener. With ``proxy``, it is behind a load balancer: only those balancers may
-    connect, and each connection starts with a PROXY v2 header (TLS listeners only)."""
+    connect, and each connection starts with a PROXY v2 header (TLS listeners only).
+
+    With ``websocket``, MQTT runs over WebSocket (TLS required): each connection starts
+    with an HTTP upgrade on ``/mqtt``, authenticated by a client certificate or, with
+    ``presigned``, by a SigV4-presigned URL (``_websocket.py``).
+    """
 
     name: str
     host: str
     port: int
     tls: ssl.SSLContext | None
     proxy: ProxyTrust | None = None
+    websocket: bool = False
+    presigned: UpgradeAuthenticator | None = None
 
 
 def server_limits(broker: Broker) -> ServerLimits:
@@ -43,23 +53,35 @@ def server_limits(broker: Broker) -> ServerLimits:
 async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Server:
     """Bind and start serving. Port 0 picks a free port (read it from ``sockets``).
 
-    :raises ValueError: ``config`` asks for the PROXY protocol without TLS.
+    :raises ValueError: ``config`` asks for the PROXY protocol or WebSocket without TLS.
     :raises OSError: the address is in use or cannot be bound.
     """
     loop = asyncio.get_running_loop()
     limits = server_limits(broker)
 
+    def mqtt_of(key: KeyIdentity | None) -> MQTTConnection:
+        return MQTTConnection(broker, config.name, limits, key=key)
+
     def mqtt() -> MQTTConnection:
         return MQTTConnection(broker, config.name, limits)
 
-    factory: Callable[[], asyncio.Protocol] = mqtt
     tls, handshake_timeout = config.tls, broker.limits.tls_handshake_timeout
     proxy, header_timeout = config.proxy, broker.limits.connect_timeout
     if proxy is not None and tls is None:
         raise ValueError(f"listener {config.name}: the PROXY protocol needs TLS")
+    if config.websocket and tls is None:
+        raise ValueError(f"listener {config.name}: MQTT over WebSocket needs TLS")
+    app: Callable[[], asyncio.Protocol] = mqtt
+    if config.websocket:
+        presigned = config.presigned
+
+        def websocket() -> asyncio.Protocol:
+            return WebSocketStream(mqtt_of, presigned, broker.spawn, header_timeout)
+        app = websocket
+    factory: Callable[[], asyncio.Protocol] = app
     if tls is not None and proxy is not None:
         def behind_proxy(peername: PeerName) -> asyncio.Protocol:
-            return TLSStream(tls, mqtt, handshake_timeout, peername=peername)
+            return TLSStream(tls, app, handshake_timeout, peername=peername)
 
         def factory() -> asyncio.Protocol:
             return ProxyHeaderGate(proxy, behind_proxy, header_timeout)
@@ -67,7 +89,7 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
         # TLS runs in the broker's own lean stream, not the event loop's TLS transport
         # (see _tls.py: memory per idle connection, Python calls per message).
         def factory() -> asyncio.Protocol:
-            return TLSStream(tls, mqtt, handshake_timeout)
+            return TLSStream(tls, app, handshake_timeout)
 
     server = await loop.create_server(
         factory, config.host, config.port, reuse_address=True, backlog=4096)

@@ -29,13 +29,38 @@ class Action(str, Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """An access key that signed a WebSocket upgrade (a SigV4-presigned URL).
+
+    :ivar access_key_id: the key that signed: a long-lived access key (``AKIA…``) or
+        temporary credentials (``ASIA…``).
+    :ivar role_alias: for temporary credentials, the role alias they were issued for (the
+        role session's policies are those attached to it); ``""`` for a long-lived key.
+    """
+
+    access_key_id: str
+    role_alias: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What names this key's sessions (session takeover, durable sessions)."""
+        return f"{KEY_IDENTITY_PREFIX}{self.access_key_id}"
+
+
+KEY_IDENTITY_PREFIX = "key:"
+""":attr:`Principal.identity` of a key principal starts with it (a certificate id never
+does: it is 64 hex digits)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is on the other end of a connection, as proven by the TLS handshake.
+    """Who is on the other end of a connection, as proven by the TLS handshake or, on a
+    WebSocket listener, by a SigV4-presigned upgrade URL (:attr:`key`).
 
     ``certificate_id`` is the lowercase hex SHA-256 of the client certificate's DER (the
     AWS IoT certificate id); ``certificate_der`` the certificate itself until CONNECT is
-    accepted (see :meth:`connected`; empty for a plaintext listener, where
-    ``certificate_id`` is ``""``).
+    accepted (see :meth:`connected`; empty for a plaintext listener or a key principal,
+    where ``certificate_id`` is ``""``).
     """
 
     certificate_id: str
@@ -43,6 +68,21 @@ class Principal:
     source_ip: str
     source_port: int
     chain_der: tuple[bytes, ...] = ()
+    key: KeyIdentity | None = None
+
+    @property
+    def identity(self) -> str:
+        """The certificate id, or ``key:<access key id>`` for a key principal: a session
+        is resumed only by a connection of the same identity."""
+        return self.key.identity if self.key is not None else self.certificate_id
+
+    @classmethod
+    def of_identity(cls, identity: str, source_ip: str, source_port: int) -> Principal:
+        """The principal a stored session was saved with (:attr:`identity`)."""
+        if identity.startswith(KEY_IDENTITY_PREFIX):
+            return cls("", b"", source_ip, source_port,
+                       key=KeyIdentity(identity[len(KEY_IDENTITY_PREFIX):]))
+        return cls(identity, b"", source_ip, source_port)
 
     @classmethod
     def from_certificate(
@@ -56,7 +96,8 @@ class Principal:
         certificate, keyed by ``certificate_id``)."""
         if not self.certificate_der and not self.chain_der:
             return self
-        return Principal(self.certificate_id, b"", self.source_ip, self.source_port)
+        return Principal(self.certificate_id, b"", self.source_ip, self.source_port,
+                         key=self.key)
 
 
 class AuthenticationError(Exception):
@@ -132,6 +173,32 @@ class _NoMessageLog:
 
 NO_MESSAGE_LOG: MessageLog = _NoMessageLog()
 """The message log of a session nobody logs (its level is ``LOG_DISABLED``)."""
+
+
+class UpgradeRefused(Exception):
+    """A WebSocket upgrade request is refused: the peer gets HTTP ``status`` and no
+    connection (403: not authenticated, e.g. a bad or expired presigned URL).
+
+    :param message: for the log and the response body; never a secret.
+    """
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UpgradeAuthenticator(Protocol):
+    """Verifies the SigV4-presigned URL of a WebSocket upgrade (``GET /mqtt?X-Amz-…``)."""
+
+    def authenticate_upgrade(self, target: str,
+                             headers: tuple[tuple[str, str], ...]) -> Awaitable[KeyIdentity]:
+        """The key that signed the request.
+
+        :param target: the request target as sent (path and query, percent-encoded).
+        :param headers: ``(name, value)`` pairs, names in lower case.
+        :raises UpgradeRefused: not signed, malformed, expired, unknown key, bad signature.
+        """
+        ...
 
 
 class Authorizer(Protocol):

@@ -141,6 +141,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind the MQTT listeners.")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="MQTT over TLS port (0 = any free).")] = None,
     alpn_port: Annotated[int | None, typer.Option(help="Extra TLS port for AWS SDKs using ALPN, e.g. 443.")] = None,
+    websocket_port: Annotated[int | None, typer.Option(help="MQTT over WebSocket Secure port (wss://…/mqtt, SigV4 or a client certificate), e.g. 443; 0 = off.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARN or ERROR.")] = None,
     api_host: Annotated[str | None, typer.Option(help="Address of the REST API (default 127.0.0.1).")] = None,
     api_port: Annotated[int | None, typer.Option(help="REST API port (0 = any free; default 8443).")] = None,
@@ -149,7 +150,7 @@ def serve(
     detect_interval: Annotated[float | None, typer.Option("--detect-interval", min=1.0, help="Seconds between Device Defender detect evaluations (default 300; also lowers the minimum period between device metrics reports).")] = None,
 ) -> None:
     """Run the broker and the REST API (initialises the data directory when missing)."""
-    from ..app import App, run
+    from ..app import WEBSOCKET_LISTENER, App, run
 
     path = _data_dir(data_dir)
     datadir = _open_or_init(path)
@@ -158,7 +159,8 @@ def serve(
     except ConfigError as exc:
         err.print(f"[red]bad configuration:[/] {exc}")
         raise typer.Exit(2) from None
-    config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port)
+    config = with_overrides(config, host=host, port=mqtt_port, alpn_port=alpn_port,
+                            websocket_port=websocket_port)
     config = _api_overrides(config, host=api_host, port=api_port,
                             plaintext=api_plaintext, emulator=emulator)
     if detect_interval is not None:
@@ -177,7 +179,11 @@ def serve(
         print(f"Bastion {__version__} serving from {datadir.path}", flush=True)
         for listener in running.listeners:
             scheme = "mqtts" if listener.tls else "mqtt"
-            print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
+            path = ""
+            if listener.name == WEBSOCKET_LISTENER:
+                scheme, path = "wss", "/mqtt"
+            print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}{path}",
+                  flush=True)
         if running.api is not None:
             print(f"  {'api':<15} {running.api.url}", flush=True)
         if running.api is not None and running.console is not None:

@@ -251,7 +251,7 @@ class ClusterNode(Component):
             the CONNECT replaces it and nothing need reach it)."""
             ours = False
             for session in directory.adopt(snapshot):
-                if session.principal.certificate_id == principal.certificate_id:
+                if session.principal.identity == principal.identity:
                     session.set_permissions(permissions)
                     ours = True
             return ours

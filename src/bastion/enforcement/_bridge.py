@@ -7,6 +7,9 @@ the service call; the bus delivers them on the broker's loop, where
 * certificate leaves ACTIVE, is deleted, or its CA leaves ACTIVE → sessions dropped at once;
 * policy attached/detached to the certificate, thing (de)attached → sessions of that
   certificate re-bound;
+* policy attached/detached to an access key or a role alias → the sessions signed with
+  that key, or with temporary credentials of that role alias (MQTT over WebSocket),
+  re-bound;
 * policy default version changed or policy deleted → sessions using that policy re-bound;
 * policy (de)attached to a thing group, group deleted → sessions with a thing re-bound;
 * thing updated, deleted, or its group membership changed → sessions of that thing re-bound.
@@ -52,6 +55,20 @@ def _of_certificate(certificate_id: str) -> Selector:
     return lambda s: s.principal.certificate_id == certificate_id
 
 
+def _of_access_key(access_key_id: str) -> Selector:
+    def pick(session: Session) -> bool:
+        key = session.principal.key
+        return key is not None and not key.role_alias and key.access_key_id == access_key_id
+    return pick
+
+
+def _of_role_alias(role_alias: str) -> Selector:
+    def pick(session: Session) -> bool:
+        key = session.principal.key
+        return key is not None and key.role_alias == role_alias
+    return pick
+
+
 def _of_ca(ca_certificate_id: str) -> Selector:
     def pick(session: Session) -> bool:
         p = _permissions(session)
@@ -95,6 +112,8 @@ class SecurityEventBridge:
         self._broker = broker
         self._gate = gate
         self._prefix_cert = ":cert/"
+        self._prefix_key = ":accesskey/"
+        self._prefix_alias = ":rolealias/"
         self._unsubscribe = [bus.subscribe(kind, self.apply) for kind in SECURITY_EVENTS]
 
     def close(self) -> None:
@@ -125,10 +144,17 @@ class SecurityEventBridge:
         elif isinstance(event, CaCertificateDeleted):
             broker.drop_sessions(_of_ca(event.ca_certificate_id), "CA deleted")
         elif isinstance(event, PolicyAttachmentChanged):
-            marker = event.target_arn.rfind(self._prefix_cert)
+            arn = event.target_arn
+            marker = arn.rfind(self._prefix_cert)
             if marker >= 0:
-                cert_id = event.target_arn[marker + len(self._prefix_cert):]
+                cert_id = arn[marker + len(self._prefix_cert):]
                 broker.reauthorize_sessions(_of_certificate(cert_id))
+            elif (marker := arn.find(self._prefix_key)) >= 0:
+                broker.reauthorize_sessions(
+                    _of_access_key(arn[marker + len(self._prefix_key):]))
+            elif (marker := arn.find(self._prefix_alias)) >= 0:
+                broker.reauthorize_sessions(
+                    _of_role_alias(arn[marker + len(self._prefix_alias):]))
             else:
                 broker.reauthorize_sessions(_with_thing)
         elif isinstance(event, (PolicyDefaultVersionChanged, PolicyDeleted)):

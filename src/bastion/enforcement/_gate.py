@@ -13,6 +13,13 @@ connection's context (client id, thing, certificate fields, source IP), which re
 every policy variable and condition once. Per-message checks are then pure in-memory
 regex matches, cached per session by the broker.
 
+A key principal (MQTT over WebSocket, upgrade signed with an access key; the URL was
+verified before CONNECT, see :class:`bastion.api.PresignedUrlAuthenticator`) has no
+certificate record: its policies are those attached to the key, or for temporary
+credentials to their role alias (:meth:`IdentityService.resolve_key_policies`), compiled
+and bound the same way, in a context without certificate or thing fields. Nothing else
+about keys is cached: every CONNECT and re-bind reads the attachments.
+
 When the registry changes, :class:`~bastion.enforcement.SecurityEventBridge` asks the
 broker to drop or re-bind the affected sessions, which calls ``bind`` again.
 
@@ -33,13 +40,20 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from ..account import Account
-from ..broker import Action, AuthenticationError, Principal
+from ..broker import Action, AuthenticationError, KeyIdentity, Principal
 from ..clock import Clock, SystemClock
 from ..mqtt import Connect, ReasonCode
-from ..policy import BoundPolicySet, CompiledPolicySet, bind, compile_policy_set
+from ..policy import (
+    BoundPolicySet,
+    CompiledPolicySet,
+    RequestContext,
+    bind,
+    compile_policy_set,
+)
 from ..registry import (
     CaCertificateStatus,
     CertificateStatus,
+    EffectivePolicy,
     IdentityService,
     PrincipalRecord,
 )
@@ -63,7 +77,8 @@ _RESOURCE_TYPE = {
 @dataclass(frozen=True, slots=True)
 class GatePermissions:
     """Permissions of one session: the bound policy set plus what selects the session
-    when the registry changes (certificate, CA, thing, policy names)."""
+    when the registry changes (certificate, CA, thing, policy names; access key or role
+    alias for a key principal)."""
 
     certificate_id: str
     ca_certificate_id: str | None
@@ -71,6 +86,8 @@ class GatePermissions:
     policy_names: tuple[str, ...]
     bound: BoundPolicySet
     arn_prefix: str
+    access_key_id: str = ""  # a key principal's (MQTT over WebSocket, SigV4)
+    role_alias: str = ""     # … when the key is temporary credentials of this role alias
 
     def check(self, action: Action, resource: str) -> bool:
         arn = f"{self.arn_prefix}{_RESOURCE_TYPE[action]}/{resource}"
@@ -112,6 +129,8 @@ class RegistryGate:
         self.first_sight: FirstSight | None = None  # JITP / JITR
 
     async def authenticate(self, principal: Principal, connect: Connect) -> Principal:
+        if principal.key is not None:
+            return principal  # the presigned upgrade URL was verified
         if not principal.certificate_der:
             raise AuthenticationError("no client certificate", ReasonCode.NOT_AUTHORIZED)
         return principal
@@ -126,6 +145,8 @@ class RegistryGate:
         :raises AuthenticationError: the certificate is unknown, not ACTIVE, or its CA is
             not ACTIVE.
         """
+        if principal.key is not None:
+            return await self._bind_key(principal, principal.key, client_id)
         record = await self._record(principal.certificate_id, client_id)
         # -- JITP / JITR: a certificate seen for the first time ------------------------
         if first_sight and self.first_sight is not None and (
@@ -149,9 +170,22 @@ class RegistryGate:
             ca_certificate_id=record.ca_certificate_id,
             thing_name=record.thing.thing_name if record.thing else None,
             policy_names=tuple(p.policy_name for p in record.policies),
-            bound=bind(self._compile(record), context),
+            bound=bind(self._compile(record.policies), context),
             arn_prefix=self._arn_prefix,
         )
+
+    async def _bind_key(self, principal: Principal, key: KeyIdentity,
+                        client_id: str) -> GatePermissions:
+        policies = await asyncio.to_thread(self._identity.resolve_key_policies,
+                                           key.access_key_id, key.role_alias)
+        context = RequestContext(region=self._account.region,
+                                 account=self._account.account_id, client_id=client_id,
+                                 is_attached=False, source_ip=principal.source_ip)
+        return GatePermissions(
+            certificate_id="", ca_certificate_id=None, thing_name=None,
+            policy_names=tuple(p.policy_name for p in policies),
+            bound=bind(self._compile(policies), context), arn_prefix=self._arn_prefix,
+            access_key_id=key.access_key_id, role_alias=key.role_alias)
 
     async def _fields(self, principal: Principal) -> CertificateFields:
         """The certificate's policy fields, parsed once per certificate (a fleet
@@ -209,13 +243,13 @@ class RegistryGate:
                 records.popitem(last=False)
         return record
 
-    def _compile(self, record: PrincipalRecord) -> CompiledPolicySet:
-        key = tuple((p.policy_name, p.version_id) for p in record.policies)
+    def _compile(self, policies: tuple[EffectivePolicy, ...]) -> CompiledPolicySet:
+        key = tuple((p.policy_name, p.version_id) for p in policies)
         compiled = self._compiled.get(key)
         if compiled is not None:
             self._compiled.move_to_end(key)
             return compiled
-        compiled = compile_policy_set(p.parse() for p in record.policies)
+        compiled = compile_policy_set(p.parse() for p in policies)
         self._compiled[key] = compiled
         if len(self._compiled) > self._cache_size:
             self._compiled.popitem(last=False)

@@ -87,7 +87,8 @@ class ConnectionJournal(Component):
             log.exception("writing the connection journal at shutdown failed")
 
     def _connected(self, event: ClientConnected) -> None:
-        live = self._live[event.certificate_id]
+        # A key principal (MQTT over WebSocket, SigV4) has no certificate to share.
+        live = self._live[event.certificate_id] if event.certificate_id else set()
         live.add(event.client_id)
         if len(live) == 2:  # once per episode of sharing, not on every further connect
             self.shared_certificates_seen += 1

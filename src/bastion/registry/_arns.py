@@ -21,6 +21,12 @@ THING: Final = "thing"
 THING_TYPE: Final = "thingtype"
 THING_GROUP: Final = "thinggroup"
 POLICY: Final = "policy"
+ACCESS_KEY: Final = "accesskey"
+"""An access key as a policy target (``arn:aws:iot:<region>:<account>:accesskey/<id>``):
+the principal of MQTT over WebSocket signed with that long-lived key."""
+ROLE_ALIAS_TARGET: Final = "rolealias"
+"""A role alias as a policy target: the principal of MQTT over WebSocket signed with
+temporary credentials issued for it (the role session)."""
 
 
 def split_arn(account: Account, arn: object, allowed_types: frozenset[str]

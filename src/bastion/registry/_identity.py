@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bastion.pki import PublicKey, cert_to_pem, certificate_id, issue_device_certificate
 from bastion.store import CaCertificateRow, CertificateRow, ConflictError, PolicyTarget, UnitOfWork
 
-from ._arns import CERT
+from ._arns import ACCESS_KEY, CERT, ROLE_ALIAS_TARGET
 from ._authority import CertificateAuthority
 from ._ca_certificates import CaOperations, parse_enum
 from ._certificate_states import (
@@ -64,6 +64,7 @@ from ._model import (
     CertificateMode,
     CertificateRecord,
     CertificateStatus,
+    EffectivePolicy,
     KeyPair,
     KeysAndCertificate,
     Page,
@@ -358,6 +359,16 @@ class IdentityService(CaOperations):
             thing=thing,
             policies=policies,
         )
+
+    def resolve_key_policies(self, access_key_id: str, role_alias: str = ""
+                             ) -> tuple[EffectivePolicy, ...]:
+        """The policies in force for a connection signed with an access key (MQTT over
+        WebSocket): those attached to the key (``accesskey/<id>``) or, for temporary
+        credentials, to the role alias they were issued for; each once, by name."""
+        target = (PolicyTarget(ROLE_ALIAS_TARGET, role_alias) if role_alias
+                  else PolicyTarget(ACCESS_KEY, access_key_id))
+        with self._read() as uow:
+            return self._dedupe(uow.policies.attached_to([target]))
 
     # -- Entry points of fleet provisioning, claims, JITP and JITR ---------------------
     # (bastion.provisioning). They differ from the public operations above only in the

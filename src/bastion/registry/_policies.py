@@ -15,7 +15,7 @@ from typing import Final
 from bastion.policy import MalformedPolicyError, parse_policy
 from bastion.store import PolicyRow, PolicyTarget, UnitOfWork, page_of_sorted
 
-from ._arns import CERT, THING_GROUP, split_arn
+from ._arns import ACCESS_KEY, CERT, ROLE_ALIAS_TARGET, THING_GROUP, split_arn
 from ._errors import (
     DeleteConflictError,
     InvalidRequestError,
@@ -32,7 +32,7 @@ from ._service import ServiceBase
 
 MAX_POLICY_VERSIONS: Final = 5
 MAX_POLICIES_PER_TARGET: Final = 10
-_TARGET_TYPES: Final = frozenset({CERT, THING_GROUP})
+_TARGET_TYPES: Final = frozenset({CERT, THING_GROUP, ACCESS_KEY, ROLE_ALIAS_TARGET})
 
 
 class PolicyService(ServiceBase):
@@ -222,8 +222,10 @@ class PolicyService(ServiceBase):
     # -- attachments ----------------------------------------------------------------
 
     def attach_policy(self, policy_name: str, target: str) -> None:
-        """AttachPolicy to a certificate ARN or a thing-group ARN. Attaching again does
-        nothing.
+        """AttachPolicy to a certificate ARN, a thing-group ARN, an access key
+        (``arn:aws:iot:<region>:<account>:accesskey/<id>``) or a role alias ARN (the
+        principals of MQTT over WebSocket signed with that key, or with temporary
+        credentials of that role alias). Attaching again does nothing.
 
         :raises ResourceNotFoundError: no such policy or target.
         :raises InvalidRequestError: ``target`` is not a certificate or thing-group ARN.
@@ -352,6 +354,10 @@ class PolicyService(ServiceBase):
     def _require_target(self, uow: UnitOfWork, target: PolicyTarget, arn: str) -> None:
         if target.target_type == CERT:
             found = uow.certificates.get(target.target_id) is not None
+        elif target.target_type == ACCESS_KEY:
+            found = uow.access_keys.get(target.target_id) is not None
+        elif target.target_type == ROLE_ALIAS_TARGET:
+            found = uow.role_aliases.get(target.target_id) is not None
         else:
             found = uow.thing_groups.get(target.target_id) is not None
         if not found:

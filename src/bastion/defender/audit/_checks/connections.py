@@ -94,7 +94,8 @@ def concurrent_sessions(sessions: Sequence[Mapping[str, Any]], since: datetime,
 def device_certificate_shared(ctx: CheckContext) -> CheckOutcome:
     since, until = shared_window(ctx)
     fleet = ctx.fleet
-    candidates = fleet.certificates_with_overlapping_sessions(since, until)
+    # Connections signed with an access key (MQTT over WebSocket) have no certificate.
+    candidates = [c for c in fleet.certificates_with_overlapping_sessions(since, until) if c]
     by_certificate: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for session in fleet.sessions_of_certificates(candidates, since, until):
         by_certificate[session["certificate_id"]].append(session)
