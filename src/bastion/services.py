@@ -46,7 +46,7 @@ from .defender.detect import (
 )
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
-from .files import FileService
+from .files import FileService, RemoteDocumentFetcher
 from .index import DynamicThingGroups, FleetIndex
 from .jobs import JobsError, JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
@@ -205,6 +205,11 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         log.error("trail: %s; until it is repaired, API calls that change nothing are "
                   "answered but not recorded, and changes are refused", error)
     files = FileService.from_datadir(store, datadir, clock=clock)
+    files.remote_documents = RemoteDocumentFetcher(
+        timeout=config.jobs.document_source_timeout,
+        max_bytes=config.jobs.document_source_max_bytes,
+        cafile=config.jobs.document_source_cafile,
+        networks=config.jobs.document_source_networks)
     files.signer()  # the URL-signing key, created on the first start
     provisioning_config = config.provisioning
     provisioning = ProvisioningService(
