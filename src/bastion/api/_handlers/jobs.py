@@ -43,7 +43,7 @@ JOBS_DATA = "iot-jobs-data"
 
 
 def _service(ctx: OperationContext) -> JobService:
-    return ctx.gateway.services.jobs
+    return ctx.regional.jobs
 
 
 def _iot(operation: str) -> Callable[[Handler], Handler]:
