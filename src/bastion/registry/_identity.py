@@ -301,20 +301,18 @@ class IdentityService(CaOperations):
         with self._change() as (uow, events):
             current = _require_certificate(uow, ident, for_update=True)
             if CertificateStatus(current.status) not in DELETABLE_STATUSES:
+                # AWS's words (CertificateStateException).
                 raise CertificateStateError(
-                    f"Certificate {ident} is {current.status}; deactivate it before deleting it"
+                    f"Certificate must be deactivated (not ACTIVE) before deletion. Id: {ident}"
                 )
+            arn = self._account.arn(f"{CERT}/{ident}")
             if uow.thing_principals.things_of(CERT, ident):
-                raise DeleteConflictError(
-                    f"Certificate {ident} is attached to one or more things; detach it first"
-                )
+                raise DeleteConflictError(f"Things must be detached before deletion (arn: {arn})")
             target = PolicyTarget(CERT, ident)
             if uow.policies.names_attached_to(target):
                 if not force_delete:
                     raise DeleteConflictError(
-                        f"Certificate {ident} has policies attached; detach them first "
-                        "or use forceDelete"
-                    )
+                        f"Certificate policies must be detached before deletion (arn: {arn})")
                 arn = self._target_arn(target)
                 for name in uow.policies.detach_all_from(target):
                     events.append(PolicyAttachmentChanged(name, arn, False))
