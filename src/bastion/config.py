@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -346,6 +347,28 @@ class TrailConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JobsConfig:
+    """Jobs (bastion.jobs): where ``documentSource`` documents may be fetched from."""
+
+    document_source_timeout: float = 10.0      # seconds for one fetch, all included
+    document_source_max_bytes: int = 32768     # AWS's job document limit
+    document_source_cafile: str = ""           # CA bundle for https:// sources; empty: system
+    document_source_networks: tuple[str, ...] = ()  # private CIDRs that may be fetched from
+
+    def __post_init__(self) -> None:
+        if not self.document_source_timeout > 0:
+            raise ValueError("document_source_timeout must be positive")
+        if self.document_source_max_bytes < 1:
+            raise ValueError("document_source_max_bytes must be at least 1")
+        for network in self.document_source_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"document_source_networks: {network!r} is not a CIDR "
+                                 "network") from None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
     limits: BrokerLimits = field(default_factory=BrokerLimits)
@@ -366,6 +389,7 @@ class Config:
     rotation: RotationConfig = field(default_factory=RotationConfig)
     threats: ThreatsConfig = field(default_factory=ThreatsConfig)
     iot_logs: IoTLogsConfig = field(default_factory=IoTLogsConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
 
     trail: TrailConfig = field(default_factory=TrailConfig)
@@ -382,6 +406,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "detect": DetectConfig, "rules": RulesConfig, "rotation": RotationConfig,
     "threats": ThreatsConfig,
     "iot_logs": IoTLogsConfig,
+    "jobs": JobsConfig,
 
 
     "trail": TrailConfig,

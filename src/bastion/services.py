@@ -46,7 +46,7 @@ from .defender.detect import (
 )
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
 from .events import EventBus, EventSink
-from .files import FileService
+from .files import FileService, RemoteDocumentFetcher
 from .index import DynamicThingGroups, FleetIndex
 from .jobs import JobsError, JobService, ensure_builtin_templates
 from .logging_options import LoggingOptions
@@ -85,18 +85,63 @@ Send = Callable[[str, bytes, int], None]
 """Publish ``(topic, payload, qos)`` from Bastion itself; safe from any thread."""
 
 
-class Regions:
-    """The registry services per region over one store (the REST API's emulator mode:
-    as in AWS, the SigV4 scope's region names the ARNs; the data is shared). Built on
-    first use per region, then kept; thread-safe."""
+@dataclass(frozen=True, slots=True)
+class RegionalServices:
+    """The services whose ARNs name one region: the registry (:attr:`plane`) and the
+    services that name or check ARNs of their own or of the registry's resources (a job's
+    targets, a rule's destinations, a provisioning template, a stream, a mitigation
+    action)."""
 
-    def __init__(self, plane: ControlPlane, datadir: DataDir, publish: EventSink) -> None:
+    plane: ControlPlane
+    jobs: JobService
+    rules: RuleService
+    provisioning: ProvisioningService
+    streams: StreamService
+    mitigation_actions: MitigationActionService
+
+
+RegionalFactory = Callable[[ControlPlane], RegionalServices]
+
+
+class Regions:
+    """The services per region over one store (the REST API's emulator mode: as in AWS,
+    the SigV4 scope's region names the ARNs and is the region a request's ARNs must name;
+    the data is shared). Built on first use per region, then kept; thread-safe.
+
+    Only the configured region's services run background work (job timers and rollouts,
+    rule actions): those act on the shared store, so executions and rules made through
+    another region's services are served by them too.
+    """
+
+    def __init__(self, plane: ControlPlane, datadir: DataDir, publish: EventSink, *,
+                 default: RegionalServices | None = None,
+                 factory: RegionalFactory | None = None) -> None:
         self._plane = plane
         self._datadir = datadir
         self._publish = publish
         self._lock = threading.Lock()
         self._authority: CertificateAuthority | None = None
         self._planes: dict[str, ControlPlane] = {plane.account.region: plane}
+        self._factory = factory
+        self._services: dict[str, RegionalServices] = (
+            {} if default is None else {plane.account.region: default})
+
+    def services_for(self, region: str) -> RegionalServices:
+        """Every regional service whose ARNs name ``region``.
+
+        :raises ValueError: ``region`` is not an AWS region name.
+        :raises LookupError: no factory was given (only the registry is per region).
+        """
+        plane = self.plane_for(region)
+        with self._lock:
+            found = self._services.get(region)
+            if found is not None:
+                return found
+            if self._factory is None:
+                raise LookupError("no regional services but the registry")
+            made = self._factory(plane)
+            self._services[region] = made
+            return made
 
     def plane_for(self, region: str) -> ControlPlane:
         """The registry services whose ARNs name ``region``.
@@ -205,6 +250,11 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         log.error("trail: %s; until it is repaired, API calls that change nothing are "
                   "answered but not recorded, and changes are refused", error)
     files = FileService.from_datadir(store, datadir, clock=clock)
+    files.remote_documents = RemoteDocumentFetcher(
+        timeout=config.jobs.document_source_timeout,
+        max_bytes=config.jobs.document_source_max_bytes,
+        cafile=config.jobs.document_source_cafile,
+        networks=config.jobs.document_source_networks)
     files.signer()  # the URL-signing key, created on the first start
     provisioning_config = config.provisioning
     provisioning = ProvisioningService(
@@ -267,7 +317,29 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
                         confirm=confirmation_sender(cafile=config.rules.http_cafile or None,
                                                     timeout=config.rules.action_timeout))
     jobs = JobService(store, plane.registry, clock, bus.publish, documents=files)
-    ensure_builtin_templates(jobs)  # bastion-upload-logs, made on the first start
+    ensure_builtin_templates(jobs)
+
+    def regional(region_plane: ControlPlane) -> RegionalServices:
+        """Another region's services over the same store, bus, clock and files."""
+        region_account = region_plane.account
+        regional_rules = RuleService(
+            store, account=region_account, clock=clock, publish=bus.publish,
+            confirm=lambda request: rules.confirm(request) if rules.confirm else None,
+            enable_url=lambda token: rules.enable_url(token))
+        return RegionalServices(
+            plane=region_plane,
+            jobs=JobService(store, region_plane.registry, clock, bus.publish, documents=files),
+            rules=regional_rules,
+            provisioning=ProvisioningService(
+                store, registry=region_plane.registry, identity=region_plane.identity,
+                policies=region_plane.policies, account=region_account,
+                hook_client=HttpHookClient(cafile=provisioning_config.hook_cafile or None),
+                hook_timeout=provisioning_config.hook_timeout,
+                claim_lifetime=timedelta(seconds=provisioning_config.claim_lifetime)),
+            streams=StreamService(store, files=files, account=region_account, clock=clock),
+            mitigation_actions=MitigationActionService(store, account=region_account,
+                                                       clock=clock))
+  # bastion-upload-logs, made on the first start
     if detect is not None:
         detect.service.jobs_in_progress = lambda things: _jobs_in_progress(jobs, things)
         detect.service.on_fleet_event = detect.response.on_fleet_event
@@ -278,7 +350,9 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
     index = FleetIndex(store, membership_writer=plane.registry.set_dynamic_members)
     return Services(
         config=config, datadir=datadir, bus=bus, clock=clock, plane=plane,
-        regions=Regions(plane, datadir, bus.publish),
+        regions=Regions(plane, datadir, bus.publish, factory=regional,
+                        default=RegionalServices(plane, jobs, rules, provisioning, streams,
+                                                 mitigation_actions)),
         access=AccessKeyService(store, keystore),
         temporary_credentials=TemporaryCredentialService(
             keystore, certificate_active=_certificate_active(plane), clock=clock),

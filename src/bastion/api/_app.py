@@ -490,13 +490,14 @@ class ApiApplication:
         status = success_status(operation)
         if spec.on_loop:
             context = OperationContext(caller, self._services.default, self._gateway, host,
-                                       host_header)
+                                       host_header, self._services.default_regional)
             answer = self._run_recorded(spec, context, params, call, status)
             result = await answer if inspect.isawaitable(answer) else answer
         else:
             def run() -> Mapping[str, Any]:
                 services = self._services.for_region(caller.region)
-                context = OperationContext(caller, services, self._gateway, host, host_header)
+                context = OperationContext(caller, services, self._gateway, host, host_header,
+                                           self._services.regional_for(caller.region))
                 answer = self._run_recorded(spec, context, params, call, status)
                 assert not inspect.isawaitable(answer), "only on_loop handlers may await"
                 return answer

@@ -4,7 +4,10 @@ the running gateway (broker, logging options, settings).
 In normal mode every request uses the control plane's services, whose ARNs name the
 configured region and account. In emulator mode the region comes from each request's
 SigV4 scope, as in AWS: a :class:`ServiceDirectory` keeps one set of services per region
-over the same store (ARNs then name that region; the data is shared).
+over the same store (ARNs then name that region, and ARNs a request gives must name it;
+the data is shared): the registry (:attr:`OperationContext.services`) and the other
+services that deal in ARNs (:attr:`OperationContext.regional`: jobs, rules, provisioning,
+streams, mitigation actions).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from bastion.config import ApiConfig
 from bastion.controlplane import ControlPlane
 from bastion.datadir import DataDir
 from bastion.logging_options import LoggingOptions
-from bastion.services import Services
+from bastion.services import RegionalServices, Services
 
 from ._auth import Caller
 from ._errors import ApiError
@@ -41,6 +44,23 @@ class ServiceDirectory:
     @property
     def default(self) -> ServiceSet:
         return self._services.plane
+
+    @property
+    def default_regional(self) -> RegionalServices:
+        return self._services.regions.services_for(self._services.plane.account.region)
+
+    def regional_for(self, region: str) -> RegionalServices:
+        """The regional services of ``region`` (emulator mode) or the configured region's.
+
+        :raises ApiError: emulator mode and ``region`` is not an AWS region name.
+        """
+        if not self._per_region:
+            return self.default_regional
+        try:
+            return self._services.regions.services_for(region)
+        except ValueError:
+            raise ApiError("InvalidSignatureException", 403,
+                           "Credential should be scoped to a valid region.") from None
 
     def for_region(self, region: str) -> ServiceSet:
         """The services whose ARNs name ``region`` (emulator mode) or the configured one.
@@ -87,8 +107,10 @@ class Gateway:
 class OperationContext:
     """Everything a handler gets besides its parameters.
 
+    :ivar services: the registry services of the request's region.
     :ivar host: the host name the client addressed (the ``Host`` header, without port).
     :ivar host_header: the ``Host`` header as sent (with the port, if any).
+    :ivar regional: the other services of the request's region (jobs, rules, …).
     """
 
     caller: Caller
@@ -96,3 +118,4 @@ class OperationContext:
     gateway: Gateway
     host: str
     host_header: str
+    regional: RegionalServices

@@ -111,5 +111,6 @@ def request_context(
         subject_alternative_names=fields.subject_alternative_names,
         issuer_alternative_names=fields.issuer_alternative_names,
         certificate_serial_number=fields.serial_number,
+        certificate_id=record.certificate_id,
         source_ip=source_ip,
     )

@@ -7,6 +7,8 @@ through single-use presigned URLs (``PUT /_bastion/uploads/…``, :mod:`._upload
 * :class:`FileService` — uploads, the presigned URLs, serving a download; and, for
   :mod:`bastion.jobs`, job documents from a file (``documentSource``) and the
   replacement of ``${aws:iot:s3-presigned-url:…}`` placeholders.
+* :class:`RemoteDocumentFetcher` — ``documentSource`` documents from other HTTPS servers
+  (https only, no private addresses unless allowed, bounded; :mod:`._remote`).
 * :class:`UrlSigner` — the HMAC-SHA256 URL signature (:mod:`._signing`, the dangerous
   corner).
 * :func:`file_name_of`, :func:`replace_placeholders` — which file a URL designates, and
@@ -33,6 +35,7 @@ from ._placeholders import (
     placeholder_urls,
     replace_placeholders,
 )
+from ._remote import RemoteDocumentFetcher
 from ._service import DEFAULT_EXPIRES_IN, SIGNING_KEY_SECRET, FileService, check_file_name
 from ._signing import EXPIRES_PARAM, SIGNATURE_PARAM, UrlSigner
 from ._uploads import (
@@ -57,6 +60,7 @@ __all__ = [
     "FileWriter",
     "FilesError",
     "InvalidFileError",
+    "RemoteDocumentFetcher",
     "SignatureRejectedError",
     "UnknownFileError",
     "UploadTarget",

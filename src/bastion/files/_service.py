@@ -53,6 +53,7 @@ from ._placeholders import (
     placeholder_urls,
     replace_placeholders,
 )
+from ._remote import RemoteDocumentFetcher
 from ._signing import KEY_BYTES, UrlSigner
 from ._uploads import (
     DEFAULT_UPLOAD_BYTES,
@@ -113,6 +114,8 @@ class FileService:
         self._lock = threading.Lock()
         self._signer: UrlSigner | None = None
         self._base_url: str | None = None
+        self.remote_documents: RemoteDocumentFetcher | None = None
+        """Fetches ``documentSource`` URLs that name no Bastion file (``None``: refused)."""
         if base_url is not None:
             self.base_url = base_url
 
@@ -433,13 +436,18 @@ class FileService:
     # -- job documents (bastion.jobs.JobDocumentSource) --------------------------------------
 
     def fetch_document(self, source: str) -> str:
-        """The job document kept in the file ``source`` designates (``documentSource``).
+        """The job document kept in the file ``source`` designates (``documentSource``), or
+        — for another ``https://`` URL, when :attr:`remote_documents` is set — the one that
+        URL serves (:mod:`._remote`).
 
-        :raises InvalidFileError: ``source`` designates no Bastion file, or the file is not
-            UTF-8 or larger than 32 KB.
+        :raises InvalidFileError: ``source`` designates no Bastion file and cannot be
+            fetched, or the document is not UTF-8 or larger than 32 KB.
         :raises UnknownFileError: no such file.
         """
         name = file_name_of(source) if isinstance(source, str) else None
+        if name is None and self.remote_documents is not None and isinstance(source, str) \
+                and source.startswith(("https://", "http://")):
+            return self.remote_documents.fetch(source)
         if name is None:
             raise InvalidFileError(
                 f"documentSource {source!r} is not a Bastion file URL "

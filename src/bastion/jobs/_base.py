@@ -381,7 +381,8 @@ class ServiceBase:
             force_canceled=row.force_canceled, status_details=dict(row.status_details),
             queued_at=row.queued_at, started_at=row.started_at,
             last_updated_at=row.last_updated_at, version_number=row.version_number,
-            approximate_seconds_before_timed_out=remaining, job_document=document)
+            approximate_seconds_before_timed_out=remaining, job_document=document,
+            retry_attempt=row.retry_attempt)
 
     def _job(self, uow: UnitOfWork, row: JobRow, *, counts: bool = True) -> Job:
         targets = tuple(self._account.arn(f"{t.target_type}/{t.target_name}")
@@ -405,7 +406,8 @@ class ServiceBase:
             job_template_arn=(None if row.template_id is None
                               else self.template_arn(row.template_id)),
             created_at=row.created_at, last_updated_at=row.last_updated_at,
-            completed_at=row.completed_at, process_details=process, is_concurrent=concurrent)
+            completed_at=row.completed_at, process_details=process, is_concurrent=concurrent,
+            retry_config=configs.retry_from_json(row.retry_config))
 
     def _template(self, row: JobTemplateRow) -> JobTemplate:
         return JobTemplate(
@@ -416,4 +418,4 @@ class ServiceBase:
             rollout_config=configs.rollout_from_json(row.rollout_config),
             abort_config=configs.abort_from_json(row.abort_config),
             in_progress_timeout_minutes=row.in_progress_timeout_minutes,
-            created_at=row.created_at)
+            created_at=row.created_at, retry_config=configs.retry_from_json(row.retry_config))

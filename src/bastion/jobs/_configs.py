@@ -18,11 +18,15 @@ from ._model import (
     ExponentialRate,
     FailureType,
     PresignedUrlConfig,
+    RetryableFailureType,
+    RetryConfig,
+    RetryCriterion,
     RolloutConfig,
 )
 
 MAX_RATE_PER_MINUTE: Final = 1000
 MAX_TIMEOUT_MINUTES: Final = 10080  # 7 days, for both timers
+MAX_RETRIES: Final = 10  # numberOfRetries, per criterion (AWS's model)
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
@@ -188,3 +192,48 @@ def presigned_to_json(config: PresignedUrlConfig | None) -> dict[str, Any] | Non
     if config.expires_in_sec is not None:
         data["expiresInSec"] = config.expires_in_sec
     return data
+
+
+def retry_from_json(value: object) -> RetryConfig | None:
+    """``jobExecutionsRetryConfig``; ``None`` when absent.
+
+    AWS's model: ``criteriaList`` of 1 or 2 criteria, ``failureType`` one of ``FAILED``,
+    ``TIMED_OUT``, ``ALL``, ``numberOfRetries`` 0..10. Bastion also refuses a failure type
+    named twice, and ``ALL`` beside another criterion (it already covers both), so that
+    exactly one criterion decides each failure.
+
+    :raises InvalidRequestError: a value outside those limits.
+    """
+    if value is None:
+        return None
+    data = _mapping(value, "jobExecutionsRetryConfig")
+    raw = data.get("criteriaList")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 2:
+        raise InvalidRequestError(
+            "jobExecutionsRetryConfig.criteriaList must list one or two criteria")
+    criteria: list[RetryCriterion] = []
+    for item in raw:
+        entry = _mapping(item, "retry criterion")
+        try:
+            failure = RetryableFailureType(entry.get("failureType"))
+        except ValueError:
+            raise InvalidRequestError(
+                "failureType must be one of FAILED, TIMED_OUT, ALL") from None
+        retries = _int(entry.get("numberOfRetries"), "numberOfRetries", 0, MAX_RETRIES)
+        criteria.append(RetryCriterion(failure, retries))
+    types = [c.failure_type for c in criteria]
+    if len(set(types)) != len(types):
+        raise InvalidRequestError("Each failureType may appear once in criteriaList")
+    if RetryableFailureType.ALL in types and len(types) > 1:
+        raise InvalidRequestError(
+            "failureType ALL covers FAILED and TIMED_OUT: it cannot be combined with another "
+            "criterion")
+    return RetryConfig(tuple(criteria))
+
+
+def retry_to_json(config: RetryConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    return {"criteriaList": [
+        {"failureType": c.failure_type.value, "numberOfRetries": c.number_of_retries}
+        for c in config.criteria]}

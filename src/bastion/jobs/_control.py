@@ -97,6 +97,7 @@ class ControlOperations(ExecutionLifecycle):
         abort_config: Mapping[str, Any] | None = None,
         timeout_config: Mapping[str, Any] | None = None,
         job_template_arn: str | None = None,
+        retry_config: Mapping[str, Any] | None = None,
     ) -> Job:
         """CreateJob: the job, and executions queued for the things targeted now.
 
@@ -126,11 +127,13 @@ class ControlOperations(ExecutionLifecycle):
         rollout = configs.rollout_from_json(rollout_config)
         abort = configs.abort_from_json(abort_config)
         timeout = configs.timeout_from_json(timeout_config)
+        retry = configs.retry_from_json(retry_config)
         if template is not None:
             presigned = presigned or configs.presigned_from_json(template.presigned_url_config)
             rollout = rollout or configs.rollout_from_json(template.rollout_config)
             abort = abort or configs.abort_from_json(template.abort_config)
             timeout = timeout if timeout is not None else template.in_progress_timeout_minutes
+            retry = retry or configs.retry_from_json(template.retry_config)
         parsed = self._targets(targets)
         with self._change() as change:
             uow = change.uow
@@ -147,7 +150,8 @@ class ControlOperations(ExecutionLifecycle):
                 in_progress_timeout_minutes=timeout,
                 template_id=None if template is None else template.template_id,
                 rollout_window_start=None, rollout_window_count=0, created_at=change.now,
-                last_updated_at=change.now, completed_at=None)
+                last_updated_at=change.now, completed_at=None,
+                retry_config=configs.retry_to_json(retry))
             try:
                 uow.jobs.insert(row, parsed)
             except StoreConflict:
@@ -198,7 +202,8 @@ class ControlOperations(ExecutionLifecycle):
 
     def update_job(self, job_id: str, *, description: Any = _UNSET,
                    presigned_url_config: Any = _UNSET, rollout_config: Any = _UNSET,
-                   abort_config: Any = _UNSET, timeout_config: Any = _UNSET) -> None:
+                   abort_config: Any = _UNSET, timeout_config: Any = _UNSET,
+                   retry_config: Any = _UNSET) -> None:
         """UpdateJob: only the arguments given change (``None`` clears a configuration).
         A new timeout applies to executions that start after the change.
 
@@ -219,6 +224,8 @@ class ControlOperations(ExecutionLifecycle):
             changes["abort_config"] = configs.abort_to_json(configs.abort_from_json(abort_config))
         if timeout_config is not _UNSET:
             changes["in_progress_timeout_minutes"] = configs.timeout_from_json(timeout_config)
+        if retry_config is not _UNSET:  # applies to failures from now on
+            changes["retry_config"] = configs.retry_to_json(configs.retry_from_json(retry_config))
         with self._change() as change:
             job = self._require_job(change.uow, job_id, for_update=True)
             if changes:
@@ -382,6 +389,7 @@ class ControlOperations(ExecutionLifecycle):
         rollout_config: Mapping[str, Any] | None = None,
         abort_config: Mapping[str, Any] | None = None,
         timeout_config: Mapping[str, Any] | None = None,
+        retry_config: Mapping[str, Any] | None = None,
     ) -> JobTemplate:
         """CreateJobTemplate, from a document or from an existing job (``job_arn``: its
         document and configurations, unless given here).
@@ -403,6 +411,7 @@ class ControlOperations(ExecutionLifecycle):
         rollout = configs.rollout_from_json(rollout_config)
         abort = configs.abort_from_json(abort_config)
         timeout = configs.timeout_from_json(timeout_config)
+        retry = configs.retry_from_json(retry_config)
         if document is not None:
             document = self._document(document)
         with self._change() as change:
@@ -417,6 +426,7 @@ class ControlOperations(ExecutionLifecycle):
                 rollout = rollout or configs.rollout_from_json(job.rollout_config)
                 abort = abort or configs.abort_from_json(job.abort_config)
                 timeout = timeout if timeout is not None else job.in_progress_timeout_minutes
+                retry = retry or configs.retry_from_json(job.retry_config)
             if document is None:
                 raise InvalidRequestError("A job template needs a document or a jobArn")
             row = JobTemplateRow(
@@ -425,7 +435,7 @@ class ControlOperations(ExecutionLifecycle):
                 presigned_url_config=configs.presigned_to_json(presigned),
                 rollout_config=configs.rollout_to_json(rollout),
                 abort_config=configs.abort_to_json(abort), in_progress_timeout_minutes=timeout,
-                created_at=change.now)
+                created_at=change.now, retry_config=configs.retry_to_json(retry))
             if uow.job_templates.get(template_id) is not None:
                 raise ConflictError(f"Job template {template_id} already exists")
             try:

@@ -4,6 +4,14 @@
   through the job's rollout queue when it has a rollout rate (see :mod:`._rollout`).
 * :meth:`ExecutionLifecycle._transition` moves one execution through the state machine
   (:mod:`._states`): version, timestamps, status details and the two timers.
+* :meth:`ExecutionLifecycle._retry` runs when an execution ends ``FAILED`` or
+  ``TIMED_OUT`` (device report, timer): when the job's ``jobExecutionsRetryConfig`` has a
+  criterion for that status whose retries are not used up, a new ``QUEUED`` execution of
+  the job on the thing is created, numbered ``executionNumber + 1``, with ``retryAttempt``
+  one more. The retries used are those of the chain the failed execution closes — the
+  ``retryAttempt`` executions before it — that ended in a status of the same criterion.
+  The job must still be ``IN_PROGRESS``; the retry is made before the job's completion is
+  decided, so a snapshot job stays in progress while a retry is pending.
 * :meth:`ExecutionLifecycle._after_final` runs after executions reached a final status:
   the job's abort criteria first (met → the job is canceled), then the completion of a
   snapshot job whose executions are all final.
@@ -19,7 +27,13 @@ from bastion.store import JobExecutionRow, JobRow
 
 from . import _configs as configs
 from ._base import PENDING, ServiceBase, _Change
-from ._model import ExecutionStatus, JobExecutionState, JobStatus, TargetSelection
+from ._model import (
+    RETRYABLE_STATUSES,
+    ExecutionStatus,
+    JobExecutionState,
+    JobStatus,
+    TargetSelection,
+)
 from ._rollout import abort_criterion_met, release
 from ._states import Actor, allowed, check_transition
 
@@ -27,7 +41,8 @@ from ._states import Actor, allowed, check_transition
 class ExecutionLifecycle(ServiceBase):
     __slots__ = ()
 
-    def _new_execution(self, change: _Change, job: JobRow, thing_name: str) -> JobExecutionRow:
+    def _new_execution(self, change: _Change, job: JobRow, thing_name: str, *,
+                       retry_attempt: int = 0) -> JobExecutionRow:
         """Queue a new execution of ``job`` on ``thing_name`` (numbered after its last)."""
         uow = change.uow
         latest = uow.job_executions.get(job.job_id, thing_name)
@@ -37,9 +52,34 @@ class ExecutionLifecycle(ServiceBase):
             job_id=job.job_id, thing_name=thing_name, execution_number=number,
             status=ExecutionStatus.QUEUED.value, force_canceled=False, status_details={},
             queued_at=change.now, started_at=None, last_updated_at=change.now,
-            version_number=1, step_deadline=None, in_progress_deadline=None)
+            version_number=1, step_deadline=None, in_progress_deadline=None,
+            retry_attempt=retry_attempt)
         uow.job_executions.insert(row)
         return row
+
+    def _retry(self, change: _Change, failed: JobExecutionRow) -> JobExecutionRow | None:
+        """Queue the retry of ``failed`` (just saved ``FAILED`` or ``TIMED_OUT``) when the
+        job's retry configuration allows one more; returns it, or ``None``."""
+        uow = change.uow
+        job = uow.jobs.get(failed.job_id)
+        if job is None or job.status != JobStatus.IN_PROGRESS.value:
+            return None
+        config = configs.retry_from_json(job.retry_config)
+        criterion = None if config is None else config.criterion_for(
+            ExecutionStatus(failed.status))
+        if criterion is None:
+            return None
+        first = failed.execution_number - failed.retry_attempt
+        used = 0
+        for number in range(first, failed.execution_number):
+            earlier = uow.job_executions.get(failed.job_id, failed.thing_name, number)
+            if earlier is not None and ExecutionStatus(earlier.status) in (
+                    criterion.failure_type.statuses):
+                used += 1
+        if used >= criterion.number_of_retries:
+            return None
+        return self._new_execution(change, job, failed.thing_name,
+                                   retry_attempt=failed.retry_attempt + 1)
 
     def _release(self, change: _Change, job: JobRow, thing_names: list[str]) -> JobRow:
         """Executions of ``job`` for ``thing_names``: created now, or queued behind the
@@ -116,6 +156,8 @@ class ExecutionLifecycle(ServiceBase):
             step_deadline=step, in_progress_deadline=total,
             force_canceled=row.force_canceled or force_canceled)
         change.uow.job_executions.save(saved)
+        if new in RETRYABLE_STATUSES:
+            self._retry(change, saved)
         return saved
 
     def _cancel(self, change: _Change, job: JobRow, *, force: bool, reason_code: str | None,

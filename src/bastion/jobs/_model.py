@@ -69,6 +69,47 @@ class FailureType(str, Enum):
         return frozenset({ExecutionStatus(self.value)})
 
 
+class RetryableFailureType(str, Enum):
+    """Which final statuses a retry criterion retries (``jobExecutionsRetryConfig``)."""
+
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ALL = "ALL"
+
+    @property
+    def statuses(self) -> frozenset[ExecutionStatus]:
+        if self is RetryableFailureType.ALL:
+            return RETRYABLE_STATUSES
+        return frozenset({ExecutionStatus(self.value)})
+
+
+RETRYABLE_STATUSES: Final = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT})
+"""The final statuses a retry configuration may retry (never REJECTED or CANCELED)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryCriterion:
+    """Retry an execution that ended in ``failure_type`` up to ``number_of_retries`` times."""
+
+    failure_type: RetryableFailureType
+    number_of_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """``jobExecutionsRetryConfig``: one or two criteria, each failure type once (``ALL``
+    alone)."""
+
+    criteria: tuple[RetryCriterion, ...]
+
+    def criterion_for(self, status: ExecutionStatus) -> RetryCriterion | None:
+        """The criterion that retries an execution ending in ``status``, if any."""
+        for criterion in self.criteria:
+            if status in criterion.failure_type.statuses:
+                return criterion
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExponentialRate:
     """Start at ``base_rate_per_minute``; multiply the rate by ``increment_factor`` each
@@ -145,6 +186,7 @@ class Job:
     completed_at: datetime | None
     process_details: JobProcessDetails
     is_concurrent: bool
+    retry_config: RetryConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +214,7 @@ class JobExecution:
     version_number: int
     approximate_seconds_before_timed_out: int | None = None
     job_document: str | None = None
+    retry_attempt: int = 0
 
     @property
     def state(self) -> JobExecutionState:
@@ -207,3 +250,4 @@ class JobTemplate:
     abort_config: AbortConfig | None
     in_progress_timeout_minutes: int | None
     created_at: datetime
+    retry_config: RetryConfig | None = None

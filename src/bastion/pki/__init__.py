@@ -1,7 +1,8 @@
 """Bastion's public-key infrastructure: certificates, keys at rest, and TLS contexts.
 
 * Issuing: :func:`create_root_ca`, :func:`issue_server_certificate`,
-  :func:`issue_device_certificate`, :func:`create_code_signing_ca` and
+  :func:`issue_device_certificate`, :func:`issue_requested_certificate` (a CSR's
+  subject and alternative names), :func:`create_code_signing_ca` and
   :func:`issue_code_signing_certificate` (firmware signing, apart from the device CA),
   and :func:`certificate_id` (AWS IoT's id: SHA-256 of
   the DER, lowercase hex).
@@ -18,12 +19,14 @@
 from __future__ import annotations
 
 from ._certs import (
+    REQUESTED_ALTERNATIVE_NAME_TYPES,
     IPAddress,
     certificate_id,
     create_code_signing_ca,
     create_root_ca,
     issue_code_signing_certificate,
     issue_device_certificate,
+    issue_requested_certificate,
     issue_server_certificate,
 )
 from ._errors import KeystoreError, PKIError, SecretTamperedError
@@ -42,6 +45,7 @@ from ._tls import DEFAULT_ALPN_PROTOCOLS, client_ssl_context, peer_certificate, 
 __all__ = [
     "DEFAULT_ALPN_PROTOCOLS",
     "MASTER_KEY_ENV",
+    "REQUESTED_ALTERNATIVE_NAME_TYPES",
     "IPAddress",
     "KeyType",
     "Keystore",
@@ -58,6 +62,7 @@ __all__ = [
     "generate_private_key",
     "issue_code_signing_certificate",
     "issue_device_certificate",
+    "issue_requested_certificate",
     "issue_server_certificate",
     "load_pem_certificate",
     "load_pem_certificates",

@@ -369,3 +369,55 @@ def issue_code_signing_certificate(
                        critical=False)
         .sign(ca_key, signature_hash(ca_key))
     )
+
+
+#: The alternative-name kinds a certificate issued for a CSR carries over from the CSR.
+REQUESTED_ALTERNATIVE_NAME_TYPES: tuple[type[x509.GeneralName], ...] = (
+    x509.DNSName,
+    x509.IPAddress,
+    x509.UniformResourceIdentifier,
+    x509.RFC822Name,
+)
+
+
+def issue_requested_certificate(
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    *,
+    subject: x509.Name,
+    public_key: PublicKey,
+    alternative_names: Sequence[x509.GeneralName] = (),
+    not_after: datetime | None = None,
+) -> x509.Certificate:
+    """Issue a device (TLS client) certificate for a certificate signing request: the
+    request's whole ``subject`` (every RDN, multi-valued ones included, in order) and its
+    subject alternative names of the kinds in :data:`REQUESTED_ALTERNATIVE_NAME_TYPES`.
+
+    Extensions as :func:`issue_device_certificate`, plus subjectAltName (non-critical)
+    when ``alternative_names`` is not empty.
+
+    :param subject: the subject, copied as is (its DER is what the certificate carries).
+    :param alternative_names: DNS names, IP addresses, URIs and e-mail addresses.
+    :raises TypeError: ``ca_key`` or ``public_key`` is not an EC/RSA key, ``subject`` is not
+        an :class:`x509.Name`, or an alternative name is of another kind.
+    :raises ValueError: an empty ``subject``, ``ca_key`` does not belong to ``ca_cert`` or
+        ``ca_cert`` is not a CA.
+    """
+    ca_key = _check_issuer(ca_cert, ca_key)
+    if not isinstance(subject, x509.Name):
+        raise TypeError(f"subject must be an x509.Name, not {type(subject).__name__}")
+    if not subject.rdns:
+        raise ValueError("subject must not be empty")
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TypeError(
+            f"public_key must be an EC or RSA public key, not {type(public_key).__name__}")
+    names = list(alternative_names)
+    for name in names:
+        if not isinstance(name, REQUESTED_ALTERNATIVE_NAME_TYPES):
+            raise TypeError(f"alternative name of kind {type(name).__name__} is not issued")
+    start, end = _validity(3650, None, not_after)
+    builder = _leaf_builder(ca_cert, subject, public_key, start, end).add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, signature_hash(ca_key))

@@ -104,6 +104,7 @@ class RequestContext:
     :param subject_alternative_names: kind → values, keyed by :data:`ALTERNATIVE_NAME_TYPES`.
     :param issuer_alternative_names: kind → values, same keys.
     :param certificate_serial_number: ``iot:Certificate.SerialNumber``.
+    :param certificate_id: ``iot:CertificateId`` (the AWS IoT certificate id, 64 hex).
     :param source_ip: ``aws:SourceIp`` (the client's address, IPv4 or IPv6 text).
     :param extra: further condition keys (``"iot:ConnectAttributes"``, ``"aws:CurrentTime"``,
         …) → a value or a list of values. Names are case-insensitive; the built-in keys above
@@ -124,6 +125,7 @@ class RequestContext:
     subject_alternative_names: Mapping[str, Sequence[str]] = field(default_factory=_no_values, hash=False)
     issuer_alternative_names: Mapping[str, Sequence[str]] = field(default_factory=_no_values, hash=False)
     certificate_serial_number: str | None = None
+    certificate_id: str | None = None
     source_ip: str | None = None
     extra: Mapping[str, str | Sequence[str]] = field(default_factory=_no_values, hash=False)
     partition: str = "aws"
@@ -137,6 +139,7 @@ class RequestContext:
             "thing_name",
             "thing_type_name",
             "certificate_serial_number",
+            "certificate_id",
             "source_ip",
         ):
             value = getattr(self, name)

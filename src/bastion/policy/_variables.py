@@ -221,6 +221,7 @@ _SINGLE_KEYS: dict[str, Callable[[RequestContext], str | None]] = {
     "iot:connection.thing.thingtypename": lambda c: c.thing_type_name,
     "iot:connection.thing.isattached": _is_attached,
     "iot:certificate.serialnumber": lambda c: c.certificate_serial_number,
+    "iot:certificateid": lambda c: c.certificate_id,
 }
 _ATTRIBUTES_PREFIX = "iot:connection.thing.attributes["
 _CERTIFICATE_PREFIX = "iot:certificate."

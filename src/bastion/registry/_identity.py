@@ -9,7 +9,9 @@ certificate id (lowercase hex SHA-256 of the DER):
 * CreateKeysAndCertificate — Bastion generates an RSA-2048 key pair, its CA signs the
   certificate, and the private key is returned once and never stored;
 * CreateCertificateFromCsr — the caller keeps its key; the CSR must carry a valid
-  self-signature and an RSA ≥ 2048 or EC P-256/384/521 key;
+  self-signature (SHA-256/384/512) and an RSA ≥ 2048 or EC P-256/384/521 key; the
+  certificate carries the CSR's whole subject and its DNS/IP/URI/e-mail alternative names
+  (the MQTT ``$aws/certificates/create-from-csr`` topic goes through the same code);
 * RegisterCertificate — a certificate signed by a *registered* CA (``DEFAULT`` mode),
   which must be ``ACTIVE``;
 * RegisterCertificateWithoutCA — ``SNI_ONLY`` mode, no CA involved.
@@ -30,8 +32,15 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
-from bastion.pki import PublicKey, cert_to_pem, certificate_id, issue_device_certificate
+from bastion.pki import (
+    PublicKey,
+    cert_to_pem,
+    certificate_id,
+    issue_device_certificate,
+    issue_requested_certificate,
+)
 from bastion.store import CaCertificateRow, CertificateRow, ConflictError, PolicyTarget, UnitOfWork
 
 from ._arns import ACCESS_KEY, CERT, ROLE_ALIAS_TARGET
@@ -75,11 +84,11 @@ from ._names import check_certificate_id, check_page_size
 from ._x509 import (
     check_certificate,
     check_public_key,
-    common_name,
     is_signed_by,
     load_certificate,
     load_csr,
     name_hash,
+    requested_alternative_names,
 )
 
 ISSUED_COMMON_NAME: Final = "AWS IoT Certificate"
@@ -135,8 +144,10 @@ class IdentityService(CaOperations):
     def create_certificate_from_csr(
         self, certificate_signing_request: str, *, set_as_active: bool = False
     ) -> CertificateRecord:
-        """CreateCertificateFromCsr: Bastion's CA certifies the CSR's key. The subject CN is
-        the CSR's CN (``AWS IoT Certificate`` if it has none). The same CSR twice gives two
+        """CreateCertificateFromCsr: Bastion's CA certifies the CSR's key. The certificate's
+        subject is the CSR's whole subject, every RDN in order (``CN=AWS IoT Certificate``
+        when the CSR's subject is empty); its subject alternative names are the CSR's DNS,
+        IP, URI and e-mail names (other kinds are dropped). The same CSR twice gives two
         distinct certificates.
 
         :raises InvalidRequestError: the CSR is malformed, its signature is invalid, or its
@@ -144,14 +155,7 @@ class IdentityService(CaOperations):
         :raises RegistryError: no authority is configured (InternalFailureException).
         """
         csr = load_csr(certificate_signing_request, InvalidRequestError)
-        authority = self._require_authority()
-        name = common_name(csr.subject)
-        if not name or not name.strip() or len(name) > 64:
-            name = ISSUED_COMMON_NAME
-        public_key = check_public_key(
-            csr.public_key(), "certificate signing request", InvalidRequestError
-        )
-        cert = self._issue(authority, name, public_key)
+        cert = self._issue_for_csr(self._require_authority(), csr)
         return self._store_issued(cert, set_as_active)
 
     def register_certificate(
@@ -298,20 +302,18 @@ class IdentityService(CaOperations):
         with self._change() as (uow, events):
             current = _require_certificate(uow, ident, for_update=True)
             if CertificateStatus(current.status) not in DELETABLE_STATUSES:
+                # AWS's words (CertificateStateException).
                 raise CertificateStateError(
-                    f"Certificate {ident} is {current.status}; deactivate it before deleting it"
+                    f"Certificate must be deactivated (not ACTIVE) before deletion. Id: {ident}"
                 )
+            arn = self._account.arn(f"{CERT}/{ident}")
             if uow.thing_principals.things_of(CERT, ident):
-                raise DeleteConflictError(
-                    f"Certificate {ident} is attached to one or more things; detach it first"
-                )
+                raise DeleteConflictError(f"Things must be detached before deletion (arn: {arn})")
             target = PolicyTarget(CERT, ident)
             if uow.policies.names_attached_to(target):
                 if not force_delete:
                     raise DeleteConflictError(
-                        f"Certificate {ident} has policies attached; detach them first "
-                        "or use forceDelete"
-                    )
+                        f"Certificate policies must be detached before deletion (arn: {arn})")
                 arn = self._target_arn(target)
                 for name in uow.policies.detach_all_from(target):
                     events.append(PolicyAttachmentChanged(name, arn, False))
@@ -425,14 +427,8 @@ class IdentityService(CaOperations):
         """
         _check_issued_status(status)
         csr = load_csr(certificate_signing_request, InvalidRequestError)
-        authority = self._require_authority()
-        name = common_name(csr.subject)
-        if not name or not name.strip() or len(name) > 64:
-            name = ISSUED_COMMON_NAME
-        public_key = check_public_key(
-            csr.public_key(), "certificate signing request", InvalidRequestError
-        )
-        return self._store_issued(self._issue(authority, name, public_key), status)
+        cert = self._issue_for_csr(self._require_authority(), csr)
+        return self._store_issued(cert, status)
 
     def auto_register_certificate(
         self, certificate_pem: str
@@ -484,6 +480,28 @@ class IdentityService(CaOperations):
             not_after=not_after,
         )
         return cert
+
+    def _issue_for_csr(
+        self, authority: CertificateAuthority, csr: x509.CertificateSigningRequest
+    ) -> x509.Certificate:
+        """The certificate CreateCertificateFromCsr issues: the CSR's whole subject (``CN=AWS
+        IoT Certificate`` when it is empty) and its DNS, IP, URI and e-mail alternative names.
+
+        :raises InvalidRequestError: the CSR's key is not accepted.
+        """
+        public_key = check_public_key(
+            csr.public_key(), "certificate signing request", InvalidRequestError
+        )
+        subject = csr.subject if csr.subject.rdns else x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, ISSUED_COMMON_NAME)])
+        return issue_requested_certificate(
+            authority.certificate,
+            authority.private_key,
+            subject=subject,
+            public_key=public_key,
+            alternative_names=requested_alternative_names(csr),
+            not_after=ISSUED_NOT_AFTER,
+        )
 
     def _store_issued(
         self, cert: x509.Certificate, set_as_active: bool | CertificateStatus

@@ -54,8 +54,8 @@ class PolicyService(ServiceBase):
         now = self._now()
         with self._change() as (uow, _events):
             if uow.policies.get(name) is not None:
-                raise ResourceAlreadyExistsError(
-                    f"Policy {name} already exists",
+                raise ResourceAlreadyExistsError(  # AWS's words
+                    f"Policy cannot be created - name already exists (name={name})",
                     resource_id=name,
                     resource_arn=self._policy_arn(name),
                 )

@@ -314,9 +314,8 @@ class ThingOperations(ServiceBase):
                 return
             compare_version(expected_version, current.version, f"thing {name}")
             if uow.thing_principals.count_for_thing(name):
-                raise InvalidRequestError(
-                    f"Cannot delete thing {name} because it has principals attached; "
-                    "detach them first"
+                raise InvalidRequestError(  # AWS's words
+                    f"Cannot delete. Thing {name} is still attached to one or more principals"
                 )
             groups = uow.thing_groups.groups_of(name)
             uow.things.delete(name)
@@ -406,7 +405,10 @@ class ThingOperations(ServiceBase):
         name = check_name(thing_name, "thingName")
         limit = check_page_size(max_results)
         with self._read() as uow, self._page_token():
-            require_thing(uow, name)
+            if uow.things.get(name) is None:
+                raise ResourceNotFoundError(  # AWS's words
+                    f"Failed to list principals for thing {name} because the thing does not "
+                    "exist in your account")
             pairs, token = uow.thing_principals.principals_page(
                 name, limit=limit, token=next_token
             )

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from bastion.pki import PublicKey
+from bastion.pki import REQUESTED_ALTERNATIVE_NAME_TYPES, PublicKey
 
 from ._errors import RegistryError
 
@@ -65,15 +65,51 @@ def load_csr(pem: str, error: type[RegistryError]) -> x509.CertificateSigningReq
         csr = x509.load_pem_x509_csr(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         raise error("The certificate signing request is not a valid PEM CSR") from None
+    # The hash first: cryptography does not verify SHA-1 signatures at all, and a SHA-1 CSR
+    # must be answered as such, not as a tampered one.
+    check_csr_signature_hash(csr, error)
     try:
         valid = csr.is_signature_valid
     except (ValueError, UnsupportedAlgorithm):
         valid = False
     if not valid:
         raise error("The certificate signing request's signature is not valid")
-    check_signature_hash(csr, "certificate signing request", error)
     check_public_key(csr.public_key(), "certificate signing request", error)
     return csr
+
+
+#: What AWS IoT answers a CSR signed with SHA-1 (or MD5) [wording unverified: AWS documents
+#: only that SHA-1 signatures are not supported for CreateCertificateFromCsr].
+WEAK_CSR_HASH_MESSAGE: Final = (
+    "The certificate signing request is signed with an unsupported signature algorithm "
+    "({algorithm}). Use SHA256, SHA384 or SHA512 with RSA or ECDSA."
+)
+
+
+def check_csr_signature_hash(
+    csr: x509.CertificateSigningRequest, error: type[RegistryError]
+) -> None:
+    """:raises error: the CSR is signed with a hash other than SHA-256/384/512 (SHA-1 is
+    named in the message)."""
+    try:
+        algorithm = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None
+    if not isinstance(algorithm, ALLOWED_HASHES):
+        name = "unknown" if algorithm is None else algorithm.name.upper().replace("-", "")
+        raise error(WEAK_CSR_HASH_MESSAGE.format(algorithm=name))
+
+
+def requested_alternative_names(csr: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+    """The CSR's requested subject alternative names (extensionRequest) of the kinds a
+    certificate issued for it carries: DNS, IP address, URI and e-mail, in order."""
+    try:
+        extension = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    except ValueError:  # a malformed extensionRequest: no names rather than a 500
+        return []
+    return [name for name in extension.value if isinstance(name, REQUESTED_ALTERNATIVE_NAME_TYPES)]
 
 
 def check_public_key(key: object, what: str, error: type[RegistryError]) -> PublicKey:

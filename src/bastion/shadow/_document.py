@@ -241,11 +241,12 @@ def get_accepted(state: ShadowState, version: int, timestamp: int,
 def update_accepted(patch: Mapping[str, JSONObject | None] | None, version: int,
                     timestamp: int, client_token: str | None) -> JSONObject:
     """``/update/accepted`` and UpdateThingShadow: the request's state as sent (nulls
-    included) with the metadata of every member it touched."""
+    included) with the metadata of every member it touched. ``{"state": null}`` is
+    answered as AWS does: ``"state": null`` and ``"metadata": {"timestamp": …}``."""
     state: Any = None if patch is None else copy.deepcopy(dict(patch))
     metadata: JSONObject
     if patch is None:
-        metadata = {name: {"timestamp": timestamp} for name in SECTIONS}
+        metadata = {"timestamp": timestamp}
     else:
         metadata = {name: metadata_of(value, timestamp) for name, value in patch.items()}
     return _with_token({

@@ -47,6 +47,7 @@ class JobRow:
     created_at: datetime
     last_updated_at: datetime
     completed_at: datetime | None
+    retry_config: JsonObject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class JobExecutionRow:
     version_number: int
     step_deadline: datetime | None
     in_progress_deadline: datetime | None
+    retry_attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class JobTemplateRow:
     abort_config: JsonObject | None
     in_progress_timeout_minutes: int | None
     created_at: datetime
+    retry_config: JsonObject | None = None
 
 
 def _job_values(row: JobRow) -> dict[str, Any]:
@@ -104,6 +107,7 @@ def _job_values(row: JobRow) -> dict[str, Any]:
         "created_at": row.created_at,
         "last_updated_at": row.last_updated_at,
         "completed_at": row.completed_at,
+        "retry_config": _json(row.retry_config),
     }
 
 
@@ -269,7 +273,8 @@ def _execution(row: sa.Row[Any]) -> JobExecutionRow:
         status_details=dict(m["status_details"] or {}), queued_at=m["queued_at"],
         started_at=m["started_at"], last_updated_at=m["last_updated_at"],
         version_number=int(m["version_number"]), step_deadline=m["step_deadline"],
-        in_progress_deadline=m["in_progress_deadline"])
+        in_progress_deadline=m["in_progress_deadline"],
+        retry_attempt=int(m["retry_attempt"] or 0))
 
 
 def _execution_values(row: JobExecutionRow) -> dict[str, Any]:
@@ -283,6 +288,7 @@ def _execution_values(row: JobExecutionRow) -> dict[str, Any]:
         "version_number": row.version_number,
         "step_deadline": row.step_deadline,
         "in_progress_deadline": row.in_progress_deadline,
+        "retry_attempt": row.retry_attempt,
     }
 
 
@@ -433,7 +439,7 @@ class JobTemplateRepository:
             presigned_url_config=_json(row.presigned_url_config),
             rollout_config=_json(row.rollout_config), abort_config=_json(row.abort_config),
             in_progress_timeout_minutes=row.in_progress_timeout_minutes,
-            created_at=row.created_at))
+            created_at=row.created_at, retry_config=_json(row.retry_config)))
 
     def get(self, template_id: str) -> JobTemplateRow | None:
         row = self._conn.execute(sa.select(templates)

@@ -333,6 +333,7 @@ jobs = sa.Table(
     sa.Column("abort_config", sa.JSON(), nullable=True),
     sa.Column("in_progress_timeout_minutes", sa.BigInteger(), nullable=True),
     sa.Column("template_id", name_type(JOB_ID_LENGTH), nullable=True),
+    sa.Column("retry_config", sa.JSON(), nullable=True),  # migration 0027
     # Rollout: the current one-minute window and how many executions it released.
     sa.Column("rollout_window_start", UtcDateTime(), nullable=True),
     sa.Column("rollout_window_count", sa.Integer(), nullable=False),
@@ -383,6 +384,8 @@ job_executions = sa.Table(
     sa.Column("version_number", sa.BigInteger(), nullable=False),
     sa.Column("step_deadline", UtcDateTime(), nullable=True, index=True),
     sa.Column("in_progress_deadline", UtcDateTime(), nullable=True, index=True),
+    # retries before this execution (migration 0027)
+    sa.Column("retry_attempt", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("ix_job_executions_thing", "thing_name", "status"),
 )
 
@@ -419,6 +422,7 @@ job_templates = sa.Table(
     sa.Column("abort_config", sa.JSON(), nullable=True),
     sa.Column("in_progress_timeout_minutes", sa.BigInteger(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("retry_config", sa.JSON(), nullable=True),  # migration 0027
 )
 
 # -- provisioning templates, ownership tokens, claims (migration 0006) ----------------

@@ -193,8 +193,8 @@ def test_refused_document_sources(bastion: FilesBastion) -> None:
         iot.create_job(jobId="no-firmware", targets=target, document=json.dumps(
             {"url": "${aws:iot:s3-presigned-url:s3://b/absent.bin}"}))
     with pytest.raises(iot.exceptions.InvalidRequestException, match="not a Bastion file"):
-        iot.create_job(jobId="elsewhere", targets=target,
-                       documentSource="https://example.com/job.json")
+        iot.create_job(jobId="elsewhere", targets=target,  # https:// elsewhere is fetched
+                       documentSource="ftp://example.com/job.json")
     with pytest.raises(iot.exceptions.InvalidRequestException, match="not both"):
         iot.create_job(jobId="both", targets=target, document="{}",
                        documentSource="s3://b/absent.json")

@@ -31,8 +31,12 @@ class _NoServices:
     """The handlers below use the test's registry, not the directory's."""
 
     default = None
+    default_regional = None
 
     def for_region(self, region: str) -> None:
+        del region
+
+    def regional_for(self, region: str) -> None:
         del region
 
 

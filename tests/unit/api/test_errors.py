@@ -84,8 +84,12 @@ class _NoServices:
     """The handlers below use no registry services."""
 
     default = None
+    default_regional = None
 
     def for_region(self, region: str) -> None:
+        del region
+
+    def regional_for(self, region: str) -> None:
         del region
 
 

@@ -66,6 +66,12 @@ PATH_PIECES = [
     "${iot:ClientId}",
     "${iot:Connection.Thing.ThingName}",
     "${iot:Certificate.Subject.CommonName}",
+    "${iot:Certificate.Subject.OrganizationalUnit}",
+    "${iot:Certificate.Subject.OrganizationalUnit.1}",
+    "${iot:Certificate.Subject.OrganizationalUnit.List}",
+    "${iot:Certificate.Subject.AlternativeName.DNSName}",
+    "${iot:Certificate.Issuer.CommonName}",
+    "${iot:CertificateId}",
     "${iot:Nope}",
     "${*}",
     "${?}",
@@ -73,7 +79,7 @@ PATH_PIECES = [
 ]
 REQUEST_PIECES = [
     "a", "b", "/", "+", "#", "*", "?", "$", ":", "\n", "dev1", "d.1", "a/b",
-    "${iot:ClientId}", "${iot:Nope}", "{", "}",
+    "${iot:ClientId}", "${iot:Nope}", "{", "}", "eng", "ops", "dev1.example.com", "c0ffee",
 ]
 #: Request actions that no policy action is written as (prefix and extension of real ones).
 ODD_ACTIONS = ["iot:Pub", "iot:PublishX", "IoT:publish", "iot", ""]
@@ -89,6 +95,16 @@ CONDITION_BLOCKS: list[dict[str, Any]] = [
     {"StringEqualsIfExists": {"iot:Connection.Thing.ThingName": "${iot:ClientId}"}},
     {"ForAllValues:StringEquals": {"iot:Certificate.Subject.CommonName.List": ["dev1", "a"]}},
     {"ForAnyValue:StringLike": {"iot:Certificate.Subject.CommonName.List": "d*"}},
+    {"ForAnyValue:StringEquals": {"iot:Certificate.Subject.OrganizationalUnit.List": "ops"}},
+    {"ForAllValues:StringEquals": {
+        "iot:Certificate.Subject.OrganizationalUnit.List": ["eng", "ops"]}},
+    {"ForAllValues:StringLike": {
+        "iot:Certificate.Subject.AlternativeName.DNSName.List": "*.example.com"}},
+    {"ForAnyValue:StringLike": {"iot:Certificate.Subject.AlternativeName.IPAddress.List": "10.*"}},
+    {"StringEquals": {"iot:Certificate.Subject.OrganizationalUnit.1": "ops"}},
+    {"StringEquals": {"iot:CertificateId": "c0ffee"}},
+    {"StringEquals": {"iot:Certificate.Issuer.CommonName": "Bastion CA"}},
+    {"StringLike": {"iot:Certificate.Subject.AlternativeName.RFC822Name": "*@example.com"}},
 ]
 
 
@@ -153,8 +169,21 @@ def requests(draw: st.DrawFn, actions: list[str] = REQUEST_ACTIONS) -> AuthReque
         is_attached=draw(st.sampled_from([None, True, False])),
         thing_attributes=draw(st.sampled_from([{}, {"region": "us-east-1"}, {"region": "*"}])),
         certificate_subject=draw(
-            st.sampled_from([{}, {"CommonName": ["dev1"]}, {"CommonName": ["dev1", "x"]}])
+            st.sampled_from([
+                {}, {"CommonName": ["dev1"]}, {"CommonName": ["dev1", "x"]},
+                {"CommonName": ["dev1"], "OrganizationalUnit": ["eng", "ops"]},
+                {"OrganizationalUnit": ["ops"]},
+                {"OrganizationalUnit": ["ops", "eng", "x", "y", "z", "eng"]},
+            ])
         ),
+        certificate_issuer=draw(st.sampled_from([{}, {"CommonName": ["Bastion CA"]}])),
+        subject_alternative_names=draw(st.sampled_from([
+            {},
+            {"DNSName": ["dev1.example.com", "a.example.com"], "IPAddress": ["10.0.0.1"]},
+            {"DNSName": ["dev1.example.org"], "RFC822Name": ["ops@example.com"]},
+            {"IPAddress": ["192.0.2.1", "10.9.9.9"], "UniformResourceIdentifier": ["urn:x"]},
+        ])),
+        certificate_id=draw(st.sampled_from([None, "c0ffee", "d" * 64])),
         source_ip=draw(st.sampled_from([None, "10.1.2.3", "192.0.2.1", "2001:db8::1"])),
     )
     kind = draw(st.sampled_from(TYPES))

@@ -350,7 +350,7 @@ def test_list_certificates_by_ca(identity: IdentityService, authority: Certifica
     assert identity.list_certificates_by_ca("cd" * 32) == ([], None)
 
 
-def test_csr_without_common_name_gets_the_default_subject(
+def test_csr_without_common_name_keeps_its_subject(
         identity: IdentityService, ec_key: ec.EllipticCurvePrivateKey) -> None:
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -360,4 +360,4 @@ def test_csr_without_common_name_gets_the_default_subject(
     pem = csr.public_bytes(serialization.Encoding.PEM).decode()
     record = identity.create_certificate_from_csr(pem)
     subject = load_pem_certificate(record.certificate_pem).subject
-    assert subject.rfc4514_string() == "CN=AWS IoT Certificate"
+    assert subject.rfc4514_string() == "O=Acme"  # the whole subject, no CN added

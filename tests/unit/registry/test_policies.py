@@ -326,7 +326,7 @@ def test_thing_principal_attachment_rules(
     registry.attach_thing_principal("dev", cert.certificate_arn)
     assert registry.list_thing_principals("dev") == ([cert.certificate_arn], None)
     assert registry.list_principal_things(cert.certificate_arn) == (["dev"], None)
-    with pytest.raises(InvalidRequestError, match="principals attached"):
+    with pytest.raises(InvalidRequestError, match="still attached to one or more principals"):
         registry.delete_thing("dev")
     registry.detach_thing_principal("dev", cert.certificate_arn)
     registry.delete_thing("dev")

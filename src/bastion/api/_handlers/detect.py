@@ -400,7 +400,7 @@ def _tasks(ctx: OperationContext) -> DetectMitigationTasks:
 
 
 def _task_summary(ctx: OperationContext, task: DetectMitigationTask) -> dict[str, Any]:
-    actions = ctx.gateway.services.mitigation_actions
+    actions = ctx.regional.mitigation_actions
     definitions = []
     for name in task.action_names:
         try:

@@ -28,6 +28,7 @@ from bastion.jobs import (
     JobTemplate,
     abort_to_json,
     presigned_to_json,
+    retry_to_json,
     rollout_to_json,
     timeout_to_json,
 )
@@ -42,7 +43,7 @@ JOBS_DATA = "iot-jobs-data"
 
 
 def _service(ctx: OperationContext) -> JobService:
-    return ctx.gateway.services.jobs
+    return ctx.regional.jobs
 
 
 def _iot(operation: str) -> Callable[[Handler], Handler]:
@@ -94,12 +95,13 @@ def _job_json(job: Job) -> dict[str, Any]:
         "timeoutConfig": timeout_to_json(job.in_progress_timeout_minutes),
         "jobTemplateArn": job.job_template_arn,
         "isConcurrent": job.is_concurrent,
+        "jobExecutionsRetryConfig": retry_to_json(job.retry_config),
     }
 
 
 @_iot("CreateJob")
 def create_job(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "namespaceId", "jobExecutionsRetryConfig",
+    refuse_unsupported(params, "namespaceId",
                        "documentParameters", "schedulingConfig", "destinationPackageVersions")
     tags = creation_tags(params)
     job = _service(ctx).create_job(
@@ -110,7 +112,8 @@ def create_job(ctx: OperationContext, params: Params) -> Result:
         presigned_url_config=params.get("presignedUrlConfig"),
         rollout_config=params.get("jobExecutionsRolloutConfig"),
         abort_config=params.get("abortConfig"), timeout_config=params.get("timeoutConfig"),
-        job_template_arn=params.get("jobTemplateArn"))
+        job_template_arn=params.get("jobTemplateArn"),
+        retry_config=params.get("jobExecutionsRetryConfig"))
     tag_created(ctx, "job", job.job_id, tags)
     return {"jobArn": job.job_arn, "jobId": job.job_id, "description": job.description}
 
@@ -143,10 +146,10 @@ def list_jobs(ctx: OperationContext, params: Params) -> Result:
 
 @_iot("UpdateJob")
 def update_job(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "namespaceId", "jobExecutionsRetryConfig")
+    refuse_unsupported(params, "namespaceId")
     names = {"description": "description", "presignedUrlConfig": "presigned_url_config",
              "jobExecutionsRolloutConfig": "rollout_config", "abortConfig": "abort_config",
-             "timeoutConfig": "timeout_config"}
+             "timeoutConfig": "timeout_config", "jobExecutionsRetryConfig": "retry_config"}
     # Only what the request carries changes.
     _service(ctx).update_job(params["jobId"], **{
         keyword: params[member] for member, keyword in names.items() if member in params})
@@ -178,7 +181,7 @@ def _summary_for_job(execution: JobExecution) -> dict[str, Any]:
         "startedAt": execution.started_at,
         "lastUpdatedAt": execution.last_updated_at,
         "executionNumber": execution.execution_number,
-        "retryAttempt": 0,
+        "retryAttempt": execution.retry_attempt,
     }
 
 
@@ -264,13 +267,13 @@ def _template_json(template: JobTemplate) -> dict[str, Any]:
         "jobExecutionsRolloutConfig": rollout_to_json(template.rollout_config),
         "abortConfig": abort_to_json(template.abort_config),
         "timeoutConfig": timeout_to_json(template.in_progress_timeout_minutes),
+        "jobExecutionsRetryConfig": retry_to_json(template.retry_config),
     }
 
 
 @_iot("CreateJobTemplate")
 def create_job_template(ctx: OperationContext, params: Params) -> Result:
-    refuse_unsupported(params, "jobExecutionsRetryConfig", "maintenanceWindows",
-                       "destinationPackageVersions")
+    refuse_unsupported(params, "maintenanceWindows", "destinationPackageVersions")
     tags = creation_tags(params)
     template = _service(ctx).create_job_template(
         params["jobTemplateId"], description=params["description"],
@@ -278,7 +281,8 @@ def create_job_template(ctx: OperationContext, params: Params) -> Result:
         document_source=params.get("documentSource"),
         presigned_url_config=params.get("presignedUrlConfig"),
         rollout_config=params.get("jobExecutionsRolloutConfig"),
-        abort_config=params.get("abortConfig"), timeout_config=params.get("timeoutConfig"))
+        abort_config=params.get("abortConfig"), timeout_config=params.get("timeoutConfig"),
+        retry_config=params.get("jobExecutionsRetryConfig"))
     tag_created(ctx, "jobtemplate", template.job_template_id, tags)
     return {"jobTemplateArn": template.job_template_arn,
             "jobTemplateId": template.job_template_id}

@@ -92,7 +92,7 @@ def delete_ota_update(ctx: OperationContext, params: Params) -> Result:
 
 
 def _streams(ctx: OperationContext) -> StreamService:
-    return ctx.gateway.services.streams
+    return ctx.regional.streams
 
 
 def _stream_answer(stream: Stream) -> dict[str, Any]:

@@ -25,7 +25,7 @@ IOT = "iot"
 
 
 def _service(ctx: OperationContext) -> ProvisioningService:
-    return ctx.gateway.services.provisioning
+    return ctx.regional.provisioning
 
 
 def _operation(operation: str) -> Callable[[Handler], Handler]:

@@ -21,7 +21,7 @@ from ._table import TABLE, Params, Result
 
 
 def _service(ctx: OperationContext) -> RuleService:
-    return ctx.gateway.services.rules
+    return ctx.regional.rules
 
 
 def _rule_json(ctx: OperationContext, row: TopicRuleRow) -> dict[str, Any]:
