@@ -36,6 +36,7 @@ SCHEDULED_AUDIT: Final = "bastion-baseline-daily"
 EXAMPLE_METRIC: Final = "bastion_baseline_example"
 ALERT_TARGET: Final = "bastion-baseline"
 ROLE_ARN: Final = "arn:aws:iam::{account}:role/bastion-baseline"
+UPLOAD_URL: Final = "${bastion:upload-url"
 IDENTITY_CHECKS: Final = ("CONFLICTING_CLIENT_IDS_CHECK", "DEVICE_CERTIFICATE_SHARED_CHECK",
                           "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK")
 PRIVILEGE_CHECKS: Final = ("IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
@@ -170,17 +171,33 @@ def _check_digests(baseline: Baseline) -> Verdict:
                          f"{' and '.join(sinks)}")
 
 
+def _uploads(baseline: Baseline) -> bool | None:
+    """Whether the job template named ``bastion-upload-logs`` gives devices an upload
+    URL (``None``: there is none)."""
+    try:
+        template = baseline.services.jobs.describe_job_template(UPLOAD_LOGS_TEMPLATE)
+    except JobsError:
+        return None
+    return UPLOAD_URL in (template.document or "")
+
+
 def _apply_logs_template(baseline: Baseline) -> list[str]:
+    done = []
+    if _uploads(baseline) is False:  # the name is Bastion's: put its template back
+        baseline.services.jobs.delete_job_template(UPLOAD_LOGS_TEMPLATE)
+        done.append(f"job template {UPLOAD_LOGS_TEMPLATE} gave no upload URL: deleted")
     if ensure_builtin_templates(baseline.services.jobs):
-        return [f"job template {UPLOAD_LOGS_TEMPLATE}"]
-    return []
+        done.append(f"job template {UPLOAD_LOGS_TEMPLATE}")
+    return done
 
 
 def _check_logs_template(baseline: Baseline) -> Verdict:
-    try:
-        baseline.services.jobs.describe_job_template(UPLOAD_LOGS_TEMPLATE)
-    except JobsError:
+    uploads = _uploads(baseline)
+    if uploads is None:
         return Verdict(False, f"no job template {UPLOAD_LOGS_TEMPLATE}")
+    if not uploads:
+        return Verdict(False, f"job template {UPLOAD_LOGS_TEMPLATE} gives devices no "
+                              "upload URL")
     return Verdict(True, f"job template {UPLOAD_LOGS_TEMPLATE}: devices upload their logs "
                          "on demand")
 
