@@ -13,7 +13,7 @@ in this order:
     store · trail digests · sessions · cluster · connection journal · fleet index ·
     alert dispatcher · jobs scheduler · audit scheduler · rotation keeper · threat watch ·
     detect loop · fleet detect (cluster) · provisioning hooks · rules · IoT logs ·
-    device trust · MQTT listeners · credentials provider · REST API (with the web console
+    device trust · domain routing (SNI) · MQTT listeners · credentials provider · REST API (with the web console
     on its port)
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
@@ -54,6 +54,7 @@ from ..iotlogs import IoTLogs
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
+from ..pki import DEFAULT_ALPN_PROTOCOLS
 from ..reserved import (
     FirstConnectionRegistration,
     JobsTopics,
@@ -69,6 +70,7 @@ from ..services import Services, build_services
 from ..store import Store
 from ..threats import ThreatService, ThreatWatch
 from ..trail import TrailDigestKeeper
+from ._domains import DomainRouting
 from ._listeners import Listeners
 from ._model import BoundListener
 from ._sessions import DurableSessions
@@ -131,6 +133,8 @@ class App:
         self.console: ConsoleApplication | None = None
         """The web console, on the API's port (None: API or console disabled)."""
         self.credentials: CredentialsServer | None = None
+        self.domains: DomainRouting | None = None
+        """Server names by SNI on the MQTT listeners (domain configurations)."""
         self.metrics: MetricsEndpoint | None = None
         """Serves ``GET /metrics`` on the API's port (None: API or metrics disabled)."""
         self._store_ping: asyncio.Task[None] | None = None
@@ -318,8 +322,11 @@ class App:
             if services.threats is not None:  # refused connects feed threat detection
                 self.iot_logs.on_error(services.threats.device_error)
         trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
-        self._listeners = Listeners(broker, config.mqtt, trust)
-        components += [trust, self._listeners]
+        self.domains = DomainRouting(services.domains, trust, bus, broker.spawn,
+                                     alpn_protocols=DEFAULT_ALPN_PROTOCOLS,
+                                     session_tickets=config.mqtt.tls_session_tickets)
+        self._listeners = Listeners(broker, config.mqtt, trust, self.domains)
+        components += [trust, self.domains, self._listeners]
         if config.credentials.enabled:
             provider = CredentialsProvider(gate, plane.role_aliases,
                                            services.temporary_credentials)
