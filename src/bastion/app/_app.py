@@ -428,10 +428,12 @@ class App:
     def _resync(self, bridge: SecurityEventBridge) -> None:
         """NATS is back after this node was cut off from the cluster: catch up on the
         changes whose events it may have missed (live sessions against the registry, the
-        rules and destinations from the store)."""
+        rules and destinations, the served domains from the store)."""
         bridge.resync()
         if self.rules is not None:
             self.rules.resync()
+        if self.domains is not None:
+            self.broker.spawn(self.domains.reload())
 
     def _enable_url(self, token: str) -> str:
         """A destination confirmation's ``enableUrl`` (the API's ConfirmTopicRuleDestination
