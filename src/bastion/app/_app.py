@@ -38,6 +38,7 @@ from ..broker import (
     ClientDisconnected,
     DurableSessionDirectory,
     Message,
+    Session,
 )
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
@@ -324,7 +325,8 @@ class App:
         trust = DeviceTrust(self.datadir, plane, bus, broker.spawn)
         self.domains = DomainRouting(services.domains, trust, bus, broker.spawn,
                                      alpn_protocols=DEFAULT_ALPN_PROTOCOLS,
-                                     session_tickets=config.mqtt.tls_session_tickets)
+                                     session_tickets=config.mqtt.tls_session_tickets,
+                                     drop=self._drop_by_tls)
         self._listeners = Listeners(broker, config.mqtt, trust, self.domains)
         components += [trust, self.domains, self._listeners]
         if config.credentials.enabled:
@@ -353,6 +355,17 @@ class App:
                                  console=self.console)
             components.append(self.api)
         return components
+
+    def _drop_by_tls(self, pick: Callable[[object], bool], reason: str) -> int:
+        """Drop the sessions whose live connection's TLS object ``pick`` chooses (the
+        domain routing's: a domain disabled or deleted)."""
+        def chosen(session: Session) -> bool:
+            # The broker's connections (MQTTConnection) keep their transport; a Link
+            # without one (tests driving the broker in memory) has no TLS to pick by.
+            transport = getattr(session.connection, "transport", None)
+            tls = transport.get_extra_info("ssl_object") if transport is not None else None
+            return tls is not None and pick(tls)
+        return self.broker.drop_sessions(chosen, reason)
 
     def _index_keeper(self, services: Services) -> IndexKeeper:
         """The fleet index's keeper; the index is told of every connection and

@@ -17,7 +17,10 @@ every ClientHello the callback looks the server name up in a table built from
 
 The table is replaced whole (one attribute assignment, read by the callback on the
 event loop) after every :class:`~bastion.domains.ServedDomainsChanged`: new handshakes see
-the change at once, connections already open keep theirs. The listeners' base context
+the change at once. Connections already open keep their certificate and policy, except
+that the sessions of a domain that was disabled or deleted are dropped (the callback
+remembers, weakly, which TLS connection came in under which domain; the broker closes
+them as it closes a revoked certificate's: ``NOT_AUTHORIZED``, no will). The listeners' base context
 allows TLS 1.2 and 1.3; a TLS 1.3-only policy holds on the domain's context through its
 cipher list (see :mod:`bastion.pki._tls`).
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +40,11 @@ from ..lifecycle import Component
 from ._trust import DeviceTrust, Spawn
 
 log = logging.getLogger("bastion")
+
+
+DropConnections = Callable[[Callable[[object], bool], str], int]
+"""Drop the sessions whose TLS connection (``ssl.SSLObject``) the first argument picks,
+giving the second as the reason; returns how many (the broker's ``drop_sessions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +58,14 @@ class DomainRouting(Component):
 
     :param alpn_protocols: what every domain context advertises (the listeners').
     :param session_tickets: likewise.
+    :param drop: closes the sessions of a domain disabled or deleted (none: they stay).
     """
 
     name = "domain-routing"
 
     def __init__(self, domains: DomainService, trust: DeviceTrust, bus: EventBus,
                  spawn: Spawn, *, alpn_protocols: Sequence[str] | None,
-                 session_tickets: int = 0) -> None:
+                 session_tickets: int = 0, drop: DropConnections | None = None) -> None:
         self._domains = domains
         self._trust = trust
         self._bus = bus
@@ -67,6 +77,8 @@ class DomainRouting(Component):
         self._owned: list[ssl.SSLContext] = []
         self._lock = asyncio.Lock()
         self._unsubscribe: Callable[[], None] | None = None
+        self._drop = drop
+        self._came_in: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self.generation = 0
         """How many times the table was built (tests wait on it)."""
 
@@ -109,7 +121,18 @@ class DomainRouting(Component):
                 else:
                     routes[domain.domain_name] = _Route(context if domain.enabled else None)
             old, self._owned = self._owned, owned
+            served_before = {name for name, route in self._routes.items()
+                             if route.context is not None}
             self._routes, self._default = routes, default
+            gone = {name for name in served_before
+                    if name not in routes or routes[name].context is None}
+            if gone and self._drop is not None:
+                came_in = self._came_in
+                dropped = self._drop(lambda tls: came_in.get(tls) in gone,
+                                     "its domain was disabled or deleted")
+                if dropped:
+                    log.info("dropped %d session(s) of domain(s) %s", dropped,
+                             ", ".join(sorted(gone)))
             for context in old:
                 self._trust.forget(context)
             self.generation += 1
@@ -134,12 +157,14 @@ class DomainRouting(Component):
     def _select(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
                 context: ssl.SSLContext) -> int | None:
         del context
-        route = self._routes.get(server_name.lower().rstrip(".")) if server_name else None
-        if route is None:
+        name = server_name.lower().rstrip(".") if server_name else None
+        route = self._routes.get(name) if name else None
+        if name is None or route is None:
             if self._default is not None:
                 connection.context = self._default
             return None
         if route.context is None:
             return ssl.ALERT_DESCRIPTION_ACCESS_DENIED
         connection.context = route.context
+        self._came_in[connection] = name
         return None

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from bastion.mqtt import MQTT_3_1_1, Connect, encode
 from bastion.trail import redact
-from support.clients import HOST, DeviceFiles
+from support.clients import HOST, DeviceFiles, read_until_closed
 from support.server_certs import Issued, OperatorCa
 
 from .conftest import ApiBastion, device_through_api
@@ -96,7 +96,7 @@ def _eventually(check: Callable[[], object], what: str) -> None:
         try:
             check()
             return
-        except (AssertionError, OSError) as error:
+        except (AssertionError, OSError, pytest.fail.Exception) as error:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}: {error!r}") from error
             time.sleep(0.05)
@@ -374,6 +374,48 @@ def test_a_disabled_domain_is_refused_live_and_served_again_when_enabled(
         with pytest.raises(ssl.SSLCertVerificationError):
             _handshake(api_bastion, domain, operator_ca)
     _eventually(default, "the deleted domain answered by the default certificate")
+
+
+def _open_session(api: ApiBastion, server_name: str, ca: OperatorCa, device: DeviceFiles,
+                  client_id: str) -> ssl.SSLSocket:
+    """A live MQTT session over TLS with SNI ``server_name`` (CONNACK read)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=ca.pem.decode())
+    context.load_cert_chain(str(device.cert), str(device.key))
+    sock = context.wrap_socket(socket.create_connection((HOST, api.mqtt_port), timeout=5),
+                               server_hostname=server_name)
+    sock.sendall(encode(Connect(client_id, keep_alive=60), MQTT_3_1_1))
+    assert sock.recv(4) == b"\x20\x02\x00\x00"
+    return sock
+
+
+def test_live_sessions_of_a_disabled_domain_are_dropped(
+        api_bastion: ApiBastion, iot: Any, acm: Any, operator_ca: OperatorCa,
+        device: DeviceFiles, unique: Callable[[str], str]) -> None:
+    doomed, kept = _domain(unique), _domain(unique)
+    names = {}
+    for domain in (doomed, kept):
+        names[domain] = unique("dc")
+        iot.create_domain_configuration(
+            domainConfigurationName=names[domain], domainName=domain,
+            serverCertificateArns=[_import(acm, operator_ca.issue(domain))])
+        _eventually(lambda domain=domain: _handshake(api_bastion, domain, operator_ca),
+                    "served")
+    on_doomed = _open_session(api_bastion, doomed, operator_ca, device, unique("c"))
+    on_kept = _open_session(api_bastion, kept, operator_ca, device, unique("c"))
+    try:
+        iot.update_domain_configuration(domainConfigurationName=names[doomed],
+                                        domainConfigurationStatus="DISABLED")
+        read_until_closed(on_doomed)  # the server closes it
+        on_kept.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # the other domain's session stays open
+            on_kept.recv(1)
+        on_kept.settimeout(5)
+        on_kept.sendall(b"\xc0\x00")  # PINGREQ
+        assert on_kept.recv(2) == b"\xd0\x00"  # PINGRESP
+    finally:
+        on_doomed.close()
+        on_kept.close()
 
 
 def test_a_tls13_only_policy_refuses_tls12(api_bastion: ApiBastion, iot: Any, acm: Any,
