@@ -46,6 +46,7 @@ from cryptography import x509
 
 from bastion.pki import (
     DEFAULT_ALPN_PROTOCOLS,
+    TLS12_CIPHERS,
     IPAddress,
     Keystore,
     KeystoreError,
@@ -310,8 +311,11 @@ def server_ssl_context_for(
     alpn_protocols: Sequence[str] | None = DEFAULT_ALPN_PROTOCOLS,
     keystore: Keystore | None = None,
     session_tickets: int = 0,
+    tls12_ciphers: str | None = TLS12_CIPHERS,
 ) -> ssl.SSLContext:
     """The broker's server context from the data directory's certificate and key.
+
+    ``tls12_ciphers``: see :func:`bastion.pki.server_ssl_context`.
 
     Devices are trusted when issued by the data directory's root CA or by one of
     ``extra_trusted_ca_pems`` (e.g. CAs registered in the registry).
@@ -331,6 +335,7 @@ def server_ssl_context_for(
         alpn_protocols=alpn_protocols,
         key_password=keystore.private_key_password,
         session_tickets=session_tickets,
+        tls12_ciphers=tls12_ciphers,
     )
 
 

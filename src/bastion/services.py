@@ -45,6 +45,7 @@ from .defender.detect import (
     thing_peer,
 )
 from .defender.mitigation import MitigationActionService, RegistryEffects, ViolationResponse
+from .domains import DomainService
 from .events import EventBus, EventSink
 from .files import FileService, RemoteDocumentFetcher
 from .index import DynamicThingGroups, FleetIndex
@@ -213,6 +214,7 @@ class Services:
     index: FleetIndex
     dynamic_groups: DynamicThingGroups
     streams: StreamService
+    domains: DomainService
     threats: ThreatService | None = None
     digests: TrailDigester | None = None
     """Signs and delivers the trail's digests (``None``: no ``[trail]`` sink)."""
@@ -364,7 +366,10 @@ def build_services(config: Config, datadir: DataDir, store: Store, bus: EventBus
         ota=OtaService(store, jobs=jobs, signing=signing, files=files, streams=streams,
                        account=account, clock=clock),
         index=index, dynamic_groups=DynamicThingGroups(index),
-        streams=streams, threats=_threats(config, store, account, files, alerts, clock),
+        streams=streams,
+        domains=DomainService(store, keystore, account=account, publish=bus.publish,
+                              clock=clock, default_domain_name=config.api.public_host),
+        threats=_threats(config, store, account, files, alerts, clock),
         digests=_trail_digests(config, datadir, store, keystore, trail_keys))
 
 

@@ -396,7 +396,10 @@ class ApiApplication:
             error_code = None
         except ServiceError as error:
             refused = wire_error(error, call.service)
-            response = serialize_error(refused)
+            if self._json(call) and refused.aws_error_type == "InvalidRequestException":
+                # ACM's model has no InvalidRequestException: its validation error is this
+                refused = ApiError("ValidationException", 400, refused.message)
+            response = serialize_error(refused, json_protocol=self._json(call))
             error_code = refused.aws_error_type
         except Disconnected:
             await self._record(call, "ClientDisconnected", 499)
@@ -405,13 +408,13 @@ class ApiApplication:
             log.warning("%s %s: a document nested too deeply for %s:%s", request.method,
                         request.raw_path, call.service, call.operation)
             refused = invalid_request("The request holds a JSON document nested too deeply")
-            response = serialize_error(refused)
+            response = serialize_error(refused, json_protocol=self._json(call))
             error_code = refused.aws_error_type
         except Exception:
             log.exception("%s %s: internal error in %s:%s", request.method,
                           request.raw_path, call.service, call.operation)
             failure = internal_failure()
-            response = serialize_error(failure)
+            response = serialize_error(failure, json_protocol=self._json(call))
             error_code = failure.aws_error_type
         log.debug("%s %s -> %d %s", request.method, request.raw_path, response.status,
                   error_code or "")
@@ -458,7 +461,8 @@ class ApiApplication:
         match: RouteMatch | None = None
         route_error: ApiError | None = None
         try:
-            match = service.router.match(request.method, request.raw_path, query)
+            match = service.match(request.method, request.raw_path, query,
+                                  request.header("x-amz-target"))
             call.operation = match.operation.name
         except ApiError as error:
             route_error = error
@@ -502,7 +506,7 @@ class ApiApplication:
                 assert not inspect.isawaitable(answer), "only on_loop handlers may await"
                 return answer
             result = await asyncio.to_thread(run)
-        return serialize_output(operation, result)
+        return serialize_output(operation, result, json_protocol=service.json_protocol)
 
     def _run_recorded(self, spec: HandlerSpec, context: OperationContext,
                       params: dict[str, Any], call: _Call, status: int
@@ -679,8 +683,8 @@ class ApiApplication:
         if service is None:
             return
         call.service = service.name
-        match = service.router.match(request.method, request.raw_path,
-                                     parse_query(request.raw_query))
+        match = service.match(request.method, request.raw_path,
+                              parse_query(request.raw_query), request.header("x-amz-target"))
         call.operation = match.operation.name
 
     async def _record(self, call: _Call, error_code: str | None, status: int) -> None:
@@ -692,6 +696,12 @@ class ApiApplication:
                 outcome=call.outcome, error_code=error_code, http_status=status)
         except Exception:
             log.exception("the trail refused a record of %s:%s", call.service, call.operation)
+
+    def _json(self, call: _Call) -> bool:
+        """Whether the call's service speaks the JSON protocol (its errors carry
+        ``__type``)."""
+        service = self._catalog.services.get(call.service)
+        return service is not None and service.json_protocol
 
     @property
     def catalog(self) -> Catalog:

@@ -1,9 +1,9 @@
 """AWS's own service models (botocore's ``service-2`` files) and request routing.
 
-The API serves five rest-json services. Each is known by its botocore name (``iot``,
-``iot-data``, ``iot-jobs-data``, ``signer``, ``guardduty``) and by the SigV4 signing name
-a client puts in its credential scope (``iot``, ``iotdata``, ``iot-jobs-data``,
-``signer``, ``guardduty``). ``iot`` and ``iot-data``
+The API serves five rest-json services and one JSON-protocol service. Each is known by
+its botocore name (``iot``, ``iot-data``, ``iot-jobs-data``, ``signer``, ``guardduty``,
+``acm``) and by the SigV4 signing name a client puts in its credential scope (``iot``,
+``iotdata``, ``iot-jobs-data``, ``signer``, ``guardduty``, ``acm``). ``iot`` and ``iot-data``
 share paths (``/things/{thingName}/…``), so the service is chosen from the *signed*
 scope, and only then the operation from the method and path.
 
@@ -12,6 +12,10 @@ A route comes from an operation's ``http.requestUri``: literal segments, labels
 (``{arn+}``, the rest of the path). A literal query part (``/x?y`` or ``/x?y=z``) must be
 present in the request. When several routes match a path, the one with more literal
 segments wins.
+
+A JSON-protocol service (``acm``: ``awsJson1_1``) has one path, ``POST /``; the
+operation is the ``X-Amz-Target`` header, ``<targetPrefix>.<Operation>``
+(``CertificateManager.ImportCertificate``), and every input member is in the JSON body.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from ._errors import ApiError
 
-SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data", "signer", "guardduty")
+SERVICE_NAMES: Final = ("iot", "iot-data", "iot-jobs-data", "signer", "guardduty", "acm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,35 @@ class ServiceApi:
 
     def operation(self, name: str) -> OperationModel:
         return self.model.operation_model(name)
+
+    @property
+    def json_protocol(self) -> bool:
+        """Whether the service speaks AWS's JSON protocol (operation in ``X-Amz-Target``)."""
+        return self.model.protocol == "json"
+
+    def match(self, method: str, raw_path: str, query: Mapping[str, list[str]],
+              target: str | None) -> RouteMatch:
+        """The operation a request addresses: by method and path (rest-json), or by the
+        ``X-Amz-Target`` header (JSON protocol).
+
+        :raises ApiError: see :meth:`Router.match`; for the JSON protocol, 404
+            ``UnknownOperationException`` for another path or an unknown target, 405
+            ``MethodNotAllowedException`` for another method than POST.
+        """
+        if not self.json_protocol:
+            return self.router.match(method, raw_path, query)
+        if raw_path != "/":
+            raise ApiError("UnknownOperationException", 404,
+                           f"No {self.name} operation matches {method} {raw_path}")
+        if method.upper() != "POST":
+            raise ApiError("MethodNotAllowedException", 405,
+                           f"The method {method} is not allowed on {raw_path}")
+        prefix = self.model.metadata.get("targetPrefix", "")
+        name = (target or "").removeprefix(f"{prefix}.")
+        if not target or name == target or name not in self.model.operation_names:
+            raise ApiError("UnknownOperationException", 404,
+                           f"No {self.name} operation is named by X-Amz-Target {target!r}")
+        return RouteMatch(self.model.operation_model(name), {})
 
     @property
     def operation_names(self) -> list[str]:

@@ -15,6 +15,10 @@ ignore members their model lacks, never see them.
 
 Errors are ``{"message": …}`` (plus any extra fields) with the code in
 ``x-amzn-ErrorType``, which is where botocore looks first.
+
+The JSON protocol (``acm``) is answered the same way, with content type
+``application/x-amz-json-1.1``; its errors also carry the code as ``__type`` in the
+body, which is where botocore's JSON parser reads it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from botocore.model import ListShape, MapShape, OperationModel, Shape, Structure
 from ._errors import ApiError
 
 JSON_CONTENT_TYPE = "application/json"
+AMZ_JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,10 @@ def success_status(operation: OperationModel) -> int:
     return int(operation.http.get("responseCode", 200))
 
 
-def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Response:
-    """The HTTP response for a successful call.
+def serialize_output(operation: OperationModel, result: Mapping[str, Any], *,
+                     json_protocol: bool = False) -> Response:
+    """The HTTP response for a successful call (``json_protocol``: of a JSON-protocol
+    service).
 
     :raises TypeError: ``result`` has a key the output shape lacks, or a value of the
         wrong type.
@@ -61,7 +68,8 @@ def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Re
     if shape is None:
         if result:
             raise TypeError(f"{operation.name} has no output, got {sorted(result)}")
-        return Response(status, (("content-type", JSON_CONTENT_TYPE),), b"{}")
+        return Response(status, (("content-type", AMZ_JSON_CONTENT_TYPE if json_protocol
+                                  else JSON_CONTENT_TYPE),), b"{}")
     unknown = set(result) - set(shape.members)
     if unknown:
         raise TypeError(f"{operation.name} output has no member(s) {sorted(unknown)}")
@@ -69,7 +77,7 @@ def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Re
     payload_name = shape.serialization.get("payload")
     document: dict[str, Any] = {}
     raw_body: bytes | None = None
-    content_type = JSON_CONTENT_TYPE
+    content_type = AMZ_JSON_CONTENT_TYPE if json_protocol else JSON_CONTENT_TYPE
     for name, member in shape.members.items():
         value = result.get(name)
         if value is None:
@@ -99,12 +107,16 @@ def serialize_output(operation: OperationModel, result: Mapping[str, Any]) -> Re
     return Response(status, tuple(headers), body)
 
 
-def serialize_error(error: ApiError) -> Response:
+def serialize_error(error: ApiError, *, json_protocol: bool = False) -> Response:
     """The HTTP response for a refused call: ``x-amzn-ErrorType``, the HTTP status and
-    ``{"message": …}`` plus the error's further body fields."""
+    ``{"message": …}`` plus the error's further body fields (and, for the JSON protocol,
+    ``__type``)."""
     document: dict[str, str] = {"message": error.message}
     document.update(error.body_fields())
-    headers = (("x-amzn-errortype", error.aws_error_type), ("content-type", JSON_CONTENT_TYPE))
+    if json_protocol:
+        document["__type"] = error.aws_error_type
+    headers = (("x-amzn-errortype", error.aws_error_type),
+               ("content-type", AMZ_JSON_CONTENT_TYPE if json_protocol else JSON_CONTENT_TYPE))
     return Response(error.http_status, headers, _dumps(document))
 
 

@@ -13,7 +13,7 @@ in this order:
     store · trail digests · sessions · cluster · connection journal · fleet index ·
     alert dispatcher · jobs scheduler · audit scheduler · rotation keeper · threat watch ·
     detect loop · fleet detect (cluster) · provisioning hooks · rules · IoT logs ·
-    device trust · MQTT listeners · credentials provider · REST API (with the web console
+    device trust · domain routing (SNI) · MQTT listeners · credentials provider · REST API (with the web console
     on its port)
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
@@ -38,6 +38,7 @@ from ..broker import (
     ClientDisconnected,
     DurableSessionDirectory,
     Message,
+    Session,
 )
 from ..clock import Clock, SystemClock
 from ..cluster import ClusterNode, FleetDetect
@@ -54,6 +55,7 @@ from ..iotlogs import IoTLogs
 from ..jobs import JobScheduler
 from ..lifecycle import Component, ComponentFailed, Lifecycle
 from ..metrics import FleetCollector, MetricsEndpoint, MetricSources
+from ..pki import DEFAULT_ALPN_PROTOCOLS
 from ..reserved import (
     FirstConnectionRegistration,
     JobsTopics,
@@ -69,6 +71,7 @@ from ..services import Services, build_services
 from ..store import Store
 from ..threats import ThreatService, ThreatWatch
 from ..trail import TrailDigestKeeper
+from ._domains import DomainRouting
 from ._listeners import Listeners
 from ._model import BoundListener
 from ._sessions import DurableSessions
@@ -131,6 +134,8 @@ class App:
         self.console: ConsoleApplication | None = None
         """The web console, on the API's port (None: API or console disabled)."""
         self.credentials: CredentialsServer | None = None
+        self.domains: DomainRouting | None = None
+        """Server names by SNI on the MQTT listeners (domain configurations)."""
         self.metrics: MetricsEndpoint | None = None
         """Serves ``GET /metrics`` on the API's port (None: API or metrics disabled)."""
         self._store_ping: asyncio.Task[None] | None = None
@@ -321,8 +326,12 @@ class App:
         presigned = PresignedUrlAuthenticator(
             plane.account.region, self._credentials or services.access,
             services.temporary_credentials, self._clock)
-        self._listeners = Listeners(broker, config.mqtt, trust, presigned)
-        components += [trust, self._listeners]
+        self.domains = DomainRouting(services.domains, trust, bus, broker.spawn,
+                                     alpn_protocols=DEFAULT_ALPN_PROTOCOLS,
+                                     session_tickets=config.mqtt.tls_session_tickets,
+                                     drop=self._drop_by_tls)
+        self._listeners = Listeners(broker, config.mqtt, trust, presigned, self.domains)
+        components += [trust, self.domains, self._listeners]
         if config.credentials.enabled:
             provider = CredentialsProvider(gate, plane.role_aliases,
                                            services.temporary_credentials)
@@ -349,6 +358,17 @@ class App:
                                  console=self.console)
             components.append(self.api)
         return components
+
+    def _drop_by_tls(self, pick: Callable[[object], bool], reason: str) -> int:
+        """Drop the sessions whose live connection's TLS object ``pick`` chooses (the
+        domain routing's: a domain disabled or deleted)."""
+        def chosen(session: Session) -> bool:
+            # The broker's connections (MQTTConnection) keep their transport; a Link
+            # without one (tests driving the broker in memory) has no TLS to pick by.
+            transport = getattr(session.connection, "transport", None)
+            tls = transport.get_extra_info("ssl_object") if transport is not None else None
+            return tls is not None and pick(tls)
+        return self.broker.drop_sessions(chosen, reason)
 
     def _index_keeper(self, services: Services) -> IndexKeeper:
         """The fleet index's keeper; the index is told of every connection and
@@ -424,10 +444,12 @@ class App:
     def _resync(self, bridge: SecurityEventBridge) -> None:
         """NATS is back after this node was cut off from the cluster: catch up on the
         changes whose events it may have missed (live sessions against the registry, the
-        rules and destinations from the store)."""
+        rules and destinations, the served domains from the store)."""
         bridge.resync()
         if self.rules is not None:
             self.rules.resync()
+        if self.domains is not None:
+            self.broker.spawn(self.domains.reload())
 
     def _enable_url(self, token: str) -> str:
         """A destination confirmation's ``enableUrl`` (the API's ConfirmTopicRuleDestination

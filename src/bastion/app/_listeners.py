@@ -18,6 +18,7 @@ from ..broker import (
 from ..config import MQTTConfig
 from ..lifecycle import Component
 from ..pki import DEFAULT_ALPN_PROTOCOLS
+from ._domains import DomainRouting
 from ._model import BoundListener
 from ._trust import DeviceTrust
 
@@ -32,17 +33,20 @@ class Listeners(Component):
 
     Device certificates are checked in the TLS handshake against the CAs of the
     :class:`~._trust.DeviceTrust` (Bastion's CA and every ACTIVE registered CA, followed
-    live); the registry decides the rest at CONNECT.
+    live); the registry decides the rest at CONNECT. With a :class:`~._domains.DomainRouting`,
+    the server certificate and TLS policy follow the server name the client sends.
     """
 
     name = "mqtt-listeners"
 
     def __init__(self, broker: Broker, config: MQTTConfig, trust: DeviceTrust,
-                 presigned: UpgradeAuthenticator | None = None) -> None:
+                 presigned: UpgradeAuthenticator | None = None,
+                 domains: DomainRouting | None = None) -> None:
         self._broker = broker
         self._presigned = presigned
         self._config = config
         self._trust = trust
+        self._domains = domains
         self._servers: list[asyncio.Server] = []
         self.bound: list[BoundListener] = []
 
@@ -50,6 +54,8 @@ class Listeners(Component):
         mqtt = self._config
         tls = self._trust.server_context(alpn_protocols=DEFAULT_ALPN_PROTOCOLS,
                                          session_tickets=mqtt.tls_session_tickets)
+        if self._domains is not None:  # server names by SNI (domain configurations)
+            self._domains.attach(tls)
         # Behind a load balancer, both TLS listeners take only its connections, each with a
         # PROXY v2 header; the plaintext one (loopback, opt-in) is never behind one.
         proxy = ProxyTrust.parse(mqtt.proxy_trusted) if mqtt.proxy_protocol else None

@@ -24,6 +24,7 @@ from ..controlplane import ControlPlane
 from ..datadir import DataDir, server_ssl_context_for
 from ..events import EventBus
 from ..lifecycle import Component
+from ..pki import TLS12_CIPHERS, PrivateKey, server_ssl_context
 from ..registry import CaCertificateRegistered, CaCertificateStatus, CaCertificateStatusChanged
 
 log = logging.getLogger("bastion")
@@ -77,6 +78,48 @@ class DeviceTrust(Component):
                                          session_tickets=session_tickets)
         self._contexts.append(context)
         return context
+
+    def domain_context(self, certificate_chain_pem: bytes, key: PrivateKey, *,
+                       alpn_protocols: Sequence[str] | None, session_tickets: int = 0,
+                       tls12_ciphers: str | None = TLS12_CIPHERS) -> ssl.SSLContext:
+        """A mutual-TLS server context like :meth:`server_context`'s, with another server
+        certificate (a domain configuration's) and TLS 1.2 cipher list (its security
+        policy; ``None`` refuses TLS 1.2). Followed like the others until
+        :meth:`forget`.
+
+        :raises RuntimeError: not started.
+        :raises ssl.SSLError: the key does not match the certificate.
+        """
+        if self._pems is None:
+            raise RuntimeError("the device trust is not started")
+        context = server_ssl_context(
+            certificate_chain_pem, key,
+            trusted_ca_pems=[self._datadir.ca_cert_path.read_bytes(), *self._pems],
+            alpn_protocols=alpn_protocols, session_tickets=session_tickets,
+            tls12_ciphers=tls12_ciphers)
+        self._contexts.append(context)
+        return context
+
+    def policy_context(self, *, alpn_protocols: Sequence[str] | None,
+                       session_tickets: int = 0,
+                       tls12_ciphers: str | None = TLS12_CIPHERS) -> ssl.SSLContext:
+        """:meth:`server_context` (the data directory's certificate) with another TLS 1.2
+        cipher list: the default domain under a security policy of its own.
+
+        :raises RuntimeError: not started.
+        """
+        if self._pems is None:
+            raise RuntimeError("the device trust is not started")
+        context = server_ssl_context_for(self._datadir, extra_trusted_ca_pems=self._pems,
+                                         alpn_protocols=alpn_protocols,
+                                         session_tickets=session_tickets,
+                                         tls12_ciphers=tls12_ciphers)
+        self._contexts.append(context)
+        return context
+
+    def forget(self, context: ssl.SSLContext) -> None:
+        """Stop following ``context`` (a domain that is no longer served)."""
+        self._contexts = [c for c in self._contexts if c is not context]
 
     def _trust_changed(self, event: CaCertificateRegistered | CaCertificateStatusChanged
                        ) -> None:

@@ -21,6 +21,7 @@ from ._admin import access_app, create_first_admin_key
 from ._baseline import baseline_app
 from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app, detect_app
+from ._domains import acm_app
 from ._files import files_app
 from ._operator import device_create_many, operator_app
 from ._rotation import rotation_app
@@ -43,6 +44,7 @@ app.add_typer(files_app, name="files")  # bastion files upload …
 app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key
 app.add_typer(cluster_app, name="cluster")  # bastion cluster status
 app.add_typer(rotation_app, name="rotation")  # bastion rotation policy …, rotation list
+app.add_typer(acm_app, name="acm")  # bastion acm import-certificate
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -21,6 +21,7 @@ import json
 import typing
 from typing import Any, Final
 
+from ..domains import ServedDomainsChanged
 from ..enforcement import SECURITY_EVENTS
 from ..index import ThingConnectivityChanged, ThingShadowChanged
 from ..registry import CaCertificateRegistered, CertificateRegistered, ThingCreated
@@ -29,9 +30,10 @@ from ..rules import TopicRuleChanged, TopicRuleDestinationChanged
 RELAYED: Final[tuple[type, ...]] = (
     *SECURITY_EVENTS, CertificateRegistered, CaCertificateRegistered,
     TopicRuleChanged, TopicRuleDestinationChanged, ThingCreated, ThingShadowChanged,
-    ThingConnectivityChanged)
+    ThingConnectivityChanged, ServedDomainsChanged)
 """The events every node must see: the security state of live sessions
-(:data:`~bastion.enforcement.SECURITY_EVENTS`), the CAs the listeners trust, topic
+(:data:`~bastion.enforcement.SECURITY_EVENTS`), the CAs and domains the listeners
+serve, topic
 rule changes (every node's rules engine reloads its rules), and what every node's fleet
 index follows: new things, shadow and connectivity changes."""
 

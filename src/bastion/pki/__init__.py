@@ -40,12 +40,19 @@ from ._pem import (
     load_pem_private_key,
     private_key_to_pem,
 )
-from ._tls import DEFAULT_ALPN_PROTOCOLS, client_ssl_context, peer_certificate, server_ssl_context
+from ._tls import (
+    DEFAULT_ALPN_PROTOCOLS,
+    TLS12_CIPHERS,
+    client_ssl_context,
+    peer_certificate,
+    server_ssl_context,
+)
 
 __all__ = [
     "DEFAULT_ALPN_PROTOCOLS",
     "MASTER_KEY_ENV",
     "REQUESTED_ALTERNATIVE_NAME_TYPES",
+    "TLS12_CIPHERS",
     "IPAddress",
     "KeyType",
     "Keystore",

@@ -25,6 +25,15 @@ ALPN: the server advertises ``x-amzn-mqtt-ca`` and ``mqtt`` (AWS IoT SDKs send
 protocols we do not know, still completes the handshake (no ALPN is selected, and
 ``selected_alpn_protocol()`` returns ``None``). The broker may then decide what to do.
 
+Per-domain contexts (``bastion.domains``): the certificate chain may be given as PEM
+bytes rather than a path, and the TLS 1.2 cipher list replaced (``tls12_ciphers``).
+``tls12_ciphers=None`` leaves the context with :data:`NO_TLS12_CIPHERS`: a PSK suite
+that a server without a PSK callback never selects, so a TLS 1.2 ClientHello finds no
+shared cipher and the handshake fails (``handshake_failure``), while TLS 1.3 (whose
+suites that list does not touch) is served. That is how a TLS 1.3-only policy holds
+even on a context reached through the SNI callback, after the version was negotiated
+with the listener's own context.
+
 Encrypted server keys: :meth:`ssl.SSLContext.load_cert_chain` takes the PEM password
 (``key_password``, i.e. :attr:`Keystore.private_key_password`). A key object is loaded by
 writing it, encrypted under a one-time random password, to a 0600 temporary file that is
@@ -38,7 +47,7 @@ import os
 import secrets
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from cryptography import x509
 
@@ -51,21 +60,26 @@ DEFAULT_ALPN_PROTOCOLS: tuple[str, ...] = ("x-amzn-mqtt-ca", "mqtt")
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!SHA1:!AESCCM"
 """OpenSSL cipher string for TLS 1.2: ECDHE only (forward secrecy), no SHA-1 suites."""
 
+NO_TLS12_CIPHERS = "PSK-AES128-GCM-SHA256"
+"""A TLS 1.2 "cipher list" no ClientHello can be served with (see the module docstring)."""
+
 StrPath = str | os.PathLike[str]
 
 
 def server_ssl_context(
-    cert_chain_pem_path: StrPath,
+    cert_chain_pem_path: StrPath | bytes,
     key: StrPath | PrivateKey,
     *,
     trusted_ca_pems: Sequence[bytes | str],
     alpn_protocols: Sequence[str] | None = DEFAULT_ALPN_PROTOCOLS,
     key_password: bytes | None = None,
     session_tickets: int = 0,
+    tls12_ciphers: str | None = TLS12_CIPHERS,
 ) -> ssl.SSLContext:
     """Build the broker's mutual-TLS server context.
 
-    :param cert_chain_pem_path: PEM file with the server certificate, then its chain.
+    :param cert_chain_pem_path: PEM file with the server certificate, then its chain; or
+        that PEM itself (bytes), with ``key`` a key object.
     :param key: path of the PEM private key (encrypted or not), or a private key object.
     :param trusted_ca_pems: PEM certificates (or bundles) of the CAs whose certificates
         may connect; at least one.
@@ -75,7 +89,10 @@ def server_ssl_context(
     :param session_tickets: TLS 1.3 session tickets sent after each full handshake; 0
         (the default) sends none and refuses TLS 1.2 tickets, so every connection proves
         possession of the device's private key (see the module docstring).
-    :raises TypeError: ``key`` is neither a path nor an EC/RSA private key.
+    :param tls12_ciphers: the OpenSSL cipher string for TLS 1.2; ``None`` refuses TLS 1.2
+        (see the module docstring).
+    :raises TypeError: ``key`` is neither a path nor an EC/RSA private key, or PEM bytes
+        come with a key path.
     :raises ValueError: no trusted CA, or a trusted CA PEM that does not parse.
     :raises ssl.SSLError: the certificate chain or key cannot be loaded (wrong password,
         key does not match the certificate).
@@ -89,6 +106,7 @@ def server_ssl_context(
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(context)
+    context.set_ciphers(tls12_ciphers if tls12_ciphers is not None else NO_TLS12_CIPHERS)
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.verify_mode = ssl.CERT_REQUIRED
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
@@ -99,7 +117,12 @@ def server_ssl_context(
     if alpn_protocols:
         context.set_alpn_protocols(list(alpn_protocols))
 
-    if isinstance(key, str | os.PathLike):
+    if isinstance(cert_chain_pem_path, bytes):
+        if isinstance(key, str | os.PathLike):
+            raise TypeError("a certificate chain given as PEM bytes needs a key object")
+        with _temporary_file(cert_chain_pem_path) as chain_path:
+            _load_cert_chain_with_key_object(context, chain_path, check_private_key(key))
+    elif isinstance(key, str | os.PathLike):
         context.load_cert_chain(cert_chain_pem_path, key, password=key_password)
     else:
         _load_cert_chain_with_key_object(context, cert_chain_pem_path, check_private_key(key))
@@ -161,6 +184,20 @@ def _harden(context: ssl.SSLContext) -> None:
 
 def _pem_text(certs: Sequence[x509.Certificate]) -> str:
     return "".join(cert_to_pem(cert).decode("ascii") for cert in certs)
+
+
+@contextlib.contextmanager
+def _temporary_file(data: bytes) -> Iterator[str]:
+    """A 0600 temporary file holding ``data`` (public material: a certificate chain),
+    deleted when the block ends."""
+    fd, name = tempfile.mkstemp(prefix=".bastion-chain-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        yield name
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def _load_cert_chain_with_key_object(

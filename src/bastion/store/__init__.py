@@ -52,6 +52,7 @@ from ._detect import (
     ViolationEventRow,
     ViolationRow,
 )
+from ._domains import DomainConfigurationRow, DomainRepository, ServerCertificateRow
 from ._engine import create_store_engine
 from ._errors import ConflictError, InvalidPageTokenError, StoreError
 from ._files import FileRepository, FileRow, FileUploadRow
@@ -163,6 +164,8 @@ __all__ = [
     "DetectModelRow",
     "DetectProfileRow",
     "DetectRepository",
+    "DomainConfigurationRow",
+    "DomainRepository",
     "FileRepository",
     "FileRow",
     "FileUploadRow",
@@ -198,6 +201,7 @@ __all__ = [
     "RotationPolicyRow",
     "ScheduledAuditRow",
     "SealedSecretRepository",
+    "ServerCertificateRow",
     "SettingsRepository",
     "ShadowRepository",
     "ShadowRow",

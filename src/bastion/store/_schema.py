@@ -1119,3 +1119,36 @@ file_uploads = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("uploaded_at", UtcDateTime(), nullable=False),
 )
+
+# -- server certificates (the ACM analog) and domain configurations (migration 0026) --------
+
+server_certificates = sa.Table(
+    "server_certificates",
+    metadata,
+    sa.Column("certificate_id", sa.String(UUID_LENGTH), primary_key=True),
+    sa.Column("certificate_pem", sa.Text(), nullable=False),
+    sa.Column("chain_pem", sa.Text(), nullable=True),
+    # the private key, PKCS#8 DER sealed with the master key (associated data: the id)
+    sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
+    sa.Column("domain_name", sa.String(253), nullable=True),
+    sa.Column("imported_at", UtcDateTime(), nullable=False),
+)
+
+domain_configurations = sa.Table(
+    "domain_configurations",
+    metadata,
+    sa.Column("name", name_type(128), primary_key=True),
+    sa.Column("arn_suffix", sa.String(16), nullable=False),
+    # NULL for the default domain (iot:Data-ATS), whose name is the API's public host
+    sa.Column("domain_name", sa.String(253), nullable=True, unique=True),
+    sa.Column("certificate_id", sa.String(UUID_LENGTH),
+              sa.ForeignKey("server_certificates.certificate_id"), nullable=True,
+              index=True),
+    sa.Column("service_type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("security_policy", sa.String(128), nullable=True),
+    # {authorizerConfig, authenticationType, applicationProtocol}: kept and answered
+    sa.Column("settings", sa.JSON(), nullable=False),
+    sa.Column("last_status_change", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

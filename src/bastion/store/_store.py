@@ -40,6 +40,7 @@ from ._audit import (
 from ._billing_groups import BillingGroupRepository
 from ._connections import ConnectionJournalRepository
 from ._detect import DetectRepository
+from ._domains import DomainRepository
 from ._engine import READONLY_OPTION, create_store_engine
 from ._errors import StoreError
 from ._files import FileRepository
@@ -85,6 +86,7 @@ class UnitOfWork:
         "connection",
         "connections",
         "detect",
+        "domains",
         "files",
         "index_sources",
         "job_executions",
@@ -144,6 +146,7 @@ class UnitOfWork:
         self.alert_dead_letters: Final = DeadLetterRepository(connection)
         self.detect: Final = DetectRepository(connection)
         self.threats: Final = ThreatRepository(connection)
+        self.domains: Final = DomainRepository(connection)
         self.shadows: Final = ShadowRepository(connection)
         self.files: Final = FileRepository(connection)
         self.topic_rules: Final = TopicRuleRepository(connection)

@@ -23,7 +23,8 @@ from support.running import RunningBastion
 EXPECTED_ORDER = ["store", "trail-digests", "sessions", "connection-journal", "fleet-index",
                   "alert-dispatcher", "jobs-scheduler", "audit-scheduler", "rotation-keeper",
                   "threat-watch", "detect", "provisioning-hooks", "rules",
-                  "iot-logs", "device-trust", "mqtt-listeners", "credentials-provider", "api"]
+                  "iot-logs", "device-trust", "domain-routing",
+                  "mqtt-listeners", "credentials-provider", "api"]
 
 
 def _refused(port: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bastion.cluster._events import decode_event, encode_event
+from bastion.domains import ServedDomainsChanged
 from bastion.index import ThingConnectivityChanged, ThingShadowChanged
 from bastion.registry import ThingCreated
 from bastion.rules import TopicRuleChanged, TopicRuleDestinationChanged
@@ -24,4 +25,10 @@ def test_rule_events_round_trip(event: object) -> None:
     ThingConnectivityChanged("node-a", "lamp-7", False, 1_700_000_000_001, "CONNECTION_LOST"),
 ], ids=["created", "shadow", "connected", "disconnected"])
 def test_what_the_fleet_index_follows_is_relayed(event: object) -> None:
+    assert decode_event(encode_event(event)) == event
+
+
+def test_served_domain_changes_are_relayed() -> None:
+    """Every node's listeners serve the domains made through any node's API."""
+    event = ServedDomainsChanged("created fleet-eu")
     assert decode_event(encode_event(event)) == event

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from . import (
+    acm,
     audit,
     billing_groups,
     certificates,
     connectivity,
     data,
     detect,
+    domains,
     groups,
     guardduty,
     indexing,
@@ -26,8 +28,8 @@ from . import (
 )
 from ._table import TABLE, Handler, HandlerSpec, HandlerTable
 
-__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "audit", "billing_groups",
-           "certificates", "connectivity", "data", "detect", "groups", "guardduty", "indexing",
+__all__ = ["TABLE", "Handler", "HandlerSpec", "HandlerTable", "acm", "audit", "billing_groups",
+           "certificates", "connectivity", "data", "detect", "domains", "groups", "guardduty", "indexing",
            "jobs", "ota",
            "policies", "provisioning", "role_aliases", "rules", "shadow", "signer", "system",
            "tags", "things"]

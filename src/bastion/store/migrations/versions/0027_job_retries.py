@@ -1,7 +1,7 @@
 """Job execution retries (``jobExecutionsRetryConfig``).
 
 Revision ID: 0027
-Revises: 0024
+Revises: 0026
 
 * ``jobs.retry_config`` and ``job_templates.retry_config``: the configuration as AWS
   spells it (``{"criteriaList": [...]}``), or NULL.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision: str | None = "0024"
+down_revision: str | None = "0026"
 branch_labels: str | None = None
 depends_on: str | None = None
 
