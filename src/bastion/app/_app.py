@@ -13,8 +13,8 @@ in this order:
     store · trail digests · sessions · cluster · connection journal · fleet index ·
     alert dispatcher · jobs scheduler · audit scheduler · rotation keeper · threat watch ·
     detect loop · fleet detect (cluster) · provisioning hooks · rules · IoT logs ·
-    device trust · domain routing (SNI) · MQTT listeners · credentials provider · REST API (with the web console
-    on its port)
+    device trust · domain routing (SNI) · MQTT listeners · credentials provider · REST API
+    (with the web console on its port)
 
 :meth:`App.stop` stops them in reverse: the API first, then the listeners (every client
 is disconnected, so the journal still records the disconnects), the schedulers, and the
