@@ -5,9 +5,11 @@ that work on the data directory directly."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,8 +74,16 @@ class ControlPlane:
         self.store.close()
 
 
+DATABASE_URL_ENV: Final = "BASTION_DATABASE_URL"
+"""Environment variable naming the store's database; when set it wins over ``[store]
+database_url`` for every command (so a password can stay out of ``config.toml``)."""
+
+
 def database_url(config: Config, datadir: DataDir) -> str:
-    return config.store.database_url or f"sqlite:///{datadir.db_path}"
+    """The database every command and ``serve`` use: ``BASTION_DATABASE_URL``, else
+    ``[store] database_url``, else the SQLite file in the data directory."""
+    return (os.environ.get(DATABASE_URL_ENV) or config.store.database_url
+            or f"sqlite:///{datadir.db_path}")
 
 
 def open_control_plane(config: Config, datadir: DataDir,

@@ -5,8 +5,9 @@ Connection settings, for every API command:
 
 * endpoint: ``--endpoint-url`` / ``BASTION_API_URL``; else the AWS configuration's
   endpoint for ``iot`` (``AWS_ENDPOINT_URL_IOT``, ``AWS_ENDPOINT_URL``, the profile's
-  ``services`` section or ``endpoint_url``); else the data directory's ``[api]`` config.
-  Never AWS's own endpoint: a command meant for Bastion must not act on a real AWS
+  ``services`` section or ``endpoint_url``); else the API of the ``bastion serve``
+  running from the data directory (its ``serve.json``: a port chosen at start is found
+  too); else the data directory's ``[api]`` config. Never AWS's own endpoint: a command meant for Bastion must not act on a real AWS
   account because a profile lacked an endpoint;
 * credentials: boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
   ``--profile``/``AWS_PROFILE``); ``bastion aws-profile`` prints a profile;
@@ -43,6 +44,7 @@ from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir
 from ..registry import RegistryError
 from ._admin import DataDirOption, JsonOption, api_endpoint, console, data_dir_path, err
+from ._status import running_server
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -56,6 +58,8 @@ ProfileOption = Annotated[str | None, typer.Option(
 RegionOption = Annotated[str | None, typer.Option("--region", help="Region.")]
 CaBundleOption = Annotated[Path | None, typer.Option(
     "--ca-bundle", help="CA certificate(s) to trust; default: the data directory's CA.")]
+CertificateIdArgument = Annotated[str, typer.Argument(
+    help="Certificate id: all 64 hex digits, or a unique prefix (at least 4).")]
 
 
 class ApiProblem(Exception):
@@ -78,6 +82,32 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
 
     :raises ApiProblem: no endpoint is known, or the profile does not exist.
     """
+    boto, endpoint, region, verify = _api_settings(endpoint_url, profile, region, ca_bundle,
+                                                   data_dir)
+    client: IoTClient = boto.client("iot", endpoint_url=endpoint, region_name=region,
+                                    verify=verify)
+    return client
+
+
+def iot_data_client(*, endpoint_url: str | None, profile: str | None, region: str | None,
+                    ca_bundle: Path | None, data_dir: Path | None) -> Any:
+    """A boto3 ``iot-data`` client (shadows) for Bastion's API, on the same settings as
+    :func:`iot_client` (typed ``Any``: the project pins no stubs for ``iot-data``).
+
+    :raises ApiProblem: no endpoint is known, or the profile does not exist.
+    """
+    boto, endpoint, region, verify = _api_settings(endpoint_url, profile, region, ca_bundle,
+                                                   data_dir)
+    return boto.client("iot-data", endpoint_url=endpoint, region_name=region, verify=verify)
+
+
+def _api_settings(endpoint_url: str | None, profile: str | None, region: str | None,
+                  ca_bundle: Path | None, data_dir: Path | None
+                  ) -> tuple[Any, str, str, str | bool | None]:
+    """A boto3 session, the endpoint, region and CA bundle (see the module docstring).
+
+    :raises ApiProblem: no endpoint is known, or the profile does not exist.
+    """
     import boto3  # imported here: boto3 takes a while, and most commands do not need it
     import botocore.session
     from botocore.configprovider import ConfiguredEndpointProvider
@@ -95,6 +125,9 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
         region = region or session.get_config_variable("region")
     except ProfileNotFound as exc:
         raise ApiProblem(str(exc)) from None
+    if not endpoint:
+        state = running_server(datadir)
+        endpoint = state.get("api") if state is not None else None
     if not endpoint and config is not None:
         endpoint = api_endpoint(config)
     if not endpoint:
@@ -106,8 +139,8 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
         verify = session.get_config_variable("ca_bundle")
     if not region:
         region = config.account.region if config is not None else "us-east-1"
-    boto = boto3.session.Session(botocore_session=session)
-    return boto.client("iot", endpoint_url=str(endpoint), region_name=region, verify=verify)
+    return (boto3.session.Session(botocore_session=session), str(endpoint), str(region),
+            verify)
 
 
 @contextmanager
@@ -316,7 +349,7 @@ def certs_list(
 
 @certs_app.command("describe")
 def certs_describe(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     pem: Annotated[bool, typer.Option("--pem", help="Also print the PEM.")] = False,
     as_json: JsonOption = False,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
@@ -326,6 +359,7 @@ def certs_describe(
     """Show a certificate, its things and its policies."""
     iot = _client(endpoint_url, profile, region, ca_bundle, data_dir)
     with api_errors():
+        certificate_id = full_certificate_id(iot, certificate_id)
         found = iot.describe_certificate(certificateId=certificate_id)
         description: dict[str, Any] = dict(found["certificateDescription"])
         arn = found["certificateDescription"].get("certificateArn", "")
@@ -348,6 +382,7 @@ def _set_status(certificate_id: str, status: str, endpoint_url: str | None,
                 data_dir: Path | None) -> None:
     iot = _client(endpoint_url, profile, region, ca_bundle, data_dir)
     with api_errors():
+        certificate_id = full_certificate_id(iot, certificate_id)
         iot.update_certificate(certificateId=certificate_id,
                                newStatus=status)  # type: ignore[arg-type]
     console.print(f"Certificate {certificate_id} is now [bold]{status}[/]; "
@@ -356,7 +391,7 @@ def _set_status(certificate_id: str, status: str, endpoint_url: str | None,
 
 @certs_app.command("revoke")
 def certs_revoke(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -367,7 +402,7 @@ def certs_revoke(
 
 @certs_app.command("deactivate")
 def certs_deactivate(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -378,7 +413,7 @@ def certs_deactivate(
 
 @certs_app.command("activate")
 def certs_activate(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -393,11 +428,54 @@ policies_app = typer.Typer(no_args_is_help=True, help="IoT policies (through the
 
 
 def _target_arn(iot: IoTClient, target: str) -> str:
-    """A certificate id (64 hex digits) becomes its ARN; anything else is used as is."""
-    if len(target) == 64 and all(ch in "0123456789abcdef" for ch in target.lower()):
-        description = iot.describe_certificate(certificateId=target.lower())
+    """A certificate id (64 hex digits, or a unique prefix of one) becomes its ARN;
+    anything else (an ARN) is used as is.
+
+    :raises ApiProblem: a prefix that matches no certificate, or several.
+    """
+    if _is_hex(target):
+        description = iot.describe_certificate(certificateId=full_certificate_id(iot, target))
         return description["certificateDescription"]["certificateArn"]
     return target
+
+
+CERTIFICATE_ID_LENGTH: Final = 64
+MIN_CERTIFICATE_PREFIX: Final = 4
+"""The shortest certificate id prefix accepted (``git``'s habit)."""
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(ch in "0123456789abcdef" for ch in text.lower())
+
+
+def full_certificate_id(iot: IoTClient, given: str) -> str:
+    """The certificate id ``given`` names: a full id (64 hex digits) as is, a shorter hex
+    prefix expanded when exactly one certificate (or CA certificate) starts with it, as
+    ``certs list`` and the banners show them; anything else unchanged (the API judges).
+
+    :raises ApiProblem: the prefix is shorter than 4 digits, matches no certificate, or
+        matches several (they are named).
+    """
+    given = given.strip()
+    if not _is_hex(given) or len(given) >= CERTIFICATE_ID_LENGTH:
+        return given.lower() if _is_hex(given) else given
+    prefix = given.lower()
+    if len(prefix) < MIN_CERTIFICATE_PREFIX:
+        raise ApiProblem(f"certificate id prefix {given!r} is too short (at least "
+                         f"{MIN_CERTIFICATE_PREFIX} hex digits)")
+    matches: set[str] = set()
+    for page in iot.get_paginator("list_certificates").paginate():
+        matches.update(c["certificateId"] for c in page.get("certificates", [])
+                       if c.get("certificateId", "").startswith(prefix))
+    for ca_page in iot.get_paginator("list_ca_certificates").paginate():
+        matches.update(c["certificateId"] for c in ca_page.get("certificates", [])
+                       if c.get("certificateId", "").startswith(prefix))
+    if not matches:
+        raise ApiProblem(f"no certificate id starts with {given!r}")
+    if len(matches) > 1:
+        raise ApiProblem(f"certificate id prefix {given!r} is ambiguous: "
+                         + ", ".join(sorted(matches)))
+    return matches.pop()
 
 
 @policies_app.command("list")
@@ -468,7 +546,7 @@ def policies_create(
 def policies_attach(
     name: str,
     target: Annotated[str, typer.Option(
-        "--target", help="Certificate id or ARN, or thing group ARN.")],
+        "--target", help="Certificate id (or a unique prefix) or ARN, or thing group ARN.")],
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -485,7 +563,7 @@ def policies_attach(
 def policies_detach(
     name: str,
     target: Annotated[str, typer.Option(
-        "--target", help="Certificate id or ARN, or thing group ARN.")],
+        "--target", help="Certificate id (or a unique prefix) or ARN, or thing group ARN.")],
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -505,7 +583,7 @@ _ACTION_TYPES: Final = {"publish": "PUBLISH", "subscribe": "SUBSCRIBE", "receive
 
 
 def test_authorization(
-    cert_id: Annotated[str, typer.Option("--cert-id", help="The certificate (principal).")],
+    cert_id: Annotated[str, typer.Option("--cert-id", help="The certificate (principal): its id, a unique prefix of it, or its ARN.")],
     action: Annotated[str, typer.Option(
         help="iot:Connect, iot:Publish, iot:Subscribe or iot:Receive.")],
     resource: Annotated[str, typer.Option(
