@@ -16,7 +16,8 @@ Layout (directories 0700, secrets 0600)::
       trail-digests/           the signed digests of the trail ([trail] digest_dir)
       metrics.token            the bearer token a Prometheus scraper presents (0600;
                                created by `bastion init` or the first start)
-      logs/
+      logs/                    bastion.log (rotated; [log] file) and aws-iot.jsonl,
+                               created by the first `bastion serve` that writes there
       devices/                 default output of issue_device_files
 
 Theory of operation of :func:`init_data_dir`: every file is written atomically, private
@@ -256,7 +257,6 @@ def init_data_dir(
         datadir.path,
         datadir.ca_dir,
         datadir.tls_dir,
-        datadir.log_dir,
         datadir.devices_dir,
     ):
         directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)

@@ -430,6 +430,10 @@ class Broker:
                        min(expiry, limits.max_session_expiry))
         self.directory.save(session)
         conn.accept(connect, session, principal, client_id, session_present, assigned)
+        log.info("client %r connected from %s (certificate %s, MQTT %s, %s session)",
+                 client_id, conn.peer, (principal.certificate_id or "-")[:12],
+                 "5.0" if connect.protocol_version == MQTT_5 else "3.1.1",
+                 "resumed" if session_present else "new")
         self.bus.publish(ClientConnected(
             client_id, principal.certificate_id, principal.source_ip, principal.source_port,
             session.session_id, connect.protocol_version, connect.clean_start,

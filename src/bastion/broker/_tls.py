@@ -154,6 +154,15 @@ class TLSStream(asyncio.Protocol):
             except ssl.SSLZeroReturnError:  # close_notify
                 eof = True
                 break
+            except ssl.SSLEOFError:
+                # TCP closed without close_notify: how most MQTT clients end a connection
+                # (after their DISCONNECT, or not). Aborted as the docstring says, but not
+                # logged as a TLS error: whether the MQTT session ended cleanly is the
+                # connection's to judge (a will, the lifecycle event's reason).
+                log.debug("%s closed TCP without close_notify",
+                          self.get_extra_info("peername"))
+                self.abort()
+                return
             except ssl.SSLError as exc:  # bad record MAC, unexpected EOF, ...
                 log.info("TLS error from %s: %s", self.get_extra_info("peername"), exc)
                 self._flush_out()

@@ -120,11 +120,12 @@ class _LocalCaller:
 
 def record_local(local: Local, operation: str, parameters: Mapping[str, object],
                  *, outcome: str = "allowed", error_code: str | None = None,
-                 http_status: int = 200) -> None:
-    """Write a change made through the data directory to the trail, as the local user."""
+                 http_status: int = 200, service: str = ADMIN_SERVICE) -> None:
+    """Write a change made through the data directory to the trail, as the local user
+    (``service`` ``iot`` for the registry changes the API would have trailed)."""
     local.trail().record(
         caller=_LocalCaller(), access_key_id=f"local:{_user()}", source_ip="local",
-        service=ADMIN_SERVICE, operation=operation, parameters=parameters, outcome=outcome,
+        service=service, operation=operation, parameters=parameters, outcome=outcome,
         error_code=error_code, http_status=http_status)
 
 

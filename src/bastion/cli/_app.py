@@ -17,13 +17,14 @@ from .. import __version__
 from ..config import Config, ConfigError, load_config, with_overrides
 from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
+from ..pki import KeystoreError
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
 from ._baseline import baseline_app
 from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app, detect_app
 from ._files import files_app
-from ._operator import device_create_many, operator_app
+from ._operator import DeviceTrail, device_create_many, operator_app
 from ._rotation import rotation_app
 from ._signing import signing_app
 from ._status import clients, remove_serve_state, shown_database_url, status, write_serve_state
@@ -225,13 +226,16 @@ def serve(
     level = (log_level or config.log.level).upper()
     level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    log_file = _log_to_file(config, datadir)
 
     def ready(running: App) -> None:
         shown = "localhost" if config.mqtt.host in ("0.0.0.0", "::", "") else config.mqtt.host
         print(f"Bastion {__version__} serving from {datadir.path}", flush=True)
         print(f"  {'store':<15} {_shown_store(datadir)}", flush=True)
+        if log_file is not None:
+            print(f"  {'log':<15} {log_file}", flush=True)
         for listener in running.listeners:
             scheme = "mqtts" if listener.tls else "mqtt"
             print(f"  {listener.name:<15} {scheme}://{listener.host}:{listener.port}", flush=True)
@@ -295,6 +299,33 @@ def serve(
         raise typer.Exit(exit_status)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_to_file(config: Config, datadir: DataDir) -> Path | None:
+    """Also write the log to ``[log] file`` (rotated at ``max_bytes``, ``files_kept``
+    kept); ``None`` when it is off (the ``logs/`` directory is then not created).
+
+    :raises typer.Exit: the file cannot be opened (code 2).
+    """
+    from logging.handlers import RotatingFileHandler
+
+    if not config.log.file:
+        return None
+    path = Path(config.log.file)
+    path = path if path.is_absolute() else datadir.path / path
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=config.log.max_bytes,
+                                      backupCount=config.log.files_kept, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"[red]cannot write the log file:[/] {exc}")
+        raise typer.Exit(2) from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return path
+
+
 def _api_overrides(config: Config, *, host: str | None, port: int | None, plaintext: bool,
                    emulator: bool) -> Config:
     """Apply the serve command's API flags; refuse unsafe combinations (exit 2)."""
@@ -338,13 +369,19 @@ def device_create(
         err.print(f"[red]bad configuration:[/] {exc}")
         raise typer.Exit(2) from None
     plane = open_control_plane(config, datadir)
+    trail = DeviceTrail(plane, datadir, config)
     try:
-        files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite)
+        files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite,
+                                 record=trail.record)
     except (ValueError, FileExistsError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     except RegistryError as exc:
+        trail.refused(name, exc)
         err.print(f"[red]{exc.aws_error_type}: {exc}[/]")
+        raise typer.Exit(1) from None
+    except KeystoreError as exc:
+        err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     finally:
         plane.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -40,10 +40,20 @@ from rich.table import Table
 
 from ..account import format_arn, parse_arn
 from ..config import Config, ConfigError, load_config
-from ..controlplane import open_control_plane, provision_device
+from ..controlplane import ControlPlane, open_control_plane, provision_device
 from ..datadir import DataDir
+from ..pki import KeystoreError
 from ..registry import RegistryError
-from ._admin import DataDirOption, JsonOption, api_endpoint, console, data_dir_path, err
+from ._admin import (
+    DataDirOption,
+    JsonOption,
+    Local,
+    api_endpoint,
+    console,
+    data_dir_path,
+    err,
+    record_local,
+)
 from ._status import running_server
 
 if TYPE_CHECKING:
@@ -670,6 +680,7 @@ def device_create_many(
     names = [f"{prefix}{number:0{width}d}" for number in range(start, start + count)]
     out_dir = out.resolve()
     plane = open_control_plane(config, datadir)
+    trail = DeviceTrail(plane, datadir, config)
     done: list[tuple[str, str, str, Path, Path]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -677,8 +688,14 @@ def device_create_many(
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("Registering devices", total=count)
             for name in names:
-                files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite,
-                                         policy_name=policy)
+                trail.next_device()
+                try:
+                    files = provision_device(plane, datadir, name, out_dir,
+                                             overwrite=overwrite, policy_name=policy,
+                                             record=trail.record)
+                except RegistryError as exc:
+                    trail.refused(name, exc)
+                    raise
                 done.append((files.thing_name, files.certificate_id, files.certificate_arn,
                              files.cert_path, files.key_path))
                 progress.advance(task)
@@ -688,12 +705,47 @@ def device_create_many(
     except RegistryError as exc:
         err.print(f"[red]{exc.aws_error_type}: {exc}[/] ({len(done)} of {count} devices registered)")
         raise typer.Exit(1) from None
+    except KeystoreError as exc:
+        err.print(f"[red]{exc}[/] ({len(done)} of {count} devices registered)")
+        raise typer.Exit(1) from None
     finally:
         plane.close()
         if done:
             _write_manifest(out_dir / "manifest.csv", done)
     console.print(f"{count} devices registered ({names[0]} … {names[-1]}); files and "
                   f"manifest.csv in {out_dir}")
+
+
+_NEXT_STEP: Final = {None: "CreateThing", "CreateThing": "CreateCertificateFromCsr",
+                     "CreateCertificateFromCsr": "AttachThingPrincipal",
+                     "AttachThingPrincipal": "AttachPolicy", "CreatePolicy": "AttachPolicy"}
+
+
+class DeviceTrail:
+    """Trails the registry changes of ``device create``/``create-many`` as the API calls
+    that would have made them (service ``iot``, the local user), and a refused step as
+    that call with its error, like the API trails a refusal."""
+
+    def __init__(self, plane: ControlPlane, datadir: DataDir, config: Config) -> None:
+        self._local = Local(datadir, config, plane.store)
+        self._last: str | None = None
+
+    def record(self, operation: str, parameters: Mapping[str, object]) -> None:
+        """A :data:`bastion.controlplane.StepRecorder`.
+
+        :raises bastion.pki.KeystoreError: no master key (the trail cannot be keyed).
+        """
+        record_local(self._local, operation, parameters, service="iot")
+        self._last = operation
+
+    def refused(self, name: str, exc: RegistryError) -> None:
+        """The step after the last one recorded was refused with ``exc``."""
+        record_local(self._local, _NEXT_STEP.get(self._last, "CreateThing"),
+                     {"thingName": name}, outcome="error", error_code=exc.aws_error_type,
+                     http_status=exc.http_status, service="iot")
+
+    def next_device(self) -> None:
+        self._last = None
 
 
 def _write_manifest(path: Path, rows: list[tuple[str, str, str, Path, Path]]) -> None:
