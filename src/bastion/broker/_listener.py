@@ -55,11 +55,13 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
     factory: Callable[[], asyncio.Protocol] = mqtt
     tls, handshake_timeout = config.tls, broker.limits.tls_handshake_timeout
     proxy, header_timeout = config.proxy, broker.limits.connect_timeout
+    failures = broker.stats.tls_handshake_failures
     if proxy is not None and tls is None:
         raise ValueError(f"listener {config.name}: the PROXY protocol needs TLS")
     if tls is not None and proxy is not None:
         def behind_proxy(peername: PeerName) -> asyncio.Protocol:
-            return TLSStream(tls, mqtt, handshake_timeout, peername=peername)
+            return TLSStream(tls, mqtt, handshake_timeout, peername=peername,
+                             failures=failures)
 
         def factory() -> asyncio.Protocol:
             return ProxyHeaderGate(proxy, behind_proxy, header_timeout)
@@ -67,7 +69,7 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
         # TLS runs in the broker's own lean stream, not the event loop's TLS transport
         # (see _tls.py: memory per idle connection, Python calls per message).
         def factory() -> asyncio.Protocol:
-            return TLSStream(tls, mqtt, handshake_timeout)
+            return TLSStream(tls, mqtt, handshake_timeout, failures=failures)
 
     server = await loop.create_server(
         factory, config.host, config.port, reuse_address=True, backlog=4096)
