@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Serve options go in ARGS: make run ARGS="--mqtt-port 1883 --api-port 9443"
+ARGS ?=
+
 run: $(STAMP)
-	$(BIN)/bastion serve
+	$(BIN)/bastion serve $(ARGS)
 
 test: $(STAMP) system-packages
 	$(BIN)/pytest

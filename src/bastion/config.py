@@ -46,7 +46,18 @@ class MQTTConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
+    """[log]: Bastion's own log, on stderr and in a rotating file."""
+
     level: str = "INFO"
+    file: str = "logs/bastion.log"  # relative: to the data directory; empty: stderr only
+    max_bytes: int = 10 << 20       # the file is rotated past this size
+    files_kept: int = 5             # rotated files kept (bastion.log.1 …)
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
+        if self.files_kept < 0:
+            raise ValueError("files_kept must be 0 or more")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,12 @@ that work on the data directory directly."""
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,8 +75,16 @@ class ControlPlane:
         self.store.close()
 
 
+DATABASE_URL_ENV: Final = "BASTION_DATABASE_URL"
+"""Environment variable naming the store's database; when set it wins over ``[store]
+database_url`` for every command (so a password can stay out of ``config.toml``)."""
+
+
 def database_url(config: Config, datadir: DataDir) -> str:
-    return config.store.database_url or f"sqlite:///{datadir.db_path}"
+    """The database every command and ``serve`` use: ``BASTION_DATABASE_URL``, else
+    ``[store] database_url``, else the SQLite file in the data directory."""
+    return (os.environ.get(DATABASE_URL_ENV) or config.store.database_url
+            or f"sqlite:///{datadir.db_path}")
 
 
 def open_control_plane(config: Config, datadir: DataDir,
@@ -113,13 +124,15 @@ def control_plane(store: Store, account: Account, authority: CertificateAuthorit
         RoleAliasService(store, account=account, publish=publish))
 
 
-def ensure_device_policy(plane: ControlPlane) -> str:
-    """Create the shared least-privilege device policy when missing; returns its name."""
+def ensure_device_policy(plane: ControlPlane) -> bool:
+    """Create the shared least-privilege device policy (:data:`DEVICE_POLICY_NAME`) when
+    missing; whether it was created now."""
     try:
         plane.policies.get_policy(DEVICE_POLICY_NAME)
     except ResourceNotFoundError:
         plane.policies.create_policy(DEVICE_POLICY_NAME, device_policy_document(plane.account))
-    return DEVICE_POLICY_NAME
+        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +146,31 @@ class ProvisionedDevice:
     root_ca_path: Path
 
 
+StepRecorder = Callable[[str, Mapping[str, object]], None]
+"""Told each registry change :func:`provision_device` makes, as the API operation that
+would have made it and its parameters (the CLI trails them)."""
+
+
 def provision_device(plane: ControlPlane, datadir: DataDir, name: str, out_dir: Path, *,
-                     overwrite: bool = False, policy_name: str | None = None
-                     ) -> ProvisionedDevice:
+                     overwrite: bool = False, policy_name: str | None = None,
+                     record: StepRecorder | None = None) -> ProvisionedDevice:
     """Register a device end to end: the thing, a certificate from Bastion's CA for a key
     made here (written only to ``out_dir``, mode 0600), the thing attached to the
     certificate, and a policy attached to the certificate: ``policy_name`` when given (it
     must exist), else the shared least-privilege device policy.
 
+    :param record: called after each registry change (``CreateThing``,
+        ``CreatePolicy`` when the device policy is made, ``CreateCertificateFromCsr``,
+        ``AttachThingPrincipal``, ``AttachPolicy``) with its parameters.
     :raises ValueError: ``name`` is not a valid thing name for a certificate CN.
     :raises FileExistsError: the device's files exist and ``overwrite`` is false.
-    :raises bastion.registry.RegistryError: the registry refused a step.
+    :raises bastion.registry.RegistryError: the registry refused a step (those before it
+        were made and recorded).
     """
+    def step(operation: str, **parameters: object) -> None:
+        if record is not None:
+            record(operation, parameters)
+
     if not _DEVICE_NAME.fullmatch(name):
         raise ValueError(f"device name {name!r} must be 1-64 characters of "
                          "A-Z a-z 0-9 _ - : (a thing name that also fits a certificate CN)")
@@ -160,14 +186,23 @@ def provision_device(plane: ControlPlane, datadir: DataDir, name: str, out_dir: 
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
            .sign(key, hashes.SHA256()))
     plane.registry.create_thing(name)
-    record = plane.identity.create_certificate_from_csr(
+    step("CreateThing", thingName=name)
+    issued = plane.identity.create_certificate_from_csr(
         csr.public_bytes(serialization.Encoding.PEM).decode(), set_as_active=True)
-    plane.registry.attach_thing_principal(name, record.certificate_arn)
-    policy = policy_name or ensure_device_policy(plane)
-    plane.policies.attach_policy(policy, record.certificate_arn)
+    step("CreateCertificateFromCsr", setAsActive=True, certificateId=issued.certificate_id)
+    plane.registry.attach_thing_principal(name, issued.certificate_arn)
+    step("AttachThingPrincipal", thingName=name, principal=issued.certificate_arn)
+    if policy_name is None:
+        policy = DEVICE_POLICY_NAME
+        if ensure_device_policy(plane):
+            step("CreatePolicy", policyName=policy)
+    else:
+        policy = policy_name
+    plane.policies.attach_policy(policy, issued.certificate_arn)
+    step("AttachPolicy", policyName=policy, target=issued.certificate_arn)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_file_atomically(key_path, private_key_to_pem(key), mode=0o600)
-    write_file_atomically(cert_path, record.certificate_pem.encode(), mode=0o644)
+    write_file_atomically(cert_path, issued.certificate_pem.encode(), mode=0o644)
     write_file_atomically(root_ca_path, datadir.ca_cert_path.read_bytes(), mode=0o644)
-    return ProvisionedDevice(name, record.certificate_id, record.certificate_arn, policy,
+    return ProvisionedDevice(name, issued.certificate_id, issued.certificate_arn, policy,
                              cert_path, key_path, root_ca_path)

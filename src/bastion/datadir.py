@@ -16,7 +16,8 @@ Layout (directories 0700, secrets 0600)::
       trail-digests/           the signed digests of the trail ([trail] digest_dir)
       metrics.token            the bearer token a Prometheus scraper presents (0600;
                                created by `bastion init` or the first start)
-      logs/
+      logs/                    bastion.log (rotated; [log] file) and aws-iot.jsonl,
+                               created by the first `bastion serve` that writes there
       devices/                 default output of issue_device_files
 
 Theory of operation of :func:`init_data_dir`: every file is written atomically, private
@@ -36,6 +37,7 @@ import os
 import re
 import socket
 import ssl
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,12 @@ class DataDir:
     def devices_dir(self) -> Path:
         return self.path / "devices"
 
+    @property
+    def serve_state_path(self) -> Path:
+        """What a running ``bastion serve`` listens on (JSON; ``bastion status`` reads it),
+        written when it is ready and removed when it stops."""
+        return self.path / "serve.json"
+
     def exists(self) -> bool:
         """Whether the directory is initialised: config, CA and server certificate present."""
         return all(
@@ -222,10 +230,14 @@ def default_data_dir() -> Path:
 
 
 def init_data_dir(
-    path: str | os.PathLike[str], *, extra_names: Sequence[str] = (), force: bool = False
+    path: str | os.PathLike[str], *, extra_names: Sequence[str] = (), force: bool = False,
+    database_url: str | None = None,
 ) -> DataDir:
     """Create (or complete) a data directory: master key, root CA, server certificate,
     ``config.toml``. See the module docstring for what is kept and what is replaced.
+
+    :param database_url: written to ``config.toml`` as ``[store] database_url`` (also
+        into a kept ``config.toml``); ``None`` leaves the store as configured.
 
     The server certificate's subjectAltName holds ``localhost``, ``127.0.0.1``, ``::1``,
     this host's name and FQDN, and ``extra_names`` (an IP address if it parses as one,
@@ -248,7 +260,6 @@ def init_data_dir(
         datadir.path,
         datadir.ca_dir,
         datadir.tls_dir,
-        datadir.log_dir,
         datadir.devices_dir,
     ):
         directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
@@ -274,10 +285,20 @@ def init_data_dir(
     )
 
     if force or not datadir.config_path.exists():
+        config: dict[str, Any] = {k: dict(v) for k, v in DEFAULT_CONFIG.items()}
+        if database_url is not None:
+            config["store"] = {"database_url": database_url}
         write_file_atomically(
             datadir.config_path,
-            _CONFIG_HEADER + tomli_w.dumps(DEFAULT_CONFIG).encode("utf-8"),
-            mode=0o600,
+            _CONFIG_HEADER + tomli_w.dumps(config).encode("utf-8"),
+            mode=0o600, overwrite=True,
+        )
+    elif database_url is not None:
+        kept = tomllib.loads(datadir.config_path.read_text(encoding="utf-8"))
+        kept.setdefault("store", {})["database_url"] = database_url
+        write_file_atomically(
+            datadir.config_path,
+            _CONFIG_HEADER + tomli_w.dumps(kept).encode("utf-8"), mode=0o600, overwrite=True,
         )
     return datadir
 

@@ -417,7 +417,9 @@ class App:
             self.broker, rules=self.rules,
             detect=services.detect.service if services.detect is not None else None,
             api_calls=calls, node=config.cluster.node if clustered else None,
-            cluster=config.cluster.name if clustered else None)
+            cluster=config.cluster.name if clustered else None,
+            audit=services.audit.audit if services.audit is not None else None,
+            store=services.plane.store)
         token_path = (Path(config.metrics.token_file) if config.metrics.token_file
                       else self.datadir.metrics_token_path)
         return MetricsEndpoint(token_path, FleetCollector(sources))

@@ -43,7 +43,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -183,8 +183,16 @@ QUEUE_FULL_LOG_INTERVAL = 60.0
 
 @dataclass(slots=True)
 class BrokerStats:
+    """The broker's plain counters (``/metrics`` reads them, with the directory's
+    :class:`~bastion.broker._session.Traffic`)."""
+
     connections: int = 0
     messages_in: int = 0
+    messages_in_by_qos: list[int] = field(default_factory=lambda: [0, 0, 0])
+    bytes_in: int = 0
+    """Payload bytes of the PUBLISH packets received."""
+    tls_handshake_failures: dict[str, int] = field(default_factory=dict)
+    """TLS handshakes that failed on the listeners, by reason (see ``_tls.py``)."""
     authorization_denied: int = 0
     protocol_errors: int = 0
     queue_full_drops: int = 0
@@ -430,6 +438,10 @@ class Broker:
                        min(expiry, limits.max_session_expiry))
         self.directory.save(session)
         conn.accept(connect, session, principal, client_id, session_present, assigned)
+        log.info("client %r connected from %s (certificate %s, MQTT %s, %s session)",
+                 client_id, conn.peer, (principal.certificate_id or "-")[:12],
+                 "5.0" if connect.protocol_version == MQTT_5 else "3.1.1",
+                 "resumed" if session_present else "new")
         self.bus.publish(ClientConnected(
             client_id, principal.certificate_id, principal.source_ip, principal.source_port,
             session.session_id, connect.protocol_version, connect.clean_start,
@@ -520,11 +532,14 @@ class Broker:
         return True
 
     def _on_publish(self, conn: MQTTConnection, session: Session, packet: Publish) -> None:
-        self.stats.messages_in += 1
+        stats = self.stats
+        stats.messages_in += 1
         topic = packet.topic
         size = len(packet.payload)
         session.count_sent(topic, size)
         qos = packet.qos
+        stats.messages_in_by_qos[qos] += 1
+        stats.bytes_in += size
         if size > self.limits.max_payload_bytes:
             raise RemoteProtocolError("payload exceeds the limit", ReasonCode.PACKET_TOO_LARGE)
         # A topic with a cached publish decision has passed the limits before.

@@ -31,7 +31,7 @@ from ._limits import BrokerLimits
 from ._message import Message, SubscriptionOptions
 from ._plugs import Action, Principal
 from ._retained import RetainedStore
-from ._session import Link, QueueBudget, QueueFull, Session
+from ._session import Link, QueueBudget, QueueFull, Session, Traffic
 from ._subscriptions import SubscriptionIndex
 
 __all__ = ["MemorySessionDirectory", "RetainedMessages", "Router", "SessionDirectory"]
@@ -149,6 +149,11 @@ class SessionDirectory(Router, Protocol):
         """What the queues of every session hold in memory together, against its limit."""
         ...
 
+    @property
+    def traffic(self) -> Traffic:
+        """The deliveries of every session, counted."""
+        ...
+
     def get(self, client_id: str) -> Session | None: ...
 
     def open(self, client_id: str, principal: Principal, *,
@@ -218,7 +223,7 @@ class MemorySessionDirectory:
     retained-message trie, all in memory. Nothing survives a restart."""
 
     __slots__ = ("_budget", "_clock", "_denied", "_filters", "_index", "_limits",
-                 "_queue_full", "_retained", "_sessions", "interest", "share_here")
+                 "_queue_full", "_retained", "_sessions", "_traffic", "interest", "share_here")
 
     def __init__(self, limits: BrokerLimits, clock: Clock, denied: Denied,
                  queue_full: QueueFull | None = None) -> None:
@@ -229,6 +234,7 @@ class MemorySessionDirectory:
         self._denied = denied
         self._queue_full = queue_full
         self._budget = QueueBudget(limits.queue_memory_budget_bytes)
+        self._traffic = Traffic()
         self._sessions: dict[str, Session] = {}
         # Keyed by the session object itself: a match needs no lookup by client id.
         self._index: SubscriptionIndex[Session, SubscriptionOptions] = SubscriptionIndex()
@@ -250,6 +256,10 @@ class MemorySessionDirectory:
     @property
     def budget(self) -> QueueBudget:
         return self._budget
+
+    @property
+    def traffic(self) -> Traffic:
+        return self._traffic
 
     def get(self, client_id: str) -> Session | None:
         return self._sessions.get(client_id)
@@ -273,7 +283,7 @@ class MemorySessionDirectory:
                        limits.max_queued_messages, self._clock,
                        max_stored=limits.max_stored_messages,
                        max_queued_bytes=limits.max_queued_bytes, queue_full=self._queue_full,
-                       budget=self._budget)
+                       budget=self._budget, traffic=self._traffic)
 
     def hand_over(self, session: Session) -> None:
         self.discard(session)  # nothing is stored: the other node starts afresh

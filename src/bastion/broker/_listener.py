@@ -67,6 +67,7 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
 
     tls, handshake_timeout = config.tls, broker.limits.tls_handshake_timeout
     proxy, header_timeout = config.proxy, broker.limits.connect_timeout
+    failures = broker.stats.tls_handshake_failures
     if proxy is not None and tls is None:
         raise ValueError(f"listener {config.name}: the PROXY protocol needs TLS")
     if config.websocket and tls is None:
@@ -81,7 +82,8 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
     factory: Callable[[], asyncio.Protocol] = app
     if tls is not None and proxy is not None:
         def behind_proxy(peername: PeerName) -> asyncio.Protocol:
-            return TLSStream(tls, app, handshake_timeout, peername=peername)
+            return TLSStream(tls, app, handshake_timeout, peername=peername,
+                             failures=failures)
 
         def factory() -> asyncio.Protocol:
             return ProxyHeaderGate(proxy, behind_proxy, header_timeout)
@@ -89,7 +91,7 @@ async def start_listener(broker: Broker, config: ListenerConfig) -> asyncio.Serv
         # TLS runs in the broker's own lean stream, not the event loop's TLS transport
         # (see _tls.py: memory per idle connection, Python calls per message).
         def factory() -> asyncio.Protocol:
-            return TLSStream(tls, app, handshake_timeout)
+            return TLSStream(tls, app, handshake_timeout, failures=failures)
 
     server = await loop.create_server(
         factory, config.host, config.port, reuse_address=True, backlog=4096)

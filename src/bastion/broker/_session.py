@@ -172,6 +172,28 @@ SERVED_RECENTLY = 1_000
 """A publisher whose last this many messages reached a session that keeps up (other than
 the congested one) serves others: no congested subscriber holds it back."""
 
+class Traffic:
+    """Deliveries of every session of a node, in plain integers (``/metrics`` reads them
+    at a scrape, on the event loop that writes them: no lock).
+
+    :ivar messages_out: deliveries routed to subscribers, by their QoS (0, 1, 2): PUBLISH
+        packets the node sends or queues for a client.
+    :ivar bytes_out: their payload bytes.
+    :ivar qos0_dropped: QoS 0 deliveries not written: the client is offline, not keeping
+        up, or does not take a packet that large (or it expired).
+    :ivar discarded: QoS 1/2 deliveries discarded when their turn came: expired, or
+        larger than the client's Maximum Packet Size.
+    """
+
+    __slots__ = ("bytes_out", "discarded", "messages_out", "qos0_dropped")
+
+    def __init__(self) -> None:
+        self.messages_out = [0, 0, 0]
+        self.bytes_out = 0
+        self.qos0_dropped = 0
+        self.discarded = 0
+
+
 class QueueBudget:
     """The memory every session's queue may take together (payload bytes in memory).
 
@@ -292,19 +314,22 @@ class Session:
         "spilled",
         "subscriptions",
         "topic_tally",
+        "traffic",
         "will",
     )
 
     def __init__(self, client_id: str, principal: Principal, max_inflight: int,
                  max_queued: int, clock: Clock, *, max_stored: int = 0,
                  max_queued_bytes: int = 0, queue_full: QueueFull | None = None,
-                 budget: QueueBudget | None = None) -> None:
+                 budget: QueueBudget | None = None, traffic: Traffic | None = None
+                 ) -> None:
         """:param max_queued: deliveries kept in memory behind the in-flight window.
         :param max_stored: deliveries a persistent session (one with a journal) keeps in
             all, in memory and stored; 0: ``max_queued``.
         :param max_queued_bytes: payload bytes queued in all; 0: no byte cap.
         :param queue_full: told of each delivery a cap drops.
-        :param budget: what the queues of every session may hold in memory together."""
+        :param budget: what the queues of every session may hold in memory together.
+        :param traffic: the node's delivery counters, shared by every session."""
         self.client_id = client_id
         self.principal = principal
         self.session_id = str(uuid.uuid4())
@@ -327,6 +352,7 @@ class Session:
         self.max_queued_bytes = max_queued_bytes
         self.queue_full = queue_full
         self.budget = budget if budget is not None else QueueBudget(1 << 62)
+        self.traffic = traffic if traffic is not None else Traffic()
         # Flow control (below): publishers this session paces, and whether it progresses.
         self.holding: set[Link] | None = None
         self.high_water = max(1, max_inflight)
@@ -580,6 +606,9 @@ class Session:
         """Send or queue one delivery of ``message`` at ``qos`` (already downgraded)."""
         conn = self.connection
         self.messages_received += 1
+        traffic = self.traffic
+        traffic.messages_out[qos] += 1
+        traffic.bytes_out += len(message.payload)
         if self.topic_tally is not None:
             self.topic_tally.received(message.topic, len(message.payload))
         if self.log_level <= LOG_INFO:
@@ -587,6 +616,7 @@ class Session:
         if qos == 0:
             if conn is None or not conn.write_qos0(message, retain, subscription_ids):
                 self.dropped += 1
+                traffic.qos0_dropped += 1
             return
         journal = self.journal
         seq = self._seq
@@ -629,6 +659,7 @@ class Session:
             # Expired while queued, or larger than the client's Maximum Packet Size: the
             # spec has the server discard it as if it had been delivered.
             self.dropped += 1
+            self.traffic.discarded += 1
             return 0
         out = Outgoing(message, qos, retain, subscription_ids, seq)
         out.sent_at = self._clock.monotonic()

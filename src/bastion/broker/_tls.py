@@ -34,9 +34,34 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 log = logging.getLogger("bastion.broker.tls")
+
+HandshakeFailures = dict[str, int]
+"""Failed handshakes by reason (:func:`handshake_failure_reason`), shared by a node's
+listeners and read by ``/metrics``."""
+
+_VERIFY_REASONS: Final = {
+    9: "certificate_not_yet_valid",
+    10: "certificate_expired",
+    2: "unknown_ca", 18: "unknown_ca", 19: "unknown_ca", 20: "unknown_ca", 21: "unknown_ca",
+    23: "certificate_revoked",
+}
+"""OpenSSL's X509_V_ERR_* codes of a client certificate's verification, named."""
+
+
+def handshake_failure_reason(exc: Exception | None) -> str:
+    """A short, bounded label for why a handshake failed: ``timeout`` (``exc`` is
+    ``None``), a client certificate's verification (``certificate_expired``,
+    ``unknown_ca``, …), else OpenSSL's reason in lower case (``no_shared_cipher``,
+    ``peer_did_not_return_a_certificate``, ``unexpected_eof_while_reading``, …)."""
+    if exc is None:
+        return "timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _VERIFY_REASONS.get(exc.verify_code, "certificate_verify_failed")
+    reason = getattr(exc, "reason", None)
+    return reason.lower() if isinstance(reason, str) and reason else "other"
 
 _READ_SIZE = 16 * 1024 + 256
 """At most one TLS record's plaintext comes out of one ``SSLObject.read``."""
@@ -45,17 +70,20 @@ _READ_SIZE = 16 * 1024 + 256
 class TLSStream(asyncio.Protocol):
     """Server-side TLS over one accepted TCP connection; the application's transport."""
 
-    __slots__ = ("_app", "_app_factory", "_closing", "_in", "_loop", "_out", "_peername",
-                 "_read_paused", "_ssl", "_tcp", "_timer")
+    __slots__ = ("_app", "_app_factory", "_closing", "_failures", "_in", "_loop", "_out",
+                 "_peername", "_read_paused", "_ssl", "_tcp", "_timer")
 
     def __init__(self, context: ssl.SSLContext,
                  app_factory: Callable[[], asyncio.Protocol],
-                 handshake_timeout: float, *, peername: tuple[Any, ...] | None = None) -> None:
+                 handshake_timeout: float, *, peername: tuple[Any, ...] | None = None,
+                 failures: HandshakeFailures | None = None) -> None:
         """
         :param peername: the client's address when it is not the socket's peer (a PROXY
             header's source); ``get_extra_info("peername")`` answers it.
+        :param failures: counts each failed handshake by its reason.
         """
         self._peername = peername
+        self._failures = failures
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._ssl = context.wrap_bio(self._in, self._out, server_side=True)
@@ -124,7 +152,14 @@ class TLSStream(asyncio.Protocol):
         if not self._closing and not self._read_paused:
             self._read_records()  # application data that came with the client's Finished
 
+    def _count_failure(self, exc: Exception | None) -> None:
+        failures = self._failures
+        if failures is not None:
+            reason = handshake_failure_reason(exc)
+            failures[reason] = failures.get(reason, 0) + 1
+
     def _handshake_failed(self, exc: Exception) -> None:
+        self._count_failure(exc)
         log.info("TLS handshake with %s failed: %s", self.get_extra_info("peername"), exc)
         self._flush_out()  # OpenSSL's alert tells the client why
         self._closing = True
@@ -135,6 +170,7 @@ class TLSStream(asyncio.Protocol):
     def _handshake_timed_out(self) -> None:
         self._timer = None
         if self._app is None and self._tcp is not None:
+            self._count_failure(None)
             log.info("TLS handshake with %s timed out", self.get_extra_info("peername"))
             self._closing = True
             self._tcp.abort()
@@ -154,6 +190,15 @@ class TLSStream(asyncio.Protocol):
             except ssl.SSLZeroReturnError:  # close_notify
                 eof = True
                 break
+            except ssl.SSLEOFError:
+                # TCP closed without close_notify: how most MQTT clients end a connection
+                # (after their DISCONNECT, or not). Aborted as the docstring says, but not
+                # logged as a TLS error: whether the MQTT session ended cleanly is the
+                # connection's to judge (a will, the lifecycle event's reason).
+                log.debug("%s closed TCP without close_notify",
+                          self.get_extra_info("peername"))
+                self.abort()
+                return
             except ssl.SSLError as exc:  # bad record MAC, unexpected EOF, ...
                 log.info("TLS error from %s: %s", self.get_extra_info("peername"), exc)
                 self._flush_out()

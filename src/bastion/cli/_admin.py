@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..access import AccessError, AccessKeyService, Role
+from ..access import AccessError, AccessKeyService, AccessKeyStatus, Role
 from ..config import Config, ConfigError, load_config
 from ..controlplane import database_url
 from ..datadir import DataDir, default_data_dir
@@ -120,11 +120,12 @@ class _LocalCaller:
 
 def record_local(local: Local, operation: str, parameters: Mapping[str, object],
                  *, outcome: str = "allowed", error_code: str | None = None,
-                 http_status: int = 200) -> None:
-    """Write a change made through the data directory to the trail, as the local user."""
+                 http_status: int = 200, service: str = ADMIN_SERVICE) -> None:
+    """Write a change made through the data directory to the trail, as the local user
+    (``service`` ``iot`` for the registry changes the API would have trailed)."""
     local.trail().record(
         caller=_LocalCaller(), access_key_id=f"local:{_user()}", source_ip="local",
-        service=ADMIN_SERVICE, operation=operation, parameters=parameters, outcome=outcome,
+        service=service, operation=operation, parameters=parameters, outcome=outcome,
         error_code=error_code, http_status=http_status)
 
 
@@ -315,8 +316,18 @@ class _ProfileKey:
 
 
 def _profile_key(local: Local, access_key_id: str | None, role: Role,
-                 profile: str) -> _ProfileKey:
+                 profile: str, *, new_key: bool) -> _ProfileKey:
+    """The key a profile carries: ``access_key_id``; else the newest active key this
+    command made for ``profile`` with ``role`` (so running it again does not mint a key
+    each time); else (or with ``new_key``) a new one. Reading a secret is trailed."""
     service = local.access_keys()
+    if access_key_id is None and not new_key:
+        description = _profile_description(profile)
+        earlier = [key for key in service.list_access_keys()
+                   if key.description == description and key.role is role
+                   and key.status is AccessKeyStatus.ACTIVE]
+        if earlier:
+            access_key_id = earlier[-1].access_key_id
     if access_key_id is not None:
         try:
             secret = service.reveal_secret(access_key_id)
@@ -325,15 +336,22 @@ def _profile_key(local: Local, access_key_id: str | None, role: Role,
             raise typer.Exit(1) from None
         record_local(local, "RevealAccessKeySecret", {"accessKeyId": access_key_id})
         return _ProfileKey(access_key_id, secret, False)
-    key_id, secret = _create_key(local, role, f"bastion aws-profile {profile}")
+    key_id, secret = _create_key(local, role, _profile_description(profile))
     return _ProfileKey(key_id, secret, True)
+
+
+def _profile_description(profile: str) -> str:
+    return f"bastion aws-profile {profile}"
 
 
 def aws_profile(
     profile: Annotated[str, typer.Option(help="AWS profile name.")] = "bastion",
     access_key_id: Annotated[str | None, typer.Option(
         help="Use this existing key (its secret is read from the data directory); "
-             "default: create a new key.")] = None,
+             "default: the key this command made for the profile before, else a new one."
+    )] = None,
+    new_key: Annotated[bool, typer.Option(
+        "--new-key", help="Create a new key even when the profile has one.")] = False,
     role: Annotated[RoleChoice, typer.Option(
         help="Role of the key created when --access-key-id is not given.")
     ] = RoleChoice.operator,
@@ -356,7 +374,8 @@ def aws_profile(
             err.print("[red]the API port is chosen at start ([api] port = 0):[/] "
                       "pass --endpoint-url")
             raise typer.Exit(2)
-        key = _profile_key(local, access_key_id, Role(role.value), profile)
+        key = _profile_key(local, access_key_id, Role(role.value), profile,
+                           new_key=new_key)
         ca_bundle = (local.datadir.ca_cert_path
                      if endpoint.startswith("https:") and local.datadir.ca_cert_path.is_file()
                      else None)
@@ -369,6 +388,9 @@ def aws_profile(
     if key.created:
         err.print(f"Created access key {key.access_key_id} (role {role.value}) for profile "
                   f"{profile}.")
+    elif access_key_id is None:
+        err.print(f"Reusing access key {key.access_key_id} (role {role.value}) of profile "
+                  f"{profile} (--new-key for another).")
     if env:
         for line in text.splitlines():
             if line.startswith("#   export "):

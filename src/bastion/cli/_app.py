@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from .. import __version__
 from ..config import Config, ConfigError, load_config, with_overrides
 from ..controlplane import open_control_plane, provision_device
 from ..datadir import DataDir, default_data_dir, init_data_dir
+from ..pki import KeystoreError
 from ..registry import RegistryError
 from ._admin import access_app, create_first_admin_key
 from ._baseline import baseline_app
@@ -23,12 +25,15 @@ from ._cluster import cluster_app
 from ._defender import alerts_app, audit_app, detect_app
 from ._domains import acm_app
 from ._files import files_app
-from ._operator import device_create_many, operator_app
+from ._operator import DeviceTrail, device_create_many, operator_app
 from ._rotation import rotation_app
 from ._signing import signing_app
+from ._status import clients, remove_serve_state, shown_database_url, status, write_serve_state
 from ._trail import create_digest_key, trail_app
+from ._workloads import audit_findings, audit_run, jobs_app, shadow_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Bastion: a self-hosted device gateway with AWS IoT's security plane.")
 device_app = typer.Typer(no_args_is_help=True, help="Device identities.")
 app.add_typer(device_app, name="device")
@@ -45,6 +50,12 @@ app.add_typer(signing_app, name="signing")  # bastion signing ca|import-key
 app.add_typer(cluster_app, name="cluster")  # bastion cluster status
 app.add_typer(rotation_app, name="rotation")  # bastion rotation policy …, rotation list
 app.add_typer(acm_app, name="acm")  # bastion acm import-certificate
+app.command("status")(status)
+app.command("clients")(clients)
+app.add_typer(jobs_app, name="jobs")  # bastion jobs list|describe|executions|cancel
+app.add_typer(shadow_app, name="shadow")  # bastion shadow get|update|delete
+audit_app.command("run")(audit_run)
+audit_app.command("findings")(audit_findings)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -76,23 +87,69 @@ def init(
     data_dir: DataDirOption = None,
     san: Annotated[list[str], typer.Option("--san", help="Extra server name or IP (repeatable).")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Replace an existing data directory's keys.")] = False,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="The store: postgresql+psycopg://USER:PASSWORD@HOST:5432/DB "
+        "(written to config.toml as [store] database_url); default: BASTION_DATABASE_URL "
+        "when set, else SQLite in the data directory. See docs/deploy.md.")] = None,
 ) -> None:
-    """Create the data directory: root CA, server certificate, config."""
+    """Create the data directory: root CA, server certificate, config; the first admin
+    access key in the store Bastion will use."""
     path = _data_dir(data_dir)
     if DataDir(path).exists() and not force:
         err.print(f"[red]{path} is already initialised[/] (use --force to replace its keys)")
         raise typer.Exit(1)
-    datadir = init_data_dir(path, extra_names=san, force=force)
+    from ..controlplane import DATABASE_URL_ENV
+
+    if database_url is not None or os.environ.get(DATABASE_URL_ENV):
+        _check_store(database_url or os.environ[DATABASE_URL_ENV])
+    datadir = init_data_dir(path, extra_names=san, force=force, database_url=database_url)
     console.print(f"Initialised [bold]{datadir.path}[/]")
     console.print(f"  device root CA: {datadir.ca_cert_path}")
     console.print(f"  server certificate: {datadir.server_cert_path}")
     console.print(f"  config: {datadir.config_path}")
+    console.print(f"  store: {_shown_store(datadir)}", highlight=False)
     _print_scrape_token(datadir)
     # -- access keys (bastion.access): the first admin key, printed once --------------
     create_first_admin_key(datadir)
     # -- end access keys ---------------------------------------------------------------
     create_digest_key(datadir)
     _builtin_job_templates(datadir)
+
+
+def _check_store(url: str) -> None:
+    """Open (and migrate) the database at ``url`` before anything is written, so a wrong
+    URL leaves no half-made data directory; exits 2 (not a URL) or 1 (unusable) with the
+    reason, never the password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from ..store import Store
+
+    try:
+        make_url(url)
+    except ArgumentError:  # the text is not echoed: it may hold a password
+        err.print("[red]not a database URL[/] (postgresql+psycopg://USER:PASSWORD@HOST:PORT/"
+                  "DATABASE; see docs/deploy.md)")
+        raise typer.Exit(2) from None
+    shown = shown_database_url(url)
+    try:
+        Store.open(url).close()
+    except Exception as exc:  # noqa: BLE001 - the drivers' errors vary; reported
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        err.print(f"[red]cannot use the database {shown}:[/] {reason.replace(url, shown)}",
+                  highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _shown_store(datadir: DataDir) -> str:
+    """The store ``datadir`` uses, its password masked; ``?`` when the config is bad."""
+    from ..controlplane import database_url
+
+    try:
+        return shown_database_url(database_url(load_config(datadir.config_path), datadir))
+    except ConfigError:
+        return "?"
 
 
 def _builtin_job_templates(datadir: DataDir) -> None:
@@ -173,12 +230,16 @@ def serve(
     level = (log_level or config.log.level).upper()
     level = {"WARN": "WARNING", "DISABLED": "CRITICAL"}.get(level, level)
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    log_file = _log_to_file(config, datadir)
 
     def ready(running: App) -> None:
         shown = "localhost" if config.mqtt.host in ("0.0.0.0", "::", "") else config.mqtt.host
         print(f"Bastion {__version__} serving from {datadir.path}", flush=True)
+        print(f"  {'store':<15} {_shown_store(datadir)}", flush=True)
+        if log_file is not None:
+            print(f"  {'log':<15} {log_file}", flush=True)
         for listener in running.listeners:
             scheme = "mqtts" if listener.tls else "mqtt"
             path = ""
@@ -218,20 +279,59 @@ def serve(
               f" --out {shlex.quote(str(devices))}", flush=True)
         print("  " + shlex.join(cmd), flush=True)
         print("Stop with Ctrl-C.", flush=True)
+        write_serve_state(
+            datadir,
+            listeners=[(listener.name,
+                        f"{'mqtts' if listener.tls else 'mqtt'}://{listener.host}:{listener.port}")
+                       for listener in running.listeners],
+            api=None if running.api is None else running.api.url,
+            console_url=(f"{running.api.url}/console/"
+                         if running.api is not None and running.console is not None else None),
+            metrics=(f"{running.api.url}{running.metrics.path}"
+                     if running.api is not None and running.metrics is not None else None))
 
     from ..metrics import ScrapeTokenError
 
     try:
-        status = run(config, datadir, ready)
+        exit_status = run(config, datadir, ready)
     except ScrapeTokenError as exc:
         err.print(f"[red]metrics token:[/] {exc}")
         raise typer.Exit(2) from None
     except OSError as exc:
         err.print(f"[red]cannot listen:[/] {exc}")
         raise typer.Exit(1) from None
-    if status:
+    finally:
+        remove_serve_state(datadir)
+    if exit_status:
         err.print("[red]a component of Bastion failed; see the log above[/]")
-        raise typer.Exit(status)
+        raise typer.Exit(exit_status)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_to_file(config: Config, datadir: DataDir) -> Path | None:
+    """Also write the log to ``[log] file`` (rotated at ``max_bytes``, ``files_kept``
+    kept); ``None`` when it is off (the ``logs/`` directory is then not created).
+
+    :raises typer.Exit: the file cannot be opened (code 2).
+    """
+    from logging.handlers import RotatingFileHandler
+
+    if not config.log.file:
+        return None
+    path = Path(config.log.file)
+    path = path if path.is_absolute() else datadir.path / path
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=config.log.max_bytes,
+                                      backupCount=config.log.files_kept, encoding="utf-8")
+    except OSError as exc:
+        err.print(f"[red]cannot write the log file:[/] {exc}")
+        raise typer.Exit(2) from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return path
 
 
 def _api_overrides(config: Config, *, host: str | None, port: int | None, plaintext: bool,
@@ -277,13 +377,19 @@ def device_create(
         err.print(f"[red]bad configuration:[/] {exc}")
         raise typer.Exit(2) from None
     plane = open_control_plane(config, datadir)
+    trail = DeviceTrail(plane, datadir, config)
     try:
-        files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite)
+        files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite,
+                                 record=trail.record)
     except (ValueError, FileExistsError) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     except RegistryError as exc:
+        trail.refused(name, exc)
         err.print(f"[red]{exc.aws_error_type}: {exc}[/]")
+        raise typer.Exit(1) from None
+    except KeystoreError as exc:
+        err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     finally:
         plane.close()
@@ -305,6 +411,21 @@ def device_create(
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    """Bastion: a self-hosted device gateway with AWS IoT's security plane."""
 
 
 def main() -> None:

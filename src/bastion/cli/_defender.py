@@ -32,7 +32,8 @@ from ._admin import DataDirOption, JsonOption, console, data_dir_path, err
 
 alerts_app = typer.Typer(no_args_is_help=True,
                          help="Notification targets of audit (and detect) alerts.")
-audit_app = typer.Typer(no_args_is_help=True, help="Device Defender audit: CRL sources.")
+audit_app = typer.Typer(no_args_is_help=True,
+                        help="Device Defender audit: run one, its findings, CRL sources.")
 crl_app = typer.Typer(no_args_is_help=True,
                       help="CRLs of issuing CAs, for the revocation checks.")
 audit_app.add_typer(crl_app, name="crl")
@@ -208,10 +209,21 @@ def crl_refresh(data_dir: DataDirOption = None) -> None:
 
 
 @crl_app.command("unregister")
-def crl_unregister(issuer_certificate_id: str, data_dir: DataDirOption = None) -> None:
+def crl_unregister(
+    issuer_certificate_id: Annotated[str, typer.Argument(
+        help="The issuer's certificate id, or a unique prefix (as `crl list` shows it).")],
+    data_dir: DataDirOption = None,
+) -> None:
     """Forget the CRL source of an issuer."""
     with _store(data_dir) as (_, store, _):
-        CrlRegistry(store).unregister(issuer_certificate_id)
+        registry = CrlRegistry(store)
+        prefix = issuer_certificate_id.lower().rstrip("…")
+        matches = [s.issuer_certificate_id for s in registry.sources()
+                   if s.issuer_certificate_id.startswith(prefix)]
+        if len(matches) > 1:
+            err.print(f"[red]{issuer_certificate_id!r} is ambiguous:[/] " + ", ".join(matches))
+            raise typer.Exit(2)
+        registry.unregister(matches[0] if matches else issuer_certificate_id)
 
 
 @detect_app.command("violations")

@@ -5,8 +5,9 @@ Connection settings, for every API command:
 
 * endpoint: ``--endpoint-url`` / ``BASTION_API_URL``; else the AWS configuration's
   endpoint for ``iot`` (``AWS_ENDPOINT_URL_IOT``, ``AWS_ENDPOINT_URL``, the profile's
-  ``services`` section or ``endpoint_url``); else the data directory's ``[api]`` config.
-  Never AWS's own endpoint: a command meant for Bastion must not act on a real AWS
+  ``services`` section or ``endpoint_url``); else the API of the ``bastion serve``
+  running from the data directory (its ``serve.json``: a port chosen at start is found
+  too); else the data directory's ``[api]`` config. Never AWS's own endpoint: a command meant for Bastion must not act on a real AWS
   account because a profile lacked an endpoint;
 * credentials: boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
   ``--profile``/``AWS_PROFILE``); ``bastion aws-profile`` prints a profile;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -39,10 +40,21 @@ from rich.table import Table
 
 from ..account import format_arn, parse_arn
 from ..config import Config, ConfigError, load_config
-from ..controlplane import open_control_plane, provision_device
+from ..controlplane import ControlPlane, open_control_plane, provision_device
 from ..datadir import DataDir
+from ..pki import KeystoreError
 from ..registry import RegistryError
-from ._admin import DataDirOption, JsonOption, api_endpoint, console, data_dir_path, err
+from ._admin import (
+    DataDirOption,
+    JsonOption,
+    Local,
+    api_endpoint,
+    console,
+    data_dir_path,
+    err,
+    record_local,
+)
+from ._status import running_server
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -56,6 +68,8 @@ ProfileOption = Annotated[str | None, typer.Option(
 RegionOption = Annotated[str | None, typer.Option("--region", help="Region.")]
 CaBundleOption = Annotated[Path | None, typer.Option(
     "--ca-bundle", help="CA certificate(s) to trust; default: the data directory's CA.")]
+CertificateIdArgument = Annotated[str, typer.Argument(
+    help="Certificate id: all 64 hex digits, or a unique prefix (at least 4).")]
 
 
 class ApiProblem(Exception):
@@ -78,6 +92,32 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
 
     :raises ApiProblem: no endpoint is known, or the profile does not exist.
     """
+    boto, endpoint, region, verify = _api_settings(endpoint_url, profile, region, ca_bundle,
+                                                   data_dir)
+    client: IoTClient = boto.client("iot", endpoint_url=endpoint, region_name=region,
+                                    verify=verify)
+    return client
+
+
+def iot_data_client(*, endpoint_url: str | None, profile: str | None, region: str | None,
+                    ca_bundle: Path | None, data_dir: Path | None) -> Any:
+    """A boto3 ``iot-data`` client (shadows) for Bastion's API, on the same settings as
+    :func:`iot_client` (typed ``Any``: the project pins no stubs for ``iot-data``).
+
+    :raises ApiProblem: no endpoint is known, or the profile does not exist.
+    """
+    boto, endpoint, region, verify = _api_settings(endpoint_url, profile, region, ca_bundle,
+                                                   data_dir)
+    return boto.client("iot-data", endpoint_url=endpoint, region_name=region, verify=verify)
+
+
+def _api_settings(endpoint_url: str | None, profile: str | None, region: str | None,
+                  ca_bundle: Path | None, data_dir: Path | None
+                  ) -> tuple[Any, str, str, str | bool | None]:
+    """A boto3 session, the endpoint, region and CA bundle (see the module docstring).
+
+    :raises ApiProblem: no endpoint is known, or the profile does not exist.
+    """
     import boto3  # imported here: boto3 takes a while, and most commands do not need it
     import botocore.session
     from botocore.configprovider import ConfiguredEndpointProvider
@@ -95,6 +135,9 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
         region = region or session.get_config_variable("region")
     except ProfileNotFound as exc:
         raise ApiProblem(str(exc)) from None
+    if not endpoint:
+        state = running_server(datadir)
+        endpoint = state.get("api") if state is not None else None
     if not endpoint and config is not None:
         endpoint = api_endpoint(config)
     if not endpoint:
@@ -106,8 +149,8 @@ def iot_client(*, endpoint_url: str | None, profile: str | None, region: str | N
         verify = session.get_config_variable("ca_bundle")
     if not region:
         region = config.account.region if config is not None else "us-east-1"
-    boto = boto3.session.Session(botocore_session=session)
-    return boto.client("iot", endpoint_url=str(endpoint), region_name=region, verify=verify)
+    return (boto3.session.Session(botocore_session=session), str(endpoint), str(region),
+            verify)
 
 
 @contextmanager
@@ -316,7 +359,7 @@ def certs_list(
 
 @certs_app.command("describe")
 def certs_describe(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     pem: Annotated[bool, typer.Option("--pem", help="Also print the PEM.")] = False,
     as_json: JsonOption = False,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
@@ -326,6 +369,7 @@ def certs_describe(
     """Show a certificate, its things and its policies."""
     iot = _client(endpoint_url, profile, region, ca_bundle, data_dir)
     with api_errors():
+        certificate_id = full_certificate_id(iot, certificate_id)
         found = iot.describe_certificate(certificateId=certificate_id)
         description: dict[str, Any] = dict(found["certificateDescription"])
         arn = found["certificateDescription"].get("certificateArn", "")
@@ -348,6 +392,7 @@ def _set_status(certificate_id: str, status: str, endpoint_url: str | None,
                 data_dir: Path | None) -> None:
     iot = _client(endpoint_url, profile, region, ca_bundle, data_dir)
     with api_errors():
+        certificate_id = full_certificate_id(iot, certificate_id)
         iot.update_certificate(certificateId=certificate_id,
                                newStatus=status)  # type: ignore[arg-type]
     console.print(f"Certificate {certificate_id} is now [bold]{status}[/]; "
@@ -356,7 +401,7 @@ def _set_status(certificate_id: str, status: str, endpoint_url: str | None,
 
 @certs_app.command("revoke")
 def certs_revoke(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -367,7 +412,7 @@ def certs_revoke(
 
 @certs_app.command("deactivate")
 def certs_deactivate(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -378,7 +423,7 @@ def certs_deactivate(
 
 @certs_app.command("activate")
 def certs_activate(
-    certificate_id: str,
+    certificate_id: CertificateIdArgument,
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -393,11 +438,54 @@ policies_app = typer.Typer(no_args_is_help=True, help="IoT policies (through the
 
 
 def _target_arn(iot: IoTClient, target: str) -> str:
-    """A certificate id (64 hex digits) becomes its ARN; anything else is used as is."""
-    if len(target) == 64 and all(ch in "0123456789abcdef" for ch in target.lower()):
-        description = iot.describe_certificate(certificateId=target.lower())
+    """A certificate id (64 hex digits, or a unique prefix of one) becomes its ARN;
+    anything else (an ARN) is used as is.
+
+    :raises ApiProblem: a prefix that matches no certificate, or several.
+    """
+    if _is_hex(target):
+        description = iot.describe_certificate(certificateId=full_certificate_id(iot, target))
         return description["certificateDescription"]["certificateArn"]
     return target
+
+
+CERTIFICATE_ID_LENGTH: Final = 64
+MIN_CERTIFICATE_PREFIX: Final = 4
+"""The shortest certificate id prefix accepted (``git``'s habit)."""
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(ch in "0123456789abcdef" for ch in text.lower())
+
+
+def full_certificate_id(iot: IoTClient, given: str) -> str:
+    """The certificate id ``given`` names: a full id (64 hex digits) as is, a shorter hex
+    prefix expanded when exactly one certificate (or CA certificate) starts with it, as
+    ``certs list`` and the banners show them; anything else unchanged (the API judges).
+
+    :raises ApiProblem: the prefix is shorter than 4 digits, matches no certificate, or
+        matches several (they are named).
+    """
+    given = given.strip()
+    if not _is_hex(given) or len(given) >= CERTIFICATE_ID_LENGTH:
+        return given.lower() if _is_hex(given) else given
+    prefix = given.lower()
+    if len(prefix) < MIN_CERTIFICATE_PREFIX:
+        raise ApiProblem(f"certificate id prefix {given!r} is too short (at least "
+                         f"{MIN_CERTIFICATE_PREFIX} hex digits)")
+    matches: set[str] = set()
+    for page in iot.get_paginator("list_certificates").paginate():
+        matches.update(c["certificateId"] for c in page.get("certificates", [])
+                       if c.get("certificateId", "").startswith(prefix))
+    for ca_page in iot.get_paginator("list_ca_certificates").paginate():
+        matches.update(c["certificateId"] for c in ca_page.get("certificates", [])
+                       if c.get("certificateId", "").startswith(prefix))
+    if not matches:
+        raise ApiProblem(f"no certificate id starts with {given!r}")
+    if len(matches) > 1:
+        raise ApiProblem(f"certificate id prefix {given!r} is ambiguous: "
+                         + ", ".join(sorted(matches)))
+    return matches.pop()
 
 
 @policies_app.command("list")
@@ -468,7 +556,7 @@ def policies_create(
 def policies_attach(
     name: str,
     target: Annotated[str, typer.Option(
-        "--target", help="Certificate id or ARN, or thing group ARN.")],
+        "--target", help="Certificate id (or a unique prefix) or ARN, or thing group ARN.")],
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -485,7 +573,7 @@ def policies_attach(
 def policies_detach(
     name: str,
     target: Annotated[str, typer.Option(
-        "--target", help="Certificate id or ARN, or thing group ARN.")],
+        "--target", help="Certificate id (or a unique prefix) or ARN, or thing group ARN.")],
     endpoint_url: EndpointOption = None, profile: ProfileOption = None,
     region: RegionOption = None, ca_bundle: CaBundleOption = None,
     data_dir: DataDirOption = None,
@@ -505,7 +593,7 @@ _ACTION_TYPES: Final = {"publish": "PUBLISH", "subscribe": "SUBSCRIBE", "receive
 
 
 def test_authorization(
-    cert_id: Annotated[str, typer.Option("--cert-id", help="The certificate (principal).")],
+    cert_id: Annotated[str, typer.Option("--cert-id", help="The certificate (principal): its id, a unique prefix of it, or its ARN.")],
     action: Annotated[str, typer.Option(
         help="iot:Connect, iot:Publish, iot:Subscribe or iot:Receive.")],
     resource: Annotated[str, typer.Option(
@@ -592,6 +680,7 @@ def device_create_many(
     names = [f"{prefix}{number:0{width}d}" for number in range(start, start + count)]
     out_dir = out.resolve()
     plane = open_control_plane(config, datadir)
+    trail = DeviceTrail(plane, datadir, config)
     done: list[tuple[str, str, str, Path, Path]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -599,8 +688,14 @@ def device_create_many(
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("Registering devices", total=count)
             for name in names:
-                files = provision_device(plane, datadir, name, out_dir, overwrite=overwrite,
-                                         policy_name=policy)
+                trail.next_device()
+                try:
+                    files = provision_device(plane, datadir, name, out_dir,
+                                             overwrite=overwrite, policy_name=policy,
+                                             record=trail.record)
+                except RegistryError as exc:
+                    trail.refused(name, exc)
+                    raise
                 done.append((files.thing_name, files.certificate_id, files.certificate_arn,
                              files.cert_path, files.key_path))
                 progress.advance(task)
@@ -610,12 +705,47 @@ def device_create_many(
     except RegistryError as exc:
         err.print(f"[red]{exc.aws_error_type}: {exc}[/] ({len(done)} of {count} devices registered)")
         raise typer.Exit(1) from None
+    except KeystoreError as exc:
+        err.print(f"[red]{exc}[/] ({len(done)} of {count} devices registered)")
+        raise typer.Exit(1) from None
     finally:
         plane.close()
         if done:
             _write_manifest(out_dir / "manifest.csv", done)
     console.print(f"{count} devices registered ({names[0]} … {names[-1]}); files and "
                   f"manifest.csv in {out_dir}")
+
+
+_NEXT_STEP: Final = {None: "CreateThing", "CreateThing": "CreateCertificateFromCsr",
+                     "CreateCertificateFromCsr": "AttachThingPrincipal",
+                     "AttachThingPrincipal": "AttachPolicy", "CreatePolicy": "AttachPolicy"}
+
+
+class DeviceTrail:
+    """Trails the registry changes of ``device create``/``create-many`` as the API calls
+    that would have made them (service ``iot``, the local user), and a refused step as
+    that call with its error, like the API trails a refusal."""
+
+    def __init__(self, plane: ControlPlane, datadir: DataDir, config: Config) -> None:
+        self._local = Local(datadir, config, plane.store)
+        self._last: str | None = None
+
+    def record(self, operation: str, parameters: Mapping[str, object]) -> None:
+        """A :data:`bastion.controlplane.StepRecorder`.
+
+        :raises bastion.pki.KeystoreError: no master key (the trail cannot be keyed).
+        """
+        record_local(self._local, operation, parameters, service="iot")
+        self._last = operation
+
+    def refused(self, name: str, exc: RegistryError) -> None:
+        """The step after the last one recorded was refused with ``exc``."""
+        record_local(self._local, _NEXT_STEP.get(self._last, "CreateThing"),
+                     {"thingName": name}, outcome="error", error_code=exc.aws_error_type,
+                     http_status=exc.http_status, service="iot")
+
+    def next_device(self) -> None:
+        self._last = None
 
 
 def _write_manifest(path: Path, rows: list[tuple[str, str, str, Path, Path]]) -> None:

@@ -87,7 +87,7 @@ class EntryWriter:
         if self._syslog:  # first: a bad address leaves no file open
             handlers.append(syslog_handler(self._syslog, self._facility))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             handlers.insert(0, logging.handlers.RotatingFileHandler(
                 self.path, maxBytes=self._max_bytes, backupCount=self._files_kept,
                 encoding="utf-8"))

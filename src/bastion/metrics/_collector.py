@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from bastion import __version__
 from bastion.broker import Broker
+from bastion.defender.audit import AuditService
 from bastion.defender.detect import DetectService
 from bastion.rules import RulesProcess
+from bastion.store import Store
 
 ApiCalls = Mapping[tuple[str, str, str, int], int]
 """API calls answered, by ``(service, operation, outcome, HTTP status)``."""
@@ -46,6 +48,8 @@ class MetricSources:
     api_calls: ApiCalls | None = None
     node: str | None = None
     cluster: str | None = None
+    audit: AuditService | None = None
+    store: Store | None = None
 
 
 class FleetCollector(Collector):
@@ -65,13 +69,13 @@ class FleetCollector(Collector):
         if sources.rules is not None:
             yield from _rules(sources.rules)
         if sources.detect is not None:
-            yield GaugeMetricFamily(
-                "bastion_detect_active_violations",
-                "Device Defender Detect violations in alarm now (counted by the node "
-                "that evaluates; 0 on the others of a cluster).",
-                value=len(sources.detect.active))
+            yield from _detect(sources.detect)
+        if sources.audit is not None:
+            yield _audit(sources.audit)
         if sources.api_calls is not None:
             yield _api(sources.api_calls)
+        if sources.store is not None:
+            yield from _store(sources.store)
 
 
 def _info(name: str, documentation: str, **labels: str) -> GaugeMetricFamily:
@@ -98,6 +102,39 @@ def _broker(broker: Broker) -> Iterator[Metric]:
     yield CounterMetricFamily("bastion_mqtt_messages_in",
                               "PUBLISH packets received from clients.",
                               value=stats.messages_in)
+    traffic = directory.traffic
+    messages = CounterMetricFamily(
+        "bastion_mqtt_messages", "PUBLISH packets by direction (in: from clients; out: "
+        "deliveries to subscribers) and QoS.", labels=["direction", "qos"])
+    for qos in (0, 1, 2):
+        messages.add_metric(["in", str(qos)], stats.messages_in_by_qos[qos])
+        messages.add_metric(["out", str(qos)], traffic.messages_out[qos])
+    yield messages
+    payload = CounterMetricFamily("bastion_mqtt_payload_bytes",
+                                  "Payload bytes of PUBLISH packets, by direction.",
+                                  labels=["direction"])
+    payload.add_metric(["in"], stats.bytes_in)
+    payload.add_metric(["out"], traffic.bytes_out)
+    yield payload
+    queued = inflight = 0
+    for session in directory.sessions.values():
+        queued += len(session.queue or ()) + session.spilled
+        inflight += len(session.inflight)
+    yield GaugeMetricFamily("bastion_mqtt_queued_messages",
+                            "QoS 1/2 deliveries waiting in sessions' queues now (in memory "
+                            "and stored), behind the in-flight windows.", value=queued)
+    yield GaugeMetricFamily("bastion_mqtt_inflight_messages",
+                            "QoS 1/2 deliveries sent and not yet acknowledged now.",
+                            value=inflight)
+    yield GaugeMetricFamily("bastion_mqtt_queued_bytes",
+                            "Payload bytes the sessions' queues hold in memory now.",
+                            value=directory.budget.used)
+    handshakes = CounterMetricFamily("bastion_tls_handshake_failures",
+                                     "TLS handshakes on the MQTT listeners that failed, by "
+                                     "reason.", labels=["reason"])
+    for reason, count in sorted(stats.tls_handshake_failures.items()):
+        handshakes.add_metric([reason], count)
+    yield handshakes
     yield CounterMetricFamily("bastion_mqtt_authorization_denied",
                               "iot:Connect, Publish, Subscribe or Receive requests denied.",
                               value=stats.authorization_denied)
@@ -107,6 +144,8 @@ def _broker(broker: Broker) -> Iterator[Metric]:
     dropped = CounterMetricFamily("bastion_mqtt_messages_dropped",
                                   "Deliveries dropped, by reason.", labels=["reason"])
     dropped.add_metric(["queue_full"], stats.queue_full_drops)
+    dropped.add_metric(["qos0_not_written"], traffic.qos0_dropped)
+    dropped.add_metric(["expired_or_too_large"], traffic.discarded)
     yield dropped
     yield CounterMetricFamily("bastion_mqtt_retained_refused",
                               "Retained publishes not kept at the retained-message cap.",
@@ -138,6 +177,46 @@ def _rules(rules: RulesProcess) -> Iterator[Metric]:
         for field, family in families.items():
             family.add_metric([name], getattr(counters, field))
     yield from families.values()
+
+
+def _detect(detect: DetectService) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "bastion_detect_active_violations",
+        "Device Defender Detect violations in alarm now (counted by the node that "
+        "evaluates; 0 on the others of a cluster).", value=len(detect.active))
+    stats = detect.stats
+    yield SummaryMetricFamily(
+        "bastion_detect_evaluation_seconds", "Time spent evaluating batches of Detect "
+        "datapoints (device reports, cloud-side samples).",
+        count_value=stats.batches, sum_value=stats.evaluation_seconds)
+    yield CounterMetricFamily("bastion_detect_datapoints", "Detect datapoints evaluated.",
+                              value=stats.datapoints)
+    events = CounterMetricFamily("bastion_detect_violation_events",
+                                 "Detect violation events, by type.", labels=["type"])
+    for kind in ("in-alarm", "alarm-cleared", "alarm-invalidated"):
+        events.add_metric([kind], stats.events.get(kind, 0))
+    yield events
+
+
+def _audit(audit: AuditService) -> CounterMetricFamily:
+    family = CounterMetricFamily("bastion_audit_runs", "Device Defender audits finished, "
+                                 "by task type and status.", labels=["type", "status"])
+    for (kind, status), count in sorted(audit.runs().items()):
+        family.add_metric([kind, status], count)
+    return family
+
+
+def _store(store: Store) -> Iterator[Metric]:
+    latency = SummaryMetricFamily("bastion_store_transaction_seconds",
+                                  "Store transactions (read, write) and the time they took.",
+                                  labels=["kind"])
+    failed = CounterMetricFamily("bastion_store_transactions_failed",
+                                 "Store transactions rolled back, by kind.", labels=["kind"])
+    for kind, (count, seconds, failures) in sorted(store.times.snapshot().items()):
+        latency.add_metric([kind], count_value=count, sum_value=seconds)
+        failed.add_metric([kind], failures)
+    yield latency
+    yield failed
 
 
 def _api(calls: ApiCalls) -> CounterMetricFamily:

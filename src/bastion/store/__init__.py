@@ -121,7 +121,7 @@ from ._signing import (
     SigningProfileRow,
     SigningRepository,
 )
-from ._store import Store, UnitOfWork
+from ._store import Store, TransactionTimes, UnitOfWork
 from ._streams import StreamFileRow, StreamRepository, StreamRow
 from ._tags import TAGGABLE, TagRepository
 from ._things import ThingPrincipalRepository, ThingRepository, ThingTypeRepository
@@ -236,6 +236,7 @@ __all__ = [
     "TrailHead",
     "TrailRecordRow",
     "TrailRepository",
+    "TransactionTimes",
     "UnitOfWork",
     "ViolationEventRow",
     "ViolationRow",

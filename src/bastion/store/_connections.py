@@ -93,6 +93,12 @@ class ConnectionJournalRepository:
                 .order_by(t.c.connected_at.desc(), t.c.connection_id).limit(limit))
         return [ConnectionSessionRow(**row._mapping) for row in self._conn.execute(stmt)]
 
+    def open_now(self) -> list[ConnectionSessionRow]:
+        """The connections the journal holds open, on any node, oldest first."""
+        stmt = (sa.select(t).where(t.c.disconnected_at.is_(None))
+                .order_by(t.c.connected_at, t.c.client_id))
+        return [ConnectionSessionRow(**row._mapping) for row in self._conn.execute(stmt)]
+
     def between(self, since: datetime, until: datetime) -> list[ConnectionSessionRow]:
         """Sessions that overlap ``[since, until]``, by connection time."""
         stmt = (sa.select(t)

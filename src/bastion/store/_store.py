@@ -14,6 +14,7 @@ record commits with the change it describes: :mod:`._joining`).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -169,18 +170,45 @@ _KEEP_ON_RESET: Final = frozenset({
 })
 
 
+class TransactionTimes:
+    """How long the store's transactions took, by kind (``read``, ``write``): counts,
+    seconds summed and failures (rolled back) since the store was opened. Transactions
+    run on many threads; one short lock per transaction keeps the sums exact."""
+
+    __slots__ = ("_lock", "_totals")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[str, list[float]] = {"read": [0, 0.0, 0], "write": [0, 0.0, 0]}
+
+    def add(self, kind: str, seconds: float, *, failed: bool) -> None:
+        with self._lock:
+            totals = self._totals[kind]
+            totals[0] += 1
+            totals[1] += seconds
+            if failed:
+                totals[2] += 1
+
+    def snapshot(self) -> dict[str, tuple[int, float, int]]:
+        """``{kind: (transactions, seconds, failed)}``."""
+        with self._lock:
+            return {kind: (int(t[0]), t[1], int(t[2])) for kind, t in self._totals.items()}
+
+
 class Store:
     """Bastion's database. Thread-safe: each transaction takes its own pooled connection.
 
     :param engine: an engine made by :func:`create_store_engine`; prefer :meth:`open`.
+    :ivar times: how long its transactions took (``/metrics``).
     """
 
-    __slots__ = ("_engine",)
+    __slots__ = ("_engine", "times")
 
     def __init__(self, engine: sa.Engine) -> None:
         if not isinstance(engine, sa.Engine):
             raise TypeError(f"engine must be a SQLAlchemy Engine, not {type(engine).__name__}")
         self._engine = engine
+        self.times = TransactionTimes()
 
     def __repr__(self) -> str:
         return f"<Store {self._engine.url.render_as_string(hide_password=True)}>"
@@ -305,16 +333,23 @@ class Store:
         :raises Exception: whatever the block, or a joined participant, raised.
         """
         participant = None if readonly else participant_of(self)
-        with self._engine.connect() as conn:
-            if readonly:
-                conn.execution_options(**{READONLY_OPTION: True})
-            with conn.begin():
-                uow = UnitOfWork(conn)
-                yield uow
+        started = time.perf_counter()
+        failed = True
+        try:
+            with self._engine.connect() as conn:
+                if readonly:
+                    conn.execution_options(**{READONLY_OPTION: True})
+                with conn.begin():
+                    uow = UnitOfWork(conn)
+                    yield uow
+                    if participant is not None:
+                        participant.before_commit(uow)
+                failed = False
                 if participant is not None:
-                    participant.before_commit(uow)
-            if participant is not None:
-                participant.after_commit()
+                    participant.after_commit()
+        finally:
+            self.times.add("read" if readonly else "write", time.perf_counter() - started,
+                           failed=failed)
 
     def join_writes(self, participant: CommitParticipant) -> AbstractContextManager[None]:
         """A block whose writing transactions on this store, opened by this thread, are

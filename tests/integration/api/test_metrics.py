@@ -28,7 +28,7 @@ from bastion.api import MemoryTrail
 from bastion.config import ApiConfig, Config, MetricsConfig, MQTTConfig
 from bastion.datadir import init_data_dir
 from bastion.metrics import ScrapeTokenError, new_token
-from support.clients import Client
+from support.clients import Client, DeviceFiles, read_until_closed, tls_socket, wait_for
 from support.running import RunningBastion
 
 from .conftest import KEYS, REGION, ApiBastion, device_through_api
@@ -188,6 +188,168 @@ def test_api_calls_are_counted_by_operation_and_outcome(api_bastion: ApiBastion,
             - before.value("bastion_api_requests_total", **allowed)) == 2
     assert (after.value("bastion_api_requests_total", **denied)
             - before.value("bastion_api_requests_total", **denied)) == 1
+
+
+def _deltas(api: ApiBastion, before: Scraped) -> Callable[..., float]:
+    after = scrape(api, bearer(api))
+
+    def delta(metric: str, **labels: str) -> float:
+        return after.value(metric, **labels) - before.value(metric, **labels)
+
+    return delta
+
+
+def test_messages_and_bytes_by_direction_and_qos(api_bastion: ApiBastion, iot: Any,
+                                                 unique: Callable[[str], str],
+                                                 tmp_path: Path) -> None:
+    name = unique("directed")
+    device = device_through_api(api_bastion, iot, name, tmp_path)
+    client = Client(device, api_bastion.mqtt_port, client_id=name).connect()
+    try:
+        client.subscribe(f"{name}/echo", qos=1)
+        before = scrape(api_bastion, bearer(api_bastion))
+        for payload in ("a" * 10, "b" * 20, "c" * 30):
+            client.publish(f"{name}/echo", payload, qos=1)
+        for payload in ("d" * 5, "e" * 7):
+            client.publish(f"{name}/echo", payload, qos=0)
+        client.expect(5)  # every delivery made: the counters are final
+        delta = _deltas(api_bastion, before)
+        assert delta("bastion_mqtt_messages_total", direction="in", qos="1") == 3
+        assert delta("bastion_mqtt_messages_total", direction="in", qos="0") == 2
+        assert delta("bastion_mqtt_messages_total", direction="out", qos="1") == 3
+        assert delta("bastion_mqtt_messages_total", direction="out", qos="0") == 2
+        assert delta("bastion_mqtt_messages_total", direction="in", qos="2") == 0
+        assert delta("bastion_mqtt_payload_bytes_total", direction="in") == 72
+        assert delta("bastion_mqtt_payload_bytes_total", direction="out") == 72
+    finally:
+        client.disconnect()
+
+
+def test_queue_depth_and_qos0_drops_of_an_offline_session(
+        api_bastion: ApiBastion, iot: Any, unique: Callable[[str], str],
+        tmp_path: Path) -> None:
+    name = unique("offline")
+    device = device_through_api(api_bastion, iot, name, tmp_path)
+    absent = Client(device, api_bastion.mqtt_port, client_id=f"{name}-sub", clean=False)
+    absent.connect()
+    absent.subscribe(f"{name}/q1", qos=1)
+    absent.subscribe(f"{name}/q0", qos=0)
+    absent.disconnect()
+    publisher = Client(device, api_bastion.mqtt_port, client_id=f"{name}-pub").connect()
+    try:
+        before = scrape(api_bastion, bearer(api_bastion))
+        for n in range(4):
+            publisher.publish(f"{name}/q1", str(n), qos=1)
+        for n in range(3):
+            publisher.publish(f"{name}/q0", str(n), qos=1)  # delivered at QoS 0: dropped
+        delta = _deltas(api_bastion, before)
+        assert delta("bastion_mqtt_queued_messages") == 4
+        assert delta("bastion_mqtt_queued_bytes") == 4
+        assert delta("bastion_mqtt_messages_dropped_total", reason="qos0_not_written") == 3
+        back = Client(device, api_bastion.mqtt_port, client_id=f"{name}-sub", clean=False)
+        back.connect()
+        try:
+            back.expect(4)
+            wait_for(lambda: scrape(api_bastion, bearer(api_bastion)).value(
+                "bastion_mqtt_queued_messages") == before.value(
+                "bastion_mqtt_queued_messages"), 10, "the queue drained")
+        finally:
+            back.disconnect()
+    finally:
+        publisher.disconnect()
+
+
+def test_tls_handshake_failures_by_reason(api_bastion: ApiBastion, tmp_path: Path) -> None:
+    import trustme
+
+    stranger = trustme.CA().issue_cert("stranger")
+    cert, key = tmp_path / "stranger.cert.pem", tmp_path / "stranger.key.pem"
+    stranger.cert_chain_pems[0].write_to_path(str(cert))
+    stranger.private_key_pem.write_to_path(str(key))
+    unknown = DeviceFiles("stranger", cert, key, api_bastion.datadir.ca_cert_path)
+    before = scrape(api_bastion, bearer(api_bastion))
+
+    def attempt(device: DeviceFiles | None) -> None:
+        try:
+            sock = tls_socket(device, api_bastion.mqtt_port, ca=api_bastion.datadir.ca_cert_path)
+        except (ssl.SSLError, OSError):
+            return  # refused during the handshake (TLS 1.2)
+        with sock:  # TLS 1.3: the server's refusal comes with the first read
+            read_until_closed(sock)
+
+    attempt(unknown)
+    attempt(None)
+
+    def counted() -> bool:
+        now = scrape(api_bastion, bearer(api_bastion))
+        return all(now.value("bastion_tls_handshake_failures_total", reason=reason)
+                   - before.value("bastion_tls_handshake_failures_total", reason=reason) == 1
+                   for reason in ("unknown_ca", "peer_did_not_return_a_certificate"))
+
+    wait_for(counted, 10, "both failed handshakes counted by reason")
+
+
+def test_detect_evaluation_and_violations_are_counted(
+        api_bastion: ApiBastion, iot: Any, unique: Callable[[str], str],
+        tmp_path: Path) -> None:
+    thing = unique("watched")
+    device = device_through_api(api_bastion, iot, thing, tmp_path)
+    group = unique("watchers")
+    iot.create_thing_group(thingGroupName=group)
+    iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
+    profile = unique("sp")
+    iot.create_security_profile(securityProfileName=profile, behaviors=[{
+        "name": "ports", "metric": "aws:listening-tcp-ports",
+        "criteria": {"comparisonOperator": "in-port-set", "value": {"ports": [443]}}}])
+    group_arn = iot.describe_thing_group(thingGroupName=group)["thingGroupArn"]
+    iot.attach_security_profile(securityProfileName=profile,
+                                securityProfileTargetArn=group_arn)
+    before = scrape(api_bastion, bearer(api_bastion))
+    client = Client(device, api_bastion.mqtt_port, client_id=thing).connect()
+    try:
+        topic = f"$aws/things/{thing}/defender/metrics/json"
+        client.subscribe(topic + "/accepted", qos=1)
+        client.publish(topic, json.dumps({
+            "header": {"report_id": 1, "version": "1.0"},
+            "metrics": {"listening_tcp_ports": {"ports": [{"port": 443}, {"port": 23}]}}}),
+            qos=1)
+        client.expect()
+
+        def alarmed() -> bool:
+            now = scrape(api_bastion, bearer(api_bastion))
+            return (now.value("bastion_detect_violation_events_total", type="in-alarm")
+                    - before.value("bastion_detect_violation_events_total", type="in-alarm")
+                    ) == 1
+        wait_for(alarmed, 10, "the in-alarm event counted")
+        delta = _deltas(api_bastion, before)
+        assert delta("bastion_detect_evaluation_seconds_count") >= 1
+        assert delta("bastion_detect_evaluation_seconds_sum") > 0
+        assert delta("bastion_detect_datapoints_total") >= 1
+        assert delta("bastion_detect_active_violations") >= 1
+    finally:
+        client.disconnect()
+        iot.detach_security_profile(securityProfileName=profile,
+                                    securityProfileTargetArn=group_arn)
+        iot.delete_security_profile(securityProfileName=profile)
+
+
+def test_audit_runs_and_store_transactions_are_counted(api_bastion: ApiBastion,
+                                                       iot: Any) -> None:
+    before = scrape(api_bastion, bearer(api_bastion))
+    iot.update_account_audit_configuration(auditCheckConfigurations={
+        "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": {"enabled": True}})
+    task = iot.start_on_demand_audit_task(
+        targetCheckNames=["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"])["taskId"]
+    wait_for(lambda: iot.describe_audit_task(taskId=task)["taskStatus"] == "COMPLETED",
+             30, "the audit")
+    completed = {"type": "ON_DEMAND_AUDIT_TASK", "status": "COMPLETED"}
+    wait_for(lambda: scrape(api_bastion, bearer(api_bastion)).value(
+        "bastion_audit_runs_total", **completed) - before.value(
+        "bastion_audit_runs_total", **completed) == 1, 10, "the audit run counted")
+    delta = _deltas(api_bastion, before)
+    assert delta("bastion_store_transaction_seconds_count", kind="write") >= 2
+    assert delta("bastion_store_transaction_seconds_sum", kind="write") > 0
+    assert delta("bastion_store_transaction_seconds_count", kind="read") >= 1
 
 
 def test_every_documented_metric_is_served_and_every_served_one_documented(

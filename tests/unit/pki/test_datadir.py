@@ -59,7 +59,6 @@ def test_layout(initialised: DataDir) -> None:
         "ca/root-ca.key.pem",
         "config.toml",
         "devices",
-        "logs",
         "master.key",
         "tls",
         "tls/server.cert.pem",
@@ -76,10 +75,10 @@ def test_modes(initialised: DataDir) -> None:
         initialised.path,
         initialised.ca_dir,
         initialised.tls_dir,
-        initialised.log_dir,
         initialised.devices_dir,
     ):
         assert _mode(directory) == 0o700, directory
+    assert not initialised.log_dir.exists()  # made by the first serve that logs there
     for secret in (
         initialised.master_key_path,
         initialised.ca_key_path,

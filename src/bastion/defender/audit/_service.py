@@ -138,6 +138,8 @@ class AuditService:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._stopping = threading.Event()
         self.schedule_changed: Callable[[], None] = lambda: None
+        self._runs: dict[tuple[str, str], int] = {}
+        self._runs_lock = threading.Lock()
         self.certificate_limits: Callable[[], CertificateLimits] | None = None
         """Reads the rotation policies the certificate age and expiry checks report
         against (set by :func:`bastion.services.build_services`; ``None``: the checks'
@@ -146,6 +148,12 @@ class AuditService:
     @property
     def account(self) -> Account:
         return self._account
+
+    def runs(self) -> dict[tuple[str, str], int]:
+        """Audit tasks this process finished, by ``(task type, task status)`` (a copy;
+        ``/metrics`` reads it)."""
+        with self._runs_lock:
+            return dict(self._runs)
 
     @property
     def executor(self) -> Executor:
@@ -375,6 +383,10 @@ class AuditService:
                                   only_if_status=AuditTaskStatus.IN_PROGRESS)
 
     def _finished(self, task_id: str) -> None:
+        finished = self.describe_audit_task(task_id)
+        key = (finished.task_type.value, finished.status.value)
+        with self._runs_lock:
+            self._runs[key] = self._runs.get(key, 0) + 1
         config = self.describe_account_audit_configuration()
         target = config.notification_targets.get(SNS)
         if target is None or not target.enabled or not target.target_arn \

@@ -34,12 +34,14 @@ forgets the evaluation state (a node that stops evaluating; one that starts call
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +89,20 @@ Membership = Callable[[str], tuple[bool, frozenset[str]]]
 """thing name → (registered?, names of the thing groups it belongs to)."""
 ViolationHandler = Callable[[ViolationEvent, SecurityProfile], None]
 """Called with each violation event and the profile it belongs to (alerts, mitigation)."""
+
+
+@dataclass(slots=True)
+class DetectStats:
+    """Plain counters of the evaluation (``/metrics`` reads them; see
+    :mod:`bastion.metrics`). Written under the service's lock."""
+
+    batches: int = 0
+    """Batches of datapoints evaluated (reports, cloud-side samples)."""
+    datapoints: int = 0
+    evaluation_seconds: float = 0.0
+    """Wall time spent in :meth:`DetectService.ingest`, summed."""
+    events: dict[str, int] = field(default_factory=dict)
+    """Violation events by type (``in-alarm``, ``alarm-cleared``, ``alarm-invalidated``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +164,7 @@ class DetectService:
         """Set by the app: publishes an exported metrics batch (topic, document)."""
         self.mitigation_tasks: DetectMitigationTasks | None = None
         """Set by the app: the detect mitigation actions tasks on these violations."""
+        self.stats = DetectStats()
         self.shared = False
         """Another node may be the one evaluating: list active violations from the store."""
         self.jobs_in_progress: Callable[[Sequence[str]], Iterable[str]] | None = None
@@ -598,6 +615,7 @@ class DetectService:
 
     def ingest(self, datapoints: Iterable[Datapoint], now: float) -> list[ViolationEvent]:
         """Store and evaluate a batch of datapoints (see the module docstring)."""
+        started = time.perf_counter()
         batch = list(datapoints)
         fired: list[tuple[ViolationEvent, SecurityProfile]] = []
         touched: dict[str, tuple[ActiveViolation, bool]] = {}
@@ -662,6 +680,10 @@ class DetectService:
                 batch, [(v, is_active, v.violation_id in self._suppressed)
                         for v, is_active in touched.values()],
                 [(e, e.violation_id in self._suppressed) for e, _ in fired])
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.datapoints += len(batch)
+            self.stats.evaluation_seconds += time.perf_counter() - started
         self._emit(fired)
         self._fleet_moved(moved)
         if exports and self.on_export is not None:
@@ -853,6 +875,17 @@ class DetectService:
         return [event for event, _ in fired]
 
     def _emit(self, fired: list[tuple[ViolationEvent, SecurityProfile]]) -> None:
+        """Count and log each event, then hand it to ``on_event``."""
+        for event, _ in fired:
+            with self._lock:
+                events = self.stats.events
+                events[event.event_type.value] = events.get(event.event_type.value, 0) + 1
+            value = "" if event.metric_value is None else json.dumps(
+                event.metric_value.to_json())
+            log.info("detect: %s: thing %r, profile %s, behavior %s (%s)%s [violation %s]",
+                     event.event_type.value, event.thing_name, event.security_profile_name,
+                     event.behavior.name, event.behavior.metric,
+                     f", value {value}" if value else "", event.violation_id)
         if self.on_event is None:
             return
         for event, profile in fired:
