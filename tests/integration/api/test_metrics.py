@@ -319,7 +319,7 @@ def test_detect_evaluation_and_violations_are_counted(
             now = scrape(api_bastion, bearer(api_bastion))
             return (now.value("bastion_detect_violation_events_total", type="in-alarm")
                     - before.value("bastion_detect_violation_events_total", type="in-alarm")
-                    ) == 1
+                    ) >= 1  # the server is shared: other tests' devices may alarm too
         wait_for(alarmed, 10, "the in-alarm event counted")
         delta = _deltas(api_bastion, before)
         assert delta("bastion_detect_evaluation_seconds_count") >= 1

@@ -174,10 +174,10 @@ def test_roles(api_bastion: ApiBastion, unique: Unique) -> None:
 def test_not_implemented_operations_name_themselves(api_bastion: ApiBastion) -> None:
     client = api_bastion.client()
     with pytest.raises(ClientError) as caught:
-        client.list_domain_configurations()
+        client.list_fleet_metrics()
     status, code, message = error_of(caught)
     assert (status, code) == (400, "NotImplementedException")
-    assert message == "iot:ListDomainConfigurations is not implemented by Bastion"
+    assert message == "iot:ListFleetMetrics is not implemented by Bastion"
     jobs = api_bastion.client("iot-jobs-data")
     with pytest.raises(ClientError) as caught:
         jobs.start_command_execution(
