@@ -82,6 +82,9 @@ from ._policies import RotationPolicies
 
 log = logging.getLogger("bastion.rotation")
 
+JOB_CREATION_GRACE = 60.0
+"""Seconds after a rotation starts during which a missing job is one being created."""
+
 SYSTEM_KEY: Final = "system:rotation"
 TRAIL_SERVICE: Final = "bastion"
 CERT: Final = "cert"
@@ -418,6 +421,13 @@ class RotationService:
         for row in rows:
             self._reconcile(row.rotation_id)
 
+    def _job_exists(self, job_id: str) -> bool:
+        try:
+            self._jobs.describe_job(job_id)
+        except JobNotFound:
+            return False
+        return True
+
     def _reconcile(self, rotation_id: str) -> None:
         with self._store.transaction(readonly=True) as uow:
             row = uow.rotations.get(rotation_id)
@@ -428,6 +438,13 @@ class RotationService:
         except JobNotFound:
             execution = None
         if execution is None:
+            if row.status == RotationStatus.STARTED.value \
+                    and (self.now() - row.created_at).total_seconds() < JOB_CREATION_GRACE \
+                    and not self._job_exists(row.job_id):
+                # start_rotation stores the rotation before it creates the job (and fails
+                # the rotation itself when that fails): a round between the two sees no
+                # job yet, which is not a deleted one
+                return
             self._fail(row, "the job execution was deleted")
             return
         status = execution.status
