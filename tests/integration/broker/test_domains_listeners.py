@@ -71,7 +71,10 @@ def _connect(running: RunningBastion, device: ProvisionedDevice, ca: OperatorCa,
     if maximum is not None:
         context.maximum_version = maximum
     raw = socket.create_connection((HOST, running.app.port("mqtts-alpn")), timeout=5)
-    with context.wrap_socket(raw, server_hostname=DOMAIN) as sock:
+    # the handshake runs inside the block, so a refused one still closes the socket
+    with raw, context.wrap_socket(raw, server_hostname=DOMAIN,
+                                  do_handshake_on_connect=False) as sock:
+        sock.do_handshake()
         der = sock.getpeercert(binary_form=True)
         assert der is not None
         name = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
@@ -108,7 +111,9 @@ def _default_handshake(running: RunningBastion, device: ProvisionedDevice,
     if maximum is not None:
         context.maximum_version = maximum
     raw = socket.create_connection((HOST, running.port), timeout=5)
-    with context.wrap_socket(raw, server_hostname=server_name) as sock:
+    with raw, context.wrap_socket(raw, server_hostname=server_name,
+                                  do_handshake_on_connect=False) as sock:
+        sock.do_handshake()
         return str(sock.version())
 
 
