@@ -155,6 +155,18 @@ ShadowName = Annotated[str | None, typer.Option(
     "--name", help="A named shadow; default: the classic shadow.")]
 
 
+def _shadow_call(thing: str, name: str | None, endpoint_url: str | None,
+                 profile: str | None, region: str | None, ca_bundle: Any,
+                 data_dir: Any) -> tuple[Any, dict[str, Any]]:
+    """The ``iot-data`` client and the arguments naming the shadow."""
+    data = iot_data_client(endpoint_url=endpoint_url, profile=profile, region=region,
+                           ca_bundle=ca_bundle, data_dir=data_dir)
+    kwargs: dict[str, Any] = {"thingName": thing}
+    if name:
+        kwargs["shadowName"] = name
+    return data, kwargs
+
+
 @shadow_app.command("get")
 def shadow_get(
     thing: str, name: ShadowName = None,
@@ -164,11 +176,8 @@ def shadow_get(
 ) -> None:
     """Print a thing's shadow document (JSON)."""
     with api_errors():
-        data = iot_data_client(endpoint_url=endpoint_url, profile=profile, region=region,
-                               ca_bundle=ca_bundle, data_dir=data_dir)
-        kwargs: dict[str, Any] = {"thingName": thing}
-        if name:
-            kwargs["shadowName"] = name
+        data, kwargs = _shadow_call(thing, name, endpoint_url, profile, region, ca_bundle,
+                                    data_dir)
         payload = data.get_thing_shadow(**kwargs)["payload"].read()
     _print_json(json.loads(payload))
 
@@ -205,12 +214,10 @@ def shadow_update(
             raise typer.BadParameter("give --desired, --reported or --file")
         document = json.dumps({"state": state})
     with api_errors():
-        data = iot_data_client(endpoint_url=endpoint_url, profile=profile, region=region,
-                               ca_bundle=ca_bundle, data_dir=data_dir)
-        kwargs: dict[str, Any] = {"thingName": thing, "payload": document.encode()}
-        if name:
-            kwargs["shadowName"] = name
-        payload = data.update_thing_shadow(**kwargs)["payload"].read()
+        data, kwargs = _shadow_call(thing, name, endpoint_url, profile, region, ca_bundle,
+                                    data_dir)
+        payload = data.update_thing_shadow(payload=document.encode(), **kwargs)[
+            "payload"].read()
     _print_json(json.loads(payload))
 
 
@@ -223,11 +230,8 @@ def shadow_delete(
 ) -> None:
     """Delete a shadow."""
     with api_errors():
-        data = iot_data_client(endpoint_url=endpoint_url, profile=profile, region=region,
-                               ca_bundle=ca_bundle, data_dir=data_dir)
-        kwargs: dict[str, Any] = {"thingName": thing}
-        if name:
-            kwargs["shadowName"] = name
+        data, kwargs = _shadow_call(thing, name, endpoint_url, profile, region, ca_bundle,
+                                    data_dir)
         data.delete_thing_shadow(**kwargs)
     console.print(f"Shadow of [bold]{thing}[/]{f' ({name})' if name else ''} deleted.")
 

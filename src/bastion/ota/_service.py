@@ -94,7 +94,7 @@ from ._errors import (
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )
-from ._streams import StreamService
+from ._streams import StreamService, page_size
 
 log = logging.getLogger("bastion.ota")
 
@@ -469,10 +469,7 @@ class OtaService:
     def list_ota_updates(self, *, status: str | None = None, max_results: int | None = None,
                          next_token: str | None = None) -> tuple[list[OtaUpdate], str | None]:
         """:raises InvalidRequestError: a bad page size or token."""
-        limit = _MAX_RESULTS if max_results is None else max_results
-        if isinstance(limit, bool) or not isinstance(limit, int) \
-                or not 1 <= limit <= _MAX_RESULTS:
-            raise InvalidRequestError(f"maxResults must be from 1 to {_MAX_RESULTS}")
+        limit = page_size(max_results)
         try:
             with self._store.transaction(readonly=True) as uow:
                 rows, token = uow.ota_updates.list_page(limit=limit, token=next_token,

@@ -58,6 +58,17 @@ MAX_VERSION: Final = 65_535
 _MAX_RESULTS: Final = 250
 
 
+def page_size(max_results: int | None) -> int:
+    """A list call's ``maxResults`` (default and most: 250).
+
+    :raises InvalidRequestError: not an integer from 1 to 250."""
+    limit = _MAX_RESULTS if max_results is None else max_results
+    if isinstance(limit, bool) or not isinstance(limit, int) \
+            or not 1 <= limit <= _MAX_RESULTS:
+        raise InvalidRequestError(f"maxResults must be from 1 to {_MAX_RESULTS}")
+    return limit
+
+
 @dataclass(frozen=True, slots=True)
 class Stream:
     """A stream as DescribeStream describes it."""
@@ -196,10 +207,7 @@ class StreamService:
     def list_streams(self, *, max_results: int | None = None, next_token: str | None = None,
                      ascending: bool = True) -> tuple[list[Stream], str | None]:
         """:raises InvalidRequestError: a bad page size or token."""
-        limit = _MAX_RESULTS if max_results is None else max_results
-        if isinstance(limit, bool) or not isinstance(limit, int) \
-                or not 1 <= limit <= _MAX_RESULTS:
-            raise InvalidRequestError(f"maxResults must be from 1 to {_MAX_RESULTS}")
+        limit = page_size(max_results)
         try:
             with self._store.transaction(readonly=True) as uow:
                 rows, token = uow.streams.list_page(limit=limit, token=next_token,
